@@ -1,0 +1,96 @@
+from google.protobuf import struct_pb2 as _struct_pb2
+from graphrun.v1 import state_pb2 as _state_pb2
+from graphrun.v1 import thread_pb2 as _thread_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ThreadServiceCreateRequest(_message.Message):
+    __slots__ = ("thread_id", "metadata")
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    thread_id: str
+    metadata: _struct_pb2.Struct
+    def __init__(self, thread_id: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class ThreadServiceCreateResponse(_message.Message):
+    __slots__ = ("thread",)
+    THREAD_FIELD_NUMBER: _ClassVar[int]
+    thread: _thread_pb2.Thread
+    def __init__(self, thread: _Optional[_Union[_thread_pb2.Thread, _Mapping]] = ...) -> None: ...
+
+class ThreadServiceGetRequest(_message.Message):
+    __slots__ = ("thread_id",)
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    thread_id: str
+    def __init__(self, thread_id: _Optional[str] = ...) -> None: ...
+
+class ThreadServiceGetResponse(_message.Message):
+    __slots__ = ("thread",)
+    THREAD_FIELD_NUMBER: _ClassVar[int]
+    thread: _thread_pb2.Thread
+    def __init__(self, thread: _Optional[_Union[_thread_pb2.Thread, _Mapping]] = ...) -> None: ...
+
+class ThreadServiceDeleteRequest(_message.Message):
+    __slots__ = ("thread_id",)
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    thread_id: str
+    def __init__(self, thread_id: _Optional[str] = ...) -> None: ...
+
+class ThreadServiceDeleteResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ThreadServiceGetStateRequest(_message.Message):
+    __slots__ = ("thread_id", "checkpoint_id")
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    thread_id: str
+    checkpoint_id: str
+    def __init__(self, thread_id: _Optional[str] = ..., checkpoint_id: _Optional[str] = ...) -> None: ...
+
+class ThreadServiceGetStateResponse(_message.Message):
+    __slots__ = ("state",)
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    state: _state_pb2.ThreadState
+    def __init__(self, state: _Optional[_Union[_state_pb2.ThreadState, _Mapping]] = ...) -> None: ...
+
+class ThreadServiceGetHistoryRequest(_message.Message):
+    __slots__ = ("thread_id", "page_size", "page_token")
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    thread_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, thread_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ThreadServiceGetHistoryResponse(_message.Message):
+    __slots__ = ("states", "next_page_token")
+    STATES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    states: _containers.RepeatedCompositeFieldContainer[_state_pb2.ThreadState]
+    next_page_token: str
+    def __init__(self, states: _Optional[_Iterable[_Union[_state_pb2.ThreadState, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ThreadServiceUpdateStateRequest(_message.Message):
+    __slots__ = ("thread_id", "values", "as_node", "checkpoint_id")
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    AS_NODE_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    thread_id: str
+    values: _struct_pb2.Struct
+    as_node: str
+    checkpoint_id: str
+    def __init__(self, thread_id: _Optional[str] = ..., values: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., as_node: _Optional[str] = ..., checkpoint_id: _Optional[str] = ...) -> None: ...
+
+class ThreadServiceUpdateStateResponse(_message.Message):
+    __slots__ = ("checkpoint",)
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    checkpoint: _state_pb2.CheckpointRef
+    def __init__(self, checkpoint: _Optional[_Union[_state_pb2.CheckpointRef, _Mapping]] = ...) -> None: ...

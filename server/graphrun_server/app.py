@@ -1,0 +1,134 @@
+"""Assembles and runs a graphrun server: database, graphs, runner, gRPC services.
+
+`App` is what the CLI serves and what the tests start on 127.0.0.1:0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_reflection.v1alpha import reflection
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+from graphrun.v1 import (assistant_service_pb2, assistant_service_pb2_grpc, run_service_pb2, run_service_pb2_grpc,
+                         thread_service_pb2, thread_service_pb2_grpc)
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from .registry import Registry
+from .runner import GraphRunner
+from .servicers.assistants import AssistantServicer
+from .servicers.health import DatabaseHealth
+from .servicers.runs import RunServicer
+from .servicers.threads import ThreadServicer
+from .storage.database import make_pool, migrate, start_embedded
+from .storage.records import Records
+from .threads import Threads
+
+log = logging.getLogger("graphrun")
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+@dataclass
+class Settings:
+    """Server settings; each has a GRAPHRUN_* environment variable (see the README)."""
+
+    host: str = "127.0.0.1"
+    port: int = 50051
+    database_url: str | None = None
+    config: str | None = None
+    data_dir: str = ".graphrun/pgdata"
+    grace_seconds: float = 10.0
+    pool_size: int = 20
+
+    @classmethod
+    def from_env(cls, **overrides) -> Settings:
+        env = os.environ
+        values = {
+            "host": env.get("GRAPHRUN_HOST", cls.host),
+            "port": int(env.get("GRAPHRUN_PORT", cls.port)),
+            "database_url": env.get("GRAPHRUN_DATABASE_URL") or None,
+            "config": env.get("GRAPHRUN_CONFIG") or None,
+            "data_dir": env.get("GRAPHRUN_DATA_DIR", cls.data_dir),
+            "grace_seconds": float(env.get("GRAPHRUN_GRACE_SECONDS", cls.grace_seconds)),
+            "pool_size": int(env.get("GRAPHRUN_POOL_SIZE", cls.pool_size)),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+@dataclass
+class App:
+    settings: Settings
+    port: int = 0
+    server: grpc.aio.Server | None = None
+    runner: GraphRunner | None = None
+    _pool: object = None
+    _health: DatabaseHealth | None = None
+    _closers: list = field(default_factory=list)
+
+    async def start(self) -> App:
+        s = self.settings
+        dsn = s.database_url or await asyncio.to_thread(start_embedded, s.data_dir)
+        pool = self._pool = make_pool(dsn, max_size=s.pool_size)
+        await pool.open(wait=True, timeout=30)
+        checkpointer = AsyncPostgresSaver(pool)
+        await migrate(pool, checkpointer.setup)
+        registry = Registry.load(s.config, checkpointer)
+        records = Records(pool)
+        self.runner = GraphRunner(registry, records, checkpointer)
+
+        server = self.server = grpc.aio.server(options=[
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ])
+        run_service_pb2_grpc.add_RunServiceServicer_to_server(RunServicer(self.runner), server)
+        thread_service_pb2_grpc.add_ThreadServiceServicer_to_server(
+            ThreadServicer(Threads(registry, records, self.runner)), server)
+        assistant_service_pb2_grpc.add_AssistantServiceServicer_to_server(AssistantServicer(registry), server)
+        self._health = DatabaseHealth(pool)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection([
+            run_service_pb2.DESCRIPTOR.services_by_name["RunService"].full_name,
+            thread_service_pb2.DESCRIPTOR.services_by_name["ThreadService"].full_name,
+            assistant_service_pb2.DESCRIPTOR.services_by_name["AssistantService"].full_name,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ], server)
+        self.port = server.add_insecure_port(f"{s.host}:{s.port}")
+        await server.start()
+        await self._health.start()
+        log.info("graphrun serving on %s:%s", s.host, self.port)
+        return self
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Report NOT_SERVING, let calls finish within the grace period, stop runs, close the pool."""
+        if self._health:
+            await self._health.drain()
+        if self.server:
+            await self.server.stop(self.settings.grace_seconds if grace is None else grace)
+        if self.runner:
+            await self.runner.close()
+        if self._pool:
+            await self._pool.close()
+
+    async def serve_forever(self) -> None:
+        await self.start()
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
+        await stopping.wait()
+        log.info("shutting down")
+        await self.stop()
+
+
+def serve(settings: Settings) -> None:
+    logging.basicConfig(level=os.environ.get("GRAPHRUN_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(App(settings).serve_forever())

@@ -1,0 +1,1 @@
+"""gRPC servicers: thin translators between graphrun.v1 messages and the domain."""

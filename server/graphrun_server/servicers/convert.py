@@ -1,0 +1,293 @@
+"""graphrun.v1 messages ↔ domain values: request parsing (with field-naming
+validation) one way, records, states and events the other way."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import grpc
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+
+from graphrun.v1 import assistant_pb2, event_pb2, run_pb2, state_pb2, thread_pb2
+
+from ..errors import FieldViolation, GraphrunError, InvalidArgument
+from ..events import RunEvent
+from ..registry import Assistant
+from ..runner import STREAM_MODES, RunRequest
+from ..storage.records import RunRecord, ThreadRecord
+from ..wire import from_struct_value
+
+MAX_RECURSION_LIMIT = 10_000
+ALLOWED_CONFIG_KEYS = {"configurable", "tags", "recursion_limit"}
+RESERVED_CONFIGURABLE = {"thread_id", "checkpoint_id", "checkpoint_ns", "checkpoint_map"}
+
+_STRATEGIES = {
+    run_pb2.MULTITASK_STRATEGY_UNSPECIFIED: "reject",
+    run_pb2.MULTITASK_STRATEGY_REJECT: "reject",
+    run_pb2.MULTITASK_STRATEGY_INTERRUPT: "interrupt",
+    run_pb2.MULTITASK_STRATEGY_ROLLBACK: "rollback",
+    run_pb2.MULTITASK_STRATEGY_ENQUEUE: "enqueue",
+}
+_STRATEGY_ENUM = {v: k for k, v in _STRATEGIES.items() if k != run_pb2.MULTITASK_STRATEGY_UNSPECIFIED}
+_DURABILITY = {
+    run_pb2.DURABILITY_UNSPECIFIED: "async",
+    run_pb2.DURABILITY_SYNC: "sync",
+    run_pb2.DURABILITY_ASYNC: "async",
+    run_pb2.DURABILITY_EXIT: "exit",
+}
+_RUN_STATUS = {
+    "pending": run_pb2.RUN_STATUS_PENDING,
+    "running": run_pb2.RUN_STATUS_RUNNING,
+    "success": run_pb2.RUN_STATUS_SUCCESS,
+    "error": run_pb2.RUN_STATUS_ERROR,
+    "timeout": run_pb2.RUN_STATUS_TIMEOUT,
+    "interrupted": run_pb2.RUN_STATUS_INTERRUPTED,
+    "cancelled": run_pb2.RUN_STATUS_CANCELLED,
+}
+_THREAD_STATUS = {
+    "idle": thread_pb2.THREAD_STATUS_IDLE,
+    "busy": thread_pb2.THREAD_STATUS_BUSY,
+    "interrupted": thread_pb2.THREAD_STATUS_INTERRUPTED,
+    "error": thread_pb2.THREAD_STATUS_ERROR,
+}
+
+
+class Unimplemented(GraphrunError):
+    code = grpc.StatusCode.UNIMPLEMENTED
+    reason = "NOT_SUPPORTED"
+
+
+# -- requests -----------------------------------------------------------------------
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+        return True
+    except ValueError:
+        return False
+
+
+def check_uuid(value: str, field_path: str, violations: list[FieldViolation], *, required: bool = True) -> None:
+    if not value:
+        if required:
+            violations.append(FieldViolation(field_path, "is required"))
+    elif not _is_uuid(value):
+        violations.append(FieldViolation(field_path, f"must be a UUID, got {value[:64]!r}"))
+
+
+def require_uuid(value: str, field_path: str) -> str:
+    violations: list[FieldViolation] = []
+    check_uuid(value, field_path, violations)
+    if violations:
+        raise InvalidArgument(violations)
+    return str(uuid.UUID(value))
+
+
+def struct_to_dict(message: struct_pb2.Struct) -> dict[str, Any]:
+    return from_struct_value(json_format.MessageToDict(message))
+
+
+def _check_enum(value: int, enum_type, field_path: str, violations: list[FieldViolation]) -> None:
+    if value not in enum_type.values():
+        violations.append(FieldViolation(field_path, f"unknown value {value}; expected one of {', '.join(enum_type.keys())}"))
+
+
+def _parse_config(config: dict[str, Any], violations: list[FieldViolation]) -> None:
+    for key in sorted(set(config) - ALLOWED_CONFIG_KEYS):
+        violations.append(FieldViolation(f"spec.config.{key}", f"unknown key; allowed: {', '.join(sorted(ALLOWED_CONFIG_KEYS))}"))
+    configurable = config.get("configurable", {})
+    if not isinstance(configurable, dict):
+        violations.append(FieldViolation("spec.config.configurable", "must be an object"))
+    else:
+        for key in sorted(RESERVED_CONFIGURABLE & set(configurable)):
+            violations.append(FieldViolation(f"spec.config.configurable.{key}", "is set by the server; use the spec's own fields"))
+    tags = config.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        violations.append(FieldViolation("spec.config.tags", "must be a list of strings"))
+    limit = config.get("recursion_limit")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_RECURSION_LIMIT):
+        violations.append(FieldViolation("spec.config.recursion_limit", f"must be an integer from 1 to {MAX_RECURSION_LIMIT}"))
+
+
+def parse_run_spec(spec: run_pb2.RunSpec, stream_modes: list[str] | None = None) -> RunRequest:
+    """Validate a RunSpec, naming every bad field at once; return the RunRequest."""
+    v: list[FieldViolation] = []
+    if not spec.assistant_id:
+        v.append(FieldViolation("spec.assistant_id", "is required"))
+    check_uuid(spec.thread_id, "spec.thread_id", v, required=False)
+    check_uuid(spec.checkpoint_id, "spec.checkpoint_id", v, required=False)
+    if spec.checkpoint_id and not spec.thread_id:
+        v.append(FieldViolation("spec.checkpoint_id", "needs spec.thread_id"))
+    for name, enum_type in (("multitask_strategy", run_pb2.MultitaskStrategy), ("if_not_exists", run_pb2.IfNotExists),
+                            ("granularity", run_pb2.Granularity), ("durability", run_pb2.Durability)):
+        _check_enum(getattr(spec, name), enum_type, f"spec.{name}", v)
+    if spec.HasField("input") and spec.HasField("command"):
+        v.append(FieldViolation("spec.command", "cannot be combined with spec.input"))
+    command = None
+    if spec.HasField("command"):
+        cmd = spec.command
+        command = {}
+        if cmd.HasField("resume"):
+            command["resume"] = from_struct_value(json_format.MessageToDict(cmd.resume))
+        if cmd.HasField("update"):
+            command["update"] = struct_to_dict(cmd.update)
+        if cmd.goto:
+            command["goto"] = list(cmd.goto)
+        if not command:
+            v.append(FieldViolation("spec.command", "must set resume, update or goto"))
+    config = struct_to_dict(spec.config)
+    _parse_config(config, v)
+    if spec.HasField("timeout") and (spec.timeout.seconds < 0 or spec.timeout.nanos < 0):
+        v.append(FieldViolation("spec.timeout", "must not be negative"))
+    modes = list(dict.fromkeys(stream_modes or ["values"]))
+    for i, mode in enumerate(stream_modes or []):
+        if mode not in STREAM_MODES:
+            v.append(FieldViolation(f"stream_mode[{i}]", f"unknown mode {mode[:64]!r}; expected one of {', '.join(STREAM_MODES)}"))
+    if v:
+        raise InvalidArgument(v)
+    strategy = _STRATEGIES[spec.multitask_strategy]
+    if strategy != "reject":
+        raise Unimplemented(f"multitask_strategy {strategy!r} is not supported yet; use REJECT",
+                            metadata={"field": "spec.multitask_strategy"})
+    return RunRequest(
+        assistant_id=spec.assistant_id,
+        thread_id=str(uuid.UUID(spec.thread_id)) if spec.thread_id else None,
+        input=struct_to_dict(spec.input) if spec.HasField("input") else None,
+        command=command,
+        config=config,
+        metadata=struct_to_dict(spec.metadata),
+        interrupt_before=list(spec.interrupt_before),
+        interrupt_after=list(spec.interrupt_after),
+        multitask_strategy=strategy,
+        create_thread=spec.if_not_exists == run_pb2.IF_NOT_EXISTS_CREATE,
+        checkpoint_id=spec.checkpoint_id or None,
+        durability=_DURABILITY[spec.durability],
+        stream_modes=modes,
+    )
+
+
+def timeout_seconds(spec: run_pb2.RunSpec) -> float | None:
+    if not spec.HasField("timeout"):
+        return None
+    seconds = spec.timeout.ToTimedelta().total_seconds()
+    return seconds if seconds > 0 else None
+
+
+# -- responses ----------------------------------------------------------------------
+
+
+def to_struct(value: dict[str, Any] | None) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    if value:
+        message.update(value)
+    return message
+
+
+def to_value(value: Any) -> struct_pb2.Value:
+    message = struct_pb2.Value()
+    json_format.ParseDict(value, message)
+    return message
+
+
+def _timestamp(value: dt.datetime | str | float | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    ts = timestamp_pb2.Timestamp()
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if isinstance(value, float):
+        ts.FromNanoseconds(int(value * 1e9))
+    else:
+        ts.FromDatetime(value)
+    return ts
+
+
+def run_to_proto(run: RunRecord) -> run_pb2.Run:
+    message = run_pb2.Run(
+        run_id=run.run_id, thread_id=run.thread_id, assistant_id=run.assistant_id,
+        status=_RUN_STATUS[run.status], attempt=run.attempt, metadata=to_struct(run.metadata),
+        created_at=_timestamp(run.created_at), updated_at=_timestamp(run.updated_at),
+        multitask_strategy=_STRATEGY_ENUM.get(run.multitask_strategy, run_pb2.MULTITASK_STRATEGY_UNSPECIFIED),
+    )
+    if run.error:
+        message.error.CopyFrom(run_pb2.RunError(type=run.error.get("type", ""), message=run.error.get("message", ""),
+                                                reason=run.error.get("reason", "")))
+    return message
+
+
+def thread_to_proto(thread: ThreadRecord) -> thread_pb2.Thread:
+    return thread_pb2.Thread(
+        thread_id=thread.thread_id, created_at=_timestamp(thread.created_at), updated_at=_timestamp(thread.updated_at),
+        metadata=to_struct(thread.metadata), status=_THREAD_STATUS[thread.status], assistant_id=thread.assistant_id or "")
+
+
+def _interrupt(i: dict) -> state_pb2.Interrupt:
+    return state_pb2.Interrupt(id=i.get("id") or "", value=to_value(i.get("value")))
+
+
+def _ref(ref: dict | None) -> state_pb2.CheckpointRef | None:
+    return state_pb2.CheckpointRef(**ref) if ref else None
+
+
+def state_to_proto(state: dict[str, Any], granularity: int = run_pb2.GRANULARITY_FULL) -> state_pb2.ThreadState:
+    """A JSON thread state as ThreadState, trimmed by granularity (see `Granularity`)."""
+    values = state.get("values") or {}
+    message = state_pb2.ThreadState(next=state.get("next", []),
+                                    interrupts=[_interrupt(i) for i in state.get("interrupts", [])])
+    if granularity in (run_pb2.GRANULARITY_LOW, run_pb2.GRANULARITY_PARTIAL):
+        message.values.update({"messages": values["messages"]} if "messages" in values else {})
+    else:
+        message.values.update(values)
+        message.tasks.extend(state_pb2.Task(id=t["id"], name=t["name"], error=t.get("error", ""),
+                                            interrupts=[_interrupt(i) for i in t.get("interrupts", [])])
+                             for t in state.get("tasks", []))
+    if granularity != run_pb2.GRANULARITY_LOW:
+        if state.get("checkpoint"):
+            message.checkpoint.CopyFrom(_ref(state["checkpoint"]))
+        if state.get("parent_checkpoint"):
+            message.parent_checkpoint.CopyFrom(_ref(state["parent_checkpoint"]))
+        message.metadata.update(state.get("metadata") or {})
+        if state.get("created_at"):
+            message.created_at.CopyFrom(_timestamp(state["created_at"]))
+    return message
+
+
+def assistant_to_proto(assistant: Assistant) -> assistant_pb2.Assistant:
+    schemas = assistant.schemas()
+    return assistant_pb2.Assistant(
+        assistant_id=assistant.assistant_id, graph_id=assistant.graph_id, name=assistant.graph_id,
+        description=assistant.description, input_schema=to_struct(schemas["input"]),
+        output_schema=to_struct(schemas["output"]), config_schema=to_struct(schemas["config"]), nodes=assistant.nodes)
+
+
+_PHASES = {"started": event_pb2.TASK_PHASE_STARTED, "finished": event_pb2.TASK_PHASE_FINISHED}
+
+
+def event_to_proto(event: RunEvent, granularity: int) -> event_pb2.RunEvent:
+    message = event_pb2.RunEvent(sequence=event.sequence, event_time=_timestamp(event.time), namespace=event.namespace)
+    d = event.data
+    if event.kind == "metadata":
+        message.metadata.CopyFrom(event_pb2.RunMetadataEvent(**d))
+    elif event.kind == "values":
+        message.values.values.update(d["values"])
+    elif event.kind == "updates":
+        message.updates.CopyFrom(event_pb2.UpdatesEvent(node=d["node"], update=to_value(d["update"])))
+    elif event.kind == "message":
+        message.message.CopyFrom(event_pb2.MessageEvent(message_id=d["message_id"], delta=d["delta"],
+                                                        message=to_struct(d["message"]), node=d["node"], step=d["step"]))
+    elif event.kind == "custom":
+        message.custom.CopyFrom(event_pb2.CustomEvent(data=to_value(d["data"])))
+    elif event.kind == "task":
+        message.task.CopyFrom(event_pb2.TaskEvent(
+            id=d["id"], name=d["name"], step=d["step"], phase=_PHASES[d["phase"]], error=d["error"],
+            interrupts=[_interrupt(i) for i in d["interrupts"]]))
+    elif event.kind == "end":
+        message.end.run.CopyFrom(run_to_proto(d["run"]))
+        if d["state"]:
+            message.end.state.CopyFrom(state_to_proto(d["state"], granularity))
+    else:
+        raise ValueError(f"unknown event kind {event.kind}")
+    return message

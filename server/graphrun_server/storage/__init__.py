@@ -1,0 +1,1 @@
+"""Persistence: the connection pool, migrations, thread/run records and the checkpointer."""

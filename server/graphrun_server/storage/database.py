@@ -1,0 +1,101 @@
+"""The PostgreSQL connection: an embedded server when no DSN is given, a pool, migrations."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pathlib
+from importlib import resources
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+log = logging.getLogger(__name__)
+
+# Any fixed 64-bit number: the advisory lock replicas take while migrating.
+_MIGRATION_LOCK = 0x6772_6170_6872_756E  # "graphrun"
+
+
+def start_embedded(data_dir: str | os.PathLike) -> str:
+    """Start (or reuse) an embedded PostgreSQL in data_dir and return its DSN.
+
+    pgserver ships PostgreSQL binaries in a wheel. It listens on a Unix socket
+    only and is stopped when the last process using it exits. As root it runs
+    PostgreSQL as a `pgserver` user and opens traverse permission on every parent
+    of data_dir, so keep data_dir somewhere harmless (the default is ./.graphrun).
+    """
+    import pgserver  # imported lazily: only the embedded mode needs it
+
+    path = pathlib.Path(data_dir).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(path, cleanup_mode="stop")
+    log.info("embedded PostgreSQL running in %s", path)
+    return server.get_uri()
+
+
+def make_pool(dsn: str, *, max_size: int = 20) -> AsyncConnectionPool:
+    """A pool whose connections suit both graphrun's queries and AsyncPostgresSaver.
+
+    The saver needs autocommit and dict rows; prepare_threshold=0 keeps it
+    working behind transaction-pooling proxies (PgBouncer) as LangGraph advises.
+    """
+    return AsyncConnectionPool(
+        dsn,
+        min_size=2,
+        max_size=max_size,
+        open=False,
+        kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+        name="graphrun",
+    )
+
+
+def _migration_files() -> list[tuple[int, str, str]]:
+    files = []
+    for entry in resources.files("graphrun_server").joinpath("migrations").iterdir():
+        if entry.name.endswith(".sql"):
+            version = int(entry.name.split("_", 1)[0])
+            files.append((version, entry.name, entry.read_text()))
+    return sorted(files)
+
+
+async def migrate(pool: AsyncConnectionPool, checkpointer_setup) -> None:
+    """Apply graphrun's versioned migrations and the checkpointer's, once per database.
+
+    An advisory lock makes concurrent replicas starting together take turns.
+    """
+    async with pool.connection() as conn:
+        await conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+        try:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS graphrun_schema_migration ("
+                " version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            cur = await conn.execute("SELECT version FROM graphrun_schema_migration")
+            applied = {row["version"] for row in await cur.fetchall()}
+            for version, name, sql in _migration_files():
+                if version in applied:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(sql, prepare=False)
+                    await conn.execute(
+                        "INSERT INTO graphrun_schema_migration (version, name) VALUES (%s, %s)", (version, name))
+                log.info("applied migration %s", name)
+            await checkpointer_setup()
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+
+
+async def ping(pool: AsyncConnectionPool, timeout: float = 2.0) -> bool:
+    """True when the database answers a trivial query within timeout seconds."""
+    try:
+        async with pool.connection(timeout=timeout) as conn:
+            await conn.execute("SELECT 1")
+        return True
+    except (psycopg.Error, OSError, TimeoutError) as exc:
+        log.warning("database ping failed: %s", type(exc).__name__)
+        return False
+    except Exception as exc:  # psycopg_pool.PoolTimeout and friends
+        log.warning("database ping failed: %s", type(exc).__name__)
+        return False

@@ -1,0 +1,99 @@
+"""Python values ↔ the JSON the API carries.
+
+Graph state holds LangChain messages, pydantic models, dataclasses, datetimes;
+clients in other languages read JSON. `to_json` makes any state value JSON-safe,
+turning messages into the wire shape of the `runs/wait` contract:
+`{"role", "type", "content", "id", "name"?, "tool_calls"?, "tool_call_id"?}`.
+Input needs no conversion: LangGraph's `add_messages` accepts message dicts in
+any form LangChain knows.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import enum
+import math
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from langchain_core.messages import BaseMessage, BaseMessageChunk
+
+# LangChain message type -> the seed contract's role.
+_ROLES = {"human": "user", "ai": "ai", "tool": "tool", "system": "system", "function": "function"}
+
+
+def message_to_json(msg: BaseMessage) -> dict[str, Any]:
+    """A LangChain message (or chunk) in the wire shape."""
+    mtype = msg.type.removesuffix("Chunk").lower().removesuffix("message") or msg.type
+    mtype = {"aimessage": "ai", "ai": "ai"}.get(mtype, mtype)
+    out: dict[str, Any] = {
+        "role": getattr(msg, "role", None) or _ROLES.get(mtype, mtype),
+        "type": mtype,
+        "content": to_json(msg.content),
+        "id": msg.id,
+    }
+    if msg.name:
+        out["name"] = msg.name
+    tool_calls = getattr(msg, "tool_calls", None)
+    if tool_calls:
+        out["tool_calls"] = [{"id": tc.get("id"), "name": tc["name"], "args": to_json(tc.get("args", {}))}
+                             for tc in tool_calls]
+    if isinstance(msg, BaseMessageChunk):
+        chunks = getattr(msg, "tool_call_chunks", None)
+        if chunks:
+            out["tool_call_chunks"] = [{k: to_json(c.get(k)) for k in ("id", "name", "args", "index")} for c in chunks]
+    if getattr(msg, "tool_call_id", None):
+        out["tool_call_id"] = msg.tool_call_id
+    if getattr(msg, "status", None) == "error":
+        out["status"] = "error"
+    usage = getattr(msg, "usage_metadata", None)
+    if usage:
+        out["usage_metadata"] = to_json(usage)
+    return out
+
+
+def to_json(value: Any) -> Any:
+    """Make value JSON-safe: dicts with string keys, lists, str, float/int, bool, None."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, BaseMessage):
+        return message_to_json(value)
+    if isinstance(value, Mapping):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_json(v) for v in value]
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, (uuid.UUID, dt.timedelta)):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return to_json(value.value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if hasattr(value, "model_dump"):  # pydantic v2
+        return to_json(value.model_dump(mode="json"))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_json({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
+    if hasattr(value, "_asdict"):  # NamedTuple
+        return to_json(value._asdict())
+    return repr(value)
+
+
+def from_struct_value(value: Any) -> Any:
+    """Undo protobuf Struct's all-numbers-are-doubles: 3.0 becomes 3 again.
+
+    Struct cannot tell 3 from 3.0; graphs (and LangGraph's recursion_limit)
+    expect integers where JSON clients wrote integers.
+    """
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: from_struct_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_struct_value(v) for v in value]
+    return value
