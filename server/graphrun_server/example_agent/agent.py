@@ -62,8 +62,9 @@ def _model_from_env(spec: str) -> BaseChatModel:
 class _LazyBoundModel:
     """Creates and binds the chat model on first use (thread-safe, once)."""
 
-    def __init__(self, model: BaseChatModel | None) -> None:
+    def __init__(self, model: BaseChatModel | None, tools: list) -> None:
         self._model = model
+        self._tools = tools
         self._bound: Runnable[Any, Any] | None = None
         self._lock = threading.Lock()
 
@@ -75,13 +76,15 @@ class _LazyBoundModel:
                     if model is None:
                         spec = os.environ.get(MODEL_ENV, "").strip()
                         model = _model_from_env(spec) if spec else DemoChatModel()
-                    self._bound = model.bind_tools(TOOLS)
+                    self._bound = model.bind_tools(self._tools)
         return self._bound
 
 
-def make_graph(model: BaseChatModel | None = None) -> CompiledStateGraph:
-    """Build the archive agent; `model` overrides GRAPHRUN_CHAT_MODEL / the demo model."""
-    llm = _LazyBoundModel(model)
+def make_graph(model: BaseChatModel | None = None, tools: list | None = None) -> CompiledStateGraph:
+    """Build the archive agent; `model` overrides GRAPHRUN_CHAT_MODEL / the demo model,
+    `tools` replaces the archive tools (e.g. with a failing twin in tests)."""
+    tools = list(TOOLS if tools is None else tools)
+    llm = _LazyBoundModel(model, tools)
     system = SystemMessage(content=SYSTEM_PROMPT)
 
     def call_model(state: MessagesState, config: RunnableConfig) -> dict[str, Any]:
@@ -94,7 +97,7 @@ def make_graph(model: BaseChatModel | None = None) -> CompiledStateGraph:
 
     builder = StateGraph(MessagesState)
     builder.add_node("agent", RunnableLambda(call_model, afunc=acall_model, name="agent"))
-    builder.add_node("tools", ToolNode(TOOLS))
+    builder.add_node("tools", ToolNode(tools))
     builder.add_edge(START, "agent")
     builder.add_conditional_edges("agent", tools_condition)
     builder.add_edge("tools", "agent")

@@ -1,0 +1,61 @@
+"""Small helpers for the tests: building requests and reading rich error details."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from graphrun.v1 import run_pb2, run_service_pb2
+
+QUESTION = "Wann wurde die Heizungsanlage gewartet?"
+
+
+def spec(**fields: Any) -> run_pb2.RunSpec:
+    """A RunSpec from JSON-style fields, as a grpcurl user would write them."""
+    return json_format.ParseDict(fields, run_pb2.RunSpec())
+
+
+def wait_request(**fields: Any) -> run_service_pb2.RunServiceWaitRequest:
+    return run_service_pb2.RunServiceWaitRequest(spec=spec(**fields))
+
+
+def stream_request(modes: list[str], **fields: Any) -> run_service_pb2.RunServiceStreamRequest:
+    return run_service_pb2.RunServiceStreamRequest(spec=spec(**fields), stream_mode=modes)
+
+
+def question(text: str = QUESTION) -> dict:
+    return {"messages": [{"role": "user", "content": text}]}
+
+
+def details(error: grpc.aio.AioRpcError) -> dict[str, Any]:
+    """The google.rpc details of a failed call: reason, metadata, field violations."""
+    status = rpc_status.from_call(error)
+    out: dict[str, Any] = {"reason": None, "domain": None, "metadata": {}, "violations": {}, "retry": None}
+    assert status is not None, f"no rich status on {error.code()}: {error.details()}"
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            out.update(reason=info.reason, domain=info.domain, metadata=dict(info.metadata))
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            out["violations"] = {v.field: v.description for v in bad.field_violations}
+        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = error_details_pb2.RetryInfo()
+            detail.Unpack(retry)
+            out["retry"] = retry.retry_delay.ToTimedelta().total_seconds()
+    return out
+
+
+def to_dict(message) -> dict[str, Any]:
+    return json_format.MessageToDict(message, preserving_proto_field_name=True,
+                                     always_print_fields_with_no_presence=True)
+
+
+def messages(state) -> list[dict]:
+    return to_dict(state.values).get("messages", [])

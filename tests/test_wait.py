@@ -1,0 +1,138 @@
+"""RunService.Wait: the seed's contract, run records, deadlines and failures."""
+
+import uuid
+
+import grpc
+import pytest
+
+from graphrun.v1 import run_pb2
+from helpers import details, messages, question, to_dict, wait_request
+
+
+async def test_seed_question_returns_the_whole_conversation_with_the_tool_call(runs, db):
+    call = runs.Wait(wait_request(assistant_id="agent", input=question()))
+    response = await call
+    metadata = dict(await call.initial_metadata())
+
+    assert response.run.status == run_pb2.RUN_STATUS_SUCCESS
+    assert metadata["graphrun-run-id"] == response.run.run_id
+    assert metadata["graphrun-thread-id"] == response.run.thread_id
+    convo = messages(response.state)
+    assert [m["role"] for m in convo] == ["user", "ai", "tool", "ai"]
+    assert convo[0]["content"] == "Wann wurde die Heizungsanlage gewartet?"
+    assert convo[1]["tool_calls"][0]["name"] == "search_archives"
+    assert convo[2]["name"] == "search_archives" and "Heizungsanlage" in convo[2]["content"]
+    assert convo[2]["tool_call_id"] == convo[1]["tool_calls"][0]["id"]
+    assert "15. Januar 2025" in convo[3]["content"]
+
+    state = to_dict(response.state)
+    assert state["next"] == [] and state.get("interrupts", []) == [] and state.get("tasks", []) == []
+    assert state["checkpoint"]["thread_id"] == response.run.thread_id
+    assert state["checkpoint"]["checkpoint_id"]
+    assert state["parent_checkpoint"]["checkpoint_id"]
+    assert state["metadata"]["run_id"] == response.run.run_id
+    assert state["created_at"]
+
+    run = db.execute("SELECT * FROM graphrun_run WHERE run_id = %s", (response.run.run_id,)).fetchone()
+    assert (run["status"], run["attempt"], run["assistant_id"]) == ("success", 1, "agent")
+    thread = db.execute("SELECT * FROM graphrun_thread WHERE thread_id = %s", (response.run.thread_id,)).fetchone()
+    assert thread["status"] == "idle"
+
+
+async def test_wait_continues_an_existing_thread(runs):
+    first = await runs.Wait(wait_request(assistant_id="steps", input={"log": ["start"]}))
+    second = await runs.Wait(wait_request(assistant_id="steps", thread_id=first.run.thread_id, input={"log": ["again"]}))
+    assert to_dict(second.state.values)["log"] == ["start", "first", "second", "third",
+                                                   "again", "first", "second", "third"]
+
+
+async def test_if_not_exists_create_makes_the_named_thread(runs, threads):
+    from graphrun.v1 import thread_service_pb2
+
+    thread_id = str(uuid.uuid4())
+    response = await runs.Wait(wait_request(assistant_id="steps", thread_id=thread_id, input={},
+                                            if_not_exists="IF_NOT_EXISTS_CREATE"))
+    assert response.run.thread_id == thread_id
+    thread = await threads.Get(thread_service_pb2.ThreadServiceGetRequest(thread_id=thread_id))
+    assert thread.thread.assistant_id == "steps"
+
+
+async def test_spec_timeout_stops_the_run_and_keeps_completed_steps(runs, threads, db):
+    from graphrun.v1 import thread_service_pb2
+
+    call = runs.Wait(wait_request(assistant_id="steps", input={"hang_at": "second"}, timeout="0.5s",
+                                  durability="DURABILITY_SYNC"))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    info = details(caught.value)
+    assert info["reason"] == "RUN_TIMEOUT" and info["domain"] == "graphrun"
+    run_id = dict(await call.initial_metadata())["graphrun-run-id"]
+    assert info["metadata"]["run_id"] == run_id
+
+    run = db.execute("SELECT status, error, thread_id FROM graphrun_run WHERE run_id = %s", (run_id,)).fetchone()
+    assert run["status"] == "timeout" and run["error"]["reason"] == "RUN_TIMEOUT"
+    state = await threads.GetState(thread_service_pb2.ThreadServiceGetStateRequest(thread_id=str(run["thread_id"])))
+    assert to_dict(state.state.values)["log"] == ["first"]
+    assert list(state.state.next) == ["second"]
+    thread = db.execute("SELECT status FROM graphrun_thread WHERE thread_id = %s", (run["thread_id"],)).fetchone()
+    assert thread["status"] == "idle"
+
+
+async def test_call_deadline_stops_the_run_as_timeout(runs, db):
+    call = runs.Wait(wait_request(assistant_id="steps", input={"hang_at": "third"}), timeout=2.0)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    # The server answered before the client's own deadline: the run is recorded.
+    assert details(caught.value)["reason"] == "RUN_TIMEOUT"
+    run_id = dict(await call.initial_metadata())["graphrun-run-id"]
+    assert db.execute("SELECT status FROM graphrun_run WHERE run_id = %s", (run_id,)).fetchone()["status"] == "timeout"
+
+
+async def test_graph_error_fails_the_call_and_leaves_the_thread_usable(runs, db):
+    call = runs.Wait(wait_request(assistant_id="steps", input={"fail_at": "second"}))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    assert caught.value.code() == grpc.StatusCode.ABORTED
+    info = details(caught.value)
+    assert info["reason"] == "RUN_FAILED"
+    assert info["metadata"]["error_type"] == "ValueError"
+    assert "second failed on purpose" in caught.value.details()
+    run_id, thread_id = info["metadata"]["run_id"], info["metadata"]["thread_id"]
+    row = db.execute("SELECT status, error FROM graphrun_run WHERE run_id = %s", (run_id,)).fetchone()
+    assert row["status"] == "error" and row["error"]["type"] == "ValueError"
+    assert db.execute("SELECT status FROM graphrun_thread WHERE thread_id = %s",
+                      (thread_id,)).fetchone()["status"] == "error"
+
+    again = await runs.Wait(wait_request(assistant_id="steps", thread_id=thread_id, input={"fail_at": ""}))
+    assert again.run.status == run_pb2.RUN_STATUS_SUCCESS
+    assert to_dict(again.state.values)["log"] == ["first", "first", "second", "third"]
+    assert db.execute("SELECT status FROM graphrun_thread WHERE thread_id = %s",
+                      (thread_id,)).fetchone()["status"] == "idle"
+
+
+async def test_tool_error_fails_the_run(runs, db):
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await runs.Wait(wait_request(assistant_id="tool_error", input=question()))
+    assert caught.value.code() == grpc.StatusCode.ABORTED
+    info = details(caught.value)
+    assert info["reason"] == "RUN_FAILED" and info["metadata"]["error_type"] == "ConnectionError"
+    row = db.execute("SELECT status FROM graphrun_run WHERE run_id = %s", (info["metadata"]["run_id"],)).fetchone()
+    assert row["status"] == "error"
+
+
+@pytest.mark.parametrize("granularity, keys, has_checkpoint", [
+    ("GRANULARITY_LOW", {"messages"}, False),
+    ("GRANULARITY_PARTIAL", {"messages"}, True),
+    ("GRANULARITY_FULL", {"messages", "proposal"}, True),
+])
+async def test_granularity_trims_the_returned_state(runs, granularity, keys, has_checkpoint):
+    response = await runs.Wait(wait_request(assistant_id="approval", input=question("ship it"), granularity=granularity))
+    state = to_dict(response.state)
+    assert set(state["values"]) == keys
+    assert ("checkpoint" in state) == has_checkpoint
+    assert ("metadata" in state) == has_checkpoint
+    assert len(state["interrupts"]) == 1  # never trimmed: a pending question must not be missed
+    assert state["next"] == ["review"]
+    assert len(state["tasks"]) == (1 if granularity == "GRANULARITY_FULL" else 0)
