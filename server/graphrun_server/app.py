@@ -131,4 +131,5 @@ class App:
 def serve(settings: Settings) -> None:
     logging.basicConfig(level=os.environ.get("GRAPHRUN_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pgserver").setLevel(logging.WARNING)  # it narrates every start at INFO
     asyncio.run(App(settings).serve_forever())

@@ -1,0 +1,209 @@
+"""`AsyncClient`: graphrun over a grpc.aio channel, for asyncio applications."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from . import _convert as c
+from ._errors import from_rpc_error
+from ._types import Event, RunResult
+from .v1 import (assistant_service_pb2 as assistant_pb, assistant_service_pb2_grpc, run_service_pb2_grpc,
+                 thread_service_pb2 as thread_pb, thread_service_pb2_grpc)
+
+__all__ = ["AsyncClient"]
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+
+
+def _channel(target: str, secure: bool, root_certificates: bytes | None,
+             options: Sequence[tuple[str, Any]] | None) -> grpc.aio.Channel:
+    if secure:
+        return grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(root_certificates), options=options)
+    return grpc.aio.insecure_channel(target, options=options)
+
+
+class AsyncClient:
+    """A graphrun client for asyncio code. One channel, shared by all calls; close it when done.
+
+    `token` is sent as `authorization: Bearer <token>` on every call, so an
+    authenticating proxy (or a future server) can check it.
+    """
+
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        *,
+        secure: bool = False,
+        root_certificates: bytes | None = None,
+        token: str | None = None,
+        options: Sequence[tuple[str, Any]] | None = None,
+    ) -> None:
+        self.target = target
+        self._channel = _channel(target, secure, root_certificates, options)
+        self._metadata = c.auth_metadata(token)
+        self._runs = run_service_pb2_grpc.RunServiceStub(self._channel)
+        self._threads = thread_service_pb2_grpc.ThreadServiceStub(self._channel)
+        self._assistants = assistant_service_pb2_grpc.AssistantServiceStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the channel; calls in flight are cancelled."""
+        await self._channel.close()
+
+    async def _unary(self, method: Any, request: Any, timeout: float | None = None) -> Any:
+        try:
+            return await method(request, metadata=self._metadata, timeout=timeout)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from exc
+
+    # -- runs ---------------------------------------------------------------------
+
+    async def wait(
+        self,
+        assistant_id: str,
+        input: Mapping[str, Any] | None = None,
+        *,
+        thread_id: str | None = None,
+        command: Mapping[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        interrupt_before: Iterable[str] | None = None,
+        interrupt_after: Iterable[str] | None = None,
+        multitask_strategy: str | int | None = None,
+        if_not_exists: str | int | None = None,
+        checkpoint_id: str | None = None,
+        granularity: str | int | None = None,
+        timeout: float | None = None,
+        durability: str | int | None = None,
+        deadline: float | None = None,
+    ) -> RunResult:
+        """Run a graph to its end (or interrupt) and return the run and the thread's state.
+
+        `timeout` (seconds) bounds the run on the server; `deadline` (seconds)
+        bounds the call. A failed run raises `RunFailedError` / `RunTimeoutError`
+        / `RunCancelledError` carrying `run_id` and `thread_id`.
+        """
+        spec = c.run_spec(assistant_id, input, thread_id=thread_id, command=command, config=config,
+                          metadata=metadata, interrupt_before=interrupt_before, interrupt_after=interrupt_after,
+                          multitask_strategy=multitask_strategy, if_not_exists=if_not_exists,
+                          checkpoint_id=checkpoint_id, granularity=granularity, timeout=timeout,
+                          durability=durability)
+        return c.run_result(await self._unary(self._runs.Wait, c.wait_request(spec), deadline))
+
+    async def stream(
+        self,
+        assistant_id: str,
+        input: Mapping[str, Any] | None = None,
+        *,
+        stream_mode: str | Sequence[str] = ("values",),
+        thread_id: str | None = None,
+        command: Mapping[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        interrupt_before: Iterable[str] | None = None,
+        interrupt_after: Iterable[str] | None = None,
+        multitask_strategy: str | int | None = None,
+        if_not_exists: str | int | None = None,
+        checkpoint_id: str | None = None,
+        granularity: str | int | None = None,
+        timeout: float | None = None,
+        durability: str | int | None = None,
+        deadline: float | None = None,
+    ) -> AsyncIterator[Event]:
+        """Run a graph and yield its events as they happen: `metadata` first, `end` last.
+
+        A run that fails still yields its `end` event; the error is raised on
+        the next iteration. Leaving the loop early cancels the call (and the run).
+        """
+        spec = c.run_spec(assistant_id, input, thread_id=thread_id, command=command, config=config,
+                          metadata=metadata, interrupt_before=interrupt_before, interrupt_after=interrupt_after,
+                          multitask_strategy=multitask_strategy, if_not_exists=if_not_exists,
+                          checkpoint_id=checkpoint_id, granularity=granularity, timeout=timeout,
+                          durability=durability)
+        call = self._runs.Stream(c.stream_request(spec, stream_mode), metadata=self._metadata, timeout=deadline)
+        run_id = run_thread = None
+        try:
+            async for response in call:
+                event = c.event(response.event)
+                if event.kind == "metadata":
+                    run_id, run_thread = event.data.get("run_id"), event.data.get("thread_id")
+                yield event
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc, run_id=run_id, thread_id=run_thread) from exc
+        finally:
+            call.cancel()
+
+    # -- threads ------------------------------------------------------------------
+
+    async def create_thread(self, thread_id: str | None = None, metadata: Mapping[str, Any] | None = None
+                            ) -> dict[str, Any]:
+        """Create a thread (with a server-picked id unless `thread_id` is given)."""
+        request = thread_pb.ThreadServiceCreateRequest(thread_id=thread_id or "", metadata=c.to_struct(metadata))
+        return c.to_dict((await self._unary(self._threads.Create, request)).thread)
+
+    async def get_thread(self, thread_id: str) -> dict[str, Any]:
+        response = await self._unary(self._threads.Get, thread_pb.ThreadServiceGetRequest(thread_id=thread_id))
+        return c.to_dict(response.thread)
+
+    async def delete_thread(self, thread_id: str) -> None:
+        """Delete a thread with its runs and checkpoints (stopping a run in flight)."""
+        await self._unary(self._threads.Delete, thread_pb.ThreadServiceDeleteRequest(thread_id=thread_id))
+
+    async def get_state(self, thread_id: str, checkpoint_id: str | None = None) -> dict[str, Any]:
+        """The thread's state at its latest checkpoint, or at `checkpoint_id`."""
+        request = thread_pb.ThreadServiceGetStateRequest(thread_id=thread_id, checkpoint_id=checkpoint_id or "")
+        return c.to_dict((await self._unary(self._threads.GetState, request)).state)
+
+    async def get_history(self, thread_id: str, page_size: int | None = None, page_token: str | None = None
+                          ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of the thread's states, newest first, and the token of the next page (None at the end)."""
+        request = thread_pb.ThreadServiceGetHistoryRequest(thread_id=thread_id, page_size=page_size or 0,
+                                                           page_token=page_token or "")
+        response = await self._unary(self._threads.GetHistory, request)
+        return [c.to_dict(s) for s in response.states], response.next_page_token or None
+
+    async def iter_history(self, thread_id: str, page_size: int | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Every state of the thread, newest first, fetching pages as needed."""
+        token: str | None = None
+        while True:
+            states, token = await self.get_history(thread_id, page_size, token)
+            for state in states:
+                yield state
+            if not token:
+                return
+
+    async def update_state(self, thread_id: str, values: Mapping[str, Any] | None, as_node: str | None = None,
+                           checkpoint_id: str | None = None) -> dict[str, Any]:
+        """Write values as if `as_node` had returned them; returns the new checkpoint's reference."""
+        request = thread_pb.ThreadServiceUpdateStateRequest(thread_id=thread_id, as_node=as_node or "",
+                                                            checkpoint_id=checkpoint_id or "")
+        if values is not None:
+            request.values.CopyFrom(c.to_struct(values))
+        return c.to_dict((await self._unary(self._threads.UpdateState, request)).checkpoint)
+
+    # -- assistants and health ------------------------------------------------------
+
+    async def list_assistants(self) -> list[dict[str, Any]]:
+        response = await self._unary(self._assistants.List, assistant_pb.AssistantServiceListRequest())
+        return [c.to_dict(a) for a in response.assistants]
+
+    async def get_assistant(self, assistant_id: str) -> dict[str, Any]:
+        request = assistant_pb.AssistantServiceGetRequest(assistant_id=assistant_id)
+        return c.to_dict((await self._unary(self._assistants.Get, request)).assistant)
+
+    async def health(self, service: str = "") -> str:
+        """`SERVING` or `NOT_SERVING` (grpc.health.v1) for the server, or one of its services."""
+        response = await self._unary(self._health.Check, health_pb2.HealthCheckRequest(service=service))
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)

@@ -1,0 +1,169 @@
+"""Plain Python values <-> graphrun.v1 messages, shared by the sync and async clients.
+
+Keeping this in one place means both clients build byte-identical requests and
+hand back identically shaped dicts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, cast
+
+from google.protobuf import duration_pb2, json_format, struct_pb2
+from google.protobuf.message import Message
+
+from .v1 import event_pb2, run_pb2, run_service_pb2
+from ._types import Event, EventKind, RunResult
+
+_COMMAND_KEYS = {"resume", "update", "goto"}
+
+
+def to_dict(message: Message) -> dict[str, Any]:
+    """A message as a dict with proto field names, every field present, integers as ints.
+
+    Struct cannot tell 3 from 3.0 and JSON mapping quotes int64s; callers wrote
+    `3` and expect `3` back, as the server does for what it reads.
+    """
+    raw = json_format.MessageToDict(message, preserving_proto_field_name=True,
+                                    always_print_fields_with_no_presence=True, unquote_int64_if_possible=True)
+    return cast(dict[str, Any], _ints(raw))
+
+
+def _ints(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_ints(v) for v in value]
+    return value
+
+
+def to_struct(value: Mapping[str, Any] | None) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    json_format.ParseDict(dict(value or {}), message)
+    return message
+
+
+def to_value(value: Any) -> struct_pb2.Value:
+    message = struct_pb2.Value()
+    json_format.ParseDict(value, message)
+    return message
+
+
+def _enum(value: str | int | None, enum_type: Any, prefix: str, option: str) -> int:
+    """`"create"` -> IF_NOT_EXISTS_CREATE: lowercase names keep callers free of the stubs."""
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        return value
+    name = prefix + value.upper()
+    try:
+        return cast(int, enum_type.Value(name))
+    except ValueError:
+        choices = ", ".join(n.removeprefix(prefix).lower() for n in enum_type.keys() if not n.endswith("UNSPECIFIED"))
+        raise ValueError(f"{option} must be one of {choices}, got {value!r}") from None
+
+
+def _command(command: Mapping[str, Any]) -> run_pb2.Command:
+    unknown = set(command) - _COMMAND_KEYS
+    if unknown:
+        raise ValueError(f"command keys must be among resume, update, goto; got {', '.join(sorted(unknown))}")
+    message = run_pb2.Command()
+    if "resume" in command:
+        message.resume.CopyFrom(to_value(command["resume"]))
+    if command.get("update") is not None:
+        message.update.CopyFrom(to_struct(command["update"]))
+    goto = command.get("goto")
+    if goto:
+        message.goto.extend([goto] if isinstance(goto, str) else goto)
+    return message
+
+
+def _duration(seconds: float) -> duration_pb2.Duration:
+    message = duration_pb2.Duration()
+    message.FromTimedelta(dt.timedelta(seconds=seconds))
+    return message
+
+
+def run_spec(
+    assistant_id: str,
+    input: Mapping[str, Any] | None = None,
+    *,
+    thread_id: str | None = None,
+    command: Mapping[str, Any] | None = None,
+    config: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    interrupt_before: Iterable[str] | None = None,
+    interrupt_after: Iterable[str] | None = None,
+    multitask_strategy: str | int | None = None,
+    if_not_exists: str | int | None = None,
+    checkpoint_id: str | None = None,
+    granularity: str | int | None = None,
+    timeout: float | None = None,
+    durability: str | int | None = None,
+) -> run_pb2.RunSpec:
+    """The RunSpec for `wait`/`stream` keyword options (see `RunSpec` in run.proto)."""
+    spec = run_pb2.RunSpec(
+        assistant_id=assistant_id,
+        thread_id=thread_id or "",
+        checkpoint_id=checkpoint_id or "",
+        interrupt_before=list(interrupt_before or ()),
+        interrupt_after=list(interrupt_after or ()),
+        multitask_strategy=_enum(multitask_strategy, run_pb2.MultitaskStrategy, "MULTITASK_STRATEGY_",
+                                 "multitask_strategy"),
+        if_not_exists=_enum(if_not_exists, run_pb2.IfNotExists, "IF_NOT_EXISTS_", "if_not_exists"),
+        granularity=_enum(granularity, run_pb2.Granularity, "GRANULARITY_", "granularity"),
+        durability=_enum(durability, run_pb2.Durability, "DURABILITY_", "durability"),
+    )
+    if input is not None:
+        spec.input.CopyFrom(to_struct(input))
+    if command is not None:
+        spec.command.CopyFrom(_command(command))
+    if config:
+        spec.config.CopyFrom(to_struct(config))
+    if metadata:
+        spec.metadata.CopyFrom(to_struct(metadata))
+    if timeout is not None:
+        spec.timeout.CopyFrom(_duration(timeout))
+    return spec
+
+
+def stream_modes(stream_mode: str | Sequence[str] | None) -> list[str]:
+    if stream_mode is None:
+        return []
+    return [stream_mode] if isinstance(stream_mode, str) else list(stream_mode)
+
+
+def wait_request(spec: run_pb2.RunSpec) -> run_service_pb2.RunServiceWaitRequest:
+    return run_service_pb2.RunServiceWaitRequest(spec=spec)
+
+
+def stream_request(spec: run_pb2.RunSpec, stream_mode: str | Sequence[str] | None) -> run_service_pb2.RunServiceStreamRequest:
+    return run_service_pb2.RunServiceStreamRequest(spec=spec, stream_mode=stream_modes(stream_mode))
+
+
+def run_result(response: run_service_pb2.RunServiceWaitResponse) -> RunResult:
+    state = to_dict(response.state) if response.HasField("state") else {}
+    return RunResult(run=to_dict(response.run), state=state)
+
+
+def event(message: event_pb2.RunEvent) -> Event:
+    kind = message.WhichOneof("attributes")
+    if kind is None:
+        raise ValueError(f"event {message.sequence} has no attributes; is the client older than the server?")
+    data = to_dict(getattr(message, kind))
+    if "step" in data:
+        data["step"] = int(data["step"])
+    return Event(
+        sequence=int(message.sequence),
+        kind=cast(EventKind, kind),
+        data=data,
+        namespace=tuple(message.namespace),
+        event_time=message.event_time.ToJsonString() if message.HasField("event_time") else None,
+    )
+
+
+def auth_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),) if token else ()

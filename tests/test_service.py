@@ -1,0 +1,71 @@
+"""The service around the API: health, reflection, assistants, the embedded database."""
+
+import pathlib
+import shutil
+import tempfile
+
+import grpc
+import pytest
+from google.protobuf import json_format
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from graphrun.v1 import assistant_service_pb2 as apb, run_pb2, run_service_pb2_grpc
+from graphrun_server.app import App, Settings
+from helpers import wait_request
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+async def test_health_reports_serving_for_the_server_and_each_service(channel):
+    stub = health_pb2_grpc.HealthStub(channel)
+    for service in ("", "graphrun.v1.RunService", "graphrun.v1.ThreadService", "graphrun.v1.AssistantService"):
+        response = await stub.Check(health_pb2.HealthCheckRequest(service=service))
+        assert response.status == health_pb2.HealthCheckResponse.SERVING, service
+
+
+async def test_reflection_lists_the_services(channel):
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+    names = set()
+    async for response in responses:
+        names |= {s.name for s in response.list_services_response.service}
+    assert {"graphrun.v1.RunService", "graphrun.v1.ThreadService", "graphrun.v1.AssistantService",
+            "grpc.health.v1.Health"} <= names
+
+
+async def test_assistants_list_graphs_with_their_schemas(assistants):
+    listed = await assistants.List(apb.AssistantServiceListRequest())
+    ids = [a.assistant_id for a in listed.assistants]
+    assert ids == sorted(ids) and {"agent", "steps", "approval"} <= set(ids)
+    agent = (await assistants.Get(apb.AssistantServiceGetRequest(assistant_id="agent"))).assistant
+    assert set(agent.nodes) == {"agent", "tools"}
+    schema = json_format.MessageToDict(agent.input_schema)
+    assert "messages" in schema["properties"]
+    assert agent.description
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await assistants.Get(apb.AssistantServiceGetRequest(assistant_id="ghost"))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_server_without_a_dsn_runs_on_an_embedded_postgres():
+    data_dir = pathlib.Path(tempfile.mkdtemp(prefix="graphrun-embedded-")) / "pgdata"
+    app = await App(Settings(port=0, database_url=None, data_dir=str(data_dir))).start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+            stub = run_service_pb2_grpc.RunServiceStub(channel)
+            response = await stub.Wait(wait_request(assistant_id="agent", input={
+                "messages": [{"role": "user", "content": "Wann wurde die Heizungsanlage gewartet?"}]}))
+            assert response.run.status == run_pb2.RUN_STATUS_SUCCESS
+            assert "15. Januar 2025" in json_format.MessageToDict(response.state.values)["messages"][-1]["content"]
+        assert (data_dir / "PG_VERSION").exists()
+    finally:
+        await app.stop(grace=1)
+        shutil.rmtree(data_dir.parent, ignore_errors=True)
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in readme and "make serve" in readme
+    assert "\nmake test\n" in ci

@@ -1,0 +1,84 @@
+"""Bad input gets INVALID_ARGUMENT with BadRequest naming the field; unknown things get NOT_FOUND."""
+
+import uuid
+
+import grpc
+import pytest
+
+from graphrun.v1 import run_service_pb2, thread_service_pb2
+from helpers import details, question, wait_request
+
+ABORT = grpc.aio.AioRpcError
+
+
+@pytest.mark.parametrize("fields, field", [
+    ({"input": {}}, "spec.assistant_id"),
+    ({"assistant_id": "steps", "thread_id": "not-a-uuid"}, "spec.thread_id"),
+    ({"assistant_id": "steps", "thread_id": str(uuid.uuid4()), "checkpoint_id": "x"}, "spec.checkpoint_id"),
+    ({"assistant_id": "steps", "input": {}, "command": {"resume": 1}}, "spec.command"),
+    ({"assistant_id": "steps", "command": {}}, "spec.command"),
+    ({"assistant_id": "steps", "config": {"configurable": {"thread_id": "x"}}}, "spec.config.configurable.thread_id"),
+    ({"assistant_id": "steps", "config": {"bogus": 1}}, "spec.config.bogus"),
+    ({"assistant_id": "steps", "config": {"recursion_limit": 0}}, "spec.config.recursion_limit"),
+    ({"assistant_id": "steps", "config": {"tags": "x"}}, "spec.config.tags"),
+    ({"assistant_id": "steps", "multitask_strategy": 42}, "spec.multitask_strategy"),
+    ({"assistant_id": "steps", "granularity": 9}, "spec.granularity"),
+    ({"assistant_id": "steps", "timeout": "-1s"}, "spec.timeout"),
+    ({"assistant_id": "steps", "interrupt_after": ["first", "ghost"]}, "spec.interrupt_after[1]"),
+    ({"assistant_id": "steps", "command": {"goto": ["ghost"]}}, "spec.command.goto[0]"),
+])
+async def test_wait_rejects_bad_fields(runs, fields, field):
+    with pytest.raises(ABORT) as caught:
+        await runs.Wait(wait_request(**fields))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    info = details(caught.value)
+    assert field in info["violations"], info
+    assert info["reason"] == "INVALID_ARGUMENT" and info["domain"] == "graphrun"
+
+
+async def test_unknown_stream_mode_is_rejected_before_anything_runs(runs, db):
+    before = db.execute("SELECT count(*) AS n FROM graphrun_run").fetchone()["n"]
+    call = runs.Stream(run_service_pb2.RunServiceStreamRequest(spec=wait_request(assistant_id="steps").spec,
+                                                               stream_mode=["values", "tokens"]))
+    with pytest.raises(ABORT) as caught:
+        await call.read()
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "stream_mode[1]" in details(caught.value)["violations"]
+    assert db.execute("SELECT count(*) AS n FROM graphrun_run").fetchone()["n"] == before
+
+
+async def test_unknown_assistant_and_thread_are_not_found(runs):
+    with pytest.raises(ABORT) as caught:
+        await runs.Wait(wait_request(assistant_id="nobody", input={}))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert details(caught.value)["reason"] == "ASSISTANT_NOT_FOUND"
+
+    missing = str(uuid.uuid4())
+    with pytest.raises(ABORT) as caught:
+        await runs.Wait(wait_request(assistant_id="agent", thread_id=missing, input=question()))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    info = details(caught.value)
+    assert info["reason"] == "THREAD_NOT_FOUND" and info["metadata"]["thread_id"] == missing
+
+
+async def test_checkpoint_of_another_thread_is_invalid(runs):
+    one = await runs.Wait(wait_request(assistant_id="steps", input={}))
+    other = await runs.Wait(wait_request(assistant_id="steps", input={}))
+    with pytest.raises(ABORT) as caught:
+        await runs.Wait(wait_request(assistant_id="steps", thread_id=other.run.thread_id, input={},
+                                     checkpoint_id=one.state.checkpoint.checkpoint_id))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "spec.checkpoint_id" in details(caught.value)["violations"]
+
+
+async def test_thread_calls_validate_ids(threads):
+    for call, request in [
+        (threads.Get, thread_service_pb2.ThreadServiceGetRequest(thread_id="nope")),
+        (threads.GetState, thread_service_pb2.ThreadServiceGetStateRequest(thread_id="")),
+        (threads.Delete, thread_service_pb2.ThreadServiceDeleteRequest(thread_id="1234")),
+        (threads.GetHistory, thread_service_pb2.ThreadServiceGetHistoryRequest(thread_id="x")),
+    ]:
+        with pytest.raises(ABORT) as caught:
+            await call(request)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "thread_id" in details(caught.value)["violations"]
