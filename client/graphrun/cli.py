@@ -1,0 +1,441 @@
+"""`graphrun`: serve graphs, or talk to a graphrun server from the terminal.
+
+    graphrun serve --config langgraph.json
+    graphrun wait "Wann wurde die Heizungsanlage gewartet?"
+    graphrun stream "…" --thread 7f0c…
+    graphrun threads state 7f0c…
+
+Human-readable output by default, `--json` for scripts. Errors go to stderr as
+`error: <CODE> <reason>: <message>` and exit 1 (2 for usage errors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict
+from typing import Any, TextIO
+
+from ._errors import GraphrunError
+from ._sync import Client
+from ._types import Event, RunResult, status_name
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+
+# -- output -----------------------------------------------------------------------
+
+
+def _styled(text: str, code: str, stream: TextIO) -> str:
+    """ANSI style only for terminals, so pipes and tests get plain text (NO_COLOR honoured)."""
+    if os.environ.get("NO_COLOR") or not stream.isatty():
+        return text
+    return f"\033[{code}m{text}\033[0m"
+
+
+def _dim(text: str, stream: TextIO | None = None) -> str:
+    return _styled(text, "2", stream or sys.stdout)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+def _text(content: Any) -> str:
+    """Message content as text: a string, or the text parts of a content-block list."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [p if isinstance(p, str) else p.get("text", "") for p in content if isinstance(p, (str, dict))]
+        return "".join(parts)
+    return "" if content is None else _json(content)
+
+
+def _indent(text: str) -> str:
+    """Continuation lines indented, so a multi-line message still reads as one block."""
+    return text.replace("\n", "\n  ")
+
+
+def _tool_call_lines(message: dict[str, Any]) -> list[str]:
+    return [f"ai: → {tc.get('name', '?')}({_json(tc.get('args', {}))})" for tc in message.get("tool_calls") or []]
+
+
+def format_message(message: dict[str, Any]) -> str:
+    """One message as a block: `user: …`, `ai: → tool({...})`, `tool name: …`, `ai: …`."""
+    role = message.get("role") or message.get("type") or "?"
+    text = _indent(_text(message.get("content")))
+    if role == "tool":
+        return f"tool {message.get('name') or message.get('tool_call_id', '')}: {text}"
+    lines = [f"{role}: {text}"] if text or not message.get("tool_calls") else []
+    lines += _tool_call_lines(message)
+    return "\n".join(lines)
+
+
+def _footer(run_id: str, thread_id: str, status: str) -> str:
+    return _dim(f"run {run_id} · thread {thread_id} · {status}")
+
+
+def _print_interrupts(state: dict[str, Any]) -> None:
+    for interrupt in state.get("interrupts") or []:
+        print(f"interrupt {interrupt.get('id', '')}: {_json(interrupt.get('value'))}")
+    if state.get("next"):
+        print(_dim(f"next: {', '.join(state['next'])}"))
+
+
+def print_state(state: dict[str, Any]) -> None:
+    """A thread state for humans: the conversation if there is one, else the values as JSON."""
+    values = state.get("values") or {}
+    messages = values.get("messages")
+    if isinstance(messages, list):
+        print("\n\n".join(format_message(m) for m in messages))
+        rest = {k: v for k, v in values.items() if k != "messages"}
+        if rest:
+            print(f"\nvalues: {_json(rest)}")
+    else:
+        print(f"values: {_json(values)}")
+    _print_interrupts(state)
+
+
+def print_error(exc: GraphrunError) -> None:
+    head = f"{exc.code.name} {exc.reason}" if exc.reason else exc.code.name
+    print(f"error: {head}: {exc.message}", file=sys.stderr)
+    for field, description in exc.field_violations:
+        print(f"  {field}: {description}", file=sys.stderr)
+    if exc.run_id:
+        print(_dim(f"  run {exc.run_id} · thread {exc.thread_id or '?'}", sys.stderr), file=sys.stderr)
+
+
+class _StreamPrinter:
+    """Renders a messages+tasks stream: tokens as they arrive, tool calls once complete."""
+
+    def __init__(self) -> None:
+        self.open_id: str | None = None  # message whose tokens are being written on the current line
+        self.blocks = 0
+
+    def _start_block(self) -> None:
+        self._close_line()
+        if self.blocks:
+            print()
+        self.blocks += 1
+
+    def _close_line(self) -> None:
+        if self.open_id is not None:
+            print(flush=True)
+            self.open_id = None
+
+    def block(self, text: str) -> None:
+        if text:
+            self._start_block()
+            print(text, flush=True)
+
+    def on_event(self, event: Event) -> None:
+        if event.kind == "message":
+            self._on_message(event.data)
+        elif event.kind == "task" and event.data.get("error"):
+            self._close_line()
+            print(_dim(f"task {event.data.get('name')} failed: {event.data['error']}"), flush=True)
+        elif event.kind == "end":
+            self._close_line()
+            result = event.result
+            assert result is not None
+            if result.interrupts or result.next:
+                print()
+                _print_interrupts(result.state)
+            print()
+            print(_footer(result.run_id, result.thread_id, result.status), flush=True)
+
+    def _on_message(self, data: dict[str, Any]) -> None:
+        message, message_id = data.get("message") or {}, data.get("message_id", "")
+        if data.get("delta"):
+            text = _text(message.get("content"))
+            if not text:
+                return
+            if self.open_id != message_id:
+                self._start_block()
+                sys.stdout.write(f"{message.get('role') or 'ai'}: ")
+                self.open_id = message_id
+            sys.stdout.write(text.replace("\n", "\n  "))
+            sys.stdout.flush()
+        elif self.open_id == message_id:  # the complete form of the message just streamed
+            self._close_line()
+            for line in _tool_call_lines(message):
+                print(line, flush=True)
+        else:
+            self.block(format_message(message))
+
+
+# -- commands -----------------------------------------------------------------------
+
+
+def _client(args: argparse.Namespace) -> Client:
+    target = getattr(args, "target", None) or os.environ.get("GRAPHRUN_TARGET") or DEFAULT_TARGET
+    token = getattr(args, "token", None) or os.environ.get("GRAPHRUN_TOKEN") or None
+    return Client(target, token=token)
+
+
+def _parse_json_arg(value: str) -> Any:
+    """JSON if it parses, else the plain string: `--resume yes` and `--resume '{"ok": true}'` both work."""
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def _run_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    if args.question is None and args.resume is None:
+        raise _UsageError("give a question, or --resume VALUE to answer an interrupt")
+    kwargs: dict[str, Any] = {"thread_id": args.thread}
+    if args.thread:
+        kwargs["if_not_exists"] = "create"
+    if args.question is not None:
+        kwargs["input"] = {"messages": [{"role": "user", "content": args.question}]}
+    if args.resume is not None:
+        kwargs["command"] = {"resume": _parse_json_arg(args.resume)}
+        kwargs.pop("if_not_exists", None)
+    return kwargs
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    # Imported here: the server's dependencies (LangGraph, psycopg) are not needed to be a client.
+    from graphrun_server.app import Settings, serve
+
+    serve(Settings.from_env(host=args.host, port=args.port, database_url=args.database_url,
+                            config=args.config, data_dir=args.data_dir))
+    return 0
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    kwargs = _run_kwargs(args)
+    with _client(args) as client:
+        result = client.wait(args.assistant, **kwargs)
+    if args.json:
+        _print_json(asdict(result))
+        return 0
+    _print_result(result)
+    return 0
+
+
+def _print_result(result: RunResult) -> None:
+    print_state(result.state)
+    print()
+    print(_footer(result.run_id, result.thread_id, result.status))
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    kwargs = _run_kwargs(args)
+    printer = _StreamPrinter()
+    with _client(args) as client:
+        for event in client.stream(args.assistant, stream_mode=("messages", "tasks"), **kwargs):
+            if args.json:
+                print(_json(asdict(event)), flush=True)
+            else:
+                printer.on_event(event)
+    return 0
+
+
+def cmd_threads_create(args: argparse.Namespace) -> int:
+    metadata = json.loads(args.metadata) if args.metadata else None
+    with _client(args) as client:
+        thread = client.create_thread(args.thread_id, metadata)
+    if args.json:
+        _print_json(thread)
+    else:
+        print(thread["thread_id"])
+    return 0
+
+
+def _print_thread(thread: dict[str, Any]) -> None:
+    for key in ("thread_id", "status", "assistant_id", "created_at", "updated_at"):
+        value = thread.get(key, "")
+        if key == "status":
+            value = str(value).removeprefix("THREAD_STATUS_").lower()
+        print(f"{key}: {value}")
+    print(f"metadata: {_json(thread.get('metadata') or {})}")
+
+
+def cmd_threads_get(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        thread = client.get_thread(args.thread_id)
+    _print_json(thread) if args.json else _print_thread(thread)
+    return 0
+
+
+def cmd_threads_state(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        state = client.get_state(args.thread_id, args.checkpoint)
+    if args.json:
+        _print_json(state)
+        return 0
+    print_state(state)
+    checkpoint = (state.get("checkpoint") or {}).get("checkpoint_id")
+    step = (state.get("metadata") or {}).get("step")
+    print()
+    print(_dim(f"thread {args.thread_id} · checkpoint {checkpoint or 'none'}"
+               + (f" · step {step}" if step is not None else "")))
+    return 0
+
+
+def cmd_threads_history(args: argparse.Namespace) -> int:
+    states: list[dict[str, Any]] = []
+    with _client(args) as client:
+        for state in client.iter_history(args.thread_id, page_size=args.page_size):
+            states.append(state)
+            if args.limit and len(states) >= args.limit:
+                break
+    if args.json:
+        _print_json(states)
+        return 0
+    for state in states:
+        meta = state.get("metadata") or {}
+        checkpoint = (state.get("checkpoint") or {}).get("checkpoint_id", "")
+        nxt = ",".join(state.get("next") or []) or "-"
+        count = len((state.get("values") or {}).get("messages") or [])
+        print(f"{checkpoint}  step {meta.get('step', '?'):>3}  {meta.get('source', ''):<6}  next {nxt:<12}"
+              f"  {count} messages  {_dim(state.get('created_at', ''))}")
+    return 0
+
+
+def cmd_threads_delete(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        client.delete_thread(args.thread_id)
+    print(f"deleted {args.thread_id}")
+    return 0
+
+
+def cmd_assistants_list(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        assistants = client.list_assistants()
+    if args.json:
+        _print_json(assistants)
+        return 0
+    width = max((len(a["assistant_id"]) for a in assistants), default=0)
+    for a in assistants:
+        print(f"{a['assistant_id']:<{width}}  {a.get('description', '')}  {_dim('nodes: ' + ', '.join(a.get('nodes', [])))}")
+    return 0
+
+
+def cmd_assistants_get(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        _print_json(client.get_assistant(args.assistant_id))
+    return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        status = client.health(args.service)
+    print(status)
+    return 0 if status == "SERVING" else 1
+
+
+# -- parser ---------------------------------------------------------------------------
+
+
+class _UsageError(Exception):
+    """A combination of arguments argparse cannot express; reported like argparse's own."""
+
+
+def _uuid(value: str) -> str:
+    """Thread ids are checked here too, so a typo is a usage error before any call is made."""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a UUID: {value!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # --target/--token are accepted before or after the subcommand; SUPPRESS keeps a
+    # subcommand's absent flag from overwriting one given before it.
+    connection = argparse.ArgumentParser(add_help=False)
+    connection.add_argument("--target", default=argparse.SUPPRESS,
+                            help=f"server address (env GRAPHRUN_TARGET, default {DEFAULT_TARGET})")
+    connection.add_argument("--token", default=argparse.SUPPRESS,
+                            help="bearer token sent with every call (env GRAPHRUN_TOKEN)")
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print JSON instead of text")
+    client_parents = [connection, as_json]
+
+    parser = argparse.ArgumentParser(prog="graphrun", description="Run LangGraph graphs over gRPC.",
+                                     parents=[connection])
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run a graphrun server")
+    serve.add_argument("--config", help="langgraph.json to load graphs from (env GRAPHRUN_CONFIG)")
+    serve.add_argument("--host", help="address to listen on (env GRAPHRUN_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (env GRAPHRUN_PORT, default 50051)")
+    serve.add_argument("--database-url", help="PostgreSQL DSN (env GRAPHRUN_DATABASE_URL; default: embedded)")
+    serve.add_argument("--data-dir", help="embedded PostgreSQL's data directory (env GRAPHRUN_DATA_DIR)")
+    serve.set_defaults(handler=cmd_serve)
+
+    for name, handler, text in (("wait", cmd_wait, "ask a question and print the conversation when the run ends"),
+                                ("stream", cmd_stream, "ask a question and print the answer as it is generated")):
+        run = commands.add_parser(name, help=text, parents=client_parents)
+        run.add_argument("question", nargs="?", help="the user message")
+        run.add_argument("--thread", type=_uuid, help="thread to continue (created if missing)")
+        run.add_argument("--assistant", default="agent", help="assistant (graph) id (default: agent)")
+        run.add_argument("--resume", metavar="VALUE", help="answer the thread's interrupt (JSON or text)")
+        run.set_defaults(handler=handler)
+
+    threads = commands.add_parser("threads", help="create, inspect and delete threads")
+    thread_commands = threads.add_subparsers(dest="threads_command", metavar="COMMAND", required=True)
+    create = thread_commands.add_parser("create", help="create a thread; prints its id", parents=client_parents)
+    create.add_argument("--thread-id", type=_uuid, help="the id to use (default: the server picks one)")
+    create.add_argument("--metadata", help="metadata as a JSON object")
+    create.set_defaults(handler=cmd_threads_create)
+    for name, handler, text in (("get", cmd_threads_get, "show a thread's record"),
+                                ("state", cmd_threads_state, "show a thread's state (its conversation)"),
+                                ("history", cmd_threads_history, "list a thread's checkpoints, newest first"),
+                                ("delete", cmd_threads_delete, "delete a thread and everything it stored")):
+        sub = thread_commands.add_parser(name, help=text, parents=client_parents)
+        sub.add_argument("thread_id", type=_uuid, metavar="ID")
+        sub.set_defaults(handler=handler)
+        if name == "state":
+            sub.add_argument("--checkpoint", type=_uuid, help="a checkpoint id (default: the latest)")
+        if name == "history":
+            sub.add_argument("--limit", type=int, help="show at most this many states")
+            sub.add_argument("--page-size", type=int, default=100, help="states fetched per call (default 100)")
+
+    assistants = commands.add_parser("assistants", help="list the graphs the server serves")
+    assistant_commands = assistants.add_subparsers(dest="assistants_command", metavar="COMMAND", required=True)
+    assistant_commands.add_parser("list", help="list assistants", parents=client_parents).set_defaults(
+        handler=cmd_assistants_list)
+    get = assistant_commands.add_parser("get", help="show one assistant as JSON", parents=client_parents)
+    get.add_argument("assistant_id", metavar="ID")
+    get.set_defaults(handler=cmd_assistants_get)
+
+    health = commands.add_parser("health", help="check the server's health; exit 1 unless SERVING",
+                                 parents=[connection])
+    health.add_argument("--service", default="", help="a service name (default: the whole server)")
+    health.set_defaults(handler=cmd_health)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `graphrun` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return handler(args)
+    except _UsageError as exc:
+        parser.error(str(exc))  # exits 2
+    except GraphrunError as exc:
+        sys.stdout.flush()
+        print_error(exc)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 1  # unreachable: parser.error exits
+
+
+if __name__ == "__main__":
+    sys.exit(main())
