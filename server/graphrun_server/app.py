@@ -9,23 +9,24 @@ import asyncio
 import logging
 import os
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import grpc
 from grpc_reflection.v1alpha import reflection
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
 from graphrun.v1 import (assistant_service_pb2, assistant_service_pb2_grpc, run_service_pb2, run_service_pb2_grpc,
                          thread_service_pb2, thread_service_pb2_grpc)
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .registry import Registry
-from .runner import GraphRunner
+from .runner import GraphRunner, RunnerSettings
 from .servicers.assistants import AssistantServicer
 from .servicers.health import DatabaseHealth
 from .servicers.runs import RunServicer
 from .servicers.threads import ThreadServicer
+from .storage.checkpointer import FencedPostgresSaver
 from .storage.database import make_pool, migrate, start_embedded
+from .storage.notify import Notifications
 from .storage.records import Records
 from .threads import Threads
 
@@ -45,6 +46,10 @@ class Settings:
     data_dir: str = ".graphrun/pgdata"
     grace_seconds: float = 10.0
     pool_size: int = 20
+    max_concurrent_runs: int = 32
+    lease_seconds: float = 30.0
+    max_attempts: int = 3
+    event_retention_seconds: float = 24 * 3600.0
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -57,6 +62,11 @@ class Settings:
             "data_dir": env.get("GRAPHRUN_DATA_DIR", cls.data_dir),
             "grace_seconds": float(env.get("GRAPHRUN_GRACE_SECONDS", cls.grace_seconds)),
             "pool_size": int(env.get("GRAPHRUN_POOL_SIZE", cls.pool_size)),
+            "max_concurrent_runs": int(env.get("GRAPHRUN_MAX_CONCURRENT_RUNS", cls.max_concurrent_runs)),
+            "lease_seconds": float(env.get("GRAPHRUN_LEASE_SECONDS", cls.lease_seconds)),
+            "max_attempts": int(env.get("GRAPHRUN_MAX_ATTEMPTS", cls.max_attempts)),
+            "event_retention_seconds": float(env.get("GRAPHRUN_EVENT_RETENTION_SECONDS",
+                                                     cls.event_retention_seconds)),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -70,18 +80,22 @@ class App:
     runner: GraphRunner | None = None
     _pool: object = None
     _health: DatabaseHealth | None = None
-    _closers: list = field(default_factory=list)
+    _notifications: Notifications | None = None
+    _maintenance: asyncio.Task | None = None
 
     async def start(self) -> App:
         s = self.settings
         dsn = s.database_url or await asyncio.to_thread(start_embedded, s.data_dir)
         pool = self._pool = make_pool(dsn, max_size=s.pool_size)
         await pool.open(wait=True, timeout=30)
-        checkpointer = AsyncPostgresSaver(pool)
+        checkpointer = FencedPostgresSaver(pool)
         await migrate(pool, checkpointer.setup)
         registry = Registry.load(s.config, checkpointer)
         records = Records(pool)
-        self.runner = GraphRunner(registry, records, checkpointer)
+        self._notifications = Notifications(dsn)
+        await self._notifications.start()
+        self.runner = GraphRunner(registry, records, checkpointer, self._notifications, dsn, RunnerSettings(
+            max_concurrent_runs=s.max_concurrent_runs, lease_seconds=s.lease_seconds, max_attempts=s.max_attempts))
 
         server = self.server = grpc.aio.server(options=[
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -103,17 +117,39 @@ class App:
         self.port = server.add_insecure_port(f"{s.host}:{s.port}")
         await server.start()
         await self._health.start()
+        await self.runner.start()
+        self._maintenance = asyncio.create_task(self._prune_events(records), name="graphrun-prune")
         log.info("graphrun serving on %s:%s", s.host, self.port)
         return self
 
+    async def _prune_events(self, records: Records) -> None:
+        """Delete the events of runs that ended longer ago than the retention period, hourly."""
+        while True:
+            try:
+                pruned = await records.prune_events(self.settings.event_retention_seconds)
+                if pruned:
+                    log.info("pruned %d run events", pruned)
+            except Exception as exc:
+                log.warning("pruning run events failed: %s", type(exc).__name__)
+            await asyncio.sleep(min(3600.0, self.settings.event_retention_seconds))
+
     async def stop(self, grace: float | None = None) -> None:
-        """Report NOT_SERVING, let calls finish within the grace period, stop runs, close the pool."""
+        """Drain: report NOT_SERVING and refuse new calls, let runs finish within the grace
+        period and hand the rest to other replicas (their streams end UNAVAILABLE), close."""
+        grace = self.settings.grace_seconds if grace is None else grace
+        if self._maintenance:
+            self._maintenance.cancel()
         if self._health:
             await self._health.drain()
-        if self.server:
-            await self.server.stop(self.settings.grace_seconds if grace is None else grace)
+        stopping = asyncio.create_task(self.server.stop(grace)) if self.server else None
+        if self.runner:
+            await self.runner.drain(grace * 0.9)
+        if stopping:
+            await stopping
         if self.runner:
             await self.runner.close()
+        if self._notifications:
+            await self._notifications.stop()
         if self._pool:
             await self._pool.close()
 

@@ -118,6 +118,37 @@ class ThreadBusy(GraphrunError):
         super().__init__(f"thread {thread_id} already has a run in flight", metadata={"thread_id": thread_id, "run_id": run_id})
 
 
+class ThreadInterrupted(GraphrunError):
+    """New input would silently discard the question the thread is waiting on."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "THREAD_INTERRUPTED"
+
+    def __init__(self, thread_id: str):
+        super().__init__(
+            f"thread {thread_id} is waiting on an interrupt; answer it with command.resume, continue without "
+            "input, or move on explicitly with command.goto / ThreadService.UpdateState",
+            metadata={"thread_id": thread_id})
+
+
+class ServerDraining(GraphrunError):
+    """This replica is shutting down; the run continues elsewhere and can be joined again."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = "SERVER_DRAINING"
+
+    def __init__(self, run_id: str, last_sequence: int):
+        super().__init__(f"this server is shutting down; join run {run_id} again after sequence {last_sequence}",
+                         metadata={"run_id": run_id, "last_sequence": str(last_sequence)}, retry_after=0.5)
+
+
+class RunNotFound(NotFound):
+    reason = "RUN_NOT_FOUND"
+
+    def __init__(self, run_id: str):
+        super().__init__(f"run {run_id} not found", metadata={"run_id": run_id})
+
+
 class NoGraphForThread(GraphrunError):
     code = grpc.StatusCode.FAILED_PRECONDITION
     reason = "THREAD_HAS_NO_ASSISTANT"

@@ -2,7 +2,8 @@
 
 The runner appends; RPC handlers follow. Appending never waits for a reader, so
 a slow client cannot stall a run, and each follower keeps its own position, so
-one that attaches late still sees every event from the first.
+one that attaches late still sees every event. A log covers one execution
+attempt on this replica: it starts after the events earlier attempts stored.
 """
 
 from __future__ import annotations
@@ -28,42 +29,91 @@ class RunEvent:
     namespace: tuple[str, ...] = ()
 
 
-class EventLog:
-    """The events of one run, in order, with a wake-up for followers."""
+class RunMoved(Exception):
+    """The run stopped executing here without ending: handed to another replica
+    (`reason` "handoff") or taken over by one ("lost"). Follow it from the database."""
 
-    def __init__(self) -> None:
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class EventLog:
+    """The events of one execution attempt of a run, in order, with a wake-up for followers."""
+
+    def __init__(self, after: int = 0) -> None:
+        self.base = after  # events up to this sequence belong to earlier attempts
         self._events: list[RunEvent] = []
         self._changed = asyncio.Event()
+        self.closed: BaseException | None = None  # RunMoved, once the attempt left this replica
         self.ended = asyncio.get_running_loop().create_future()
 
+    @property
+    def last_sequence(self) -> int:
+        return self.base + len(self._events)
+
+    def next_event(self, kind: str, data: dict[str, Any], namespace: tuple[str, ...] = ()) -> RunEvent:
+        """The event `append` would add next (to store it before publishing it)."""
+        return RunEvent(self.last_sequence + 1, kind, data, namespace=namespace)
+
     def append(self, kind: str, data: dict[str, Any], namespace: tuple[str, ...] = ()) -> RunEvent:
-        if self.ended.done():
-            raise RuntimeError("the run has already ended")
-        event = RunEvent(len(self._events) + 1, kind, data, namespace=namespace)
+        return self.publish(self.next_event(kind, data, namespace))
+
+    def publish(self, event: RunEvent) -> RunEvent:
+        if self.ended.done() or self.closed is not None:
+            raise RuntimeError("the run's log is closed")
+        assert event.sequence == self.last_sequence + 1
         self._events.append(event)
-        if kind == END:
+        if event.kind == END:
             self.ended.set_result(event)
-        self._changed.set()
-        self._changed = asyncio.Event()
+        self._wake()
         return event
 
-    async def follow(self, after: int = 0, deadline: float | None = None) -> AsyncIterator[RunEvent]:
-        """Yield the events numbered after `after`, then new ones, up to the end event.
+    def close(self, reason: str) -> None:
+        """The attempt stopped here without an end event; followers continue elsewhere."""
+        if self.closed is None and not self.ended.done():
+            self.closed = RunMoved(reason)
+            self._wake()
 
-        With a deadline (event-loop time), raise TimeoutError when it passes while
-        waiting for the next event. The wait never spans a `yield`, so a caller
-        may follow again from the last event it got.
+    def poke(self) -> None:
+        """Wake everyone waiting on the log (its writer is about to stop)."""
+        self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def since(self, sequence: int) -> list[RunEvent]:
+        return self._events[max(sequence - self.base, 0):]
+
+    async def wait_beyond(self, sequence: int, timeout: float | None = None) -> None:
+        """Return once there are events after `sequence`, the log closed or was poked, or timeout passed."""
+        changed = self._changed
+        if self.last_sequence > sequence or self.closed is not None:
+            return
+        try:
+            await asyncio.wait_for(changed.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    async def follow(self, after: int, deadline: float | None = None) -> AsyncIterator[RunEvent]:
+        """Yield the events numbered after `after` (>= base), then new ones, up to the end event.
+
+        Raises RunMoved if the attempt leaves this replica, and TimeoutError when
+        the deadline (event-loop time) passes while waiting. The wait never spans
+        a `yield`, so a caller may follow again from the last event it got.
         """
         loop = asyncio.get_running_loop()
         position = after
         while True:
             changed = self._changed
-            while position < len(self._events):
-                event = self._events[position]
-                position += 1
+            for event in self.since(position):
+                position = event.sequence
                 yield event
                 if event.kind == END:
                     return
+            if self.closed is not None:
+                raise self.closed
             timeout = None if deadline is None else deadline - loop.time()
             if timeout is not None and timeout <= 0:
                 raise TimeoutError

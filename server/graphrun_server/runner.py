@@ -1,14 +1,21 @@
 """The graph runner: the one place where runs execute.
 
-RPC handlers never run a graph. They ask the runner to start a run, then follow
-its event log (Stream) or await its end event (Wait). The run executes in a task
-the runner owns, so a handler cancelled by its deadline or a departed client
-cannot tear the graph down halfway; the handler asks the runner to stop the run
-instead, and the runner records why.
+RPC handlers never run a graph. They submit a run, then follow its events
+(Stream, Join) or wait for its end (Wait). The run executes in a task the runner
+owns — on this replica or any other sharing the database — so a handler
+cancelled by its deadline or a departed client cannot tear a graph down
+halfway; it asks the runner to cancel the run instead, and the runner records why.
 
-Cost of a run, beyond the graph's own checkpoint writes: one statement to
-record it (and mark its thread busy), one to mark it running, one to read the
-final state, one to record its end (and free the thread).
+Who executes what is decided in PostgreSQL (see storage/records.py): a run that
+can start at once is leased to the replica that accepted it; the rest wait as
+PENDING until a worker on any replica claims them (woken by NOTIFY). A lease
+renewed from a separate thread marks a run as owned; when it expires another
+replica takes the run over and continues it from its last checkpoint, and every
+write of the old owner is fenced off by the attempt number.
+
+Cost of a run that starts at once, beyond its checkpoint writes: one statement
+to accept it (and lease it), one to read the final state, one to record its
+end with its events; events of streamed runs are stored in batches meanwhile.
 """
 
 from __future__ import annotations
@@ -16,37 +23,48 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+import psycopg
 from langchain_core.messages import BaseMessage, BaseMessageChunk
-from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.errors import GraphRecursionError
+from langgraph.errors import GraphDrained, GraphRecursionError
+from langgraph.runtime import RunControl
 from langgraph.types import Command
 
 from . import events as ev
-from .errors import FieldViolation, InvalidArgument, RUN_FAILURE_CODES, invalid
+from .errors import (RUN_FAILURE_CODES, FieldViolation, InvalidArgument, RunNotFound, ServerDraining,
+                     ThreadInterrupted, invalid)
 from .registry import Assistant, Registry
-from .snapshots import empty_state, interrupt_to_json, snapshot_to_json
-from .storage.records import Records, RunRecord
+from .snapshots import interrupt_to_json, snapshot_to_json
+from .storage.checkpointer import FENCE_KEY
+from .storage.leases import LeaseKeeper
+from .storage.notify import Notifications
+from .storage.records import Claim, Records, RunRecord
 from .wire import message_to_json, to_json
 
 log = logging.getLogger(__name__)
 
-# API stream mode -> the LangGraph modes that feed it.
+# API stream mode -> the LangGraph modes that feed it. "debug" always runs too:
+# its task events give the current node and step, and finished tasks' writes
+# complete streamed messages.
 STREAM_MODES = {
     "values": ("values",),
     "updates": ("updates",),
-    "messages": ("messages", "updates"),  # updates: to send each streamed message complete at the end
+    "messages": ("messages",),
     "custom": ("custom",),
-    "tasks": ("debug",),  # debug's task events carry the step; plain `tasks` mode does not
+    "tasks": (),
 }
 DEFAULT_RECURSION_LIMIT = 25
+
+# Why a run stops early -> its final status ("handoff" and "lost" leave no status: the run moves).
+STOP_STATUS = {"interrupt": "cancelled", "rollback": "cancelled", "timeout": "timeout"}
 
 
 @dataclass
 class RunRequest:
-    """A validated run specification (what `RunSpec` says, in Python terms)."""
+    """A validated run specification (what `RunSpec` says, in Python terms); stored as the run's spec."""
 
     assistant_id: str
     thread_id: str | None = None
@@ -61,21 +79,36 @@ class RunRequest:
     checkpoint_id: str | None = None
     durability: str = "async"
     stream_modes: list[str] = field(default_factory=list)
+    timeout: float | None = None
+    on_disconnect: str = "cancel"
 
     def to_json(self) -> dict[str, Any]:
-        """What is stored as the run's `spec`."""
-        return {k: v for k, v in self.__dict__.items() if v not in (None, [], {})}
+        return to_json({k: v for k, v in self.__dict__.items() if v is not None})
+
+    @classmethod
+    def from_json(cls, spec: dict[str, Any]) -> RunRequest:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in spec.items() if k in known})
 
 
 @dataclass
 class ActiveRun:
-    """A run executing in this process."""
+    """A run executing on this replica (one attempt of it)."""
 
     record: RunRecord
+    request: RunRequest
     log: ev.EventLog
     task: asyncio.Task | None = None
-    stop_status: str | None = None  # why the run is being stopped: "timeout" or "cancelled"
-    streamed: dict[str, int] = field(default_factory=dict)  # message id -> step, for messages sent as deltas
+    control: RunControl = field(default_factory=RunControl)
+    stop_reason: str | None = None  # interrupt | rollback | timeout | handoff | lost
+    stop_message: str = ""
+    streamed: dict[str, int] = field(default_factory=dict)  # message id -> step, sent as deltas
+    current_node: str | None = None
+    step: int | None = None
+    stored: int = 0  # events up to this sequence are in the database
+    flusher: asyncio.Task | None = None
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+    settling: bool = False  # recording its end: too late to stop it
 
     @property
     def run_id(self) -> str:
@@ -85,33 +118,123 @@ class ActiveRun:
     def thread_id(self) -> str:
         return self.record.thread_id
 
+    @property
+    def attempt(self) -> int:
+        return self.record.attempt
+
+
+@dataclass
+class RunnerSettings:
+    owner: str = field(default_factory=lambda: f"replica-{uuid.uuid4().hex[:12]}")
+    max_concurrent_runs: int = 32
+    lease_seconds: float = 30.0
+    max_attempts: int = 3
+    flush_interval: float = 0.02  # events are stored in batches at most this often
+
+
+def _fenced_off(exc: BaseException) -> bool:
+    """Did a checkpoint write fail because another replica owns the run now?"""
+    while exc is not None:
+        if isinstance(exc, psycopg.Error) and exc.sqlstate == "GR001":
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
 
 class GraphRunner:
-    """Starts, executes and stops runs; keeps each running run's event log."""
+    """Accepts, executes, stops and hands over runs; lets handlers follow them."""
 
-    def __init__(self, registry: Registry, records: Records, checkpointer: BaseCheckpointSaver):
+    def __init__(self, registry: Registry, records: Records, checkpointer, notifications: Notifications,
+                 dsn: str, settings: RunnerSettings | None = None):
         self.registry = registry
         self.records = records
         self.checkpointer = checkpointer
+        self.notifications = notifications
+        self.settings = settings or RunnerSettings()
+        self._dsn = dsn
         self._active: dict[str, ActiveRun] = {}
+        self._lease_view: dict[str, ActiveRun] = {}  # immutable snapshot for the lease thread
+        self._wake = asyncio.Event()
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._draining = False
+        self._worker: asyncio.Task | None = None
+        self._leases: LeaseKeeper | None = None
+        self._background: set[asyncio.Task] = set()
 
-    # -- starting -----------------------------------------------------------------
+    @property
+    def owner(self) -> str:
+        return self.settings.owner
 
-    async def start(self, req: RunRequest) -> ActiveRun:
-        """Validate against the graph and thread, record the run, and start executing it."""
+    # -- life cycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.notifications.subscribe("graphrun_run", lambda _: self._wake.set())
+        self.notifications.subscribe("graphrun_event", self._on_event_note)
+        self.notifications.subscribe("graphrun_cancel", self._on_cancel_note)
+        loop = asyncio.get_running_loop()
+        self._leases = LeaseKeeper(
+            self._dsn, self.owner, self.settings.lease_seconds,
+            runs=lambda: {a.run_id: (a.attempt, a.current_node, a.step) for a in self._lease_view.values()},
+            report=lambda lost, cancels: loop.call_soon_threadsafe(self._on_lease_report, lost, cancels))
+        self._leases.start()
+        self._worker = asyncio.create_task(self._work(), name="graphrun-worker")
+
+    async def drain(self, grace: float) -> None:
+        """Shutdown: claim nothing more, let runs finish for part of `grace`, then hand
+        the rest back (at a step boundary if they reach one in time) for other replicas."""
+        self._draining = True
+        self._wake.set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        pending = [a.log.ended for a in self._active.values()]
+        if pending:
+            await asyncio.wait(pending, timeout=grace * 0.5)
+        for active in list(self._active.values()):
+            active.control.request_drain("shutdown")
+        pending = [a.task for a in self._active.values() if a.task]
+        if pending:
+            await asyncio.wait(pending, timeout=max(deadline - loop.time() - 0.5, 0.1))
+        for active in list(self._active.values()):
+            self._stop(active, "handoff", "the server shut down")
+        pending = [a.task for a in self._active.values() if a.task]
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+
+    async def close(self) -> None:
+        """Stop the worker and the lease thread (after drain, or in tests)."""
+        self._draining = True
+        for active in list(self._active.values()):
+            self._stop(active, "handoff", "the server shut down")
+        tasks = [a.task for a in self._active.values() if a.task]
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+        if self._worker:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+        if self._leases:
+            self._leases.stop()
+            await asyncio.to_thread(self._leases.join, 5)
+
+    # -- accepting ----------------------------------------------------------------------
+
+    async def submit(self, req: RunRequest, start_delay: float = 0.0) -> RunRecord:
+        """Validate against the graph and thread, record the run, and start it here if it can start now."""
         assistant = self.registry.get(req.assistant_id)
         self._check_nodes(assistant, req)
         if req.thread_id and (req.checkpoint_id or (req.command and "resume" in req.command)):
             await self._check_thread_state(assistant, req)
-        run_id = str(uuid.uuid4())
+        can_run_here = not self._draining and len(self._active) < self.settings.max_concurrent_runs
         record = await self.records.begin_run(
-            run_id=run_id, thread_id=req.thread_id or str(uuid.uuid4()),
+            run_id=str(uuid.uuid4()), thread_id=req.thread_id or str(uuid.uuid4()),
             create_thread=req.create_thread or not req.thread_id, assistant_id=assistant.assistant_id,
-            multitask_strategy=req.multitask_strategy, spec=to_json(req.to_json()), metadata=req.metadata)
-        active = ActiveRun(record, ev.EventLog())
-        self._active[run_id] = active
-        active.task = asyncio.create_task(self._execute(active, assistant, req), name=f"run-{run_id}")
-        return active
+            multitask_strategy=req.multitask_strategy, on_disconnect=req.on_disconnect, spec=req.to_json(),
+            metadata=req.metadata, delay=start_delay, has_input=req.input is not None,
+            owner=self.owner if can_run_here else None, lease=self.settings.lease_seconds)
+        if record.status == "running":
+            self._launch(Claim(record, 0, None))
+        elif start_delay > 0:
+            asyncio.get_running_loop().call_later(start_delay, self._wake.set)
+        return record
 
     def _check_nodes(self, assistant: Assistant, req: RunRequest) -> None:
         violations = [
@@ -130,7 +253,7 @@ class GraphRunner:
     async def _check_thread_state(self, assistant: Assistant, req: RunRequest) -> None:
         """A checkpoint id must belong to the thread; a resume needs something to resume."""
         await self.records.get_thread(req.thread_id)  # NOT_FOUND before anything else
-        config = self._graph_config(req.thread_id, req.checkpoint_id)
+        config = graph_config(req.thread_id, req.checkpoint_id)
         if req.checkpoint_id and await self.checkpointer.aget_tuple(config) is None:
             raise invalid("spec.checkpoint_id", f"thread {req.thread_id} has no checkpoint {req.checkpoint_id}")
         if req.command and "resume" in req.command:
@@ -138,74 +261,163 @@ class GraphRunner:
             if not snapshot.next:
                 raise invalid("spec.command.resume", f"thread {req.thread_id} is not waiting on an interrupt")
 
-    @staticmethod
-    def _graph_config(thread_id: str, checkpoint_id: str | None = None) -> dict[str, Any]:
-        configurable = {"thread_id": thread_id, "checkpoint_ns": ""}
-        if checkpoint_id:
-            configurable["checkpoint_id"] = checkpoint_id
-        return {"configurable": configurable}
+    # -- claiming -----------------------------------------------------------------------
 
-    # -- executing ----------------------------------------------------------------
+    async def _work(self) -> None:
+        """Claim runnable runs while there is capacity; sleep until NOTIFY or the lease sweep."""
+        sweep = min(self.settings.lease_seconds / 2, 5.0)
+        while not self._draining:
+            self._wake.clear()
+            while not self._draining and len(self._active) < self.settings.max_concurrent_runs:
+                try:
+                    claim = await self.records.claim(self.owner, self.settings.lease_seconds)
+                except Exception as exc:
+                    log.warning("claiming runs failed: %s", type(exc).__name__)
+                    break
+                if claim is None:
+                    break
+                self._launch(claim)
+            try:
+                await asyncio.wait_for(self._wake.wait(), sweep)
+            except TimeoutError:
+                pass
 
-    async def _execute(self, active: ActiveRun, assistant: Assistant, req: RunRequest) -> None:
-        run = active.record
-        attempt = 0
+    def _launch(self, claim: Claim) -> None:
+        run = claim.run
+        active = ActiveRun(run, RunRequest.from_json(run.spec), ev.EventLog(after=claim.last_sequence))
+        active.stored = claim.last_sequence
+        self._active[run.run_id] = active
+        self._lease_view = dict(self._active)
+        active.task = asyncio.create_task(self._execute(active, claim), name=f"run-{run.run_id}")
+        active.flusher = asyncio.create_task(self._flush_events(active), name=f"events-{run.run_id}")
+        self._wake_followers(run.run_id)
+
+    # -- executing ----------------------------------------------------------------------
+
+    async def _execute(self, active: ActiveRun, claim: Claim) -> None:
+        run, req = active.record, active.request
         status, error, state = "error", None, None
+        timer = None
         try:
-            attempt = await self.records.mark_running(run.run_id)
             active.log.append(ev.METADATA, {"run_id": run.run_id, "thread_id": run.thread_id,
-                                            "assistant_id": run.assistant_id, "attempt": attempt})
+                                            "assistant_id": run.assistant_id, "attempt": run.attempt})
+            if run.cancel_action:  # cancelled while its former replica was gone
+                raise asyncio.CancelledError
+            if run.attempt > self.settings.max_attempts:
+                raise RuntimeError(f"gave up after {self.settings.max_attempts} attempts; "
+                                   "the replicas executing it stopped before it ended")
+            if claim.previous_status == "interrupted" and req.input is not None and run.attempt == 1:
+                raise ThreadInterrupted(run.thread_id)  # queued behind a run that ended asking a question
+            assistant = self.registry.get(run.assistant_id)
+            if req.timeout:
+                timer = asyncio.get_running_loop().call_later(
+                    req.timeout, self._stop, active, "timeout", "the run's timeout passed")
             graph = assistant.graph
-            config = self._run_config(run, assistant, req)
-            modes = sorted({m for api_mode in req.stream_modes for m in STREAM_MODES[api_mode]} | {"updates"})
+            config = self._run_config(active, assistant)
+            graph_input = await self._graph_input(active)
+            modes = sorted({m for api_mode in req.stream_modes for m in STREAM_MODES[api_mode]} | {"debug"})
             async for mode, payload in graph.astream(
-                self._graph_input(req), config, stream_mode=modes, durability=req.durability,
+                graph_input, config, stream_mode=modes, durability=req.durability, control=active.control,
                 interrupt_before=req.interrupt_before or None, interrupt_after=req.interrupt_after or None,
             ):
-                self._publish(active, req.stream_modes, mode, payload)
-            snapshot = await graph.aget_state(self._graph_config(run.thread_id))
+                self._publish(active, mode, payload)
+            snapshot = await graph.aget_state(graph_config(run.thread_id))
             state = snapshot_to_json(snapshot)
             status = "interrupted" if snapshot.next else "success"
         except asyncio.CancelledError:
-            status = active.stop_status or "cancelled"
-            error = {"type": "TimeoutError" if status == "timeout" else "CancelledError",
-                     "message": "the run's deadline passed" if status == "timeout" else "the run was cancelled"}
+            pass
+        except GraphDrained:
+            active.stop_reason = active.stop_reason or "handoff"
+        except ThreadInterrupted as exc:
+            error = {"type": "ThreadInterrupted", "message": exc.message, "reason": exc.reason}
         except GraphRecursionError as exc:
             error = {"type": type(exc).__name__, "message": str(exc).split("\n")[0]}
         except Exception as exc:  # the graph, a model or a tool failed: the run fails, the server does not
-            log.info("run %s failed: %s", run.run_id, type(exc).__name__)
-            error = {"type": type(exc).__name__, "message": str(exc)}
-        if error is not None:
-            error["reason"] = RUN_FAILURE_CODES[status][1]
-        await self._finish(active, assistant, attempt, status, error, state)
-
-    async def _finish(self, active: ActiveRun, assistant: Assistant, attempt: int, status: str,
-                      error: dict | None, state: dict | None) -> None:
-        """Record the end, free the thread, and publish the end event — whatever happened before."""
-        run = active.record
-        try:
-            if state is None:
-                try:
-                    state = snapshot_to_json(await assistant.graph.aget_state(self._graph_config(run.thread_id)))
-                except Exception:
-                    log.warning("run %s: could not read the final state", run.run_id, exc_info=True)
-            finished = await self.records.finish_run(run.run_id, attempt, status, error)
-            if finished is not None:
-                active.record = finished
+            if _fenced_off(exc):
+                active.stop_reason = "lost"
             else:
-                log.warning("run %s attempt %s was no longer this worker's to finish", run.run_id, attempt)
+                log.info("run %s failed: %s", run.run_id, type(exc).__name__)
+                error = {"type": type(exc).__name__, "message": str(exc)}
+        finally:
+            if timer:
+                timer.cancel()
+        if active.stop_reason in STOP_STATUS:
+            status = STOP_STATUS[active.stop_reason]
+            error = {"type": "TimeoutError" if status == "timeout" else "CancelledError",
+                     "message": active.stop_message}
+        elif active.stop_reason is None and run.cancel_action:
+            status, active.stop_reason = "cancelled", run.cancel_action
+            error = {"type": "CancelledError", "message": "cancelled while no replica executed it"}
+        if error is not None:
+            error.setdefault("reason", RUN_FAILURE_CODES[status][1])
+        await self._settle(active, status, error, state)
+
+    async def _settle(self, active: ActiveRun, status: str, error: dict | None, state: dict | None) -> None:
+        """Record how the attempt ended — finished, handed back, or lost — and tell the followers."""
+        run = active.record
+        active.settling = True
+        try:
+            active.closing.set()
+            active.log.poke()
+            if active.flusher:
+                await asyncio.shield(active.flusher)
+            if active.stop_reason == "lost":
+                return
+            if active.stop_reason == "handoff":
+                await self._store_pending_events(active)
+                await self.records.release_run(run.run_id, run.attempt)
+                return
+            if active.stop_reason == "rollback":
+                await self.records.delete_run_checkpoints(run.thread_id, run.run_id)
+            if state is None:
+                state = await self._final_state(active)
+            end = active.log.next_event(ev.END, {"status": status, "error": error,
+                                                 "state": state if state and state.get("checkpoint") else None})
+            finished = await self.records.finish_run(run.run_id, run.attempt, status, error,
+                                                     active.log.since(active.stored) + [end])
+            if finished is None:
+                active.stop_reason = "lost"
+                log.warning("run %s attempt %s was taken over before it could finish", run.run_id, run.attempt)
+                return
+            active.record = finished
+            active.log.publish(ev.RunEvent(end.sequence, ev.END, {**end.data, "run": finished}, end.time))
         except Exception:
-            log.exception("run %s: could not record its end", run.run_id)
+            log.exception("run %s: could not record how it ended; its lease will lapse and another "
+                          "replica will finish it", run.run_id)
+            active.stop_reason = active.stop_reason or "lost"
         finally:
             self._active.pop(run.run_id, None)
-            if not active.log.ended.done():
-                active.log.append(ev.END, {"run": active.record, "status": status, "error": error,
-                                           "state": state if state and state.get("checkpoint") else None})
+            self._lease_view = dict(self._active)
+            active.log.close(active.stop_reason or "lost")
+            self._wake.set()  # capacity freed
 
-    def _run_config(self, run: RunRecord, assistant: Assistant, req: RunRequest) -> dict[str, Any]:
+    async def _final_state(self, active: ActiveRun) -> dict | None:
+        try:
+            assistant = self.registry.get(active.record.assistant_id)
+            return snapshot_to_json(await assistant.graph.aget_state(graph_config(active.thread_id)))
+        except Exception:
+            log.warning("run %s: could not read the final state", active.run_id, exc_info=True)
+            return None
+
+    async def _graph_input(self, active: ActiveRun) -> Any:
+        """The input for this attempt: the request's, or None to continue from the checkpoint
+        an earlier attempt of this run wrote (so completed steps do not run again)."""
+        run, req = active.record, active.request
+        if run.attempt > 1:
+            latest = await self.checkpointer.aget_tuple(graph_config(run.thread_id))
+            if latest is not None and latest.metadata.get("run_id") == run.run_id:
+                return None
+        if req.command is not None:
+            cmd = req.command
+            return Command(resume=cmd.get("resume"), update=cmd.get("update"), goto=cmd.get("goto") or ())
+        return req.input
+
+    def _run_config(self, active: ActiveRun, assistant: Assistant) -> dict[str, Any]:
+        run, req = active.record, active.request
         user = req.config
-        config = self._graph_config(run.thread_id, req.checkpoint_id)
-        config["configurable"] = {**user.get("configurable", {}), **config["configurable"]}
+        config = graph_config(run.thread_id, req.checkpoint_id if run.attempt == 1 else None)
+        config["configurable"] = {**user.get("configurable", {}), **config["configurable"],
+                                  FENCE_KEY: (run.run_id, run.attempt)}
         config["recursion_limit"] = user.get("recursion_limit", DEFAULT_RECURSION_LIMIT)
         if user.get("tags"):
             config["tags"] = list(user["tags"])
@@ -214,24 +426,30 @@ class GraphRunner:
         config["run_id"] = uuid.UUID(run.run_id)
         return config
 
-    @staticmethod
-    def _graph_input(req: RunRequest) -> Any:
-        if req.command is not None:
-            cmd = req.command
-            return Command(resume=cmd.get("resume"), update=cmd.get("update"), goto=cmd.get("goto") or ())
-        return req.input
-
-    def _publish(self, active: ActiveRun, wanted: list[str], mode: str, payload: Any) -> None:
+    def _publish(self, active: ActiveRun, mode: str, payload: Any) -> None:
         """Turn one LangGraph stream chunk into the events the caller asked for."""
+        wanted = active.request.stream_modes
         append = active.log.append
-        if mode == "values" and "values" in wanted:
+        if mode == "debug":
+            kind = payload.get("type")
+            if kind not in ("task", "task_result"):
+                return
+            task, step, finished = payload["payload"], payload.get("step", 0), kind == "task_result"
+            active.current_node, active.step = task["name"], step
+            if "tasks" in wanted:
+                append(ev.TASK, {
+                    "id": task["id"], "name": task["name"], "step": step,
+                    "phase": "finished" if finished else "started",
+                    "error": str(task.get("error") or "") if finished else "",
+                    "interrupts": [interrupt_to_json(i) for i in task.get("interrupts", ())] if finished else [],
+                })
+            if finished and active.streamed:
+                self._complete_streamed_messages(active, task["name"], task.get("result"))
+        elif mode == "values":
             append(ev.VALUES, {"values": to_json(payload) if isinstance(payload, dict) else {"__root__": to_json(payload)}})
         elif mode == "updates":
             for node, update in (payload or {}).items():
-                if "updates" in wanted:
-                    append(ev.UPDATES, {"node": node, "update": to_json(update)})
-                if "messages" in wanted:
-                    self._complete_streamed_messages(active, node, update)
+                append(ev.UPDATES, {"node": node, "update": to_json(update)})
         elif mode == "messages":
             message, meta = payload
             delta = isinstance(message, BaseMessageChunk)
@@ -242,54 +460,177 @@ class GraphRunner:
                                 "node": meta.get("langgraph_node", ""), "step": step})
         elif mode == "custom":
             append(ev.CUSTOM, {"data": to_json(payload)})
-        elif mode == "debug" and payload.get("type") in ("task", "task_result"):
-            task = payload["payload"]
-            finished = payload["type"] == "task_result"
-            append(ev.TASK, {
-                "id": task["id"], "name": task["name"], "step": payload.get("step", 0),
-                "phase": "finished" if finished else "started",
-                "error": str(task.get("error") or "") if finished else "",
-                "interrupts": [interrupt_to_json(i) for i in task.get("interrupts", ())] if finished else [],
-            })
 
-    def _complete_streamed_messages(self, active: ActiveRun, node: str, update: Any) -> None:
+    def _complete_streamed_messages(self, active: ActiveRun, node: str, result: Any) -> None:
         """After deltas, send each message whole (delta=false) once its node has returned it."""
-        if not active.streamed or not isinstance(update, dict):
-            return
-        for value in update.values():
+        writes = result.items() if isinstance(result, dict) else (result or ())
+        for _channel, value in writes:
             for message in value if isinstance(value, list) else [value]:
                 if isinstance(message, BaseMessage) and message.id in active.streamed:
                     step = active.streamed.pop(message.id)
                     active.log.append(ev.MESSAGE, {"message_id": message.id, "delta": False,
                                                    "message": message_to_json(message), "node": node, "step": step})
 
-    # -- stopping -----------------------------------------------------------------
+    async def _flush_events(self, active: ActiveRun) -> None:
+        """Store the run's events in batches while it executes, for followers on other replicas.
 
-    def get_active(self, run_id: str) -> ActiveRun | None:
-        return self._active.get(run_id)
-
-    def stop(self, run_id: str, status: str) -> ActiveRun | None:
-        """Ask a run executing here to stop; it ends with `status` ("timeout" or "cancelled").
-
-        Its completed steps' checkpoints stay. Returns the run, whose end event
-        the caller may await, or None if it is not executing here.
+        Waits for a new event, lets more gather for `flush_interval`, stores them
+        all in one statement. Stops when the run settles (which stores the rest).
         """
-        active = self._active.get(run_id)
-        if active is not None and active.stop_status is None and active.task is not None:
-            active.stop_status = status
+        interval = self.settings.flush_interval
+        while not active.closing.is_set():
+            await active.log.wait_beyond(active.stored)
+            if active.closing.is_set():
+                return
+            try:
+                await asyncio.wait_for(active.closing.wait(), interval)
+                return
+            except TimeoutError:
+                pass
+            await self._store_pending_events(active)
+
+    async def _store_pending_events(self, active: ActiveRun) -> None:
+        batch = active.log.since(active.stored)
+        if not batch:
+            return
+        try:
+            if await self.records.append_events(active.run_id, active.attempt, batch):
+                active.stored = batch[-1].sequence
+            else:
+                self._stop(active, "lost", "another replica took the run over")
+        except Exception as exc:
+            log.warning("run %s: storing events failed (%s); will retry", active.run_id, type(exc).__name__)
+
+    # -- stopping -----------------------------------------------------------------------
+
+    def _stop(self, active: ActiveRun, reason: str, message: str) -> None:
+        """Stop a run executing here. The first reason wins."""
+        if active.stop_reason is None and not active.settling and active.task is not None and not active.task.done():
+            active.stop_reason, active.stop_message = reason, message
             active.task.cancel()
-        return active
 
-    async def stop_thread(self, thread_id: str) -> None:
-        """Cancel the runs executing here on a thread and wait until they have ended."""
-        actives = [a for a in self._active.values() if a.thread_id == thread_id]
-        for active in actives:
-            self.stop(active.run_id, "cancelled")
-        await asyncio.gather(*(a.log.ended for a in actives), return_exceptions=True)
+    async def cancel(self, run_id: str, action: str, message: str, wait: bool = False) -> RunRecord:
+        """Stop a run wherever it executes. action: interrupt | rollback | timeout."""
+        active = self._active.get(run_id)
+        if active is not None:
+            self._stop(active, action, message)
+            if wait:
+                await self.wait_end(run_id)
+            record = await self.records.get_run(run_id)
+        else:
+            record = await self.records.cancel_run(run_id, action, message)
+            if record is None:
+                raise RunNotFound(run_id)
+            if wait and not record.ended:
+                await self.wait_end(run_id)
+                record = await self.records.get_run(run_id)
+        return record
 
-    async def close(self) -> None:
-        """Stop every run executing here (server shutdown) and wait until each has recorded its end."""
-        actives = list(self._active.values())
-        for active in actives:
-            self.stop(active.run_id, "cancelled")
-        await asyncio.gather(*(a.log.ended for a in actives), return_exceptions=True)
+    def cancel_soon(self, run_id: str, action: str, message: str) -> None:
+        """`cancel` from a handler that is itself being cancelled (its caller left)."""
+        if self._draining:
+            return  # runs move to other replicas; callers can join them there
+        task = asyncio.get_running_loop().create_task(self.cancel(run_id, action, message))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _on_cancel_note(self, payload: str | None) -> None:
+        if not payload:
+            return
+        run_id, _, action = payload.partition(" ")
+        active = self._active.get(run_id)
+        if active is not None:
+            self._stop(active, action or "interrupt", "cancelled")
+
+    def _on_lease_report(self, lost: set[str], cancels: dict[str, str]) -> None:
+        for run_id in lost:
+            active = self._active.get(run_id)
+            if active is not None:
+                log.warning("run %s: lease lost; another replica continues it", run_id)
+                self._stop(active, "lost", "lease lost")
+        for run_id, action in cancels.items():
+            if (active := self._active.get(run_id)) is not None:
+                self._stop(active, action, "cancelled")
+
+    # -- following ----------------------------------------------------------------------
+
+    def _on_event_note(self, payload: str | None) -> None:
+        if payload is None:  # reconnected: anything may have happened
+            for run_id in list(self._waiters):
+                self._wake_followers(run_id)
+        elif payload:
+            self._wake_followers(payload)
+
+    def _wake_followers(self, run_id: str) -> None:
+        for waiter in self._waiters.get(run_id, ()):
+            waiter.set()
+
+    async def follow(self, run_id: str, after: int = 0, deadline: float | None = None) -> AsyncIterator[ev.RunEvent]:
+        """Yield the run's events numbered after `after`, up to its end event, from wherever it runs.
+
+        Local attempts are followed in memory; others through the database, woken by
+        NOTIFY. Raises RunNotFound, TimeoutError (deadline, event-loop time), or
+        ServerDraining when this replica hands the run over while shutting down.
+        """
+        loop = asyncio.get_running_loop()
+        position = after
+        checked = False
+        while True:
+            active = self._active.get(run_id)
+            if active is not None and position >= active.log.base:
+                try:
+                    async for event in active.log.follow(position, deadline):
+                        position = event.sequence
+                        yield event
+                    return
+                except ev.RunMoved as moved:
+                    if moved.reason == "handoff" and self._draining:
+                        raise ServerDraining(run_id, position) from None
+                    continue
+            waiter = asyncio.Event()
+            self._waiters.setdefault(run_id, set()).add(waiter)
+            try:
+                stored = await self.records.read_events(run_id, position)
+                if not stored and not checked:
+                    if await self.records.get_run(run_id) is None:
+                        raise RunNotFound(run_id)
+                    checked = True
+                for event in stored:
+                    if event.kind == ev.END:
+                        event = ev.RunEvent(event.sequence, event.kind,
+                                            {**event.data, "run": await self.records.get_run(run_id)},
+                                            event.time, event.namespace)
+                    position = event.sequence
+                    yield event
+                    if event.kind == ev.END:
+                        return
+                if stored or run_id in self._active:
+                    continue
+                timeout = 5.0 if deadline is None else min(deadline - loop.time(), 5.0)
+                if timeout <= 0:
+                    raise TimeoutError
+                try:  # NOTIFY wakes us; the timeout only covers a notification lost in a reconnect
+                    await asyncio.wait_for(waiter.wait(), timeout)
+                except TimeoutError:
+                    if deadline is not None and loop.time() >= deadline:
+                        raise
+            finally:
+                waiters = self._waiters.get(run_id)
+                if waiters is not None:
+                    waiters.discard(waiter)
+                    if not waiters:
+                        del self._waiters[run_id]
+
+    async def wait_end(self, run_id: str, deadline: float | None = None) -> ev.RunEvent:
+        """The run's end event, waiting for it (see `follow` for the errors)."""
+        async for event in self.follow(run_id, 0, deadline):
+            if event.kind == ev.END:
+                return event
+        raise RuntimeError(f"run {run_id} ended without an end event")
+
+
+def graph_config(thread_id: str, checkpoint_id: str | None = None) -> dict[str, Any]:
+    configurable = {"thread_id": thread_id, "checkpoint_ns": ""}
+    if checkpoint_id:
+        configurable["checkpoint_id"] = checkpoint_id
+    return {"configurable": configurable}

@@ -10,7 +10,7 @@ from langgraph.errors import InvalidUpdateError
 
 from .errors import CheckpointNotFound, NoGraphForThread, ThreadBusy, invalid
 from .registry import Assistant, Registry
-from .runner import GraphRunner
+from .runner import GraphRunner, graph_config
 from .snapshots import empty_state, snapshot_to_json
 from .storage.records import Records, ThreadRecord
 
@@ -18,8 +18,6 @@ MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 10
 
 
-def _config(thread_id: str, checkpoint_id: str | None = None) -> dict[str, Any]:
-    return GraphRunner._graph_config(thread_id, checkpoint_id)
 
 
 class Threads:
@@ -36,10 +34,13 @@ class Threads:
         return await self.records.get_thread(thread_id)
 
     async def delete(self, thread_id: str) -> None:
-        """Stop a run executing here on the thread, then drop the thread, its runs and checkpoints."""
+        """Cancel the thread's runs in flight (wherever they run), then drop the thread, its runs,
+        their events and its checkpoints."""
         thread = await self.records.get_thread(thread_id)
         if thread.status == "busy":
-            await self.runner.stop_thread(thread_id)
+            in_flight, _ = await self.records.list_runs(thread_id, ["pending", "running"], 1000, "")
+            for run in in_flight:
+                await self.runner.cancel(run.run_id, "interrupt", "its thread was deleted", wait=True)
         await self.checkpointer.adelete_thread(thread_id)
         await self.records.delete_thread(thread_id)
 
@@ -47,7 +48,7 @@ class Threads:
         return self.registry.get(thread.assistant_id) if thread.assistant_id else None
 
     async def _existing_checkpoint(self, thread_id: str, checkpoint_id: str | None) -> None:
-        if checkpoint_id and await self.checkpointer.aget_tuple(_config(thread_id, checkpoint_id)) is None:
+        if checkpoint_id and await self.checkpointer.aget_tuple(graph_config(thread_id, checkpoint_id)) is None:
             raise CheckpointNotFound(thread_id, checkpoint_id)
 
     async def get_state(self, thread_id: str, checkpoint_id: str | None = None) -> dict[str, Any]:
@@ -56,7 +57,7 @@ class Threads:
         await self._existing_checkpoint(thread_id, checkpoint_id)
         if assistant is None:
             return empty_state()
-        snapshot = await assistant.graph.aget_state(_config(thread_id, checkpoint_id))
+        snapshot = await assistant.graph.aget_state(graph_config(thread_id, checkpoint_id))
         return snapshot_to_json(snapshot) if snapshot.config.get("configurable", {}).get("checkpoint_id") else empty_state()
 
     async def get_history(self, thread_id: str, page_size: int, page_token: str) -> tuple[list[dict], str]:
@@ -69,13 +70,13 @@ class Threads:
                 before_id = base64.urlsafe_b64decode(page_token.encode()).decode()
             except (binascii.Error, UnicodeDecodeError, ValueError):
                 raise invalid("page_token", "not a token this server returned") from None
-            before = _config(thread_id, before_id)
+            before = graph_config(thread_id, before_id)
         thread = await self.records.get_thread(thread_id)
         assistant = self._assistant(thread)
         if assistant is None:
             return [], ""
         states = [snapshot_to_json(s) async for s in
-                  assistant.graph.aget_state_history(_config(thread_id), before=before, limit=page_size + 1)]
+                  assistant.graph.aget_state_history(graph_config(thread_id), before=before, limit=page_size + 1)]
         token = ""
         if len(states) > page_size:
             states = states[:page_size]
@@ -95,7 +96,7 @@ class Threads:
                                      f"nodes: {', '.join(assistant.nodes)}")
         await self._existing_checkpoint(thread_id, checkpoint_id)
         try:
-            config = await assistant.graph.aupdate_state(_config(thread_id, checkpoint_id), values,
+            config = await assistant.graph.aupdate_state(graph_config(thread_id, checkpoint_id), values,
                                                          as_node=as_node or None)
         except InvalidUpdateError as exc:
             raise invalid("values", str(exc)) from None

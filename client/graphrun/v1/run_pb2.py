@@ -27,29 +27,31 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15graphrun/v1/run.proto\x12\x0bgraphrun.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe4\x02\n\x03Run\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x11\n\tthread_id\x18\x02 \x01(\t\x12\x14\n\x0c\x61ssistant_id\x18\x03 \x01(\t\x12&\n\x06status\x18\x04 \x01(\x0e\x32\x16.graphrun.v1.RunStatus\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\x05\x12)\n\x08metadata\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12$\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x15.graphrun.v1.RunError\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12:\n\x12multitask_strategy\x18\n \x01(\x0e\x32\x1e.graphrun.v1.MultitaskStrategy\"9\n\x08RunError\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x94\x04\n\x07RunSpec\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61ssistant_id\x18\x02 \x01(\t\x12&\n\x05input\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12%\n\x07\x63ommand\x18\x04 \x01(\x0b\x32\x14.graphrun.v1.Command\x12\'\n\x06\x63onfig\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x08metadata\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x18\n\x10interrupt_before\x18\x07 \x03(\t\x12\x17\n\x0finterrupt_after\x18\x08 \x03(\t\x12:\n\x12multitask_strategy\x18\t \x01(\x0e\x32\x1e.graphrun.v1.MultitaskStrategy\x12/\n\rif_not_exists\x18\n \x01(\x0e\x32\x18.graphrun.v1.IfNotExists\x12\x15\n\rcheckpoint_id\x18\x0b \x01(\t\x12-\n\x0bgranularity\x18\x0c \x01(\x0e\x32\x18.graphrun.v1.Granularity\x12*\n\x07timeout\x18\r \x01(\x0b\x32\x19.google.protobuf.Duration\x12+\n\ndurability\x18\x0e \x01(\x0e\x32\x17.graphrun.v1.Durability\"h\n\x07\x43ommand\x12&\n\x06resume\x18\x01 \x01(\x0b\x32\x16.google.protobuf.Value\x12\'\n\x06update\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04goto\x18\x03 \x03(\t*\xd3\x01\n\tRunStatus\x12\x1a\n\x16RUN_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12RUN_STATUS_PENDING\x10\x01\x12\x16\n\x12RUN_STATUS_RUNNING\x10\x02\x12\x16\n\x12RUN_STATUS_SUCCESS\x10\x03\x12\x14\n\x10RUN_STATUS_ERROR\x10\x04\x12\x16\n\x12RUN_STATUS_TIMEOUT\x10\x05\x12\x1a\n\x16RUN_STATUS_INTERRUPTED\x10\x06\x12\x18\n\x14RUN_STATUS_CANCELLED\x10\x07*\xb9\x01\n\x11MultitaskStrategy\x12\"\n\x1eMULTITASK_STRATEGY_UNSPECIFIED\x10\x00\x12\x1d\n\x19MULTITASK_STRATEGY_REJECT\x10\x01\x12 \n\x1cMULTITASK_STRATEGY_INTERRUPT\x10\x02\x12\x1f\n\x1bMULTITASK_STRATEGY_ROLLBACK\x10\x03\x12\x1e\n\x1aMULTITASK_STRATEGY_ENQUEUE\x10\x04*`\n\x0bIfNotExists\x12\x1d\n\x19IF_NOT_EXISTS_UNSPECIFIED\x10\x00\x12\x18\n\x14IF_NOT_EXISTS_REJECT\x10\x01\x12\x18\n\x14IF_NOT_EXISTS_CREATE\x10\x02*n\n\x0bGranularity\x12\x1b\n\x17GRANULARITY_UNSPECIFIED\x10\x00\x12\x13\n\x0fGRANULARITY_LOW\x10\x01\x12\x17\n\x13GRANULARITY_PARTIAL\x10\x02\x12\x14\n\x10GRANULARITY_FULL\x10\x03*h\n\nDurability\x12\x1a\n\x16\x44URABILITY_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x44URABILITY_SYNC\x10\x01\x12\x14\n\x10\x44URABILITY_ASYNC\x10\x02\x12\x13\n\x0f\x44URABILITY_EXIT\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15graphrun/v1/run.proto\x12\x0bgraphrun.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x98\x04\n\x03Run\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x11\n\tthread_id\x18\x02 \x01(\t\x12\x14\n\x0c\x61ssistant_id\x18\x03 \x01(\t\x12&\n\x06status\x18\x04 \x01(\x0e\x32\x16.graphrun.v1.RunStatus\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\x05\x12)\n\x08metadata\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12$\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x15.graphrun.v1.RunError\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12:\n\x12multitask_strategy\x18\n \x01(\x0e\x32\x1e.graphrun.v1.MultitaskStrategy\x12.\n\nstarted_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63urrent_node\x18\r \x01(\t\x12\x0c\n\x04step\x18\x0e \x01(\x03\x12\x30\n\ron_disconnect\x18\x0f \x01(\x0e\x32\x19.graphrun.v1.OnDisconnect\"9\n\x08RunError\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xc6\x04\n\x07RunSpec\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61ssistant_id\x18\x02 \x01(\t\x12&\n\x05input\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12%\n\x07\x63ommand\x18\x04 \x01(\x0b\x32\x14.graphrun.v1.Command\x12\'\n\x06\x63onfig\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x08metadata\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x18\n\x10interrupt_before\x18\x07 \x03(\t\x12\x17\n\x0finterrupt_after\x18\x08 \x03(\t\x12:\n\x12multitask_strategy\x18\t \x01(\x0e\x32\x1e.graphrun.v1.MultitaskStrategy\x12/\n\rif_not_exists\x18\n \x01(\x0e\x32\x18.graphrun.v1.IfNotExists\x12\x15\n\rcheckpoint_id\x18\x0b \x01(\t\x12-\n\x0bgranularity\x18\x0c \x01(\x0e\x32\x18.graphrun.v1.Granularity\x12*\n\x07timeout\x18\r \x01(\x0b\x32\x19.google.protobuf.Duration\x12+\n\ndurability\x18\x0e \x01(\x0e\x32\x17.graphrun.v1.Durability\x12\x30\n\ron_disconnect\x18\x0f \x01(\x0e\x32\x19.graphrun.v1.OnDisconnect\"h\n\x07\x43ommand\x12&\n\x06resume\x18\x01 \x01(\x0b\x32\x16.google.protobuf.Value\x12\'\n\x06update\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04goto\x18\x03 \x03(\t*\xd3\x01\n\tRunStatus\x12\x1a\n\x16RUN_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12RUN_STATUS_PENDING\x10\x01\x12\x16\n\x12RUN_STATUS_RUNNING\x10\x02\x12\x16\n\x12RUN_STATUS_SUCCESS\x10\x03\x12\x14\n\x10RUN_STATUS_ERROR\x10\x04\x12\x16\n\x12RUN_STATUS_TIMEOUT\x10\x05\x12\x1a\n\x16RUN_STATUS_INTERRUPTED\x10\x06\x12\x18\n\x14RUN_STATUS_CANCELLED\x10\x07*c\n\x0cOnDisconnect\x12\x1d\n\x19ON_DISCONNECT_UNSPECIFIED\x10\x00\x12\x18\n\x14ON_DISCONNECT_CANCEL\x10\x01\x12\x1a\n\x16ON_DISCONNECT_CONTINUE\x10\x02*\xb9\x01\n\x11MultitaskStrategy\x12\"\n\x1eMULTITASK_STRATEGY_UNSPECIFIED\x10\x00\x12\x1d\n\x19MULTITASK_STRATEGY_REJECT\x10\x01\x12 \n\x1cMULTITASK_STRATEGY_INTERRUPT\x10\x02\x12\x1f\n\x1bMULTITASK_STRATEGY_ROLLBACK\x10\x03\x12\x1e\n\x1aMULTITASK_STRATEGY_ENQUEUE\x10\x04*`\n\x0bIfNotExists\x12\x1d\n\x19IF_NOT_EXISTS_UNSPECIFIED\x10\x00\x12\x18\n\x14IF_NOT_EXISTS_REJECT\x10\x01\x12\x18\n\x14IF_NOT_EXISTS_CREATE\x10\x02*n\n\x0bGranularity\x12\x1b\n\x17GRANULARITY_UNSPECIFIED\x10\x00\x12\x13\n\x0fGRANULARITY_LOW\x10\x01\x12\x17\n\x13GRANULARITY_PARTIAL\x10\x02\x12\x14\n\x10GRANULARITY_FULL\x10\x03*h\n\nDurability\x12\x1a\n\x16\x44URABILITY_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x44URABILITY_SYNC\x10\x01\x12\x14\n\x10\x44URABILITY_ASYNC\x10\x02\x12\x13\n\x0f\x44URABILITY_EXIT\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'graphrun.v1.run_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RUNSTATUS']._serialized_start=1193
-  _globals['_RUNSTATUS']._serialized_end=1404
-  _globals['_MULTITASKSTRATEGY']._serialized_start=1407
-  _globals['_MULTITASKSTRATEGY']._serialized_end=1592
-  _globals['_IFNOTEXISTS']._serialized_start=1594
-  _globals['_IFNOTEXISTS']._serialized_end=1690
-  _globals['_GRANULARITY']._serialized_start=1692
-  _globals['_GRANULARITY']._serialized_end=1802
-  _globals['_DURABILITY']._serialized_start=1804
-  _globals['_DURABILITY']._serialized_end=1908
+  _globals['_RUNSTATUS']._serialized_start=1423
+  _globals['_RUNSTATUS']._serialized_end=1634
+  _globals['_ONDISCONNECT']._serialized_start=1636
+  _globals['_ONDISCONNECT']._serialized_end=1735
+  _globals['_MULTITASKSTRATEGY']._serialized_start=1738
+  _globals['_MULTITASKSTRATEGY']._serialized_end=1923
+  _globals['_IFNOTEXISTS']._serialized_start=1925
+  _globals['_IFNOTEXISTS']._serialized_end=2021
+  _globals['_GRANULARITY']._serialized_start=2023
+  _globals['_GRANULARITY']._serialized_end=2133
+  _globals['_DURABILITY']._serialized_start=2135
+  _globals['_DURABILITY']._serialized_end=2239
   _globals['_RUN']._serialized_start=134
-  _globals['_RUN']._serialized_end=490
-  _globals['_RUNERROR']._serialized_start=492
-  _globals['_RUNERROR']._serialized_end=549
-  _globals['_RUNSPEC']._serialized_start=552
-  _globals['_RUNSPEC']._serialized_end=1084
-  _globals['_COMMAND']._serialized_start=1086
-  _globals['_COMMAND']._serialized_end=1190
+  _globals['_RUN']._serialized_end=670
+  _globals['_RUNERROR']._serialized_start=672
+  _globals['_RUNERROR']._serialized_end=729
+  _globals['_RUNSPEC']._serialized_start=732
+  _globals['_RUNSPEC']._serialized_end=1314
+  _globals['_COMMAND']._serialized_start=1316
+  _globals['_COMMAND']._serialized_end=1420
 # @@protoc_insertion_point(module_scope)

@@ -54,6 +54,31 @@ class RunServiceStub:
                 request_serializer=graphrun_dot_v1_dot_run__service__pb2.RunServiceStreamRequest.SerializeToString,
                 response_deserializer=graphrun_dot_v1_dot_run__service__pb2.RunServiceStreamResponse.FromString,
                 _registered_method=True)
+        self.Create = channel.unary_unary(
+                '/graphrun.v1.RunService/Create',
+                request_serializer=graphrun_dot_v1_dot_run__service__pb2.RunServiceCreateRequest.SerializeToString,
+                response_deserializer=graphrun_dot_v1_dot_run__service__pb2.RunServiceCreateResponse.FromString,
+                _registered_method=True)
+        self.Get = channel.unary_unary(
+                '/graphrun.v1.RunService/Get',
+                request_serializer=graphrun_dot_v1_dot_run__service__pb2.RunServiceGetRequest.SerializeToString,
+                response_deserializer=graphrun_dot_v1_dot_run__service__pb2.RunServiceGetResponse.FromString,
+                _registered_method=True)
+        self.List = channel.unary_unary(
+                '/graphrun.v1.RunService/List',
+                request_serializer=graphrun_dot_v1_dot_run__service__pb2.RunServiceListRequest.SerializeToString,
+                response_deserializer=graphrun_dot_v1_dot_run__service__pb2.RunServiceListResponse.FromString,
+                _registered_method=True)
+        self.Cancel = channel.unary_unary(
+                '/graphrun.v1.RunService/Cancel',
+                request_serializer=graphrun_dot_v1_dot_run__service__pb2.RunServiceCancelRequest.SerializeToString,
+                response_deserializer=graphrun_dot_v1_dot_run__service__pb2.RunServiceCancelResponse.FromString,
+                _registered_method=True)
+        self.Join = channel.unary_stream(
+                '/graphrun.v1.RunService/Join',
+                request_serializer=graphrun_dot_v1_dot_run__service__pb2.RunServiceJoinRequest.SerializeToString,
+                response_deserializer=graphrun_dot_v1_dot_run__service__pb2.RunServiceJoinResponse.FromString,
+                _registered_method=True)
 
 
 class RunServiceServicer:
@@ -95,6 +120,51 @@ class RunServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Create(self, request, context):
+        """Starts a run in the background and returns it at once (PENDING or
+        RUNNING). Any replica may execute it; follow it with `Join`, look it up
+        with `Get`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Get(self, request, context):
+        """Returns a run. NOT_FOUND if it does not exist.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def List(self, request, context):
+        """Lists runs, newest first, optionally of one thread and in some statuses.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Cancel(self, request, context):
+        """Stops a PENDING or RUNNING run, on whichever replica executes it. The run
+        ends CANCELLED. Cancelling a run that has already ended changes nothing
+        and returns it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Join(self, request, context):
+        """Follows a run from any replica: replays its events numbered after
+        `after_sequence`, then streams new ones as they happen, until the `end`
+        event. Each event arrives once, in order, with no gaps. Like `Stream`, a
+        run that did not succeed ends the call with the matching non-OK status
+        after its `end` event. If the replica serving the call shuts down, the
+        call ends with UNAVAILABLE; join again (elsewhere) after the last
+        sequence number received.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RunServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -107,6 +177,31 @@ def add_RunServiceServicer_to_server(servicer, server):
                     servicer.Stream,
                     request_deserializer=graphrun_dot_v1_dot_run__service__pb2.RunServiceStreamRequest.FromString,
                     response_serializer=graphrun_dot_v1_dot_run__service__pb2.RunServiceStreamResponse.SerializeToString,
+            ),
+            'Create': grpc.unary_unary_rpc_method_handler(
+                    servicer.Create,
+                    request_deserializer=graphrun_dot_v1_dot_run__service__pb2.RunServiceCreateRequest.FromString,
+                    response_serializer=graphrun_dot_v1_dot_run__service__pb2.RunServiceCreateResponse.SerializeToString,
+            ),
+            'Get': grpc.unary_unary_rpc_method_handler(
+                    servicer.Get,
+                    request_deserializer=graphrun_dot_v1_dot_run__service__pb2.RunServiceGetRequest.FromString,
+                    response_serializer=graphrun_dot_v1_dot_run__service__pb2.RunServiceGetResponse.SerializeToString,
+            ),
+            'List': grpc.unary_unary_rpc_method_handler(
+                    servicer.List,
+                    request_deserializer=graphrun_dot_v1_dot_run__service__pb2.RunServiceListRequest.FromString,
+                    response_serializer=graphrun_dot_v1_dot_run__service__pb2.RunServiceListResponse.SerializeToString,
+            ),
+            'Cancel': grpc.unary_unary_rpc_method_handler(
+                    servicer.Cancel,
+                    request_deserializer=graphrun_dot_v1_dot_run__service__pb2.RunServiceCancelRequest.FromString,
+                    response_serializer=graphrun_dot_v1_dot_run__service__pb2.RunServiceCancelResponse.SerializeToString,
+            ),
+            'Join': grpc.unary_stream_rpc_method_handler(
+                    servicer.Join,
+                    request_deserializer=graphrun_dot_v1_dot_run__service__pb2.RunServiceJoinRequest.FromString,
+                    response_serializer=graphrun_dot_v1_dot_run__service__pb2.RunServiceJoinResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -173,6 +268,141 @@ class RunService:
             '/graphrun.v1.RunService/Stream',
             graphrun_dot_v1_dot_run__service__pb2.RunServiceStreamRequest.SerializeToString,
             graphrun_dot_v1_dot_run__service__pb2.RunServiceStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Create(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphrun.v1.RunService/Create',
+            graphrun_dot_v1_dot_run__service__pb2.RunServiceCreateRequest.SerializeToString,
+            graphrun_dot_v1_dot_run__service__pb2.RunServiceCreateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Get(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphrun.v1.RunService/Get',
+            graphrun_dot_v1_dot_run__service__pb2.RunServiceGetRequest.SerializeToString,
+            graphrun_dot_v1_dot_run__service__pb2.RunServiceGetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def List(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphrun.v1.RunService/List',
+            graphrun_dot_v1_dot_run__service__pb2.RunServiceListRequest.SerializeToString,
+            graphrun_dot_v1_dot_run__service__pb2.RunServiceListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Cancel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphrun.v1.RunService/Cancel',
+            graphrun_dot_v1_dot_run__service__pb2.RunServiceCancelRequest.SerializeToString,
+            graphrun_dot_v1_dot_run__service__pb2.RunServiceCancelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Join(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/graphrun.v1.RunService/Join',
+            graphrun_dot_v1_dot_run__service__pb2.RunServiceJoinRequest.SerializeToString,
+            graphrun_dot_v1_dot_run__service__pb2.RunServiceJoinResponse.FromString,
             options,
             channel_credentials,
             insecure,

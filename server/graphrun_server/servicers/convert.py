@@ -7,12 +7,11 @@ import datetime as dt
 import uuid
 from typing import Any
 
-import grpc
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from graphrun.v1 import assistant_pb2, event_pb2, run_pb2, state_pb2, thread_pb2
 
-from ..errors import FieldViolation, GraphrunError, InvalidArgument
+from ..errors import FieldViolation, InvalidArgument
 from ..events import RunEvent
 from ..registry import Assistant
 from ..runner import STREAM_MODES, RunRequest
@@ -37,7 +36,13 @@ _DURABILITY = {
     run_pb2.DURABILITY_ASYNC: "async",
     run_pb2.DURABILITY_EXIT: "exit",
 }
-_RUN_STATUS = {
+_ON_DISCONNECT = {
+    run_pb2.ON_DISCONNECT_UNSPECIFIED: "cancel",
+    run_pb2.ON_DISCONNECT_CANCEL: "cancel",
+    run_pb2.ON_DISCONNECT_CONTINUE: "continue",
+}
+_ON_DISCONNECT_ENUM = {"cancel": run_pb2.ON_DISCONNECT_CANCEL, "continue": run_pb2.ON_DISCONNECT_CONTINUE}
+RUN_STATUS = {
     "pending": run_pb2.RUN_STATUS_PENDING,
     "running": run_pb2.RUN_STATUS_RUNNING,
     "success": run_pb2.RUN_STATUS_SUCCESS,
@@ -52,11 +57,6 @@ _THREAD_STATUS = {
     "interrupted": thread_pb2.THREAD_STATUS_INTERRUPTED,
     "error": thread_pb2.THREAD_STATUS_ERROR,
 }
-
-
-class Unimplemented(GraphrunError):
-    code = grpc.StatusCode.UNIMPLEMENTED
-    reason = "NOT_SUPPORTED"
 
 
 # -- requests -----------------------------------------------------------------------
@@ -122,7 +122,8 @@ def parse_run_spec(spec: run_pb2.RunSpec, stream_modes: list[str] | None = None)
     if spec.checkpoint_id and not spec.thread_id:
         v.append(FieldViolation("spec.checkpoint_id", "needs spec.thread_id"))
     for name, enum_type in (("multitask_strategy", run_pb2.MultitaskStrategy), ("if_not_exists", run_pb2.IfNotExists),
-                            ("granularity", run_pb2.Granularity), ("durability", run_pb2.Durability)):
+                            ("granularity", run_pb2.Granularity), ("durability", run_pb2.Durability),
+                            ("on_disconnect", run_pb2.OnDisconnect)):
         _check_enum(getattr(spec, name), enum_type, f"spec.{name}", v)
     if spec.HasField("input") and spec.HasField("command"):
         v.append(FieldViolation("spec.command", "cannot be combined with spec.input"))
@@ -148,10 +149,6 @@ def parse_run_spec(spec: run_pb2.RunSpec, stream_modes: list[str] | None = None)
             v.append(FieldViolation(f"stream_mode[{i}]", f"unknown mode {mode[:64]!r}; expected one of {', '.join(STREAM_MODES)}"))
     if v:
         raise InvalidArgument(v)
-    strategy = _STRATEGIES[spec.multitask_strategy]
-    if strategy != "reject":
-        raise Unimplemented(f"multitask_strategy {strategy!r} is not supported yet; use REJECT",
-                            metadata={"field": "spec.multitask_strategy"})
     return RunRequest(
         assistant_id=spec.assistant_id,
         thread_id=str(uuid.UUID(spec.thread_id)) if spec.thread_id else None,
@@ -161,11 +158,13 @@ def parse_run_spec(spec: run_pb2.RunSpec, stream_modes: list[str] | None = None)
         metadata=struct_to_dict(spec.metadata),
         interrupt_before=list(spec.interrupt_before),
         interrupt_after=list(spec.interrupt_after),
-        multitask_strategy=strategy,
+        multitask_strategy=_STRATEGIES[spec.multitask_strategy],
         create_thread=spec.if_not_exists == run_pb2.IF_NOT_EXISTS_CREATE,
         checkpoint_id=spec.checkpoint_id or None,
         durability=_DURABILITY[spec.durability],
         stream_modes=modes,
+        timeout=timeout_seconds(spec),
+        on_disconnect=_ON_DISCONNECT[spec.on_disconnect],
     )
 
 
@@ -208,9 +207,12 @@ def _timestamp(value: dt.datetime | str | float | None) -> timestamp_pb2.Timesta
 def run_to_proto(run: RunRecord) -> run_pb2.Run:
     message = run_pb2.Run(
         run_id=run.run_id, thread_id=run.thread_id, assistant_id=run.assistant_id,
-        status=_RUN_STATUS[run.status], attempt=run.attempt, metadata=to_struct(run.metadata),
+        status=RUN_STATUS[run.status], attempt=run.attempt, metadata=to_struct(run.metadata),
         created_at=_timestamp(run.created_at), updated_at=_timestamp(run.updated_at),
         multitask_strategy=_STRATEGY_ENUM.get(run.multitask_strategy, run_pb2.MULTITASK_STRATEGY_UNSPECIFIED),
+        started_at=_timestamp(run.started_at), ended_at=_timestamp(run.ended_at),
+        current_node=run.current_node or "", step=run.step or 0,
+        on_disconnect=_ON_DISCONNECT_ENUM.get(run.on_disconnect, run_pb2.ON_DISCONNECT_UNSPECIFIED),
     )
     if run.error:
         message.error.CopyFrom(run_pb2.RunError(type=run.error.get("type", ""), message=run.error.get("message", ""),

@@ -1,40 +1,34 @@
-"""Thread and run records: graphrun's bookkeeping beside LangGraph's checkpoints.
+"""Thread, run and run-event records: graphrun's bookkeeping beside LangGraph's checkpoints.
 
-Every function is one round trip where it can be: multi-step changes are single
-statements with data-modifying CTEs, so they are atomic without an explicit
-transaction. The database, not process memory, decides that a thread has at
-most one run in flight (a partial unique index), so replicas may share it.
+Every change of a run is one round trip, made atomic by a single statement or a
+PL/pgSQL function from the migrations (graphrun_begin_run, _finish_run,
+_cancel_run). PostgreSQL, not process memory, decides who runs what: a partial
+unique index allows one running run per thread, claims use SKIP LOCKED, and
+every write of a run after it started is fenced by its attempt number.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import datetime as dt
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, fields
 from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from ..errors import ThreadAlreadyExists, ThreadBusy, ThreadNotFound
-
-IN_FLIGHT = ("pending", "running")
-# The thread status a run leaves behind, by the run's final status.
-THREAD_STATUS_AFTER = {
-    "success": "idle",
-    "timeout": "idle",
-    "cancelled": "idle",
-    "interrupted": "interrupted",
-    "error": "error",
-}
+from ..errors import ThreadAlreadyExists, ThreadBusy, ThreadInterrupted, ThreadNotFound, invalid
+from ..events import END, RunEvent
 
 
 @dataclass(frozen=True, slots=True)
 class ThreadRecord:
     thread_id: str
-    created_at: datetime
-    updated_at: datetime
+    created_at: dt.datetime
+    updated_at: dt.datetime
     metadata: dict[str, Any]
     status: str
     assistant_id: str | None
@@ -48,13 +42,37 @@ class RunRecord:
     status: str
     attempt: int
     multitask_strategy: str
+    on_disconnect: str
     spec: dict[str, Any]
     metadata: dict[str, Any]
     error: dict[str, Any] | None
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None
-    ended_at: datetime | None
+    queue_position: int
+    not_before: dt.datetime
+    lease_owner: str | None
+    lease_expires_at: dt.datetime | None
+    cancel_action: str | None
+    current_node: str | None
+    step: int | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    started_at: dt.datetime | None
+    ended_at: dt.datetime | None
+
+    @property
+    def ended(self) -> bool:
+        return self.status not in ("pending", "running")
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A run this replica now executes, with what it needs to continue it."""
+
+    run: RunRecord
+    last_sequence: int  # the run's events already stored (from earlier attempts)
+    previous_status: str | None  # how the thread's previous run ended
+
+
+_RUN_FIELDS = {f.name for f in fields(RunRecord)}
 
 
 def _thread(row: dict) -> ThreadRecord:
@@ -62,30 +80,63 @@ def _thread(row: dict) -> ThreadRecord:
 
 
 def _run(row: dict) -> RunRecord:
-    return RunRecord(**{**row, "run_id": str(row["run_id"]), "thread_id": str(row["thread_id"])})
+    return RunRecord(**{k: v for k, v in row.items() if k in _RUN_FIELDS} | {
+        "run_id": str(row["run_id"]), "thread_id": str(row["thread_id"])})
+
+
+def event_rows(events: list[RunEvent]) -> tuple[list[int], list[str], list[Jsonb]]:
+    """Events as the three arrays graphrun_finish_run and append_events take.
+
+    The end event is stored without its in-memory `run` record: readers fetch
+    the run itself.
+    """
+    seqs, kinds, data = [], [], []
+    for e in events:
+        seqs.append(e.sequence)
+        kinds.append(e.kind)
+        data.append(Jsonb({k: v for k, v in e.data.items() if k != "run"} if e.kind == END else e.data))
+    return seqs, kinds, data
+
+
+def encode_token(*parts: Any) -> str:
+    return base64.urlsafe_b64encode("|".join(str(p) for p in parts).encode()).decode()
+
+
+def decode_token(token: str, field_path: str) -> list[str]:
+    try:
+        return base64.urlsafe_b64decode(token.encode()).decode().split("|")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise invalid(field_path, "not a token this server returned") from None
 
 
 class Records:
-    """Queries on graphrun_thread and graphrun_run."""
+    """Queries on graphrun_thread, graphrun_run and graphrun_run_event."""
 
     def __init__(self, pool: AsyncConnectionPool):
         self.pool = pool
 
+    async def _one(self, sql: str, params: Any = None) -> dict | None:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(sql, params)
+            return await cur.fetchone()
+
+    async def _all(self, sql: str, params: Any = None) -> list[dict]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(sql, params)
+            return await cur.fetchall()
+
+    # -- threads ----------------------------------------------------------------------
+
     async def create_thread(self, thread_id: str | None, metadata: dict) -> ThreadRecord:
         thread_id = thread_id or str(uuid.uuid4())
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "INSERT INTO graphrun_thread (thread_id, metadata) VALUES (%s, %s)"
-                " ON CONFLICT DO NOTHING RETURNING *", (thread_id, Jsonb(metadata)))
-            row = await cur.fetchone()
+        row = await self._one("INSERT INTO graphrun_thread (thread_id, metadata) VALUES (%s, %s)"
+                              " ON CONFLICT DO NOTHING RETURNING *", (thread_id, Jsonb(metadata)))
         if row is None:
             raise ThreadAlreadyExists(thread_id)
         return _thread(row)
 
     async def get_thread(self, thread_id: str) -> ThreadRecord:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute("SELECT * FROM graphrun_thread WHERE thread_id = %s", (thread_id,))
-            row = await cur.fetchone()
+        row = await self._one("SELECT * FROM graphrun_thread WHERE thread_id = %s", (thread_id,))
         if row is None:
             raise ThreadNotFound(thread_id)
         return _thread(row)
@@ -96,87 +147,160 @@ class Records:
         if cur.rowcount == 0:
             raise ThreadNotFound(thread_id)
 
-    async def begin_run(self, *, run_id: str, thread_id: str, create_thread: bool, assistant_id: str,
-                        multitask_strategy: str, spec: dict, metadata: dict) -> RunRecord:
-        """Record a pending run and mark its thread busy, in one statement.
+    # -- runs ---------------------------------------------------------------------------
 
-        Creates the thread first when create_thread is set. Raises ThreadNotFound,
-        or ThreadBusy when the thread already has a run in flight (the partial
-        unique index refuses the insert, whichever replica holds the other run).
-        """
-        sql = """
-        WITH created AS (
-            INSERT INTO graphrun_thread (thread_id, status, assistant_id)
-            SELECT %(thread_id)s, 'busy', %(assistant_id)s WHERE %(create)s
-            ON CONFLICT DO NOTHING RETURNING thread_id
-        ), existing AS (
-            SELECT thread_id FROM graphrun_thread WHERE thread_id = %(thread_id)s FOR UPDATE
-        ), target AS (
-            SELECT thread_id FROM created UNION ALL SELECT thread_id FROM existing
-        ), run AS (
-            INSERT INTO graphrun_run (run_id, thread_id, assistant_id, status, multitask_strategy, spec, metadata)
-            SELECT %(run_id)s, thread_id, %(assistant_id)s, 'pending', %(strategy)s, %(spec)s, %(metadata)s
-            FROM target RETURNING *
-        ), busy AS (
-            UPDATE graphrun_thread SET status = 'busy', assistant_id = %(assistant_id)s, updated_at = now()
-            WHERE thread_id IN (SELECT thread_id FROM existing)
-        )
-        SELECT * FROM run
-        """
-        params = {"thread_id": thread_id, "assistant_id": assistant_id, "create": create_thread, "run_id": run_id,
-                  "strategy": multitask_strategy, "spec": Jsonb(spec), "metadata": Jsonb(metadata)}
-        async with self.pool.connection() as conn:
-            try:
-                cur = await conn.execute(sql, params)
-                row = await cur.fetchone()
-            except psycopg.errors.UniqueViolation:
-                cur = await conn.execute(
-                    "SELECT run_id FROM graphrun_run WHERE thread_id = %s AND status IN ('pending', 'running')",
-                    (thread_id,))
-                other = await cur.fetchone()
-                raise ThreadBusy(thread_id, str(other["run_id"]) if other else None) from None
-        if row is None:
-            raise ThreadNotFound(thread_id)
+    async def begin_run(self, *, run_id: str, thread_id: str, create_thread: bool, assistant_id: str,
+                        multitask_strategy: str, on_disconnect: str, spec: dict, metadata: dict,
+                        delay: float, has_input: bool, owner: str | None, lease: float) -> RunRecord:
+        """Accept a run (graphrun_begin_run): RUNNING and leased to `owner` when it can start
+        at once and owner is given, else PENDING for any replica's workers."""
+        try:
+            row = await self._one(
+                "SELECT * FROM graphrun_begin_run(%s, %s, %s, %s, %s, %s, %s, %s, make_interval(secs => %s),"
+                " %s, %s, make_interval(secs => %s))",
+                (run_id, thread_id, create_thread, assistant_id, multitask_strategy, on_disconnect, Jsonb(spec),
+                 Jsonb(metadata), delay, has_input, owner, lease))
+        except psycopg.Error as exc:
+            if exc.sqlstate == "GR404":
+                raise ThreadNotFound(thread_id) from None
+            if exc.sqlstate == "GR409":
+                raise ThreadBusy(thread_id, exc.diag.message_detail) from None
+            if exc.sqlstate == "GR412":
+                raise ThreadInterrupted(thread_id) from None
+            raise
         return _run(row)
 
-    async def mark_running(self, run_id: str) -> int:
-        """Move a pending run to running and return its new attempt number."""
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "UPDATE graphrun_run SET status = 'running', attempt = attempt + 1,"
-                " started_at = now(), updated_at = now()"
-                " WHERE run_id = %s AND status = 'pending' RETURNING attempt", (run_id,))
-            row = await cur.fetchone()
-        if row is None:
-            raise RuntimeError(f"run {run_id} is not pending")
-        return row["attempt"]
-
-    async def finish_run(self, run_id: str, attempt: int, status: str, error: dict | None) -> RunRecord | None:
-        """Record a run's final status and free its thread, fenced by the attempt.
-
-        Returns None (and changes nothing) when the run is no longer this
-        attempt's to finish: another worker took it over, or it already ended.
-        """
+    async def claim(self, owner: str, lease: float, run_id: str | None = None) -> Claim | None:
+        """Take the oldest runnable run: a pending one first in its thread's queue whose thread
+        has nothing running, or a running one whose lease expired (its replica died)."""
         sql = """
-        WITH run AS (
-            UPDATE graphrun_run SET status = %(status)s, error = %(error)s, ended_at = now(), updated_at = now()
-            WHERE run_id = %(run_id)s AND attempt = %(attempt)s AND status IN ('pending', 'running')
-            RETURNING *
-        ), thread AS (
-            UPDATE graphrun_thread SET status = %(thread_status)s, updated_at = now()
-            WHERE thread_id IN (SELECT thread_id FROM run)
+        WITH candidate AS (
+            SELECT r.run_id FROM graphrun_run r
+             WHERE ((r.status = 'pending' AND r.not_before <= now()
+                     AND NOT EXISTS (SELECT 1 FROM graphrun_run o
+                                      WHERE o.thread_id = r.thread_id
+                                        AND (o.status = 'running'
+                                             OR (o.status = 'pending' AND o.queue_position < r.queue_position))))
+                    OR (r.status = 'running' AND r.lease_expires_at < now()))
+               AND (%(run_id)s::uuid IS NULL OR r.run_id = %(run_id)s::uuid)
+             ORDER BY r.queue_position
+             LIMIT 1
+               FOR UPDATE SKIP LOCKED
         )
-        SELECT * FROM run
+        UPDATE graphrun_run r
+           SET status = 'running', attempt = r.attempt + 1, lease_owner = %(owner)s,
+               lease_expires_at = now() + make_interval(secs => %(lease)s),
+               started_at = coalesce(r.started_at, now()), updated_at = now()
+          FROM candidate
+         WHERE r.run_id = candidate.run_id
+        RETURNING r.*,
+            (SELECT coalesce(max(e.sequence), 0) FROM graphrun_run_event e WHERE e.run_id = r.run_id) AS last_sequence,
+            (SELECT p.status FROM graphrun_run p
+              WHERE p.thread_id = r.thread_id AND p.ended_at IS NOT NULL AND p.attempt > 0
+                AND coalesce(p.error->>'reason', '') <> 'THREAD_INTERRUPTED'
+              ORDER BY p.ended_at DESC, p.queue_position DESC LIMIT 1) AS previous_status
         """
-        params = {"run_id": run_id, "attempt": attempt, "status": status,
-                  "error": Jsonb(error) if error else None, "thread_status": THREAD_STATUS_AFTER[status]}
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(sql, params)
-            row = await cur.fetchone()
+        try:
+            row = await self._one(sql, {"owner": owner, "lease": lease, "run_id": run_id})
+        except psycopg.errors.UniqueViolation:
+            return None  # another replica started a run on the same thread at the same moment
+        if row is None:
+            return None
+        return Claim(_run(row), row["last_sequence"], row["previous_status"])
+
+    async def append_events(self, run_id: str, attempt: int, events: list[RunEvent]) -> bool:
+        """Store events while the run executes (fenced), and wake followers on other replicas."""
+        seqs, kinds, data = event_rows(events)
+        row = await self._one(
+            """
+            WITH owner AS (
+                SELECT 1 FROM graphrun_run WHERE run_id = %(run_id)s AND attempt = %(attempt)s AND status = 'running'
+            ), stored AS (
+                INSERT INTO graphrun_run_event (run_id, sequence, kind, data)
+                SELECT %(run_id)s, e.sequence, e.kind, e.data
+                  FROM owner, unnest(%(seqs)s::bigint[], %(kinds)s::text[], %(data)s::jsonb[]) AS e(sequence, kind, data)
+                    ON CONFLICT DO NOTHING
+                RETURNING sequence
+            )
+            SELECT (SELECT count(*) FROM owner) AS owned,
+                   (SELECT pg_notify('graphrun_event', %(run_id)s::text) FROM stored LIMIT 1) AS notified
+            """, {"run_id": run_id, "attempt": attempt, "seqs": seqs, "kinds": kinds, "data": data})
+        return bool(row and row["owned"])
+
+    async def finish_run(self, run_id: str, attempt: int, status: str, error: dict | None,
+                         events: list[RunEvent]) -> RunRecord | None:
+        """Record the end with the last events (graphrun_finish_run). None: fenced off."""
+        seqs, kinds, data = event_rows(events)
+        row = await self._one("SELECT * FROM graphrun_finish_run(%s, %s, %s, %s, %s::bigint[], %s::text[], %s::jsonb[])",
+                              (run_id, attempt, status, Jsonb(error) if error else None, seqs, kinds, data))
         return _run(row) if row else None
+
+    async def release_run(self, run_id: str, attempt: int) -> bool:
+        """Hand a running run back to the queue (shutdown), for another replica to continue."""
+        row = await self._one(
+            """
+            WITH released AS (
+                UPDATE graphrun_run SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,
+                       updated_at = now()
+                 WHERE run_id = %s AND attempt = %s AND status = 'running' RETURNING run_id
+            )
+            SELECT run_id, pg_notify('graphrun_run', run_id::text) AS notified FROM released
+            """, (run_id, attempt))
+        return row is not None
+
+    async def cancel_run(self, run_id: str, action: str, message: str) -> RunRecord | None:
+        row = await self._one("SELECT * FROM graphrun_cancel_run(%s, %s, %s)", (run_id, action, message))
+        return _run(row) if row and row["run_id"] else None
 
     async def get_run(self, run_id: str) -> RunRecord | None:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute("SELECT * FROM graphrun_run WHERE run_id = %s", (run_id,))
-            row = await cur.fetchone()
+        row = await self._one("SELECT * FROM graphrun_run WHERE run_id = %s", (run_id,))
         return _run(row) if row else None
+
+    async def list_runs(self, thread_id: str | None, statuses: list[str], page_size: int,
+                        page_token: str) -> tuple[list[RunRecord], str]:
+        after = decode_token(page_token, "page_token") if page_token else None
+        if after is not None and len(after) != 2:
+            raise invalid("page_token", "not a token this server returned")
+        rows = await self._all(
+            """
+            SELECT * FROM graphrun_run
+             WHERE (%(thread_id)s::uuid IS NULL OR thread_id = %(thread_id)s::uuid)
+               AND (cardinality(%(statuses)s::text[]) = 0 OR status = ANY(%(statuses)s::text[]))
+               AND (%(after_time)s::timestamptz IS NULL OR (created_at, run_id) < (%(after_time)s, %(after_id)s::uuid))
+             ORDER BY created_at DESC, run_id DESC
+             LIMIT %(limit)s
+            """, {"thread_id": thread_id, "statuses": statuses, "limit": page_size + 1,
+                  "after_time": after[0] if after else None, "after_id": after[1] if after else None})
+        runs = [_run(r) for r in rows[:page_size]]
+        token = encode_token(runs[-1].created_at.isoformat(), runs[-1].run_id) if len(rows) > page_size else ""
+        return runs, token
+
+    async def read_events(self, run_id: str, after: int) -> list[RunEvent]:
+        rows = await self._all("SELECT sequence, kind, data, namespace, created_at FROM graphrun_run_event"
+                               " WHERE run_id = %s AND sequence > %s ORDER BY sequence", (run_id, after))
+        return [RunEvent(r["sequence"], r["kind"], r["data"], r["created_at"].timestamp(), tuple(r["namespace"]))
+                for r in rows]
+
+    async def delete_run_checkpoints(self, thread_id: str, run_id: str) -> int:
+        """Remove the checkpoints (and their pending writes) a run wrote: a rollback."""
+        row = await self._one(
+            """
+            WITH doomed AS (
+                DELETE FROM checkpoints WHERE thread_id = %(thread_id)s AND metadata->>'run_id' = %(run_id)s
+                RETURNING checkpoint_ns, checkpoint_id
+            ), writes AS (
+                DELETE FROM checkpoint_writes w USING doomed d
+                 WHERE w.thread_id = %(thread_id)s AND w.checkpoint_ns = d.checkpoint_ns
+                   AND w.checkpoint_id = d.checkpoint_id
+            )
+            SELECT count(*) AS n FROM doomed
+            """, {"thread_id": thread_id, "run_id": run_id})
+        return row["n"]
+
+    async def prune_events(self, older_than: float) -> int:
+        """Delete the events of runs that ended more than `older_than` seconds ago."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "DELETE FROM graphrun_run_event e USING graphrun_run r WHERE e.run_id = r.run_id"
+                " AND r.ended_at < now() - make_interval(secs => %s)", (older_than,))
+            return cur.rowcount

@@ -1,0 +1,60 @@
+"""LangGraph's Postgres checkpointer, made fit for many concurrent runs and replicas.
+
+Two changes to `AsyncPostgresSaver`, nothing else:
+- No process-wide lock. Given a pool, the upstream saver still takes one
+  `asyncio.Lock` around every query, so all checkpoint I/O of a process runs
+  one query at a time (a known LangGraph issue). With a pool each call has its
+  own connection; the lock protects nothing.
+- Fenced writes. A run's checkpoint writes carry its run id and attempt (in
+  `configurable`); each write runs in a transaction that first calls
+  `graphrun_fence`, so a replica that lost its run to another (a stalled
+  process, a lease that expired) cannot write into the thread any more.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from psycopg.rows import dict_row
+
+FENCE_KEY = "__graphrun_fence"  # configurable key: (run_id, attempt); "__" keeps it out of metadata
+
+_fence: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar("graphrun_fence", default=None)
+
+
+class RunFencedOff(Exception):
+    """This replica no longer owns the run whose checkpoint it tried to write."""
+
+
+class FencedPostgresSaver(AsyncPostgresSaver):
+    @asynccontextmanager
+    async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[Any]:
+        fence = _fence.get()
+        async with self.conn.connection() as conn:
+            if pipeline:
+                # One round trip: BEGIN, the fence check, the writes, COMMIT.
+                async with conn.pipeline(), conn.transaction(), conn.cursor(binary=True, row_factory=dict_row) as cur:
+                    if fence is not None:
+                        await cur.execute("SELECT graphrun_fence(%s, %s)", fence)
+                    yield cur
+            else:
+                async with conn.cursor(binary=True, row_factory=dict_row) as cur:
+                    yield cur
+
+    async def aput(self, config, checkpoint, metadata, new_versions):
+        token = _fence.set(config["configurable"].get(FENCE_KEY))
+        try:
+            return await super().aput(config, checkpoint, metadata, new_versions)
+        finally:
+            _fence.reset(token)
+
+    async def aput_writes(self, config, writes, task_id, task_path=""):
+        token = _fence.set(config["configurable"].get(FENCE_KEY))
+        try:
+            return await super().aput_writes(config, writes, task_id, task_path)
+        finally:
+            _fence.reset(token)

@@ -1,0 +1,75 @@
+"""Lease renewal on its own thread and connection.
+
+A running run's lease is renewed every `lease/3` seconds. The renewal runs on
+a separate OS thread with its own connection so that it keeps beating while
+a node blocks the event loop. Each renewal also stores every run's current
+node and step (execution metadata at no extra round trip) and brings back
+cancel requests, in case a NOTIFY was missed. A run whose renewal does not come
+back (another replica took it over, or it ended elsewhere) is reported lost;
+so are all runs when no renewal has succeeded for a whole lease period.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+RENEW_SQL = """
+UPDATE graphrun_run r
+   SET lease_expires_at = now() + make_interval(secs => %(lease)s), updated_at = now(),
+       current_node = coalesce(v.node, r.current_node), step = coalesce(v.step, r.step)
+  FROM unnest(%(ids)s::uuid[], %(attempts)s::int[], %(nodes)s::text[], %(steps)s::int[]) AS v(run_id, attempt, node, step)
+ WHERE r.run_id = v.run_id AND r.attempt = v.attempt AND r.status = 'running' AND r.lease_owner = %(owner)s
+RETURNING r.run_id::text AS run_id, r.cancel_action
+"""
+
+
+class LeaseKeeper(threading.Thread):
+    """Renews the leases of `runs()` and reports back through `report(kept, lost, cancels)`."""
+
+    def __init__(self, dsn: str, owner: str, lease_seconds: float,
+                 runs: Callable[[], dict[str, tuple[int, str | None, int | None]]],
+                 report: Callable[[set[str], dict[str, str]], None]):
+        super().__init__(name="graphrun-leases", daemon=True)
+        self._dsn, self._owner, self._lease = dsn, owner, lease_seconds
+        self._runs, self._report = runs, report
+        self._stopping = threading.Event()
+        self._last_ok = time.monotonic()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def run(self) -> None:
+        conn = None
+        while not self._stopping.wait(self._lease / 3):
+            runs = self._runs()
+            try:
+                if conn is None or conn.closed:
+                    conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=max(1, int(self._lease / 3)))
+                if not runs:
+                    conn.execute("SELECT 1")
+                    self._last_ok = time.monotonic()
+                    continue
+                ids = list(runs)
+                rows = conn.execute(RENEW_SQL, {
+                    "lease": self._lease, "owner": self._owner, "ids": ids,
+                    "attempts": [runs[i][0] for i in ids], "nodes": [runs[i][1] for i in ids],
+                    "steps": [runs[i][2] for i in ids]}).fetchall()
+                self._last_ok = time.monotonic()
+                kept = {r[0] for r in rows}
+                self._report(set(ids) - kept, {r[0]: r[1] for r in rows if r[1]})
+            except Exception as exc:
+                log.warning("lease renewal failed: %s", type(exc).__name__)
+                if conn is not None:
+                    conn.close()
+                    conn = None
+                if time.monotonic() - self._last_ok > self._lease:
+                    self._report(set(runs), {})  # our leases have expired: another replica may take over
+        if conn is not None:
+            conn.close()
