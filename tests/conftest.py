@@ -8,6 +8,7 @@ started instead, so `make test` works on a bare machine too.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import tempfile
@@ -41,17 +42,32 @@ def admin_dsn() -> str:
     return _admin_dsn()
 
 
-@pytest.fixture(scope="session")
-def database_url(admin_dsn):
-    """A scratch database for this test session, dropped at the end."""
+@contextlib.contextmanager
+def scratch_database(admin_dsn: str):
+    """A new database (with the test graphs' gate and side-effect tables), dropped afterwards."""
     name = f"graphrun_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     info = psycopg.conninfo.conninfo_to_dict(admin_dsn)
     info["dbname"] = name
-    yield psycopg.conninfo.make_conninfo(**info)
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    dsn = psycopg.conninfo.make_conninfo(**info)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE test_gate (name text PRIMARY KEY)")
+        conn.execute("CREATE TABLE test_side_effect"
+                     " (run_id text, node text, attempt int, at timestamptz DEFAULT clock_timestamp())")
+    try:
+        yield dsn
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def database_url(admin_dsn):
+    """The scratch database of the in-process test server."""
+    with scratch_database(admin_dsn) as dsn:
+        os.environ["GRAPHRUN_TEST_DSN"] = dsn  # where tests/graphs/durable.py finds its gates
+        yield dsn
 
 
 @pytest.fixture(scope="session")

@@ -59,3 +59,25 @@ def to_dict(message) -> dict[str, Any]:
 
 def messages(state) -> list[dict]:
     return to_dict(state.values).get("messages", [])
+
+
+def open_gate(dsn: str, name: str) -> None:
+    """Open a gate a test graph node waits on (tests/graphs/durable.py)."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO test_gate (name) VALUES (%s) ON CONFLICT DO NOTHING", (name,))
+        conn.execute("SELECT pg_notify('test_gate', %s)", (name,))
+
+
+def side_effects(dsn: str, run_id: str) -> dict[str, list[int]]:
+    """node -> the attempts in which it completed, for one run of tests/graphs/durable.py."""
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("SELECT node, attempt FROM test_side_effect WHERE run_id = %s ORDER BY at",
+                            (run_id,)).fetchall()
+    out: dict[str, list[int]] = {}
+    for node, attempt in rows:
+        out.setdefault(node, []).append(attempt)
+    return out

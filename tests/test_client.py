@@ -1,16 +1,412 @@
-import json
-from graphrun import AsyncClient
+"""The Python client (graphrun.AsyncClient / graphrun.Client) against a real server.
 
-async def test_explore(server):
-    async with AsyncClient(f"127.0.0.1:{server.port}") as client:
-        r = await client.wait("agent", {"messages": [{"role": "user", "content": "Wann wurde die Heizungsanlage gewartet?"}]})
-        print(json.dumps({"run": r.run, "state": r.state}, indent=1, ensure_ascii=False))
-        async for e in client.stream("agent", {"messages": [{"role": "user", "content": "Wann wurde die Heizungsanlage gewartet?"}]}, stream_mode=["messages", "tasks"]):
-            print(e.sequence, e.kind, json.dumps(e.data, ensure_ascii=False)[:300])
+The server fixture runs on the session's event loop, so it only answers while
+that loop runs: the blocking `Client` is always driven from a worker thread
+(`asyncio.to_thread`) inside async tests, never from a plain `def` test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+import pytest
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from graphrun import (AsyncClient, Client, Event, GraphrunError, InvalidArgumentError, NotFoundError, RunFailedError,
+                      RunResult, RunTimeoutError, UnavailableError)
+from graphrun import _convert
+
+QUESTION = "Wann wurde die Heizungsanlage gewartet?"
+T = TypeVar("T")
+
+
+def ask(question: str = QUESTION) -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": question}]}
+
+
+@pytest.fixture(scope="session")
+def target(server) -> str:
+    return f"127.0.0.1:{server.port}"
+
+
+@pytest.fixture(scope="session")
+async def client(target):
+    async with AsyncClient(target) as c:
+        yield c
+
+
+@pytest.fixture
+def sync_client(target):
+    with Client(target) as c:
+        yield c
+
+
+async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a blocking client call off the event loop, which must keep serving."""
+    return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+def check_agent_result(result: RunResult) -> None:
+    assert isinstance(result, RunResult)
+    assert result.status == "success"
+    assert uuid.UUID(result.run_id) and uuid.UUID(result.thread_id)
+    user, call, tool, answer = result.messages  # exactly four
+    assert (user["role"], user["content"]) == ("user", QUESTION)
+    assert call["role"] == "ai"
+    assert [tc["name"] for tc in call["tool_calls"]] == ["search_archives"]
+    assert call["tool_calls"][0]["args"] == {"query": QUESTION}
+    assert tool["role"] == "tool" and tool["name"] == "search_archives"
+    assert tool["tool_call_id"] == call["tool_calls"][0]["id"]
+    assert answer["role"] == "ai" and "15. Januar 2025" in answer["content"]
+    assert result.next == [] and result.interrupts == []
+    assert result.state["metadata"]["step"] == 3  # Struct numbers come back as ints
+
+
+def check_agent_stream(events: list[Event]) -> None:
+    assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+    assert events[0].kind == "metadata" and events[-1].kind == "end"
+    assert all(e.kind != "metadata" and e.kind != "end" for e in events[1:-1])
+    run_id = events[0].data["run_id"]
+    deltas = [e for e in events if e.kind == "message" and e.data["delta"]]
+    assert len(deltas) > 3
+    assert all(isinstance(e.data["step"], int) and e.namespace == () for e in deltas)
+    answer_id = deltas[-1].data["message_id"]
+    text = "".join(e.data["message"]["content"] for e in deltas if e.data["message_id"] == answer_id)
+    assert "15. Januar 2025" in text
+    complete = [e.data["message"] for e in events if e.kind == "message" and not e.data["delta"]]
+    assert [m["role"] for m in complete] == ["ai", "tool", "ai"]
+    assert complete[0]["tool_calls"][0]["name"] == "search_archives"
+    assert complete[-1]["content"] == text
+    tasks = [(e.data["name"], e.data["phase"]) for e in events if e.kind == "task"]
+    assert tasks[0] == ("agent", "TASK_PHASE_STARTED") and tasks[-1] == ("agent", "TASK_PHASE_FINISHED")
+    result = events[-1].result
+    assert result is not None and result.status == "success" and result.run_id == run_id
+    assert "15. Januar 2025" in result.messages[-1]["content"]
+
+
+# -- runs -------------------------------------------------------------------------------
+
+
+async def test_async_wait_runs_the_agent(client: AsyncClient) -> None:
+    check_agent_result(await client.wait("agent", ask()))
+
+
+async def test_sync_wait_runs_the_agent(sync_client: Client) -> None:
+    check_agent_result(await in_thread(sync_client.wait, "agent", ask(), granularity="full", deadline=60))
+
+
+async def test_async_stream_yields_metadata_deltas_and_end(client: AsyncClient) -> None:
+    events = [e async for e in client.stream("agent", ask(), stream_mode=["messages", "tasks"])]
+    check_agent_stream(events)
+
+
+async def test_sync_stream_yields_metadata_deltas_and_end(sync_client: Client) -> None:
+    events = await in_thread(lambda: list(sync_client.stream("agent", ask(), stream_mode=("messages", "tasks"))))
+    check_agent_stream(events)
+
+
+async def test_stream_defaults_to_values(client: AsyncClient) -> None:
+    events = [e async for e in client.stream("steps", {})]
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "metadata" and kinds[-1] == "end" and set(kinds[1:-1]) == {"values"}
+    assert events[-2].data["values"]["log"] == ["first", "second", "third"]
+
+
+async def test_custom_and_updates_modes(client: AsyncClient) -> None:
+    events = [e async for e in client.stream("steps", {}, stream_mode="custom")]
+    assert [e.data for e in events if e.kind == "custom"] == [{"data": {"progress": "halfway"}}]
+    events = [e async for e in client.stream("steps", {}, stream_mode=["updates"])]
+    assert [e.data["node"] for e in events if e.kind == "updates"] == ["first", "second", "third"]
+
+
+async def test_granularity_low_returns_only_the_conversation(client: AsyncClient) -> None:
+    result = await client.wait("agent", ask(), granularity="low")
+    assert len(result.messages) == 4
+    assert "checkpoint" not in result.state and "metadata" not in result.state
+
+
+async def test_interrupt_and_resume(client: AsyncClient) -> None:
+    paused = await client.wait("approval", ask("ship it"))
+    assert paused.status == "interrupted"
+    assert paused.next == ["review"]
+    [interrupt] = paused.interrupts
+    assert interrupt["value"] == {"question": "approve?", "proposal": "proposal for: ship it"}
+
+    done = await client.wait("approval", thread_id=paused.thread_id, command={"resume": "yes"})
+    assert done.status == "success" and done.thread_id == paused.thread_id
+    assert done.values["decision"] == "yes"
+    assert done.messages[-1]["content"] == "decision: yes"
+
+
+async def test_interrupt_before_pauses_at_node(client: AsyncClient) -> None:
+    result = await client.wait("steps", {}, interrupt_before=["second"], durability="sync",
+                               metadata={"purpose": "test"}, config={"recursion_limit": 10})
+    assert result.status == "interrupted" and result.next == ["second"] and result.interrupts == []
+    assert result.values["log"] == ["first"]
+    assert result.run["metadata"] == {"purpose": "test"}
+    resumed = await client.wait("steps", thread_id=result.thread_id, multitask_strategy="reject")
+    assert resumed.values["log"] == ["first", "second", "third"]
+
+
+# -- threads ------------------------------------------------------------------------------
+
+
+async def test_async_thread_lifecycle(client: AsyncClient) -> None:
+    thread = await client.create_thread(metadata={"user": "ada", "n": 1})
+    thread_id = thread["thread_id"]
+    assert thread["metadata"] == {"user": "ada", "n": 1}
+    assert thread["status"] == "THREAD_STATUS_IDLE"
+    assert (await client.get_thread(thread_id))["thread_id"] == thread_id
+
+    empty = await client.get_state(thread_id)
+    assert empty["values"] == {} and "checkpoint" not in empty
+
+    first = await client.wait("agent", ask(), thread_id=thread_id)
+    check_agent_result(first)
+    assert first.thread_id == thread_id
+    state = await client.get_state(thread_id)
+    assert len(state["values"]["messages"]) == 4
+    assert (await client.get_thread(thread_id))["assistant_id"] == "agent"
+
+    page, token = await client.get_history(thread_id, page_size=2)
+    assert len(page) == 2 and token
+    history = [s async for s in client.iter_history(thread_id, page_size=2)]
+    assert history[:2] == page
+    assert history[0]["checkpoint"] == state["checkpoint"]
+    assert [s["metadata"]["step"] for s in history] == sorted((s["metadata"]["step"] for s in history), reverse=True)
+    last_page, last_token = await client.get_history(thread_id, page_size=1000)
+    assert len(last_page) == len(history) and last_token is None
+
+    older = history[2]["checkpoint"]["checkpoint_id"]
+    assert len((await client.get_state(thread_id, older))["values"]["messages"]) == 2
+
+    ref = await client.update_state(thread_id, {"messages": [{"role": "user", "content": "noted"}]}, as_node="agent")
+    assert ref["thread_id"] == thread_id and ref["checkpoint_id"]
+    state = await client.get_state(thread_id)
+    assert state["checkpoint"]["checkpoint_id"] == ref["checkpoint_id"]
+    assert state["values"]["messages"][-1]["content"] == "noted"
+
+    await client.delete_thread(thread_id)
+    with pytest.raises(NotFoundError):
+        await client.get_thread(thread_id)
+
+
+async def test_sync_thread_lifecycle(sync_client: Client) -> None:
+    thread_id = str(uuid.uuid4())
+    thread = await in_thread(sync_client.create_thread, thread_id)
+    assert thread["thread_id"] == thread_id and thread["metadata"] == {}
+    result = await in_thread(sync_client.wait, "steps", {}, thread_id=thread_id)
+    assert result.values["log"] == ["first", "second", "third"]
+    state = await in_thread(sync_client.get_state, thread_id)
+    assert state["values"]["log"] == ["first", "second", "third"]
+    history = await in_thread(lambda: list(sync_client.iter_history(thread_id, page_size=2)))
+    page, token = await in_thread(sync_client.get_history, thread_id)
+    assert page == history and token is None
+    ref = await in_thread(sync_client.update_state, thread_id, {"log": ["manual"]})
+    assert (await in_thread(sync_client.get_state, thread_id))["checkpoint"] == ref | {"checkpoint_ns": ""}
+    assert (await in_thread(sync_client.get_thread, thread_id))["thread_id"] == thread_id
+    await in_thread(sync_client.delete_thread, thread_id)
+    with pytest.raises(NotFoundError) as info:
+        await in_thread(sync_client.get_state, thread_id)
+    assert info.value.reason == "THREAD_NOT_FOUND"
+
+
+async def test_wait_creates_a_missing_thread_on_request(client: AsyncClient) -> None:
+    thread_id = str(uuid.uuid4())
+    result = await client.wait("steps", {}, thread_id=thread_id, if_not_exists="create")
+    assert result.thread_id == thread_id
+    assert (await client.get_thread(thread_id))["thread_id"] == thread_id
+
+
+# -- errors -------------------------------------------------------------------------------
+
+
+async def test_unknown_thread_is_not_found(client: AsyncClient, sync_client: Client) -> None:
+    missing = str(uuid.uuid4())
+    with pytest.raises(NotFoundError) as info:
+        await client.get_thread(missing)
+    assert info.value.code == grpc.StatusCode.NOT_FOUND
+    assert info.value.reason == "THREAD_NOT_FOUND"
+    assert info.value.metadata == {"thread_id": missing}
+    assert info.value.thread_id == missing
+    assert str(info.value) == f"NOT_FOUND THREAD_NOT_FOUND: thread {missing} not found"
+
+    with pytest.raises(NotFoundError) as info:
+        await client.wait("agent", ask(), thread_id=missing)
+    assert info.value.reason == "THREAD_NOT_FOUND"
+
+    with pytest.raises(NotFoundError) as info:
+        await in_thread(sync_client.get_thread, missing)
+    assert info.value.reason == "THREAD_NOT_FOUND"
+
+
+async def test_invalid_thread_id_names_the_field(client: AsyncClient, sync_client: Client) -> None:
+    with pytest.raises(InvalidArgumentError) as info:
+        await client.wait("agent", ask(), thread_id="not-a-uuid")
+    assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [field for field, _ in info.value.field_violations] == ["spec.thread_id"]
+    assert "UUID" in info.value.field_violations[0][1]
+
+    with pytest.raises(InvalidArgumentError) as info:
+        await in_thread(lambda: list(sync_client.stream("agent", ask(), thread_id="not-a-uuid")))
+    assert [field for field, _ in info.value.field_violations] == ["spec.thread_id"]
+
+
+async def test_several_violations_at_once(client: AsyncClient) -> None:
+    with pytest.raises(InvalidArgumentError) as info:
+        await client.wait("", ask(), config={"bogus": 1})
+    assert {field for field, _ in info.value.field_violations} == {"spec.assistant_id", "spec.config.bogus"}
+
+
+async def test_failed_run_raises_run_failed(client: AsyncClient, sync_client: Client) -> None:
+    with pytest.raises(RunFailedError) as info:
+        await client.wait("steps", {"fail_at": "second"})
+    error = info.value
+    assert error.code == grpc.StatusCode.ABORTED and error.reason == "RUN_FAILED"
+    assert "second failed on purpose" in error.message
+    assert error.metadata["error_type"] == "ValueError"
+    assert uuid.UUID(error.run_id) and uuid.UUID(error.thread_id)
+    assert error.run_id == error.metadata["run_id"]
+    # The thread keeps the completed step and stays usable.
+    state = await client.get_state(error.thread_id)
+    assert state["values"]["log"] == ["first"]
+
+    with pytest.raises(RunFailedError) as info:
+        await in_thread(sync_client.wait, "steps", {"fail_at": "second"})
+    assert info.value.run_id and info.value.thread_id
+
+
+async def test_failed_stream_delivers_events_then_raises(client: AsyncClient, sync_client: Client) -> None:
+    events: list[Event] = []
+    with pytest.raises(RunFailedError) as info:
+        async for event in client.stream("steps", {"fail_at": "second"}, stream_mode="updates"):
+            events.append(event)
+    assert [e.kind for e in events] == ["metadata", "updates", "end"]
+    assert events[-1].result.status == "error"
+    assert events[-1].data["run"]["error"] == {"type": "ValueError", "message": "second failed on purpose",
+                                                "reason": "RUN_FAILED"}
+    assert info.value.run_id == events[0].data["run_id"]
+    assert info.value.thread_id == events[0].data["thread_id"]
+
+    def consume() -> tuple[list[Event], GraphrunError]:
+        seen: list[Event] = []
         try:
-            async for e in client.stream("steps", {"fail_at": "second"}, stream_mode=["updates", "custom"]):
-                print(e.sequence, e.kind, json.dumps(e.data, ensure_ascii=False)[:300])
-        except Exception as exc:
-            print(repr(exc), exc.run_id, exc.thread_id, exc.metadata)
-        print(await client.health())
-        print(await client.list_assistants())
+            for event in sync_client.stream("steps", {"fail_at": "third"}):
+                seen.append(event)
+        except GraphrunError as exc:
+            return seen, exc
+        raise AssertionError("the stream did not fail")
+
+    seen, exc = await in_thread(consume)
+    assert isinstance(exc, RunFailedError)
+    assert seen[0].kind == "metadata" and seen[-1].kind == "end"
+    assert exc.run_id == seen[0].data["run_id"]
+
+
+async def test_tool_error_fails_the_run(client: AsyncClient) -> None:
+    with pytest.raises(RunFailedError) as info:
+        await client.wait("tool_error", ask())
+    assert info.value.metadata["error_type"]
+
+
+async def test_run_timeout(client: AsyncClient) -> None:
+    with pytest.raises(RunTimeoutError) as info:
+        await client.wait("steps", {"hang_at": "second"}, timeout=0.2)
+    assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert info.value.reason == "RUN_TIMEOUT"
+    assert info.value.run_id and info.value.thread_id
+    assert (await client.get_state(info.value.thread_id))["values"]["log"] == ["first"]
+
+
+async def test_unknown_assistant(client: AsyncClient) -> None:
+    with pytest.raises(NotFoundError) as info:
+        await client.get_assistant("nope")
+    assert info.value.reason == "ASSISTANT_NOT_FOUND"
+    with pytest.raises(NotFoundError) as info:
+        await client.wait("nope", ask())
+    assert info.value.reason == "ASSISTANT_NOT_FOUND"
+
+
+async def test_unreachable_server_is_unavailable() -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    async with AsyncClient(f"127.0.0.1:{port}") as client:
+        with pytest.raises(UnavailableError) as info:
+            await client.health()
+    assert info.value.code == grpc.StatusCode.UNAVAILABLE
+    with Client(f"127.0.0.1:{port}") as sync_client:
+        with pytest.raises(UnavailableError):
+            await in_thread(sync_client.list_assistants)
+
+
+def test_run_spec_from_plain_values() -> None:
+    spec = _convert.run_spec("agent", {"n": 1}, thread_id="t", config={"tags": ["x"]}, multitask_strategy="reject",
+                             if_not_exists="create", granularity="partial", durability="exit", timeout=1.5,
+                             on_disconnect="continue", interrupt_after=("a",))
+    assert _convert.to_dict(spec) | {"input": None} == {
+        "assistant_id": "agent", "thread_id": "t", "input": None, "config": {"tags": ["x"]},
+        "multitask_strategy": "MULTITASK_STRATEGY_REJECT", "if_not_exists": "IF_NOT_EXISTS_CREATE",
+        "granularity": "GRANULARITY_PARTIAL", "durability": "DURABILITY_EXIT", "timeout": "1.500s",
+        "on_disconnect": "ON_DISCONNECT_CONTINUE", "interrupt_before": [], "interrupt_after": ["a"],
+        "checkpoint_id": ""}
+    assert _convert.to_dict(spec)["input"] == {"n": 1}
+    command = _convert.run_spec("agent", command={"resume": {"ok": True}, "update": {"k": "v"}, "goto": "node"}).command
+    assert _convert.to_dict(command) == {"resume": {"ok": True}, "update": {"k": "v"}, "goto": ["node"]}
+
+
+def test_bad_options_fail_before_the_call() -> None:
+    with pytest.raises(ValueError, match="granularity must be one of low, partial, full"):
+        _convert.run_spec("agent", granularity="everything")
+    with pytest.raises(ValueError, match="command keys"):
+        _convert.run_spec("agent", command={"resum": 1})
+
+
+# -- assistants, health, auth ---------------------------------------------------------------
+
+
+async def test_assistants_and_health(client: AsyncClient, sync_client: Client) -> None:
+    assistants = await client.list_assistants()
+    ids = [a["assistant_id"] for a in assistants]
+    assert ids == sorted(ids) and {"agent", "approval", "steps", "tool_error"} <= set(ids)
+    agent = await client.get_assistant("agent")
+    assert {"agent", "tools"} <= set(agent["nodes"])
+    assert "messages" in agent["input_schema"]["properties"]
+    assert await client.health() == "SERVING"
+    assert await client.health("graphrun.v1.RunService") == "SERVING"
+    assert await in_thread(sync_client.health) == "SERVING"
+    assert [a["assistant_id"] for a in await in_thread(sync_client.list_assistants)] == [
+        a["assistant_id"] for a in assistants]
+
+
+class _RecordingHealth(health.aio.HealthServicer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.metadata: list[dict[str, str]] = []
+
+    async def Check(self, request, context):
+        self.metadata.append(dict(context.invocation_metadata()))
+        return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
+
+
+async def test_token_is_sent_as_bearer_metadata() -> None:
+    servicer = _RecordingHealth()
+    fake = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, fake)
+    port = fake.add_insecure_port("127.0.0.1:0")
+    await fake.start()
+    try:
+        async with AsyncClient(f"127.0.0.1:{port}", token="s3cret") as client:
+            assert await client.health() == "SERVING"
+        with Client(f"127.0.0.1:{port}", token="s3cret") as sync_client:
+            assert await in_thread(sync_client.health) == "SERVING"
+        async with AsyncClient(f"127.0.0.1:{port}") as anonymous:
+            await anonymous.health()
+    finally:
+        await fake.stop(None)
+    assert [m.get("authorization") for m in servicer.metadata] == ["Bearer s3cret", "Bearer s3cret", None]

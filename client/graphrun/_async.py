@@ -87,19 +87,20 @@ class AsyncClient:
         granularity: str | int | None = None,
         timeout: float | None = None,
         durability: str | int | None = None,
+        on_disconnect: str | int | None = None,
         deadline: float | None = None,
     ) -> RunResult:
         """Run a graph to its end (or interrupt) and return the run and the thread's state.
 
         `timeout` (seconds) bounds the run on the server; `deadline` (seconds)
-        bounds the call. A failed run raises `RunFailedError` / `RunTimeoutError`
+        bounds the call; `on_disconnect="continue"` lets the run outlive the call. A failed run raises `RunFailedError` / `RunTimeoutError`
         / `RunCancelledError` carrying `run_id` and `thread_id`.
         """
         spec = c.run_spec(assistant_id, input, thread_id=thread_id, command=command, config=config,
                           metadata=metadata, interrupt_before=interrupt_before, interrupt_after=interrupt_after,
                           multitask_strategy=multitask_strategy, if_not_exists=if_not_exists,
                           checkpoint_id=checkpoint_id, granularity=granularity, timeout=timeout,
-                          durability=durability)
+                          durability=durability, on_disconnect=on_disconnect)
         return c.run_result(await self._unary(self._runs.Wait, c.wait_request(spec), deadline))
 
     async def stream(
@@ -120,6 +121,7 @@ class AsyncClient:
         granularity: str | int | None = None,
         timeout: float | None = None,
         durability: str | int | None = None,
+        on_disconnect: str | int | None = None,
         deadline: float | None = None,
     ) -> AsyncIterator[Event]:
         """Run a graph and yield its events as they happen: `metadata` first, `end` last.
@@ -131,7 +133,7 @@ class AsyncClient:
                           metadata=metadata, interrupt_before=interrupt_before, interrupt_after=interrupt_after,
                           multitask_strategy=multitask_strategy, if_not_exists=if_not_exists,
                           checkpoint_id=checkpoint_id, granularity=granularity, timeout=timeout,
-                          durability=durability)
+                          durability=durability, on_disconnect=on_disconnect)
         call = self._runs.Stream(c.stream_request(spec, stream_mode), metadata=self._metadata, timeout=deadline)
         run_id = run_thread = None
         try:
@@ -164,7 +166,7 @@ class AsyncClient:
     async def get_state(self, thread_id: str, checkpoint_id: str | None = None) -> dict[str, Any]:
         """The thread's state at its latest checkpoint, or at `checkpoint_id`."""
         request = thread_pb.ThreadServiceGetStateRequest(thread_id=thread_id, checkpoint_id=checkpoint_id or "")
-        return c.to_dict((await self._unary(self._threads.GetState, request)).state)
+        return c.state_dict((await self._unary(self._threads.GetState, request)).state)
 
     async def get_history(self, thread_id: str, page_size: int | None = None, page_token: str | None = None
                           ) -> tuple[list[dict[str, Any]], str | None]:
@@ -172,7 +174,7 @@ class AsyncClient:
         request = thread_pb.ThreadServiceGetHistoryRequest(thread_id=thread_id, page_size=page_size or 0,
                                                            page_token=page_token or "")
         response = await self._unary(self._threads.GetHistory, request)
-        return [c.to_dict(s) for s in response.states], response.next_page_token or None
+        return [c.state_dict(s) for s in response.states], response.next_page_token or None
 
     async def iter_history(self, thread_id: str, page_size: int | None = None) -> AsyncIterator[dict[str, Any]]:
         """Every state of the thread, newest first, fetching pages as needed."""

@@ -30,6 +30,13 @@ def to_dict(message: Message) -> dict[str, Any]:
     return cast(dict[str, Any], _ints(raw))
 
 
+def state_dict(message: Message) -> dict[str, Any]:
+    """A ThreadState as a dict that always has `values` (an empty thread has no Struct to print)."""
+    state = to_dict(message)
+    state.setdefault("values", {})
+    return state
+
+
 def _ints(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return int(value)
@@ -103,6 +110,7 @@ def run_spec(
     granularity: str | int | None = None,
     timeout: float | None = None,
     durability: str | int | None = None,
+    on_disconnect: str | int | None = None,
 ) -> run_pb2.RunSpec:
     """The RunSpec for `wait`/`stream` keyword options (see `RunSpec` in run.proto)."""
     spec = run_pb2.RunSpec(
@@ -127,6 +135,8 @@ def run_spec(
         spec.metadata.CopyFrom(to_struct(metadata))
     if timeout is not None:
         spec.timeout.CopyFrom(_duration(timeout))
+    if on_disconnect is not None:
+        spec.on_disconnect = _enum(on_disconnect, run_pb2.OnDisconnect, "ON_DISCONNECT_", "on_disconnect")
     return spec
 
 
@@ -145,7 +155,7 @@ def stream_request(spec: run_pb2.RunSpec, stream_mode: str | Sequence[str] | Non
 
 
 def run_result(response: run_service_pb2.RunServiceWaitResponse) -> RunResult:
-    state = to_dict(response.state) if response.HasField("state") else {}
+    state = state_dict(response.state) if response.HasField("state") else {}
     return RunResult(run=to_dict(response.run), state=state)
 
 
@@ -156,6 +166,8 @@ def event(message: event_pb2.RunEvent) -> Event:
     data = to_dict(getattr(message, kind))
     if "step" in data:
         data["step"] = int(data["step"])
+    if kind == "end" and message.end.HasField("state"):
+        data["state"] = state_dict(message.end.state)
     return Event(
         sequence=int(message.sequence),
         kind=cast(EventKind, kind),

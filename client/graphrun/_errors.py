@@ -64,6 +64,10 @@ class GraphrunError(Exception):
         self.run_id = run_id or self.metadata.get("run_id") or None
         self.thread_id = thread_id or self.metadata.get("thread_id") or None
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exceptions pickle as cls(*args); ours take (code, message), so say so (multiprocessing, caches).
+        return type(self), (self.code, self.message), self.__dict__
+
     def __str__(self) -> str:
         head = f"{self.code.name} {self.reason}" if self.reason else self.code.name
         return f"{head}: {self.message}"

@@ -91,19 +91,20 @@ class Client:
         granularity: str | int | None = None,
         timeout: float | None = None,
         durability: str | int | None = None,
+        on_disconnect: str | int | None = None,
         deadline: float | None = None,
     ) -> RunResult:
         """Run a graph to its end (or interrupt) and return the run and the thread's state.
 
         `timeout` (seconds) bounds the run on the server; `deadline` (seconds)
-        bounds the call. A failed run raises `RunFailedError` / `RunTimeoutError`
+        bounds the call; `on_disconnect="continue"` lets the run outlive the call. A failed run raises `RunFailedError` / `RunTimeoutError`
         / `RunCancelledError` carrying `run_id` and `thread_id`.
         """
         spec = c.run_spec(assistant_id, input, thread_id=thread_id, command=command, config=config,
                           metadata=metadata, interrupt_before=interrupt_before, interrupt_after=interrupt_after,
                           multitask_strategy=multitask_strategy, if_not_exists=if_not_exists,
                           checkpoint_id=checkpoint_id, granularity=granularity, timeout=timeout,
-                          durability=durability)
+                          durability=durability, on_disconnect=on_disconnect)
         return c.run_result(self._unary(self._runs.Wait, c.wait_request(spec), deadline))
 
     def stream(
@@ -124,6 +125,7 @@ class Client:
         granularity: str | int | None = None,
         timeout: float | None = None,
         durability: str | int | None = None,
+        on_disconnect: str | int | None = None,
         deadline: float | None = None,
     ) -> Iterator[Event]:
         """Run a graph and yield its events as they happen: `metadata` first, `end` last.
@@ -135,7 +137,7 @@ class Client:
                           metadata=metadata, interrupt_before=interrupt_before, interrupt_after=interrupt_after,
                           multitask_strategy=multitask_strategy, if_not_exists=if_not_exists,
                           checkpoint_id=checkpoint_id, granularity=granularity, timeout=timeout,
-                          durability=durability)
+                          durability=durability, on_disconnect=on_disconnect)
         call = self._runs.Stream(c.stream_request(spec, stream_mode), metadata=self._metadata, timeout=deadline)
         run_id = run_thread = None
         try:
@@ -168,7 +170,7 @@ class Client:
     def get_state(self, thread_id: str, checkpoint_id: str | None = None) -> dict[str, Any]:
         """The thread's state at its latest checkpoint, or at `checkpoint_id`."""
         request = thread_pb.ThreadServiceGetStateRequest(thread_id=thread_id, checkpoint_id=checkpoint_id or "")
-        return c.to_dict(self._unary(self._threads.GetState, request).state)
+        return c.state_dict(self._unary(self._threads.GetState, request).state)
 
     def get_history(self, thread_id: str, page_size: int | None = None, page_token: str | None = None
                     ) -> tuple[list[dict[str, Any]], str | None]:
@@ -176,7 +178,7 @@ class Client:
         request = thread_pb.ThreadServiceGetHistoryRequest(thread_id=thread_id, page_size=page_size or 0,
                                                            page_token=page_token or "")
         response = self._unary(self._threads.GetHistory, request)
-        return [c.to_dict(s) for s in response.states], response.next_page_token or None
+        return [c.state_dict(s) for s in response.states], response.next_page_token or None
 
     def iter_history(self, thread_id: str, page_size: int | None = None) -> Iterator[dict[str, Any]]:
         """Every state of the thread, newest first, fetching pages as needed."""

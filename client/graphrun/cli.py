@@ -15,14 +15,13 @@ import argparse
 import json
 import os
 import sys
-import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any, TextIO
 
 from ._errors import GraphrunError
 from ._sync import Client
-from ._types import Event, RunResult, status_name
+from ._types import Event, RunResult
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 
@@ -82,25 +81,24 @@ def _footer(run_id: str, thread_id: str, status: str) -> str:
     return _dim(f"run {run_id} · thread {thread_id} · {status}")
 
 
-def _print_interrupts(state: dict[str, Any]) -> None:
-    for interrupt in state.get("interrupts") or []:
-        print(f"interrupt {interrupt.get('id', '')}: {_json(interrupt.get('value'))}")
+def _interrupt_lines(state: dict[str, Any]) -> list[str]:
+    lines = [f"interrupt {i.get('id', '')}: {_json(i.get('value'))}" for i in state.get("interrupts") or []]
     if state.get("next"):
-        print(_dim(f"next: {', '.join(state['next'])}"))
+        lines.append(_dim(f"next: {', '.join(state['next'])}"))
+    return lines
 
 
 def print_state(state: dict[str, Any]) -> None:
     """A thread state for humans: the conversation if there is one, else the values as JSON."""
     values = state.get("values") or {}
     messages = values.get("messages")
-    if isinstance(messages, list):
-        print("\n\n".join(format_message(m) for m in messages))
-        rest = {k: v for k, v in values.items() if k != "messages"}
-        if rest:
-            print(f"\nvalues: {_json(rest)}")
-    else:
-        print(f"values: {_json(values)}")
-    _print_interrupts(state)
+    blocks = [format_message(m) for m in messages] if isinstance(messages, list) else []
+    rest = {k: v for k, v in values.items() if k != "messages"} if isinstance(messages, list) else values
+    if rest or not blocks:
+        blocks.append(f"values: {_json(rest)}")
+    if lines := _interrupt_lines(state):
+        blocks.append("\n".join(lines))
+    print("\n\n".join(blocks))
 
 
 def print_error(exc: GraphrunError) -> None:
@@ -145,11 +143,8 @@ class _StreamPrinter:
             self._close_line()
             result = event.result
             assert result is not None
-            if result.interrupts or result.next:
-                print()
-                _print_interrupts(result.state)
-            print()
-            print(_footer(result.run_id, result.thread_id, result.status), flush=True)
+            self.block("\n".join(_interrupt_lines(result.state)))
+            self.block(_footer(result.run_id, result.thread_id, result.status))
 
     def _on_message(self, data: dict[str, Any]) -> None:
         message, message_id = data.get("message") or {}, data.get("message_id", "")
@@ -263,7 +258,10 @@ def _print_thread(thread: dict[str, Any]) -> None:
 def cmd_threads_get(args: argparse.Namespace) -> int:
     with _client(args) as client:
         thread = client.get_thread(args.thread_id)
-    _print_json(thread) if args.json else _print_thread(thread)
+    if args.json:
+        _print_json(thread)
+    else:
+        _print_thread(thread)
     return 0
 
 
@@ -341,14 +339,6 @@ class _UsageError(Exception):
     """A combination of arguments argparse cannot express; reported like argparse's own."""
 
 
-def _uuid(value: str) -> str:
-    """Thread ids are checked here too, so a typo is a usage error before any call is made."""
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a UUID: {value!r}") from None
-
-
 def build_parser() -> argparse.ArgumentParser:
     # --target/--token are accepted before or after the subcommand; SUPPRESS keeps a
     # subcommand's absent flag from overwriting one given before it.
@@ -377,15 +367,15 @@ def build_parser() -> argparse.ArgumentParser:
                                 ("stream", cmd_stream, "ask a question and print the answer as it is generated")):
         run = commands.add_parser(name, help=text, parents=client_parents)
         run.add_argument("question", nargs="?", help="the user message")
-        run.add_argument("--thread", type=_uuid, help="thread to continue (created if missing)")
-        run.add_argument("--assistant", default="agent", help="assistant (graph) id (default: agent)")
+        run.add_argument("--thread", metavar="ID", help="thread to continue (created if missing)")
+        run.add_argument("--assistant", metavar="ID", default="agent", help="assistant (graph) id (default: agent)")
         run.add_argument("--resume", metavar="VALUE", help="answer the thread's interrupt (JSON or text)")
         run.set_defaults(handler=handler)
 
     threads = commands.add_parser("threads", help="create, inspect and delete threads")
     thread_commands = threads.add_subparsers(dest="threads_command", metavar="COMMAND", required=True)
     create = thread_commands.add_parser("create", help="create a thread; prints its id", parents=client_parents)
-    create.add_argument("--thread-id", type=_uuid, help="the id to use (default: the server picks one)")
+    create.add_argument("--thread-id", help="the id to use (default: the server picks one)")
     create.add_argument("--metadata", help="metadata as a JSON object")
     create.set_defaults(handler=cmd_threads_create)
     for name, handler, text in (("get", cmd_threads_get, "show a thread's record"),
@@ -393,10 +383,10 @@ def build_parser() -> argparse.ArgumentParser:
                                 ("history", cmd_threads_history, "list a thread's checkpoints, newest first"),
                                 ("delete", cmd_threads_delete, "delete a thread and everything it stored")):
         sub = thread_commands.add_parser(name, help=text, parents=client_parents)
-        sub.add_argument("thread_id", type=_uuid, metavar="ID")
+        sub.add_argument("thread_id", metavar="ID")
         sub.set_defaults(handler=handler)
         if name == "state":
-            sub.add_argument("--checkpoint", type=_uuid, help="a checkpoint id (default: the latest)")
+            sub.add_argument("--checkpoint", help="a checkpoint id (default: the latest)")
         if name == "history":
             sub.add_argument("--limit", type=int, help="show at most this many states")
             sub.add_argument("--page-size", type=int, default=100, help="states fetched per call (default 100)")

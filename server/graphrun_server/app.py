@@ -155,6 +155,8 @@ class App:
 
     async def serve_forever(self) -> None:
         await self.start()
+        # One machine-readable line on stdout (logs go to stderr): supervisors and tests wait for it.
+        print(f"graphrun serving on {self.settings.host}:{self.port}", flush=True)
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

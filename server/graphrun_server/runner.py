@@ -362,6 +362,8 @@ class GraphRunner:
             if active.flusher:
                 await asyncio.shield(active.flusher)
             if active.stop_reason == "lost":
+                log.warning("run %s attempt %s lost to another replica; stopped here without writing",
+                            run.run_id, run.attempt)
                 return
             if active.stop_reason == "handoff":
                 await self._store_pending_events(active)
@@ -377,7 +379,8 @@ class GraphRunner:
                                                      active.log.since(active.stored) + [end])
             if finished is None:
                 active.stop_reason = "lost"
-                log.warning("run %s attempt %s was taken over before it could finish", run.run_id, run.attempt)
+                log.warning("run %s attempt %s lost to another replica before it could finish",
+                            run.run_id, run.attempt)
                 return
             active.record = finished
             active.log.publish(ev.RunEvent(end.sequence, ev.END, {**end.data, "run": finished}, end.time))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import pathlib
@@ -62,10 +63,14 @@ def _migration_files() -> list[tuple[int, str, str]]:
 async def migrate(pool: AsyncConnectionPool, checkpointer_setup) -> None:
     """Apply graphrun's versioned migrations and the checkpointer's, once per database.
 
-    An advisory lock makes concurrent replicas starting together take turns.
+    An advisory lock makes concurrent replicas starting together take turns. It is
+    taken with pg_try_advisory_lock in a loop, not by waiting inside pg_advisory_lock:
+    a session waiting inside a statement holds a snapshot, and the checkpointer's
+    CREATE INDEX CONCURRENTLY in the lock holder would wait for that snapshot forever.
     """
     async with pool.connection() as conn:
-        await conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+        while not (await (await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (_MIGRATION_LOCK,))).fetchone())["ok"]:
+            await asyncio.sleep(0.1)
         try:
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS graphrun_schema_migration ("

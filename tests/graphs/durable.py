@@ -1,0 +1,65 @@
+"""Four steps n1 -> n2 -> n3 -> n4 for durability tests.
+
+Each node appends `tag:node` to `log` and, on completion, records a side effect
+(run id, node, attempt) in the test database table `test_side_effect`, so tests
+can count how often each step really ran. `gates` maps a node to a gate name
+template ("{run_id}", "{attempt}" are filled in): the node waits until the test
+opens that gate (a row in `test_gate` plus NOTIFY), then finishes.
+The test database comes from GRAPHRUN_TEST_DSN.
+"""
+
+import operator
+import os
+from typing import Annotated
+
+import psycopg
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END, START, StateGraph
+from typing_extensions import TypedDict
+
+
+class State(TypedDict, total=False):
+    log: Annotated[list[str], operator.add]
+    gates: dict[str, str]
+    tag: str
+
+
+async def wait_for_gate(name: str) -> None:
+    async with await psycopg.AsyncConnection.connect(os.environ["GRAPHRUN_TEST_DSN"], autocommit=True) as conn:
+        await conn.execute("LISTEN test_gate")
+        cur = await conn.execute("SELECT 1 FROM test_gate WHERE name = %s", (name,))
+        if await cur.fetchone():
+            return
+        async for note in conn.notifies():
+            if note.payload == name:
+                return
+
+
+async def record(run_id: str, node: str, attempt: int) -> None:
+    async with await psycopg.AsyncConnection.connect(os.environ["GRAPHRUN_TEST_DSN"], autocommit=True) as conn:
+        await conn.execute("INSERT INTO test_side_effect (run_id, node, attempt) VALUES (%s, %s, %s)",
+                           (run_id, node, attempt))
+
+
+def _node(name: str):
+    async def node(state: State, config: RunnableConfig) -> dict:
+        run_id, attempt = config["configurable"].get("__graphrun_fence", ("", 0))
+        gate = (state.get("gates") or {}).get(name)
+        if gate:
+            await wait_for_gate(gate.format(run_id=run_id, attempt=attempt))
+        await record(run_id, name, attempt)
+        return {"log": [f"{state.get('tag', '')}:{name}"]}
+
+    node.__name__ = name
+    return node
+
+
+builder = StateGraph(State)
+for name in ("n1", "n2", "n3", "n4"):
+    builder.add_node(name, _node(name))
+builder.add_edge(START, "n1")
+builder.add_edge("n1", "n2")
+builder.add_edge("n2", "n3")
+builder.add_edge("n3", "n4")
+builder.add_edge("n4", END)
+graph = builder.compile()

@@ -1,0 +1,227 @@
+"""The `graphrun` command against a real server.
+
+`main()` is blocking, so it runs in a worker thread while the session loop
+keeps the server answering; one test runs the installed entry point as a real
+subprocess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pathlib
+import sys
+import uuid
+
+import pytest
+
+import graphrun_server.app
+from graphrun.cli import main
+
+QUESTION = "Wann wurde die Heizungsanlage gewartet?"
+GRAPHRUN = pathlib.Path(sys.executable).parent / "graphrun"
+
+
+@pytest.fixture(scope="session")
+def target(server) -> str:
+    return f"127.0.0.1:{server.port}"
+
+
+async def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = await asyncio.to_thread(main, list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def check_conversation(out: str) -> None:
+    blocks = out.strip().split("\n\n")
+    assert blocks[0] == f"user: {QUESTION}"
+    assert blocks[1] == f'ai: → search_archives({{"query": "{QUESTION}"}})'
+    assert blocks[2].startswith("tool search_archives: [1] Archiv: Heizungsanlage gewartet (15. Januar 2025)")
+    assert blocks[3].startswith("ai: ") and "15. Januar 2025" in blocks[3]
+
+
+async def test_wait_prints_the_conversation_via_the_entry_point(target: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        str(GRAPHRUN), "--target", target, "wait", QUESTION,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    text = out.decode()
+    check_conversation(text)
+    footer = text.strip().splitlines()[-1]
+    assert footer.startswith("run ") and "· thread " in footer and footer.endswith("· success")
+    assert "\033[" not in text  # no colours when stdout is not a terminal
+
+
+async def test_wait_continues_a_thread_and_prints_json(target: str, capsys) -> None:
+    thread_id = str(uuid.uuid4())
+    code, out, _ = await cli(capsys, "--target", target, "wait", QUESTION, "--thread", thread_id)
+    assert code == 0
+    check_conversation(out)
+    assert f"thread {thread_id} · success" in out
+
+    code, out, _ = await cli(capsys, "wait", "Und die Lüftung?", "--thread", thread_id, "--json", "--target", target)
+    assert code == 0
+    result = json.loads(out)
+    assert result["run"]["thread_id"] == thread_id
+    assert result["run"]["status"] == "RUN_STATUS_SUCCESS"
+    messages = result["state"]["values"]["messages"]
+    assert len(messages) == 8 and "7. Mai 2024" in messages[-1]["content"]
+
+
+async def test_wait_shows_interrupts_and_resume_answers_them(target: str, capsys) -> None:
+    code, out, _ = await cli(capsys, "--target", target, "wait", "ship it", "--assistant", "approval")
+    assert code == 0
+    assert 'interrupt ' in out and '"question": "approve?"' in out and "next: review" in out
+    assert out.strip().endswith("· interrupted")
+    thread_id = out.strip().splitlines()[-1].split("thread ")[1].split(" ·")[0]
+
+    code, out, _ = await cli(capsys, "--target", target, "wait", "--assistant", "approval",
+                             "--thread", thread_id, "--resume", "yes")
+    assert code == 0
+    assert "ai: decision: yes" in out and out.strip().endswith("· success")
+
+
+class _FlushRecorder:
+    """A stdout that remembers what had been written at each flush."""
+
+    def __init__(self) -> None:
+        self.pending = ""
+        self.flushed: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        return len(text)
+
+    def flush(self) -> None:
+        if self.pending:
+            self.flushed.append(self.pending)
+            self.pending = ""
+
+    def isatty(self) -> bool:
+        return False
+
+
+async def test_stream_prints_tokens_as_they_arrive(target: str, monkeypatch) -> None:
+    recorder = _FlushRecorder()
+    monkeypatch.setattr(sys, "stdout", recorder)
+    code = await asyncio.to_thread(main, ["--target", target, "stream", QUESTION])
+    recorder.flush()
+    assert code == 0
+    out = "".join(recorder.flushed)
+    assert f'ai: → search_archives({{"query": "{QUESTION}"}})' in out
+    assert "tool search_archives: [1] Archiv: Heizungsanlage gewartet" in out
+    assert out.strip().endswith("· success")
+    # The answer went out word by word, each flushed on its own.
+    answer_chunks = out.split("\nai: ")[-1].split("\n")[0]
+    assert "15. Januar 2025" in answer_chunks
+    assert " **15." in recorder.flushed and " Januar" in recorder.flushed
+    assert out.count("**15. Januar 2025**") == 1  # the complete message does not repeat the streamed text
+
+
+async def test_stream_json_prints_one_event_per_line(target: str, capsys) -> None:
+    code, out, _ = await cli(capsys, "--target", target, "stream", QUESTION, "--json")
+    assert code == 0
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [e["sequence"] for e in events] == list(range(1, len(events) + 1))
+    assert events[0]["kind"] == "metadata" and events[-1]["kind"] == "end"
+    kinds = {e["kind"] for e in events}
+    assert kinds == {"metadata", "message", "task", "end"}
+    tokens = "".join(e["data"]["message"]["content"] for e in events
+                     if e["kind"] == "message" and e["data"]["delta"])
+    assert "15. Januar 2025" in tokens
+
+
+async def test_stream_failure_prints_error_after_the_events(target: str, capsys) -> None:
+    code, out, err = await cli(capsys, "--target", target, "stream", "x", "--assistant", "tool_error")
+    assert code == 1
+    assert "ai: → search_archives" in out and out.strip().endswith("· error")
+    assert err.startswith("error: ABORTED RUN_FAILED: run ")
+    assert "  run " in err  # the run and thread to look at
+
+
+async def test_threads_commands(target: str, capsys) -> None:
+    code, out, _ = await cli(capsys, "--target", target, "threads", "create", "--metadata", '{"user": "ada"}')
+    assert code == 0
+    thread_id = out.strip()
+    assert str(uuid.UUID(thread_id)) == thread_id
+
+    code, out, _ = await cli(capsys, "--target", target, "threads", "get", thread_id)
+    assert code == 0
+    assert f"thread_id: {thread_id}" in out and "status: idle" in out and '"user": "ada"' in out
+
+    assert (await cli(capsys, "--target", target, "wait", QUESTION, "--thread", thread_id))[0] == 0
+
+    code, out, _ = await cli(capsys, "--target", target, "threads", "state", thread_id)
+    assert code == 0
+    check_conversation(out)
+    assert f"thread {thread_id} · checkpoint " in out and "· step 3" in out
+
+    code, out, _ = await cli(capsys, "--target", target, "threads", "state", thread_id, "--json")
+    assert code == 0
+    assert len(json.loads(out)["values"]["messages"]) == 4
+
+    code, out, _ = await cli(capsys, "--target", target, "threads", "history", thread_id)
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert len(lines) == 5 and "step   3" in lines[0] and "step  -1" in lines[-1]
+    code, out, _ = await cli(capsys, "--target", target, "threads", "history", thread_id, "--json", "--limit", "2")
+    assert len(json.loads(out)) == 2
+
+    code, out, _ = await cli(capsys, "--target", target, "threads", "delete", thread_id)
+    assert (code, out.strip()) == (0, f"deleted {thread_id}")
+
+    code, out, err = await cli(capsys, "--target", target, "threads", "state", thread_id)
+    assert code == 1 and out == ""
+    assert err.strip() == f"error: NOT_FOUND THREAD_NOT_FOUND: thread {thread_id} not found"
+
+
+async def test_invalid_request_prints_field_violations(target: str, capsys) -> None:
+    code, out, err = await cli(capsys, "--target", target, "wait", "hi", "--thread", "not-a-uuid")
+    assert code == 1 and out == ""
+    first, violation = err.strip().splitlines()
+    assert first.startswith("error: INVALID_ARGUMENT INVALID_ARGUMENT: ")
+    assert violation.startswith("  spec.thread_id: must be a UUID")
+
+
+async def test_assistants_and_health(target: str, capsys, monkeypatch) -> None:
+    code, out, _ = await cli(capsys, "--target", target, "assistants", "list")
+    assert code == 0
+    ids = [line.split()[0] for line in out.splitlines()]
+    assert ids == sorted(ids) and {"agent", "approval", "steps", "tool_error"} <= set(ids)
+    code, out, _ = await cli(capsys, "--target", target, "assistants", "get", "agent")
+    assert json.loads(out)["nodes"] == ["agent", "tools"]
+
+    monkeypatch.setenv("GRAPHRUN_TARGET", target)  # the environment names the server too
+    monkeypatch.setenv("GRAPHRUN_TOKEN", "t0ken")
+    code, out, _ = await cli(capsys, "health")
+    assert (code, out.strip()) == (0, "SERVING")
+
+
+async def test_unreachable_server(capsys) -> None:
+    code, _, err = await cli(capsys, "--target", "127.0.0.1:1", "health")
+    assert code == 1 and err.startswith("error: UNAVAILABLE")
+
+
+async def test_usage_errors_exit_2(capsys) -> None:
+    code, _, err = await cli(capsys)  # no command: help on stderr
+    assert code == 2 and "usage: graphrun" in err
+    with pytest.raises(SystemExit) as info:
+        await asyncio.to_thread(main, ["wait"])  # neither a question nor --resume
+    assert info.value.code == 2
+    with pytest.raises(SystemExit) as info:
+        await asyncio.to_thread(main, ["threads"])
+    assert info.value.code == 2
+    assert "usage: graphrun" in capsys.readouterr().err
+
+
+def test_serve_passes_only_given_options(monkeypatch) -> None:
+    seen = []
+    monkeypatch.setattr(graphrun_server.app, "serve", seen.append)
+    monkeypatch.setenv("GRAPHRUN_PORT", "6000")
+    assert main(["serve", "--host", "0.0.0.0", "--config", "graphs.json", "--data-dir", "/tmp/pg"]) == 0
+    [settings] = seen
+    assert (settings.host, settings.port, settings.config, settings.data_dir) == ("0.0.0.0", 6000, "graphs.json", "/tmp/pg")
+    assert main(["serve", "--port", "7000", "--database-url", "postgresql://db/x"]) == 0
+    assert (seen[1].port, seen[1].database_url) == (7000, "postgresql://db/x")
