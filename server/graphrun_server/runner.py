@@ -375,8 +375,8 @@ class GraphRunner:
                 state = await self._final_state(active)
             end = active.log.next_event(ev.END, {"status": status, "error": error,
                                                  "state": state if state and state.get("checkpoint") else None})
-            finished = await self.records.finish_run(run.run_id, run.attempt, status, error,
-                                                     active.log.since(active.stored) + [end])
+            finished = await self.records.finish_run(run.run_id, run.attempt, status, error, active.current_node,
+                                                     active.step, active.log.since(active.stored) + [end])
             if finished is None:
                 active.stop_reason = "lost"
                 log.warning("run %s attempt %s lost to another replica before it could finish",
@@ -577,7 +577,6 @@ class GraphRunner:
         """
         loop = asyncio.get_running_loop()
         position = after
-        checked = False
         while True:
             active = self._active.get(run_id)
             if active is not None and position >= active.log.base:
@@ -594,12 +593,14 @@ class GraphRunner:
             self._waiters.setdefault(run_id, set()).add(waiter)
             try:
                 stored = await self.records.read_events(run_id, position)
-                if not stored and not checked:
-                    if await self.records.get_run(run_id) is None:
+                if not stored:
+                    run = await self.records.get_run(run_id)
+                    if run is None:
                         raise RunNotFound(run_id)
-                    checked = True
+                    if run.ended:  # its end event was stored before we read, or pruned since
+                        stored = await self.records.read_events(run_id, position) or [self._pruned_end(run, position)]
                 for event in stored:
-                    if event.kind == ev.END:
+                    if event.kind == ev.END and "run" not in event.data:
                         event = ev.RunEvent(event.sequence, event.kind,
                                             {**event.data, "run": await self.records.get_run(run_id)},
                                             event.time, event.namespace)
@@ -623,6 +624,12 @@ class GraphRunner:
                     waiters.discard(waiter)
                     if not waiters:
                         del self._waiters[run_id]
+
+    @staticmethod
+    def _pruned_end(run: RunRecord, position: int) -> ev.RunEvent:
+        """An end event made from the run record, for a run whose stored events were pruned."""
+        return ev.RunEvent(position + 1, ev.END, {"status": run.status, "error": run.error, "state": None,
+                                                  "run": run}, run.ended_at.timestamp())
 
     async def wait_end(self, run_id: str, deadline: float | None = None) -> ev.RunEvent:
         """The run's end event, waiting for it (see `follow` for the errors)."""

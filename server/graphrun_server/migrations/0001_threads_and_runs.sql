@@ -167,7 +167,7 @@ END $$;
 -- hand on its thread, and wake followers and workers. Returns nothing when
 -- the attempt no longer owns the run.
 CREATE FUNCTION graphrun_finish_run(
-    p_run_id uuid, p_attempt integer, p_status text, p_error jsonb,
+    p_run_id uuid, p_attempt integer, p_status text, p_error jsonb, p_node text, p_step integer,
     p_sequences bigint[], p_kinds text[], p_data jsonb[]
 ) RETURNS SETOF graphrun_run
 LANGUAGE plpgsql AS $$
@@ -176,7 +176,8 @@ DECLARE
 BEGIN
     UPDATE graphrun_run
        SET status = p_status, error = p_error, ended_at = now(), updated_at = now(),
-           lease_owner = NULL, lease_expires_at = NULL
+           lease_owner = NULL, lease_expires_at = NULL,
+           current_node = coalesce(p_node, current_node), step = coalesce(p_step, step)
      WHERE run_id = p_run_id AND attempt = p_attempt AND status = 'running'
     RETURNING * INTO v_run;
     IF NOT FOUND THEN

@@ -227,12 +227,13 @@ class Records:
             """, {"run_id": run_id, "attempt": attempt, "seqs": seqs, "kinds": kinds, "data": data})
         return bool(row and row["owned"])
 
-    async def finish_run(self, run_id: str, attempt: int, status: str, error: dict | None,
-                         events: list[RunEvent]) -> RunRecord | None:
+    async def finish_run(self, run_id: str, attempt: int, status: str, error: dict | None, node: str | None,
+                         step: int | None, events: list[RunEvent]) -> RunRecord | None:
         """Record the end with the last events (graphrun_finish_run). None: fenced off."""
         seqs, kinds, data = event_rows(events)
-        row = await self._one("SELECT * FROM graphrun_finish_run(%s, %s, %s, %s, %s::bigint[], %s::text[], %s::jsonb[])",
-                              (run_id, attempt, status, Jsonb(error) if error else None, seqs, kinds, data))
+        row = await self._one(
+            "SELECT * FROM graphrun_finish_run(%s, %s, %s, %s, %s, %s, %s::bigint[], %s::text[], %s::jsonb[])",
+            (run_id, attempt, status, Jsonb(error) if error else None, node, step, seqs, kinds, data))
         return _run(row) if row else None
 
     async def release_run(self, run_id: str, attempt: int) -> bool:

@@ -1,0 +1,147 @@
+"""RunService beyond Wait and Stream, on one server: background runs, on_disconnect,
+interrupted threads and queued runs, event retention."""
+
+import asyncio
+
+import grpc
+import pytest
+
+from graphrun.v1 import run_pb2, run_service_pb2 as pb, thread_pb2, thread_service_pb2 as tpb
+from helpers import details, open_gate, question, spec, stream_request, to_dict, wait_request
+
+
+async def _end(runs, run_id):
+    """The run's end event, via Join (and the call's error, if any)."""
+    call = runs.Join(pb.RunServiceJoinRequest(run_id=run_id))
+    last = None
+    try:
+        async for response in call:
+            last = response.event
+    except grpc.aio.AioRpcError as error:
+        return last, error
+    return last, None
+
+
+def _gated(tag, node="n2", **fields):
+    return spec(assistant_id="durable", input={"tag": tag, "gates": {node: "{run_id}-{attempt}"}}, **fields)
+
+
+async def test_on_disconnect_continue_lets_the_run_finish_after_the_deadline(runs, database_url):
+    call = runs.Wait(pb.RunServiceWaitRequest(spec=_gated("bg", on_disconnect="ON_DISCONNECT_CONTINUE")), timeout=1.0)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    run_id = dict(await call.initial_metadata())["graphrun-run-id"]
+    assert details(caught.value)["reason"] == "RUN_STILL_RUNNING"
+    running = await runs.Get(pb.RunServiceGetRequest(run_id=run_id))
+    assert running.run.status == run_pb2.RUN_STATUS_RUNNING
+    assert running.run.on_disconnect == run_pb2.ON_DISCONNECT_CONTINUE
+
+    open_gate(database_url, f"{run_id}-1")
+    end, error = await _end(runs, run_id)
+    assert error is None and end.end.run.status == run_pb2.RUN_STATUS_SUCCESS
+    assert to_dict(end.end.state.values)["log"] == ["bg:n1", "bg:n2", "bg:n3", "bg:n4"]
+    done = await runs.Get(pb.RunServiceGetRequest(run_id=run_id))
+    assert done.run.status == run_pb2.RUN_STATUS_SUCCESS and done.run.ended_at.seconds
+
+
+async def test_a_caller_that_goes_away_cancels_its_run_by_default(runs, threads):
+    call = runs.Stream(pb.RunServiceStreamRequest(spec=_gated("gone"), stream_mode=["updates"]))
+    first = await call.read()
+    call.cancel()
+    end, error = await _end(runs, first.event.metadata.run_id)
+    assert end.end.run.status == run_pb2.RUN_STATUS_CANCELLED
+    assert end.end.run.error.message == "the caller went away"
+    assert error.code() == grpc.StatusCode.CANCELLED
+    thread = await threads.Get(tpb.ThreadServiceGetRequest(thread_id=first.event.metadata.thread_id))
+    assert thread.thread.status == thread_pb2.THREAD_STATUS_IDLE
+
+
+async def test_create_runs_in_the_background_and_reports_execution_metadata(runs, database_url):
+    created = await runs.Create(pb.RunServiceCreateRequest(spec=_gated("meta"), stream_mode=["tasks"]))
+    assert created.run.status == run_pb2.RUN_STATUS_RUNNING and created.run.attempt == 1
+    call = runs.Join(pb.RunServiceJoinRequest(run_id=created.run.run_id))
+    async for response in call:
+        if response.event.HasField("task") and response.event.task.name == "n2":
+            break
+    open_gate(database_url, f"{created.run.run_id}-1")
+    end, error = await _end(runs, created.run.run_id)
+    assert error is None
+    run = (await runs.Get(pb.RunServiceGetRequest(run_id=created.run.run_id))).run
+    assert run.current_node == "n4" and run.step == 4 and run.started_at.seconds
+    listed = await runs.List(pb.RunServiceListRequest(thread_id=run.thread_id))
+    assert [r.run_id for r in listed.runs] == [run.run_id]
+
+
+async def test_new_input_on_a_thread_waiting_on_an_interrupt_is_refused(runs, threads):
+    asked = await runs.Wait(wait_request(assistant_id="approval", input=question("new windows")))
+    thread_id = asked.run.thread_id
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await runs.Wait(wait_request(assistant_id="approval", thread_id=thread_id, input=question("something else")))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert details(caught.value)["reason"] == "THREAD_INTERRUPTED"
+    state = await threads.GetState(tpb.ThreadServiceGetStateRequest(thread_id=thread_id))
+    assert len(state.state.interrupts) == 1  # the question is still there
+
+    answered = await runs.Wait(wait_request(assistant_id="approval", thread_id=thread_id, command={"resume": "no"}))
+    assert answered.run.status == run_pb2.RUN_STATUS_SUCCESS
+
+
+async def test_a_run_enqueued_behind_one_that_asks_a_question_fails_and_keeps_the_question(runs, threads, database_url):
+    first = await runs.Create(pb.RunServiceCreateRequest(spec=spec(
+        assistant_id="durable", input={"tag": "a", "gates": {"n1": "{run_id}-{attempt}"}})))
+    second = await runs.Create(pb.RunServiceCreateRequest(spec=spec(
+        assistant_id="durable", thread_id=first.run.thread_id, input={"tag": "b", "gates": {}},
+        interrupt_before=["n3"], multitask_strategy="MULTITASK_STRATEGY_ENQUEUE")))
+    third = await runs.Create(pb.RunServiceCreateRequest(spec=spec(
+        assistant_id="durable", thread_id=first.run.thread_id, input={"tag": "c"},
+        multitask_strategy="MULTITASK_STRATEGY_ENQUEUE")))
+    assert second.run.status == third.run.status == run_pb2.RUN_STATUS_PENDING
+    open_gate(database_url, f"{first.run.run_id}-1")
+    assert (await _end(runs, first.run.run_id))[0].end.run.status == run_pb2.RUN_STATUS_SUCCESS
+    assert (await _end(runs, second.run.run_id))[0].end.run.status == run_pb2.RUN_STATUS_INTERRUPTED
+    end, error = await _end(runs, third.run.run_id)
+    assert end.end.run.status == run_pb2.RUN_STATUS_ERROR and end.end.run.error.reason == "THREAD_INTERRUPTED"
+    thread = await threads.Get(tpb.ThreadServiceGetRequest(thread_id=first.run.thread_id))
+    assert thread.thread.status == thread_pb2.THREAD_STATUS_INTERRUPTED
+
+
+async def test_join_after_events_were_pruned_still_ends(runs, server, db):
+    done = await runs.Wait(wait_request(assistant_id="steps", input={}))
+    db.execute("UPDATE graphrun_run SET ended_at = now() - interval '2 days' WHERE run_id = %s", (done.run.run_id,))
+    assert await server.runner.records.prune_events(older_than=24 * 3600) >= 1
+    assert db.execute("SELECT count(*) AS n FROM graphrun_run_event WHERE run_id = %s",
+                      (done.run.run_id,)).fetchone()["n"] == 0
+    end, error = await _end(runs, done.run.run_id)
+    assert error is None and end.end.run.status == run_pb2.RUN_STATUS_SUCCESS
+
+
+async def test_deleting_a_thread_deletes_its_runs_events(runs, threads, db):
+    events = [r async for r in runs.Stream(stream_request(["updates"], assistant_id="steps", input={}))]
+    run_id, thread_id = events[0].event.metadata.run_id, events[0].event.metadata.thread_id
+    assert db.execute("SELECT count(*) AS n FROM graphrun_run_event WHERE run_id = %s", (run_id,)).fetchone()["n"] == len(events)
+    await threads.Delete(tpb.ThreadServiceDeleteRequest(thread_id=thread_id))
+    assert db.execute("SELECT count(*) AS n FROM graphrun_run_event WHERE run_id = %s", (run_id,)).fetchone()["n"] == 0
+
+
+async def test_run_calls_validate_ids_and_find_nothing_for_unknown_runs(runs):
+    import uuid
+
+    for call, request, field in [
+        (runs.Get, pb.RunServiceGetRequest(run_id="x"), "run_id"),
+        (runs.Cancel, pb.RunServiceCancelRequest(run_id=""), "run_id"),
+        (runs.List, pb.RunServiceListRequest(thread_id="nope"), "thread_id"),
+        (runs.List, pb.RunServiceListRequest(statuses=[42]), "statuses[0]"),
+        (runs.Create, pb.RunServiceCreateRequest(spec=spec(assistant_id="steps"), start_delay={"seconds": -5}), "start_delay"),
+    ]:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call(request)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, field
+        assert field in details(caught.value)["violations"]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await runs.Get(pb.RunServiceGetRequest(run_id=str(uuid.uuid4())))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND and details(caught.value)["reason"] == "RUN_NOT_FOUND"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for _ in runs.Join(pb.RunServiceJoinRequest(run_id=str(uuid.uuid4()))):
+            pass
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
