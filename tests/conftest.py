@@ -34,7 +34,7 @@ def _admin_dsn() -> str:
     except psycopg.OperationalError:
         from graphrun_server.storage.database import start_embedded
 
-        return start_embedded(pathlib.Path(tempfile.mkdtemp(prefix="graphrun-test-pg-")) / "pgdata")
+        return start_embedded(pathlib.Path(tempfile.mkdtemp(prefix="graphrun-test-pg-")) / "pgdata").get_uri()
 
 
 @pytest.fixture(scope="session")

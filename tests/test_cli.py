@@ -177,6 +177,70 @@ async def test_threads_commands(target: str, capsys) -> None:
     assert err.strip() == f"error: NOT_FOUND THREAD_NOT_FOUND: thread {thread_id} not found"
 
 
+async def test_runs_commands(target: str, capsys) -> None:
+    code, out, _ = await cli(capsys, "--target", target, "runs", "create", QUESTION, "--json")
+    assert code == 0
+    run = json.loads(out)
+    run_id, thread_id = run["run_id"], run["thread_id"]
+    assert run["assistant_id"] == "agent" and run["status"] in ("RUN_STATUS_PENDING", "RUN_STATUS_RUNNING")
+
+    # Follow it to its end: rendered like `stream` (tool calls, tokens, final status).
+    code, out, _ = await cli(capsys, "--target", target, "runs", "join", run_id)
+    assert code == 0
+    assert f'ai: → search_archives({{"query": "{QUESTION}"}})' in out
+    assert "tool search_archives: [1] Archiv: Heizungsanlage gewartet" in out
+    assert out.count("**15. Januar 2025**") == 1  # streamed once, not repeated by the complete message
+    assert out.strip().splitlines()[-1] == f"run {run_id} · thread {thread_id} · success"
+
+    # Joining the finished run again replays it, down to the final status; --after skips events.
+    code, out, _ = await cli(capsys, "--target", target, "runs", "join", run_id, "--json")
+    assert code == 0
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [e["sequence"] for e in events] == list(range(1, len(events) + 1))
+    assert events[-1]["kind"] == "end" and events[-1]["data"]["run"]["status"] == "RUN_STATUS_SUCCESS"
+    code, out, _ = await cli(capsys, "--target", target, "runs", "join", run_id, "--after", str(len(events) - 1))
+    assert code == 0 and out.strip().endswith(f"thread {thread_id} · success")
+    assert "search_archives" not in out
+
+    code, out, _ = await cli(capsys, "--target", target, "runs", "get", run_id)
+    assert code == 0
+    lines = out.splitlines()
+    assert f"run_id: {run_id}" in lines and f"thread_id: {thread_id}" in lines
+    assert "status: success" in lines and "assistant_id: agent" in lines and "attempt: 1" in lines
+    code, out, _ = await cli(capsys, "--target", target, "runs", "get", run_id, "--json")
+    assert json.loads(out)["status"] == "RUN_STATUS_SUCCESS"
+
+    # A delayed run on the same thread: listed as pending, then cancelled.
+    code, out, _ = await cli(capsys, "--target", target, "runs", "create", "Und die Lüftung?", "--thread", thread_id,
+                             "--delay", "3600")
+    assert code == 0
+    delayed_id, footer = out.strip().splitlines()
+    assert str(uuid.UUID(delayed_id)) == delayed_id and footer == f"thread {thread_id} · pending"
+
+    code, out, _ = await cli(capsys, "--target", target, "runs", "list", "--thread", thread_id, "--json")
+    assert code == 0
+    assert [(r["run_id"], r["status"]) for r in json.loads(out)] == [
+        (delayed_id, "RUN_STATUS_PENDING"), (run_id, "RUN_STATUS_SUCCESS")]
+    code, out, _ = await cli(capsys, "--target", target, "runs", "list", "--thread", thread_id)
+    assert [line.split()[:2] for line in out.splitlines()] == [[delayed_id, "pending"], [run_id, "success"]]
+
+    code, out, _ = await cli(capsys, "--target", target, "runs", "cancel", delayed_id, "--wait")
+    assert code == 0 and "status: cancelled" in out.splitlines()
+    code, out, _ = await cli(capsys, "--target", target, "runs", "list", "--thread", thread_id,
+                             "--status", "cancelled", "error", "--json")
+    assert [r["run_id"] for r in json.loads(out)] == [delayed_id]
+
+    # Joining a cancelled run prints its end, then the error, and exits 1.
+    code, out, err = await cli(capsys, "--target", target, "runs", "join", delayed_id)
+    assert code == 1 and out.strip().endswith(f"thread {thread_id} · cancelled")
+    assert err.startswith("error: CANCELLED RUN_CANCELLED: run ")
+
+    code, out, err = await cli(capsys, "--target", target, "runs", "get", str(uuid.uuid4()))
+    assert code == 1 and out == "" and err.startswith("error: NOT_FOUND RUN_NOT_FOUND: run ")
+    code, out, err = await cli(capsys, "--target", target, "runs", "cancel", "nope")
+    assert code == 1 and err.splitlines()[1].startswith("  run_id: ")
+
+
 async def test_invalid_request_prints_field_violations(target: str, capsys) -> None:
     code, out, err = await cli(capsys, "--target", target, "wait", "hi", "--thread", "not-a-uuid")
     assert code == 1 and out == ""
@@ -213,6 +277,10 @@ async def test_usage_errors_exit_2(capsys) -> None:
     with pytest.raises(SystemExit) as info:
         await asyncio.to_thread(main, ["threads"])
     assert info.value.code == 2
+    for argv in (["runs"], ["runs", "list", "--status", "bogus"], ["runs", "join"], ["runs", "list", "--limit", "0"]):
+        with pytest.raises(SystemExit) as info:
+            await asyncio.to_thread(main, argv)
+        assert info.value.code == 2
     assert "usage: graphrun" in capsys.readouterr().err
 
 

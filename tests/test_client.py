@@ -17,9 +17,14 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from graphrun import (AsyncClient, Client, Event, GraphrunError, InvalidArgumentError, NotFoundError, RunFailedError,
-                      RunResult, RunTimeoutError, UnavailableError)
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from graphrun import (AsyncClient, Client, Event, GraphrunError, InvalidArgumentError, NotFoundError,
+                      RunCancelledError, RunFailedError, RunResult, RunTimeoutError, UnavailableError, status_name)
 from graphrun import _convert
+from graphrun.v1 import event_pb2, run_service_pb2, run_service_pb2_grpc
+from helpers import open_gate
 
 QUESTION = "Wann wurde die Heizungsanlage gewartet?"
 T = TypeVar("T")
@@ -151,6 +156,241 @@ async def test_interrupt_before_pauses_at_node(client: AsyncClient) -> None:
     assert result.run["metadata"] == {"purpose": "test"}
     resumed = await client.wait("steps", thread_id=result.thread_id, multitask_strategy="reject")
     assert resumed.values["log"] == ["first", "second", "third"]
+
+
+# -- background runs: create, join, get, list, cancel ----------------------------------------
+
+DURABLE_MODES = ["updates", "tasks"]
+
+
+def gated(tag: str) -> dict[str, Any]:
+    """Input for the "durable" graph whose node n2 waits until the test opens gate `<run_id>-<attempt>`."""
+    return {"tag": tag, "gates": {"n2": "{run_id}-{attempt}"}}
+
+
+def n2_started(event: Event) -> bool:
+    return event.kind == "task" and event.data["name"] == "n2" and event.data["phase"] == "TASK_PHASE_STARTED"
+
+
+def check_cancelled_join(run_id: str, seen: list[Event], rest: list[Event], error: GraphrunError) -> None:
+    """Events before the cancel, then the rest (ending in `end`), then RunCancelledError."""
+    events = seen + rest
+    assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+    assert events[0].kind == "metadata" and events[0].data["run_id"] == run_id
+    assert n2_started(seen[-1])
+    assert rest and rest[-1].kind == "end"
+    result = rest[-1].result
+    assert result is not None and result.status == "cancelled" and result.run_id == run_id
+    assert result.values["log"] == ["c:n1"]  # n1's checkpoint is kept (cancel action interrupt)
+    assert isinstance(error, RunCancelledError)
+    assert error.code == grpc.StatusCode.CANCELLED and error.reason == "RUN_CANCELLED"
+    assert error.run_id == run_id
+
+
+async def test_async_create_join_cancel(client: AsyncClient) -> None:
+    run = await client.create_run("durable", gated("c"), stream_mode=DURABLE_MODES)
+    run_id = run["run_id"]
+    assert uuid.UUID(run_id) and uuid.UUID(run["thread_id"])
+    assert run["assistant_id"] == "durable" and status_name(run) in ("pending", "running")
+
+    events = client.join(run_id)
+    seen: list[Event] = []
+    while not seen or not n2_started(seen[-1]):
+        seen.append(await anext(events))
+    assert (await client.get_run(run_id))["status"] == "RUN_STATUS_RUNNING"
+
+    cancelled = await client.cancel_run(run_id, wait=True)
+    assert cancelled["status"] == "RUN_STATUS_CANCELLED" and status_name(cancelled) == "cancelled"
+    assert cancelled["error"]["reason"] == "RUN_CANCELLED" and cancelled["ended_at"]
+
+    rest: list[Event] = []
+    with pytest.raises(RunCancelledError) as info:
+        async for event in events:
+            rest.append(event)
+    check_cancelled_join(run_id, seen, rest, info.value)
+
+    # Joining again after the last event seen replays exactly the rest; cancelling again changes nothing.
+    again: list[Event] = []
+    with pytest.raises(RunCancelledError):
+        async for event in client.join(run_id, after_sequence=seen[-1].sequence):
+            again.append(event)
+    assert [(e.sequence, e.kind) for e in again] == [(e.sequence, e.kind) for e in rest]
+    assert (await client.cancel_run(run_id, action="rollback"))["ended_at"] == cancelled["ended_at"]
+
+
+async def test_sync_create_join_cancel(sync_client: Client) -> None:
+    def flow() -> tuple[str, list[Event], dict[str, Any], list[Event], GraphrunError]:
+        run_id = sync_client.create_run("durable", gated("c"), stream_mode=DURABLE_MODES)["run_id"]
+        events = sync_client.join(run_id)
+        seen: list[Event] = []
+        for event in events:
+            seen.append(event)
+            if n2_started(event):
+                break
+        cancelled = sync_client.cancel_run(run_id, "interrupt", wait=True)
+        rest: list[Event] = []
+        try:
+            for event in events:
+                rest.append(event)
+        except GraphrunError as exc:
+            return run_id, seen, cancelled, rest, exc
+        raise AssertionError("the join did not fail")
+
+    run_id, seen, cancelled, rest, error = await in_thread(flow)
+    assert status_name(cancelled) == "cancelled"
+    check_cancelled_join(run_id, seen, rest, error)
+
+
+async def test_background_run_succeeds_and_is_listed(client: AsyncClient, sync_client: Client,
+                                                     database_url: str) -> None:
+    first = await client.create_run("durable", gated("s"), stream_mode=DURABLE_MODES, metadata={"n": 1})
+    run_id, thread_id = first["run_id"], first["thread_id"]
+    await in_thread(open_gate, database_url, f"{run_id}-1")
+    events = [e async for e in client.join(run_id)]
+    assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+    assert events[0].kind == "metadata" and events[-1].kind == "end"
+    assert [e.data["node"] for e in events if e.kind == "updates"] == ["n1", "n2", "n3", "n4"]
+    result = events[-1].result
+    assert result is not None and result.status == "success" and result.run_id == run_id
+    assert result.values["log"] == ["s:n1", "s:n2", "s:n3", "s:n4"]
+
+    got = await client.get_run(run_id)
+    assert (got["run_id"], got["thread_id"], got["status"]) == (run_id, thread_id, "RUN_STATUS_SUCCESS")
+    assert got["metadata"] == {"n": 1} and got["attempt"] == 1 and "error" not in got
+    assert got["started_at"] and got["ended_at"]
+    assert await in_thread(sync_client.get_run, run_id) == got
+
+    # A second run on the same thread, created with the sync client and followed to its end.
+    def second_run() -> tuple[dict[str, Any], list[Event]]:
+        run = sync_client.create_run("durable", {"tag": "t", "gates": {}}, stream_mode="updates", thread_id=thread_id)
+        return run, list(sync_client.join(run["run_id"], granularity="low"))
+
+    second, second_events = await in_thread(second_run)
+    assert second["thread_id"] == thread_id and second_events[-1].result.status == "success"
+    assert [e.sequence for e in second_events] == list(range(1, len(second_events) + 1))
+    assert "checkpoint" not in second_events[-1].result.state  # granularity low
+
+    newest_first = [second["run_id"], run_id]
+    runs, token = await client.list_runs(thread_id=thread_id)
+    assert [r["run_id"] for r in runs] == newest_first and token is None
+    assert runs[1] == await client.get_run(run_id)
+
+    page, token = await client.list_runs(thread_id, page_size=1)
+    assert [r["run_id"] for r in page] == newest_first[:1] and token
+    page, token = await client.list_runs(thread_id, page_size=1, page_token=token)
+    assert [r["run_id"] for r in page] == newest_first[1:] and token is None
+    assert [r["run_id"] async for r in client.iter_runs(thread_id, page_size=1)] == newest_first
+    assert [r["run_id"] for r in await in_thread(lambda: list(sync_client.iter_runs(thread_id, page_size=1)))] \
+        == newest_first
+
+    assert [r["run_id"] for r in (await client.list_runs(thread_id, statuses=["success", "error"]))[0]] == newest_first
+    assert (await client.list_runs(thread_id, statuses="running"))[0] == []
+    sync_runs, _ = await in_thread(sync_client.list_runs, thread_id, ["RUN_STATUS_SUCCESS"])
+    assert [r["run_id"] for r in sync_runs] == newest_first
+
+
+async def test_cancel_a_delayed_run(client: AsyncClient, sync_client: Client) -> None:
+    run = await client.create_run("steps", {}, start_delay=3600)
+    run_id, thread_id = run["run_id"], run["thread_id"]
+    assert run["status"] == "RUN_STATUS_PENDING" and "started_at" not in run
+    pending, _ = await client.list_runs(thread_id, statuses=["pending"])
+    assert [r["run_id"] for r in pending] == [run_id]
+
+    cancelled = await client.cancel_run(run_id)
+    assert cancelled["run_id"] == run_id and status_name(cancelled) == "cancelled"
+    assert status_name(await client.get_run(run_id)) == "cancelled"
+    assert (await client.list_runs(thread_id, statuses=["pending"]))[0] == []
+
+    # Joining a run cancelled before it started: its end event, then the cancellation.
+    events: list[Event] = []
+    with pytest.raises(RunCancelledError):
+        async for event in client.join(run_id):
+            events.append(event)
+    assert events[-1].kind == "end" and events[-1].result.status == "cancelled"
+
+    delayed = await in_thread(sync_client.create_run, "steps", {}, start_delay=3600)
+    cancelled = await in_thread(sync_client.cancel_run, delayed["run_id"], "rollback", True)
+    assert status_name(cancelled) == "cancelled"
+
+
+async def test_run_lookups_validate_the_run_id(client: AsyncClient, sync_client: Client) -> None:
+    for call in (client.get_run("not-a-uuid"), client.cancel_run("not-a-uuid"), anext(client.join("not-a-uuid"))):
+        with pytest.raises(InvalidArgumentError) as info:
+            await call
+        assert [field for field, _ in info.value.field_violations] == ["run_id"]
+    with pytest.raises(InvalidArgumentError) as info:
+        await in_thread(sync_client.get_run, "not-a-uuid")
+    assert [field for field, _ in info.value.field_violations] == ["run_id"]
+    with pytest.raises(InvalidArgumentError) as info:
+        await client.list_runs(thread_id="nope")
+    assert [field for field, _ in info.value.field_violations] == ["thread_id"]
+    with pytest.raises(ValueError, match="statuses must be one of pending, running"):
+        await client.list_runs(statuses=["bogus"])
+    with pytest.raises(ValueError, match="action must be one of interrupt, rollback"):
+        await client.cancel_run(str(uuid.uuid4()), action="delete")
+
+
+async def test_unknown_run_is_not_found(client: AsyncClient, sync_client: Client) -> None:
+    missing = str(uuid.uuid4())
+    for call in (client.get_run(missing), client.cancel_run(missing), anext(client.join(missing))):
+        with pytest.raises(NotFoundError) as info:
+            await call
+        assert info.value.reason == "RUN_NOT_FOUND" and info.value.run_id == missing
+        assert str(info.value) == f"NOT_FOUND RUN_NOT_FOUND: run {missing} not found"
+    with pytest.raises(NotFoundError) as info:
+        await in_thread(lambda: list(sync_client.join(missing)))
+    assert info.value.reason == "RUN_NOT_FOUND"
+    with pytest.raises(NotFoundError) as info:
+        await in_thread(sync_client.cancel_run, missing)
+    assert info.value.reason == "RUN_NOT_FOUND"
+
+
+class _DrainingRuns(run_service_pb2_grpc.RunServiceServicer):
+    """A RunService whose Join sends one event, then ends as a draining replica does."""
+
+    async def Join(self, request, context):
+        yield run_service_pb2.RunServiceJoinResponse(event=event_pb2.RunEvent(
+            sequence=request.after_sequence + 1,
+            metadata=event_pb2.RunMetadataEvent(run_id=request.run_id, thread_id="t", attempt=1)))
+        info = error_details_pb2.ErrorInfo(reason="SERVER_DRAINING", domain="graphrun", metadata={
+            "run_id": request.run_id, "last_sequence": str(request.after_sequence + 1)})
+        detail = any_pb2.Any()
+        detail.Pack(info)
+        status = status_pb2.Status(code=code_pb2.UNAVAILABLE, message="this server is shutting down",
+                                   details=[detail])
+        await context.abort(grpc.StatusCode.UNAVAILABLE, status.message,
+                            trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),))
+
+
+async def test_join_cut_short_by_a_draining_server_says_where_to_resume() -> None:
+    fake = grpc.aio.server()
+    run_service_pb2_grpc.add_RunServiceServicer_to_server(_DrainingRuns(), fake)
+    port = fake.add_insecure_port("127.0.0.1:0")
+    await fake.start()
+    run_id = str(uuid.uuid4())
+    try:
+        async with AsyncClient(f"127.0.0.1:{port}") as client:
+            events: list[Event] = []
+            with pytest.raises(UnavailableError) as info:
+                async for event in client.join(run_id, after_sequence=4):
+                    events.append(event)
+        assert [e.sequence for e in events] == [5]
+        assert info.value.reason == "SERVER_DRAINING" and info.value.last_sequence == 5
+        assert info.value.run_id == run_id and info.value.thread_id == "t"
+
+        def sync_join() -> GraphrunError:
+            with Client(f"127.0.0.1:{port}") as sync_client:
+                try:
+                    list(sync_client.join(run_id))
+                except GraphrunError as exc:
+                    return exc
+            raise AssertionError("the join did not fail")
+
+        error = await in_thread(sync_join)
+        assert isinstance(error, UnavailableError) and error.last_sequence == 1
+    finally:
+        await fake.stop(None)
+    assert GraphrunError(grpc.StatusCode.NOT_FOUND, "x").last_sequence is None
 
 
 # -- threads ------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ ABORT = grpc.aio.AioRpcError
     ({"assistant_id": "steps", "thread_id": str(uuid.uuid4()), "checkpoint_id": "x"}, "spec.checkpoint_id"),
     ({"assistant_id": "steps", "input": {}, "command": {"resume": 1}}, "spec.command"),
     ({"assistant_id": "steps", "command": {}}, "spec.command"),
+    ({"assistant_id": "steps", "command": {"resume": "yes"}}, "spec.command.resume"),
+    ({"assistant_id": "steps"}, "spec.input"),
     ({"assistant_id": "steps", "config": {"configurable": {"thread_id": "x"}}}, "spec.config.configurable.thread_id"),
     ({"assistant_id": "steps", "config": {"bogus": 1}}, "spec.config.bogus"),
     ({"assistant_id": "steps", "config": {"recursion_limit": 0}}, "spec.config.recursion_limit"),
@@ -24,7 +26,7 @@ ABORT = grpc.aio.AioRpcError
     ({"assistant_id": "steps", "multitask_strategy": 42}, "spec.multitask_strategy"),
     ({"assistant_id": "steps", "granularity": 9}, "spec.granularity"),
     ({"assistant_id": "steps", "timeout": "-1s"}, "spec.timeout"),
-    ({"assistant_id": "steps", "interrupt_after": ["first", "ghost"]}, "spec.interrupt_after[1]"),
+    ({"assistant_id": "steps", "input": {}, "interrupt_after": ["first", "ghost"]}, "spec.interrupt_after[1]"),
     ({"assistant_id": "steps", "command": {"goto": ["ghost"]}}, "spec.command.goto[0]"),
 ])
 async def test_wait_rejects_bad_fields(runs, fields, field):

@@ -8,13 +8,17 @@
 
 `AsyncClient` has the same methods for asyncio code. Every failed call raises a
 `GraphrunError` subclass.
+
+Runs come back as dicts with the proto's field and enum names
+(`run["status"] == "RUN_STATUS_SUCCESS"`); `status_name(run)` gives the
+lowercase status (`"success"`) that `RunResult.status` uses.
 """
 
 from ._async import AsyncClient
 from ._errors import (AlreadyExistsError, GraphrunError, InvalidArgumentError, NotFoundError, RunCancelledError,
                       RunFailedError, RunTimeoutError, ThreadBusyError, UnavailableError)
 from ._sync import Client
-from ._types import Event, RunResult
+from ._types import Event, RunResult, status_name
 
 __all__ = [
     "AlreadyExistsError",
@@ -30,4 +34,5 @@ __all__ = [
     "RunTimeoutError",
     "ThreadBusyError",
     "UnavailableError",
+    "status_name",
 ]

@@ -60,12 +60,17 @@ def to_value(value: Any) -> struct_pb2.Value:
 
 
 def _enum(value: str | int | None, enum_type: Any, prefix: str, option: str) -> int:
-    """`"create"` -> IF_NOT_EXISTS_CREATE: lowercase names keep callers free of the stubs."""
+    """`"create"` -> IF_NOT_EXISTS_CREATE: lowercase names keep callers free of the stubs.
+
+    The full enum name (`"IF_NOT_EXISTS_CREATE"`, as the dicts we return spell it) is accepted too.
+    """
     if value is None:
         return 0
     if isinstance(value, int):
         return value
-    name = prefix + value.upper()
+    name = value.upper()
+    if not name.startswith(prefix):
+        name = prefix + name
     try:
         return cast(int, enum_type.Value(name))
     except ValueError:
@@ -152,6 +157,40 @@ def wait_request(spec: run_pb2.RunSpec) -> run_service_pb2.RunServiceWaitRequest
 
 def stream_request(spec: run_pb2.RunSpec, stream_mode: str | Sequence[str] | None) -> run_service_pb2.RunServiceStreamRequest:
     return run_service_pb2.RunServiceStreamRequest(spec=spec, stream_mode=stream_modes(stream_mode))
+
+
+def create_request(spec: run_pb2.RunSpec, stream_mode: str | Sequence[str] | None,
+                   start_delay: float | None) -> run_service_pb2.RunServiceCreateRequest:
+    request = run_service_pb2.RunServiceCreateRequest(spec=spec, stream_mode=stream_modes(stream_mode))
+    if start_delay is not None:
+        request.start_delay.CopyFrom(_duration(start_delay))
+    return request
+
+
+def list_runs_request(thread_id: str | None, statuses: str | int | Iterable[str | int] | None,
+                      page_size: int | None, page_token: str | None) -> run_service_pb2.RunServiceListRequest:
+    """`statuses` as lowercase names (`"running"`), full enum names or numbers; one or several."""
+    if statuses is None:
+        wanted: list[str | int] = []
+    elif isinstance(statuses, (str, int)):
+        wanted = [statuses]
+    else:
+        wanted = list(statuses)
+    return run_service_pb2.RunServiceListRequest(
+        thread_id=thread_id or "", page_size=page_size or 0, page_token=page_token or "",
+        statuses=[_enum(s, run_pb2.RunStatus, "RUN_STATUS_", "statuses") for s in wanted])
+
+
+def cancel_request(run_id: str, action: str | int | None, wait: bool) -> run_service_pb2.RunServiceCancelRequest:
+    return run_service_pb2.RunServiceCancelRequest(
+        run_id=run_id, action=_enum(action, run_service_pb2.CancelAction, "CANCEL_ACTION_", "action"), wait=wait)
+
+
+def join_request(run_id: str, after_sequence: int, granularity: str | int | None
+                 ) -> run_service_pb2.RunServiceJoinRequest:
+    return run_service_pb2.RunServiceJoinRequest(
+        run_id=run_id, after_sequence=after_sequence or 0,
+        granularity=_enum(granularity, run_pb2.Granularity, "GRANULARITY_", "granularity"))
 
 
 def run_result(response: run_service_pb2.RunServiceWaitResponse) -> RunResult:

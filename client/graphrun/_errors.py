@@ -40,6 +40,9 @@ class GraphrunError(Exception):
     from `google.rpc.BadRequest`, `retry_delay` (seconds) from
     `google.rpc.RetryInfo`. `run_id` / `thread_id` are set when the failed call
     had started a run (from the call's initial metadata or the ErrorInfo).
+    `last_sequence` is the ErrorInfo's `last_sequence` as an int when the server
+    sent one (a `Join` cut short by a draining replica, reason `SERVER_DRAINING`):
+    join again with `after_sequence=last_sequence`. None otherwise.
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class GraphrunError(Exception):
         self.retry_delay = retry_delay
         self.run_id = run_id or self.metadata.get("run_id") or None
         self.thread_id = thread_id or self.metadata.get("thread_id") or None
+        self.last_sequence = _int_or_none(self.metadata.get("last_sequence"))
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Exceptions pickle as cls(*args); ours take (code, message), so say so (multiprocessing, caches).
@@ -76,12 +80,19 @@ class GraphrunError(Exception):
         return f"{type(self).__name__}(code={self.code.name}, reason={self.reason!r}, message={self.message!r})"
 
 
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
 class InvalidArgumentError(GraphrunError):
     """The request was malformed; `field_violations` names every bad field. Don't retry as is."""
 
 
 class NotFoundError(GraphrunError):
-    """The thread, assistant or checkpoint does not exist (see `reason`)."""
+    """The thread, run, assistant or checkpoint does not exist (see `reason`)."""
 
 
 class AlreadyExistsError(GraphrunError):
@@ -105,7 +116,11 @@ class RunCancelledError(GraphrunError):
 
 
 class UnavailableError(GraphrunError):
-    """The server (or its database) cannot be reached right now; retrying may help."""
+    """The server (or its database) cannot be reached right now; retrying may help.
+
+    A `join` whose replica shuts down ends with this error, reason
+    `SERVER_DRAINING` and `last_sequence` set: join again after that sequence.
+    """
 
 
 _BY_CODE: dict[grpc.StatusCode, type[GraphrunError]] = {

@@ -18,8 +18,8 @@ from . import _convert as c
 from ._async import DEFAULT_TARGET
 from ._errors import from_rpc_error
 from ._types import Event, RunResult
-from .v1 import (assistant_service_pb2 as assistant_pb, assistant_service_pb2_grpc, run_service_pb2_grpc,
-                 thread_service_pb2 as thread_pb, thread_service_pb2_grpc)
+from .v1 import (assistant_service_pb2 as assistant_pb, assistant_service_pb2_grpc, run_service_pb2 as run_pb,
+                 run_service_pb2_grpc, thread_service_pb2 as thread_pb, thread_service_pb2_grpc)
 
 __all__ = ["Client"]
 
@@ -148,6 +148,127 @@ class Client:
                 yield event
         except grpc.RpcError as exc:
             raise from_rpc_error(exc, run_id=run_id, thread_id=run_thread) from exc
+        finally:
+            call.cancel()
+
+    # -- background runs ------------------------------------------------------------
+    #
+    # Run dicts use the proto's field and enum names, exactly as `wait` returns
+    # them in `RunResult.run`: `run["status"] == "RUN_STATUS_RUNNING"`.
+    # `graphrun.status_name(run)` gives the lowercase name (`"running"`) that
+    # `RunResult.status` uses, and `list_runs(statuses=...)` accepts.
+
+    def create_run(
+        self,
+        assistant_id: str,
+        input: Mapping[str, Any] | None = None,
+        *,
+        stream_mode: str | Sequence[str] = ("values",),
+        start_delay: float | None = None,
+        thread_id: str | None = None,
+        command: Mapping[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        interrupt_before: Iterable[str] | None = None,
+        interrupt_after: Iterable[str] | None = None,
+        multitask_strategy: str | int | None = None,
+        if_not_exists: str | int | None = None,
+        checkpoint_id: str | None = None,
+        granularity: str | int | None = None,
+        timeout: float | None = None,
+        durability: str | int | None = None,
+        deadline: float | None = None,
+    ) -> dict[str, Any]:
+        """Start a run in the background and return it at once (status `RUN_STATUS_PENDING` or `..._RUNNING`).
+
+        `stream_mode` chooses the events recorded for `join`; `start_delay`
+        (seconds) postpones the start; `timeout` (seconds) bounds the run's
+        execution. Other options as for `wait`. Follow the run with
+        `join(run["run_id"])`, look it up with `get_run`, stop it with `cancel_run`.
+        """
+        spec = c.run_spec(assistant_id, input, thread_id=thread_id, command=command, config=config,
+                          metadata=metadata, interrupt_before=interrupt_before, interrupt_after=interrupt_after,
+                          multitask_strategy=multitask_strategy, if_not_exists=if_not_exists,
+                          checkpoint_id=checkpoint_id, granularity=granularity, timeout=timeout,
+                          durability=durability)
+        request = c.create_request(spec, stream_mode, start_delay)
+        return c.to_dict(self._unary(self._runs.Create, request, deadline).run)
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """A run's record (`NotFoundError`, reason `RUN_NOT_FOUND`, if there is none)."""
+        response = self._unary(self._runs.Get, run_pb.RunServiceGetRequest(run_id=run_id))
+        return c.to_dict(response.run)
+
+    def list_runs(
+        self,
+        thread_id: str | None = None,
+        statuses: str | Iterable[str | int] | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of runs, newest first, and the token of the next page (None at the end).
+
+        `thread_id` limits the list to one thread; `statuses` to runs in these
+        statuses, named in lowercase (`"pending"`, `"running"`, `"success"`…).
+        """
+        request = c.list_runs_request(thread_id, statuses, page_size, page_token)
+        response = self._unary(self._runs.List, request)
+        return [c.to_dict(r) for r in response.runs], response.next_page_token or None
+
+    def iter_runs(
+        self,
+        thread_id: str | None = None,
+        statuses: str | Iterable[str | int] | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every matching run, newest first, fetching pages as needed."""
+        token: str | None = None
+        while True:
+            runs, token = self.list_runs(thread_id, statuses, page_size, token)
+            yield from runs
+            if not token:
+                return
+
+    def cancel_run(self, run_id: str, action: str | int = "interrupt", wait: bool = False) -> dict[str, Any]:
+        """Stop a pending or running run and return it; a run that already ended is returned unchanged.
+
+        `action="interrupt"` keeps the checkpoints the run wrote, `"rollback"`
+        deletes them (and its events). With `wait=True` the call returns once
+        the run has stopped (status `RUN_STATUS_CANCELLED`); otherwise as soon
+        as the cancel is recorded (a running run may still show RUNNING).
+        """
+        response = self._unary(self._runs.Cancel, c.cancel_request(run_id, action, wait))
+        return c.to_dict(response.run)
+
+    def join(
+        self,
+        run_id: str,
+        after_sequence: int = 0,
+        granularity: str | int | None = None,
+        *,
+        deadline: float | None = None,
+    ) -> Iterator[Event]:
+        """Follow a run (from any replica): its events numbered after `after_sequence`, then new ones, to `end`.
+
+        Events arrive once, in order, without gaps, as `stream` yields them (the
+        kinds recorded are the `stream_mode` of `create_run`). A run that did
+        not succeed or pause yields its `end` event, then raises
+        `RunFailedError` / `RunTimeoutError` / `RunCancelledError`. If the
+        serving replica shuts down, `UnavailableError` (reason
+        `SERVER_DRAINING`) carries `last_sequence`: join again after it.
+        Leaving the loop early ends only this call, not the run.
+        """
+        call = self._runs.Join(c.join_request(run_id, after_sequence, granularity), metadata=self._metadata,
+                               timeout=deadline)
+        run_thread = None
+        try:
+            for response in call:
+                event = c.event(response.event)
+                if event.kind == "metadata":
+                    run_thread = event.data.get("thread_id")
+                yield event
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc, thread_id=run_thread) from exc
         finally:
             call.cancel()
 

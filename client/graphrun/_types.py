@@ -10,13 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["Event", "EventKind", "RunResult"]
+__all__ = ["Event", "EventKind", "RunResult", "status_name"]
 
 EventKind = Literal["metadata", "values", "updates", "message", "custom", "task", "end"]
 
 
 def status_name(run: dict[str, Any]) -> str:
-    """`RUN_STATUS_SUCCESS` -> `success`: the lowercase status callers compare against."""
+    """`RUN_STATUS_SUCCESS` -> `success`: the lowercase status callers compare against.
+
+    Run dicts (from `wait`, `create_run`, `get_run`, `list_runs`, `cancel_run`
+    and `end` events) keep the proto's enum name in `status`; this is the one
+    conversion, the same `RunResult.status` applies.
+    """
     return str(run.get("status", "")).removeprefix("RUN_STATUS_").lower()
 
 

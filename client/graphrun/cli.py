@@ -4,6 +4,8 @@
     graphrun wait "Wann wurde die Heizungsanlage gewartet?"
     graphrun stream "…" --thread 7f0c…
     graphrun threads state 7f0c…
+    graphrun runs create "…" --delay 60      # in the background; follow with `runs join`
+    graphrun runs join 3b9e…
 
 Human-readable output by default, `--json` for scripts. Errors go to stderr as
 `error: <CODE> <reason>: <message>` and exit 1 (2 for usage errors).
@@ -21,7 +23,7 @@ from typing import Any, TextIO
 
 from ._errors import GraphrunError
 from ._sync import Client
-from ._types import Event, RunResult
+from ._types import Event, RunResult, status_name
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 
@@ -108,6 +110,9 @@ def print_error(exc: GraphrunError) -> None:
         print(f"  {field}: {description}", file=sys.stderr)
     if exc.run_id:
         print(_dim(f"  run {exc.run_id} · thread {exc.thread_id or '?'}", sys.stderr), file=sys.stderr)
+    if exc.last_sequence is not None and exc.run_id:
+        print(_dim(f"  continue with: graphrun runs join {exc.run_id} --after {exc.last_sequence}", sys.stderr),
+              file=sys.stderr)
 
 
 class _StreamPrinter:
@@ -228,6 +233,90 @@ def cmd_stream(args: argparse.Namespace) -> int:
     printer = _StreamPrinter()
     with _client(args) as client:
         for event in client.stream(args.assistant, stream_mode=("messages", "tasks"), **kwargs):
+            if args.json:
+                print(_json(asdict(event)), flush=True)
+            else:
+                printer.on_event(event)
+    return 0
+
+
+def cmd_runs_create(args: argparse.Namespace) -> int:
+    kwargs = _run_kwargs(args)
+    if args.delay is not None and args.delay < 0:
+        raise _UsageError("--delay must not be negative")
+    with _client(args) as client:
+        # The modes `stream` shows, so `runs join` renders the run the same way.
+        run = client.create_run(args.assistant, stream_mode=("messages", "tasks"), start_delay=args.delay, **kwargs)
+    if args.json:
+        _print_json(run)
+    else:
+        print(run["run_id"])
+        print(_dim(f"thread {run.get('thread_id', '')} · {status_name(run)}"))
+    return 0
+
+
+_STATUSES = ("pending", "running", "success", "error", "timeout", "interrupted", "cancelled")
+_RUN_FIELDS = ("run_id", "thread_id", "assistant_id", "status", "attempt", "current_node", "step",
+               "created_at", "started_at", "ended_at")
+
+
+def _print_run(run: dict[str, Any]) -> None:
+    """A run's record for humans: `key: value` lines, status lowercase, unset times left out."""
+    for key in _RUN_FIELDS:
+        value = status_name(run) if key == "status" else run.get(key)
+        if value not in (None, ""):
+            print(f"{key}: {value}")
+    if run.get("metadata"):
+        print(f"metadata: {_json(run['metadata'])}")
+    error = run.get("error") or {}
+    if error.get("type") or error.get("message"):
+        print(f"error: {error.get('type', '')}: {error.get('message', '')}")
+
+
+def cmd_runs_get(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        run = client.get_run(args.run_id)
+    if args.json:
+        _print_json(run)
+    else:
+        _print_run(run)
+    return 0
+
+
+def cmd_runs_list(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise _UsageError("--limit must be at least 1")
+    runs: list[dict[str, Any]] = []
+    with _client(args) as client:
+        for run in client.iter_runs(args.thread, args.status or None, page_size=min(args.limit, 1000)):
+            runs.append(run)
+            if len(runs) >= args.limit:
+                break
+    if args.json:
+        _print_json(runs)
+        return 0
+    for run in runs:
+        print(f"{run['run_id']}  {status_name(run):<11}  {run.get('assistant_id', ''):<12}"
+              f"  thread {run.get('thread_id', '')}  {_dim(run.get('created_at', ''))}")
+    return 0
+
+
+def cmd_runs_cancel(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        run = client.cancel_run(args.run_id, "rollback" if args.rollback else "interrupt", wait=args.wait)
+    if args.json:
+        _print_json(run)
+    else:
+        _print_run(run)
+    return 0
+
+
+def cmd_runs_join(args: argparse.Namespace) -> int:
+    if args.after < 0:
+        raise _UsageError("--after must not be negative")
+    printer = _StreamPrinter()
+    with _client(args) as client:
+        for event in client.join(args.run_id, after_sequence=args.after):
             if args.json:
                 print(_json(asdict(event)), flush=True)
             else:
@@ -371,6 +460,36 @@ def build_parser() -> argparse.ArgumentParser:
         run.add_argument("--assistant", metavar="ID", default="agent", help="assistant (graph) id (default: agent)")
         run.add_argument("--resume", metavar="VALUE", help="answer the thread's interrupt (JSON or text)")
         run.set_defaults(handler=handler)
+
+    runs = commands.add_parser("runs", help="start runs in the background, follow, list and cancel them")
+    run_commands = runs.add_subparsers(dest="runs_command", metavar="COMMAND", required=True)
+    create_run = run_commands.add_parser("create", help="start a run in the background; prints its id",
+                                         parents=client_parents)
+    create_run.add_argument("question", nargs="?", help="the user message")
+    create_run.add_argument("--thread", metavar="ID", help="thread to continue (created if missing)")
+    create_run.add_argument("--assistant", metavar="ID", default="agent", help="assistant (graph) id (default: agent)")
+    create_run.add_argument("--resume", metavar="VALUE", help="answer the thread's interrupt (JSON or text)")
+    create_run.add_argument("--delay", metavar="SECONDS", type=float, help="start the run this much later")
+    create_run.set_defaults(handler=cmd_runs_create)
+    for name, handler, text in (("get", cmd_runs_get, "show a run's record"),
+                                ("cancel", cmd_runs_cancel, "stop a pending or running run"),
+                                ("join", cmd_runs_join, "follow a run's events (replayed, then live) to its end")):
+        sub = run_commands.add_parser(name, help=text, parents=client_parents)
+        sub.add_argument("run_id", metavar="RUN_ID")
+        sub.set_defaults(handler=handler)
+        if name == "cancel":
+            sub.add_argument("--rollback", action="store_true",
+                             help="also delete the checkpoints and events the run wrote")
+            sub.add_argument("--wait", action="store_true", help="return only once the run has stopped")
+        if name == "join":
+            sub.add_argument("--after", metavar="N", type=int, default=0,
+                             help="only events after sequence number N (default: from the first)")
+    list_runs = run_commands.add_parser("list", help="list runs, newest first", parents=client_parents)
+    list_runs.add_argument("--thread", metavar="ID", help="only runs of this thread")
+    list_runs.add_argument("--status", metavar="S", nargs="+", action="extend", type=str.lower, choices=_STATUSES,
+                           help=f"only runs in these statuses ({', '.join(_STATUSES)})")
+    list_runs.add_argument("--limit", type=int, default=20, help="show at most this many runs (default 20)")
+    list_runs.set_defaults(handler=cmd_runs_list)
 
     threads = commands.add_parser("threads", help="create, inspect and delete threads")
     thread_commands = threads.add_subparsers(dest="threads_command", metavar="COMMAND", required=True)

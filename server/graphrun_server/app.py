@@ -82,10 +82,14 @@ class App:
     _health: DatabaseHealth | None = None
     _notifications: Notifications | None = None
     _maintenance: asyncio.Task | None = None
+    _embedded: object = None  # the embedded PostgreSQL, when no database URL was given
 
     async def start(self) -> App:
         s = self.settings
-        dsn = s.database_url or await asyncio.to_thread(start_embedded, s.data_dir)
+        dsn = s.database_url
+        if not dsn:
+            self._embedded = await asyncio.to_thread(start_embedded, s.data_dir)
+            dsn = self._embedded.get_uri()
         pool = self._pool = make_pool(dsn, max_size=s.pool_size)
         await pool.open(wait=True, timeout=30)
         checkpointer = FencedPostgresSaver(pool)
@@ -119,7 +123,6 @@ class App:
         await self._health.start()
         await self.runner.start()
         self._maintenance = asyncio.create_task(self._prune_events(records), name="graphrun-prune")
-        log.info("graphrun serving on %s:%s", s.host, self.port)
         return self
 
     async def _prune_events(self, records: Records) -> None:
@@ -152,6 +155,8 @@ class App:
             await self._notifications.stop()
         if self._pool:
             await self._pool.close()
+        if self._embedded is not None:
+            await asyncio.to_thread(self._embedded.cleanup)
 
     async def serve_forever(self) -> None:
         await self.start()

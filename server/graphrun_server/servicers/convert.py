@@ -139,6 +139,10 @@ def parse_run_spec(spec: run_pb2.RunSpec, stream_modes: list[str] | None = None)
             command["goto"] = list(cmd.goto)
         if not command:
             v.append(FieldViolation("spec.command", "must set resume, update or goto"))
+    if command and "resume" in command and not spec.thread_id:
+        v.append(FieldViolation("spec.command.resume", "needs spec.thread_id: only an existing thread can be resumed"))
+    if not spec.thread_id and not spec.HasField("input") and not spec.HasField("command"):
+        v.append(FieldViolation("spec.input", "is required for a new thread (give spec.thread_id to continue one)"))
     config = struct_to_dict(spec.config)
     _parse_config(config, v)
     if spec.HasField("timeout") and (spec.timeout.seconds < 0 or spec.timeout.nanos < 0):

@@ -36,8 +36,10 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         fence = _fence.get()
         async with self.conn.connection() as conn:
             if pipeline:
-                # One round trip: BEGIN, the fence check, the writes, COMMIT.
-                async with conn.pipeline(), conn.transaction(), conn.cursor(binary=True, row_factory=dict_row) as cur:
+                # One round trip. With autocommit, the statements of a pipeline up to
+                # its Sync form one implicit transaction: the fence check and the
+                # writes commit together, and a failed fence skips the writes.
+                async with conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
                     if fence is not None:
                         await cur.execute("SELECT graphrun_fence(%s, %s)", fence)
                     yield cur

@@ -18,21 +18,27 @@ log = logging.getLogger(__name__)
 _MIGRATION_LOCK = 0x6772_6170_6872_756E  # "graphrun"
 
 
-def start_embedded(data_dir: str | os.PathLike) -> str:
-    """Start (or reuse) an embedded PostgreSQL in data_dir and return its DSN.
+def start_embedded(data_dir: str | os.PathLike):
+    """Start (or reuse) an embedded PostgreSQL in data_dir; return its handle (`.get_uri()`,
+    `.cleanup()` stops it once no other process uses it).
 
     pgserver ships PostgreSQL binaries in a wheel. It listens on a Unix socket
     only and is stopped when the last process using it exits. As root it runs
     PostgreSQL as a `pgserver` user and opens traverse permission on every parent
     of data_dir, so keep data_dir somewhere harmless (the default is ./.graphrun).
     """
-    import pgserver  # imported lazily: only the embedded mode needs it
+    import warnings
 
     path = pathlib.Path(data_dir).expanduser().resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(path, cleanup_mode="stop")
+    with warnings.catch_warnings():
+        # pgserver's lock file falls back to /tmp without XDG_RUNTIME_DIR, with a warning: that is fine.
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        import pgserver  # imported lazily: only the embedded mode needs it
+
+        server = pgserver.get_server(path, cleanup_mode="stop")
     log.info("embedded PostgreSQL running in %s", path)
-    return server.get_uri()
+    return server
 
 
 def make_pool(dsn: str, *, max_size: int = 20) -> AsyncConnectionPool:

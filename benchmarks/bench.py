@@ -1,0 +1,382 @@
+"""graphrun benchmarks, side by side with the same graphs run in-process (`make bench`).
+
+Every figure is measured in one run against one PostgreSQL, so the ratios hold
+on a noisy machine. graphrun runs as a separate server process (as in
+production); the in-process baseline compiles the same graph with LangGraph's
+stock `AsyncPostgresSaver` on a psycopg pool of the same size, and calls
+`ainvoke` with the same durability. Calls of both are interleaved.
+
+    python benchmarks/bench.py [--quick] [--only latency,throughput,...]
+
+Sections: latency, durability, throughput, workers, stream, growth, dbsize, memory, cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import pathlib
+import statistics
+import sys
+import time
+import uuid
+
+import grpc
+import psutil
+import psycopg
+from google.protobuf import json_format
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
+
+import graphs  # noqa: E402
+from replicas import Replica  # noqa: E402  (the test suite's server-process launcher)
+
+from graphrun.v1 import run_pb2, run_service_pb2 as pb, run_service_pb2_grpc  # noqa: E402
+from graphrun_server.example_agent.agent import make_graph  # noqa: E402
+
+CONFIG = str(HERE / "langgraph.json")
+ADMIN_DSN = os.environ.get("GRAPHRUN_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+QUESTION = {"messages": [{"role": "user", "content": "Wann wurde die Heizungsanlage gewartet?"}]}
+DURABILITY = {"sync": run_pb2.DURABILITY_SYNC, "async": run_pb2.DURABILITY_ASYNC, "exit": run_pb2.DURABILITY_EXIT}
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}"
+
+
+def table(title: str, header: list[str], rows: list[list]) -> None:
+    print(f"\n### {title}\n")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(str(c) for c in row) + " |")
+    sys.stdout.flush()
+
+
+@contextlib.contextmanager
+def scratch_database():
+    name = f"graphrun_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    info = psycopg.conninfo.conninfo_to_dict(ADMIN_DSN)
+    info["dbname"] = name
+    try:
+        yield psycopg.conninfo.make_conninfo(**info)
+    finally:
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def spec(assistant: str, input: dict, thread_id: str = "", durability: str = "async", **extra) -> run_pb2.RunSpec:
+    message = json_format.ParseDict({"assistant_id": assistant, "input": input, **extra}, run_pb2.RunSpec())
+    message.durability = DURABILITY[durability]
+    if thread_id:
+        message.thread_id = thread_id
+        message.if_not_exists = run_pb2.IF_NOT_EXISTS_CREATE
+    return message
+
+
+class InProcess:
+    """The baseline: the same graphs, compiled in this process with the stock saver."""
+
+    def __init__(self, dsn: str, pool_size: int = 20):
+        self.pool = AsyncConnectionPool(dsn, min_size=2, max_size=pool_size, open=False,
+                                        kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row})
+
+    async def open(self) -> InProcess:
+        await self.pool.open(wait=True)
+        saver = AsyncPostgresSaver(self.pool)
+        await saver.setup()
+        self.graphs = {"pair": graphs.pair.compile(checkpointer=saver), "chat": graphs.chat.compile(checkpointer=saver),
+                       "agent": make_graph().copy(update={"checkpointer": saver})}
+        return self
+
+    async def invoke(self, graph: str, input: dict, thread_id: str | None = None, durability: str = "async"):
+        config = {"configurable": {"thread_id": thread_id or str(uuid.uuid4())}}
+        return await self.graphs[graph].ainvoke(input, config, durability=durability)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+class Service:
+    """graphrun through its gRPC API (raw stubs, no client library in between)."""
+
+    def __init__(self, replica: Replica):
+        self.replica = replica
+        self.stub = run_service_pb2_grpc.RunServiceStub(replica.channel)
+
+    async def wait(self, graph: str, input: dict, thread_id: str = "", durability: str = "async"):
+        return await self.stub.Wait(pb.RunServiceWaitRequest(spec=spec(graph, input, thread_id, durability)))
+
+
+async def interleaved(calls: dict[str, callable], n: int, warmup: int = 10) -> dict[str, list[float]]:
+    """Latencies of each call, alternating between them so noise hits all alike."""
+    times = {name: [] for name in calls}
+    for i in range(warmup + n):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            await call()
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return times
+
+
+# -- sections ------------------------------------------------------------------------------
+
+
+async def latency(svc: Service, local: InProcess, n: int) -> None:
+    rows = []
+    for graph, input in (("pair", {"log": []}), ("agent", QUESTION)):
+        t = await interleaved({"graphrun": lambda: svc.wait(graph, input), "in-process": lambda: local.invoke(graph, input)}, n)
+        g, l = t["graphrun"], t["in-process"]
+        rows.append([graph, ms(pct(g, 50)), ms(pct(g, 95)), ms(pct(g, 99)), ms(pct(l, 50)), ms(pct(l, 95)),
+                     ms(pct(l, 99)), f"{pct(g, 50) / pct(l, 50):.2f}"])
+    table(f"Wait latency, fresh thread per run (ms, n={n})",
+          ["graph", "graphrun p50", "p95", "p99", "in-process p50", "p95", "p99", "ratio p50"], rows)
+
+
+async def durability(svc: Service, local: InProcess, n: int) -> None:
+    rows = []
+    for mode in ("sync", "async", "exit"):
+        t = await interleaved({"g": lambda: svc.wait("pair", {"log": []}, durability=mode),
+                               "l": lambda: local.invoke("pair", {"log": []}, durability=mode)}, n)
+        rows.append([mode, ms(pct(t["g"], 50)), ms(pct(t["l"], 50)), f"{pct(t['g'], 50) / pct(t['l'], 50):.2f}"])
+    table(f"Durability modes, trivial graph (ms p50, n={n})", ["durability", "graphrun", "in-process", "ratio"], rows)
+
+
+async def _load(worker, clients: int, seconds: float) -> tuple[float, float]:
+    """Run `clients` concurrent loops of worker(i) for `seconds`; return (runs/s, p95 latency)."""
+    latencies: list[float] = []
+    stop = time.perf_counter() + seconds
+
+    async def loop(i: int):
+        while time.perf_counter() < stop:
+            start = time.perf_counter()
+            await worker(i)
+            latencies.append(time.perf_counter() - start)
+
+    begin = time.perf_counter()
+    await asyncio.gather(*(loop(i) for i in range(clients)))
+    return len(latencies) / (time.perf_counter() - begin), pct(latencies, 95)
+
+
+async def throughput(svc: Service, local: InProcess, seconds: float) -> None:
+    rows = []
+    for clients in (1, 8, 64):
+        for threads in ("fresh", "same"):
+            per_client = [str(uuid.uuid4()) for _ in range(clients)]
+            tid = (lambda i: per_client[i]) if threads == "same" else (lambda i: "")
+            g_rate, g_p95 = await _load(lambda i: svc.wait("pair", {"log": []}, tid(i)), clients, seconds)
+            l_rate, l_p95 = await _load(lambda i: local.invoke("pair", {"log": []}, tid(i) or None), clients, seconds)
+            rows.append([clients, threads, f"{g_rate:.0f}", ms(g_p95), f"{l_rate:.0f}", ms(l_p95), f"{g_rate / l_rate:.2f}"])
+    table(f"Throughput, trivial graph ({seconds:.0f} s per cell)",
+          ["clients", "thread", "graphrun runs/s", "p95 ms", "in-process runs/s", "p95 ms", "ratio"], rows)
+
+
+async def workers(dsn: str, seconds: float) -> None:
+    rows = []
+    port = _free_port()
+    for count in (1, 2):
+        procs = [await Replica(f"w{i}", dsn, CONFIG, port=port).start() for i in range(count)]
+        try:
+            svc = Service(procs[0])
+            for clients in (8, 64):
+                rate, p95 = await _load(lambda i: svc.wait("pair", {"log": []}), clients, seconds)
+                rows.append([count, clients, f"{rate:.0f}", ms(p95)])
+        finally:
+            for p in procs:
+                await p.close()
+    table("Worker processes on one port (SO_REUSEPORT), trivial graph",
+          ["processes", "clients", "runs/s", "p95 ms"], rows)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def stream(svc: Service, n: int) -> None:
+    first_event, first_token = [], []
+    for _ in range(n):
+        start = time.perf_counter()
+        got_event = False
+        async for response in svc.stub.Stream(pb.RunServiceStreamRequest(
+                spec=spec("agent", QUESTION), stream_mode=["messages"])):
+            if not got_event:
+                first_event.append(time.perf_counter() - start)
+                got_event = True
+            if response.event.HasField("message") and response.event.message.delta:
+                first_token.append(time.perf_counter() - start)
+                break
+    rows = [["time to first event (agent)", ms(pct(first_event, 50)), ms(pct(first_event, 95))],
+            ["time to first token (agent, demo model)", ms(pct(first_token, 50)), ms(pct(first_token, 95))]]
+    table(f"Stream latency (ms, n={n})", ["", "p50", "p95"], rows)
+
+    async def tokens(count: int) -> tuple[int, float]:
+        received, start = 0, time.perf_counter()
+        async for response in svc.stub.Stream(pb.RunServiceStreamRequest(
+                spec=spec("tokens", {"n": count, "messages": [{"role": "user", "content": "go"}]}),
+                stream_mode=["messages"])):
+            if response.event.HasField("message") and response.event.message.delta:
+                received += 1
+        return received, time.perf_counter() - start
+
+    one, one_t = await tokens(5000)
+    many = await asyncio.gather(*(tokens(500) for _ in range(100)))
+    many_total, many_t = sum(c for c, _ in many), max(t for _, t in many)
+    table("Token events through Stream", ["", "token events", "seconds", "events/s"],
+          [["1 stream", one, f"{one_t:.2f}", f"{one / one_t:.0f}"],
+           ["100 concurrent streams", many_total, f"{many_t:.2f}", f"{many_total / many_t:.0f}"]])
+
+
+async def growth(svc: Service, turns: int) -> None:
+    thread = str(uuid.uuid4())
+    samples: dict[int, float] = {}
+    for turn in range(1, turns + 1):
+        start = time.perf_counter()
+        await svc.wait("chat", {"messages": [{"role": "user", "content": f"turn {turn}"}]}, thread)
+        samples[turn] = time.perf_counter() - start
+    marks = [m for m in (1, 10, 50, 100, 200) if m <= turns]
+    rows = [[m, ms(statistics.median(samples[t] for t in range(max(1, m - 4), m + 1)))] for m in marks]
+    table("Wait latency as a thread grows (chat graph, 2 messages per turn)", ["turn", "ms (median of 5)"], rows)
+
+
+async def dbsize(svc: Service, dsn: str, n: int, target: int) -> None:
+    empty = await interleaved({"w": lambda: svc.wait("pair", {"log": []})}, n)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        before = conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0]
+        per_thread = 10
+        threads = max(target // per_thread, 1)
+        # Clone real rows (one finished 'pair' thread) into `threads` synthetic threads.
+        conn.execute("""
+            CREATE TEMP TABLE seed AS
+            SELECT * FROM checkpoints WHERE thread_id = (SELECT thread_id FROM checkpoints LIMIT 1)""")
+        seed = conn.execute("SELECT count(*) FROM seed").fetchone()[0]
+        copies = max(per_thread // max(seed, 1), 1)
+        conn.execute("""
+            INSERT INTO graphrun_thread (thread_id, status)
+            SELECT (md5(t::text)::uuid), 'idle' FROM generate_series(1, %s) t ON CONFLICT DO NOTHING""", (threads,))
+        conn.execute("""
+            INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata)
+            SELECT md5(t::text)::uuid::text, s.checkpoint_ns, s.checkpoint_id || '-' || c, s.parent_checkpoint_id,
+                   s.type, s.checkpoint, s.metadata
+              FROM seed s, generate_series(1, %s) t, generate_series(1, %s) c""", (threads, copies))
+        conn.execute("""
+            INSERT INTO graphrun_run (run_id, thread_id, assistant_id, status, attempt, multitask_strategy, spec, ended_at)
+            SELECT gen_random_uuid(), md5(t::text)::uuid, 'pair', 'success', 1, 'reject', '{}', now()
+              FROM generate_series(1, %s) t, generate_series(1, 3) r""", (threads,))
+        conn.execute("ANALYZE")
+        after = conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0]
+    full = await interleaved({"w": lambda: svc.wait("pair", {"log": []})}, n)
+    e, f = pct(empty["w"], 50), pct(full["w"], 50)
+    table(f"Wait latency as the database grows (trivial graph, n={n})", ["checkpoints", "threads", "p50 ms", "ratio"],
+          [[before, "—", ms(e), "1.00"], [after, threads, ms(f), f"{f / e:.2f}"]])
+
+
+async def memory(dsn: str, streams: int) -> None:
+    replica = await Replica("mem", dsn, CONFIG, max_concurrent_runs=streams + 100, pool_size=20).start()
+    try:
+        proc = psutil.Process(replica.proc.pid)
+        before = proc.memory_info().rss
+        stub = run_service_pb2_grpc.RunServiceStub(replica.channel)
+        calls = [stub.Stream(pb.RunServiceStreamRequest(spec=spec("hang", {"log": []}), stream_mode=["updates"]))
+                 for _ in range(streams)]
+        await asyncio.gather(*(c.read() for c in calls))  # every run has started and sent its first event
+        during = proc.memory_info().rss
+        for c in calls:
+            c.cancel()
+        table(f"Server memory with {streams} open streams (each run executing)", ["", "RSS MiB"],
+              [["idle server", f"{before / 2**20:.0f}"], [f"{streams} open streams", f"{during / 2**20:.0f}"],
+               ["per stream", f"{(during - before) / streams / 1024:.0f} KiB"]])
+    finally:
+        await replica.close()
+
+
+def _db_counters(dsn: str) -> dict[str, int]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("""
+            SELECT (SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()) AS xacts,
+                   (SELECT sum(n_tup_ins + n_tup_upd + n_tup_del) FROM pg_stat_user_tables) AS rows,
+                   (SELECT wal_bytes FROM pg_stat_wal) AS wal""").fetchone()
+    return {"xacts": int(row[0]), "rows": int(row[1] or 0), "wal": int(row[2])}
+
+
+async def cost(svc: Service, local: InProcess, dsn: str, n: int) -> None:
+    """Database work per run, from PostgreSQL's own statistics (flushed about once a second)."""
+    rows = []
+    for name, call in (("graphrun Wait", lambda: svc.wait("pair", {"log": []})),
+                       ("in-process ainvoke", lambda: local.invoke("pair", {"log": []}))):
+        await asyncio.sleep(1.5)
+        before = _db_counters(dsn)
+        for _ in range(n):
+            await call()
+        await asyncio.sleep(1.5)
+        after = _db_counters(dsn)
+        rows.append([name] + [f"{(after[k] - before[k]) / n:.1f}" for k in ("xacts", "rows")]
+                    + [f"{(after['wal'] - before['wal']) / n / 1024:.1f}"])
+    table(f"Database work per run, trivial graph (n={n}; includes the server's background activity)",
+          ["", "transactions", "rows written", "WAL KiB"], rows)
+
+
+SECTIONS = ("latency", "durability", "throughput", "workers", "stream", "growth", "dbsize", "memory", "cost")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
+    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
+    args = parser.parse_args()
+    only = set(args.only.split(","))
+    quick = args.quick
+    n = 30 if quick else 300
+    seconds = 1.5 if quick else 5.0
+    print(f"# graphrun benchmarks ({'quick' if quick else 'full'}; {os.cpu_count()} CPUs)")
+    with scratch_database() as dsn:
+        replica = await Replica("bench", dsn, CONFIG).start()
+        local = await InProcess(dsn).open()
+        svc = Service(replica)
+        try:
+            if "latency" in only:
+                await latency(svc, local, n)
+            if "durability" in only:
+                await durability(svc, local, n // 2)
+            if "throughput" in only:
+                await throughput(svc, local, seconds)
+            if "stream" in only:
+                await stream(svc, 10 if quick else 50)
+            if "growth" in only:
+                await growth(svc, 20 if quick else 200)
+            if "cost" in only:
+                await cost(svc, local, dsn, 50 if quick else 200)
+            if "dbsize" in only:
+                await dbsize(svc, dsn, n, 10_000 if quick else 100_000)
+        finally:
+            await replica.close()
+            await local.close()
+        if "workers" in only:
+            await workers(dsn, seconds)
+        if "memory" in only:
+            await memory(dsn, 100 if quick else 1000)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

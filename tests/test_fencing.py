@@ -1,0 +1,54 @@
+"""The checkpointer's fence: a replica that no longer owns a run cannot write into its thread."""
+
+import uuid
+
+import psycopg
+import pytest
+from langgraph.checkpoint.base import empty_checkpoint
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from graphrun_server.storage.checkpointer import FENCE_KEY, FencedPostgresSaver
+
+
+@pytest.fixture
+async def saver(server, database_url):  # the server fixture has migrated the database
+    pool = AsyncConnectionPool(database_url, min_size=1, max_size=2, open=False,
+                               kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row})
+    await pool.open()
+    yield FencedPostgresSaver(pool)
+    await pool.close()
+
+
+def _running_run(db, attempt: int) -> tuple[str, str]:
+    thread_id, run_id = str(uuid.uuid4()), str(uuid.uuid4())
+    db.execute("INSERT INTO graphrun_thread (thread_id, status) VALUES (%s, 'busy')", (thread_id,))
+    db.execute("INSERT INTO graphrun_run (run_id, thread_id, assistant_id, status, attempt, multitask_strategy, spec)"
+               " VALUES (%s, %s, 'steps', 'running', %s, 'reject', '{}')", (run_id, thread_id, attempt))
+    return thread_id, run_id
+
+
+def _config(thread_id, run_id, attempt):
+    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": "", FENCE_KEY: (run_id, attempt)}}
+
+
+async def test_the_owning_attempt_writes_and_a_former_one_is_refused(saver, db):
+    thread_id, run_id = _running_run(db, attempt=2)
+    await saver.aput(_config(thread_id, run_id, 2), empty_checkpoint(), {"source": "input", "step": -1}, {})
+    with pytest.raises(psycopg.Error) as caught:
+        await saver.aput(_config(thread_id, run_id, 1), empty_checkpoint(), {"source": "loop", "step": 0}, {})
+    assert caught.value.sqlstate == "GR001"
+    with pytest.raises(psycopg.Error):
+        await saver.aput_writes({"configurable": {**_config(thread_id, run_id, 1)["configurable"],
+                                                  "checkpoint_id": "x"}}, [("log", ["late"])], "task-1")
+    rows = db.execute("SELECT count(*) AS n FROM checkpoints WHERE thread_id = %s", (thread_id,)).fetchone()
+    assert rows["n"] == 1  # only the owner's checkpoint
+    writes = db.execute("SELECT count(*) AS n FROM checkpoint_writes WHERE thread_id = %s", (thread_id,)).fetchone()
+    assert writes["n"] == 0
+
+
+async def test_writes_without_a_fence_are_not_checked(saver, db):
+    thread_id = str(uuid.uuid4())
+    await saver.aput({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}, empty_checkpoint(),
+                     {"source": "update", "step": 0}, {})
+    assert db.execute("SELECT count(*) AS n FROM checkpoints WHERE thread_id = %s", (thread_id,)).fetchone()["n"] == 1
