@@ -4,6 +4,10 @@ The runner appends; RPC handlers follow. Appending never waits for a reader, so
 a slow client cannot stall a run, and each follower keeps its own position, so
 one that attaches late still sees every event. A log covers one execution
 attempt on this replica: it starts after the events earlier attempts stored.
+
+Followers only see events once they are stored (`mark_durable`): if this
+replica dies or loses the run, the attempt that takes over numbers its events
+after the last stored one, so no follower anywhere has seen a number twice.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class EventLog:
 
     def __init__(self, after: int = 0) -> None:
         self.base = after  # events up to this sequence belong to earlier attempts
+        self.durable = after  # events up to this sequence are stored: followers may see them
         self._events: list[RunEvent] = []
         self._changed = asyncio.Event()
         self.closed: BaseException | None = None  # RunMoved, once the attempt left this replica
@@ -75,6 +80,12 @@ class EventLog:
             self.closed = RunMoved(reason)
             self._wake()
 
+    def mark_durable(self, sequence: int) -> None:
+        """Events up to `sequence` are stored: release them to followers."""
+        if sequence > self.durable:
+            self.durable = sequence
+            self._wake()
+
     def poke(self) -> None:
         """Wake everyone waiting on the log (its writer is about to stop)."""
         self._wake()
@@ -83,8 +94,9 @@ class EventLog:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    def since(self, sequence: int) -> list[RunEvent]:
-        return self._events[max(sequence - self.base, 0):]
+    def since(self, sequence: int, durable_only: bool = False) -> list[RunEvent]:
+        end = self.durable - self.base if durable_only else len(self._events)
+        return self._events[max(sequence - self.base, 0):end]
 
     async def wait_beyond(self, sequence: int, timeout: float | None = None) -> None:
         """Return once there are events after `sequence`, the log closed or was poked, or timeout passed."""
@@ -97,7 +109,7 @@ class EventLog:
             pass
 
     async def follow(self, after: int, deadline: float | None = None) -> AsyncIterator[RunEvent]:
-        """Yield the events numbered after `after` (>= base), then new ones, up to the end event.
+        """Yield the stored events numbered after `after` (>= base), then new ones, up to the end event.
 
         Raises RunMoved if the attempt leaves this replica, and TimeoutError when
         the deadline (event-loop time) passes while waiting. The wait never spans
@@ -107,7 +119,7 @@ class EventLog:
         position = after
         while True:
             changed = self._changed
-            for event in self.since(position):
+            for event in self.since(position, durable_only=True):
                 position = event.sequence
                 yield event
                 if event.kind == END:

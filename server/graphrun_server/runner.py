@@ -129,7 +129,6 @@ class RunnerSettings:
     max_concurrent_runs: int = 32
     lease_seconds: float = 30.0
     max_attempts: int = 3
-    flush_interval: float = 0.02  # events are stored in batches at most this often
 
 
 def _fenced_off(exc: BaseException) -> bool:
@@ -168,6 +167,7 @@ class GraphRunner:
     # -- life cycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
+        self.checkpointer.on_fenced = self._on_fenced
         self.notifications.subscribe("graphrun_run", lambda _: self._wake.set())
         self.notifications.subscribe("graphrun_event", self._on_event_note)
         self.notifications.subscribe("graphrun_cancel", self._on_cancel_note)
@@ -284,12 +284,16 @@ class GraphRunner:
 
     def _launch(self, claim: Claim) -> None:
         run = claim.run
+        older = self._active.get(run.run_id)
+        if older is not None:  # our own earlier attempt lost its lease and we re-claimed the run
+            self._stop(older, "lost", "a newer attempt took the run over")
         active = ActiveRun(run, RunRequest.from_json(run.spec), ev.EventLog(after=claim.last_sequence))
         active.stored = claim.last_sequence
         self._active[run.run_id] = active
         self._lease_view = dict(self._active)
         active.task = asyncio.create_task(self._execute(active, claim), name=f"run-{run.run_id}")
-        active.flusher = asyncio.create_task(self._flush_events(active), name=f"events-{run.run_id}")
+        if active.request.stream_modes:  # runs started by Wait store their two events when they end
+            active.flusher = asyncio.create_task(self._flush_events(active), name=f"events-{run.run_id}")
         self._wake_followers(run.run_id)
 
     # -- executing ----------------------------------------------------------------------
@@ -304,6 +308,7 @@ class GraphRunner:
             if run.cancel_action:  # cancelled while its former replica was gone
                 raise asyncio.CancelledError
             if run.attempt > self.settings.max_attempts:
+                state = {}  # do not touch the graph's state again: it may be what kept failing
                 raise RuntimeError(f"gave up after {self.settings.max_attempts} attempts; "
                                    "the replicas executing it stopped before it ended")
             if claim.previous_status == "interrupted" and req.input is not None and run.attempt == 1:
@@ -313,8 +318,8 @@ class GraphRunner:
                 timer = asyncio.get_running_loop().call_later(
                     req.timeout, self._stop, active, "timeout", "the run's timeout passed")
             graph = assistant.graph
-            config = self._run_config(active, assistant)
-            graph_input = await self._graph_input(active)
+            graph_input, resumed = await self._graph_input(active)
+            config = self._run_config(active, assistant, resumed)
             modes = sorted({m for api_mode in req.stream_modes for m in STREAM_MODES[api_mode]} | {"debug"})
             async for mode, payload in graph.astream(
                 graph_input, config, stream_mode=modes, durability=req.durability, control=active.control,
@@ -346,8 +351,10 @@ class GraphRunner:
             error = {"type": "TimeoutError" if status == "timeout" else "CancelledError",
                      "message": active.stop_message}
         elif active.stop_reason is None and run.cancel_action:
-            status, active.stop_reason = "cancelled", run.cancel_action
-            error = {"type": "CancelledError", "message": "cancelled while no replica executed it"}
+            active.stop_reason = run.cancel_action
+            status = STOP_STATUS.get(run.cancel_action, "cancelled")
+            error = {"type": "TimeoutError" if status == "timeout" else "CancelledError",
+                     "message": "stopped while no replica executed it"}
         if error is not None:
             error.setdefault("reason", RUN_FAILURE_CODES[status][1])
         await self._settle(active, status, error, state)
@@ -356,6 +363,7 @@ class GraphRunner:
         """Record how the attempt ended — finished, handed back, or lost — and tell the followers."""
         run = active.record
         active.settling = True
+        error = to_json(error) if error else None
         try:
             active.closing.set()
             active.log.poke()
@@ -366,13 +374,14 @@ class GraphRunner:
                             run.run_id, run.attempt)
                 return
             if active.stop_reason == "handoff":
-                await self._store_pending_events(active)
-                await self.records.release_run(run.run_id, run.attempt)
+                if await self._store_pending_events(active):  # else the lease lapses: a takeover follows
+                    await self.records.release_run(run.run_id, run.attempt)
                 return
             if active.stop_reason == "rollback":
                 await self.records.delete_run_checkpoints(run.thread_id, run.run_id)
             if state is None:
                 state = await self._final_state(active)
+            state = state or None
             end = active.log.next_event(ev.END, {"status": status, "error": error,
                                                  "state": state if state and state.get("checkpoint") else None})
             finished = await self.records.finish_run(run.run_id, run.attempt, status, error, active.current_node,
@@ -384,13 +393,15 @@ class GraphRunner:
                 return
             active.record = finished
             active.log.publish(ev.RunEvent(end.sequence, ev.END, {**end.data, "run": finished}, end.time))
+            active.log.mark_durable(end.sequence)
         except Exception:
             log.exception("run %s: could not record how it ended; its lease will lapse and another "
                           "replica will finish it", run.run_id)
             active.stop_reason = active.stop_reason or "lost"
         finally:
-            self._active.pop(run.run_id, None)
-            self._lease_view = dict(self._active)
+            if self._active.get(run.run_id) is active:
+                del self._active[run.run_id]
+                self._lease_view = dict(self._active)
             active.log.close(active.stop_reason or "lost")
             self._wake.set()  # capacity freed
 
@@ -402,23 +413,23 @@ class GraphRunner:
             log.warning("run %s: could not read the final state", active.run_id, exc_info=True)
             return None
 
-    async def _graph_input(self, active: ActiveRun) -> Any:
-        """The input for this attempt: the request's, or None to continue from the checkpoint
-        an earlier attempt of this run wrote (so completed steps do not run again)."""
+    async def _graph_input(self, active: ActiveRun) -> tuple[Any, bool]:
+        """(input, resumed): the request's input, or None to continue from the checkpoint an
+        earlier attempt of this run wrote (so completed steps do not run again)."""
         run, req = active.record, active.request
         if run.attempt > 1:
             latest = await self.checkpointer.aget_tuple(graph_config(run.thread_id))
             if latest is not None and latest.metadata.get("run_id") == run.run_id:
-                return None
+                return None, True
         if req.command is not None:
             cmd = req.command
-            return Command(resume=cmd.get("resume"), update=cmd.get("update"), goto=cmd.get("goto") or ())
-        return req.input
+            return Command(resume=cmd.get("resume"), update=cmd.get("update"), goto=cmd.get("goto") or ()), False
+        return req.input, False
 
-    def _run_config(self, active: ActiveRun, assistant: Assistant) -> dict[str, Any]:
+    def _run_config(self, active: ActiveRun, assistant: Assistant, resumed: bool) -> dict[str, Any]:
         run, req = active.record, active.request
         user = req.config
-        config = graph_config(run.thread_id, req.checkpoint_id if run.attempt == 1 else None)
+        config = graph_config(run.thread_id, None if resumed else req.checkpoint_id)
         config["configurable"] = {**user.get("configurable", {}), **config["configurable"],
                                   FENCE_KEY: (run.run_id, run.attempt)}
         config["recursion_limit"] = user.get("recursion_limit", DEFAULT_RECURSION_LIMIT)
@@ -475,34 +486,41 @@ class GraphRunner:
                                                    "message": message_to_json(message), "node": node, "step": step})
 
     async def _flush_events(self, active: ActiveRun) -> None:
-        """Store the run's events in batches while it executes, for followers on other replicas.
+        """Store the run's events as they come, for followers here and on other replicas.
 
-        Waits for a new event, lets more gather for `flush_interval`, stores them
-        all in one statement. Stops when the run settles (which stores the rest).
+        Each store takes every event appended since the last one (so batches grow
+        by themselves while a store is in flight); followers see events once stored.
+        Stops when the run settles, which stores the rest with the end event.
         """
-        interval = self.settings.flush_interval
+        backoff = 0.05
         while not active.closing.is_set():
             await active.log.wait_beyond(active.stored)
             if active.closing.is_set():
                 return
-            try:
-                await asyncio.wait_for(active.closing.wait(), interval)
-                return
-            except TimeoutError:
-                pass
-            await self._store_pending_events(active)
+            if await self._store_pending_events(active):
+                backoff = 0.05
+            else:
+                try:  # the database is unreachable: retry later, unless the run settles first
+                    await asyncio.wait_for(active.closing.wait(), backoff)
+                except TimeoutError:
+                    backoff = min(backoff * 2, 2.0)
 
-    async def _store_pending_events(self, active: ActiveRun) -> None:
+    async def _store_pending_events(self, active: ActiveRun) -> bool:
+        """Store the events not stored yet. False if that failed (or the run was lost)."""
         batch = active.log.since(active.stored)
         if not batch:
-            return
+            return True
         try:
-            if await self.records.append_events(active.run_id, active.attempt, batch):
-                active.stored = batch[-1].sequence
-            else:
-                self._stop(active, "lost", "another replica took the run over")
+            owned = await self.records.append_events(active.run_id, active.attempt, batch)
         except Exception as exc:
             log.warning("run %s: storing events failed (%s); will retry", active.run_id, type(exc).__name__)
+            return False
+        if not owned:
+            self._stop(active, "lost", "another replica took the run over")
+            return False
+        active.stored = batch[-1].sequence
+        active.log.mark_durable(active.stored)
+        return True
 
     # -- stopping -----------------------------------------------------------------------
 
@@ -544,6 +562,12 @@ class GraphRunner:
         active = self._active.get(run_id)
         if active is not None:
             self._stop(active, action or "interrupt", "cancelled")
+
+    def _on_fenced(self, run_id: str, attempt: int) -> None:
+        """A checkpoint write was refused: stop at once, before running more nodes."""
+        active = self._active.get(run_id)
+        if active is not None and active.attempt == attempt:
+            self._stop(active, "lost", "another replica took the run over")
 
     def _on_lease_report(self, lost: set[str], cancels: dict[str, str]) -> None:
         for run_id in lost:

@@ -56,15 +56,21 @@ def message_to_json(msg: BaseMessage) -> dict[str, Any]:
 
 
 def to_json(value: Any) -> Any:
-    """Make value JSON-safe: dicts with string keys, lists, str, float/int, bool, None."""
-    if value is None or isinstance(value, (str, bool, int)):
+    """Make value JSON-safe: dicts with string keys, lists, str, float/int, bool, None.
+
+    NUL characters become U+FFFD: PostgreSQL's jsonb cannot store them, and a run
+    whose state held one could otherwise never record its events or its end.
+    """
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, BaseMessage):
         return message_to_json(value)
     if isinstance(value, Mapping):
-        return {str(k): to_json(v) for k, v in value.items()}
+        return {to_json(str(k)): to_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [to_json(v) for v in value]
     if isinstance(value, (dt.datetime, dt.date, dt.time)):

@@ -65,13 +65,15 @@ CREATE TABLE graphrun_run_event (
 
 -- Raises unless `attempt` still owns the running run: checkpoint writes call
 -- it in their transaction, so a stalled former owner cannot write after a
--- takeover (the row lock it takes orders it against the takeover itself).
+-- takeover. The KEY SHARE row lock orders it against the takeover itself
+-- (a claim's FOR UPDATE SKIP LOCKED passes over a run being written) without
+-- blocking lease renewals or the run's own end.
 CREATE FUNCTION graphrun_fence(p_run_id uuid, p_attempt integer) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM 1 FROM graphrun_run
      WHERE run_id = p_run_id AND attempt = p_attempt AND status = 'running'
-       FOR SHARE;
+       FOR KEY SHARE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'run % attempt % no longer owns its run', p_run_id, p_attempt
             USING ERRCODE = 'GR001';

@@ -19,6 +19,7 @@ from ..storage.records import RunRecord, ThreadRecord
 from ..wire import from_struct_value
 
 MAX_RECURSION_LIMIT = 10_000
+MAX_DURATION_SECONDS = 30 * 24 * 3600  # timeouts and start delays beyond a month are mistakes
 ALLOWED_CONFIG_KEYS = {"configurable", "tags", "recursion_limit"}
 RESERVED_CONFIGURABLE = {"thread_id", "checkpoint_id", "checkpoint_ns", "checkpoint_map"}
 
@@ -86,8 +87,31 @@ def require_uuid(value: str, field_path: str) -> str:
     return str(uuid.UUID(value))
 
 
-def struct_to_dict(message: struct_pb2.Struct) -> dict[str, Any]:
-    return from_struct_value(json_format.MessageToDict(message))
+def struct_to_dict(message: struct_pb2.Struct, field_path: str = "") -> dict[str, Any]:
+    value = from_struct_value(json_format.MessageToDict(message))
+    if field_path and _has_nul(value):
+        raise InvalidArgument(FieldViolation(field_path, "must not contain NUL characters (\\u0000)"))
+    return value
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def duration_seconds(message, field_path: str, violations: list[FieldViolation]) -> float | None:
+    """A Duration field in seconds (None when unset or zero), bounded to a month."""
+    seconds = message.seconds + message.nanos / 1e9
+    if seconds < 0:
+        violations.append(FieldViolation(field_path, "must not be negative"))
+    elif seconds > MAX_DURATION_SECONDS:
+        violations.append(FieldViolation(field_path, f"must be at most {MAX_DURATION_SECONDS} seconds"))
+    return seconds if seconds > 0 else None
 
 
 def _check_enum(value: int, enum_type, field_path: str, violations: list[FieldViolation]) -> None:
@@ -102,8 +126,9 @@ def _parse_config(config: dict[str, Any], violations: list[FieldViolation]) -> N
     if not isinstance(configurable, dict):
         violations.append(FieldViolation("spec.config.configurable", "must be an object"))
     else:
-        for key in sorted(RESERVED_CONFIGURABLE & set(configurable)):
-            violations.append(FieldViolation(f"spec.config.configurable.{key}", "is set by the server; use the spec's own fields"))
+        for key in sorted(k for k in configurable if k in RESERVED_CONFIGURABLE or k.startswith("__")):
+            violations.append(FieldViolation(f"spec.config.configurable.{key}",
+                                             "is reserved for the server and LangGraph; use the spec's own fields"))
     tags = config.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         violations.append(FieldViolation("spec.config.tags", "must be a list of strings"))
@@ -133,8 +158,10 @@ def parse_run_spec(spec: run_pb2.RunSpec, stream_modes: list[str] | None = None)
         command = {}
         if cmd.HasField("resume"):
             command["resume"] = from_struct_value(json_format.MessageToDict(cmd.resume))
+            if _has_nul(command["resume"]):
+                v.append(FieldViolation("spec.command.resume", "must not contain NUL characters"))
         if cmd.HasField("update"):
-            command["update"] = struct_to_dict(cmd.update)
+            command["update"] = struct_to_dict(cmd.update, "spec.command.update")
         if cmd.goto:
             command["goto"] = list(cmd.goto)
         if not command:
@@ -143,11 +170,13 @@ def parse_run_spec(spec: run_pb2.RunSpec, stream_modes: list[str] | None = None)
         v.append(FieldViolation("spec.command.resume", "needs spec.thread_id: only an existing thread can be resumed"))
     if not spec.thread_id and not spec.HasField("input") and not spec.HasField("command"):
         v.append(FieldViolation("spec.input", "is required for a new thread (give spec.thread_id to continue one)"))
-    config = struct_to_dict(spec.config)
+    config = struct_to_dict(spec.config, "spec.config")
     _parse_config(config, v)
-    if spec.HasField("timeout") and (spec.timeout.seconds < 0 or spec.timeout.nanos < 0):
-        v.append(FieldViolation("spec.timeout", "must not be negative"))
-    modes = list(dict.fromkeys(stream_modes or ["values"]))
+    input = struct_to_dict(spec.input, "spec.input") if spec.HasField("input") else None
+    metadata = struct_to_dict(spec.metadata, "spec.metadata")
+    timeout = duration_seconds(spec.timeout, "spec.timeout", v) if spec.HasField("timeout") else None
+    # None: Wait, which records no events but its metadata and end; []: the default, `values`.
+    modes = [] if stream_modes is None else list(dict.fromkeys(stream_modes or ["values"]))
     for i, mode in enumerate(stream_modes or []):
         if mode not in STREAM_MODES:
             v.append(FieldViolation(f"stream_mode[{i}]", f"unknown mode {mode[:64]!r}; expected one of {', '.join(STREAM_MODES)}"))
@@ -156,10 +185,10 @@ def parse_run_spec(spec: run_pb2.RunSpec, stream_modes: list[str] | None = None)
     return RunRequest(
         assistant_id=spec.assistant_id,
         thread_id=str(uuid.UUID(spec.thread_id)) if spec.thread_id else None,
-        input=struct_to_dict(spec.input) if spec.HasField("input") else None,
+        input=input,
         command=command,
         config=config,
-        metadata=struct_to_dict(spec.metadata),
+        metadata=metadata,
         interrupt_before=list(spec.interrupt_before),
         interrupt_after=list(spec.interrupt_after),
         multitask_strategy=_STRATEGIES[spec.multitask_strategy],
@@ -167,16 +196,9 @@ def parse_run_spec(spec: run_pb2.RunSpec, stream_modes: list[str] | None = None)
         checkpoint_id=spec.checkpoint_id or None,
         durability=_DURABILITY[spec.durability],
         stream_modes=modes,
-        timeout=timeout_seconds(spec),
+        timeout=timeout,
         on_disconnect=_ON_DISCONNECT[spec.on_disconnect],
     )
-
-
-def timeout_seconds(spec: run_pb2.RunSpec) -> float | None:
-    if not spec.HasField("timeout"):
-        return None
-    seconds = spec.timeout.ToTimedelta().total_seconds()
-    return seconds if seconds > 0 else None
 
 
 # -- responses ----------------------------------------------------------------------

@@ -9,11 +9,11 @@ import grpc
 
 from graphrun.v1 import run_pb2, run_service_pb2 as pb, run_service_pb2_grpc
 
-from ..errors import GraphrunError, RunFailure, RunNotFound, invalid
+from ..errors import FieldViolation, GraphrunError, InvalidArgument, RunFailure, RunNotFound, invalid
 from ..events import RunEvent
 from ..runner import GraphRunner
 from ..storage.records import RunRecord
-from .convert import RUN_STATUS, event_to_proto, parse_run_spec, require_uuid, run_to_proto
+from .convert import RUN_STATUS, duration_seconds, event_to_proto, parse_run_spec, require_uuid, run_to_proto
 from .errors import rpc
 
 RUN_ID_KEY = "graphrun-run-id"
@@ -124,11 +124,12 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
 
     @rpc
     async def Create(self, request, context):
-        if request.HasField("start_delay") and request.start_delay.ToTimedelta().total_seconds() < 0:
-            raise invalid("start_delay", "must not be negative")
+        violations: list[FieldViolation] = []
+        delay = duration_seconds(request.start_delay, "start_delay", violations) or 0.0
+        if violations:
+            raise InvalidArgument(violations)
         spec = parse_run_spec(request.spec, list(request.stream_mode))
         spec.on_disconnect = "continue"
-        delay = request.start_delay.ToTimedelta().total_seconds() if request.HasField("start_delay") else 0.0
         run = await self.runner.submit(spec, start_delay=delay)
         return pb.RunServiceCreateResponse(run=run_to_proto(run))
 

@@ -25,7 +25,7 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
         if violations:
             raise InvalidArgument(violations)
         thread = await self.threads.create(_optional_uuid(request.thread_id, "thread_id"),
-                                           struct_to_dict(request.metadata))
+                                           struct_to_dict(request.metadata, "metadata"))
         return pb.ThreadServiceCreateResponse(thread=thread_to_proto(thread))
 
     @rpc
@@ -54,6 +54,6 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
     async def UpdateState(self, request, context):
         ref = await self.threads.update_state(
             require_uuid(request.thread_id, "thread_id"),
-            struct_to_dict(request.values) if request.HasField("values") else None,
+            struct_to_dict(request.values, "values") if request.HasField("values") else None,
             request.as_node or None, _optional_uuid(request.checkpoint_id, "checkpoint_id"))
         return pb.ThreadServiceUpdateStateResponse(checkpoint=state_pb2.CheckpointRef(**ref))

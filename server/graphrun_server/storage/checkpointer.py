@@ -14,10 +14,11 @@ Two changes to `AsyncPostgresSaver`, nothing else:
 from __future__ import annotations
 
 import contextvars
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import psycopg
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from psycopg.rows import dict_row
 
@@ -26,11 +27,15 @@ FENCE_KEY = "__graphrun_fence"  # configurable key: (run_id, attempt); "__" keep
 _fence: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar("graphrun_fence", default=None)
 
 
-class RunFencedOff(Exception):
-    """This replica no longer owns the run whose checkpoint it tried to write."""
-
-
 class FencedPostgresSaver(AsyncPostgresSaver):
+    # Called with (run_id, attempt) when a write is refused, so the runner can stop that
+    # attempt at once (with async durability LangGraph would otherwise run more nodes first).
+    on_fenced: Callable[[str, int], None] | None = None
+
+    def _refused(self, exc: psycopg.Error, fence: tuple[str, int] | None) -> None:
+        if fence is not None and exc.sqlstate == "GR001" and self.on_fenced is not None:
+            self.on_fenced(*fence)
+
     @asynccontextmanager
     async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[Any]:
         fence = _fence.get()
@@ -48,15 +53,23 @@ class FencedPostgresSaver(AsyncPostgresSaver):
                     yield cur
 
     async def aput(self, config, checkpoint, metadata, new_versions):
-        token = _fence.set(config["configurable"].get(FENCE_KEY))
+        fence = config["configurable"].get(FENCE_KEY)
+        token = _fence.set(fence)
         try:
             return await super().aput(config, checkpoint, metadata, new_versions)
+        except psycopg.Error as exc:
+            self._refused(exc, fence)
+            raise
         finally:
             _fence.reset(token)
 
     async def aput_writes(self, config, writes, task_id, task_path=""):
-        token = _fence.set(config["configurable"].get(FENCE_KEY))
+        fence = config["configurable"].get(FENCE_KEY)
+        token = _fence.set(fence)
         try:
             return await super().aput_writes(config, writes, task_id, task_path)
+        except psycopg.Error as exc:
+            self._refused(exc, fence)
+            raise
         finally:
             _fence.reset(token)

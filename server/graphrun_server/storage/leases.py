@@ -6,7 +6,9 @@ a node blocks the event loop. Each renewal also stores every run's current
 node and step (execution metadata at no extra round trip) and brings back
 cancel requests, in case a NOTIFY was missed. A run whose renewal does not come
 back (another replica took it over, or it ended elsewhere) is reported lost;
-so are all runs when no renewal has succeeded for a whole lease period.
+so are all runs when no renewal has succeeded for two thirds of the lease, before
+another replica may claim them. Renewals commit asynchronously: a renewal lost
+in a database crash only makes a takeover come sooner.
 """
 
 from __future__ import annotations
@@ -51,7 +53,12 @@ class LeaseKeeper(threading.Thread):
             runs = self._runs()
             try:
                 if conn is None or conn.closed:
-                    conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=max(1, int(self._lease / 3)))
+                    # Bounded waits everywhere: a renewal that hangs must not outlive the lease.
+                    wait_ms = int(self._lease * 1000 / 3)
+                    conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=max(1, int(self._lease / 3)),
+                                           options=f"-c statement_timeout={wait_ms} -c synchronous_commit=off",
+                                           keepalives=1, keepalives_idle=max(1, int(self._lease / 3)),
+                                           keepalives_interval=1, keepalives_count=2)
                 if not runs:
                     conn.execute("SELECT 1")
                     self._last_ok = time.monotonic()
@@ -69,7 +76,8 @@ class LeaseKeeper(threading.Thread):
                 if conn is not None:
                     conn.close()
                     conn = None
-                if time.monotonic() - self._last_ok > self._lease:
-                    self._report(set(runs), {})  # our leases have expired: another replica may take over
+                if time.monotonic() - self._last_ok > self._lease * 2 / 3:
+                    # Our leases lapse soon and another replica may take over: stop first.
+                    self._report(set(runs), {})
         if conn is not None:
             conn.close()

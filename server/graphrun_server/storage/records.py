@@ -213,8 +213,9 @@ class Records:
         seqs, kinds, data = event_rows(events)
         row = await self._one(
             """
-            WITH owner AS (
+            WITH owner AS (  -- fenced like checkpoint writes (see graphrun_fence)
                 SELECT 1 FROM graphrun_run WHERE run_id = %(run_id)s AND attempt = %(attempt)s AND status = 'running'
+                   FOR KEY SHARE
             ), stored AS (
                 INSERT INTO graphrun_run_event (run_id, sequence, kind, data)
                 SELECT %(run_id)s, e.sequence, e.kind, e.data
@@ -260,8 +261,13 @@ class Records:
     async def list_runs(self, thread_id: str | None, statuses: list[str], page_size: int,
                         page_token: str) -> tuple[list[RunRecord], str]:
         after = decode_token(page_token, "page_token") if page_token else None
-        if after is not None and len(after) != 2:
-            raise invalid("page_token", "not a token this server returned")
+        if after is not None:
+            try:
+                after = [dt.datetime.fromisoformat(after[0]), str(uuid.UUID(after[1]))] if len(after) == 2 else None
+            except ValueError:
+                after = None
+            if after is None:
+                raise invalid("page_token", "not a token this server returned")
         rows = await self._all(
             """
             SELECT * FROM graphrun_run
