@@ -145,3 +145,47 @@ async def test_run_calls_validate_ids_and_find_nothing_for_unknown_runs(runs):
         async for _ in runs.Join(pb.RunServiceJoinRequest(run_id=str(uuid.uuid4()))):
             pass
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_spec_timeout_also_bounds_a_wait_whose_run_is_queued(runs, database_url):
+    first = await runs.Create(pb.RunServiceCreateRequest(spec=_gated("q1")))
+    call = runs.Wait(pb.RunServiceWaitRequest(spec=spec(
+        assistant_id="durable", thread_id=first.run.thread_id, input={"tag": "q2", "gates": {}},
+        multitask_strategy="MULTITASK_STRATEGY_ENQUEUE", timeout="0.3s")))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    queued = dict(await call.initial_metadata())["graphrun-run-id"]
+    assert (await runs.Get(pb.RunServiceGetRequest(run_id=queued))).run.status == run_pb2.RUN_STATUS_TIMEOUT
+    open_gate(database_url, f"{first.run.run_id}-1")
+    end, _ = await _end(runs, first.run.run_id)
+    assert end.end.run.status == run_pb2.RUN_STATUS_SUCCESS
+
+
+async def test_join_after_the_last_event_is_invalid(runs):
+    done = await runs.Wait(wait_request(assistant_id="steps", input={}))
+    call = runs.Join(pb.RunServiceJoinRequest(run_id=done.run.run_id, after_sequence=50))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for _ in call:
+            pass
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "after_sequence" in details(caught.value)["violations"]
+
+
+async def test_answering_an_interrupt_with_update_state_frees_the_thread(runs, threads):
+    from google.protobuf import json_format, struct_pb2
+
+    asked = await runs.Wait(wait_request(assistant_id="approval", input=question("new door")))
+    thread_id = asked.run.thread_id
+    await threads.UpdateState(tpb.ThreadServiceUpdateStateRequest(
+        thread_id=thread_id, values=json_format.ParseDict({"decision": "yes"}, struct_pb2.Struct()), as_node="review"))
+    thread = await threads.Get(tpb.ThreadServiceGetRequest(thread_id=thread_id))
+    assert thread.thread.status == thread_pb2.THREAD_STATUS_IDLE
+    rest = await runs.Wait(wait_request(assistant_id="approval", thread_id=thread_id))
+    assert to_dict(rest.state.values)["messages"][-1]["content"] == "decision: yes"
+
+
+async def test_a_state_holding_a_nul_character_is_stored_and_returned(runs):
+    done = await runs.Wait(wait_request(assistant_id="steps", input={"nul": True}))
+    assert done.run.status == run_pb2.RUN_STATUS_SUCCESS
+    assert to_dict(done.state.values)["log"][-1] == "third\ufffd"

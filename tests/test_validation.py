@@ -26,6 +26,10 @@ ABORT = grpc.aio.AioRpcError
     ({"assistant_id": "steps", "multitask_strategy": 42}, "spec.multitask_strategy"),
     ({"assistant_id": "steps", "granularity": 9}, "spec.granularity"),
     ({"assistant_id": "steps", "timeout": "-1s"}, "spec.timeout"),
+    ({"assistant_id": "steps", "input": {}, "timeout": "315360000000s"}, "spec.timeout"),
+    ({"assistant_id": "steps", "input": {}, "metadata": {"who": "a\u0000b"}}, "spec.metadata"),
+    ({"assistant_id": "steps", "input": {}, "config": {"configurable": {"__pregel_checkpointer": None}}},
+     "spec.config.configurable.__pregel_checkpointer"),
     ({"assistant_id": "steps", "input": {}, "interrupt_after": ["first", "ghost"]}, "spec.interrupt_after[1]"),
     ({"assistant_id": "steps", "command": {"goto": ["ghost"]}}, "spec.command.goto[0]"),
 ])

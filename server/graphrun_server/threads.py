@@ -8,7 +8,7 @@ from typing import Any
 
 from langgraph.errors import InvalidUpdateError
 
-from .errors import CheckpointNotFound, NoGraphForThread, ThreadBusy, invalid
+from .errors import CheckpointNotFound, NoGraphForThread, invalid
 from .registry import Assistant, Registry
 from .runner import GraphRunner, graph_config
 from .snapshots import empty_state, snapshot_to_json
@@ -41,8 +41,9 @@ class Threads:
             in_flight, _ = await self.records.list_runs(thread_id, ["pending", "running"], 1000, "")
             for run in in_flight:
                 await self.runner.cancel(run.run_id, "interrupt", "its thread was deleted", wait=True)
-        await self.checkpointer.adelete_thread(thread_id)
-        await self.records.delete_thread(thread_id)
+        async with self.records.thread_changing(thread_id):  # no run starts while we delete
+            await self.checkpointer.adelete_thread(thread_id)
+            await self.records.delete_thread(thread_id)
 
     def _assistant(self, thread: ThreadRecord) -> Assistant | None:
         return self.registry.get(thread.assistant_id) if thread.assistant_id else None
@@ -86,20 +87,22 @@ class Threads:
     async def update_state(self, thread_id: str, values: dict | None, as_node: str | None,
                            checkpoint_id: str | None) -> dict[str, str]:
         thread = await self.records.get_thread(thread_id)
-        if thread.status == "busy":
-            raise ThreadBusy(thread_id)
         assistant = self._assistant(thread)
         if assistant is None:
             raise NoGraphForThread(thread_id)
         if as_node and as_node not in assistant.nodes:
             raise invalid("as_node", f"graph {assistant.graph_id!r} has no node {as_node!r}; "
                                      f"nodes: {', '.join(assistant.nodes)}")
-        await self._existing_checkpoint(thread_id, checkpoint_id)
-        try:
-            config = await assistant.graph.aupdate_state(graph_config(thread_id, checkpoint_id), values,
-                                                         as_node=as_node or None)
-        except InvalidUpdateError as exc:
-            raise invalid("values", str(exc)) from None
+        async with self.records.thread_changing(thread_id):  # THREAD_BUSY while a run is in flight
+            await self._existing_checkpoint(thread_id, checkpoint_id)
+            try:
+                config = await assistant.graph.aupdate_state(graph_config(thread_id, checkpoint_id), values,
+                                                             as_node=as_node or None)
+            except InvalidUpdateError as exc:
+                raise invalid("values", str(exc)) from None
+            # The update may have answered the question the thread was waiting on.
+            snapshot = await assistant.graph.aget_state(graph_config(thread_id))
+            await self.records.set_thread_status(thread_id, "interrupted" if snapshot.interrupts else "idle")
         conf = config["configurable"]
         return {"thread_id": thread_id, "checkpoint_ns": conf.get("checkpoint_ns", ""),
                 "checkpoint_id": conf["checkpoint_id"]}

@@ -19,6 +19,7 @@ class State(TypedDict, total=False):
     log: Annotated[list[str], operator.add]
     fail_at: str
     hang_at: str
+    nul: bool  # `third` writes a NUL character, which PostgreSQL's jsonb cannot hold
 
 
 def _node(name: str):
@@ -29,6 +30,8 @@ def _node(name: str):
             await asyncio.Event().wait()  # until the run is cancelled
         if name == "second":
             get_stream_writer()({"progress": "halfway"})
+        if name == "third" and state.get("nul"):
+            return {"log": ["third\x00"]}
         return {"log": [name]}
 
     node.__name__ = name

@@ -80,6 +80,24 @@ BEGIN
     END IF;
 END $$;
 
+-- The advisory lock of a thread: shared by run starts, exclusive for UpdateState and Delete.
+CREATE FUNCTION graphrun_thread_lock_key(p_thread_id uuid) RETURNS bigint
+LANGUAGE sql IMMUTABLE AS $$ SELECT hashtextextended('graphrun-thread:' || p_thread_id::text, 0) $$;
+
+-- Remove the checkpoints (and their pending writes) a run wrote: a rollback.
+CREATE FUNCTION graphrun_delete_run_checkpoints(p_thread_id uuid, p_run_id uuid) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    DELETE FROM checkpoint_writes w USING checkpoints c
+     WHERE c.thread_id = p_thread_id::text AND c.metadata->>'run_id' = p_run_id::text
+       AND w.thread_id = c.thread_id AND w.checkpoint_ns = c.checkpoint_ns AND w.checkpoint_id = c.checkpoint_id;
+    DELETE FROM checkpoints WHERE thread_id = p_thread_id::text AND metadata->>'run_id' = p_run_id::text;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END $$;
+
 -- The thread's status, derived from its runs: BUSY while any is pending or
 -- running, else from the latest run that ended. Returns whether runs are queued.
 CREATE FUNCTION graphrun_refresh_thread(p_thread_id uuid) RETURNS boolean
@@ -128,6 +146,10 @@ BEGIN
     SELECT * INTO v_thread FROM graphrun_thread WHERE thread_id = p_thread_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'thread % not found', p_thread_id USING ERRCODE = 'GR404';
+    END IF;
+    -- UpdateState and Delete hold this lock exclusively while they change the thread.
+    IF NOT pg_try_advisory_xact_lock_shared(graphrun_thread_lock_key(p_thread_id)) THEN
+        RAISE EXCEPTION 'thread % is being changed', p_thread_id USING ERRCODE = 'GR409';
     END IF;
     SELECT run_id INTO v_in_flight FROM graphrun_run
      WHERE thread_id = p_thread_id AND status IN ('pending', 'running')
@@ -209,6 +231,9 @@ BEGIN
         RETURN;
     END IF;
     IF v_run.status = 'pending' THEN
+        IF p_action = 'rollback' AND v_run.attempt > 0 THEN  -- handed back after writing checkpoints
+            PERFORM graphrun_delete_run_checkpoints(v_run.thread_id, p_run_id);
+        END IF;
         UPDATE graphrun_run
            SET status = CASE WHEN p_action = 'timeout' THEN 'timeout' ELSE 'cancelled' END,
                cancel_action = p_action, ended_at = now(), updated_at = now(),

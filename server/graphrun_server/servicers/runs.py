@@ -38,16 +38,19 @@ class RunStillRunning(GraphrunError):
                          metadata={"run_id": run.run_id, "thread_id": run.thread_id})
 
 
-def _deadline(context: grpc.aio.ServicerContext) -> float | None:
-    """Event-loop time until which this call may wait for its run: the call's deadline less a margin.
+def _deadline(context: grpc.aio.ServicerContext, timeout: float | None = None) -> float | None:
+    """Event-loop time until which this call may wait for its run: the earlier of the call's
+    deadline (less a margin) and `spec.timeout` from now.
 
     The margin leaves time to stop the run and record TIMEOUT before gRPC
     itself gives up on the call.
     """
+    now = asyncio.get_running_loop().time()
+    candidates = [now + timeout] if timeout else []
     remaining = context.time_remaining()
-    if remaining is None:
-        return None
-    return asyncio.get_running_loop().time() + max(remaining - min(0.05 + 0.05 * remaining, 0.5), 0.0)
+    if remaining is not None:
+        candidates.append(now + max(remaining - min(0.05 + 0.05 * remaining, 0.5), 0.0))
+    return min(candidates) if candidates else None
 
 
 def _deadline_passed(context: grpc.aio.ServicerContext) -> bool:
@@ -55,22 +58,43 @@ def _deadline_passed(context: grpc.aio.ServicerContext) -> bool:
     return remaining is not None and remaining <= 0.01
 
 
+def _spec_timeout(spec) -> float | None:
+    return spec.timeout.seconds + spec.timeout.nanos / 1e9 if spec.HasField("timeout") else None
+
+
 class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     def __init__(self, runner: GraphRunner):
         self.runner = runner
 
-    async def _submit(self, spec, stream_modes, context) -> RunRecord:
-        run = await self.runner.submit(parse_run_spec(spec, stream_modes))
-        await context.send_initial_metadata(((RUN_ID_KEY, run.run_id), (THREAD_ID_KEY, run.thread_id)))
-        return run
+    async def _submit(self, spec, stream_modes, context) -> tuple[RunRecord, list[bool]]:
+        """Start the run; if the call goes away before the run's end was delivered, stop the
+        run (on_disconnect CANCEL). Returns the run and a flag to set once its end is delivered.
 
-    def _left(self, run: RunRecord, context) -> None:
-        """The call is gone (client cancelled, or gRPC's own deadline fired first)."""
+        The watch is a done-callback on the call, not an `except CancelledError`: a client
+        that leaves while a response is being written cancels gRPC's write, outside our code.
+        """
+        request = parse_run_spec(spec, stream_modes)
+        submitting = asyncio.ensure_future(self.runner.submit(request))
+        try:
+            run = await asyncio.shield(submitting)
+        except asyncio.CancelledError:  # the caller left while the run was being recorded
+            if request.on_disconnect == "cancel":
+                submitting.add_done_callback(lambda t: t.cancelled() or t.exception() or self.runner.cancel_soon(
+                    t.result().run_id, "interrupt", "the caller went away"))
+            raise
+        delivered = [False]
         if run.on_disconnect == "cancel":
-            if _deadline_passed(context):
-                self.runner.cancel_soon(run.run_id, "timeout", "the caller's deadline passed")
-            else:
-                self.runner.cancel_soon(run.run_id, "interrupt", "the caller went away")
+            loop = asyncio.get_running_loop()
+
+            def done(ctx) -> None:  # the call ended before the run's end reached the caller
+                if not delivered[0]:
+                    action, why = (("timeout", "the caller's deadline passed") if _deadline_passed(ctx)
+                                   else ("interrupt", "the caller went away"))
+                    loop.call_soon_threadsafe(self.runner.cancel_soon, run.run_id, action, why)
+
+            context.add_done_callback(done)
+        await context.send_initial_metadata(((RUN_ID_KEY, run.run_id), (THREAD_ID_KEY, run.thread_id)))
+        return run, delivered
 
     async def _stop_at_deadline(self, run: RunRecord) -> RunEvent:
         if run.on_disconnect == "continue":
@@ -80,45 +104,40 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
 
     @rpc
     async def Wait(self, request, context):
-        run = await self._submit(request.spec, None, context)
+        run, delivered = await self._submit(request.spec, None, context)
         try:
-            try:
-                end = await self.runner.wait_end(run.run_id, _deadline(context))
-            except TimeoutError:
-                end = await self._stop_at_deadline(run)
-        except asyncio.CancelledError:
-            self._left(run, context)
-            raise
+            end = await self.runner.wait_end(run.run_id, _deadline(context, _spec_timeout(request.spec)))
+        except TimeoutError:
+            end = await self._stop_at_deadline(run)
+        delivered[0] = True
         end = event_to_proto(end, request.spec.granularity)
         _raise_if_failed(end, run)
         return pb.RunServiceWaitResponse(run=end.end.run, state=end.end.state)
 
-    async def _events(self, run: RunRecord, after: int, granularity: int, context, *, stop_at_deadline: bool):
+    async def _events(self, run: RunRecord, after: int, granularity: int, deadline: float | None,
+                      *, stop_at_deadline: bool):
         """Forward the run's events; at the deadline stop the run (or not), then forward the rest."""
         position = after
         try:
-            try:
-                async for event in self.runner.follow(run.run_id, after, _deadline(context)):
-                    position = event.sequence
-                    yield event_to_proto(event, granularity)
-            except TimeoutError:
-                if not stop_at_deadline:
-                    raise RunStillRunning(run) from None
-                await self._stop_at_deadline(run)
-                async for event in self.runner.follow(run.run_id, position):
-                    position = event.sequence
-                    yield event_to_proto(event, granularity)
-        except asyncio.CancelledError:
-            if stop_at_deadline:
-                self._left(run, context)
-            raise
+            async for event in self.runner.follow(run.run_id, after, deadline):
+                position = event.sequence
+                yield event_to_proto(event, granularity)
+        except TimeoutError:
+            if not stop_at_deadline:
+                raise RunStillRunning(run) from None
+            await self._stop_at_deadline(run)
+            async for event in self.runner.follow(run.run_id, position):
+                yield event_to_proto(event, granularity)
 
     @rpc
     async def Stream(self, request, context) -> AsyncIterator[pb.RunServiceStreamResponse]:
-        run = await self._submit(request.spec, list(request.stream_mode), context)
+        run, delivered = await self._submit(request.spec, list(request.stream_mode), context)
         last = None
-        async for event in self._events(run, 0, request.spec.granularity, context, stop_at_deadline=True):
+        deadline = _deadline(context, _spec_timeout(request.spec))
+        async for event in self._events(run, 0, request.spec.granularity, deadline, stop_at_deadline=True):
             last = event
+            if event.HasField("end"):
+                delivered[0] = True
             yield pb.RunServiceStreamResponse(event=event)
         _raise_if_failed(last, run)
 
@@ -174,8 +193,12 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         run = await self.runner.records.get_run(run_id)
         if run is None:
             raise RunNotFound(run_id)
+        stored = await self.runner.records.last_sequence(run_id)
+        if request.after_sequence > stored or (run.ended and 0 < stored <= request.after_sequence):
+            raise invalid("after_sequence", f"run {run_id} has {stored} events"
+                          + (", the last its end" if run.ended else " so far"))
         last = None
-        async for event in self._events(run, request.after_sequence, request.granularity, context,
+        async for event in self._events(run, request.after_sequence, request.granularity, _deadline(context),
                                         stop_at_deadline=False):
             last = event
             yield pb.RunServiceJoinResponse(event=event)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import datetime as dt
 import uuid
 from dataclasses import dataclass, fields
@@ -282,6 +283,11 @@ class Records:
         token = encode_token(runs[-1].created_at.isoformat(), runs[-1].run_id) if len(rows) > page_size else ""
         return runs, token
 
+    async def last_sequence(self, run_id: str) -> int:
+        row = await self._one("SELECT coalesce(max(sequence), 0) AS n FROM graphrun_run_event WHERE run_id = %s",
+                              (run_id,))
+        return row["n"]
+
     async def read_events(self, run_id: str, after: int) -> list[RunEvent]:
         rows = await self._all("SELECT sequence, kind, data, namespace, created_at FROM graphrun_run_event"
                                " WHERE run_id = %s AND sequence > %s ORDER BY sequence", (run_id, after))
@@ -290,19 +296,37 @@ class Records:
 
     async def delete_run_checkpoints(self, thread_id: str, run_id: str) -> int:
         """Remove the checkpoints (and their pending writes) a run wrote: a rollback."""
-        row = await self._one(
-            """
-            WITH doomed AS (
-                DELETE FROM checkpoints WHERE thread_id = %(thread_id)s AND metadata->>'run_id' = %(run_id)s
-                RETURNING checkpoint_ns, checkpoint_id
-            ), writes AS (
-                DELETE FROM checkpoint_writes w USING doomed d
-                 WHERE w.thread_id = %(thread_id)s AND w.checkpoint_ns = d.checkpoint_ns
-                   AND w.checkpoint_id = d.checkpoint_id
-            )
-            SELECT count(*) AS n FROM doomed
-            """, {"thread_id": thread_id, "run_id": run_id})
+        row = await self._one("SELECT graphrun_delete_run_checkpoints(%s, %s) AS n", (thread_id, run_id))
         return row["n"]
+
+    @contextlib.asynccontextmanager
+    async def thread_changing(self, thread_id: str):
+        """Hold the thread's advisory lock exclusively (no run can start meanwhile), and fail
+        with THREAD_BUSY if a run is in flight or another change holds it.
+
+        A session lock on a pooled connection: if this process dies, the connection
+        closes and the lock goes with it.
+        """
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT pg_try_advisory_lock(graphrun_thread_lock_key(%s)) AS locked,"
+                                     " (SELECT status FROM graphrun_thread WHERE thread_id = %s) AS status",
+                                     (thread_id, thread_id))
+            row = await cur.fetchone()
+            if not row["locked"]:
+                raise ThreadBusy(thread_id)
+            try:
+                if row["status"] is None:
+                    raise ThreadNotFound(thread_id)
+                if row["status"] == "busy":
+                    raise ThreadBusy(thread_id)
+                yield row["status"]
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(graphrun_thread_lock_key(%s))", (thread_id,))
+
+    async def set_thread_status(self, thread_id: str, status: str) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute("UPDATE graphrun_thread SET status = %s, updated_at = now()"
+                               " WHERE thread_id = %s AND status <> 'busy'", (status, thread_id))
 
     async def prune_events(self, older_than: float) -> int:
         """Delete the events of runs that ended more than `older_than` seconds ago."""
