@@ -4,7 +4,8 @@ Every figure is measured in one run against one PostgreSQL, so the ratios hold
 on a noisy machine. graphrun runs as a separate server process (as in
 production); the in-process baseline compiles the same graph with LangGraph's
 stock `AsyncPostgresSaver` on a psycopg pool of the same size, and calls
-`ainvoke` with the same durability. Calls of both are interleaved.
+`ainvoke` with the same durability (graphrun's default, `sync`, unless a table
+says otherwise). Calls of both are interleaved.
 
     python benchmarks/bench.py [--quick] [--only latency,throughput,...]
 
@@ -82,7 +83,7 @@ def scratch_database():
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def spec(assistant: str, input: dict, thread_id: str = "", durability: str = "async", **extra) -> run_pb2.RunSpec:
+def spec(assistant: str, input: dict, thread_id: str = "", durability: str = "sync", **extra) -> run_pb2.RunSpec:
     message = json_format.ParseDict({"assistant_id": assistant, "input": input, **extra}, run_pb2.RunSpec())
     message.durability = DURABILITY[durability]
     if thread_id:
@@ -106,7 +107,7 @@ class InProcess:
                        "agent": make_graph().copy(update={"checkpointer": saver})}
         return self
 
-    async def invoke(self, graph: str, input: dict, thread_id: str | None = None, durability: str = "async"):
+    async def invoke(self, graph: str, input: dict, thread_id: str | None = None, durability: str = "sync"):
         config = {"configurable": {"thread_id": thread_id or str(uuid.uuid4())}}
         return await self.graphs[graph].ainvoke(input, config, durability=durability)
 
@@ -121,7 +122,7 @@ class Service:
         self.replica = replica
         self.stub = run_service_pb2_grpc.RunServiceStub(replica.channel)
 
-    async def wait(self, graph: str, input: dict, thread_id: str = "", durability: str = "async"):
+    async def wait(self, graph: str, input: dict, thread_id: str = "", durability: str = "sync"):
         return await self.stub.Wait(pb.RunServiceWaitRequest(spec=spec(graph, input, thread_id, durability)))
 
 

@@ -207,7 +207,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from graphrun_server.app import Settings, serve
 
     serve(Settings.from_env(host=args.host, port=args.port, database_url=args.database_url,
-                            config=args.config, data_dir=args.data_dir))
+                            config=args.config, data_dir=args.data_dir, workers=args.workers))
     return 0
 
 
@@ -450,6 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (env GRAPHRUN_PORT, default 50051)")
     serve.add_argument("--database-url", help="PostgreSQL DSN (env GRAPHRUN_DATABASE_URL; default: embedded)")
     serve.add_argument("--data-dir", help="embedded PostgreSQL's data directory (env GRAPHRUN_DATA_DIR)")
+    serve.add_argument("--workers", type=int,
+                       help="server processes sharing the port (env GRAPHRUN_WORKERS, default 1; needs --port)")
     serve.set_defaults(handler=cmd_serve)
 
     for name, handler, text in (("wait", cmd_wait, "ask a question and print the conversation when the run ends"),

@@ -9,6 +9,8 @@ import asyncio
 import logging
 import os
 import signal
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import grpc
@@ -50,6 +52,11 @@ class Settings:
     lease_seconds: float = 30.0
     max_attempts: int = 3
     event_retention_seconds: float = 24 * 3600.0
+    workers: int = 1
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as GRAPHRUN_* variables (for worker processes)."""
+        return {f"GRAPHRUN_{name.upper()}": str(value) for name, value in self.__dict__.items() if value is not None}
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -67,6 +74,7 @@ class Settings:
             "max_attempts": int(env.get("GRAPHRUN_MAX_ATTEMPTS", cls.max_attempts)),
             "event_retention_seconds": float(env.get("GRAPHRUN_EVENT_RETENTION_SECONDS",
                                                      cls.event_retention_seconds)),
+            "workers": int(env.get("GRAPHRUN_WORKERS", cls.workers)),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -175,4 +183,29 @@ def serve(settings: Settings) -> None:
     logging.basicConfig(level=os.environ.get("GRAPHRUN_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pgserver").setLevel(logging.WARNING)  # it narrates every start at INFO
+    if settings.workers > 1:
+        raise SystemExit(serve_workers(settings))
     asyncio.run(App(settings).serve_forever())
+
+
+def serve_workers(settings: Settings) -> int:
+    """Run `workers` server processes on one port, to use more than one core.
+
+    gRPC binds with SO_REUSEPORT, so the kernel spreads connections over the
+    processes; each is a full replica (PostgreSQL coordinates them as it does
+    separate machines). SIGTERM/SIGINT are passed on; the exit code is the worst.
+    """
+    if settings.port == 0:
+        log.error("--workers needs a fixed --port: the processes must share one")
+        return 2
+    env = {**os.environ, **settings.to_env(), "GRAPHRUN_WORKERS": "1"}
+    children = [subprocess.Popen([sys.executable, "-m", "graphrun_server"], env=env) for _ in range(settings.workers)]
+
+    def forward(signum, _frame):
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    return max(abs(child.wait()) for child in children)

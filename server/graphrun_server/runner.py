@@ -77,7 +77,7 @@ class RunRequest:
     multitask_strategy: str = "reject"
     create_thread: bool = False
     checkpoint_id: str | None = None
-    durability: str = "async"
+    durability: str = "sync"
     stream_modes: list[str] = field(default_factory=list)
     timeout: float | None = None
     on_disconnect: str = "cancel"

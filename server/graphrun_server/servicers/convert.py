@@ -32,7 +32,7 @@ _STRATEGIES = {
 }
 _STRATEGY_ENUM = {v: k for k, v in _STRATEGIES.items() if k != run_pb2.MULTITASK_STRATEGY_UNSPECIFIED}
 _DURABILITY = {
-    run_pb2.DURABILITY_UNSPECIFIED: "async",
+    run_pb2.DURABILITY_UNSPECIFIED: "sync",
     run_pb2.DURABILITY_SYNC: "sync",
     run_pb2.DURABILITY_ASYNC: "async",
     run_pb2.DURABILITY_EXIT: "exit",
