@@ -400,10 +400,11 @@ class GraphRunner:
             active.stop_reason = active.stop_reason or "lost"
         finally:
             if self._active.get(run.run_id) is active:
+                if len(self._active) >= self.settings.max_concurrent_runs:
+                    self._wake.set()  # capacity freed: runs may be waiting for it
                 del self._active[run.run_id]
                 self._lease_view = dict(self._active)
             active.log.close(active.stop_reason or "lost")
-            self._wake.set()  # capacity freed
 
     async def _final_state(self, active: ActiveRun) -> dict | None:
         try:

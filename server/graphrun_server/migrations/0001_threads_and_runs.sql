@@ -63,17 +63,20 @@ CREATE TABLE graphrun_run_event (
     PRIMARY KEY (run_id, sequence)
 );
 
+-- The advisory lock of a run: shared by its writes (graphrun_fence), exclusive for a takeover.
+CREATE FUNCTION graphrun_run_lock_key(p_run_id uuid) RETURNS bigint
+LANGUAGE sql IMMUTABLE AS $$ SELECT hashtextextended('graphrun-run:' || p_run_id::text, 0) $$;
+
 -- Raises unless `attempt` still owns the running run: checkpoint writes call
 -- it in their transaction, so a stalled former owner cannot write after a
--- takeover. The KEY SHARE row lock orders it against the takeover itself
--- (a claim's FOR UPDATE SKIP LOCKED passes over a run being written) without
--- blocking lease renewals or the run's own end.
+-- takeover. The shared advisory lock orders it against the takeover itself (a
+-- claim takes the exclusive one and passes over a run being written); unlike
+-- a row lock it writes nothing.
 CREATE FUNCTION graphrun_fence(p_run_id uuid, p_attempt integer) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM 1 FROM graphrun_run
-     WHERE run_id = p_run_id AND attempt = p_attempt AND status = 'running'
-       FOR KEY SHARE;
+    PERFORM pg_advisory_xact_lock_shared(graphrun_run_lock_key(p_run_id));
+    PERFORM 1 FROM graphrun_run WHERE run_id = p_run_id AND attempt = p_attempt AND status = 'running';
     IF NOT FOUND THEN
         RAISE EXCEPTION 'run % attempt % no longer owns its run', p_run_id, p_attempt
             USING ERRCODE = 'GR001';
@@ -100,16 +103,16 @@ END $$;
 
 -- The thread's status, derived from its runs: BUSY while any is pending or
 -- running, else from the latest run that ended. Returns whether runs are queued.
-CREATE FUNCTION graphrun_refresh_thread(p_thread_id uuid) RETURNS boolean
+CREATE FUNCTION graphrun_refresh_thread(p_thread_id uuid, p_ended_status text DEFAULT NULL) RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
     v_in_flight boolean;
-    v_last text;
+    v_last text := p_ended_status;  -- given by a run that just ended: it is the latest
 BEGIN
     SELECT EXISTS (SELECT 1 FROM graphrun_run
                     WHERE thread_id = p_thread_id AND status IN ('pending', 'running'))
       INTO v_in_flight;
-    IF NOT v_in_flight THEN
+    IF NOT v_in_flight AND v_last IS NULL THEN
         SELECT status INTO v_last FROM graphrun_run
          WHERE thread_id = p_thread_id AND ended_at IS NOT NULL AND attempt > 0
            AND coalesce(error->>'reason', '') <> 'THREAD_INTERRUPTED'  -- never touched the graph
@@ -212,7 +215,9 @@ BEGIN
       FROM unnest(p_sequences, p_kinds, p_data) AS e(sequence, kind, data)
         ON CONFLICT DO NOTHING;  -- a flush whose answer was lost may have stored some already
     PERFORM pg_notify('graphrun_event', p_run_id::text);
-    IF graphrun_refresh_thread(v_run.thread_id) THEN
+    IF graphrun_refresh_thread(v_run.thread_id,
+                               CASE WHEN coalesce(p_error->>'reason', '') = 'THREAD_INTERRUPTED' THEN NULL
+                                    ELSE p_status END) THEN
         PERFORM pg_notify('graphrun_run', '');
     END IF;
     RETURN NEXT v_run;

@@ -182,7 +182,9 @@ class Records:
                                       WHERE o.thread_id = r.thread_id
                                         AND (o.status = 'running'
                                              OR (o.status = 'pending' AND o.queue_position < r.queue_position))))
-                    OR (r.status = 'running' AND r.lease_expires_at < now()))
+                    OR (r.status = 'running' AND r.lease_expires_at < now()
+                        -- not while its former owner is writing (see graphrun_fence)
+                        AND pg_try_advisory_xact_lock(graphrun_run_lock_key(r.run_id))))
                AND (%(run_id)s::uuid IS NULL OR r.run_id = %(run_id)s::uuid)
              ORDER BY r.queue_position
              LIMIT 1
@@ -215,8 +217,9 @@ class Records:
         row = await self._one(
             """
             WITH owner AS (  -- fenced like checkpoint writes (see graphrun_fence)
-                SELECT 1 FROM graphrun_run WHERE run_id = %(run_id)s AND attempt = %(attempt)s AND status = 'running'
-                   FOR KEY SHARE
+                SELECT 1 FROM graphrun_run
+                 WHERE pg_advisory_xact_lock_shared(graphrun_run_lock_key(%(run_id)s)) IS NOT NULL
+                   AND run_id = %(run_id)s AND attempt = %(attempt)s AND status = 'running'
             ), stored AS (
                 INSERT INTO graphrun_run_event (run_id, sequence, kind, data)
                 SELECT %(run_id)s, e.sequence, e.kind, e.data
