@@ -26,12 +26,18 @@ test: check
 check: setup
 	$(BIN)/buf lint
 	$(BIN)/buf format --diff --exit-code
+	@# The wire contract never breaks by accident (skipped where there is no previous commit).
+	if git rev-parse -q --verify HEAD~1 >/dev/null; then $(BIN)/buf breaking --against '.git#ref=HEAD~1'; fi
 	$(BIN)/python scripts/gen_protos.py --check
 
 ## Regenerate the Python stubs in client/graphrun/v1 from protos/.
 protos: setup
 	$(BIN)/buf format -w
 	$(BIN)/python scripts/gen_protos.py
+
+## Benchmarks against in-process execution (a table, a few minutes; --quick for a smoke run).
+bench: setup
+	$(BIN)/python benchmarks/bench.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .graphrun .pytest_cache
