@@ -13,10 +13,13 @@ import pathlib
 import sys
 import uuid
 
+import grpc
 import pytest
 
 import graphrun_server.app
-from graphrun.cli import main
+from graphrun import Client
+from graphrun._errors import GraphrunError
+from graphrun.cli import main, print_error
 
 QUESTION = "Wann wurde die Heizungsanlage gewartet?"
 GRAPHRUN = pathlib.Path(sys.executable).parent / "graphrun"
@@ -110,6 +113,7 @@ async def test_stream_prints_tokens_as_they_arrive(target: str, monkeypatch) -> 
     recorder.flush()
     assert code == 0
     out = "".join(recorder.flushed)
+    assert out.startswith(f"user: {QUESTION}\n\nai: → ")  # the question first, as `wait` shows it
     assert f'ai: → search_archives({{"query": "{QUESTION}"}})' in out
     assert "tool search_archives: [1] Archiv: Heizungsanlage gewartet" in out
     assert out.strip().endswith("· success")
@@ -238,15 +242,53 @@ async def test_runs_commands(target: str, capsys) -> None:
     code, out, err = await cli(capsys, "--target", target, "runs", "get", str(uuid.uuid4()))
     assert code == 1 and out == "" and err.startswith("error: NOT_FOUND RUN_NOT_FOUND: run ")
     code, out, err = await cli(capsys, "--target", target, "runs", "cancel", "nope")
-    assert code == 1 and err.splitlines()[1].startswith("  run_id: ")
+    assert code == 1 and err.startswith("error: INVALID_ARGUMENT: invalid request: run_id: ")
 
 
 async def test_invalid_request_prints_field_violations(target: str, capsys) -> None:
     code, out, err = await cli(capsys, "--target", target, "wait", "hi", "--thread", "not-a-uuid")
     assert code == 1 and out == ""
-    first, violation = err.strip().splitlines()
-    assert first.startswith("error: INVALID_ARGUMENT INVALID_ARGUMENT: ")
-    assert violation.startswith("  spec.thread_id: must be a UUID")
+    # Said once: the reason repeats the code and the message already names the field.
+    [line] = err.strip().splitlines()
+    assert line.startswith("error: INVALID_ARGUMENT: invalid request: spec.thread_id: must be a UUID")
+
+
+def test_print_error_lists_only_violations_the_message_lacks(capsys) -> None:
+    exc = GraphrunError(grpc.StatusCode.INVALID_ARGUMENT, "invalid request: a: bad", reason="BAD_SPEC",
+                        field_violations=[("a", "bad"), ("b", "worse")])
+    print_error(exc)
+    assert capsys.readouterr().err.splitlines() == [
+        "error: INVALID_ARGUMENT BAD_SPEC: invalid request: a: bad", "  b: worse"]
+
+
+async def test_continue_runs_on_from_a_paused_thread(target: str, capsys) -> None:
+    with Client(target) as client:
+        paused = await asyncio.to_thread(client.wait, "steps", {}, interrupt_before=["second"])
+    thread_id = paused.thread_id
+    assert paused.status == "interrupted"
+
+    # New input is refused while the thread waits; the error says how to go on.
+    code, out, err = await cli(capsys, "--target", target, "wait", "x", "--thread", thread_id, "--assistant", "steps")
+    assert code == 1 and out == ""
+    assert err.splitlines() == [
+        f"error: FAILED_PRECONDITION THREAD_INTERRUPTED: thread {thread_id} is waiting on an interrupt; "
+        "answer it with command.resume, continue without input, or move on explicitly with command.goto "
+        "/ ThreadService.UpdateState",
+        "hint: answer with --resume VALUE, or continue with --continue"]
+
+    code, out, _ = await cli(capsys, "--target", target, "stream", "--continue", "--thread", thread_id,
+                             "--assistant", "steps")
+    assert code == 0 and out.strip().endswith(f"thread {thread_id} · success")
+    code, out, _ = await cli(capsys, "--target", target, "threads", "state", thread_id, "--json")
+    assert json.loads(out)["values"]["log"] == ["first", "second", "third"]
+
+
+async def test_thread_help_says_resume_needs_an_existing_thread(capsys) -> None:
+    with pytest.raises(SystemExit):
+        await asyncio.to_thread(main, ["wait", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "created if missing" not in help_text
+    assert "--resume and --continue need an existing thread" in help_text
 
 
 async def test_assistants_and_health(target: str, capsys, monkeypatch) -> None:
@@ -254,6 +296,10 @@ async def test_assistants_and_health(target: str, capsys, monkeypatch) -> None:
     assert code == 0
     ids = [line.split()[0] for line in out.splitlines()]
     assert ids == sorted(ids) and {"agent", "approval", "steps", "tool_error"} <= set(ids)
+    code, bare, _ = await cli(capsys, "--target", target, "assistants")  # no subcommand: list
+    assert (code, bare) == (0, out)
+    code, out, _ = await cli(capsys, "--target", target, "assistants", "--json")
+    assert code == 0 and [a["assistant_id"] for a in json.loads(out)] == ids
     code, out, _ = await cli(capsys, "--target", target, "assistants", "get", "agent")
     assert json.loads(out)["nodes"] == ["agent", "tools"]
 
@@ -277,7 +323,9 @@ async def test_usage_errors_exit_2(capsys) -> None:
     with pytest.raises(SystemExit) as info:
         await asyncio.to_thread(main, ["threads"])
     assert info.value.code == 2
-    for argv in (["runs"], ["runs", "list", "--status", "bogus"], ["runs", "join"], ["runs", "list", "--limit", "0"]):
+    for argv in (["wait", "--continue"], ["stream", "hi", "--continue", "--thread", str(uuid.uuid4())],
+                 ["wait", "--continue", "--resume", "y", "--thread", str(uuid.uuid4())],
+                 ["runs"], ["runs", "list", "--status", "bogus"], ["runs", "join"], ["runs", "list", "--limit", "0"]):
         with pytest.raises(SystemExit) as info:
             await asyncio.to_thread(main, argv)
         assert info.value.code == 2

@@ -5,7 +5,7 @@ import uuid
 import grpc
 import pytest
 
-from graphrun.v1 import run_pb2
+from graphrun.v1 import run_pb2, run_service_pb2
 from helpers import details, messages, question, to_dict, wait_request
 
 
@@ -136,3 +136,15 @@ async def test_granularity_trims_the_returned_state(runs, granularity, keys, has
     assert len(state["interrupts"]) == 1  # never trimmed: a pending question must not be missed
     assert state["next"] == ["review"]
     assert len(state["tasks"]) == (1 if granularity == "GRANULARITY_FULL" else 0)
+
+
+@pytest.mark.parametrize("durability", ["DURABILITY_SYNC", "DURABILITY_ASYNC", "DURABILITY_EXIT"])
+async def test_wait_returns_what_get_state_reads_whatever_the_durability(runs, threads, durability):
+    from graphrun.v1 import thread_service_pb2
+
+    done = await runs.Wait(wait_request(assistant_id="approval", input=question("paint"), durability=durability))
+    stored = await threads.GetState(thread_service_pb2.ThreadServiceGetStateRequest(thread_id=done.run.thread_id))
+    assert to_dict(done.state) == to_dict(stored.state)
+    assert done.run.status == run_pb2.RUN_STATUS_INTERRUPTED
+    joined = [r.event async for r in runs.Join(run_service_pb2.RunServiceJoinRequest(run_id=done.run.run_id))]
+    assert to_dict(joined[-1].end.state) == to_dict(stored.state)  # read back from the database

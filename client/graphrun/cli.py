@@ -8,7 +8,7 @@
     graphrun runs join 3b9e…
 
 Human-readable output by default, `--json` for scripts. Errors go to stderr as
-`error: <CODE> <reason>: <message>` and exit 1 (2 for usage errors).
+`error: <CODE> [<reason>]: <message>` and exit 1 (2 for usage errors).
 """
 
 from __future__ import annotations
@@ -103,11 +103,21 @@ def print_state(state: dict[str, Any]) -> None:
     print("\n\n".join(blocks))
 
 
+_HINTS = {"THREAD_INTERRUPTED": "answer with --resume VALUE, or continue with --continue"}
+
+
+def _error_head(exc: GraphrunError) -> str:
+    """The code, then the reason unless it just repeats the code (INVALID_ARGUMENT INVALID_ARGUMENT)."""
+    return f"{exc.code.name} {exc.reason}" if exc.reason and exc.reason != exc.code.name else exc.code.name
+
+
 def print_error(exc: GraphrunError) -> None:
-    head = f"{exc.code.name} {exc.reason}" if exc.reason else exc.code.name
-    print(f"error: {head}: {exc.message}", file=sys.stderr)
+    print(f"error: {_error_head(exc)}: {exc.message}", file=sys.stderr)
     for field, description in exc.field_violations:
-        print(f"  {field}: {description}", file=sys.stderr)
+        if f"{field}: {description}" not in exc.message:  # the server's message often lists them already
+            print(f"  {field}: {description}", file=sys.stderr)
+    if hint := _HINTS.get(exc.reason):
+        print(f"hint: {hint}", file=sys.stderr)
     if exc.run_id:
         print(_dim(f"  run {exc.run_id} · thread {exc.thread_id or '?'}", sys.stderr), file=sys.stderr)
     if exc.last_sequence is not None and exc.run_id:
@@ -188,17 +198,26 @@ def _parse_json_arg(value: str) -> Any:
         return value
 
 
+def _check_run_args(args: argparse.Namespace) -> None:
+    if args.continue_:
+        if not args.thread:
+            raise _UsageError("--continue needs --thread ID")
+        if args.question is not None or args.resume is not None:
+            raise _UsageError("--continue sends no input: drop the question and --resume")
+    elif args.question is None and args.resume is None:
+        raise _UsageError("give a question, --resume VALUE to answer an interrupt, or --continue")
+
+
 def _run_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    if args.question is None and args.resume is None:
-        raise _UsageError("give a question, or --resume VALUE to answer an interrupt")
+    """Neither input nor command for --continue: the run goes on from the thread's checkpoint."""
+    _check_run_args(args)
     kwargs: dict[str, Any] = {"thread_id": args.thread}
-    if args.thread:
+    if args.thread and args.question is not None:
         kwargs["if_not_exists"] = "create"
     if args.question is not None:
         kwargs["input"] = {"messages": [{"role": "user", "content": args.question}]}
     if args.resume is not None:
         kwargs["command"] = {"resume": _parse_json_arg(args.resume)}
-        kwargs.pop("if_not_exists", None)
     return kwargs
 
 
@@ -231,6 +250,8 @@ def _print_result(result: RunResult) -> None:
 def cmd_stream(args: argparse.Namespace) -> int:
     kwargs = _run_kwargs(args)
     printer = _StreamPrinter()
+    if args.question is not None and not args.json:
+        printer.block(format_message({"role": "user", "content": args.question}))  # as `wait` shows it
     with _client(args) as client:
         for event in client.stream(args.assistant, stream_mode=("messages", "tasks"), **kwargs):
             if args.json:
@@ -428,6 +449,18 @@ class _UsageError(Exception):
     """A combination of arguments argparse cannot express; reported like argparse's own."""
 
 
+def _add_run_arguments(run: argparse.ArgumentParser) -> None:
+    """What starts a run: a question, an answer to an interrupt, or neither (--continue)."""
+    run.add_argument("question", nargs="?", help="the user message")
+    run.add_argument("--thread", metavar="ID",
+                     help="thread to continue; with a question, a new ID creates it "
+                          "(--resume and --continue need an existing thread)")
+    run.add_argument("--assistant", metavar="ID", default="agent", help="assistant (graph) id (default: agent)")
+    run.add_argument("--resume", metavar="VALUE", help="answer the thread's interrupt (JSON or text)")
+    run.add_argument("--continue", dest="continue_", action="store_true",
+                     help="run on from the thread's checkpoint without input (e.g. after interrupt_before/after)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     # --target/--token are accepted before or after the subcommand; SUPPRESS keeps a
     # subcommand's absent flag from overwriting one given before it.
@@ -437,11 +470,12 @@ def build_parser() -> argparse.ArgumentParser:
     connection.add_argument("--token", default=argparse.SUPPRESS,
                             help="bearer token sent with every call (env GRAPHRUN_TOKEN)")
     as_json = argparse.ArgumentParser(add_help=False)
-    as_json.add_argument("--json", action="store_true", help="print JSON instead of text")
+    as_json.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON instead of text")
     client_parents = [connection, as_json]
 
     parser = argparse.ArgumentParser(prog="graphrun", description="Run LangGraph graphs over gRPC.",
                                      parents=[connection])
+    parser.set_defaults(json=False)  # --json too may come before the subcommand (`assistants --json list`)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run a graphrun server")
@@ -457,20 +491,14 @@ def build_parser() -> argparse.ArgumentParser:
     for name, handler, text in (("wait", cmd_wait, "ask a question and print the conversation when the run ends"),
                                 ("stream", cmd_stream, "ask a question and print the answer as it is generated")):
         run = commands.add_parser(name, help=text, parents=client_parents)
-        run.add_argument("question", nargs="?", help="the user message")
-        run.add_argument("--thread", metavar="ID", help="thread to continue (created if missing)")
-        run.add_argument("--assistant", metavar="ID", default="agent", help="assistant (graph) id (default: agent)")
-        run.add_argument("--resume", metavar="VALUE", help="answer the thread's interrupt (JSON or text)")
+        _add_run_arguments(run)
         run.set_defaults(handler=handler)
 
     runs = commands.add_parser("runs", help="start runs in the background, follow, list and cancel them")
     run_commands = runs.add_subparsers(dest="runs_command", metavar="COMMAND", required=True)
     create_run = run_commands.add_parser("create", help="start a run in the background; prints its id",
                                          parents=client_parents)
-    create_run.add_argument("question", nargs="?", help="the user message")
-    create_run.add_argument("--thread", metavar="ID", help="thread to continue (created if missing)")
-    create_run.add_argument("--assistant", metavar="ID", default="agent", help="assistant (graph) id (default: agent)")
-    create_run.add_argument("--resume", metavar="VALUE", help="answer the thread's interrupt (JSON or text)")
+    _add_run_arguments(create_run)
     create_run.add_argument("--delay", metavar="SECONDS", type=float, help="start the run this much later")
     create_run.set_defaults(handler=cmd_runs_create)
     for name, handler, text in (("get", cmd_runs_get, "show a run's record"),
@@ -512,8 +540,10 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--limit", type=int, help="show at most this many states")
             sub.add_argument("--page-size", type=int, default=100, help="states fetched per call (default 100)")
 
-    assistants = commands.add_parser("assistants", help="list the graphs the server serves")
-    assistant_commands = assistants.add_subparsers(dest="assistants_command", metavar="COMMAND", required=True)
+    assistants = commands.add_parser("assistants", help="list the graphs the server serves (default: list)",
+                                     parents=client_parents)
+    assistants.set_defaults(handler=cmd_assistants_list)
+    assistant_commands = assistants.add_subparsers(dest="assistants_command", metavar="COMMAND")
     assistant_commands.add_parser("list", help="list assistants", parents=client_parents).set_defaults(
         handler=cmd_assistants_list)
     get = assistant_commands.add_parser("get", help="show one assistant as JSON", parents=client_parents)

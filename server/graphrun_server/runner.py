@@ -105,6 +105,7 @@ class ActiveRun:
     streamed: dict[str, int] = field(default_factory=dict)  # message id -> step, sent as deltas
     current_node: str | None = None
     step: int | None = None
+    checkpoint: dict | None = None  # the last checkpoint the graph announced: its ref and `next`
     stored: int = 0  # events up to this sequence are in the database
     flusher: asyncio.Task | None = None
     closing: asyncio.Event = field(default_factory=asyncio.Event)
@@ -326,9 +327,12 @@ class GraphRunner:
                 interrupt_before=req.interrupt_before or None, interrupt_after=req.interrupt_after or None,
             ):
                 self._publish(active, mode, payload)
-            snapshot = await graph.aget_state(graph_config(run.thread_id))
-            state = snapshot_to_json(snapshot)
-            status = "interrupted" if snapshot.next else "success"
+            if active.checkpoint is None:  # nothing ran (e.g. continuing a finished thread): ask the state
+                snapshot = await graph.aget_state(graph_config(run.thread_id))
+                state = snapshot_to_json(snapshot)
+                status = "interrupted" if snapshot.next else "success"
+            else:  # the state itself is read while the end is recorded
+                status = "interrupted" if active.checkpoint["next"] else "success"
         except asyncio.CancelledError:
             pass
         except GraphDrained:
@@ -379,20 +383,24 @@ class GraphRunner:
                 return
             if active.stop_reason == "rollback":
                 await self.records.delete_run_checkpoints(run.thread_id, run.run_id)
-            if state is None:
-                state = await self._final_state(active)
-            state = state or None
-            end = active.log.next_event(ev.END, {"status": status, "error": error,
-                                                 "state": state if state and state.get("checkpoint") else None})
+            # The stored end event names the final checkpoint; the state itself (for Wait and the
+            # followers here) is read meanwhile, in parallel with recording the end.
+            reading = asyncio.ensure_future(self._final_state(active)) if state is None else None
+            end = active.log.next_event(ev.END, {
+                "status": status, "error": error,
+                "checkpoint_id": active.checkpoint["ref"].get("checkpoint_id") if active.checkpoint else None})
             finished = await self.records.finish_run(run.run_id, run.attempt, status, error, active.current_node,
                                                      active.step, active.log.since(active.stored) + [end])
+            state = (await reading if reading else state) or None
             if finished is None:
                 active.stop_reason = "lost"
                 log.warning("run %s attempt %s lost to another replica before it could finish",
                             run.run_id, run.attempt)
                 return
             active.record = finished
-            active.log.publish(ev.RunEvent(end.sequence, ev.END, {**end.data, "run": finished}, end.time))
+            state = state if state and state.get("checkpoint") else None
+            active.log.publish(ev.RunEvent(end.sequence, ev.END, {**end.data, "run": finished, "state": state},
+                                           end.time))
             active.log.mark_durable(end.sequence)
         except Exception:
             log.exception("run %s: could not record how it ended; its lease will lapse and another "
@@ -447,6 +455,10 @@ class GraphRunner:
         append = active.log.append
         if mode == "debug":
             kind = payload.get("type")
+            if kind == "checkpoint":
+                checkpoint = payload["payload"]
+                active.checkpoint = {"ref": checkpoint["config"]["configurable"], "next": checkpoint["next"]}
+                return
             if kind not in ("task", "task_result"):
                 return
             task, step, finished = payload["payload"], payload.get("step", 0), kind == "task_result"
@@ -626,8 +638,9 @@ class GraphRunner:
                         stored = await self.records.read_events(run_id, position) or [self._pruned_end(run, position)]
                 for event in stored:
                     if event.kind == ev.END and "run" not in event.data:
-                        event = ev.RunEvent(event.sequence, event.kind,
-                                            {**event.data, "run": await self.records.get_run(run_id)},
+                        run = await self.records.get_run(run_id)
+                        state = await self._state_at(run, event.data.get("checkpoint_id"))
+                        event = ev.RunEvent(event.sequence, event.kind, {**event.data, "run": run, "state": state},
                                             event.time, event.namespace)
                     position = event.sequence
                     yield event
@@ -649,6 +662,19 @@ class GraphRunner:
                     waiters.discard(waiter)
                     if not waiters:
                         del self._waiters[run_id]
+
+    async def _state_at(self, run: RunRecord | None, checkpoint_id: str | None) -> dict | None:
+        """The thread's state at a run's final checkpoint, for an end event read from the
+        database (which stores the checkpoint's id, not the state)."""
+        if run is None or not checkpoint_id:
+            return None
+        try:
+            graph = self.registry.get(run.assistant_id).graph
+            state = snapshot_to_json(await graph.aget_state(graph_config(run.thread_id, checkpoint_id)))
+        except Exception:
+            log.warning("run %s: could not read the thread's state", run.run_id, exc_info=True)
+            return None
+        return state if state.get("checkpoint") else None
 
     @staticmethod
     def _pruned_end(run: RunRecord, position: int) -> ev.RunEvent:

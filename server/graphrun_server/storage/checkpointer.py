@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import psycopg
@@ -52,24 +52,23 @@ class FencedPostgresSaver(AsyncPostgresSaver):
                 async with conn.cursor(binary=True, row_factory=dict_row) as cur:
                     yield cur
 
-    async def aput(self, config, checkpoint, metadata, new_versions):
+    @contextmanager
+    def _fencing(self, config):
+        """Run one write under the run's fence (if its config carries one)."""
         fence = config["configurable"].get(FENCE_KEY)
         token = _fence.set(fence)
         try:
-            return await super().aput(config, checkpoint, metadata, new_versions)
+            yield
         except psycopg.Error as exc:
             self._refused(exc, fence)
             raise
         finally:
             _fence.reset(token)
 
+    async def aput(self, config, checkpoint, metadata, new_versions):
+        with self._fencing(config):
+            return await super().aput(config, checkpoint, metadata, new_versions)
+
     async def aput_writes(self, config, writes, task_id, task_path=""):
-        fence = config["configurable"].get(FENCE_KEY)
-        token = _fence.set(fence)
-        try:
+        with self._fencing(config):
             return await super().aput_writes(config, writes, task_id, task_path)
-        except psycopg.Error as exc:
-            self._refused(exc, fence)
-            raise
-        finally:
-            _fence.reset(token)
