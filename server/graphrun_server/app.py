@@ -20,6 +20,8 @@ from graphrun.v1 import (assistant_service_pb2, assistant_service_pb2_grpc, run_
                          thread_service_pb2, thread_service_pb2_grpc)
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from .observability import logs, tracing
+from .observability.metrics import Metrics
 from .registry import Registry
 from .runner import GraphRunner, RunnerSettings
 from .servicers.assistants import AssistantServicer
@@ -53,6 +55,9 @@ class Settings:
     max_attempts: int = 3
     event_retention_seconds: float = 24 * 3600.0
     workers: int = 1
+    metrics_port: int | None = None  # None: no metrics endpoint
+    metrics_host: str = "0.0.0.0"
+    log_format: str = "text"
 
     def to_env(self) -> dict[str, str]:
         """These settings as GRAPHRUN_* variables (for worker processes)."""
@@ -75,6 +80,9 @@ class Settings:
             "event_retention_seconds": float(env.get("GRAPHRUN_EVENT_RETENTION_SECONDS",
                                                      cls.event_retention_seconds)),
             "workers": int(env.get("GRAPHRUN_WORKERS", cls.workers)),
+            "metrics_port": int(env["GRAPHRUN_METRICS_PORT"]) if env.get("GRAPHRUN_METRICS_PORT") else None,
+            "metrics_host": env.get("GRAPHRUN_METRICS_HOST", cls.metrics_host),
+            "log_format": env.get("GRAPHRUN_LOG_FORMAT", cls.log_format),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -91,6 +99,9 @@ class App:
     _notifications: Notifications | None = None
     _maintenance: asyncio.Task | None = None
     _embedded: object = None  # the embedded PostgreSQL, when no database URL was given
+    tracer_provider: object = None  # OpenTelemetry; None: from OTEL_TRACES_EXPORTER (off by default)
+    metrics: Metrics | None = None
+    metrics_port: int = 0
 
     async def start(self) -> App:
         s = self.settings
@@ -106,10 +117,18 @@ class App:
         records = Records(pool)
         self._notifications = Notifications(dsn)
         await self._notifications.start()
+        if self.tracer_provider is None:
+            self.tracer_provider = tracing.provider_from_env()
+        interceptors = [tracing.server_interceptor(self.tracer_provider)] if self.tracer_provider else []
+        if s.metrics_port is not None:
+            self.metrics = Metrics()
+            self.metrics.watch_pool(pool)
+            interceptors.append(self.metrics.interceptor())
         self.runner = GraphRunner(registry, records, checkpointer, self._notifications, dsn, RunnerSettings(
-            max_concurrent_runs=s.max_concurrent_runs, lease_seconds=s.lease_seconds, max_attempts=s.max_attempts))
+            max_concurrent_runs=s.max_concurrent_runs, lease_seconds=s.lease_seconds, max_attempts=s.max_attempts),
+            metrics=self.metrics, tracer=tracing.tracer(self.tracer_provider))
 
-        server = self.server = grpc.aio.server(options=[
+        server = self.server = grpc.aio.server(interceptors=interceptors, options=[
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ])
@@ -130,19 +149,27 @@ class App:
         await server.start()
         await self._health.start()
         await self.runner.start()
-        self._maintenance = asyncio.create_task(self._prune_events(records), name="graphrun-prune")
+        self._maintenance = asyncio.create_task(self._maintain(records), name="graphrun-maintenance")
+        if self.metrics:
+            self.metrics_port = self.metrics.serve(s.metrics_host, s.metrics_port)
         return self
 
-    async def _prune_events(self, records: Records) -> None:
-        """Delete the events of runs that ended longer ago than the retention period, hourly."""
+    async def _maintain(self, records: Records) -> None:
+        """Hourly: delete the events of runs that ended longer ago than the retention period.
+        Every 10 s (with metrics on): read the queue depth."""
+        pruned_at = 0.0
+        loop = asyncio.get_running_loop()
         while True:
             try:
-                pruned = await records.prune_events(self.settings.event_retention_seconds)
-                if pruned:
-                    log.info("pruned %d run events", pruned)
+                if loop.time() - pruned_at >= min(3600.0, self.settings.event_retention_seconds) or not pruned_at:
+                    pruned_at = loop.time()
+                    if pruned := await records.prune_events(self.settings.event_retention_seconds):
+                        log.info("pruned %d run events", pruned)
+                if self.metrics:
+                    self.metrics.queue.set(await records.count_pending())
             except Exception as exc:
-                log.warning("pruning run events failed: %s", type(exc).__name__)
-            await asyncio.sleep(min(3600.0, self.settings.event_retention_seconds))
+                log.warning("maintenance failed: %s", type(exc).__name__)
+            await asyncio.sleep(10.0 if self.metrics else min(3600.0, self.settings.event_retention_seconds))
 
     async def stop(self, grace: float | None = None) -> None:
         """Drain: report NOT_SERVING and refuse new calls, let runs finish within the grace
@@ -165,6 +192,10 @@ class App:
             await self._pool.close()
         if self._embedded is not None:
             await asyncio.to_thread(self._embedded.cleanup)
+        if self.metrics:
+            self.metrics.close()
+        if self.tracer_provider is not None:
+            self.tracer_provider.shutdown()
 
     async def serve_forever(self) -> None:
         await self.start()
@@ -180,9 +211,7 @@ class App:
 
 
 def serve(settings: Settings) -> None:
-    logging.basicConfig(level=os.environ.get("GRAPHRUN_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pgserver").setLevel(logging.WARNING)  # it narrates every start at INFO
+    logs.configure(os.environ.get("GRAPHRUN_LOG_LEVEL", "INFO"), settings.log_format)
     if settings.workers > 1:
         raise SystemExit(serve_workers(settings))
     asyncio.run(App(settings).serve_forever())

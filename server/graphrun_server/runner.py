@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, fields
@@ -32,10 +33,13 @@ from langchain_core.messages import BaseMessage, BaseMessageChunk
 from langgraph.errors import GraphDrained, GraphRecursionError
 from langgraph.runtime import RunControl
 from langgraph.types import Command
+from opentelemetry import trace
 
 from . import events as ev
 from .errors import (RUN_FAILURE_CODES, FieldViolation, InvalidArgument, RunNotFound, ServerDraining,
                      ThreadInterrupted, invalid)
+from .observability.logs import in_run_context
+from .observability.metrics import Metrics
 from .registry import Assistant, Registry
 from .snapshots import interrupt_to_json, snapshot_to_json
 from .storage.checkpointer import FENCE_KEY
@@ -106,6 +110,9 @@ class ActiveRun:
     current_node: str | None = None
     step: int | None = None
     checkpoint: dict | None = None  # the last checkpoint the graph announced: its ref and `next`
+    span: trace.Span = trace.INVALID_SPAN  # the run's trace span (a no-op unless tracing is on)
+    node_spans: dict[str, trace.Span] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
     stored: int = 0  # events up to this sequence are in the database
     flusher: asyncio.Task | None = None
     closing: asyncio.Event = field(default_factory=asyncio.Event)
@@ -145,7 +152,10 @@ class GraphRunner:
     """Accepts, executes, stops and hands over runs; lets handlers follow them."""
 
     def __init__(self, registry: Registry, records: Records, checkpointer, notifications: Notifications,
-                 dsn: str, settings: RunnerSettings | None = None):
+                 dsn: str, settings: RunnerSettings | None = None, metrics: Metrics | None = None,
+                 tracer: trace.Tracer | None = None):
+        self.metrics = metrics
+        self.tracer = tracer or trace.NoOpTracer()
         self.registry = registry
         self.records = records
         self.checkpointer = checkpointer
@@ -292,9 +302,16 @@ class GraphRunner:
         active.stored = claim.last_sequence
         self._active[run.run_id] = active
         self._lease_view = dict(self._active)
-        active.task = asyncio.create_task(self._execute(active, claim), name=f"run-{run.run_id}")
+        if self.metrics:
+            self.metrics.executing.set(len(self._active))
+        active.span = self.tracer.start_span("graphrun.run", attributes={
+            "graphrun.run_id": run.run_id, "graphrun.thread_id": run.thread_id,
+            "graphrun.assistant_id": run.assistant_id, "graphrun.attempt": run.attempt})
+        context = in_run_context(run.run_id, run.thread_id)  # the run's tasks log its ids
+        active.task = asyncio.create_task(self._execute(active, claim), name=f"run-{run.run_id}", context=context)
         if active.request.stream_modes:  # runs started by Wait store their two events when they end
-            active.flusher = asyncio.create_task(self._flush_events(active), name=f"events-{run.run_id}")
+            active.flusher = asyncio.create_task(self._flush_events(active), name=f"events-{run.run_id}",
+                                                 context=context.copy())
         self._wake_followers(run.run_id)
 
     # -- executing ----------------------------------------------------------------------
@@ -413,6 +430,19 @@ class GraphRunner:
                 del self._active[run.run_id]
                 self._lease_view = dict(self._active)
             active.log.close(active.stop_reason or "lost")
+            self._observe_end(active, status)
+
+    def _observe_end(self, active: ActiveRun, status: str) -> None:
+        outcome = active.stop_reason if active.stop_reason in ("lost", "handoff") else status
+        for span in active.node_spans.values():
+            span.end()
+        active.span.set_attribute("graphrun.outcome", outcome)
+        if outcome in ("error", "timeout", "cancelled"):
+            active.span.set_status(trace.Status(trace.StatusCode.ERROR, outcome))
+        active.span.end()
+        if self.metrics:
+            self.metrics.executing.set(len(self._active))
+            self.metrics.run_finished(outcome, time.monotonic() - active.started)
 
     async def _final_state(self, active: ActiveRun) -> dict | None:
         try:
@@ -463,6 +493,7 @@ class GraphRunner:
                 return
             task, step, finished = payload["payload"], payload.get("step", 0), kind == "task_result"
             active.current_node, active.step = task["name"], step
+            self._trace_node(active, task, step, finished)
             if "tasks" in wanted:
                 append(ev.TASK, {
                     "id": task["id"], "name": task["name"], "step": step,
@@ -487,6 +518,17 @@ class GraphRunner:
                                 "node": meta.get("langgraph_node", ""), "step": step})
         elif mode == "custom":
             append(ev.CUSTOM, {"data": to_json(payload)})
+
+    def _trace_node(self, active: ActiveRun, task: dict, step: int, finished: bool) -> None:
+        """A child span of the run's span per node execution."""
+        if not finished:
+            active.node_spans[task["id"]] = self.tracer.start_span(
+                f"graphrun.node {task['name']}", context=trace.set_span_in_context(active.span),
+                attributes={"graphrun.node": task["name"], "graphrun.step": step})
+        elif (span := active.node_spans.pop(task["id"], None)) is not None:
+            if task.get("error"):
+                span.set_status(trace.Status(trace.StatusCode.ERROR, str(task["error"])[:200]))
+            span.end()
 
     def _complete_streamed_messages(self, active: ActiveRun, node: str, result: Any) -> None:
         """After deltas, send each message whole (delta=false) once its node has returned it."""

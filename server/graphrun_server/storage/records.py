@@ -286,6 +286,10 @@ class Records:
         token = encode_token(runs[-1].created_at.isoformat(), runs[-1].run_id) if len(rows) > page_size else ""
         return runs, token
 
+    async def count_pending(self) -> int:
+        row = await self._one("SELECT count(*) AS n FROM graphrun_run WHERE status = 'pending'")
+        return row["n"]
+
     async def last_sequence(self, run_id: str) -> int:
         row = await self._one("SELECT coalesce(max(sequence), 0) AS n FROM graphrun_run_event WHERE run_id = %s",
                               (run_id,))

@@ -1,0 +1,1 @@
+"""Metrics, traces and logs: what operators see of a running server."""

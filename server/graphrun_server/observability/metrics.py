@@ -1,0 +1,117 @@
+"""Prometheus metrics, on an HTTP port of their own (`GRAPHRUN_METRICS_PORT`).
+
+Each server has its own registry (several servers may share a process in tests).
+RPC figures come from a server interceptor; run figures from the runner; pool
+figures are read from psycopg_pool when Prometheus scrapes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import grpc
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+_RPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+_RUN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+
+
+def _code(context: grpc.aio.ServicerContext, exc: BaseException | None) -> str:
+    code = context.code()
+    if code is not None:
+        return code.name if isinstance(code, grpc.StatusCode) else str(code)
+    if exc is None:
+        return "OK"
+    return "CANCELLED" if isinstance(exc, asyncio.CancelledError) else "UNKNOWN"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        self.rpcs = Counter("graphrun_rpc_requests", "RPCs handled, by method and status code",
+                            ["method", "code"], registry=r)
+        self.rpc_seconds = Histogram("graphrun_rpc_duration_seconds", "RPC duration, by method", ["method"],
+                                     buckets=_RPC_BUCKETS, registry=r)
+        self.streams = Gauge("graphrun_active_streams", "Open server-streaming calls (Stream, Join)", registry=r)
+        self.runs = Counter("graphrun_runs_finished", "Runs that ended on this replica, by final status",
+                            ["status"], registry=r)
+        self.run_seconds = Histogram("graphrun_run_duration_seconds", "Run execution time on this replica",
+                                     buckets=_RUN_BUCKETS, registry=r)
+        self.executing = Gauge("graphrun_runs_executing", "Runs executing on this replica", registry=r)
+        self.queue = Gauge("graphrun_queue_depth", "Runs pending in the database (all replicas)", registry=r)
+        self.pool = Gauge("graphrun_db_pool_connections", "Database pool connections, by state", ["state"],
+                          registry=r)
+        self._http = None
+
+    def watch_pool(self, pool) -> None:
+        def stat(key: str):
+            return lambda: pool.get_stats().get(key, 0)
+
+        self.pool.labels("open").set_function(stat("pool_size"))
+        self.pool.labels("idle").set_function(stat("pool_available"))
+        self.pool.labels("waiting").set_function(stat("requests_waiting"))
+
+    def run_finished(self, status: str, seconds: float) -> None:
+        self.runs.labels(status).inc()
+        self.run_seconds.observe(seconds)
+
+    def serve(self, host: str, port: int) -> int:
+        """Serve /metrics; returns the bound port."""
+        self._http, _thread = start_http_server(port, addr=host, registry=self.registry)
+        return self._http.server_port
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+
+    def interceptor(self) -> grpc.aio.ServerInterceptor:
+        return _RpcMetrics(self)
+
+
+class _RpcMetrics(grpc.aio.ServerInterceptor):
+    def __init__(self, metrics: Metrics):
+        self.m = metrics
+
+    def _done(self, method: str, context, exc: BaseException | None, started: float) -> None:
+        self.m.rpcs.labels(method, _code(context, exc)).inc()
+        self.m.rpc_seconds.labels(method).observe(time.perf_counter() - started)
+
+    async def intercept_service(self, continuation, details):
+        handler = await continuation(details)
+        if handler is None or not (handler.unary_unary or handler.unary_stream):
+            return handler  # reflection's bidirectional stream: not counted
+        method = details.method
+        if handler.unary_unary:
+            inner = handler.unary_unary
+
+            async def unary(request, context):
+                started, error = time.perf_counter(), None
+                try:
+                    return await inner(request, context)
+                except BaseException as exc:
+                    error = exc
+                    raise
+                finally:
+                    self._done(method, context, error, started)
+
+            return grpc.unary_unary_rpc_method_handler(unary, handler.request_deserializer,
+                                                        handler.response_serializer)
+        inner_stream = handler.unary_stream
+
+        async def stream(request, context):
+            started, error = time.perf_counter(), None
+            self.m.streams.inc()
+            try:
+                async for response in inner_stream(request, context):
+                    yield response
+            except BaseException as exc:
+                error = exc
+                raise
+            finally:
+                self.m.streams.dec()
+                self._done(method, context, error, started)
+
+        return grpc.unary_stream_rpc_method_handler(stream, handler.request_deserializer,
+                                                     handler.response_serializer)
