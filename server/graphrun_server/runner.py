@@ -205,20 +205,20 @@ class GraphRunner:
         pending = [a.task for a in self._active.values() if a.task]
         if pending:
             await asyncio.wait(pending, timeout=max(deadline - loop.time() - 0.5, 0.1))
-        for active in list(self._active.values()):
-            self._stop(active, "handoff", "the server shut down")
-        pending = [a.task for a in self._active.values() if a.task]
-        if pending:
-            await asyncio.wait(pending, timeout=5)
+        await self._hand_back_all()
 
-    async def close(self) -> None:
-        """Stop the worker and the lease thread (after drain, or in tests)."""
-        self._draining = True
+    async def _hand_back_all(self) -> None:
+        """Stop every run executing here and return it to the queue for another replica."""
         for active in list(self._active.values()):
             self._stop(active, "handoff", "the server shut down")
         tasks = [a.task for a in self._active.values() if a.task]
         if tasks:
             await asyncio.wait(tasks, timeout=5)
+
+    async def close(self) -> None:
+        """Stop the worker and the lease thread (after drain, or in tests)."""
+        self._draining = True
+        await self._hand_back_all()
         if self._worker:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
