@@ -4,8 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NODE_STAMP := clients/typescript/node_modules/.installed
 
-.PHONY: setup serve test check lint protos bench clean
+.PHONY: setup serve test check lint protos stubs-ts bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,12 +16,17 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The TypeScript client test's npm packages (pinned in package-lock.json).
+$(NODE_STAMP): clients/typescript/package-lock.json
+	npm ci --prefix clients/typescript --no-audit --no-fund
+	touch $(NODE_STAMP)
+
 ## Serve the example agent on 127.0.0.1:50051 with an embedded PostgreSQL.
 serve: setup
 	$(BIN)/graphrun serve $(ARGS)
 
 ## Lint the protos, check formatting and that the generated stubs are fresh, then run pytest.
-test: check
+test: check $(NODE_STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 check: setup
@@ -34,6 +40,10 @@ check: setup
 protos: setup
 	$(BIN)/buf format -w
 	$(BIN)/python scripts/gen_protos.py
+
+## Regenerate the TypeScript stubs in clients/typescript/src/gen from protos/ (needs node >= 20).
+stubs-ts: setup $(NODE_STAMP)
+	$(BIN)/buf generate
 
 ## Benchmarks against in-process execution (a table, a few minutes; --quick for a smoke run).
 bench: setup
