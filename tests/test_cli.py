@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import pathlib
+import re
 import sys
 import uuid
 
@@ -84,6 +85,41 @@ async def test_wait_shows_interrupts_and_resume_answers_them(target: str, capsys
                              "--thread", thread_id, "--resume", "yes")
     assert code == 0
     assert "ai: decision: yes" in out and out.strip().endswith("· success")
+
+
+async def test_wait_shows_progress_on_stderr_without_changing_stdout(target: str, capsys, monkeypatch) -> None:
+    # Tests have no terminal: GRAPHRUN_PROGRESS=1 turns on what a TTY on stderr would.
+    monkeypatch.setenv("GRAPHRUN_PROGRESS", "1")
+    code, out, err = await cli(capsys, "--target", target, "wait", QUESTION)
+    assert code == 0
+    check_conversation(out)
+    assert out.strip().endswith("· success") and "⏳" not in out
+    frames = [frame for frame in err.split("\r\033[K") if frame]  # each redraw erases the line first
+    assert frames[0].startswith("⏳ 0.") and frames[0].endswith(" s")  # drawn at once, before any node
+    assert "· node agent" in err and "· node tools" in err
+    assert all(re.fullmatch(r"⏳ \d+\.\d s( · nodes? [\w, ]+)?", frame) for frame in frames), frames
+    assert err.endswith("\r\033[K")  # erased at the end: only the conversation stays on screen
+
+    # The same result as without progress (which asks Wait), down to the JSON.
+    code, out, err = await cli(capsys, "--target", target, "wait", QUESTION, "--json")
+    assert code == 0 and "· node agent" in err
+    with_progress = json.loads(out)
+    monkeypatch.setenv("GRAPHRUN_PROGRESS", "0")
+    code, out, err = await cli(capsys, "--target", target, "wait", QUESTION, "--json")
+    assert code == 0 and err == ""
+    plain = json.loads(out)
+    assert with_progress["run"].keys() == plain["run"].keys() and with_progress["state"].keys() == plain["state"].keys()
+    assert ([(m["role"], m["content"]) for m in with_progress["state"]["values"]["messages"]]
+            == [(m["role"], m["content"]) for m in plain["state"]["values"]["messages"]])
+
+
+async def test_wait_progress_then_error(target: str, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("GRAPHRUN_PROGRESS", "1")
+    code, out, err = await cli(capsys, "--target", target, "wait", "x", "--assistant", "tool_error")
+    assert code == 1 and out == ""
+    progress, _, message = err.rpartition("\r\033[K")  # the line is erased before the error is printed
+    assert "· node " in progress
+    assert message.startswith("error: ABORTED RUN_FAILED: run ")
 
 
 class _FlushRecorder:

@@ -23,7 +23,8 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from graphrun import (AsyncClient, Client, Event, GraphrunError, InvalidArgumentError, NotFoundError,
                       RunCancelledError, RunFailedError, RunResult, RunTimeoutError, UnavailableError, status_name)
 from graphrun import _convert
-from graphrun.v1 import event_pb2, run_service_pb2, run_service_pb2_grpc
+from graphrun.v1 import (assistant_service_pb2, event_pb2, run_service_pb2, run_service_pb2_grpc, thread_pb2,
+                         thread_service_pb2, thread_service_pb2_grpc)
 from helpers import open_gate
 
 QUESTION = "Wann wurde die Heizungsanlage gewartet?"
@@ -391,6 +392,79 @@ async def test_join_cut_short_by_a_draining_server_says_where_to_resume() -> Non
     finally:
         await fake.stop(None)
     assert GraphrunError(grpc.StatusCode.NOT_FOUND, "x").last_sequence is None
+
+
+
+# -- retries and keepalive ----------------------------------------------------------------
+
+
+class _FlakyThreads(thread_service_pb2_grpc.ThreadServiceServicer):
+    """ThreadService.Get fails UNAVAILABLE on every other attempt, as a restarting replica would."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    async def Get(self, request, context):
+        self.attempts += 1
+        if self.attempts % 2:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "restarting")
+        return thread_service_pb2.ThreadServiceGetResponse(thread=thread_pb2.Thread(thread_id=request.thread_id))
+
+
+class _FlakyRuns(run_service_pb2_grpc.RunServiceServicer):
+    """RunService.Wait fails UNAVAILABLE once, then would succeed: a retry would start the run twice."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    async def Wait(self, request, context):
+        self.attempts += 1
+        if self.attempts == 1:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "restarting")
+        return run_service_pb2.RunServiceWaitResponse()
+
+
+async def test_idempotent_calls_are_retried_and_runs_are_not() -> None:
+    threads, runs = _FlakyThreads(), _FlakyRuns()
+    fake = grpc.aio.server()
+    thread_service_pb2_grpc.add_ThreadServiceServicer_to_server(threads, fake)
+    run_service_pb2_grpc.add_RunServiceServicer_to_server(runs, fake)
+    port = fake.add_insecure_port("127.0.0.1:0")
+    await fake.start()
+    thread_id = str(uuid.uuid4())
+    try:
+        async with AsyncClient(f"127.0.0.1:{port}") as client:
+            assert (await client.get_thread(thread_id))["thread_id"] == thread_id
+            assert threads.attempts == 2  # failed once, retried by gRPC, answered
+            with pytest.raises(UnavailableError):
+                await client.wait("agent", ask())
+            assert runs.attempts == 1  # not retried: the run could have started
+
+        runs.attempts = 0
+        with Client(f"127.0.0.1:{port}") as sync_client:
+            assert (await in_thread(sync_client.get_thread, thread_id))["thread_id"] == thread_id
+            assert threads.attempts == 4
+            with pytest.raises(UnavailableError):
+                await in_thread(sync_client.wait, "agent", ask())
+            assert runs.attempts == 1
+    finally:
+        await fake.stop(None)
+
+
+def test_retry_policy_names_real_read_only_methods() -> None:
+    methods = {(service.full_name, method.name)
+               for module in (run_service_pb2, thread_service_pb2, assistant_service_pb2, health_pb2)
+               for service in module.DESCRIPTOR.services_by_name.values() for method in service.methods}
+    retried = set(_convert.IDEMPOTENT_METHODS)
+    assert retried <= methods  # a typo would silently disable the retry
+    never = {("graphrun.v1.RunService", m) for m in ("Wait", "Stream", "Create", "Cancel")} | {
+        ("graphrun.v1.ThreadService", m) for m in ("Create", "Delete", "UpdateState")}
+    assert not retried & never
+    options = dict(_convert.channel_options())
+    assert options["grpc.enable_retries"] == 1
+    # No keepalive faster than a default gRPC server accepts (5 min), no pings on idle connections.
+    assert options["grpc.keepalive_time_ms"] > 300_000 and options["grpc.keepalive_permit_without_calls"] == 0
+    assert dict(_convert.channel_options([("grpc.keepalive_time_ms", 60_000)]))["grpc.keepalive_time_ms"] == 60_000
 
 
 # -- threads ------------------------------------------------------------------------------

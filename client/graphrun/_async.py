@@ -23,8 +23,9 @@ DEFAULT_TARGET = "127.0.0.1:50051"
 def _channel(target: str, secure: bool, root_certificates: bytes | None,
              options: Sequence[tuple[str, Any]] | None) -> grpc.aio.Channel:
     if secure:
-        return grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(root_certificates), options=options)
-    return grpc.aio.insecure_channel(target, options=options)
+        return grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(root_certificates),
+                                       options=c.channel_options(options))
+    return grpc.aio.insecure_channel(target, options=c.channel_options(options))
 
 
 class AsyncClient:
@@ -32,6 +33,13 @@ class AsyncClient:
 
     `token` is sent as `authorization: Bearer <token>` on every call, so an
     authenticating proxy (or a future server) can check it.
+
+    Calls that only read (thread, state, history, run and assistant lookups,
+    `join` until its first event, `health`) are retried by gRPC when they fail
+    `UNAVAILABLE`; calls that start or change something (`wait`, `stream`,
+    `create_run`, `cancel_run`, …) never are, so a run is not started twice.
+    Keepalive pings check the connection every 5 min 20 s while calls are open.
+    `options` (gRPC channel options) override these defaults.
     """
 
     def __init__(

@@ -7,6 +7,7 @@ hand back identically shaped dicts.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
@@ -218,3 +219,71 @@ def event(message: event_pb2.RunEvent) -> Event:
 
 def auth_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+# -- channel options ------------------------------------------------------------------
+#
+# Calls that only read (or, for Join, replay) are retried by gRPC itself when
+# they fail UNAVAILABLE: a replica restarting, a connection reset, PostgreSQL
+# briefly away. Calls that start or change something (Wait, Stream, Create,
+# Cancel, Delete, UpdateState, ThreadService.Create) are not: a second attempt
+# could run a graph twice. A streaming call is retried only until its first
+# response arrives (gRPC commits it then), so a Join cut short mid-stream still
+# raises, with `last_sequence`, for the caller to join again.
+IDEMPOTENT_METHODS: tuple[tuple[str, str], ...] = (
+    ("graphrun.v1.ThreadService", "Get"),
+    ("graphrun.v1.ThreadService", "GetState"),
+    ("graphrun.v1.ThreadService", "GetHistory"),
+    ("graphrun.v1.AssistantService", "List"),
+    ("graphrun.v1.AssistantService", "Get"),
+    ("graphrun.v1.RunService", "Get"),
+    ("graphrun.v1.RunService", "List"),
+    ("graphrun.v1.RunService", "Join"),
+    ("grpc.health.v1.Health", "Check"),
+)
+
+SERVICE_CONFIG: dict[str, Any] = {
+    "methodConfig": [{
+        "name": [{"service": service, "method": method} for service, method in IDEMPOTENT_METHODS],
+        "retryPolicy": {
+            "maxAttempts": 4,  # the first call and three retries (gRPC caps this at 5)
+            "initialBackoff": "0.1s",
+            "maxBackoff": "2s",
+            "backoffMultiplier": 2,
+            "retryableStatusCodes": ["UNAVAILABLE"],
+        },
+    }],
+    # Retries pause after a run of failures on the channel (each failure costs a token, each
+    # success earns 0.1 back, retries need more than 5): no retry storm against a server that is down.
+    "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1},
+}
+
+# Keepalive pings find a dead connection (a replica gone without a FIN, a NAT
+# entry dropped) during a long Wait, which otherwise receives nothing until the
+# run ends. The interval is bounded by the server: grpc-core servers, graphrun's
+# included, by default count a ping that comes less than 5 minutes after the
+# previous one (with a call open; 2 hours without one, unless the server sets
+# `grpc.keepalive_permit_without_calls`) as a strike, and after the third strike
+# close the connection with GOAWAY `too_many_pings`, failing the calls on it
+# UNAVAILABLE. With a 30 s interval a Wait left silent for 3 minutes was killed
+# that way. So: every 5 min 20 s (a margin over 5 minutes for timer jitter,
+# still under common 350 s load balancer idle timeouts), and only while calls are
+# open. Against a server configured with a shorter
+# `grpc.http2.min_ping_interval_without_data_ms`, pass your own
+# `grpc.keepalive_time_ms` in `options`.
+KEEPALIVE_OPTIONS: tuple[tuple[str, Any], ...] = (
+    ("grpc.keepalive_time_ms", 320_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 0),
+)
+
+
+def channel_options(options: Sequence[tuple[str, Any]] | None = None) -> list[tuple[str, Any]]:
+    """The clients' channel options: retries for idempotent calls, keepalive; `options` override them."""
+    merged: dict[str, Any] = {
+        "grpc.enable_retries": 1,
+        "grpc.service_config": json.dumps(SERVICE_CONFIG),
+        **dict(KEEPALIVE_OPTIONS),
+    }
+    merged.update(options or ())
+    return list(merged.items())

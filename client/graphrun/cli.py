@@ -9,6 +9,9 @@
 
 Human-readable output by default, `--json` for scripts. Errors go to stderr as
 `error: <CODE> [<reason>]: <message>` and exit 1 (2 for usage errors).
+While `wait` waits, a terminal on stderr shows the elapsed time and the node
+running (`⏳ 3.2 s · node agent`), erased when the answer is printed;
+GRAPHRUN_PROGRESS=0 turns it off, =1 forces it without a terminal.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import argparse
 import json
 import os
 import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any, TextIO
@@ -230,10 +235,98 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress_wanted(stream: TextIO) -> bool:
+    """A progress line on terminals; GRAPHRUN_PROGRESS=1 forces it (tests), =0 turns it off."""
+    forced = os.environ.get("GRAPHRUN_PROGRESS", "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    return stream.isatty()
+
+
+class _Progress:
+    """`⏳ 3.2 s · node agent` on one line of stderr, redrawn in place while a run goes on.
+
+    Redrawn when a node starts or finishes and every `interval` seconds in
+    between (from a daemon thread), and erased when the run ends, so what
+    remains on the terminal is just the command's normal output.
+    """
+
+    def __init__(self, stream: TextIO, interval: float = 0.1) -> None:
+        self.stream = stream
+        self.interval = interval
+        self.started = time.monotonic()
+        self.running: dict[str, str] = {}  # task id -> node, in start order
+        self.last_node: str | None = None
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name="graphrun-progress", daemon=True)
+        try:
+            "⏳·".encode(getattr(stream, "encoding", None) or "utf-8")
+            self._icon, self._dot = "⏳", "·"
+        except (UnicodeEncodeError, LookupError):
+            self._icon, self._dot = "...", "-"
+
+    def __enter__(self) -> _Progress:
+        self._draw()
+        self._ticker.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stopped.set()
+        self._ticker.join()
+        with self._lock:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+    def line(self) -> str:
+        text = f"{self._icon} {time.monotonic() - self.started:.1f} s"
+        nodes = list(dict.fromkeys(self.running.values())) or ([self.last_node] if self.last_node else [])
+        if nodes:
+            text += f" {self._dot} {'node' if len(nodes) == 1 else 'nodes'} {', '.join(nodes)}"
+        return text
+
+    def on_event(self, event: Event) -> None:
+        if event.kind != "task":
+            return
+        task_id, name = event.data.get("id", ""), event.data.get("name", "")
+        if event.data.get("phase") == "TASK_PHASE_STARTED":
+            self.running[task_id] = name
+        else:
+            self.running.pop(task_id, None)
+        self.last_node = name or self.last_node
+        self._draw()
+
+    def _draw(self) -> None:
+        with self._lock:
+            if not self._stopped.is_set():
+                self.stream.write(f"\r\033[K{self.line()}")
+                self.stream.flush()
+
+    def _tick(self) -> None:
+        while not self._stopped.wait(self.interval):
+            self._draw()
+
+
+def _wait_with_progress(client: Client, assistant: str, kwargs: dict[str, Any]) -> RunResult:
+    """`wait`, made through Stream (node starts and ends only) to show progress; the end event's state is the result."""
+    result: RunResult | None = None
+    with _Progress(sys.stderr) as progress:
+        for event in client.stream(assistant, stream_mode=("tasks",), **kwargs):
+            progress.on_event(event)
+            if event.kind == "end":
+                result = event.result
+    if result is None:
+        raise RuntimeError("the run's stream ended without its end event")
+    return result
+
+
 def cmd_wait(args: argparse.Namespace) -> int:
     kwargs = _run_kwargs(args)
     with _client(args) as client:
-        result = client.wait(args.assistant, **kwargs)
+        if _progress_wanted(sys.stderr):
+            result = _wait_with_progress(client, args.assistant, kwargs)
+        else:
+            result = client.wait(args.assistant, **kwargs)
     if args.json:
         _print_json(asdict(result))
         return 0
