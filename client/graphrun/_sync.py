@@ -25,9 +25,11 @@ __all__ = ["Client"]
 
 
 def _channel(target: str, secure: bool, root_certificates: bytes | None,
-             options: Sequence[tuple[str, Any]] | None) -> grpc.Channel:
+             options: Sequence[tuple[str, Any]] | None, certificate_chain: bytes | None = None,
+             private_key: bytes | None = None) -> grpc.Channel:
     if secure:
-        return grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates),
+        credentials = grpc.ssl_channel_credentials(root_certificates, private_key, certificate_chain)
+        return grpc.secure_channel(target, credentials,
                                    options=c.channel_options(options))
     return grpc.insecure_channel(target, options=c.channel_options(options))
 
@@ -52,11 +54,14 @@ class Client:
         *,
         secure: bool = False,
         root_certificates: bytes | None = None,
+        certificate_chain: bytes | None = None,
+        private_key: bytes | None = None,
         token: str | None = None,
         options: Sequence[tuple[str, Any]] | None = None,
     ) -> None:
         self.target = target
-        self._channel = _channel(target, secure, root_certificates, options)
+        # certificate_chain/private_key: this client's certificate, for servers that require one (mTLS).
+        self._channel = _channel(target, secure, root_certificates, options, certificate_chain, private_key)
         self._metadata = c.auth_metadata(token)
         self._runs = run_service_pb2_grpc.RunServiceStub(self._channel)
         self._threads = thread_service_pb2_grpc.ThreadServiceStub(self._channel)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pathlib
 import sys
 import threading
 import time
@@ -189,10 +190,21 @@ class _StreamPrinter:
 # -- commands -----------------------------------------------------------------------
 
 
+def _setting(args: argparse.Namespace, name: str, env: str) -> str | None:
+    return getattr(args, name, None) or os.environ.get(env) or None
+
+
+def _read(path: str | None) -> bytes | None:
+    return pathlib.Path(path).read_bytes() if path else None
+
+
 def _client(args: argparse.Namespace) -> Client:
-    target = getattr(args, "target", None) or os.environ.get("GRAPHRUN_TARGET") or DEFAULT_TARGET
-    token = getattr(args, "token", None) or os.environ.get("GRAPHRUN_TOKEN") or None
-    return Client(target, token=token)
+    target = _setting(args, "target", "GRAPHRUN_TARGET") or DEFAULT_TARGET
+    ca, cert, key = (_setting(args, n, e) for n, e in (("tls_ca", "GRAPHRUN_TLS_CA"), ("tls_cert", "GRAPHRUN_TLS_CLIENT_CERT"),
+                                                     ("tls_key", "GRAPHRUN_TLS_CLIENT_KEY")))
+    secure = bool(getattr(args, "tls", False) or os.environ.get("GRAPHRUN_TLS") == "1" or ca or cert)
+    return Client(target, token=_setting(args, "token", "GRAPHRUN_TOKEN"), secure=secure, root_certificates=_read(ca),
+                  certificate_chain=_read(cert), private_key=_read(key))
 
 
 def _parse_json_arg(value: str) -> Any:
@@ -231,7 +243,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from graphrun_server.app import Settings, serve
 
     serve(Settings.from_env(host=args.host, port=args.port, database_url=args.database_url,
-                            config=args.config, data_dir=args.data_dir, workers=args.workers))
+                            config=args.config, data_dir=args.data_dir, workers=args.workers,
+                            tls_cert=args.server_tls_cert, tls_key=args.server_tls_key,
+                            tls_client_ca=args.tls_client_ca))
     return 0
 
 
@@ -562,6 +576,14 @@ def build_parser() -> argparse.ArgumentParser:
                             help=f"server address (env GRAPHRUN_TARGET, default {DEFAULT_TARGET})")
     connection.add_argument("--token", default=argparse.SUPPRESS,
                             help="bearer token sent with every call (env GRAPHRUN_TOKEN)")
+    connection.add_argument("--tls", action="store_true", default=argparse.SUPPRESS,
+                            help="connect with TLS, trusting the system's CAs (env GRAPHRUN_TLS=1)")
+    connection.add_argument("--tls-ca", metavar="PEM", default=argparse.SUPPRESS,
+                            help="CA certificate(s) to trust instead; implies --tls (env GRAPHRUN_TLS_CA)")
+    connection.add_argument("--tls-cert", metavar="PEM", default=argparse.SUPPRESS,
+                            help="this client's certificate, for mutual TLS (env GRAPHRUN_TLS_CLIENT_CERT)")
+    connection.add_argument("--tls-key", metavar="PEM", default=argparse.SUPPRESS,
+                            help="this client's private key, for mutual TLS (env GRAPHRUN_TLS_CLIENT_KEY)")
     as_json = argparse.ArgumentParser(add_help=False)
     as_json.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON instead of text")
     client_parents = [connection, as_json]
@@ -577,6 +599,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (env GRAPHRUN_PORT, default 50051)")
     serve.add_argument("--database-url", help="PostgreSQL DSN (env GRAPHRUN_DATABASE_URL; default: embedded)")
     serve.add_argument("--data-dir", help="embedded PostgreSQL's data directory (env GRAPHRUN_DATA_DIR)")
+    serve.add_argument("--tls-cert", dest="server_tls_cert", metavar="PEM",
+                       help="serve TLS with this certificate chain (env GRAPHRUN_TLS_CERT)")
+    serve.add_argument("--tls-key", dest="server_tls_key", metavar="PEM",
+                       help="the certificate's private key (env GRAPHRUN_TLS_KEY)")
+    serve.add_argument("--tls-client-ca", metavar="PEM",
+                       help="require client certificates signed by this CA: mutual TLS (env GRAPHRUN_TLS_CLIENT_CA)")
     serve.add_argument("--workers", type=int,
                        help="server processes sharing the port (env GRAPHRUN_WORKERS, default 1; needs --port)")
     serve.set_defaults(handler=cmd_serve)

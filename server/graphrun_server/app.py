@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -55,6 +56,9 @@ class Settings:
     max_attempts: int = 3
     event_retention_seconds: float = 24 * 3600.0
     workers: int = 1
+    tls_cert: str | None = None  # PEM files; with both, the server speaks TLS only
+    tls_key: str | None = None
+    tls_client_ca: str | None = None  # require client certificates signed by this CA (mutual TLS)
     metrics_port: int | None = None  # None: no metrics endpoint
     metrics_host: str = "0.0.0.0"
     log_format: str = "text"
@@ -83,6 +87,9 @@ class Settings:
             "metrics_port": int(env["GRAPHRUN_METRICS_PORT"]) if env.get("GRAPHRUN_METRICS_PORT") else None,
             "metrics_host": env.get("GRAPHRUN_METRICS_HOST", cls.metrics_host),
             "log_format": env.get("GRAPHRUN_LOG_FORMAT", cls.log_format),
+            "tls_cert": env.get("GRAPHRUN_TLS_CERT") or None,
+            "tls_key": env.get("GRAPHRUN_TLS_KEY") or None,
+            "tls_client_ca": env.get("GRAPHRUN_TLS_CLIENT_CA") or None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -145,7 +152,9 @@ class App:
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         ], server)
-        self.port = server.add_insecure_port(f"{s.host}:{s.port}")
+        credentials = server_credentials(s)
+        address = f"{s.host}:{s.port}"
+        self.port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
         await server.start()
         await self._health.start()
         await self.runner.start()
@@ -208,6 +217,18 @@ class App:
         await stopping.wait()
         log.info("shutting down")
         await self.stop()
+
+
+def server_credentials(s: Settings) -> grpc.ServerCredentials | None:
+    """TLS credentials from the settings' PEM files, or None for plaintext."""
+    if not (s.tls_cert or s.tls_key or s.tls_client_ca):
+        return None
+    if not (s.tls_cert and s.tls_key):
+        raise SystemExit("TLS needs both GRAPHRUN_TLS_CERT and GRAPHRUN_TLS_KEY (--tls-cert, --tls-key)")
+    read = lambda path: pathlib.Path(path).read_bytes()  # noqa: E731
+    client_ca = read(s.tls_client_ca) if s.tls_client_ca else None
+    return grpc.ssl_server_credentials([(read(s.tls_key), read(s.tls_cert))], root_certificates=client_ca,
+                                       require_client_auth=client_ca is not None)
 
 
 def serve(settings: Settings) -> None:
