@@ -351,7 +351,8 @@ class GraphRunner:
             else:  # the state itself is read while the end is recorded
                 status = "interrupted" if active.checkpoint["next"] else "success"
         except asyncio.CancelledError:
-            pass
+            if active.stop_reason is None and not run.cancel_action:  # cancelled by no one we know of
+                active.stop_reason, active.stop_message = "interrupt", "the run's task was cancelled"
         except GraphDrained:
             active.stop_reason = active.stop_reason or "handoff"
         except ThreadInterrupted as exc:
