@@ -383,11 +383,12 @@ def test_the_deployment_runs_several_replicas_on_one_database_from_a_secret(mani
     deployment = one(manifests, "Deployment")
     assert deployment["spec"]["replicas"] >= 2
     c = container(deployment)
-    (dsn,) = [e for e in c["env"] if e["name"] == "GRAPHRUN_DATABASE_URL"]
-    ref = dsn["valueFrom"]["secretKeyRef"]
-    secret = one(manifests, "Secret")
-    assert secret["metadata"]["name"] == ref["name"]
-    assert ref["key"] in {**secret.get("stringData", {}), **secret.get("data", {})}
+    secrets = {s["metadata"]["name"]: {**s.get("stringData", {}), **s.get("data", {})}
+               for s in manifests.get("Secret", [])}
+    for name in ("GRAPHRUN_DATABASE_URL", "GRAPHRUN_JWT_SECRET"):  # both come from Secrets shipped as examples
+        (variable,) = [e for e in c["env"] if e["name"] == name]
+        ref = variable["valueFrom"]["secretKeyRef"]
+        assert ref["key"] in secrets[ref["name"]], name
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
 

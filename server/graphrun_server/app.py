@@ -12,7 +12,7 @@ import pathlib
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from grpc_reflection.v1alpha import reflection
@@ -21,6 +21,7 @@ from graphrun.v1 import (assistant_service_pb2, assistant_service_pb2_grpc, run_
                          thread_service_pb2, thread_service_pb2_grpc)
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from .auth import AuthInterceptor, AuthSettings, Authenticator, check_listen_address
 from .observability import logs, tracing
 from .observability.metrics import Metrics
 from .registry import Registry
@@ -59,13 +60,17 @@ class Settings:
     tls_cert: str | None = None  # PEM files; with both, the server speaks TLS only
     tls_key: str | None = None
     tls_client_ca: str | None = None  # require client certificates signed by this CA (mutual TLS)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    allow_unauthenticated: bool = False  # listen on a non-loopback address without authentication
     metrics_port: int | None = None  # None: no metrics endpoint
     metrics_host: str = "0.0.0.0"
     log_format: str = "text"
 
     def to_env(self) -> dict[str, str]:
-        """These settings as GRAPHRUN_* variables (for worker processes)."""
-        return {f"GRAPHRUN_{name.upper()}": str(value) for name, value in self.__dict__.items() if value is not None}
+        """These settings as GRAPHRUN_* variables (for worker processes; authentication comes from
+        the environment the workers inherit)."""
+        return {f"GRAPHRUN_{name.upper()}": str(value) for name, value in self.__dict__.items()
+                if value is not None and name != "auth"}
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -90,6 +95,15 @@ class Settings:
             "tls_cert": env.get("GRAPHRUN_TLS_CERT") or None,
             "tls_key": env.get("GRAPHRUN_TLS_KEY") or None,
             "tls_client_ca": env.get("GRAPHRUN_TLS_CLIENT_CA") or None,
+            "allow_unauthenticated": env.get("GRAPHRUN_ALLOW_UNAUTHENTICATED", "") in ("1", "true", "yes"),
+            "auth": AuthSettings(
+                jwt_secret=env.get("GRAPHRUN_JWT_SECRET") or None,
+                jwt_public_key_file=env.get("GRAPHRUN_JWT_PUBLIC_KEY_FILE") or None,
+                jwks_file=env.get("GRAPHRUN_JWKS_FILE") or None,
+                audience=env.get("GRAPHRUN_JWT_AUDIENCE") or None,
+                issuer=env.get("GRAPHRUN_JWT_ISSUER") or None,
+                api_keys_file=env.get("GRAPHRUN_API_KEYS_FILE") or None,
+                open_health=env.get("GRAPHRUN_AUTH_HEALTH", "open") != "required"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -112,6 +126,7 @@ class App:
 
     async def start(self) -> App:
         s = self.settings
+        check_listen_address(s.host, s.auth, s.allow_unauthenticated)  # before touching anything
         dsn = s.database_url
         if not dsn:
             self._embedded = await asyncio.to_thread(start_embedded, s.data_dir)
@@ -127,6 +142,8 @@ class App:
         if self.tracer_provider is None:
             self.tracer_provider = tracing.provider_from_env()
         interceptors = [tracing.server_interceptor(self.tracer_provider)] if self.tracer_provider else []
+        if s.auth.enabled:
+            interceptors.append(AuthInterceptor(Authenticator(s.auth)))
         if s.metrics_port is not None:
             self.metrics = Metrics()
             self.metrics.watch_pool(pool)

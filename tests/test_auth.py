@@ -1,0 +1,118 @@
+"""Authentication: bearer JWTs (HS256 secret, RS256 public key) or API keys on every call but
+health and reflection; no authentication means loopback only unless explicitly allowed."""
+
+import json
+import logging
+import time
+
+import grpc
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from conftest import GRAPHS_CONFIG
+from graphrun.v1 import assistant_service_pb2 as apb, assistant_service_pb2_grpc, run_service_pb2_grpc
+from graphrun_server.app import App, Settings
+from graphrun_server.auth import AuthSettings
+from helpers import details, stream_request, wait_request
+
+SECRET = "test-secret-of-enough-length-for-hs256"
+
+
+def _token(key=SECRET, algorithm="HS256", **claims) -> str:
+    now = int(time.time())
+    body = {"sub": "team-a", "aud": "graphrun", "iss": "tests", "exp": now + 60, "iat": now, **claims}
+    return jwt.encode({k: v for k, v in body.items() if v is not None}, key, algorithm=algorithm)
+
+
+@pytest.fixture(scope="module")
+def rsa_key(tmp_path_factory):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = tmp_path_factory.mktemp("keys") / "public.pem"
+    path.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                   serialization.PublicFormat.SubjectPublicKeyInfo))
+    return key, path
+
+
+async def _start(database_url, **auth) -> App:
+    return await App(Settings(port=0, database_url=database_url, config=GRAPHS_CONFIG,
+                              auth=AuthSettings(audience="graphrun", issuer="tests", **auth))).start()
+
+
+@pytest.fixture(scope="module")
+async def secured(database_url, tmp_path_factory):
+    keys = tmp_path_factory.mktemp("apikeys") / "keys.json"
+    keys.write_text(json.dumps({"key-of-team-b": "team-b"}))
+    app = await _start(database_url, jwt_secret=SECRET, api_keys_file=str(keys))
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+        yield channel
+    await app.stop(grace=1)
+
+
+def _bearer(token: str):
+    return (("authorization", f"Bearer {token}"),)
+
+
+async def test_a_valid_token_or_api_key_is_let_in(secured):
+    runs = run_service_pb2_grpc.RunServiceStub(secured)
+    done = await runs.Wait(wait_request(assistant_id="steps", input={}), metadata=_bearer(_token()))
+    assert done.run.status == 3  # SUCCESS
+    assistants = assistant_service_pb2_grpc.AssistantServiceStub(secured)
+    listed = await assistants.List(apb.AssistantServiceListRequest(), metadata=_bearer("key-of-team-b"))
+    assert listed.assistants
+
+
+@pytest.mark.parametrize("metadata, reason", [
+    ((), "TOKEN_MISSING"),
+    ((("authorization", "Basic abc"),), "TOKEN_MALFORMED"),
+    (_bearer(_token(exp=int(time.time()) - 10)), "TOKEN_EXPIRED"),
+    (_bearer(_token(nbf=int(time.time()) + 3600)), "TOKEN_NOT_YET_VALID"),
+    (_bearer(_token(aud="someone-else")), "TOKEN_INVALID"),
+    (_bearer(_token(iss="elsewhere")), "TOKEN_INVALID"),
+    (_bearer(_token(key="another-secret-of-enough-length-xx")), "TOKEN_INVALID"),
+    (_bearer(_token(sub=None)), "TOKEN_INVALID"),
+    (_bearer("key-of-nobody"), "TOKEN_INVALID"),
+])
+async def test_bad_or_missing_credentials_are_unauthenticated(secured, metadata, reason, caplog):
+    runs = run_service_pb2_grpc.RunServiceStub(secured)
+    with caplog.at_level(logging.DEBUG):
+        for call in (runs.Wait(wait_request(assistant_id="steps", input={}), metadata=metadata),
+                     runs.Stream(stream_request(["values"], assistant_id="steps", input={}), metadata=metadata)):
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                if isinstance(call, grpc.aio.UnaryUnaryCall):
+                    await call
+                else:
+                    await call.read()
+            assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            assert details(caught.value)["reason"] == reason
+    for _, value in metadata:  # credentials never reach the logs
+        assert value.split()[-1] not in caplog.text
+
+
+async def test_health_and_reflection_need_no_token(secured):
+    health = health_pb2_grpc.HealthStub(secured)
+    assert (await health.Check(health_pb2.HealthCheckRequest())).status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_rs256_tokens_are_checked_with_the_public_key(database_url, rsa_key):
+    key, public = rsa_key
+    app = await _start(database_url, jwt_public_key_file=str(public))
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+            assistants = assistant_service_pb2_grpc.AssistantServiceStub(channel)
+            await assistants.List(apb.AssistantServiceListRequest(), metadata=_bearer(_token(key, "RS256")))
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await assistants.List(apb.AssistantServiceListRequest(), metadata=_bearer(_token()))  # HS256
+            assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        await app.stop(grace=1)
+
+
+async def test_without_authentication_only_loopback_unless_allowed(database_url):
+    with pytest.raises(SystemExit, match="without authentication"):
+        await App(Settings(host="0.0.0.0", port=0, database_url=database_url, config=GRAPHS_CONFIG)).start()
+    app = await App(Settings(host="0.0.0.0", port=0, database_url=database_url, config=GRAPHS_CONFIG,
+                             allow_unauthenticated=True)).start()
+    await app.stop(grace=1)
