@@ -116,3 +116,42 @@ async def test_without_authentication_only_loopback_unless_allowed(database_url)
     app = await App(Settings(host="0.0.0.0", port=0, database_url=database_url, config=GRAPHS_CONFIG,
                              allow_unauthenticated=True)).start()
     await app.stop(grace=1)
+
+
+async def test_another_caller_sees_nothing_of_a_callers_threads_and_runs(secured):
+    from google.protobuf import json_format, struct_pb2
+
+    from graphrun.v1 import run_service_pb2 as rpb, thread_service_pb2 as tpb, thread_service_pb2_grpc
+
+    runs = run_service_pb2_grpc.RunServiceStub(secured)
+    threads = thread_service_pb2_grpc.ThreadServiceStub(secured)
+    a, b = _bearer(_token()), _bearer("key-of-team-b")
+    done = await runs.Wait(wait_request(assistant_id="steps", input={}), metadata=a)
+    thread_id, run_id = done.run.thread_id, done.run.run_id
+    mine = await threads.Get(tpb.ThreadServiceGetRequest(thread_id=thread_id), metadata=a)
+    assert json_format.MessageToDict(mine.thread.metadata) == {"owner": "team-a"}
+
+    values = json_format.ParseDict({"log": ["x"]}, struct_pb2.Struct())
+    refused = [
+        threads.Get(tpb.ThreadServiceGetRequest(thread_id=thread_id), metadata=b),
+        threads.GetState(tpb.ThreadServiceGetStateRequest(thread_id=thread_id), metadata=b),
+        threads.GetHistory(tpb.ThreadServiceGetHistoryRequest(thread_id=thread_id), metadata=b),
+        threads.UpdateState(tpb.ThreadServiceUpdateStateRequest(thread_id=thread_id, values=values), metadata=b),
+        threads.Delete(tpb.ThreadServiceDeleteRequest(thread_id=thread_id), metadata=b),
+        runs.Get(rpb.RunServiceGetRequest(run_id=run_id), metadata=b),
+        runs.Cancel(rpb.RunServiceCancelRequest(run_id=run_id), metadata=b),
+        runs.Wait(wait_request(assistant_id="steps", thread_id=thread_id, input={}), metadata=b),
+    ]
+    for call in refused:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+        assert details(caught.value)["reason"] in ("THREAD_NOT_FOUND", "RUN_NOT_FOUND")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await runs.Join(rpb.RunServiceJoinRequest(run_id=run_id), metadata=b).read()
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    listed = await runs.List(rpb.RunServiceListRequest(), metadata=b)
+    assert run_id not in {r.run_id for r in listed.runs}
+    # Nothing changed for the owner.
+    state = await threads.GetState(tpb.ThreadServiceGetStateRequest(thread_id=thread_id), metadata=a)
+    assert json_format.MessageToDict(state.state.values)["log"] == ["first", "second", "third"]

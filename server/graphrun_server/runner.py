@@ -588,6 +588,8 @@ class GraphRunner:
 
     async def cancel(self, run_id: str, action: str, message: str, wait: bool = False) -> RunRecord:
         """Stop a run wherever it executes. action: interrupt | rollback | timeout."""
+        if await self.records.get_run(run_id) is None:  # unknown, or another caller's
+            raise RunNotFound(run_id)
         active = self._active.get(run_id)
         if active is not None:
             self._stop(active, action, message)

@@ -8,7 +8,9 @@ CREATE TABLE graphrun_thread (
     status        text NOT NULL DEFAULT 'idle'
                   CHECK (status IN ('idle', 'busy', 'interrupted', 'error')),
     -- The assistant of the latest run: the graph GetState/UpdateState use.
-    assistant_id  text
+    assistant_id  text,
+    -- The authenticated caller that created it; only that caller sees it. NULL without authentication.
+    owner         text
 );
 
 CREATE TABLE graphrun_run (
@@ -38,6 +40,7 @@ CREATE TABLE graphrun_run (
     cancel_action       text,
     current_node        text,
     step                integer,
+    owner               text,  -- as on its thread
     created_at          timestamptz NOT NULL DEFAULT now(),
     updated_at          timestamptz NOT NULL DEFAULT now(),
     started_at          timestamptz,
@@ -135,7 +138,7 @@ END $$;
 CREATE FUNCTION graphrun_begin_run(
     p_run_id uuid, p_thread_id uuid, p_create boolean, p_assistant_id text, p_strategy text,
     p_on_disconnect text, p_spec jsonb, p_metadata jsonb, p_delay interval, p_has_input boolean,
-    p_owner text, p_lease interval
+    p_owner text, p_lease interval, p_caller text DEFAULT NULL
 ) RETURNS SETOF graphrun_run
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -144,10 +147,14 @@ DECLARE
     v_start boolean;
 BEGIN
     IF p_create THEN
-        INSERT INTO graphrun_thread (thread_id) VALUES (p_thread_id) ON CONFLICT DO NOTHING;
+        INSERT INTO graphrun_thread (thread_id, owner, metadata)
+        VALUES (p_thread_id, p_caller,
+                CASE WHEN p_caller IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('owner', p_caller) END)
+        ON CONFLICT DO NOTHING;
     END IF;
     SELECT * INTO v_thread FROM graphrun_thread WHERE thread_id = p_thread_id FOR UPDATE;
-    IF NOT FOUND THEN
+    -- Another caller's thread is answered as if it did not exist.
+    IF NOT FOUND OR (p_caller IS NOT NULL AND v_thread.owner IS DISTINCT FROM p_caller) THEN
         RAISE EXCEPTION 'thread % not found', p_thread_id USING ERRCODE = 'GR404';
     END IF;
     -- UpdateState and Delete hold this lock exclusively while they change the thread.
@@ -174,14 +181,15 @@ BEGIN
     RETURN QUERY
     INSERT INTO graphrun_run (run_id, thread_id, assistant_id, status, attempt, multitask_strategy,
                               on_disconnect, spec, metadata, not_before, lease_owner, lease_expires_at,
-                              started_at)
+                              started_at, owner)
     VALUES (p_run_id, p_thread_id, p_assistant_id,
             CASE WHEN v_start THEN 'running' ELSE 'pending' END,
             CASE WHEN v_start THEN 1 ELSE 0 END,
             p_strategy, p_on_disconnect, p_spec, p_metadata, now() + greatest(p_delay, interval '0'),
             CASE WHEN v_start THEN p_owner END,
             CASE WHEN v_start THEN now() + p_lease END,
-            CASE WHEN v_start THEN now() END)
+            CASE WHEN v_start THEN now() END,
+            p_caller)
     RETURNING *;
     UPDATE graphrun_thread SET status = 'busy', assistant_id = p_assistant_id, updated_at = now()
      WHERE thread_id = p_thread_id;

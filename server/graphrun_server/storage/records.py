@@ -21,6 +21,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from ..auth import caller
 from ..errors import ThreadAlreadyExists, ThreadBusy, ThreadInterrupted, ThreadNotFound, invalid
 from ..events import END, RunEvent
 
@@ -33,6 +34,7 @@ class ThreadRecord:
     metadata: dict[str, Any]
     status: str
     assistant_id: str | None
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,7 @@ class RunRecord:
     updated_at: dt.datetime
     started_at: dt.datetime | None
     ended_at: dt.datetime | None
+    owner: str | None = None
 
     @property
     def ended(self) -> bool:
@@ -110,8 +113,19 @@ def decode_token(token: str, field_path: str) -> list[str]:
         raise invalid(field_path, "not a token this server returned") from None
 
 
+def _caller() -> str | None:
+    return caller.get()
+
+
 class Records:
-    """Queries on graphrun_thread, graphrun_run and graphrun_run_event."""
+    """Queries on graphrun_thread, graphrun_run and graphrun_run_event.
+
+    Every thread and run lookup is scoped to the authenticated caller of the current
+    call (`auth.caller`, like row-level security): another caller's thread or run is
+    answered exactly as one that does not exist. Without authentication the caller
+    is None and nothing is filtered; the runner's own work (claims, takeovers) runs
+    outside any call and is not filtered either.
+    """
 
     def __init__(self, pool: AsyncConnectionPool):
         self.pool = pool
@@ -130,21 +144,26 @@ class Records:
 
     async def create_thread(self, thread_id: str | None, metadata: dict) -> ThreadRecord:
         thread_id = thread_id or str(uuid.uuid4())
-        row = await self._one("INSERT INTO graphrun_thread (thread_id, metadata) VALUES (%s, %s)"
-                              " ON CONFLICT DO NOTHING RETURNING *", (thread_id, Jsonb(metadata)))
+        owner = _caller()
+        if owner is not None:
+            metadata = {**metadata, "owner": owner}  # as the seed's contract shows it
+        row = await self._one("INSERT INTO graphrun_thread (thread_id, metadata, owner) VALUES (%s, %s, %s)"
+                              " ON CONFLICT DO NOTHING RETURNING *", (thread_id, Jsonb(metadata), owner))
         if row is None:
             raise ThreadAlreadyExists(thread_id)
         return _thread(row)
 
     async def get_thread(self, thread_id: str) -> ThreadRecord:
-        row = await self._one("SELECT * FROM graphrun_thread WHERE thread_id = %s", (thread_id,))
+        row = await self._one("SELECT * FROM graphrun_thread WHERE thread_id = %s"
+                              " AND (%s::text IS NULL OR owner = %s)", (thread_id, _caller(), _caller()))
         if row is None:
             raise ThreadNotFound(thread_id)
         return _thread(row)
 
     async def delete_thread(self, thread_id: str) -> None:
         async with self.pool.connection() as conn:
-            cur = await conn.execute("DELETE FROM graphrun_thread WHERE thread_id = %s", (thread_id,))
+            cur = await conn.execute("DELETE FROM graphrun_thread WHERE thread_id = %s"
+                                     " AND (%s::text IS NULL OR owner = %s)", (thread_id, _caller(), _caller()))
         if cur.rowcount == 0:
             raise ThreadNotFound(thread_id)
 
@@ -158,9 +177,9 @@ class Records:
         try:
             row = await self._one(
                 "SELECT * FROM graphrun_begin_run(%s, %s, %s, %s, %s, %s, %s, %s, make_interval(secs => %s),"
-                " %s, %s, make_interval(secs => %s))",
+                " %s, %s, make_interval(secs => %s), %s)",
                 (run_id, thread_id, create_thread, assistant_id, multitask_strategy, on_disconnect, Jsonb(spec),
-                 Jsonb(metadata), delay, has_input, owner, lease))
+                 Jsonb(metadata), delay, has_input, owner, lease, _caller()))
         except psycopg.Error as exc:
             if exc.sqlstate == "GR404":
                 raise ThreadNotFound(thread_id) from None
@@ -259,7 +278,8 @@ class Records:
         return _run(row) if row and row["run_id"] else None
 
     async def get_run(self, run_id: str) -> RunRecord | None:
-        row = await self._one("SELECT * FROM graphrun_run WHERE run_id = %s", (run_id,))
+        row = await self._one("SELECT * FROM graphrun_run WHERE run_id = %s AND (%s::text IS NULL OR owner = %s)",
+                              (run_id, _caller(), _caller()))
         return _run(row) if row else None
 
     async def list_runs(self, thread_id: str | None, statuses: list[str], page_size: int,
@@ -278,9 +298,10 @@ class Records:
              WHERE (%(thread_id)s::uuid IS NULL OR thread_id = %(thread_id)s::uuid)
                AND (cardinality(%(statuses)s::text[]) = 0 OR status = ANY(%(statuses)s::text[]))
                AND (%(after_time)s::timestamptz IS NULL OR (created_at, run_id) < (%(after_time)s, %(after_id)s::uuid))
+               AND (%(owner)s::text IS NULL OR owner = %(owner)s)
              ORDER BY created_at DESC, run_id DESC
              LIMIT %(limit)s
-            """, {"thread_id": thread_id, "statuses": statuses, "limit": page_size + 1,
+            """, {"thread_id": thread_id, "statuses": statuses, "limit": page_size + 1, "owner": _caller(),
                   "after_time": after[0] if after else None, "after_id": after[1] if after else None})
         runs = [_run(r) for r in rows[:page_size]]
         token = encode_token(runs[-1].created_at.isoformat(), runs[-1].run_id) if len(rows) > page_size else ""
@@ -316,8 +337,9 @@ class Records:
         """
         async with self.pool.connection() as conn:
             cur = await conn.execute("SELECT pg_try_advisory_lock(graphrun_thread_lock_key(%s)) AS locked,"
-                                     " (SELECT status FROM graphrun_thread WHERE thread_id = %s) AS status",
-                                     (thread_id, thread_id))
+                                     " (SELECT status FROM graphrun_thread WHERE thread_id = %s"
+                                     "   AND (%s::text IS NULL OR owner = %s)) AS status",
+                                     (thread_id, thread_id, _caller(), _caller()))
             row = await cur.fetchone()
             if not row["locked"]:
                 raise ThreadBusy(thread_id)
