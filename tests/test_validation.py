@@ -88,3 +88,47 @@ async def test_thread_calls_validate_ids(threads):
             await call(request)
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "thread_id" in details(caught.value)["violations"]
+
+
+async def test_oversized_fields_are_refused(runs, threads):
+    big = "x" * (70 * 1024)
+    with pytest.raises(ABORT) as caught:
+        await runs.Wait(wait_request(assistant_id="steps", input={}, metadata={"blob": big}))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "spec.metadata" in details(caught.value)["violations"]
+    with pytest.raises(ABORT) as caught:
+        await runs.Wait(wait_request(assistant_id="steps", input={}, interrupt_before=["first"] * 101))
+    assert "spec.interrupt_before" in details(caught.value)["violations"]
+    from google.protobuf import json_format, struct_pb2
+
+    with pytest.raises(ABORT) as caught:
+        await threads.Create(thread_service_pb2.ThreadServiceCreateRequest(
+            metadata=json_format.ParseDict({"blob": big}, struct_pb2.Struct())))
+    assert "metadata" in details(caught.value)["violations"]
+
+
+async def test_a_full_queue_is_resource_exhausted_with_retry_info(admin_dsn):
+    from conftest import GRAPHS_CONFIG, scratch_database
+    from graphrun.v1 import run_service_pb2, run_service_pb2_grpc
+    from graphrun_server.app import App, Settings
+    from helpers import spec
+
+    with scratch_database(admin_dsn) as dsn:
+        app = await App(Settings(port=0, database_url=dsn, config=GRAPHS_CONFIG, max_concurrent_runs=1,
+                                 max_pending_runs=1)).start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+                stub = run_service_pb2_grpc.RunServiceStub(channel)
+                hang = spec(assistant_id="steps", input={"hang_at": "first"})
+                running = await stub.Create(run_service_pb2.RunServiceCreateRequest(spec=hang))
+                queued = await stub.Create(run_service_pb2.RunServiceCreateRequest(spec=hang))
+                assert (running.run.status, queued.run.status) == (2, 1)  # RUNNING, PENDING
+                with pytest.raises(ABORT) as caught:
+                    await stub.Create(run_service_pb2.RunServiceCreateRequest(spec=hang))
+                assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                info = details(caught.value)
+                assert info["reason"] == "QUEUE_FULL" and info["retry"] == 1.0
+                for run in (running.run, queued.run):
+                    await stub.Cancel(run_service_pb2.RunServiceCancelRequest(run_id=run.run_id, wait=True))
+        finally:
+            await app.stop(grace=1)

@@ -53,6 +53,7 @@ class Settings:
     grace_seconds: float = 10.0
     pool_size: int = 20
     max_concurrent_runs: int = 32
+    max_pending_runs: int = 10_000
     lease_seconds: float = 30.0
     max_attempts: int = 3
     event_retention_seconds: float = 24 * 3600.0
@@ -84,6 +85,7 @@ class Settings:
             "grace_seconds": float(env.get("GRAPHRUN_GRACE_SECONDS", cls.grace_seconds)),
             "pool_size": int(env.get("GRAPHRUN_POOL_SIZE", cls.pool_size)),
             "max_concurrent_runs": int(env.get("GRAPHRUN_MAX_CONCURRENT_RUNS", cls.max_concurrent_runs)),
+            "max_pending_runs": int(env.get("GRAPHRUN_MAX_PENDING_RUNS", cls.max_pending_runs)),
             "lease_seconds": float(env.get("GRAPHRUN_LEASE_SECONDS", cls.lease_seconds)),
             "max_attempts": int(env.get("GRAPHRUN_MAX_ATTEMPTS", cls.max_attempts)),
             "event_retention_seconds": float(env.get("GRAPHRUN_EVENT_RETENTION_SECONDS",
@@ -149,7 +151,8 @@ class App:
             self.metrics.watch_pool(pool)
             interceptors.append(self.metrics.interceptor())
         self.runner = GraphRunner(registry, records, checkpointer, self._notifications, dsn, RunnerSettings(
-            max_concurrent_runs=s.max_concurrent_runs, lease_seconds=s.lease_seconds, max_attempts=s.max_attempts),
+            max_concurrent_runs=s.max_concurrent_runs, max_pending_runs=s.max_pending_runs,
+            lease_seconds=s.lease_seconds, max_attempts=s.max_attempts),
             metrics=self.metrics, tracer=tracing.tracer(self.tracer_provider))
 
         server = self.server = grpc.aio.server(interceptors=interceptors, options=[

@@ -158,6 +158,17 @@ class NoGraphForThread(GraphrunError):
                          metadata={"thread_id": thread_id})
 
 
+class QueueFull(GraphrunError):
+    """Too many runs wait for a replica; retrying after a while may succeed."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "QUEUE_FULL"
+
+    def __init__(self, pending: int):
+        super().__init__(f"{pending} runs are already waiting to execute; retry later",
+                         metadata={"pending": str(pending)}, retry_after=1.0)
+
+
 class DatabaseUnavailable(GraphrunError):
     code = grpc.StatusCode.UNAVAILABLE
     reason = "DATABASE_UNAVAILABLE"

@@ -36,7 +36,7 @@ from langgraph.types import Command
 from opentelemetry import trace
 
 from . import events as ev
-from .errors import (RUN_FAILURE_CODES, FieldViolation, InvalidArgument, RunNotFound, ServerDraining,
+from .errors import (RUN_FAILURE_CODES, FieldViolation, InvalidArgument, QueueFull, RunNotFound, ServerDraining,
                      ThreadInterrupted, invalid)
 from .observability.logs import in_run_context
 from .observability.metrics import Metrics
@@ -135,6 +135,7 @@ class ActiveRun:
 class RunnerSettings:
     owner: str = field(default_factory=lambda: f"replica-{uuid.uuid4().hex[:12]}")
     max_concurrent_runs: int = 32
+    max_pending_runs: int = 10_000  # runs waiting in the database (all replicas) before RESOURCE_EXHAUSTED
     lease_seconds: float = 30.0
     max_attempts: int = 3
 
@@ -235,6 +236,8 @@ class GraphRunner:
         if req.thread_id and (req.checkpoint_id or (req.command and "resume" in req.command)):
             await self._check_thread_state(assistant, req)
         can_run_here = not self._draining and len(self._active) < self.settings.max_concurrent_runs
+        if not can_run_here and (pending := await self.records.count_pending()) >= self.settings.max_pending_runs:
+            raise QueueFull(pending)
         record = await self.records.begin_run(
             run_id=str(uuid.uuid4()), thread_id=req.thread_id or str(uuid.uuid4()),
             create_thread=req.create_thread or not req.thread_id, assistant_id=assistant.assistant_id,

@@ -20,6 +20,10 @@ from ..wire import from_struct_value
 
 MAX_RECURSION_LIMIT = 10_000
 MAX_DURATION_SECONDS = 30 * 24 * 3600  # timeouts and start delays beyond a month are mistakes
+# Bounds on what one request may carry (gRPC itself refuses messages over 16 MiB).
+MAX_INPUT_BYTES = 8 * 1024 * 1024
+MAX_SMALL_BYTES = 64 * 1024  # metadata, config, command.update
+MAX_LIST_ITEMS = 100  # interrupt_before / interrupt_after / goto / stream_mode
 ALLOWED_CONFIG_KEYS = {"configurable", "tags", "recursion_limit"}
 RESERVED_CONFIGURABLE = {"thread_id", "checkpoint_id", "checkpoint_ns", "checkpoint_map"}
 
@@ -150,6 +154,17 @@ def parse_run_spec(spec: run_pb2.RunSpec, stream_modes: list[str] | None = None)
                             ("granularity", run_pb2.Granularity), ("durability", run_pb2.Durability),
                             ("on_disconnect", run_pb2.OnDisconnect)):
         _check_enum(getattr(spec, name), enum_type, f"spec.{name}", v)
+    for name, limit in (("input", MAX_INPUT_BYTES), ("metadata", MAX_SMALL_BYTES), ("config", MAX_SMALL_BYTES)):
+        if getattr(spec, name).ByteSize() > limit:
+            v.append(FieldViolation(f"spec.{name}", f"is larger than {limit} bytes"))
+    if spec.command.update.ByteSize() > MAX_INPUT_BYTES:
+        v.append(FieldViolation("spec.command.update", f"is larger than {MAX_INPUT_BYTES} bytes"))
+    for name, items in (("interrupt_before", spec.interrupt_before), ("interrupt_after", spec.interrupt_after),
+                        ("command.goto", spec.command.goto)):
+        if len(items) > MAX_LIST_ITEMS:
+            v.append(FieldViolation(f"spec.{name}", f"has more than {MAX_LIST_ITEMS} entries"))
+    if len(stream_modes or []) > MAX_LIST_ITEMS:
+        v.append(FieldViolation("stream_mode", f"has more than {MAX_LIST_ITEMS} entries"))
     if spec.HasField("input") and spec.HasField("command"):
         v.append(FieldViolation("spec.command", "cannot be combined with spec.input"))
     command = None

@@ -6,7 +6,8 @@ from graphrun.v1 import state_pb2, thread_service_pb2 as pb, thread_service_pb2_
 
 from ..errors import FieldViolation, InvalidArgument
 from ..threads import Threads
-from .convert import check_uuid, require_uuid, state_to_proto, struct_to_dict, thread_to_proto
+from .convert import (MAX_INPUT_BYTES, MAX_SMALL_BYTES, check_uuid, require_uuid, state_to_proto, struct_to_dict,
+                      thread_to_proto)
 from .errors import rpc
 
 
@@ -22,6 +23,8 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
     async def Create(self, request, context):
         violations: list[FieldViolation] = []
         check_uuid(request.thread_id, "thread_id", violations, required=False)
+        if request.metadata.ByteSize() > MAX_SMALL_BYTES:
+            violations.append(FieldViolation("metadata", f"is larger than {MAX_SMALL_BYTES} bytes"))
         if violations:
             raise InvalidArgument(violations)
         thread = await self.threads.create(_optional_uuid(request.thread_id, "thread_id"),
@@ -52,6 +55,8 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
 
     @rpc
     async def UpdateState(self, request, context):
+        if request.values.ByteSize() > MAX_INPUT_BYTES:
+            raise InvalidArgument(FieldViolation("values", f"is larger than {MAX_INPUT_BYTES} bytes"))
         ref = await self.threads.update_state(
             require_uuid(request.thread_id, "thread_id"),
             struct_to_dict(request.values, "values") if request.HasField("values") else None,
