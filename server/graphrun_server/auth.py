@@ -9,6 +9,7 @@ reflection stay open unless configured otherwise. Tokens are never logged.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import hmac
 import ipaddress
@@ -22,6 +23,7 @@ import jwt
 from grpc_status import rpc_status
 
 from .errors import GraphrunError
+from .interceptors import wrap
 
 log = logging.getLogger(__name__)
 
@@ -135,32 +137,18 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             who = self.auth.identify(headers.get("authorization"))
         except Unauthenticated as exc:
             log.info("refused %s: %s", details.method, exc.reason)  # never the token itself
-            return _wrap(handler, None, rpc_status.to_status(exc.to_status()))
-        return _wrap(handler, who, None)
+            return wrap(handler, _as_caller(None, rpc_status.to_status(exc.to_status())))
+        return wrap(handler, _as_caller(who, None))
 
 
-def _wrap(handler, who: str | None, refusal):
-    """The handler, run as `who` — or, with a refusal, one of the same shape that only refuses."""
-    if handler.unary_unary:
-        inner = handler.unary_unary
+def _as_caller(who: str | None, refusal):
+    """Each call runs as `who` — or, with a refusal, only refuses."""
 
-        async def unary(request, context):
-            if refusal is not None:
-                await context.abort_with_status(refusal)
-            caller.set(who)
-            return await inner(request, context)
+    @contextlib.asynccontextmanager
+    async def around(context, streaming: bool):
+        if refusal is not None:
+            await context.abort_with_status(refusal)
+        caller.set(who)
+        yield
 
-        return grpc.unary_unary_rpc_method_handler(unary, handler.request_deserializer, handler.response_serializer)
-    if handler.unary_stream:
-        inner_stream = handler.unary_stream
-
-        async def stream(request, context):
-            if refusal is not None:
-                await context.abort_with_status(refusal)
-            caller.set(who)
-            async for response in inner_stream(request, context):
-                yield response
-
-        return grpc.unary_stream_rpc_method_handler(stream, handler.request_deserializer,
-                                                     handler.response_serializer)
-    return handler  # no streaming-request methods besides reflection
+    return around

@@ -8,10 +8,13 @@ figures are read from psycopg_pool when Prometheus scrapes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from ..interceptors import wrap
 
 _RPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 _RUN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
@@ -74,44 +77,26 @@ class _RpcMetrics(grpc.aio.ServerInterceptor):
     def __init__(self, metrics: Metrics):
         self.m = metrics
 
-    def _done(self, method: str, context, exc: BaseException | None, started: float) -> None:
-        self.m.rpcs.labels(method, _code(context, exc)).inc()
-        self.m.rpc_seconds.labels(method).observe(time.perf_counter() - started)
-
     async def intercept_service(self, continuation, details):
         handler = await continuation(details)
-        if handler is None or not (handler.unary_unary or handler.unary_stream):
-            return handler  # reflection's bidirectional stream: not counted
-        method = details.method
-        if handler.unary_unary:
-            inner = handler.unary_unary
+        if handler is None:
+            return None
+        method, m = details.method, self.m
 
-            async def unary(request, context):
-                started, error = time.perf_counter(), None
-                try:
-                    return await inner(request, context)
-                except BaseException as exc:
-                    error = exc
-                    raise
-                finally:
-                    self._done(method, context, error, started)
-
-            return grpc.unary_unary_rpc_method_handler(unary, handler.request_deserializer,
-                                                        handler.response_serializer)
-        inner_stream = handler.unary_stream
-
-        async def stream(request, context):
+        @contextlib.asynccontextmanager
+        async def measured(context, streaming: bool):
             started, error = time.perf_counter(), None
-            self.m.streams.inc()
+            if streaming:
+                m.streams.inc()
             try:
-                async for response in inner_stream(request, context):
-                    yield response
+                yield
             except BaseException as exc:
                 error = exc
                 raise
             finally:
-                self.m.streams.dec()
-                self._done(method, context, error, started)
+                if streaming:
+                    m.streams.dec()
+                m.rpcs.labels(method, _code(context, error)).inc()
+                m.rpc_seconds.labels(method).observe(time.perf_counter() - started)
 
-        return grpc.unary_stream_rpc_method_handler(stream, handler.request_deserializer,
-                                                     handler.response_serializer)
+        return wrap(handler, measured)  # reflection's bidirectional stream is left as it is: not counted
