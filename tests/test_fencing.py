@@ -52,3 +52,47 @@ async def test_writes_without_a_fence_are_not_checked(saver, db):
     await saver.aput({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}, empty_checkpoint(),
                      {"source": "update", "step": 0}, {})
     assert db.execute("SELECT count(*) AS n FROM checkpoints WHERE thread_id = %s", (thread_id,)).fetchone()["n"] == 1
+
+
+@pytest.mark.parametrize("size", [3, 500])  # serialized on the event loop / in a worker thread
+async def test_small_and_large_values_round_trip(saver, db, size):
+    from langgraph.checkpoint.base import create_checkpoint
+
+    thread_id, run_id = _running_run(db, attempt=1)
+    config = _config(thread_id, run_id, 1)
+    checkpoint = empty_checkpoint()
+    checkpoint["channel_values"] = {"log": [f"entry {i}" for i in range(size)], "count": size}
+    checkpoint["channel_versions"] = {"log": "1", "count": "1"}
+    stored = await saver.aput(config, create_checkpoint(checkpoint, None, 0), {"source": "loop", "step": 0},
+                              {"log": "1", "count": "1"})
+    write_config = {"configurable": {**config["configurable"], **stored["configurable"]}}
+    await saver.aput_writes(write_config, [("log", [f"write {i}" for i in range(size)])], "task-1")
+    got = await saver.aget_tuple({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}})
+    assert got.checkpoint["channel_values"] == {"log": [f"entry {i}" for i in range(size)], "count": size}
+    assert got.pending_writes == [("task-1", "log", [f"write {i}" for i in range(size)])]
+
+
+async def test_a_thread_the_run_created_is_read_from_the_database_once_the_run_wrote(saver, db):
+    from graphrun_server.storage.checkpointer import CHECKPOINTS_KEY, RunCheckpoints
+
+    thread_id, run_id = _running_run(db, attempt=1)
+    await saver.aput(_config(thread_id, run_id, 1), empty_checkpoint(), {"source": "input", "step": -1}, {})
+    created = RunCheckpoints(new_thread=True)
+    config = {"configurable": {**_config(thread_id, run_id, 1)["configurable"], CHECKPOINTS_KEY: created}}
+    assert await saver.aget_tuple(config) is None  # answered without a query (the thread is not really new here)
+    assert await saver.aget_tuple({"configurable": {**config["configurable"], CHECKPOINTS_KEY: RunCheckpoints()}})
+    await saver.aput(config, empty_checkpoint(), {"source": "loop", "step": 0}, {})
+    assert (await saver.aget_tuple(config)).metadata["step"] == 0
+
+
+async def test_a_refused_checkpoint_leaves_none_of_its_blobs(saver, db):
+    """The fence is checked by the checkpoint's own INSERT, after its blobs: the refusal undoes them."""
+    thread_id, run_id = _running_run(db, attempt=2)
+    checkpoint = empty_checkpoint()
+    checkpoint["channel_values"] = {"log": ["stale"]}
+    checkpoint["channel_versions"] = {"log": "1"}
+    with pytest.raises(psycopg.Error) as caught:
+        await saver.aput(_config(thread_id, run_id, 1), checkpoint, {"source": "loop", "step": 0}, {"log": "1"})
+    assert caught.value.sqlstate == "GR001"
+    for table in ("checkpoints", "checkpoint_blobs"):
+        assert db.execute(f"SELECT count(*) AS n FROM {table} WHERE thread_id = %s", (thread_id,)).fetchone()["n"] == 0

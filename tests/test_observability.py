@@ -91,3 +91,19 @@ async def _json_logs(dsn: str) -> None:
         assert record["level"] == "INFO" and record["logger"] == "graphrun_server.runner"
     finally:
         await replica.close()
+
+
+async def test_message_contents_never_reach_the_logs(runs, caplog):
+    """What callers send and graphs answer stays out of the server's log, even at DEBUG and
+    when runs fail: the log names runs, threads and error types, not contents."""
+    secret = "SECRET-7f3a-do-not-log"
+    with caplog.at_level("DEBUG"):
+        answer = await runs.Wait(wait_request(assistant_id="agent", input=question(f"{secret} Wann?")), timeout=30)
+        assert secret in str(answer.state.values)  # it did travel through the server
+        async for _ in runs.Stream(stream_request(["messages", "values", "updates"], assistant_id="agent",
+                                                  input=question(secret)), timeout=30):
+            pass
+        with pytest.raises(grpc.aio.AioRpcError):
+            await runs.Wait(wait_request(assistant_id="steps", input={"fail_at": "second", "log": [secret]}),
+                            timeout=30)
+    assert caplog.records and secret not in caplog.text

@@ -6,7 +6,7 @@ import grpc
 import pytest
 
 from graphrun.v1 import run_service_pb2, thread_service_pb2
-from helpers import details, question, wait_request
+from helpers import details, messages, question, wait_request
 
 ABORT = grpc.aio.AioRpcError
 
@@ -107,7 +107,7 @@ async def test_oversized_fields_are_refused(runs, threads):
     assert "metadata" in details(caught.value)["violations"]
 
 
-async def test_a_full_queue_is_resource_exhausted_with_retry_info(admin_dsn):
+async def test_a_full_replica_or_queue_is_resource_exhausted_with_retry_info(admin_dsn):
     from conftest import GRAPHS_CONFIG, scratch_database
     from graphrun.v1 import run_service_pb2, run_service_pb2_grpc
     from graphrun_server.app import App, Settings
@@ -128,7 +128,191 @@ async def test_a_full_queue_is_resource_exhausted_with_retry_info(admin_dsn):
                 assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
                 info = details(caught.value)
                 assert info["reason"] == "QUEUE_FULL" and info["retry"] == 1.0
+                # A caller that waits for its run is told at once that this replica is full.
+                for call in (stub.Wait(run_service_pb2.RunServiceWaitRequest(spec=hang)),
+                             stub.Stream(run_service_pb2.RunServiceStreamRequest(spec=hang)).read()):
+                    with pytest.raises(ABORT) as caught:
+                        await call
+                    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                    info = details(caught.value)
+                    assert info["reason"] == "REPLICA_BUSY" and info["retry"] == 0.5
+                    assert info["metadata"] == {"max_concurrent_runs": "1"}
                 for run in (running.run, queued.run):
                     await stub.Cancel(run_service_pb2.RunServiceCancelRequest(run_id=run.run_id, wait=True))
         finally:
             await app.stop(grace=1)
+
+
+# -- found by tests/test_fuzz.py ------------------------------------------------------------
+
+
+def _struct(**fields):
+    from google.protobuf import struct_pb2
+
+    message = struct_pb2.Struct()
+    for key, value in fields.items():
+        message.fields[key].number_value = value
+    return message
+
+
+async def test_nan_and_infinity_are_invalid_argument(runs, threads, db):
+    """JSON has no NaN or Infinity: json_format refused to convert them, which was INTERNAL."""
+    from graphrun.v1 import run_pb2
+
+    before = db.execute("SELECT (SELECT count(*) FROM graphrun_thread) t, (SELECT count(*) FROM graphrun_run) r"
+                        ).fetchone()
+    nan, inf = float("nan"), float("inf")
+    resume = run_pb2.RunSpec(assistant_id="approval", thread_id=str(uuid.uuid4()))
+    resume.command.resume.number_value = inf
+    for spec, field in [
+        (run_pb2.RunSpec(assistant_id="steps", input=_struct(tag=nan)), "spec.input"),
+        (run_pb2.RunSpec(assistant_id="steps", input=_struct(), metadata=_struct(x=-inf)), "spec.metadata"),
+        (run_pb2.RunSpec(assistant_id="steps", input=_struct(), config=_struct(recursion_limit=nan)), "spec.config"),
+        (resume, "spec.command.resume"),
+    ]:
+        with pytest.raises(ABORT) as caught:
+            await runs.Wait(run_service_pb2.RunServiceWaitRequest(spec=spec))
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
+        assert field in details(caught.value)["violations"]
+    with pytest.raises(ABORT) as caught:
+        await threads.Create(thread_service_pb2.ThreadServiceCreateRequest(metadata=_struct(x=nan)))
+    assert "metadata" in details(caught.value)["violations"]
+    done = await runs.Wait(wait_request(assistant_id="steps", input={}))
+    with pytest.raises(ABORT) as caught:
+        await threads.UpdateState(thread_service_pb2.ThreadServiceUpdateStateRequest(
+            thread_id=done.run.thread_id, values=_struct(tag=inf)))
+    assert "values" in details(caught.value)["violations"]
+    after = db.execute("SELECT (SELECT count(*) FROM graphrun_thread) t, (SELECT count(*) FROM graphrun_run) r"
+                       ).fetchone()
+    assert (after["t"], after["r"]) == (before["t"] + 1, before["r"] + 1)  # only the Wait that ran
+
+
+async def test_history_page_token_naming_no_checkpoint_is_invalid(runs, threads):
+    """A token decoding to text with a NUL reached PostgreSQL, which refused it: INTERNAL."""
+    import base64
+
+    done = await runs.Wait(wait_request(assistant_id="steps", input={}))
+    for text in ("a\x00b", "not-a-checkpoint"):
+        with pytest.raises(ABORT) as caught:
+            await threads.GetHistory(thread_service_pb2.ThreadServiceGetHistoryRequest(
+                thread_id=done.run.thread_id, page_token=base64.urlsafe_b64encode(text.encode()).decode()))
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "page_token" in details(caught.value)["violations"]
+
+
+async def test_update_state_with_values_the_graph_refuses_is_invalid(runs, threads, db):
+    """A reducer raising on the values (TypeError, ValueError from LangChain, ...) was INTERNAL."""
+    from google.protobuf import json_format, struct_pb2
+
+    steps = await runs.Wait(wait_request(assistant_id="steps", input={}))
+    approval = await runs.Wait(wait_request(assistant_id="approval", input=question("ok?")))
+    for thread_id, values in [(steps.run.thread_id, {"log": 5}),
+                              (approval.run.thread_id, {"messages": [{"role": "bogus", "content": "x"}]}),
+                              (approval.run.thread_id, {"messages": [{"no": "role"}]})]:
+        checkpoints = db.execute("SELECT count(*) AS n FROM checkpoints WHERE thread_id = %s",
+                                 (thread_id,)).fetchone()["n"]
+        with pytest.raises(ABORT) as caught:
+            await threads.UpdateState(thread_service_pb2.ThreadServiceUpdateStateRequest(
+                thread_id=thread_id, values=json_format.ParseDict(values, struct_pb2.Struct())))
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
+        assert "values" in details(caught.value)["violations"]
+        assert db.execute("SELECT count(*) AS n FROM checkpoints WHERE thread_id = %s",
+                          (thread_id,)).fetchone()["n"] == checkpoints
+
+
+async def test_state_of_a_thread_whose_writes_the_graph_refused(runs, threads):
+    """A run that fails because a reducer raised on its writes leaves them stored with its last
+    checkpoint: reading the state applied them and raised again, and GetState and GetHistory were
+    INTERNAL. The checkpoint is shown as written, and the thread stays usable."""
+    with pytest.raises(ABORT) as caught:  # input messages LangChain cannot read: the start task's writes
+        await runs.Wait(wait_request(assistant_id="approval", input={"messages": [{"role": "bogus", "content": "x"}]}))
+    assert caught.value.code() == grpc.StatusCode.ABORTED
+    bad_input = details(caught.value)["metadata"]["thread_id"]
+    asking = await runs.Wait(wait_request(assistant_id="approval", input=question("ok?")))
+    with pytest.raises(ABORT) as caught:  # a resume whose update the state refuses: writes of no task
+        await runs.Wait(wait_request(assistant_id="approval", thread_id=asking.run.thread_id, command={
+            "resume": "yes", "update": {"messages": [{"role": "tool", "content": "no tool_call_id"}]}}))
+    assert caught.value.code() == grpc.StatusCode.ABORTED
+    for thread_id, next_nodes in [(bad_input, ["__start__"]), (asking.run.thread_id, ["review"])]:
+        state = (await threads.GetState(thread_service_pb2.ThreadServiceGetStateRequest(thread_id=thread_id))).state
+        assert list(state.next) == next_nodes and state.checkpoint.checkpoint_id
+        history = await threads.GetHistory(thread_service_pb2.ThreadServiceGetHistoryRequest(thread_id=thread_id))
+        assert history.states[0].checkpoint.checkpoint_id == state.checkpoint.checkpoint_id
+    # The threads stay usable: new input starts over; UpdateState moves past the refused writes.
+    again = await runs.Wait(wait_request(assistant_id="approval", thread_id=bad_input, input=question("ok?")))
+    assert list(again.state.next) == ["review"]
+    await threads.UpdateState(thread_service_pb2.ThreadServiceUpdateStateRequest(thread_id=asking.run.thread_id))
+    answered = await runs.Wait(wait_request(assistant_id="approval", thread_id=asking.run.thread_id,
+                                            command={"resume": "yes"}))
+    assert messages(answered.state)[-1]["content"] == "decision: yes"
+
+
+async def test_resume_of_a_thread_whose_input_the_graph_refused_is_not_internal(runs):
+    with pytest.raises(ABORT) as caught:
+        await runs.Wait(wait_request(assistant_id="approval", input={"messages": [{"role": "bogus", "content": "x"}]}))
+    thread_id = details(caught.value)["metadata"]["thread_id"]
+    with pytest.raises(ABORT) as caught:
+        await runs.Wait(wait_request(assistant_id="approval", thread_id=thread_id, command={"resume": "yes"}))
+    assert caught.value.code() != grpc.StatusCode.INTERNAL, caught.value.details()
+
+
+async def test_long_values_are_echoed_clipped(runs, assistants):
+    """An error echoing a long id or many node names outgrew the trailing metadata clients accept
+    (8 KiB): they failed with RESOURCE_EXHAUSTED and no details."""
+    from graphrun.v1 import assistant_service_pb2
+
+    long_id = "ü" * 70_000
+    with pytest.raises(ABORT) as caught:
+        await assistants.Get(assistant_service_pb2.AssistantServiceGetRequest(assistant_id=long_id))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    info = details(caught.value)
+    assert info["reason"] == "ASSISTANT_NOT_FOUND" and long_id.startswith(info["metadata"]["assistant_id"][:-1])
+    for fields, more in [({"interrupt_before": ["x" * 1000] * 100}, "and 90 more"),
+                         ({"config": {"y" * 5000: 1}}, "")]:
+        with pytest.raises(ABORT) as caught:
+            await runs.Wait(wait_request(assistant_id="steps", input={}, **fields))
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        violations = details(caught.value)["violations"]
+        assert 0 < len(violations) <= 10 and all(len(f) <= 100 and len(d) <= 200 for f, d in violations.items())
+        assert more in caught.value.details()
+
+
+async def test_undecodable_request_is_invalid_argument_with_decode_guard(server):
+    """grpc answers bytes that do not decode UNKNOWN before any servicer runs; DecodeGuard makes
+    that INVALID_ARGUMENT, for unary and streaming methods."""
+    from graphrun.v1 import assistant_service_pb2_grpc, run_service_pb2_grpc
+    from graphrun_server.interceptors import DecodeGuard
+    from graphrun_server.servicers.assistants import AssistantServicer
+    from graphrun_server.servicers.runs import RunServicer
+
+    guarded = grpc.aio.server(interceptors=[DecodeGuard()])
+    run_service_pb2_grpc.add_RunServiceServicer_to_server(RunServicer(server.runner), guarded)
+    assistant_service_pb2_grpc.add_AssistantServiceServicer_to_server(AssistantServicer(server.runner.registry),
+                                                                      guarded)
+    port = guarded.add_insecure_port("127.0.0.1:0")
+    await guarded.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            await _expect_undecodable_refused(channel)
+            get = channel.unary_unary("/graphrun.v1.AssistantService/Get")
+            assert await get(b"\x0a\x05steps")  # decodable requests pass through
+    finally:
+        await guarded.stop(None)
+
+
+async def _expect_undecodable_refused(channel) -> None:
+    for method, streaming in [("/graphrun.v1.AssistantService/Get", False), ("/graphrun.v1.RunService/Join", True)]:
+        for raw in (b"\xff\xff\xff", b"\x0a\x02\xc3\x28"):  # corrupt; field 1 a string that is not UTF-8
+            call = (channel.unary_stream if streaming else channel.unary_unary)(method)
+            with pytest.raises(ABORT) as caught:
+                if streaming:
+                    await call(raw).read()
+                else:
+                    await call(raw)
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
+            info = details(caught.value)
+            assert info["reason"] == "INVALID_ARGUMENT" and "" in info["violations"]
+
+
+async def test_undecodable_request_is_invalid_argument(channel):
+    await _expect_undecodable_refused(channel)

@@ -148,3 +148,22 @@ async def test_wait_returns_what_get_state_reads_whatever_the_durability(runs, t
     assert done.run.status == run_pb2.RUN_STATUS_INTERRUPTED
     joined = [r.event async for r in runs.Join(run_service_pb2.RunServiceJoinRequest(run_id=done.run.run_id))]
     assert to_dict(joined[-1].end.state) == to_dict(stored.state)  # read back from the database
+
+
+@pytest.mark.parametrize("assistant_id, spec_fields", [
+    ("agent", {"input": question(), "metadata": {"team": "ops", "n": 3}}),
+    ("steps", {"input": {"log": ["start"]}, "durability": "DURABILITY_ASYNC"}),
+    ("steps", {"input": {"log": []}, "durability": "DURABILITY_EXIT", "config": {"tags": ["t"]}}),
+])
+async def test_the_state_wait_answers_with_is_the_state_the_thread_reads_back(runs, threads, assistant_id,
+                                                                               spec_fields):
+    """Wait builds a completed run's state from what the run stored; GetState reads it from the database."""
+    from graphrun.v1 import thread_service_pb2
+
+    response = await runs.Wait(wait_request(assistant_id=assistant_id, **spec_fields))
+    assert response.run.status == run_pb2.RUN_STATUS_SUCCESS
+    stored = await threads.GetState(thread_service_pb2.ThreadServiceGetStateRequest(thread_id=response.run.thread_id))
+    assert to_dict(response.state) == to_dict(stored.state)
+    continued = await runs.Wait(wait_request(assistant_id=assistant_id, thread_id=response.run.thread_id, **spec_fields))
+    stored = await threads.GetState(thread_service_pb2.ThreadServiceGetStateRequest(thread_id=response.run.thread_id))
+    assert to_dict(continued.state) == to_dict(stored.state)

@@ -145,7 +145,7 @@ def _as_caller(who: str | None, refusal):
     """Each call runs as `who` — or, with a refusal, only refuses."""
 
     @contextlib.asynccontextmanager
-    async def around(context, streaming: bool):
+    async def around(request, context, streaming: bool):
         if refusal is not None:
             await context.abort_with_status(refusal)
         caller.set(who)

@@ -16,6 +16,23 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 DOMAIN = "graphrun"
 
+# Errors echo what callers sent (ids, node names, config keys, a graph's error message). Bounded
+# (in UTF-8 bytes), a status always fits the 8 KiB of trailing metadata gRPC clients accept by
+# default; unbounded, a long id made the client fail with RESOURCE_EXHAUSTED and no details.
+MAX_MESSAGE_BYTES = 512
+MAX_METADATA_BYTES = 128
+MAX_VIOLATIONS = 10
+MAX_FIELD_BYTES = 100
+MAX_DESCRIPTION_BYTES = 200
+
+
+def clip(text: str, limit: int) -> str:
+    """text, cut to at most `limit` UTF-8 bytes (marked with an ellipsis)."""
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= limit:
+        return text
+    return data[:limit - 3].decode("utf-8", "ignore") + "…"
+
 
 class GraphrunError(Exception):
     """An error with a gRPC code, an ErrorInfo reason and metadata for the client."""
@@ -24,9 +41,10 @@ class GraphrunError(Exception):
     reason: str = "INTERNAL"
 
     def __init__(self, message: str, *, metadata: dict[str, str] | None = None, retry_after: float | None = None):
+        message = clip(message, MAX_MESSAGE_BYTES)
         super().__init__(message)
         self.message = message
-        self.metadata = {k: str(v) for k, v in (metadata or {}).items() if v is not None}
+        self.metadata = {k: clip(str(v), MAX_METADATA_BYTES) for k, v in (metadata or {}).items() if v is not None}
         self.retry_after = retry_after
 
     def details(self) -> list:
@@ -60,9 +78,12 @@ class InvalidArgument(GraphrunError):
     reason = "INVALID_ARGUMENT"
 
     def __init__(self, violations: list[FieldViolation] | FieldViolation):
-        self.violations = violations if isinstance(violations, list) else [violations]
-        text = "; ".join(f"{v.field}: {v.description}" for v in self.violations)
-        super().__init__(f"invalid request: {text}")
+        violations = violations if isinstance(violations, list) else [violations]
+        self.violations = [FieldViolation(clip(v.field, MAX_FIELD_BYTES), clip(v.description, MAX_DESCRIPTION_BYTES))
+                           for v in violations[:MAX_VIOLATIONS]]
+        more = len(violations) - len(self.violations)
+        text = clip("; ".join(f"{v.field}: {v.description}" for v in self.violations), MAX_MESSAGE_BYTES - 64)
+        super().__init__(f"invalid request: {text}" + (f"; and {more} more" if more > 0 else ""))
 
     def details(self) -> list:
         return [error_details_pb2.BadRequest(field_violations=[
@@ -167,6 +188,18 @@ class QueueFull(GraphrunError):
     def __init__(self, pending: int):
         super().__init__(f"{pending} runs are already waiting to execute; retry later",
                          metadata={"pending": str(pending)}, retry_after=1.0)
+
+
+class ReplicaBusy(GraphrunError):
+    """A Wait or Stream reached a replica that already executes its maximum of runs; another
+    replica, or this one a moment later, can start it."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "REPLICA_BUSY"
+
+    def __init__(self, limit: int):
+        super().__init__(f"this replica already executes its maximum of {limit} runs; retry shortly",
+                         metadata={"max_concurrent_runs": str(limit)}, retry_after=0.5)
 
 
 class DatabaseUnavailable(GraphrunError):

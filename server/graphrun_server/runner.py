@@ -14,8 +14,9 @@ replica takes the run over and continues it from its last checkpoint, and every
 write of the old owner is fenced off by the attempt number.
 
 Cost of a run that starts at once, beyond its checkpoint writes: one statement
-to accept it (and lease it), one to read the final state, one to record its
-end with its events; events of streamed runs are stored in batches meanwhile.
+to accept it (and lease it) and one to record its end with its events (plus one
+to read the final state back, unless the run completed and its last checkpoint
+write says what it is); events of streamed runs are stored in batches meanwhile.
 """
 
 from __future__ import annotations
@@ -32,17 +33,17 @@ import psycopg
 from langchain_core.messages import BaseMessage, BaseMessageChunk
 from langgraph.errors import GraphDrained, GraphRecursionError
 from langgraph.runtime import RunControl
-from langgraph.types import Command
+from langgraph.types import Command, StateSnapshot
 from opentelemetry import trace
 
-from . import events as ev
-from .errors import (RUN_FAILURE_CODES, FieldViolation, InvalidArgument, QueueFull, RunNotFound, ServerDraining,
-                     ThreadInterrupted, invalid)
+from . import events as ev, watchdog
+from .errors import (RUN_FAILURE_CODES, DatabaseUnavailable, FieldViolation, InvalidArgument, QueueFull,
+                     ReplicaBusy, RunNotFound, ServerDraining, ThreadInterrupted, invalid)
 from .observability.logs import in_run_context
 from .observability.metrics import Metrics
 from .registry import Assistant, Registry
-from .snapshots import interrupt_to_json, snapshot_to_json
-from .storage.checkpointer import FENCE_KEY
+from .snapshots import interrupt_to_json, read_state, snapshot_to_json
+from .storage.checkpointer import CHECKPOINTS_KEY, FENCE_KEY, RunCheckpoints
 from .storage.leases import LeaseKeeper
 from .storage.notify import Notifications
 from .storage.records import Claim, Records, RunRecord
@@ -62,8 +63,10 @@ STREAM_MODES = {
 }
 DEFAULT_RECURSION_LIMIT = 25
 
-# Why a run stops early -> its final status ("handoff" and "lost" leave no status: the run moves).
-STOP_STATUS = {"interrupt": "cancelled", "rollback": "cancelled", "timeout": "timeout"}
+# Why a run stops early -> its final status ("handoff", "outage" and "lost" leave no status: the run moves).
+STOP_STATUS = {"interrupt": "cancelled", "rollback": "cancelled", "timeout": "timeout", "blocked": "error"}
+STOP_ERROR_TYPE = {"timeout": "TimeoutError", "blocked": "EventLoopBlocked"}  # others: CancelledError
+MOVES = ("handoff", "outage", "lost")
 
 
 @dataclass
@@ -104,12 +107,13 @@ class ActiveRun:
     log: ev.EventLog
     task: asyncio.Task | None = None
     control: RunControl = field(default_factory=RunControl)
-    stop_reason: str | None = None  # interrupt | rollback | timeout | handoff | lost
+    stop_reason: str | None = None  # interrupt | rollback | timeout | blocked | handoff | outage | lost
     stop_message: str = ""
     streamed: dict[str, int] = field(default_factory=dict)  # message id -> step, sent as deltas
     current_node: str | None = None
     step: int | None = None
-    checkpoint: dict | None = None  # the last checkpoint the graph announced: its ref and `next`
+    checkpoint: dict | None = None  # the last checkpoint the graph announced: its ref, `next` and values
+    written: RunCheckpoints = field(default_factory=RunCheckpoints)  # what its checkpoint writes stored
     span: trace.Span = trace.INVALID_SPAN  # the run's trace span (a no-op unless tracing is on)
     node_spans: dict[str, trace.Span] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
@@ -134,7 +138,7 @@ class ActiveRun:
 @dataclass
 class RunnerSettings:
     owner: str = field(default_factory=lambda: f"replica-{uuid.uuid4().hex[:12]}")
-    max_concurrent_runs: int = 32
+    max_concurrent_runs: int = 100
     max_pending_runs: int = 10_000  # runs waiting in the database (all replicas) before RESOURCE_EXHAUSTED
     lease_seconds: float = 30.0
     max_attempts: int = 3
@@ -229,13 +233,20 @@ class GraphRunner:
 
     # -- accepting ----------------------------------------------------------------------
 
-    async def submit(self, req: RunRequest, start_delay: float = 0.0) -> RunRecord:
-        """Validate against the graph and thread, record the run, and start it here if it can start now."""
+    async def submit(self, req: RunRequest, start_delay: float = 0.0, *, queue: bool = True) -> RunRecord:
+        """Validate against the graph and thread, record the run, and start it here if it can start now.
+
+        A replica executing its maximum of runs queues new ones for any replica (`queue`,
+        background runs) or refuses them with ReplicaBusy (a caller waiting for the run).
+        """
         assistant = self.registry.get(req.assistant_id)
         self._check_nodes(assistant, req)
         if req.thread_id and (req.checkpoint_id or (req.command and "resume" in req.command)):
             await self._check_thread_state(assistant, req)
-        can_run_here = not self._draining and len(self._active) < self.settings.max_concurrent_runs
+        at_capacity = len(self._active) >= self.settings.max_concurrent_runs
+        if at_capacity and not queue:
+            raise ReplicaBusy(self.settings.max_concurrent_runs)
+        can_run_here = not self._draining and not at_capacity
         if not can_run_here and (pending := await self.records.count_pending()) >= self.settings.max_pending_runs:
             raise QueueFull(pending)
         record = await self.records.begin_run(
@@ -271,7 +282,7 @@ class GraphRunner:
         if req.checkpoint_id and await self.checkpointer.aget_tuple(config) is None:
             raise invalid("spec.checkpoint_id", f"thread {req.thread_id} has no checkpoint {req.checkpoint_id}")
         if req.command and "resume" in req.command:
-            snapshot = await assistant.graph.aget_state(config)
+            snapshot = await read_state(assistant.graph, config)
             if not snapshot.next:
                 raise invalid("spec.command.resume", f"thread {req.thread_id} is not waiting on an interrupt")
 
@@ -303,6 +314,8 @@ class GraphRunner:
             self._stop(older, "lost", "a newer attempt took the run over")
         active = ActiveRun(run, RunRequest.from_json(run.spec), ev.EventLog(after=claim.last_sequence))
         active.stored = claim.last_sequence
+        # Without a thread id the run's thread was created with it: empty until the run writes.
+        active.written.new_thread = active.request.thread_id is None and run.attempt == 1
         self._active[run.run_id] = active
         self._lease_view = dict(self._active)
         if self.metrics:
@@ -311,6 +324,7 @@ class GraphRunner:
             "graphrun.run_id": run.run_id, "graphrun.thread_id": run.thread_id,
             "graphrun.assistant_id": run.assistant_id, "graphrun.attempt": run.attempt})
         context = in_run_context(run.run_id, run.thread_id)  # the run's tasks log its ids
+        context.run(watchdog.current_run.set, run.run_id)  # and answer for blocking the loop
         active.task = asyncio.create_task(self._execute(active, claim), name=f"run-{run.run_id}", context=context)
         if active.request.stream_modes:  # runs started by Wait store their two events when they end
             active.flusher = asyncio.create_task(self._flush_events(active), name=f"events-{run.run_id}",
@@ -358,6 +372,9 @@ class GraphRunner:
                 active.stop_reason, active.stop_message = "interrupt", "the run's task was cancelled"
         except GraphDrained:
             active.stop_reason = active.stop_reason or "handoff"
+        except DatabaseUnavailable:  # a checkpoint could not be read or written: not the graph's fault
+            log.warning("run %s: the database went away; the run continues once it is back", run.run_id)
+            active.stop_reason = active.stop_reason or "outage"
         except ThreadInterrupted as exc:
             error = {"type": "ThreadInterrupted", "message": exc.message, "reason": exc.reason}
         except GraphRecursionError as exc:
@@ -373,8 +390,7 @@ class GraphRunner:
                 timer.cancel()
         if active.stop_reason in STOP_STATUS:
             status = STOP_STATUS[active.stop_reason]
-            error = {"type": "TimeoutError" if status == "timeout" else "CancelledError",
-                     "message": active.stop_message}
+            error = {"type": STOP_ERROR_TYPE.get(active.stop_reason, "CancelledError"), "message": active.stop_message}
         elif active.stop_reason is None and run.cancel_action:
             active.stop_reason = run.cancel_action
             status = STOP_STATUS.get(run.cancel_action, "cancelled")
@@ -398,14 +414,19 @@ class GraphRunner:
                 log.warning("run %s attempt %s lost to another replica; stopped here without writing",
                             run.run_id, run.attempt)
                 return
-            if active.stop_reason == "handoff":
-                if await self._store_pending_events(active):  # else the lease lapses: a takeover follows
-                    await self.records.release_run(run.run_id, run.attempt)
+            if active.stop_reason in ("handoff", "outage"):
+                if active.stop_reason == "outage":
+                    active.log.close("outage")  # followers go to the database: UNAVAILABLE until it is back
+                await self._release(active, patience=self.settings.lease_seconds * 2 / 3
+                                    if active.stop_reason == "outage" else 0.0)
                 return
             if active.stop_reason == "rollback":
                 await self.records.delete_run_checkpoints(run.thread_id, run.run_id)
-            # The stored end event names the final checkpoint; the state itself (for Wait and the
-            # followers here) is read meanwhile, in parallel with recording the end.
+            # The stored end event names the final checkpoint. The state itself (for Wait and the
+            # followers here) is known when the run completed; otherwise it is read meanwhile, in
+            # parallel with recording the end.
+            if state is None:
+                state = self._completed_state(active, status)
             reading = asyncio.ensure_future(self._final_state(active)) if state is None else None
             end = active.log.next_event(ev.END, {
                 "status": status, "error": error,
@@ -436,8 +457,28 @@ class GraphRunner:
             active.log.close(active.stop_reason or "lost")
             self._observe_end(active, status)
 
+    async def _release(self, active: ActiveRun, patience: float) -> None:
+        """Store the run's remaining events and hand it back to the queue, where this or another
+        replica continues it from its last checkpoint. While the database is unreachable, retry
+        for `patience` seconds; after that the lease lapses and a takeover does the same."""
+        loop = asyncio.get_running_loop()
+        give_up, delay = loop.time() + patience, 0.1
+        while True:
+            try:
+                batch = active.log.since(active.stored)
+                if not batch or await self.records.append_events(active.run_id, active.attempt, batch):
+                    await self.records.release_run(active.run_id, active.attempt)
+                return  # released, or another replica owns the run already
+            except Exception as exc:
+                if loop.time() + delay > give_up:
+                    log.warning("run %s: could not hand it back (%s); its lease will lapse",
+                                active.run_id, type(exc).__name__)
+                    return
+                await asyncio.sleep(delay)  # backoff while the database is away
+                delay = min(delay * 2, 2.0)
+
     def _observe_end(self, active: ActiveRun, status: str) -> None:
-        outcome = active.stop_reason if active.stop_reason in ("lost", "handoff") else status
+        outcome = active.stop_reason if active.stop_reason in MOVES else status
         for span in active.node_spans.values():
             span.end()
         active.span.set_attribute("graphrun.outcome", outcome)
@@ -447,6 +488,30 @@ class GraphRunner:
         if self.metrics:
             self.metrics.executing.set(len(self._active))
             self.metrics.run_finished(outcome, time.monotonic() - active.started)
+
+    @staticmethod
+    def _completed_state(active: ActiveRun, status: str) -> dict | None:
+        """The thread's state after a run that completed, from what the run itself saw and
+        stored — what `aget_state` would read back, without reading it. None when unsure.
+
+        A completed run's last checkpoint has no next tasks, hence no tasks or interrupts,
+        and nothing was written to it after: its state is the values the graph announced
+        with it, and the checkpoint row the run stored (id, parent, time, metadata).
+        """
+        stored, announced = active.written.latest, active.checkpoint
+        if (status != "success" or stored is None or announced is None or announced["next"]
+                or announced["ref"].get("checkpoint_id") != stored.checkpoint_id
+                or stored.checkpoint_id in active.written.written):
+            return None
+
+        def config(checkpoint_id: str) -> dict:
+            return {"configurable": {"thread_id": stored.thread_id, "checkpoint_ns": "",
+                                     "checkpoint_id": checkpoint_id}}
+
+        parent = config(stored.parent_checkpoint_id) if stored.parent_checkpoint_id else None
+        return snapshot_to_json(StateSnapshot(
+            values=announced["values"], next=(), config=config(stored.checkpoint_id), metadata=stored.metadata,
+            created_at=stored.created_at, parent_config=parent, tasks=(), interrupts=()))
 
     async def _final_state(self, active: ActiveRun) -> dict | None:
         try:
@@ -474,7 +539,7 @@ class GraphRunner:
         user = req.config
         config = graph_config(run.thread_id, None if resumed else req.checkpoint_id)
         config["configurable"] = {**user.get("configurable", {}), **config["configurable"],
-                                  FENCE_KEY: (run.run_id, run.attempt)}
+                                  FENCE_KEY: (run.run_id, run.attempt), CHECKPOINTS_KEY: active.written}
         config["recursion_limit"] = user.get("recursion_limit", DEFAULT_RECURSION_LIMIT)
         if user.get("tags"):
             config["tags"] = list(user["tags"])
@@ -491,7 +556,8 @@ class GraphRunner:
             kind = payload.get("type")
             if kind == "checkpoint":
                 checkpoint = payload["payload"]
-                active.checkpoint = {"ref": checkpoint["config"]["configurable"], "next": checkpoint["next"]}
+                active.checkpoint = {"ref": checkpoint["config"]["configurable"], "next": checkpoint["next"],
+                                     "values": checkpoint["values"]}
                 return
             if kind not in ("task", "task_result"):
                 return
@@ -630,6 +696,17 @@ class GraphRunner:
         if active is not None and active.attempt == attempt:
             self._stop(active, "lost", "another replica took the run over")
 
+    def on_loop_blocked(self, run_id: str, seconds: float) -> None:
+        """A task of this run held the event loop for `seconds` (see watchdog.py): the run fails."""
+        active = self._active.get(run_id)
+        if active is None:
+            return
+        node = f"node {active.current_node!r}" if active.current_node else "the graph"
+        message = (f"{node} blocked the server's event loop for {seconds:.1f} s, stalling every run; "
+                   "call blocking code from a sync node or asyncio.to_thread")
+        log.warning("run %s: %s", run_id, message)
+        self._stop(active, "blocked", message)
+
     def _on_lease_report(self, lost: set[str], cancels: dict[str, str]) -> None:
         for run_id in lost:
             active = self._active.get(run_id)
@@ -664,7 +741,7 @@ class GraphRunner:
         position = after
         while True:
             active = self._active.get(run_id)
-            if active is not None and position >= active.log.base:
+            if active is not None and active.log.closed is None and position >= active.log.base:
                 try:
                     async for event in active.log.follow(position, deadline):
                         position = event.sequence
@@ -694,7 +771,7 @@ class GraphRunner:
                     yield event
                     if event.kind == ev.END:
                         return
-                if stored or run_id in self._active:
+                if stored or (run_id in self._active and self._active[run_id].log.closed is None):
                     continue
                 timeout = 5.0 if deadline is None else min(deadline - loop.time(), 5.0)
                 if timeout <= 0:

@@ -4,9 +4,45 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.pregel import Pregel
 from langgraph.types import Interrupt, StateSnapshot
 
+from .errors import GraphrunError
 from .wire import to_json
+
+
+async def read_state(graph: Pregel, config: dict[str, Any]) -> StateSnapshot:
+    """`graph.aget_state(config)`, also for a checkpoint holding writes the graph refuses to apply.
+
+    A run that fails because a reducer raised on its writes (an input message LangChain cannot
+    read, a `command.update` the state refuses) leaves them stored with its last checkpoint;
+    reading the state applies them and raises again, every time. Such a checkpoint is shown as
+    it was written, without its pending writes. New input, or UpdateState, moves the thread on.
+    """
+    try:
+        return await graph.aget_state(config)
+    except (GraphrunError, psycopg.Error):  # the database, not the graph
+        raise
+    except Exception:
+        saved = await graph.checkpointer.aget_tuple(config)
+        if saved is None:
+            raise
+        as_written = graph.copy(update={"checkpointer": _WithoutPendingWrites(graph.checkpointer)})
+        return await as_written.aget_state(saved.config)
+
+
+class _WithoutPendingWrites(BaseCheckpointSaver):
+    """A read-only view of a checkpointer: checkpoints without their pending writes."""
+
+    def __init__(self, saver: BaseCheckpointSaver):
+        super().__init__(serde=saver.serde)
+        self._saver = saver
+
+    async def aget_tuple(self, config):
+        saved = await self._saver.aget_tuple(config)
+        return saved._replace(pending_writes=[]) if saved is not None else None
 
 
 def interrupt_to_json(interrupt: Interrupt) -> dict[str, Any]:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import uuid
 from typing import Any
 
-from langgraph.errors import InvalidUpdateError
+import psycopg
 
-from .errors import CheckpointNotFound, NoGraphForThread, invalid
+from .errors import CheckpointNotFound, GraphrunError, NoGraphForThread, invalid
 from .registry import Assistant, Registry
 from .runner import GraphRunner, graph_config
-from .snapshots import empty_state, snapshot_to_json
+from .snapshots import empty_state, read_state, snapshot_to_json
 from .storage.records import Records, ThreadRecord
 
 MAX_PAGE_SIZE = 1000
@@ -58,7 +59,7 @@ class Threads:
         await self._existing_checkpoint(thread_id, checkpoint_id)
         if assistant is None:
             return empty_state()
-        snapshot = await assistant.graph.aget_state(graph_config(thread_id, checkpoint_id))
+        snapshot = await read_state(assistant.graph, graph_config(thread_id, checkpoint_id))
         return snapshot_to_json(snapshot) if snapshot.config.get("configurable", {}).get("checkpoint_id") else empty_state()
 
     async def get_history(self, thread_id: str, page_size: int, page_token: str) -> tuple[list[dict], str]:
@@ -68,16 +69,24 @@ class Threads:
         before = None
         if page_token:
             try:
-                before_id = base64.urlsafe_b64decode(page_token.encode()).decode()
-            except (binascii.Error, UnicodeDecodeError, ValueError):
+                before_id = str(uuid.UUID(base64.urlsafe_b64decode(page_token.encode()).decode()))
+            except (binascii.Error, UnicodeDecodeError, ValueError):  # a checkpoint id is a UUID
                 raise invalid("page_token", "not a token this server returned") from None
             before = graph_config(thread_id, before_id)
         thread = await self.records.get_thread(thread_id)
         assistant = self._assistant(thread)
         if assistant is None:
             return [], ""
-        states = [snapshot_to_json(s) async for s in
-                  assistant.graph.aget_state_history(graph_config(thread_id), before=before, limit=page_size + 1)]
+        config = graph_config(thread_id)
+        try:
+            snapshots = [s async for s in
+                         assistant.graph.aget_state_history(config, before=before, limit=page_size + 1)]
+        except (GraphrunError, psycopg.Error):  # the database, not the graph
+            raise
+        except Exception:  # a checkpoint holds writes the graph refuses (see read_state): one at a time
+            saved = [t async for t in self.checkpointer.alist(config, before=before, limit=page_size + 1)]
+            snapshots = [await read_state(assistant.graph, t.config) for t in saved]
+        states = [snapshot_to_json(s) for s in snapshots]
         token = ""
         if len(states) > page_size:
             states = states[:page_size]
@@ -98,8 +107,10 @@ class Threads:
             try:
                 config = await assistant.graph.aupdate_state(graph_config(thread_id, checkpoint_id), values,
                                                              as_node=as_node or None)
-            except InvalidUpdateError as exc:
-                raise invalid("values", str(exc)) from None
+            except (GraphrunError, psycopg.Error):  # the database, not the values
+                raise
+            except Exception as exc:  # the graph refused the values (InvalidUpdateError, a reducer raised)
+                raise invalid("values", f"{type(exc).__name__}: {exc}") from None
             # The update may have answered the question the thread was waiting on.
             snapshot = await assistant.graph.aget_state(graph_config(thread_id))
             await self.records.set_thread_status(thread_id, "interrupted" if snapshot.interrupts else "idle")

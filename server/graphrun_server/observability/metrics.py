@@ -84,7 +84,7 @@ class _RpcMetrics(grpc.aio.ServerInterceptor):
         method, m = details.method, self.m
 
         @contextlib.asynccontextmanager
-        async def measured(context, streaming: bool):
+        async def measured(request, context, streaming: bool):
             started, error = time.perf_counter(), None
             if streaming:
                 m.streams.inc()

@@ -91,9 +91,14 @@ def require_uuid(value: str, field_path: str) -> str:
     return str(uuid.UUID(value))
 
 
-def struct_to_dict(message: struct_pb2.Struct, field_path: str = "") -> dict[str, Any]:
-    value = from_struct_value(json_format.MessageToDict(message))
-    if field_path and _has_nul(value):
+def struct_to_dict(message: struct_pb2.Struct | struct_pb2.Value, field_path: str) -> Any:
+    """A Struct (or a Value) as JSON, refusing what JSON and PostgreSQL's jsonb cannot hold."""
+    try:
+        value = json_format.MessageToDict(message)
+    except (ValueError, json_format.Error):  # a NaN or an infinity: not a JSON number
+        raise InvalidArgument(FieldViolation(field_path, "numbers must be finite (not NaN or Infinity)")) from None
+    value = from_struct_value(value)
+    if _has_nul(value):
         raise InvalidArgument(FieldViolation(field_path, "must not contain NUL characters (\\u0000)"))
     return value
 
@@ -172,9 +177,7 @@ def parse_run_spec(spec: run_pb2.RunSpec, stream_modes: list[str] | None = None)
         cmd = spec.command
         command = {}
         if cmd.HasField("resume"):
-            command["resume"] = from_struct_value(json_format.MessageToDict(cmd.resume))
-            if _has_nul(command["resume"]):
-                v.append(FieldViolation("spec.command.resume", "must not contain NUL characters"))
+            command["resume"] = struct_to_dict(cmd.resume, "spec.command.resume")
         if cmd.HasField("update"):
             command["update"] = struct_to_dict(cmd.update, "spec.command.update")
         if cmd.goto:

@@ -14,20 +14,22 @@ import logging
 
 import grpc
 import psycopg
-import psycopg_pool
 from grpc_status import rpc_status
 
 from ..errors import DatabaseUnavailable, GraphrunError
 
 log = logging.getLogger(__name__)
 
+# The database is unreachable (psycopg_pool's PoolTimeout and PoolClosed are OperationalErrors).
+DATABASE_ERRORS = (psycopg.OperationalError, DatabaseUnavailable)
+
 
 def _translate(exc: Exception) -> GraphrunError:
+    if isinstance(exc, DATABASE_ERRORS):
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return exc if isinstance(exc, GraphrunError) else DatabaseUnavailable()
     if isinstance(exc, GraphrunError):
         return exc
-    if isinstance(exc, (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed)):
-        log.warning("database unavailable: %s", type(exc).__name__)
-        return DatabaseUnavailable()
     log.exception("unexpected error")
     return GraphrunError("internal error; see the server log")
 

@@ -14,7 +14,7 @@ from ..events import RunEvent
 from ..runner import GraphRunner
 from ..storage.records import RunRecord
 from .convert import RUN_STATUS, duration_seconds, event_to_proto, parse_run_spec, require_uuid, run_to_proto
-from .errors import rpc
+from .errors import DATABASE_ERRORS, rpc
 
 RUN_ID_KEY = "graphrun-run-id"
 THREAD_ID_KEY = "graphrun-thread-id"
@@ -67,14 +67,17 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         self.runner = runner
 
     async def _submit(self, spec, stream_modes, context) -> tuple[RunRecord, list[bool]]:
-        """Start the run; if the call goes away before the run's end was delivered, stop the
-        run (on_disconnect CANCEL). Returns the run and a flag to set once its end is delivered.
+        """Start the run; if the call goes away before the run's end was detached, stop the
+        run (on_disconnect CANCEL). Returns the run and a flag to set once the run no longer
+        follows the call: its end was detached, or the server ended the call because the
+        database went away (the run goes on; the caller can Join it by the id sent in the
+        initial metadata).
 
         The watch is a done-callback on the call, not an `except CancelledError`: a client
         that leaves while a response is being written cancels gRPC's write, outside our code.
         """
         request = parse_run_spec(spec, stream_modes)
-        submitting = asyncio.ensure_future(self.runner.submit(request))
+        submitting = asyncio.ensure_future(self.runner.submit(request, queue=False))
         try:
             run = await asyncio.shield(submitting)
         except asyncio.CancelledError:  # the caller left while the run was being recorded
@@ -82,19 +85,19 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
                 submitting.add_done_callback(lambda t: t.cancelled() or t.exception() or self.runner.cancel_soon(
                     t.result().run_id, "interrupt", "the caller went away"))
             raise
-        delivered = [False]
+        detached = [False]
         if run.on_disconnect == "cancel":
             loop = asyncio.get_running_loop()
 
             def done(ctx) -> None:  # the call ended before the run's end reached the caller
-                if not delivered[0]:
+                if not detached[0]:
                     action, why = (("timeout", "the caller's deadline passed") if _deadline_passed(ctx)
                                    else ("interrupt", "the caller went away"))
                     loop.call_soon_threadsafe(self.runner.cancel_soon, run.run_id, action, why)
 
             context.add_done_callback(done)
         await context.send_initial_metadata(((RUN_ID_KEY, run.run_id), (THREAD_ID_KEY, run.thread_id)))
-        return run, delivered
+        return run, detached
 
     async def _stop_at_deadline(self, run: RunRecord) -> RunEvent:
         if run.on_disconnect == "continue":
@@ -104,12 +107,16 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
 
     @rpc
     async def Wait(self, request, context):
-        run, delivered = await self._submit(request.spec, None, context)
+        run, detached = await self._submit(request.spec, None, context)
         try:
-            end = await self.runner.wait_end(run.run_id, _deadline(context, _spec_timeout(request.spec)))
-        except TimeoutError:
-            end = await self._stop_at_deadline(run)
-        delivered[0] = True
+            try:
+                end = await self.runner.wait_end(run.run_id, _deadline(context, _spec_timeout(request.spec)))
+            except TimeoutError:
+                end = await self._stop_at_deadline(run)
+        except DATABASE_ERRORS:
+            detached[0] = True  # the database, not the caller, ends this call: the run goes on
+            raise
+        detached[0] = True
         end = event_to_proto(end, request.spec.granularity)
         _raise_if_failed(end, run)
         return pb.RunServiceWaitResponse(run=end.end.run, state=end.end.state)
@@ -131,14 +138,18 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
 
     @rpc
     async def Stream(self, request, context) -> AsyncIterator[pb.RunServiceStreamResponse]:
-        run, delivered = await self._submit(request.spec, list(request.stream_mode), context)
+        run, detached = await self._submit(request.spec, list(request.stream_mode), context)
         last = None
         deadline = _deadline(context, _spec_timeout(request.spec))
-        async for event in self._events(run, 0, request.spec.granularity, deadline, stop_at_deadline=True):
-            last = event
-            if event.HasField("end"):
-                delivered[0] = True
-            yield pb.RunServiceStreamResponse(event=event)
+        try:
+            async for event in self._events(run, 0, request.spec.granularity, deadline, stop_at_deadline=True):
+                last = event
+                if event.HasField("end"):
+                    detached[0] = True
+                yield pb.RunServiceStreamResponse(event=event)
+        except DATABASE_ERRORS:
+            detached[0] = True  # the database, not the caller, ends this call: the run goes on
+            raise
         _raise_if_failed(last, run)
 
     @rpc

@@ -1,36 +1,124 @@
 """LangGraph's Postgres checkpointer, made fit for many concurrent runs and replicas.
 
-Two changes to `AsyncPostgresSaver`, nothing else:
+Four changes to `AsyncPostgresSaver` and one translation, nothing else:
 - No process-wide lock. Given a pool, the upstream saver still takes one
   `asyncio.Lock` around every query, so all checkpoint I/O of a process runs
   one query at a time (a known LangGraph issue). With a pool each call has its
   own connection; the lock protects nothing.
 - Fenced writes. A run's checkpoint writes carry its run id and attempt (in
-  `configurable`); each write runs in a transaction that first calls
-  `graphrun_fence`, so a replica that lost its run to another (a stalled
-  process, a lease that expired) cannot write into the thread any more.
+  `configurable`); the INSERT of each write checks them (`graphrun_fenced`, in
+  its WHERE clause: no extra statement), so a replica that lost its run to
+  another (a stalled process, a lease that expired) cannot write into the
+  thread any more.
+- Small writes are serialized on the event loop. Upstream hands every
+  serialization to a worker thread; for the few values of a typical step the
+  thread hop (a wake-up, a GIL hand-over, a loop wake-up) costs more than the
+  serialization, which holds the GIL either way. Large values still go to a thread,
+  so one big state does not stall the loop. `aput` and `aput_writes` are
+  upstream's (langgraph-checkpoint-postgres 3.2) but for that choice.
+- Runs are known. A run's config may carry a `RunCheckpoints` (under
+  `CHECKPOINTS_KEY`): it learns what each of the run's writes stored, so the
+  runner can answer with the final state without reading it back; and for a
+  thread the run itself created, the first read (LangGraph's, as the run
+  starts) is answered without a query: there is nothing to read yet.
+
+And one translation: a database that cannot be reached (a lost connection, no
+connection within the pool's timeout) raises `DatabaseUnavailable`, so the
+runner can tell an outage, which it waits out, from a graph's own failure.
 """
 
 from __future__ import annotations
 
-import contextvars
-from collections.abc import AsyncIterator, Callable
+import asyncio
+import re
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from langgraph.checkpoint.base import WRITES_IDX_MAP, get_serializable_checkpoint_metadata
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from ..errors import DatabaseUnavailable
 
 FENCE_KEY = "__graphrun_fence"  # configurable key: (run_id, attempt); "__" keeps it out of metadata
+CHECKPOINTS_KEY = "__graphrun_checkpoints"  # configurable key: the run's RunCheckpoints
 
-_fence: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar("graphrun_fence", default=None)
+# Serialize on the event loop when the values hold at most this many items (a list
+# or dict counts its length, anything else 1): microseconds of work.
+INLINE_DUMP_ITEMS = 64
+
+
+def _fenced(sql: str) -> str:
+    """Upstream's `INSERT ... VALUES (%s, ...)` as `INSERT ... SELECT %s, ... WHERE graphrun_fenced(%s, %s)`:
+    the row is written only if the run's attempt still owns the run (else GR001 aborts the
+    write's transaction, with everything else in its pipeline)."""
+    fenced, count = re.subn(r"VALUES\s*\(((?:%s,\s*)*%s)\)",
+                            r"SELECT \1 WHERE graphrun_fenced(%s::uuid, %s::integer)", sql)
+    if count != 1:  # upstream changed its SQL: fail at start-up, not with unfenced writes
+        raise RuntimeError(f"cannot fence this checkpoint statement: {sql}")
+    return fenced
+
+
+def _items(values: Iterable[Any]) -> int:
+    """A cheap size estimate: serialization time grows with the number of objects."""
+    return sum(len(v) if isinstance(v, (list, tuple, dict, set)) else 1 for v in values)
+
+
+async def _dump(dump: Callable[..., list], values: Iterable[Any], *args: Any) -> list:
+    """Run a serialization inline when its values are few, else in a worker thread."""
+    if _items(values) <= INLINE_DUMP_ITEMS:
+        return dump(*args)
+    return await asyncio.to_thread(dump, *args)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    """The row a checkpoint write stored, as `aget_tuple` would read it back."""
+
+    thread_id: str
+    checkpoint_id: str
+    parent_checkpoint_id: str | None
+    created_at: str
+    metadata: dict[str, Any]
+
+
+@dataclass
+class RunCheckpoints:
+    """What one run wrote into its thread's root namespace (subgraphs' writes are not recorded)."""
+
+    new_thread: bool = False  # the run created its thread (and this is its first attempt)
+    latest: StoredCheckpoint | None = None  # its last checkpoint (writes are stored in order)
+    written: set[str] = field(default_factory=set)  # checkpoints that got pending writes
+
+    def knows_empty(self, config) -> bool:
+        """True when the thread certainly has no checkpoint yet: the run created it and has not
+        written. (No one else writes into a thread while a run holds it: it is BUSY.)"""
+        return (self.new_thread and self.latest is None and not self.written
+                and not config["configurable"].get("checkpoint_id"))
+
+    def stored(self, config, checkpoint, metadata: dict[str, Any]) -> None:
+        conf = config["configurable"]
+        self.latest = StoredCheckpoint(str(conf["thread_id"]), checkpoint["id"], conf.get("checkpoint_id"),
+                                       checkpoint["ts"], metadata)
+
+
+def _recorder(config) -> RunCheckpoints | None:
+    conf = config["configurable"]
+    return conf.get(CHECKPOINTS_KEY) if not conf.get("checkpoint_ns") else None
 
 
 class FencedPostgresSaver(AsyncPostgresSaver):
     # Called with (run_id, attempt) when a write is refused, so the runner can stop that
     # attempt at once (with async durability LangGraph would otherwise run more nodes first).
     on_fenced: Callable[[str, int], None] | None = None
+    FENCED_UPSERT_CHECKPOINTS_SQL = _fenced(AsyncPostgresSaver.UPSERT_CHECKPOINTS_SQL)
+    FENCED_UPSERT_CHECKPOINT_WRITES_SQL = _fenced(AsyncPostgresSaver.UPSERT_CHECKPOINT_WRITES_SQL)
+    FENCED_INSERT_CHECKPOINT_WRITES_SQL = _fenced(AsyncPostgresSaver.INSERT_CHECKPOINT_WRITES_SQL)
 
     def _refused(self, exc: psycopg.Error, fence: tuple[str, int] | None) -> None:
         if fence is not None and exc.sqlstate == "GR001" and self.on_fenced is not None:
@@ -38,37 +126,85 @@ class FencedPostgresSaver(AsyncPostgresSaver):
 
     @asynccontextmanager
     async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[Any]:
-        fence = _fence.get()
-        async with self.conn.connection() as conn:
-            if pipeline:
-                # One round trip. With autocommit, the statements of a pipeline up to
-                # its Sync form one implicit transaction: the fence check and the
-                # writes commit together, and a failed fence skips the writes.
-                async with conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
-                    if fence is not None:
-                        await cur.execute("SELECT graphrun_fence(%s, %s)", fence)
-                    yield cur
-            else:
-                async with conn.cursor(binary=True, row_factory=dict_row) as cur:
-                    yield cur
+        try:
+            async with self.conn.connection() as conn:
+                if pipeline:
+                    # One round trip. With autocommit, the statements of a pipeline up to
+                    # its Sync form one implicit transaction: the fence check and the
+                    # writes commit together, and a failed fence undoes the writes.
+                    async with conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
+                        yield cur
+                else:
+                    async with conn.cursor(binary=True, row_factory=dict_row) as cur:
+                        yield cur
+        except psycopg.OperationalError as exc:  # includes the pool's timeout
+            raise DatabaseUnavailable() from exc
 
     @contextmanager
-    def _fencing(self, config):
-        """Run one write under the run's fence (if its config carries one)."""
-        fence = config["configurable"].get(FENCE_KEY)
-        token = _fence.set(fence)
+    def _fencing(self, fence: tuple[str, int] | None):
+        """Tell `on_fenced` when a write of the run was refused."""
         try:
             yield
         except psycopg.Error as exc:
             self._refused(exc, fence)
             raise
-        finally:
-            _fence.reset(token)
+
+    async def aget_tuple(self, config):
+        if (recorder := _recorder(config)) is not None and recorder.knows_empty(config):
+            return None
+        return await super().aget_tuple(config)
 
     async def aput(self, config, checkpoint, metadata, new_versions):
-        with self._fencing(config):
-            return await super().aput(config, checkpoint, metadata, new_versions)
+        with self._fencing(config["configurable"].get(FENCE_KEY)):
+            return await self._aput(config, checkpoint, metadata, new_versions)
 
     async def aput_writes(self, config, writes, task_id, task_path=""):
-        with self._fencing(config):
-            return await super().aput_writes(config, writes, task_id, task_path)
+        with self._fencing(config["configurable"].get(FENCE_KEY)):
+            return await self._aput_writes(config, writes, task_id, task_path)
+
+    async def _aput(self, config, checkpoint, metadata, new_versions):
+        """Upstream's `aput`, serializing through `_dump`, fenced in the checkpoint's INSERT."""
+        configurable = config["configurable"]
+        fence = configurable.get(FENCE_KEY)
+        thread_id, checkpoint_ns = configurable["thread_id"], configurable["checkpoint_ns"]
+        copy = checkpoint.copy()
+        copy["channel_values"] = copy["channel_values"].copy()
+        # Primitive values stay inline in the checkpoint row; the others go to the blobs table.
+        blob_values = {}
+        for k, v in checkpoint["channel_values"].items():
+            if isinstance(v, _DeltaSnapshot):
+                blob_values[k] = copy["channel_values"].pop(k)
+                copy["channel_values"][k] = True
+            elif not (v is None or isinstance(v, (str, int, float, bool))):
+                blob_values[k] = copy["channel_values"].pop(k)
+        stored_metadata = get_serializable_checkpoint_metadata(config, metadata)
+        async with self._cursor(pipeline=True) as cur:
+            if blob_versions := {k: v for k, v in new_versions.items() if k in blob_values}:
+                await cur.executemany(self.UPSERT_CHECKPOINT_BLOBS_SQL, await _dump(
+                    self._dump_blobs, blob_values.values(), thread_id, checkpoint_ns, blob_values, blob_versions))
+            row = (thread_id, checkpoint_ns, checkpoint["id"], configurable.get("checkpoint_id"), Jsonb(copy),
+                   Jsonb(stored_metadata))
+            if fence is None:
+                await cur.execute(self.UPSERT_CHECKPOINTS_SQL, row)
+            else:
+                await cur.execute(self.FENCED_UPSERT_CHECKPOINTS_SQL, (*row, *fence))
+        if (recorder := _recorder(config)) is not None:
+            recorder.stored(config, checkpoint, stored_metadata)
+        return {"configurable": {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns,
+                                 "checkpoint_id": checkpoint["id"]}}
+
+    async def _aput_writes(self, config, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str):
+        """Upstream's `aput_writes`, serializing through `_dump`, fenced in each row's INSERT."""
+        upsert = all(w[0] in WRITES_IDX_MAP for w in writes)
+        configurable = config["configurable"]
+        params = await _dump(self._dump_writes, (v for _, v in writes), configurable["thread_id"],
+                             configurable["checkpoint_ns"], configurable["checkpoint_id"], task_id, task_path, writes)
+        if (fence := configurable.get(FENCE_KEY)) is None:
+            query = self.UPSERT_CHECKPOINT_WRITES_SQL if upsert else self.INSERT_CHECKPOINT_WRITES_SQL
+        else:
+            query = self.FENCED_UPSERT_CHECKPOINT_WRITES_SQL if upsert else self.FENCED_INSERT_CHECKPOINT_WRITES_SQL
+            params = [(*row, *fence) for row in params]
+        if (recorder := _recorder(config)) is not None:
+            recorder.written.add(configurable["checkpoint_id"])
+        async with self._cursor(pipeline=True) as cur:
+            await cur.executemany(query, params)

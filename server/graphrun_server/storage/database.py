@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import pathlib
+import select
 from importlib import resources
 
 import psycopg
@@ -41,18 +42,54 @@ def start_embedded(data_dir: str | os.PathLike):
     return server
 
 
-def make_pool(dsn: str, *, max_size: int = 20) -> AsyncConnectionPool:
+class Pool(AsyncConnectionPool):
+    """psycopg's pool, minus connections the server closed while they sat idle.
+
+    A connection that PostgreSQL terminated or a proxy cut while idle in the pool
+    has the server's goodbye (an error message, or EOF) waiting on its socket:
+    poll() sees that without a round trip, where psycopg's `check_connection`
+    costs one query per checkout. Such a connection is closed and the pool
+    replaces it; the caller gets a live one and never sees the error.
+    """
+
+    async def getconn(self, timeout: float | None = None):
+        for _ in range(self.max_size + 1):
+            conn = await super().getconn(timeout)
+            if not _hung_up(conn):
+                return conn
+            log.info("discarding a database connection the server closed while it was idle")
+            await conn.close()
+            await self.putconn(conn)  # the pool sees it closed and opens another
+        return await super().getconn(timeout)
+
+
+def _hung_up(conn: psycopg.AsyncConnection) -> bool:
+    """Did the server send something to a connection no query is running on (so: close it)?"""
+    if conn.closed:
+        return True
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def make_pool(dsn: str, *, max_size: int = 20, timeout: float = 5.0) -> Pool:
     """A pool whose connections suit both graphrun's queries and AsyncPostgresSaver.
 
     The saver needs autocommit and dict rows; prepare_threshold=0 keeps it
     working behind transaction-pooling proxies (PgBouncer) as LangGraph advises.
+    `timeout` bounds every wait for a connection, including reconnecting, so a
+    call fails with UNAVAILABLE soon after the database goes away instead of
+    hanging; TCP keepalives find connections to a host that vanished.
     """
-    return AsyncConnectionPool(
+    return Pool(
         dsn,
         min_size=2,
         max_size=max_size,
         open=False,
-        kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+        timeout=timeout,
+        kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row,
+                "connect_timeout": max(1, round(timeout)), "keepalives": 1, "keepalives_idle": 30,
+                "keepalives_interval": 5, "keepalives_count": 3},
         name="graphrun",
     )
 

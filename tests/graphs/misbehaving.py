@@ -1,0 +1,40 @@
+"""A graph that misbehaves on request, for isolation tests: first -> culprit.
+
+`culprit` misbehaves as its input says: `block_seconds` holds the event loop
+with time.sleep inside `async def` (what a synchronous client called from an
+async node does); `unstorable` returns a value no checkpointer can serialise.
+"""
+
+import operator
+import time
+from typing import Annotated, Any
+
+from langgraph.graph import END, START, StateGraph
+from typing_extensions import TypedDict
+
+
+class State(TypedDict, total=False):
+    log: Annotated[list[Any], operator.add]
+    block_seconds: float
+    unstorable: bool
+
+
+async def first(state: State) -> dict:
+    return {"log": ["first"]}
+
+
+async def culprit(state: State) -> dict:
+    if state.get("block_seconds"):
+        time.sleep(state["block_seconds"])  # noqa: ASYNC251 - the misbehaviour under test
+    if state.get("unstorable"):
+        return {"log": [object()]}
+    return {"log": ["culprit"]}
+
+
+builder = StateGraph(State)
+builder.add_node("first", first)
+builder.add_node("culprit", culprit)
+builder.add_edge(START, "first")
+builder.add_edge("first", "culprit")
+builder.add_edge("culprit", END)
+graph = builder
