@@ -3,7 +3,11 @@
 It uses the binaries pgserver ships in its wheel (a runtime dependency of
 graphrun), so it works wherever `make test` does. It listens on 127.0.0.1 at a
 fixed free port, so a restarted server is found at the same address. PostgreSQL
-refuses to run as root: as root it runs as pgserver's `pgserver` user.
+refuses to run as root: as root it runs as pgserver's `pgserver` user, with the
+same permission fixes pgserver's embedded mode makes.
+
+The server process is started and signalled directly rather than through
+pg_ctl: stop() is a fast shutdown (SIGINT), as in a restart or failover.
 """
 
 from __future__ import annotations
@@ -11,10 +15,16 @@ from __future__ import annotations
 import os
 import pathlib
 import shutil
+import signal
 import socket
+import subprocess
 import tempfile
+import time
 
+import psycopg
 from pgserver import _commands as pg
+
+READY_WITHIN = 60.0  # seconds for the server to accept connections
 
 
 def _free_port() -> int:
@@ -27,39 +37,68 @@ class OwnPostgres:
     def __init__(self) -> None:
         self.root = pathlib.Path(tempfile.mkdtemp(prefix="graphrun-outage-pg-"))
         self.data = self.root / "data"
+        self.log = self.root / "server.log"
         self.port = _free_port()
-        self.user = None
-        self.running = False
+        self.user: str | None = None
+        self.process: subprocess.Popen | None = None
         self.dsn = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, command, args: list[str]) -> str:
-        return command(args, pgdata=self.data, user=self.user, timeout=60)
 
     def init(self) -> OwnPostgres:
         self.data.mkdir()
         if os.geteuid() == 0:
-            from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
-
-            entry = ensure_user_exists("pgserver")
-            ensure_prefix_permissions(pg.POSTGRES_BIN_PATH)  # as pgserver's embedded mode does for its data
-            self.user = "pgserver"
-            self.root.chmod(0o755)
-            os.chown(self.data, entry.pw_uid, entry.pw_gid)
-        self._run(pg.initdb, ["--auth=trust", "--encoding=utf8", "-U", "postgres"])
+            self._open_to_pgserver_user()
+        pg.initdb(["--auth=trust", "--encoding=utf8", "-U", "postgres"], pgdata=self.data,
+                  user=self.user, cwd=self.root, timeout=120)
         return self
 
-    def start(self) -> None:
-        self._run(pg.pg_ctl, ["-w", "-l", str(self.data / "server.log"),
-                              "-o", f"-p {self.port} -h 127.0.0.1 -c unix_socket_directories=''", "start"])
-        self.running = True
+    def _open_to_pgserver_user(self) -> None:
+        import stat
 
-    def stop(self) -> None:
-        """A fast shutdown, as in a restart or failover: open sessions are terminated."""
-        self._run(pg.pg_ctl, ["-w", "-m", "fast", "stop"])
-        self.running = False
+        from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+
+        entry = ensure_user_exists("pgserver")
+        read, execute = stat.S_IRGRP | stat.S_IROTH, stat.S_IXGRP | stat.S_IXOTH
+        ensure_prefix_permissions(pg.POSTGRES_BIN_PATH)
+        ensure_folder_permissions(pg.POSTGRES_BIN_PATH, read | execute)
+        ensure_folder_permissions(pg.POSTGRES_BIN_PATH.parent / "lib", read)
+        ensure_folder_permissions(pg.POSTGRES_BIN_PATH.parent / "share", read)
+        ensure_prefix_permissions(self.data)
+        self.root.chmod(0o755)
+        os.chown(self.data, entry.pw_uid, entry.pw_gid)
+        self.log.touch()
+        os.chown(self.log, entry.pw_uid, entry.pw_gid)
+        self.user = "pgserver"
+
+    def start(self) -> None:
+        with open(self.log, "a") as log:
+            self.process = subprocess.Popen(
+                [str(pg.POSTGRES_BIN_PATH / "postgres"), "-D", str(self.data), "-p", str(self.port),
+                 "-h", "127.0.0.1", "-c", "unix_socket_directories="],
+                user=self.user, cwd=self.root, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        self._wait_until_ready()
+
+    def _wait_until_ready(self) -> None:
+        deadline = time.monotonic() + READY_WITHIN
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"postgres exited with {self.process.returncode}:\n{self.log.read_text()}")
+            try:
+                psycopg.connect(self.dsn, connect_timeout=2).close()
+                return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"postgres not ready after {READY_WITHIN}s:\n{self.log.read_text()}")
+                time.sleep(0.05)  # polling a readiness condition, not synchronising with the code under test
+
+    def stop(self, sig: int = signal.SIGINT) -> None:
+        """SIGINT is PostgreSQL's fast shutdown: open sessions are terminated, as in a restart."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=60)
+        self.process = None
 
     def destroy(self) -> None:
-        if self.running:
-            self._run(pg.pg_ctl, ["-w", "-m", "immediate", "stop"])
-            self.running = False
-        shutil.rmtree(self.root, ignore_errors=True)
+        try:
+            self.stop(signal.SIGQUIT)  # immediate shutdown
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
