@@ -20,8 +20,23 @@ async def saver(server, database_url):  # the server fixture has migrated the da
     await pool.close()
 
 
+FAKE_THREADS: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _remove_fake_runs(db):
+    """The rows below stand for a run on a replica that does not exist (no lease): removed after each
+    test, so that no other test (the fuzzer lists every run) finds a thread busy for ever."""
+    yield
+    if FAKE_THREADS:
+        for table in ("graphrun_run", "checkpoint_writes", "checkpoint_blobs", "checkpoints", "graphrun_thread"):
+            db.execute(f"DELETE FROM {table} WHERE thread_id::text = ANY(%s)", (FAKE_THREADS,))
+        FAKE_THREADS.clear()
+
+
 def _running_run(db, attempt: int) -> tuple[str, str]:
     thread_id, run_id = str(uuid.uuid4()), str(uuid.uuid4())
+    FAKE_THREADS.append(thread_id)
     db.execute("INSERT INTO graphrun_thread (thread_id, status) VALUES (%s, 'busy')", (thread_id,))
     db.execute("INSERT INTO graphrun_run (run_id, thread_id, assistant_id, status, attempt, multitask_strategy, spec)"
                " VALUES (%s, %s, 'steps', 'running', %s, 'reject', '{}')", (run_id, thread_id, attempt))
@@ -49,6 +64,7 @@ async def test_the_owning_attempt_writes_and_a_former_one_is_refused(saver, db):
 
 async def test_writes_without_a_fence_are_not_checked(saver, db):
     thread_id = str(uuid.uuid4())
+    FAKE_THREADS.append(thread_id)
     await saver.aput({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}, empty_checkpoint(),
                      {"source": "update", "step": 0}, {})
     assert db.execute("SELECT count(*) AS n FROM checkpoints WHERE thread_id = %s", (thread_id,)).fetchone()["n"] == 1
