@@ -69,3 +69,29 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme and "make serve" in readme
     assert "\nmake test\n" in ci
+
+
+@pytest.mark.parametrize("event_loop", [None, "asyncio"])
+async def test_the_server_process_serves_on_uvloop_by_default_or_on_asyncio(database_url, event_loop):
+    from replicas import Replica
+    from conftest import GRAPHS_CONFIG
+
+    settings = {"event_loop": event_loop} if event_loop else {}
+    replica = await Replica("loop", database_url, GRAPHS_CONFIG, **settings).start()
+    try:
+        assert f"(event loop: {event_loop or 'uvloop'})" in await replica.wait_for_log("event loop:", timeout=30)
+        answer = await replica.runs.Wait(wait_request(assistant_id="steps", input={"log": []}), timeout=30)
+        assert answer.run.status == run_pb2.RUN_STATUS_SUCCESS
+    finally:
+        await replica.close()
+
+
+async def test_an_unknown_event_loop_stops_the_server_with_a_clear_message(database_url):
+    from replicas import Replica
+    from conftest import GRAPHS_CONFIG
+
+    replica = Replica("bad-loop", database_url, GRAPHS_CONFIG, event_loop="trio")
+    with pytest.raises(RuntimeError) as failed:
+        await replica.start()
+    assert "GRAPHRUN_EVENT_LOOP must be 'uvloop' or 'asyncio', not 'trio'" in str(failed.value)
+    await replica.close()

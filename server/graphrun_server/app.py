@@ -71,6 +71,7 @@ class Settings:
     metrics_port: int | None = None  # None: no metrics endpoint
     metrics_host: str = "0.0.0.0"
     log_format: str = "text"
+    event_loop: str = "uvloop"  # uvloop (libuv: ~0.2 ms less per Wait) or asyncio (the standard loop)
 
     def to_env(self) -> dict[str, str]:
         """These settings as GRAPHRUN_* variables (for worker processes; authentication comes from
@@ -101,6 +102,7 @@ class Settings:
             "metrics_port": int(env["GRAPHRUN_METRICS_PORT"]) if env.get("GRAPHRUN_METRICS_PORT") else None,
             "metrics_host": env.get("GRAPHRUN_METRICS_HOST", cls.metrics_host),
             "log_format": env.get("GRAPHRUN_LOG_FORMAT", cls.log_format),
+            "event_loop": env.get("GRAPHRUN_EVENT_LOOP") or cls.event_loop,
             "tls_cert": env.get("GRAPHRUN_TLS_CERT") or None,
             "tls_key": env.get("GRAPHRUN_TLS_KEY") or None,
             "tls_client_ca": env.get("GRAPHRUN_TLS_CLIENT_CA") or None,
@@ -249,6 +251,8 @@ class App:
         gc.freeze()
         # One machine-readable line on stdout (logs go to stderr): supervisors and tests wait for it.
         print(f"graphrun serving on {self.settings.host}:{self.port}", flush=True)
+        log.info("serving on %s:%s (event loop: %s)", self.settings.host, self.port,
+                 type(asyncio.get_running_loop()).__module__.split(".")[0])
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -272,9 +276,26 @@ def server_credentials(s: Settings) -> grpc.ServerCredentials | None:
 
 def serve(settings: Settings) -> None:
     logs.configure(os.environ.get("GRAPHRUN_LOG_LEVEL", "INFO"), settings.log_format)
+    loop_factory = event_loop_factory(settings.event_loop)  # a bad name stops here, before any worker
     if settings.workers > 1:
         raise SystemExit(serve_workers(settings))
-    asyncio.run(App(settings).serve_forever())
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(App(settings).serve_forever())
+
+
+def event_loop_factory(name: str):
+    """The event loop to serve on. uvloop is the default where it is installed (not on Windows):
+    psycopg's and gRPC's many small waits cost less on it. `asyncio` is the standard loop."""
+    if name == "asyncio":
+        return None
+    if name == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            log.warning("GRAPHRUN_EVENT_LOOP=uvloop, but uvloop is not installed: serving on asyncio's loop")
+            return None
+        return uvloop.new_event_loop
+    raise SystemExit(f"GRAPHRUN_EVENT_LOOP must be 'uvloop' or 'asyncio', not {name!r}")
 
 
 def serve_workers(settings: Settings) -> int:
