@@ -189,3 +189,37 @@ async def test_a_state_holding_a_nul_character_is_stored_and_returned(runs):
     done = await runs.Wait(wait_request(assistant_id="steps", input={"nul": True}))
     assert done.run.status == run_pb2.RUN_STATUS_SUCCESS
     assert to_dict(done.state.values)["log"][-1] == "third\ufffd"
+
+
+async def test_a_refused_or_queued_run_runs_no_node_before_its_turn(runs, db, database_url):
+    """A run meant to start at once gets its graph ready while the database records it; a run
+    the database refuses must leave no trace, and one it queues must run in its turn, once.
+    (The later runs open no gates: the thread's state still holds the first run's.)"""
+    since = db.execute("SELECT now() AS t").fetchone()["t"]
+    first = (await runs.Create(pb.RunServiceCreateRequest(spec=_gated("held", node="n1")))).run
+    busy = {"assistant_id": "durable", "thread_id": first.thread_id}
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await runs.Wait(wait_request(**busy, input={"tag": "refused", "gates": {}}))
+    assert refused.value.code() == grpc.StatusCode.ABORTED and details(refused.value)["reason"] == "THREAD_BUSY"
+    enqueue = {**busy, "multitask_strategy": "MULTITASK_STRATEGY_ENQUEUE"}
+    queued = (await runs.Create(pb.RunServiceCreateRequest(spec=spec(**enqueue, input={"tag": "queued", "gates": {}})))).run
+    assert queued.status == run_pb2.RUN_STATUS_PENDING
+    waited = asyncio.ensure_future(runs.Wait(wait_request(**enqueue, input={"tag": "waited", "gates": {}})))
+    listing = pb.RunServiceListRequest(thread_id=first.thread_id)
+    while len((await runs.List(listing)).runs) < 3:  # the Wait's run is recorded (queued)
+        assert not waited.done()
+
+    open_gate(database_url, f"{first.run_id}-1")
+    answer = await waited
+    assert answer.run.status == run_pb2.RUN_STATUS_SUCCESS
+    assert to_dict(answer.state.values)["log"][-4:] == ["waited:n1", "waited:n2", "waited:n3", "waited:n4"]
+    rows = db.execute("SELECT run_id::text AS run_id, node, attempt FROM test_side_effect WHERE at >= %s"
+                      " AND run_id::text IN (SELECT run_id::text FROM graphrun_run WHERE thread_id = %s)",
+                      (since, first.thread_id)).fetchall()
+    ran = {}
+    for row in rows:
+        ran.setdefault(row["run_id"], []).append((row["node"], row["attempt"]))
+    assert len(ran) == 3 and all(steps == [("n1", 1), ("n2", 1), ("n3", 1), ("n4", 1)] for steps in ran.values())
+    strays = db.execute("SELECT run_id FROM test_side_effect WHERE at >= %s"
+                        " AND run_id::text NOT IN (SELECT run_id::text FROM graphrun_run)", (since,)).fetchall()
+    assert strays == []  # the refused run ran nothing

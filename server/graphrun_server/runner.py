@@ -22,6 +22,7 @@ write says what it is); events of streamed runs are stored in batches meanwhile.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 import uuid
@@ -121,6 +122,8 @@ class ActiveRun:
     flusher: asyncio.Task | None = None
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     settling: bool = False  # recording its end: too late to stop it
+    admitted: asyncio.Future | None = None  # started before the database accepted it: its answer
+    context: Any = None  # the contextvars.Context its tasks run in
 
     @property
     def run_id(self) -> str:
@@ -133,6 +136,10 @@ class ActiveRun:
     @property
     def attempt(self) -> int:
         return self.record.attempt
+
+
+class NotAdmitted(Exception):
+    """The database did not let a run that was started here ahead of its answer run here."""
 
 
 @dataclass
@@ -172,6 +179,7 @@ class GraphRunner:
         self._wake = asyncio.Event()
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._draining = False
+        self._starting = 0  # runs started here whose acceptance the database has not answered yet
         self._worker: asyncio.Task | None = None
         self._leases: LeaseKeeper | None = None
         self._background: set[asyncio.Task] = set()
@@ -243,23 +251,63 @@ class GraphRunner:
         self._check_nodes(assistant, req)
         if req.thread_id and (req.checkpoint_id or (req.command and "resume" in req.command)):
             await self._check_thread_state(assistant, req)
-        at_capacity = len(self._active) >= self.settings.max_concurrent_runs
+        at_capacity = len(self._active) + self._starting >= self.settings.max_concurrent_runs
         if at_capacity and not queue:
             raise ReplicaBusy(self.settings.max_concurrent_runs)
         can_run_here = not self._draining and not at_capacity
         if not can_run_here and (pending := await self.records.count_pending()) >= self.settings.max_pending_runs:
             raise QueueFull(pending)
-        record = await self.records.begin_run(
-            run_id=str(uuid.uuid4()), thread_id=req.thread_id or str(uuid.uuid4()),
-            create_thread=req.create_thread or not req.thread_id, assistant_id=assistant.assistant_id,
-            multitask_strategy=req.multitask_strategy, on_disconnect=req.on_disconnect, spec=req.to_json(),
-            metadata=req.metadata, delay=start_delay, has_input=req.input is not None,
-            owner=self.owner if can_run_here else None, lease=self.settings.lease_seconds)
-        if record.status == "running":
-            self._launch(Claim(record, 0, None))
-        elif start_delay > 0:
+        run_id, thread_id, spec = str(uuid.uuid4()), req.thread_id or str(uuid.uuid4()), req.to_json()
+        begin = self.records.begin_run(
+            run_id=run_id, thread_id=thread_id, create_thread=req.create_thread or not req.thread_id,
+            assistant_id=assistant.assistant_id, multitask_strategy=req.multitask_strategy,
+            on_disconnect=req.on_disconnect, spec=spec, metadata=req.metadata, delay=start_delay,
+            has_input=req.input is not None, owner=self.owner if can_run_here else None,
+            lease=self.settings.lease_seconds)
+        if can_run_here and start_delay <= 0:
+            return await self._begin_here(begin, self._provisional(run_id, thread_id, assistant, req, spec))
+        record = await begin
+        if start_delay > 0:
             asyncio.get_running_loop().call_later(start_delay, self._wake.set)
         return record
+
+    async def _begin_here(self, begin, provisional: RunRecord) -> RunRecord:
+        """Record a run that can start here at once, getting its graph ready meanwhile.
+
+        The run's task starts as the database call goes out; LangGraph's set-up (configs,
+        channels, the loop) overlaps the round trip, and the run waits for the answer before
+        its first checkpoint read, so no node runs before the run is accepted. A run the
+        database refuses (a busy thread) or queues (`enqueue`) is dropped without a trace.
+        """
+        admitted = asyncio.get_running_loop().create_future()
+        active = self._prepare(Claim(provisional, 0, None), admitted)
+        self._starting += 1
+        try:
+            record = await begin
+        except BaseException:
+            admitted.set_exception(NotAdmitted())
+            raise
+        finally:
+            self._starting -= 1
+        if record.status != "running":
+            admitted.set_exception(NotAdmitted())
+            return record
+        active.record = record
+        self._register(active)
+        admitted.set_result(None)
+        active.written.admitted = None  # no more waiting for the checkpointer
+        return record
+
+    def _provisional(self, run_id: str, thread_id: str, assistant: Assistant, req: RunRequest,
+                     spec: dict[str, Any]) -> RunRecord:
+        """The record a run started here will have, until the database's answer replaces it."""
+        now = dt.datetime.now(dt.timezone.utc)
+        return RunRecord(run_id=run_id, thread_id=thread_id, assistant_id=assistant.assistant_id,
+                         status="running", attempt=1, multitask_strategy=req.multitask_strategy,
+                         on_disconnect=req.on_disconnect, spec=spec, metadata=req.metadata, error=None,
+                         queue_position=0, not_before=now, lease_owner=self.owner, lease_expires_at=None,
+                         cancel_action=None, current_node=None, step=None, created_at=now, updated_at=now,
+                         started_at=now, ended_at=None)
 
     def _check_nodes(self, assistant: Assistant, req: RunRequest) -> None:
         violations = [
@@ -308,33 +356,44 @@ class GraphRunner:
                 pass
 
     def _launch(self, claim: Claim) -> None:
+        self._register(self._prepare(claim))
+
+    def _prepare(self, claim: Claim, admitted: asyncio.Future | None = None) -> ActiveRun:
+        """Start the run's task (which waits for `admitted`, if given, before touching the thread)."""
         run = claim.run
+        active = ActiveRun(run, RunRequest.from_json(run.spec), ev.EventLog(after=claim.last_sequence))
+        active.stored = claim.last_sequence
+        active.admitted = active.written.admitted = admitted
+        # Without a thread id the run's thread was created with it: empty until the run writes.
+        active.written.new_thread = active.request.thread_id is None and run.attempt == 1
+        active.span = self.tracer.start_span("graphrun.run", attributes={
+            "graphrun.run_id": run.run_id, "graphrun.thread_id": run.thread_id,
+            "graphrun.assistant_id": run.assistant_id, "graphrun.attempt": run.attempt})
+        active.context = in_run_context(run.run_id, run.thread_id)  # the run's tasks log its ids
+        active.context.run(watchdog.current_run.set, run.run_id)  # and answer for blocking the loop
+        active.task = asyncio.create_task(self._execute(active, claim), name=f"run-{run.run_id}",
+                                          context=active.context)
+        return active
+
+    def _register(self, active: ActiveRun) -> None:
+        """The run executes here: its lease is kept, followers and cancels find it."""
+        run = active.record
         older = self._active.get(run.run_id)
         if older is not None:  # our own earlier attempt lost its lease and we re-claimed the run
             self._stop(older, "lost", "a newer attempt took the run over")
-        active = ActiveRun(run, RunRequest.from_json(run.spec), ev.EventLog(after=claim.last_sequence))
-        active.stored = claim.last_sequence
-        # Without a thread id the run's thread was created with it: empty until the run writes.
-        active.written.new_thread = active.request.thread_id is None and run.attempt == 1
         self._active[run.run_id] = active
         self._lease_view = dict(self._active)
         if self.metrics:
             self.metrics.executing.set(len(self._active))
-        active.span = self.tracer.start_span("graphrun.run", attributes={
-            "graphrun.run_id": run.run_id, "graphrun.thread_id": run.thread_id,
-            "graphrun.assistant_id": run.assistant_id, "graphrun.attempt": run.attempt})
-        context = in_run_context(run.run_id, run.thread_id)  # the run's tasks log its ids
-        context.run(watchdog.current_run.set, run.run_id)  # and answer for blocking the loop
-        active.task = asyncio.create_task(self._execute(active, claim), name=f"run-{run.run_id}", context=context)
         if active.request.stream_modes:  # runs started by Wait store their two events when they end
             active.flusher = asyncio.create_task(self._flush_events(active), name=f"events-{run.run_id}",
-                                                 context=context.copy())
+                                                 context=active.context.copy())
         self._wake_followers(run.run_id)
 
     # -- executing ----------------------------------------------------------------------
 
     async def _execute(self, active: ActiveRun, claim: Claim) -> None:
-        run, req = active.record, active.request
+        run, req = active.record, active.request  # a provisional record until admitted (same ids)
         status, error, state = "error", None, None
         timer = None
         try:
@@ -370,6 +429,8 @@ class GraphRunner:
         except asyncio.CancelledError:
             if active.stop_reason is None and not run.cancel_action:  # cancelled by no one we know of
                 active.stop_reason, active.stop_message = "interrupt", "the run's task was cancelled"
+        except NotAdmitted:
+            pass
         except GraphDrained:
             active.stop_reason = active.stop_reason or "handoff"
         except DatabaseUnavailable:  # a checkpoint could not be read or written: not the graph's fault
@@ -388,6 +449,9 @@ class GraphRunner:
         finally:
             if timer:
                 timer.cancel()
+        if not await self._admitted(active):
+            return
+        run = active.record
         if active.stop_reason in STOP_STATUS:
             status = STOP_STATUS[active.stop_reason]
             error = {"type": STOP_ERROR_TYPE.get(active.stop_reason, "CancelledError"), "message": active.stop_message}
@@ -399,6 +463,22 @@ class GraphRunner:
         if error is not None:
             error.setdefault("reason", RUN_FAILURE_CODES[status][1])
         await self._settle(active, status, error, state)
+
+    @staticmethod
+    async def _admitted(active: ActiveRun) -> bool:
+        """Whether the database accepted a run started before its answer (see `_begin_here`)."""
+        if active.admitted is None:
+            return True
+        while True:
+            try:
+                await asyncio.shield(active.admitted)  # a stop must not cancel the answer
+                return True
+            except NotAdmitted:
+                active.span.end()
+                return False
+            except asyncio.CancelledError:  # stopped meanwhile (its timeout): the answer still decides
+                if active.admitted.done():
+                    return not isinstance(active.admitted.exception(), NotAdmitted)
 
     async def _settle(self, active: ActiveRun, status: str, error: dict | None, state: dict | None) -> None:
         """Record how the attempt ended — finished, handed back, or lost — and tell the followers."""

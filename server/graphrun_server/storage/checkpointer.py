@@ -92,6 +92,8 @@ class RunCheckpoints:
     """What one run wrote into its thread's root namespace (subgraphs' writes are not recorded)."""
 
     new_thread: bool = False  # the run created its thread (and this is its first attempt)
+    # Set while the run waits for the database to accept it: nothing is read or written before.
+    admitted: asyncio.Future | None = None
     latest: StoredCheckpoint | None = None  # its last checkpoint (writes are stored in order)
     written: set[str] = field(default_factory=set)  # checkpoints that got pending writes
 
@@ -150,15 +152,22 @@ class FencedPostgresSaver(AsyncPostgresSaver):
             raise
 
     async def aget_tuple(self, config):
-        if (recorder := _recorder(config)) is not None and recorder.knows_empty(config):
-            return None
+        if (recorder := _recorder(config)) is not None:
+            if recorder.admitted is not None:  # LangGraph reads first, before any node runs
+                await asyncio.shield(recorder.admitted)
+            if recorder.knows_empty(config):
+                return None
         return await super().aget_tuple(config)
 
     async def aput(self, config, checkpoint, metadata, new_versions):
+        if (recorder := _recorder(config)) is not None and recorder.admitted is not None:
+            await asyncio.shield(recorder.admitted)
         with self._fencing(config["configurable"].get(FENCE_KEY)):
             return await self._aput(config, checkpoint, metadata, new_versions)
 
     async def aput_writes(self, config, writes, task_id, task_path=""):
+        if (recorder := _recorder(config)) is not None and recorder.admitted is not None:
+            await asyncio.shield(recorder.admitted)
         with self._fencing(config["configurable"].get(FENCE_KEY)):
             return await self._aput_writes(config, writes, task_id, task_path)
 
