@@ -321,21 +321,86 @@ def _db_counters(dsn: str) -> dict[str, int]:
     return {"xacts": int(row[0]), "rows": int(row[1] or 0), "wal": int(row[2])}
 
 
-async def cost(svc: Service, local: InProcess, dsn: str, n: int) -> None:
-    """Database work per run, from PostgreSQL's own statistics (flushed about once a second)."""
+class RoundTripCounter:
+    """A TCP proxy in front of PostgreSQL that counts round trips: each time the database
+    answers after the client sent something is one (a pipeline of statements is one)."""
+
+    def __init__(self, dsn: str):
+        self.info = psycopg.conninfo.conninfo_to_dict(dsn)
+        self.round_trips = self.sent = self.received = 0
+        self.pumps: set[asyncio.Task] = set()
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return psycopg.conninfo.make_conninfo(**{**self.info, "host": "127.0.0.1", "port": str(port)})
+
+    async def _serve(self, client_r, client_w) -> None:
+        server_r, server_w = await asyncio.open_connection(self.info.get("host", "127.0.0.1"),
+                                                          int(self.info.get("port", 5432)))
+        last = [None]
+
+        async def pump(src, dst, upstream: bool) -> None:
+            try:
+                while data := await src.read(1 << 16):
+                    if upstream:
+                        self.sent += len(data)
+                    else:
+                        self.received += len(data)
+                        self.round_trips += last[0] == "up"
+                    last[0] = "up" if upstream else "down"
+                    dst.write(data)
+                    await dst.drain()
+            except ConnectionError:
+                pass
+            finally:
+                dst.close()
+
+        for task in (asyncio.ensure_future(pump(client_r, server_w, True)),
+                     asyncio.ensure_future(pump(server_r, client_w, False))):
+            self.pumps.add(task)
+            task.add_done_callback(self.pumps.discard)
+
+    def snapshot(self) -> tuple[int, int, int]:
+        return self.round_trips, self.sent, self.received
+
+    async def close(self) -> None:
+        self.server.close()
+        for task in list(self.pumps):
+            task.cancel()
+        await asyncio.gather(*self.pumps, return_exceptions=True)
+
+
+async def cost(dsn: str, n: int) -> None:
+    """Database work per run: round trips and bytes on the wire (counted by a proxy), and
+    transactions, rows and WAL from PostgreSQL's own statistics (flushed about once a second)."""
+    counter = RoundTripCounter(dsn)
+    proxied = await counter.start()
+    replica = await Replica("cost", proxied, CONFIG).start()
+    local = await InProcess(proxied).open()
+    svc = Service(replica)
     rows = []
-    for name, call in (("graphrun Wait", lambda: svc.wait("pair", {"log": []})),
-                       ("in-process ainvoke", lambda: local.invoke("pair", {"log": []}))):
-        await asyncio.sleep(1.5)
-        before = _db_counters(dsn)
-        for _ in range(n):
-            await call()
-        await asyncio.sleep(1.5)
-        after = _db_counters(dsn)
-        rows.append([name] + [f"{(after[k] - before[k]) / n:.1f}" for k in ("xacts", "rows")]
-                    + [f"{(after['wal'] - before['wal']) / n / 1024:.1f}"])
+    try:
+        for name, call in (("graphrun Wait", lambda: svc.wait("pair", {"log": []})),
+                           ("in-process ainvoke", lambda: local.invoke("pair", {"log": []}))):
+            for _ in range(20):
+                await call()
+            await asyncio.sleep(1.5)  # the statistics collector's flush, not synchronisation
+            before, wire = _db_counters(dsn), counter.snapshot()
+            for _ in range(n):
+                await call()
+            wire = [b - a for a, b in zip(wire, counter.snapshot())]
+            await asyncio.sleep(1.5)
+            after = _db_counters(dsn)
+            rows.append([name, f"{wire[0] / n:.1f}", f"{wire[1] / n / 1024:.1f}", f"{wire[2] / n / 1024:.1f}"]
+                        + [f"{(after[k] - before[k]) / n:.1f}" for k in ("xacts", "rows")]
+                        + [f"{(after['wal'] - before['wal']) / n / 1024:.1f}"])
+    finally:
+        await replica.close()
+        await local.close()
+        await counter.close()
     table(f"Database work per run, trivial graph (n={n}; includes the server's background activity)",
-          ["", "transactions", "rows written", "WAL KiB"], rows)
+          ["", "round trips", "KiB sent", "KiB received", "transactions", "rows written", "WAL KiB"], rows)
 
 
 SECTIONS = ("latency", "durability", "throughput", "workers", "stream", "growth", "dbsize", "memory", "cost")
@@ -366,8 +431,6 @@ async def main() -> None:
                 await stream(svc, 10 if quick else 50)
             if "growth" in only:
                 await growth(svc, 20 if quick else 200)
-            if "cost" in only:
-                await cost(svc, local, dsn, 50 if quick else 200)
             if "dbsize" in only:
                 await dbsize(svc, dsn, n, 10_000 if quick else 100_000)
         finally:
@@ -377,6 +440,8 @@ async def main() -> None:
             await workers(dsn, seconds)
         if "memory" in only:
             await memory(dsn, 100 if quick else 1000)
+        if "cost" in only:
+            await cost(dsn, 50 if quick else 200)
 
 
 if __name__ == "__main__":
