@@ -512,7 +512,8 @@ class GraphRunner:
                 "status": status, "error": error,
                 "checkpoint_id": active.checkpoint["ref"].get("checkpoint_id") if active.checkpoint else None})
             finished = await self.records.finish_run(run.run_id, run.attempt, status, error, active.current_node,
-                                                     active.step, active.log.since(active.stored) + [end])
+                                                     active.step, active.log.since(active.stored) + [end],
+                                                     run.spec)
             state = (await reading if reading else state) or None
             if finished is None:
                 active.stop_reason = "lost"

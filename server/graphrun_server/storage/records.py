@@ -77,6 +77,8 @@ class Claim:
 
 
 _RUN_FIELDS = {f.name for f in fields(RunRecord)}
+# begin_run and finish_run know the run's spec already: not sending it back saves bytes and parsing.
+_RUN_COLUMNS_BUT_SPEC = ", ".join(sorted(_RUN_FIELDS - {"spec"}))
 
 
 def _thread(row: dict) -> ThreadRecord:
@@ -176,8 +178,8 @@ class Records:
         at once and owner is given, else PENDING for any replica's workers."""
         try:
             row = await self._one(
-                "SELECT * FROM graphrun_begin_run(%s, %s, %s, %s, %s, %s, %s, %s, make_interval(secs => %s),"
-                " %s, %s, make_interval(secs => %s), %s)",
+                f"SELECT {_RUN_COLUMNS_BUT_SPEC} FROM graphrun_begin_run(%s, %s, %s, %s, %s, %s, %s, %s,"
+                " make_interval(secs => %s), %s, %s, make_interval(secs => %s), %s)",
                 (run_id, thread_id, create_thread, assistant_id, multitask_strategy, on_disconnect, Jsonb(spec),
                  Jsonb(metadata), delay, has_input, owner, lease, _caller()))
         except psycopg.Error as exc:
@@ -188,7 +190,7 @@ class Records:
             if exc.sqlstate == "GR412":
                 raise ThreadInterrupted(thread_id) from None
             raise
-        return _run(row)
+        return _run({**row, "spec": spec})
 
     async def claim(self, owner: str, lease: float, run_id: str | None = None) -> Claim | None:
         """Take the oldest runnable run: a pending one first in its thread's queue whose thread
@@ -252,13 +254,14 @@ class Records:
         return bool(row and row["owned"])
 
     async def finish_run(self, run_id: str, attempt: int, status: str, error: dict | None, node: str | None,
-                         step: int | None, events: list[RunEvent]) -> RunRecord | None:
+                         step: int | None, events: list[RunEvent], spec: dict[str, Any]) -> RunRecord | None:
         """Record the end with the last events (graphrun_finish_run). None: fenced off."""
         seqs, kinds, data = event_rows(events)
         row = await self._one(
-            "SELECT * FROM graphrun_finish_run(%s, %s, %s, %s, %s, %s, %s::bigint[], %s::text[], %s::jsonb[])",
+            f"SELECT {_RUN_COLUMNS_BUT_SPEC} FROM graphrun_finish_run("
+            "%s, %s, %s, %s, %s, %s, %s::bigint[], %s::text[], %s::jsonb[])",
             (run_id, attempt, status, Jsonb(error) if error else None, node, step, seqs, kinds, data))
-        return _run(row) if row else None
+        return _run({**row, "spec": spec}) if row else None
 
     async def release_run(self, run_id: str, attempt: int) -> bool:
         """Hand a running run back to the queue (shutdown), for another replica to continue."""
