@@ -180,6 +180,7 @@ class GraphRunner:
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._draining = False
         self._starting = 0  # runs started here whose acceptance the database has not answered yet
+        self._handing_back = False
         self._worker: asyncio.Task | None = None
         self._leases: LeaseKeeper | None = None
         self._background: set[asyncio.Task] = set()
@@ -222,6 +223,7 @@ class GraphRunner:
 
     async def _hand_back_all(self) -> None:
         """Stop every run executing here and return it to the queue for another replica."""
+        self._handing_back = True  # runs the database accepts from now on are handed back at once
         for active in list(self._active.values()):
             self._stop(active, "handoff", "the server shut down")
         tasks = [a.task for a in self._active.values() if a.task]
@@ -251,7 +253,7 @@ class GraphRunner:
         self._check_nodes(assistant, req)
         if req.thread_id and (req.checkpoint_id or (req.command and "resume" in req.command)):
             await self._check_thread_state(assistant, req)
-        at_capacity = len(self._active) + self._starting >= self.settings.max_concurrent_runs
+        at_capacity = self._executing() >= self.settings.max_concurrent_runs
         if at_capacity and not queue:
             raise ReplicaBusy(self.settings.max_concurrent_runs)
         can_run_here = not self._draining and not at_capacity
@@ -277,26 +279,36 @@ class GraphRunner:
         The run's task starts as the database call goes out; LangGraph's set-up (configs,
         channels, the loop) overlaps the round trip, and the run waits for the answer before
         its first checkpoint read, so no node runs before the run is accepted. A run the
-        database refuses (a busy thread) or queues (`enqueue`) is dropped without a trace.
+        database refuses (a busy thread) or queues (`enqueue`) is dropped: no end, no events.
+        The answer is acted on even if the caller is gone by then (a run the database recorded
+        always executes).
         """
+        begun = asyncio.ensure_future(begin)  # sent first; the set-up below overlaps it too
         admitted = asyncio.get_running_loop().create_future()
         active = self._prepare(Claim(provisional, 0, None), admitted)
         self._starting += 1
+        begun.add_done_callback(lambda done: self._admit(active, done))
+        return await asyncio.shield(begun)
+
+    def _admit(self, active: ActiveRun, begun: asyncio.Future) -> None:
+        """The database answered a run started ahead of its answer: let it run, or drop it."""
+        self._starting -= 1
+        admitted = active.admitted
+        if begun.cancelled() or begun.exception() is not None or begun.result().status != "running":
+            admitted.set_exception(NotAdmitted())
+            return
+        active.record = begun.result()
         try:
-            record = await begin
+            self._register(active)
         except BaseException:
-            admitted.set_exception(NotAdmitted())
-            raise
-        finally:
-            self._starting -= 1
-        if record.status != "running":
-            admitted.set_exception(NotAdmitted())
-            return record
-        active.record = record
-        self._register(active)
+            admitted.set_exception(NotAdmitted())  # never leave the task waiting
+            log.exception("run %s: could not start it here; its lease will lapse and a replica will run it",
+                          active.run_id)
+            return
         admitted.set_result(None)
         active.written.admitted = None  # no more waiting for the checkpointer
-        return record
+        if self._handing_back:
+            self._stop(active, "handoff", "the server shut down")
 
     def _provisional(self, run_id: str, thread_id: str, assistant: Assistant, req: RunRequest,
                      spec: dict[str, Any]) -> RunRecord:
@@ -341,7 +353,7 @@ class GraphRunner:
         sweep = min(self.settings.lease_seconds / 2, 5.0)
         while not self._draining:
             self._wake.clear()
-            while not self._draining and len(self._active) < self.settings.max_concurrent_runs:
+            while not self._draining and self._executing() < self.settings.max_concurrent_runs:
                 try:
                     claim = await self.records.claim(self.owner, self.settings.lease_seconds)
                 except Exception as exc:
@@ -358,6 +370,10 @@ class GraphRunner:
     def _launch(self, claim: Claim) -> None:
         self._register(self._prepare(claim))
 
+    def _executing(self) -> int:
+        """Runs executing here, counting those whose acceptance is on its way."""
+        return len(self._active) + self._starting
+
     def _prepare(self, claim: Claim, admitted: asyncio.Future | None = None) -> ActiveRun:
         """Start the run's task (which waits for `admitted`, if given, before touching the thread)."""
         run = claim.run
@@ -366,9 +382,6 @@ class GraphRunner:
         active.admitted = active.written.admitted = admitted
         # Without a thread id the run's thread was created with it: empty until the run writes.
         active.written.new_thread = active.request.thread_id is None and run.attempt == 1
-        active.span = self.tracer.start_span("graphrun.run", attributes={
-            "graphrun.run_id": run.run_id, "graphrun.thread_id": run.thread_id,
-            "graphrun.assistant_id": run.assistant_id, "graphrun.attempt": run.attempt})
         active.context = in_run_context(run.run_id, run.thread_id)  # the run's tasks log its ids
         active.context.run(watchdog.current_run.set, run.run_id)  # and answer for blocking the loop
         active.task = asyncio.create_task(self._execute(active, claim), name=f"run-{run.run_id}",
@@ -385,6 +398,9 @@ class GraphRunner:
         self._lease_view = dict(self._active)
         if self.metrics:
             self.metrics.executing.set(len(self._active))
+        active.span = self.tracer.start_span("graphrun.run", attributes={  # runs accepted here only
+            "graphrun.run_id": run.run_id, "graphrun.thread_id": run.thread_id,
+            "graphrun.assistant_id": run.assistant_id, "graphrun.attempt": run.attempt})
         if active.request.stream_modes:  # runs started by Wait store their two events when they end
             active.flusher = asyncio.create_task(self._flush_events(active), name=f"events-{run.run_id}",
                                                  context=active.context.copy())
@@ -474,7 +490,6 @@ class GraphRunner:
                 await asyncio.shield(active.admitted)  # a stop must not cancel the answer
                 return True
             except NotAdmitted:
-                active.span.end()
                 return False
             except asyncio.CancelledError:  # stopped meanwhile (its timeout): the answer still decides
                 if active.admitted.done():
@@ -531,7 +546,7 @@ class GraphRunner:
             active.stop_reason = active.stop_reason or "lost"
         finally:
             if self._active.get(run.run_id) is active:
-                if len(self._active) >= self.settings.max_concurrent_runs:
+                if self._executing() >= self.settings.max_concurrent_runs:
                     self._wake.set()  # capacity freed: runs may be waiting for it
                 del self._active[run.run_id]
                 self._lease_view = dict(self._active)
