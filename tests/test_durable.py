@@ -296,3 +296,20 @@ async def test_interrupt_and_rollback_replace_the_run_in_flight(replicas, cluste
     assert error.code() == grpc.StatusCode.CANCELLED
     assert to_dict(new.state.values)["log"] == kept + ["new:n1", "new:n2", "new:n3", "new:n4"]
     assert_one_at_a_time(_intervals(cluster_db, old.thread_id))
+
+
+async def test_hand_backs_on_sigterm_do_not_use_up_attempts(replicas, cluster_db):
+    """With one attempt allowed, a run handed back by a draining replica still completes
+    elsewhere: only executions that ended without a hand-back (a crash) count."""
+    a, b = await asyncio.gather(replicas("a", grace_seconds=2, max_attempts=1), replicas("b", max_attempts=1))
+    run = (await a.runs.Create(durable("h", gate_at="n2"))).run
+    await read_until(join(a, run.run_id), started("n2"))
+    a.signal(signal.SIGTERM)
+    assert await a.exited() == 0
+
+    open_gate(cluster_db, f"{run.run_id}-2")
+    events, error = await read_all(join(b, run.run_id))
+    assert error is None
+    end = events[-1].end.run
+    assert end.status == run_pb2.RUN_STATUS_SUCCESS and end.attempt == 2, end
+    assert side_effects(cluster_db, run.run_id) == {"n1": [1], "n2": [2], "n3": [2], "n4": [2]}

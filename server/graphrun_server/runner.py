@@ -417,7 +417,7 @@ class GraphRunner:
                                             "assistant_id": run.assistant_id, "attempt": run.attempt})
             if run.cancel_action:  # cancelled while its former replica was gone
                 raise asyncio.CancelledError
-            if run.attempt > self.settings.max_attempts:
+            if run.attempt - run.handoffs > self.settings.max_attempts:  # hand-backs are not failures
                 state = {}  # do not touch the graph's state again: it may be what kept failing
                 raise RuntimeError(f"gave up after {self.settings.max_attempts} attempts; "
                                    "the replicas executing it stopped before it ended")

@@ -61,6 +61,7 @@ class RunRecord:
     started_at: dt.datetime | None
     ended_at: dt.datetime | None
     owner: str | None = None
+    handoffs: int = 0  # clean hand-backs (drain, database outage): executions that did not fail
 
     @property
     def ended(self) -> bool:
@@ -264,12 +265,13 @@ class Records:
         return _run({**row, "spec": spec}) if row else None
 
     async def release_run(self, run_id: str, attempt: int) -> bool:
-        """Hand a running run back to the queue (shutdown), for another replica to continue."""
+        """Hand a running run back to the queue (shutdown, outage), for a replica to continue;
+        a hand-back does not use up one of the run's attempts."""
         row = await self._one(
             """
             WITH released AS (
                 UPDATE graphrun_run SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,
-                       updated_at = now()
+                       handoffs = handoffs + 1, updated_at = now()
                  WHERE run_id = %s AND attempt = %s AND status = 'running' RETURNING run_id
             )
             SELECT run_id, pg_notify('graphrun_run', run_id::text) AS notified FROM released
