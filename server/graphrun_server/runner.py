@@ -122,7 +122,6 @@ class ActiveRun:
     flusher: asyncio.Task | None = None
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     settling: bool = False  # recording its end: too late to stop it
-    admitted: asyncio.Future | None = None  # started before the database accepted it: its answer
     context: Any = None  # the contextvars.Context its tasks run in
 
     @property
@@ -293,7 +292,7 @@ class GraphRunner:
     def _admit(self, active: ActiveRun, begun: asyncio.Future) -> None:
         """The database answered a run started ahead of its answer: let it run, or drop it."""
         self._starting -= 1
-        admitted = active.admitted
+        admitted = active.written.admitted
         if begun.cancelled() or begun.exception() is not None or begun.result().status != "running":
             admitted.set_exception(NotAdmitted())
             return
@@ -379,7 +378,7 @@ class GraphRunner:
         run = claim.run
         active = ActiveRun(run, RunRequest.from_json(run.spec), ev.EventLog(after=claim.last_sequence))
         active.stored = claim.last_sequence
-        active.admitted = active.written.admitted = admitted
+        active.written.admitted = admitted  # cleared once the database accepted the run
         # Without a thread id the run's thread was created with it: empty until the run writes.
         active.written.new_thread = active.request.thread_id is None and run.attempt == 1
         active.context = in_run_context(run.run_id, run.thread_id)  # the run's tasks log its ids
@@ -483,17 +482,18 @@ class GraphRunner:
     @staticmethod
     async def _admitted(active: ActiveRun) -> bool:
         """Whether the database accepted a run started before its answer (see `_begin_here`)."""
-        if active.admitted is None:
+        admitted = active.written.admitted  # None: accepted (or never waited for)
+        if admitted is None:
             return True
         while True:
             try:
-                await asyncio.shield(active.admitted)  # a stop must not cancel the answer
+                await asyncio.shield(admitted)  # a stop must not cancel the answer
                 return True
             except NotAdmitted:
                 return False
             except asyncio.CancelledError:  # stopped meanwhile (its timeout): the answer still decides
-                if active.admitted.done():
-                    return not isinstance(active.admitted.exception(), NotAdmitted)
+                if admitted.done():
+                    return not isinstance(admitted.exception(), NotAdmitted)
 
     async def _settle(self, active: ActiveRun, status: str, error: dict | None, state: dict | None) -> None:
         """Record how the attempt ended — finished, handed back, or lost — and tell the followers."""

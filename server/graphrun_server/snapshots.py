@@ -12,6 +12,9 @@ from langgraph.types import Interrupt, StateSnapshot
 from .errors import GraphrunError
 from .wire import to_json
 
+# Failures of the database or of graphrun itself: a graph's own error is anything else.
+NOT_THE_GRAPH = (GraphrunError, psycopg.Error)
+
 
 async def read_state(graph: Pregel, config: dict[str, Any]) -> StateSnapshot:
     """`graph.aget_state(config)`, also for a checkpoint holding writes the graph refuses to apply.
@@ -23,7 +26,7 @@ async def read_state(graph: Pregel, config: dict[str, Any]) -> StateSnapshot:
     """
     try:
         return await graph.aget_state(config)
-    except (GraphrunError, psycopg.Error):  # the database, not the graph
+    except NOT_THE_GRAPH:
         raise
     except Exception:
         saved = await graph.checkpointer.aget_tuple(config)

@@ -7,12 +7,10 @@ import binascii
 import uuid
 from typing import Any
 
-import psycopg
-
-from .errors import CheckpointNotFound, GraphrunError, NoGraphForThread, invalid
+from .errors import CheckpointNotFound, NoGraphForThread, invalid
 from .registry import Assistant, Registry
 from .runner import GraphRunner, graph_config
-from .snapshots import empty_state, read_state, snapshot_to_json
+from .snapshots import NOT_THE_GRAPH, empty_state, read_state, snapshot_to_json
 from .storage.records import Records, ThreadRecord
 
 MAX_PAGE_SIZE = 1000
@@ -81,7 +79,7 @@ class Threads:
         try:
             snapshots = [s async for s in
                          assistant.graph.aget_state_history(config, before=before, limit=page_size + 1)]
-        except (GraphrunError, psycopg.Error):  # the database, not the graph
+        except NOT_THE_GRAPH:
             raise
         except Exception:  # a checkpoint holds writes the graph refuses (see read_state): one at a time
             saved = [t async for t in self.checkpointer.alist(config, before=before, limit=page_size + 1)]
@@ -107,7 +105,7 @@ class Threads:
             try:
                 config = await assistant.graph.aupdate_state(graph_config(thread_id, checkpoint_id), values,
                                                              as_node=as_node or None)
-            except (GraphrunError, psycopg.Error):  # the database, not the values
+            except NOT_THE_GRAPH:
                 raise
             except Exception as exc:  # the graph refused the values (InvalidUpdateError, a reducer raised)
                 raise invalid("values", f"{type(exc).__name__}: {exc}") from None

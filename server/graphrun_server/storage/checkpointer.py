@@ -114,6 +114,15 @@ def _recorder(config) -> RunCheckpoints | None:
     return conf.get(CHECKPOINTS_KEY) if not conf.get("checkpoint_ns") else None
 
 
+async def _admitted_recorder(config) -> RunCheckpoints | None:
+    """The run's RunCheckpoints, once the database has accepted the run (a run may start before
+    its answer, see GraphRunner._begin_here: nothing of it is read or written until then)."""
+    recorder = _recorder(config)
+    if recorder is not None and recorder.admitted is not None:
+        await asyncio.shield(recorder.admitted)
+    return recorder
+
+
 class FencedPostgresSaver(AsyncPostgresSaver):
     # Called with (run_id, attempt) when a write is refused, so the runner can stop that
     # attempt at once (with async durability LangGraph would otherwise run more nodes first).
@@ -152,22 +161,18 @@ class FencedPostgresSaver(AsyncPostgresSaver):
             raise
 
     async def aget_tuple(self, config):
-        if (recorder := _recorder(config)) is not None:
-            if recorder.admitted is not None:  # LangGraph reads first, before any node runs
-                await asyncio.shield(recorder.admitted)
-            if recorder.knows_empty(config):
-                return None
+        # LangGraph reads first, before any node runs: a run not yet accepted waits here.
+        if (recorder := await _admitted_recorder(config)) is not None and recorder.knows_empty(config):
+            return None
         return await super().aget_tuple(config)
 
     async def aput(self, config, checkpoint, metadata, new_versions):
-        if (recorder := _recorder(config)) is not None and recorder.admitted is not None:
-            await asyncio.shield(recorder.admitted)
+        await _admitted_recorder(config)
         with self._fencing(config["configurable"].get(FENCE_KEY)):
             return await self._aput(config, checkpoint, metadata, new_versions)
 
     async def aput_writes(self, config, writes, task_id, task_path=""):
-        if (recorder := _recorder(config)) is not None and recorder.admitted is not None:
-            await asyncio.shield(recorder.admitted)
+        await _admitted_recorder(config)
         with self._fencing(config["configurable"].get(FENCE_KEY)):
             return await self._aput_writes(config, writes, task_id, task_path)
 
