@@ -112,6 +112,22 @@ async def test_graph_error_fails_the_call_and_leaves_the_thread_usable(runs, db)
                       (thread_id,)).fetchone()["status"] == "idle"
 
 
+@pytest.mark.parametrize("durability", ["DURABILITY_SYNC", "DURABILITY_ASYNC", "DURABILITY_EXIT"])
+async def test_a_subgraph_on_a_new_thread_stores_its_checkpoints(runs, db, durability):
+    """The subgraph is the first node. A run on a thread it creates is accepted with its first
+    checkpoint write, so the subgraph may start while that is on its way (with async durability
+    LangGraph does not wait for it): the subgraph's own writes wait for it, and are not refused."""
+    for _ in range(3):
+        answer = await runs.Wait(wait_request(assistant_id="nested", input={"log": []}, durability=durability))
+        assert answer.run.status == run_pb2.RUN_STATUS_SUCCESS
+        assert to_dict(answer.state.values)["log"] == ["inner:one", "inner:two", "outer"]
+        namespaces = db.execute("SELECT checkpoint_ns FROM checkpoints WHERE thread_id = %s",
+                                (answer.run.thread_id,)).fetchall()
+        assert any(row["checkpoint_ns"] == "" for row in namespaces)
+        if durability != "DURABILITY_EXIT":  # which writes only the run's last checkpoint
+            assert any(row["checkpoint_ns"].startswith("inner:") for row in namespaces)
+
+
 async def test_tool_error_fails_the_run(runs, db):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await runs.Wait(wait_request(assistant_id="tool_error", input=question()))

@@ -44,7 +44,7 @@ from .observability.logs import in_run_context
 from .observability.metrics import Metrics
 from .registry import Assistant, Registry
 from .snapshots import interrupt_to_json, read_state, snapshot_to_json
-from .storage.checkpointer import CHECKPOINTS_KEY, FENCE_KEY, RunCheckpoints
+from .storage.checkpointer import CHECKPOINTS_KEY, FENCE_KEY, Rider, RunCheckpoints
 from .storage.leases import LeaseKeeper
 from .storage.notify import Notifications
 from .storage.records import Claim, Records, RunRecord
@@ -259,20 +259,27 @@ class GraphRunner:
         if not can_run_here and (pending := await self.records.count_pending()) >= self.settings.max_pending_runs:
             raise QueueFull(pending)
         run_id, thread_id, spec = str(uuid.uuid4()), req.thread_id or str(uuid.uuid4()), req.to_json()
-        begin = self.records.begin_run(
+        acceptance = dict(
             run_id=run_id, thread_id=thread_id, create_thread=req.create_thread or not req.thread_id,
             assistant_id=assistant.assistant_id, multitask_strategy=req.multitask_strategy,
             on_disconnect=req.on_disconnect, spec=spec, metadata=req.metadata, delay=start_delay,
             has_input=req.input is not None, owner=self.owner if can_run_here else None,
             lease=self.settings.lease_seconds)
         if can_run_here and start_delay <= 0:
-            return await self._begin_here(begin, self._provisional(run_id, thread_id, assistant, req, spec))
-        record = await begin
+            provisional = self._provisional(run_id, thread_id, assistant, req, spec)
+            if not req.thread_id and req.durability != "exit":
+                # A thread of its own: nothing can refuse the run (but an outage), so its acceptance
+                # rides on its first checkpoint write (with `exit` that is the last: too late).
+                rider = Rider(*self.records.begin_run_statement(**acceptance),
+                              asyncio.get_running_loop().create_future())
+                return await self._begin_here(self.records.begun_run(rider, thread_id, spec), provisional, rider)
+            return await self._begin_here(self.records.begin_run(**acceptance), provisional)
+        record = await self.records.begin_run(**acceptance)
         if start_delay > 0:
             asyncio.get_running_loop().call_later(start_delay, self._wake.set)
         return record
 
-    async def _begin_here(self, begin, provisional: RunRecord) -> RunRecord:
+    async def _begin_here(self, begin, provisional: RunRecord, rider: Rider | None = None) -> RunRecord:
         """Record a run that can start here at once, getting its graph ready meanwhile.
 
         The run's task starts as the database call goes out; LangGraph's set-up (configs,
@@ -280,11 +287,16 @@ class GraphRunner:
         its first checkpoint read, so no node runs before the run is accepted. A run the
         database refuses (a busy thread) or queues (`enqueue`) is dropped: no end, no events.
         The answer is acted on even if the caller is gone by then (a run the database recorded
-        always executes).
+        always executes). With a `rider` (a run on a thread it creates, which nothing but an outage
+        can refuse) the acceptance goes out with the run's first checkpoint write instead, one
+        round trip less (FencedPostgresSaver.aput). With `sync` durability a StateGraph's nodes
+        still run only after that write (LangGraph's input step waits for it); with `async` the
+        first nodes may start meanwhile, and none of their writes is stored before it.
         """
         begun = asyncio.ensure_future(begin)  # sent first; the set-up below overlaps it too
         admitted = asyncio.get_running_loop().create_future()
         active = self._prepare(Claim(provisional, 0, None), admitted)
+        active.written.rider = rider
         self._starting += 1
         begun.add_done_callback(lambda done: self._admit(active, done))
         return await asyncio.shield(begun)
@@ -464,6 +476,8 @@ class GraphRunner:
         finally:
             if timer:
                 timer.cancel()
+        if (rider := active.written.rider) is not None and rider.take():  # it wrote no checkpoint
+            rider.sending = asyncio.ensure_future(self.records.send_alone(rider))
         if not await self._admitted(active):
             return
         run = active.record

@@ -18,9 +18,10 @@ Four changes to `AsyncPostgresSaver` and one translation, nothing else:
   upstream's (langgraph-checkpoint-postgres 3.2) but for that choice.
 - Runs are known. A run's config may carry a `RunCheckpoints` (under
   `CHECKPOINTS_KEY`): it learns what each of the run's writes stored, so the
-  runner can answer with the final state without reading it back; and for a
+  runner can answer with the final state without reading it back; for a
   thread the run itself created, the first read (LangGraph's, as the run
-  starts) is answered without a query: there is nothing to read yet.
+  starts) is answered without a query: there is nothing to read yet; and such
+  a run's acceptance (a `Rider`) goes in the pipeline of its first write.
 
 And one translation: a database that cannot be reached (a lost connection, no
 connection within the pool's timeout) raises `DatabaseUnavailable`, so the
@@ -87,13 +88,45 @@ class StoredCheckpoint:
     metadata: dict[str, Any]
 
 
+@dataclass(eq=False)
+class Rider:
+    """A statement that rides in the pipeline of a run's first checkpoint write.
+
+    A run on a thread it creates sends its acceptance (graphrun_begin_run) this way:
+    one round trip, and one transaction with that checkpoint, so both are stored or
+    neither. If the run ends before writing a checkpoint, it is sent on its own.
+    """
+
+    query: str
+    params: tuple
+    answer: asyncio.Future  # the statement's first row, or its error
+    sent: bool = False
+    sending: asyncio.Task | None = None  # the write carrying it (kept alive if its caller is cancelled)
+
+    def take(self) -> bool:
+        """Claim the sending of it (once)."""
+        if self.sent:
+            return False
+        self.sent = True
+        return True
+
+    def answered(self, row: dict | None) -> None:
+        if not self.answer.done():
+            self.answer.set_result(row)
+
+    def failed(self, exc: BaseException) -> None:
+        if not self.answer.done():
+            self.answer.set_exception(exc)
+
+
 @dataclass
 class RunCheckpoints:
     """What one run wrote into its thread's root namespace (subgraphs' writes are not recorded)."""
 
     new_thread: bool = False  # the run created its thread (and this is its first attempt)
-    # Set while the run waits for the database to accept it: nothing is read or written before.
+    # Set while the run waits for the database to accept it: nothing is written before.
     admitted: asyncio.Future | None = None
+    rider: Rider | None = None  # its acceptance, when it rides on its first checkpoint write
     latest: StoredCheckpoint | None = None  # its last checkpoint (writes are stored in order)
     written: set[str] = field(default_factory=set)  # checkpoints that got pending writes
 
@@ -114,13 +147,17 @@ def _recorder(config) -> RunCheckpoints | None:
     return conf.get(CHECKPOINTS_KEY) if not conf.get("checkpoint_ns") else None
 
 
-async def _admitted_recorder(config) -> RunCheckpoints | None:
-    """The run's RunCheckpoints, once the database has accepted the run (a run may start before
-    its answer, see GraphRunner._begin_here: nothing of it is read or written until then)."""
-    recorder = _recorder(config)
+def _retrieved(task: asyncio.Task) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+async def _admission(config) -> None:
+    """Wait until the database has accepted the run (a run may start before its answer, see
+    GraphRunner._begin_here): none of its checkpoints, nor its subgraphs', is written before."""
+    recorder = config["configurable"].get(CHECKPOINTS_KEY)
     if recorder is not None and recorder.admitted is not None:
         await asyncio.shield(recorder.admitted)
-    return recorder
 
 
 class FencedPostgresSaver(AsyncPostgresSaver):
@@ -161,23 +198,36 @@ class FencedPostgresSaver(AsyncPostgresSaver):
             raise
 
     async def aget_tuple(self, config):
-        # LangGraph reads first, before any node runs: a run not yet accepted waits here.
-        if (recorder := await _admitted_recorder(config)) is not None and recorder.knows_empty(config):
+        recorder = _recorder(config)
+        # LangGraph reads first, before any node runs: a run not yet accepted waits here, unless
+        # its acceptance rides on its first write (a thread it creates: nothing can refuse it).
+        if recorder is None or recorder.rider is None:
+            await _admission(config)
+        if recorder is not None and recorder.knows_empty(config):
             return None
         return await super().aget_tuple(config)
 
     async def aput(self, config, checkpoint, metadata, new_versions):
-        await _admitted_recorder(config)
+        recorder = _recorder(config)
         with self._fencing(config["configurable"].get(FENCE_KEY)):
+            if recorder is not None and recorder.rider is not None and recorder.rider.take():
+                # The run's acceptance goes with this write. Its answer must arrive even if
+                # this write is cancelled: the run waits for it to know whether it may go on.
+                rider = recorder.rider
+                rider.sending = asyncio.ensure_future(self._aput(config, checkpoint, metadata, new_versions, rider))
+                rider.sending.add_done_callback(_retrieved)  # its error is the answer's, too
+                return await asyncio.shield(rider.sending)
+            await _admission(config)
             return await self._aput(config, checkpoint, metadata, new_versions)
 
     async def aput_writes(self, config, writes, task_id, task_path=""):
-        await _admitted_recorder(config)
+        await _admission(config)
         with self._fencing(config["configurable"].get(FENCE_KEY)):
             return await self._aput_writes(config, writes, task_id, task_path)
 
-    async def _aput(self, config, checkpoint, metadata, new_versions):
-        """Upstream's `aput`, serializing through `_dump`, fenced in the checkpoint's INSERT."""
+    async def _aput(self, config, checkpoint, metadata, new_versions, rider: Rider | None = None):
+        """Upstream's `aput`, serializing through `_dump`, fenced in the checkpoint's INSERT; a
+        rider goes first in the same pipeline (one transaction)."""
         configurable = config["configurable"]
         fence = configurable.get(FENCE_KEY)
         thread_id, checkpoint_ns = configurable["thread_id"], configurable["checkpoint_ns"]
@@ -192,16 +242,26 @@ class FencedPostgresSaver(AsyncPostgresSaver):
             elif not (v is None or isinstance(v, (str, int, float, bool))):
                 blob_values[k] = copy["channel_values"].pop(k)
         stored_metadata = get_serializable_checkpoint_metadata(config, metadata)
-        async with self._cursor(pipeline=True) as cur:
-            if blob_versions := {k: v for k, v in new_versions.items() if k in blob_values}:
-                await cur.executemany(self.UPSERT_CHECKPOINT_BLOBS_SQL, await _dump(
-                    self._dump_blobs, blob_values.values(), thread_id, checkpoint_ns, blob_values, blob_versions))
-            row = (thread_id, checkpoint_ns, checkpoint["id"], configurable.get("checkpoint_id"), Jsonb(copy),
-                   Jsonb(stored_metadata))
-            if fence is None:
-                await cur.execute(self.UPSERT_CHECKPOINTS_SQL, row)
-            else:
-                await cur.execute(self.FENCED_UPSERT_CHECKPOINTS_SQL, (*row, *fence))
+        try:
+            async with self._cursor(pipeline=True) as cur:
+                if rider is not None:
+                    answer = cur.connection.cursor(row_factory=dict_row)
+                    await answer.execute(rider.query, rider.params)
+                if blob_versions := {k: v for k, v in new_versions.items() if k in blob_values}:
+                    await cur.executemany(self.UPSERT_CHECKPOINT_BLOBS_SQL, await _dump(
+                        self._dump_blobs, blob_values.values(), thread_id, checkpoint_ns, blob_values, blob_versions))
+                row = (thread_id, checkpoint_ns, checkpoint["id"], configurable.get("checkpoint_id"), Jsonb(copy),
+                       Jsonb(stored_metadata))
+                if fence is None:
+                    await cur.execute(self.UPSERT_CHECKPOINTS_SQL, row)
+                else:
+                    await cur.execute(self.FENCED_UPSERT_CHECKPOINTS_SQL, (*row, *fence))
+            if rider is not None:
+                rider.answered(await answer.fetchone())
+        except BaseException as exc:
+            if rider is not None:
+                rider.failed(exc)
+            raise
         if (recorder := _recorder(config)) is not None:
             recorder.stored(config, checkpoint, stored_metadata)
         return {"configurable": {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns,

@@ -9,6 +9,7 @@ every write of a run after it started is fenced by its attempt number.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -24,6 +25,7 @@ from psycopg_pool import AsyncConnectionPool
 from ..auth import caller
 from ..errors import ThreadAlreadyExists, ThreadBusy, ThreadInterrupted, ThreadNotFound, invalid
 from ..events import END, RunEvent
+from .checkpointer import Rider
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,21 @@ def event_rows(events: list[RunEvent]) -> tuple[list[int], list[str], list[Jsonb
     return seqs, kinds, data
 
 
+@contextlib.contextmanager
+def _begin_errors(thread_id: str):
+    """graphrun_begin_run's refusals as graphrun's errors."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        if exc.sqlstate == "GR404":
+            raise ThreadNotFound(thread_id) from None
+        if exc.sqlstate == "GR409":
+            raise ThreadBusy(thread_id, exc.diag.message_detail) from None
+        if exc.sqlstate == "GR412":
+            raise ThreadInterrupted(thread_id) from None
+        raise
+
+
 def encode_token(*parts: Any) -> str:
     return base64.urlsafe_b64encode("|".join(str(p) for p in parts).encode()).decode()
 
@@ -172,26 +189,37 @@ class Records:
 
     # -- runs ---------------------------------------------------------------------------
 
-    async def begin_run(self, *, run_id: str, thread_id: str, create_thread: bool, assistant_id: str,
-                        multitask_strategy: str, on_disconnect: str, spec: dict, metadata: dict,
-                        delay: float, has_input: bool, owner: str | None, lease: float) -> RunRecord:
-        """Accept a run (graphrun_begin_run): RUNNING and leased to `owner` when it can start
-        at once and owner is given, else PENDING for any replica's workers."""
-        try:
-            row = await self._one(
-                f"SELECT {_RUN_COLUMNS_BUT_SPEC} FROM graphrun_begin_run(%s, %s, %s, %s, %s, %s, %s, %s,"
+    @staticmethod
+    def begin_run_statement(*, run_id: str, thread_id: str, create_thread: bool, assistant_id: str,
+                            multitask_strategy: str, on_disconnect: str, spec: dict, metadata: dict,
+                            delay: float, has_input: bool, owner: str | None, lease: float) -> tuple[str, tuple]:
+        """The query that accepts a run (graphrun_begin_run) and its parameters: RUNNING and leased
+        to `owner` when it can start at once and owner is given, else PENDING for any replica's workers."""
+        return (f"SELECT {_RUN_COLUMNS_BUT_SPEC} FROM graphrun_begin_run(%s, %s, %s, %s, %s, %s, %s, %s,"
                 " make_interval(secs => %s), %s, %s, make_interval(secs => %s), %s)",
                 (run_id, thread_id, create_thread, assistant_id, multitask_strategy, on_disconnect, Jsonb(spec),
                  Jsonb(metadata), delay, has_input, owner, lease, _caller()))
-        except psycopg.Error as exc:
-            if exc.sqlstate == "GR404":
-                raise ThreadNotFound(thread_id) from None
-            if exc.sqlstate == "GR409":
-                raise ThreadBusy(thread_id, exc.diag.message_detail) from None
-            if exc.sqlstate == "GR412":
-                raise ThreadInterrupted(thread_id) from None
-            raise
+
+    async def begin_run(self, *, thread_id: str, spec: dict, **kwargs) -> RunRecord:
+        """Accept a run on its own round trip (see `begin_run_statement`)."""
+        with _begin_errors(thread_id):
+            row = await self._one(*self.begin_run_statement(thread_id=thread_id, spec=spec, **kwargs))
         return _run({**row, "spec": spec})
+
+    async def begun_run(self, rider: Rider, thread_id: str, spec: dict) -> RunRecord:
+        """The run a `begin_run_statement` riding on its first checkpoint write accepted."""
+        with _begin_errors(thread_id):
+            row = await rider.answer
+        return _run({**row, "spec": spec})
+
+    async def send_alone(self, rider: Rider) -> None:
+        """Send a rider whose run will write no checkpoint (it ended, or failed, before its first)."""
+        try:
+            rider.answered(await self._one(rider.query, rider.params))
+        except BaseException as exc:  # the answer is the error: whoever awaits it sees it
+            rider.failed(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
 
     async def claim(self, owner: str, lease: float, run_id: str | None = None) -> Claim | None:
         """Take the oldest runnable run: a pending one first in its thread's queue whose thread
