@@ -26,7 +26,7 @@ import datetime as dt
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -43,11 +43,11 @@ from .errors import (RUN_FAILURE_CODES, DatabaseUnavailable, FieldViolation, Inv
 from .observability.logs import in_run_context
 from .observability.metrics import Metrics
 from .registry import Assistant, Registry
-from .snapshots import interrupt_to_json, read_state, snapshot_to_json
+from .snapshots import interrupt_to_json, may_have_next_tasks, read_state, snapshot_to_json
 from .storage.checkpointer import CHECKPOINTS_KEY, FENCE_KEY, Rider, RunCheckpoints
 from .storage.leases import LeaseKeeper
 from .storage.notify import Notifications
-from .storage.records import Claim, Records, RunRecord
+from .storage.records import Claim, Records, RunRecord, finished_run
 from .wire import message_to_json, to_json
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,7 @@ class ActiveRun:
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     settling: bool = False  # recording its end: too late to stop it
     context: Any = None  # the contextvars.Context its tasks run in
+    ending: ev.RunEvent | None = None  # its end event, when recorded with its last checkpoint
 
     @property
     def run_id(self) -> str:
@@ -439,6 +440,8 @@ class GraphRunner:
                 timer = asyncio.get_running_loop().call_later(
                     req.timeout, self._stop, active, "timeout", "the run's timeout passed")
             graph = assistant.graph
+            if not (req.stream_modes or req.interrupt_before or req.interrupt_after):
+                active.written.finisher = self._finisher(active, graph)
             graph_input, resumed = await self._graph_input(active)
             config = self._run_config(active, assistant, resumed)
             modes = sorted({m for api_mode in req.stream_modes for m in STREAM_MODES[api_mode]} | {"debug"})
@@ -493,6 +496,25 @@ class GraphRunner:
             error.setdefault("reason", RUN_FAILURE_CODES[status][1])
         await self._settle(active, status, error, state)
 
+    def _finisher(self, active: ActiveRun, graph) -> Callable[[dict], Rider | None]:
+        """For a run whose only events are its metadata and end (no stream modes): the end of
+        the run goes in the transaction of its last checkpoint, one round trip less. A checkpoint
+        is the last when LangGraph can find nothing to run after it (`may_have_next_tasks`);
+        the run then completed, whatever stops it from here on."""
+        loop = asyncio.get_running_loop()
+
+        def finish(checkpoint: dict) -> Rider | None:
+            if active.stop_reason is not None or may_have_next_tasks(graph, checkpoint):
+                return None
+            run = active.record
+            active.ending = active.log.next_event(ev.END, {"status": "success", "error": None,
+                                                           "checkpoint_id": checkpoint["id"]})
+            query, params = self.records.finish_run_statement(
+                run.run_id, run.attempt, "success", None, active.current_node, active.step,
+                active.log.since(active.stored) + [active.ending])
+            return Rider(query, params, loop.create_future())
+        return finish
+
     @staticmethod
     async def _admitted(active: ActiveRun) -> bool:
         """Whether the database accepted a run started before its answer (see `_begin_here`)."""
@@ -513,6 +535,9 @@ class GraphRunner:
         """Record how the attempt ended — finished, handed back, or lost — and tell the followers."""
         run = active.record
         active.settling = True
+        recorded = active.written.finished  # the end went with the run's last checkpoint
+        if recorded is not None:  # it completed: a stop that came after changes nothing
+            status, error, active.stop_reason = "success", None, None
         error = to_json(error) if error else None
         try:
             active.closing.set()
@@ -537,12 +562,15 @@ class GraphRunner:
             if state is None:
                 state = self._completed_state(active, status)
             reading = asyncio.ensure_future(self._final_state(active)) if state is None else None
-            end = active.log.next_event(ev.END, {
-                "status": status, "error": error,
-                "checkpoint_id": active.checkpoint["ref"].get("checkpoint_id") if active.checkpoint else None})
-            finished = await self.records.finish_run(run.run_id, run.attempt, status, error, active.current_node,
-                                                     active.step, active.log.since(active.stored) + [end],
-                                                     run.spec)
+            if recorded is not None:
+                end, finished = active.ending, finished_run(recorded.answer.result(), run.spec)
+            else:
+                end = active.log.next_event(ev.END, {
+                    "status": status, "error": error,
+                    "checkpoint_id": active.checkpoint["ref"].get("checkpoint_id") if active.checkpoint else None})
+                finished = await self.records.finish_run(run.run_id, run.attempt, status, error,
+                                                         active.current_node, active.step,
+                                                         active.log.since(active.stored) + [end], run.spec)
             state = (await reading if reading else state) or None
             if finished is None:
                 active.stop_reason = "lost"

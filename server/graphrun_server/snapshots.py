@@ -6,6 +6,8 @@ from typing import Any
 
 import psycopg
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph._internal._constants import TASKS
+from langgraph.channels.ephemeral_value import EphemeralValue
 from langgraph.pregel import Pregel
 from langgraph.types import Interrupt, StateSnapshot
 
@@ -83,3 +85,32 @@ def empty_state() -> dict[str, Any]:
     """The state of a thread with no checkpoint yet."""
     return {"values": {}, "next": [], "tasks": [], "checkpoint": None, "metadata": {}, "created_at": None,
             "parent_checkpoint": None, "interrupts": []}
+
+
+def may_have_next_tasks(graph: Pregel, checkpoint: dict[str, Any]) -> bool:
+    """Whether LangGraph could find a task to run after `checkpoint`; True when unsure.
+
+    As LangGraph's `prepare_next_tasks` decides: a node runs next when one of its trigger
+    channels holds a value with a newer version than the node has seen, and `Send` packets wait
+    in the tasks channel. A node that stopped on `interrupt()` did not record what it saw, so it
+    still counts as next. Whether a trigger holds a value is read from the checkpoint only for
+    `EphemeralValue` channels (absent from `channel_values` when empty, as StateGraph's edges
+    and START are); any other kind of trigger is taken to hold one.
+    """
+    values = checkpoint.get("channel_values") or {}
+    if values.get(TASKS):
+        return True
+    versions = checkpoint.get("channel_versions") or {}
+    seen_by = checkpoint.get("versions_seen") or {}
+    try:
+        for name, node in graph.nodes.items():
+            seen = seen_by.get(name)
+            for channel in node.triggers:
+                if channel not in versions or (channel not in values
+                                               and isinstance(graph.channels.get(channel), EphemeralValue)):
+                    continue  # never written, or emptied since
+                if seen is None or channel not in seen or versions[channel] > seen[channel]:
+                    return True
+    except TypeError:  # versions of different kinds: not ours to judge
+        return True
+    return False

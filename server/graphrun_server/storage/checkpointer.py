@@ -127,6 +127,10 @@ class RunCheckpoints:
     # Set while the run waits for the database to accept it: nothing is written before.
     admitted: asyncio.Future | None = None
     rider: Rider | None = None  # its acceptance, when it rides on its first checkpoint write
+    # Given a checkpoint about to be written, the statement recording the run's end if that
+    # checkpoint certainly is its last (see GraphRunner._finisher); `finished` once it committed.
+    finisher: Callable[[dict], Rider | None] | None = None
+    finished: Rider | None = None
     latest: StoredCheckpoint | None = None  # its last checkpoint (writes are stored in order)
     written: set[str] = field(default_factory=set)  # checkpoints that got pending writes
 
@@ -242,6 +246,8 @@ class FencedPostgresSaver(AsyncPostgresSaver):
             elif not (v is None or isinstance(v, (str, int, float, bool))):
                 blob_values[k] = copy["channel_values"].pop(k)
         stored_metadata = get_serializable_checkpoint_metadata(config, metadata)
+        recorder = _recorder(config)
+        finish = recorder.finisher(checkpoint) if recorder is not None and recorder.finisher is not None else None
         try:
             async with self._cursor(pipeline=True) as cur:
                 if rider is not None:
@@ -256,14 +262,21 @@ class FencedPostgresSaver(AsyncPostgresSaver):
                     await cur.execute(self.UPSERT_CHECKPOINTS_SQL, row)
                 else:
                     await cur.execute(self.FENCED_UPSERT_CHECKPOINTS_SQL, (*row, *fence))
+                if finish is not None:  # the run's end, in the same transaction as its last checkpoint
+                    ended = cur.connection.cursor(row_factory=dict_row)
+                    await ended.execute(finish.query, finish.params)
             if rider is not None:
                 rider.answered(await answer.fetchone())
+            if finish is not None:
+                finish.answered(await ended.fetchone())
         except BaseException as exc:
             if rider is not None:
                 rider.failed(exc)
             raise
-        if (recorder := _recorder(config)) is not None:
+        if recorder is not None:
             recorder.stored(config, checkpoint, stored_metadata)
+            if finish is not None:
+                recorder.finished = finish
         return {"configurable": {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns,
                                  "checkpoint_id": checkpoint["id"]}}
 

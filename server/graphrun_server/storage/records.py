@@ -107,6 +107,11 @@ def event_rows(events: list[RunEvent]) -> tuple[list[int], list[str], list[Jsonb
     return seqs, kinds, data
 
 
+def finished_run(row: dict | None, spec: dict[str, Any]) -> RunRecord | None:
+    """The record graphrun_finish_run answered (None: the attempt no longer owned its run)."""
+    return _run({**row, "spec": spec}) if row else None
+
+
 @contextlib.contextmanager
 def _begin_errors(thread_id: str):
     """graphrun_begin_run's refusals as graphrun's errors."""
@@ -282,15 +287,20 @@ class Records:
             """, {"run_id": run_id, "attempt": attempt, "seqs": seqs, "kinds": kinds, "data": data})
         return bool(row and row["owned"])
 
+    @staticmethod
+    def finish_run_statement(run_id: str, attempt: int, status: str, error: dict | None, node: str | None,
+                             step: int | None, events: list[RunEvent]) -> tuple[str, tuple]:
+        """The query that records a run's end with its last events (graphrun_finish_run)."""
+        seqs, kinds, data = event_rows(events)
+        return (f"SELECT {_RUN_COLUMNS_BUT_SPEC} FROM graphrun_finish_run("
+                "%s, %s, %s, %s, %s, %s, %s::bigint[], %s::text[], %s::jsonb[])",
+                (run_id, attempt, status, Jsonb(error) if error else None, node, step, seqs, kinds, data))
+
     async def finish_run(self, run_id: str, attempt: int, status: str, error: dict | None, node: str | None,
                          step: int | None, events: list[RunEvent], spec: dict[str, Any]) -> RunRecord | None:
-        """Record the end with the last events (graphrun_finish_run). None: fenced off."""
-        seqs, kinds, data = event_rows(events)
-        row = await self._one(
-            f"SELECT {_RUN_COLUMNS_BUT_SPEC} FROM graphrun_finish_run("
-            "%s, %s, %s, %s, %s, %s, %s::bigint[], %s::text[], %s::jsonb[])",
-            (run_id, attempt, status, Jsonb(error) if error else None, node, step, seqs, kinds, data))
-        return _run({**row, "spec": spec}) if row else None
+        """Record the end with the last events. None: fenced off."""
+        row = await self._one(*self.finish_run_statement(run_id, attempt, status, error, node, step, events))
+        return finished_run(row, spec)
 
     async def release_run(self, run_id: str, attempt: int) -> bool:
         """Hand a running run back to the queue (shutdown, outage), for a replica to continue;
