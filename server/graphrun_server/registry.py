@@ -37,20 +37,13 @@ class Assistant:
     graph: Pregel
     description: str = ""
     nodes: list[str] = field(default_factory=list)
-    _schemas: dict[str, dict] | None = field(default=None, repr=False, compare=False)
 
     @property
     def assistant_id(self) -> str:
         return self.graph_id
 
     def schemas(self) -> dict[str, dict]:
-        """Input/output/config JSON schemas, for clients in other languages. Made once: a graph
-        does not change once loaded, and pydantic takes tens of milliseconds to make them."""
-        if self._schemas is None:
-            self._schemas = self._make_schemas()
-        return self._schemas
-
-    def _make_schemas(self) -> dict[str, dict]:
+        """Input/output/config JSON schemas, for clients in other languages."""
         out = {}
         for key, getter in (("input", "get_input_jsonschema"), ("output", "get_output_jsonschema"),
                             ("config", "get_context_jsonschema")):
