@@ -47,7 +47,7 @@ from .snapshots import interrupt_to_json, may_have_next_tasks, read_state, snaps
 from .storage.checkpointer import CHECKPOINTS_KEY, FENCE_KEY, Rider, RunCheckpoints
 from .storage.leases import LeaseKeeper
 from .storage.notify import Notifications
-from .storage.records import Claim, Records, RunRecord, finished_run
+from .storage.records import Claim, Records, RunRecord, run_record
 from .wire import message_to_json, to_json
 
 log = logging.getLogger(__name__)
@@ -496,23 +496,19 @@ class GraphRunner:
             error.setdefault("reason", RUN_FAILURE_CODES[status][1])
         await self._settle(active, status, error, state)
 
-    def _finisher(self, active: ActiveRun, graph) -> Callable[[dict], Rider | None]:
+    def _finisher(self, active: ActiveRun, graph) -> Callable[[dict], tuple[str, tuple] | None]:
         """For a run whose only events are its metadata and end (no stream modes): the end of
         the run goes in the transaction of its last checkpoint, one round trip less. A checkpoint
         is the last when LangGraph can find nothing to run after it (`may_have_next_tasks`);
         the run then completed, whatever stops it from here on."""
-        loop = asyncio.get_running_loop()
-
-        def finish(checkpoint: dict) -> Rider | None:
+        def finish(checkpoint: dict) -> tuple[str, tuple] | None:
             if active.stop_reason is not None or may_have_next_tasks(graph, checkpoint):
                 return None
             run = active.record
             active.ending = active.log.next_event(ev.END, {"status": "success", "error": None,
                                                            "checkpoint_id": checkpoint["id"]})
-            query, params = self.records.finish_run_statement(
-                run.run_id, run.attempt, "success", None, active.current_node, active.step,
-                active.log.since(active.stored) + [active.ending])
-            return Rider(query, params, loop.create_future())
+            return self.records.finish_run_statement(run.run_id, run.attempt, "success", None, active.current_node,
+                                                     active.step, active.log.since(active.stored) + [active.ending])
         return finish
 
     @staticmethod
@@ -563,7 +559,7 @@ class GraphRunner:
                 state = self._completed_state(active, status)
             reading = asyncio.ensure_future(self._final_state(active)) if state is None else None
             if recorded is not None:
-                end, finished = active.ending, finished_run(recorded.answer.result(), run.spec)
+                end, finished = active.ending, run_record(recorded, run.spec)
             else:
                 end = active.log.next_event(ev.END, {
                     "status": status, "error": error,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph._internal._constants import TASKS
 from langgraph.channels.ephemeral_value import EphemeralValue
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
 from langgraph.types import Interrupt, StateSnapshot
 

@@ -127,10 +127,11 @@ class RunCheckpoints:
     # Set while the run waits for the database to accept it: nothing is written before.
     admitted: asyncio.Future | None = None
     rider: Rider | None = None  # its acceptance, when it rides on its first checkpoint write
-    # Given a checkpoint about to be written, the statement recording the run's end if that
-    # checkpoint certainly is its last (see GraphRunner._finisher); `finished` once it committed.
-    finisher: Callable[[dict], Rider | None] | None = None
-    finished: Rider | None = None
+    # Given a checkpoint about to be written, the statement (query, parameters) recording the
+    # run's end if that checkpoint certainly is its last (see GraphRunner._finisher); `finished`
+    # is that statement's answer, once it committed with the checkpoint.
+    finisher: Callable[[dict], tuple[str, tuple] | None] | None = None
+    finished: dict | None = None
     latest: StoredCheckpoint | None = None  # its last checkpoint (writes are stored in order)
     written: set[str] = field(default_factory=set)  # checkpoints that got pending writes
 
@@ -264,19 +265,18 @@ class FencedPostgresSaver(AsyncPostgresSaver):
                     await cur.execute(self.FENCED_UPSERT_CHECKPOINTS_SQL, (*row, *fence))
                 if finish is not None:  # the run's end, in the same transaction as its last checkpoint
                     ended = cur.connection.cursor(row_factory=dict_row)
-                    await ended.execute(finish.query, finish.params)
+                    await ended.execute(*finish)
             if rider is not None:
                 rider.answered(await answer.fetchone())
-            if finish is not None:
-                finish.answered(await ended.fetchone())
+            finished = await ended.fetchone() if finish is not None else None
         except BaseException as exc:
             if rider is not None:
                 rider.failed(exc)
             raise
         if recorder is not None:
             recorder.stored(config, checkpoint, stored_metadata)
-            if finish is not None:
-                recorder.finished = finish
+            if finished is not None:
+                recorder.finished = finished
         return {"configurable": {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns,
                                  "checkpoint_id": checkpoint["id"]}}
 

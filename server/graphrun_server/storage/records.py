@@ -107,8 +107,9 @@ def event_rows(events: list[RunEvent]) -> tuple[list[int], list[str], list[Jsonb
     return seqs, kinds, data
 
 
-def finished_run(row: dict | None, spec: dict[str, Any]) -> RunRecord | None:
-    """The record graphrun_finish_run answered (None: the attempt no longer owned its run)."""
+def run_record(row: dict | None, spec: dict[str, Any]) -> RunRecord | None:
+    """The record of a run row selected without its spec (`_RUN_COLUMNS_BUT_SPEC`: begin_run's and
+    finish_run's answers), given the spec the caller knows. None for no row."""
     return _run({**row, "spec": spec}) if row else None
 
 
@@ -209,13 +210,13 @@ class Records:
         """Accept a run on its own round trip (see `begin_run_statement`)."""
         with _begin_errors(thread_id):
             row = await self._one(*self.begin_run_statement(thread_id=thread_id, spec=spec, **kwargs))
-        return _run({**row, "spec": spec})
+        return run_record(row, spec)
 
     async def begun_run(self, rider: Rider, thread_id: str, spec: dict) -> RunRecord:
         """The run a `begin_run_statement` riding on its first checkpoint write accepted."""
         with _begin_errors(thread_id):
             row = await rider.answer
-        return _run({**row, "spec": spec})
+        return run_record(row, spec)
 
     async def send_alone(self, rider: Rider) -> None:
         """Send a rider whose run will write no checkpoint (it ended, or failed, before its first)."""
@@ -300,7 +301,7 @@ class Records:
                          step: int | None, events: list[RunEvent], spec: dict[str, Any]) -> RunRecord | None:
         """Record the end with the last events. None: fenced off."""
         row = await self._one(*self.finish_run_statement(run_id, attempt, status, error, node, step, events))
-        return finished_run(row, spec)
+        return run_record(row, spec)
 
     async def release_run(self, run_id: str, attempt: int) -> bool:
         """Hand a running run back to the queue (shutdown, outage), for a replica to continue;
