@@ -13,7 +13,8 @@ from ..errors import FieldViolation, GraphrunError, InvalidArgument, RunFailure,
 from ..events import RunEvent
 from ..runner import GraphRunner
 from ..storage.records import RunRecord
-from .convert import RUN_STATUS, duration_seconds, event_to_proto, parse_run_spec, require_uuid, run_to_proto
+from .convert import (RUN_STATUS, duration_seconds, event_to_proto, parse_run_spec, require_uuid, run_to_proto,
+                      state_to_proto)
 from .errors import DATABASE_ERRORS, rpc
 
 RUN_ID_KEY = "graphrun-run-id"
@@ -117,9 +118,11 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             detached[0] = True  # the database, not the caller, ends this call: the run goes on
             raise
         detached[0] = True
-        end = event_to_proto(end, request.spec.granularity)
-        _raise_if_failed(end, run)
-        return pb.RunServiceWaitResponse(run=end.end.run, state=end.end.state)
+        response = pb.RunServiceWaitResponse(run=run_to_proto(end.data["run"]))
+        _raise_if_failed(response.run, run)
+        if end.data["state"]:  # built in place: a long conversation's state is not copied
+            state_to_proto(end.data["state"], request.spec.granularity, into=response.state)
+        return response
 
     async def _events(self, run: RunRecord, after: int, granularity: int, deadline: float | None,
                       *, stop_at_deadline: bool):
@@ -150,7 +153,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         except DATABASE_ERRORS:
             detached[0] = True  # the database, not the caller, ends this call: the run goes on
             raise
-        _raise_if_failed(last, run)
+        _raise_if_failed(_ended(last), run)
 
     @rpc
     async def Create(self, request, context):
@@ -213,14 +216,18 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
                                         stop_at_deadline=False):
             last = event
             yield pb.RunServiceJoinResponse(event=event)
-        _raise_if_failed(last, run)
+        _raise_if_failed(_ended(last), run)
 
 
-def _raise_if_failed(last, run: RunRecord) -> None:
-    """After the `end` event of a run that did not succeed or pause: fail the call (never OK)."""
-    if last is None or not last.HasField("end"):
+def _ended(last) -> run_pb2.Run | None:
+    """The run of a stream's last event, if that was its end."""
+    return last.end.run if last is not None and last.HasField("end") else None
+
+
+def _raise_if_failed(ended: run_pb2.Run | None, run: RunRecord) -> None:
+    """After the end of a run that did not succeed or pause: fail the call (never OK)."""
+    if ended is None:
         return
-    ended = last.end.run
     status = {run_pb2.RUN_STATUS_ERROR: "error", run_pb2.RUN_STATUS_TIMEOUT: "timeout",
               run_pb2.RUN_STATUS_CANCELLED: "cancelled"}.get(ended.status)
     if status:
