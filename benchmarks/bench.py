@@ -259,16 +259,25 @@ async def stream(svc: Service, n: int) -> None:
            ["100 concurrent streams", many_total, f"{many_t:.2f}", f"{many_total / many_t:.0f}"]])
 
 
-async def growth(svc: Service, turns: int) -> None:
-    thread = str(uuid.uuid4())
-    samples: dict[int, float] = {}
+async def growth(svc: Service, local: InProcess, turns: int) -> None:
+    """One thread through graphrun and one in-process, a turn of each in turn: the state (and
+    what each checkpoint write and Wait answer carries) grows by two messages a turn."""
+    threads = {"graphrun": str(uuid.uuid4()), "in-process": str(uuid.uuid4())}
+    samples: dict[str, dict[int, float]] = {name: {} for name in threads}
     for turn in range(1, turns + 1):
-        start = time.perf_counter()
-        await svc.wait("chat", {"messages": [{"role": "user", "content": f"turn {turn}"}]}, thread)
-        samples[turn] = time.perf_counter() - start
-    marks = [m for m in (1, 10, 50, 100, 200) if m <= turns]
-    rows = [[m, ms(statistics.median(samples[t] for t in range(max(1, m - 4), m + 1)))] for m in marks]
-    table("Wait latency as a thread grows (chat graph, 2 messages per turn)", ["turn", "ms (median of 5)"], rows)
+        message = {"messages": [{"role": "user", "content": f"turn {turn}"}]}
+        for name, call in (("graphrun", lambda: svc.wait("chat", message, threads["graphrun"])),
+                           ("in-process", lambda: local.invoke("chat", message, threads["in-process"]))):
+            start = time.perf_counter()
+            await call()
+            samples[name][turn] = time.perf_counter() - start
+    rows = []
+    for mark in (m for m in (1, 10, 50, 100, 200) if m <= turns):
+        window = range(max(1, mark - 4), mark + 1)
+        g, l = (statistics.median(samples[name][t] for t in window) for name in threads)
+        rows.append([mark, ms(g), ms(l), f"{g / l:.2f}"])
+    table("Wait latency as a thread grows (chat graph, 2 messages per turn; median of 5 turns)",
+          ["turn", "graphrun ms", "in-process ms", "ratio"], rows)
 
 
 async def dbsize(svc: Service, dsn: str, n: int, target: int) -> None:
@@ -440,7 +449,7 @@ async def main() -> None:
             if "stream" in only:
                 await stream(svc, 10 if quick else 50)
             if "growth" in only:
-                await growth(svc, 20 if quick else 200)
+                await growth(svc, local, 20 if quick else 200)
             if "dbsize" in only:
                 await dbsize(svc, dsn, n, 10_000 if quick else 100_000)
         finally:
