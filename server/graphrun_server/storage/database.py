@@ -75,8 +75,11 @@ def _hung_up(conn: psycopg.AsyncConnection) -> bool:
 def make_pool(dsn: str, *, max_size: int = 20, timeout: float = 5.0) -> Pool:
     """A pool whose connections suit both graphrun's queries and AsyncPostgresSaver.
 
-    The saver needs autocommit and dict rows; prepare_threshold=0 keeps it
-    working behind transaction-pooling proxies (PgBouncer) as LangGraph advises.
+    The saver needs autocommit and dict rows. prepare_threshold=0 (as LangGraph's
+    docs set it) prepares every statement on its first use, so each of a run's
+    round trips skips parsing and planning; behind a transaction-pooling proxy
+    this needs one that tracks prepared statements (PgBouncer >= 1.21 with
+    max_prepared_statements).
     `timeout` bounds every wait for a connection, including reconnecting, so a
     call fails with UNAVAILABLE soon after the database goes away instead of
     hanging; TCP keepalives find connections to a host that vanished.
