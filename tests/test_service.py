@@ -12,6 +12,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from graphrun.v1 import assistant_service_pb2 as apb, run_pb2, run_service_pb2_grpc
 from graphrun_server.app import App, Settings
+from conftest import GRAPHS_CONFIG
 from helpers import wait_request
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -22,6 +23,29 @@ async def test_health_reports_serving_for_the_server_and_each_service(channel):
     for service in ("", "graphrun.v1.RunService", "graphrun.v1.ThreadService", "graphrun.v1.AssistantService"):
         response = await stub.Check(health_pb2.HealthCheckRequest(service=service))
         assert response.status == health_pb2.HealthCheckResponse.SERVING, service
+
+
+async def test_a_replica_whose_database_connections_are_all_busy_still_reports_serving(database_url):
+    """Busy is not unhealthy: a burst of runs can hold every pooled connection for seconds, and a
+    replica reporting NOT_SERVING then would be taken out of service, or restarted, for it."""
+    app = await App(Settings(host="127.0.0.1", port=0, database_url=database_url, config=GRAPHS_CONFIG,
+                             pool_size=2)).start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            # Both connections of the pool busy, as with runs.
+            async with app._pool.connection(), app._pool.connection():
+                await app._health.refresh()  # the periodic check, now rather than in 5 s
+                busy = await health.Check(health_pb2.HealthCheckRequest(), timeout=30)
+    finally:
+        await app.stop(grace=1)
+    assert busy.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_a_pool_too_small_to_start_is_refused_with_a_clear_message(database_url):
+    with pytest.raises(SystemExit, match="GRAPHRUN_POOL_SIZE must be at least 2, not 1"):
+        await App(Settings(host="127.0.0.1", port=0, database_url=database_url, config=GRAPHS_CONFIG,
+                           pool_size=1)).start()
 
 
 async def test_reflection_lists_the_services(channel):
@@ -74,7 +98,6 @@ def test_ci_runs_the_readme_test_command():
 @pytest.mark.parametrize("event_loop", [None, "asyncio"])
 async def test_the_server_process_serves_on_uvloop_by_default_or_on_asyncio(database_url, event_loop):
     from replicas import Replica
-    from conftest import GRAPHS_CONFIG
 
     settings = {"event_loop": event_loop} if event_loop else {}
     replica = await Replica("loop", database_url, GRAPHS_CONFIG, **settings).start()
@@ -88,7 +111,6 @@ async def test_the_server_process_serves_on_uvloop_by_default_or_on_asyncio(data
 
 async def test_an_unknown_event_loop_stops_the_server_with_a_clear_message(database_url):
     from replicas import Replica
-    from conftest import GRAPHS_CONFIG
 
     replica = Replica("bad-loop", database_url, GRAPHS_CONFIG, event_loop="trio")
     with pytest.raises(RuntimeError) as failed:

@@ -176,7 +176,7 @@ class App:
         thread_service_pb2_grpc.add_ThreadServiceServicer_to_server(
             ThreadServicer(Threads(registry, records, self.runner)), server)
         assistant_service_pb2_grpc.add_AssistantServiceServicer_to_server(AssistantServicer(registry), server)
-        self._health = DatabaseHealth(pool)
+        self._health = DatabaseHealth(dsn)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection([
             run_service_pb2.DESCRIPTOR.services_by_name["RunService"].full_name,

@@ -7,19 +7,19 @@ import time
 
 from grpc_health.v1 import health, health_pb2
 
-from ..storage.database import ping
+from ..storage.database import Prober
 
 # Services whose health follows the database ("" is the server as a whole).
 SERVICES = ("", "graphrun.v1.RunService", "graphrun.v1.ThreadService", "graphrun.v1.AssistantService")
 
 
 class DatabaseHealth(health.aio.HealthServicer):
-    """Each Check pings the database (at most once per `min_interval` seconds);
-    a background loop keeps Watch subscribers current."""
+    """Each Check pings the database (at most once per `min_interval` seconds), on a connection
+    of its own (see `Prober`); a background loop keeps Watch subscribers current."""
 
-    def __init__(self, pool, *, min_interval: float = 1.0, watch_interval: float = 5.0):
+    def __init__(self, dsn: str, *, min_interval: float = 1.0, watch_interval: float = 5.0):
         super().__init__()
-        self._pool = pool
+        self._prober = Prober(dsn, timeout=1.0)
         self._min_interval = min_interval
         self._watch_interval = watch_interval
         self._checked_at = 0.0
@@ -27,7 +27,7 @@ class DatabaseHealth(health.aio.HealthServicer):
         self._task: asyncio.Task | None = None
 
     async def refresh(self) -> None:
-        ok = not self._draining and await ping(self._pool, timeout=1.0)
+        ok = not self._draining and await self._prober.ping()
         self._checked_at = time.monotonic()
         status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
         for service in SERVICES:
@@ -53,3 +53,4 @@ class DatabaseHealth(health.aio.HealthServicer):
         if self._task:
             self._task.cancel()
         await self.enter_graceful_shutdown()
+        await self._prober.close()

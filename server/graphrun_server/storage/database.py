@@ -84,6 +84,8 @@ def make_pool(dsn: str, *, max_size: int = 20, timeout: float = 5.0) -> Pool:
     call fails with UNAVAILABLE soon after the database goes away instead of
     hanging; TCP keepalives find connections to a host that vanished.
     """
+    if max_size < 2:  # migrating holds one connection while the checkpointer's set-up takes another
+        raise SystemExit(f"GRAPHRUN_POOL_SIZE must be at least 2, not {max_size}")
     return Pool(
         dsn,
         min_size=2,
@@ -138,15 +140,45 @@ async def migrate(pool: AsyncConnectionPool, checkpointer_setup) -> None:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
 
 
-async def ping(pool: AsyncConnectionPool, timeout: float = 2.0) -> bool:
-    """True when the database answers a trivial query within timeout seconds."""
-    try:
-        async with pool.connection(timeout=timeout) as conn:
-            await conn.execute("SELECT 1")
-        return True
-    except (psycopg.Error, OSError, TimeoutError) as exc:
-        log.warning("database ping failed: %s", type(exc).__name__)
-        return False
-    except Exception as exc:  # psycopg_pool.PoolTimeout and friends
-        log.warning("database ping failed: %s", type(exc).__name__)
-        return False
+class Prober:
+    """Answers whether the database is up, on a connection of its own.
+
+    Not through the pool: under a burst of runs every pooled connection can be busy for
+    seconds, which says nothing about the database, and a replica that reported itself
+    unhealthy then would be taken out of service, or restarted with its runs, for being busy.
+    """
+
+    def __init__(self, dsn: str, timeout: float = 1.0):
+        self._dsn, self._timeout = dsn, timeout
+        self._conn: psycopg.AsyncConnection | None = None
+        self._lock = asyncio.Lock()
+
+    async def ping(self) -> bool:
+        """True when the database answers a trivial query within the timeout. A connection the
+        database closed meanwhile (an idle timeout, a restart) gets one retry on a fresh one."""
+        async with self._lock:
+            failure: Exception | None = None
+            for _ in range(2):
+                try:
+                    if self._conn is None or self._conn.closed:
+                        self._conn = await asyncio.wait_for(psycopg.AsyncConnection.connect(
+                            self._dsn, autocommit=True, connect_timeout=max(1, round(self._timeout))), self._timeout)
+                    await asyncio.wait_for(self._conn.execute("SELECT 1"), self._timeout)
+                    return True
+                except Exception as exc:  # psycopg errors, OSError, TimeoutError
+                    failure = exc
+                    await self._drop()
+            log.warning("database ping failed: %s", type(failure).__name__)
+            return False
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await conn.close()
+            except Exception:  # noqa: BLE001 - it is being thrown away
+                pass
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._drop()
