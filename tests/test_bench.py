@@ -40,3 +40,13 @@ def test_the_quick_benchmark_prints_its_tables_and_a_wait_saves_round_trips(admi
 
     cost = table_rows(done.stdout, "### Database work per run")
     assert float(cost["graphrun Wait"][0]) < float(cost["in-process ainvoke"][0]), cost
+
+
+def test_the_ab_script_compares_two_trees_in_both_start_orders(admin_dsn):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "ab.py"), "--old", str(ROOT), "--graph", "chat",
+         "-n", "3", "--rounds", "1"],
+        env={**os.environ, "GRAPHRUN_BENCH_ADMIN_DSN": admin_dsn}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "[OLD started first]" in done.stdout and "[NEW started first]" in done.stdout, done.stdout
+    assert "NEW-OLD over 2 rounds" in done.stdout, done.stdout
