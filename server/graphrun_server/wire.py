@@ -25,44 +25,39 @@ from langchain_core.messages import BaseMessage, BaseMessageChunk
 _ROLES = {"human": "user", "ai": "ai", "tool": "tool", "system": "system", "function": "function"}
 
 
-def _field(msg: BaseMessage, name: str) -> Any:
-    """A message's field, or an extra attribute it was given (LangChain messages allow extras), or
-    None. `getattr(msg, name, None)` answers the same, but a name the message lacks costs
-    pydantic an AttributeError: most of the conversion's time for a long conversation."""
-    value = msg.__dict__.get(name)
-    if value is None and (extra := msg.__pydantic_extra__):
-        value = extra.get(name)
-    return value
-
-
 def message_to_json(msg: BaseMessage) -> dict[str, Any]:
-    """A LangChain message (or chunk) in the wire shape."""
+    """A LangChain message (or chunk) in the wire shape.
+
+    Fields are read from the model's `__dict__` (then its extras: LangChain messages allow
+    them), not with `getattr(msg, name, None)`: every name a message lacks costs pydantic an
+    AttributeError, which was most of the conversion's time for a long conversation."""
+    fields, extra = msg.__dict__, msg.__pydantic_extra__ or _NO_EXTRA
     mtype = msg.type.removesuffix("Chunk").lower().removesuffix("message") or msg.type
     mtype = {"aimessage": "ai", "ai": "ai"}.get(mtype, mtype)
     out: dict[str, Any] = {
-        "role": _field(msg, "role") or _ROLES.get(mtype, mtype),
+        "role": fields.get("role") or extra.get("role") or _ROLES.get(mtype, mtype),
         "type": mtype,
         "content": to_json(msg.content),
         "id": msg.id,
     }
     if msg.name:
         out["name"] = msg.name
-    tool_calls = _field(msg, "tool_calls")
-    if tool_calls:
+    if tool_calls := fields.get("tool_calls") or extra.get("tool_calls"):
         out["tool_calls"] = [{"id": tc.get("id"), "name": tc["name"], "args": to_json(tc.get("args", {}))}
                              for tc in tool_calls]
     if isinstance(msg, BaseMessageChunk):
-        chunks = _field(msg, "tool_call_chunks")
-        if chunks:
+        if chunks := fields.get("tool_call_chunks") or extra.get("tool_call_chunks"):
             out["tool_call_chunks"] = [{k: to_json(c.get(k)) for k in ("id", "name", "args", "index")} for c in chunks]
-    if tool_call_id := _field(msg, "tool_call_id"):
+    if tool_call_id := fields.get("tool_call_id") or extra.get("tool_call_id"):
         out["tool_call_id"] = tool_call_id
-    if _field(msg, "status") == "error":
+    if (fields.get("status") or extra.get("status")) == "error":
         out["status"] = "error"
-    usage = _field(msg, "usage_metadata")
-    if usage:
+    if usage := fields.get("usage_metadata") or extra.get("usage_metadata"):
         out["usage_metadata"] = to_json(usage)
     return out
+
+
+_NO_EXTRA: dict[str, Any] = {}
 
 
 def to_json(value: Any) -> Any:
@@ -71,9 +66,22 @@ def to_json(value: Any) -> Any:
     NUL characters become U+FFFD: PostgreSQL's jsonb cannot store them, and a run
     whose state held one could otherwise never record its events or its end.
     """
+    kind = type(value)  # the common exact types first: a state holds thousands of them
+    if kind is str:
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if kind is dict:
+        return {to_json(k if type(k) is str else str(k)): to_json(v) for k, v in value.items()}
+    if kind is list:
+        return [to_json(v) for v in value]
+    if value is None or kind is bool or kind is int:
+        return value
+    return _other_to_json(value)
+
+
+def _other_to_json(value: Any) -> Any:
     if isinstance(value, str):
         return value.replace("\x00", "\ufffd") if "\x00" in value else value
-    if value is None or isinstance(value, (bool, int)):
+    if isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
