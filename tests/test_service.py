@@ -117,3 +117,14 @@ async def test_an_unknown_event_loop_stops_the_server_with_a_clear_message(datab
         await replica.start()
     assert "GRAPHRUN_EVENT_LOOP must be 'uvloop' or 'asyncio', not 'trio'" in str(failed.value)
     await replica.close()
+
+
+async def test_a_setting_that_is_not_a_number_stops_the_server_with_a_message_naming_it(database_url):
+    from replicas import Replica
+
+    replica = Replica("bad-setting", database_url, GRAPHS_CONFIG, pool_size="twenty")
+    with pytest.raises(RuntimeError) as failed:
+        await replica.start()
+    assert "GRAPHRUN_POOL_SIZE must be an integer, not 'twenty'" in str(failed.value)
+    assert "Traceback" not in str(failed.value)
+    await replica.close()

@@ -84,22 +84,22 @@ class Settings:
         env = os.environ
         values = {
             "host": env.get("GRAPHRUN_HOST", cls.host),
-            "port": int(env.get("GRAPHRUN_PORT", cls.port)),
+            "port": _number(env, "GRAPHRUN_PORT", cls.port, int),
             "database_url": env.get("GRAPHRUN_DATABASE_URL") or None,
             "config": env.get("GRAPHRUN_CONFIG") or None,
             "data_dir": env.get("GRAPHRUN_DATA_DIR", cls.data_dir),
-            "grace_seconds": float(env.get("GRAPHRUN_GRACE_SECONDS", cls.grace_seconds)),
-            "pool_size": int(env.get("GRAPHRUN_POOL_SIZE", cls.pool_size)),
-            "db_timeout": float(env.get("GRAPHRUN_DB_TIMEOUT", cls.db_timeout)),
-            "max_concurrent_runs": int(env.get("GRAPHRUN_MAX_CONCURRENT_RUNS", cls.max_concurrent_runs)),
-            "max_pending_runs": int(env.get("GRAPHRUN_MAX_PENDING_RUNS", cls.max_pending_runs)),
-            "lease_seconds": float(env.get("GRAPHRUN_LEASE_SECONDS", cls.lease_seconds)),
-            "max_attempts": int(env.get("GRAPHRUN_MAX_ATTEMPTS", cls.max_attempts)),
-            "max_blocking_seconds": float(env.get("GRAPHRUN_MAX_BLOCKING_SECONDS", cls.max_blocking_seconds)),
-            "event_retention_seconds": float(env.get("GRAPHRUN_EVENT_RETENTION_SECONDS",
-                                                     cls.event_retention_seconds)),
-            "workers": int(env.get("GRAPHRUN_WORKERS", cls.workers)),
-            "metrics_port": int(env["GRAPHRUN_METRICS_PORT"]) if env.get("GRAPHRUN_METRICS_PORT") else None,
+            "grace_seconds": _number(env, "GRAPHRUN_GRACE_SECONDS", cls.grace_seconds, float),
+            "pool_size": _number(env, "GRAPHRUN_POOL_SIZE", cls.pool_size, int),
+            "db_timeout": _number(env, "GRAPHRUN_DB_TIMEOUT", cls.db_timeout, float),
+            "max_concurrent_runs": _number(env, "GRAPHRUN_MAX_CONCURRENT_RUNS", cls.max_concurrent_runs, int),
+            "max_pending_runs": _number(env, "GRAPHRUN_MAX_PENDING_RUNS", cls.max_pending_runs, int),
+            "lease_seconds": _number(env, "GRAPHRUN_LEASE_SECONDS", cls.lease_seconds, float),
+            "max_attempts": _number(env, "GRAPHRUN_MAX_ATTEMPTS", cls.max_attempts, int),
+            "max_blocking_seconds": _number(env, "GRAPHRUN_MAX_BLOCKING_SECONDS", cls.max_blocking_seconds, float),
+            "event_retention_seconds": _number(env, "GRAPHRUN_EVENT_RETENTION_SECONDS",
+                                               cls.event_retention_seconds, float),
+            "workers": _number(env, "GRAPHRUN_WORKERS", cls.workers, int),
+            "metrics_port": _number(env, "GRAPHRUN_METRICS_PORT", None, int),
             "metrics_host": env.get("GRAPHRUN_METRICS_HOST", cls.metrics_host),
             "log_format": env.get("GRAPHRUN_LOG_FORMAT", cls.log_format),
             "event_loop": env.get("GRAPHRUN_EVENT_LOOP") or cls.event_loop,
@@ -118,6 +118,19 @@ class Settings:
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+def _number(env, name: str, default, kind: type):
+    """A numeric setting from the environment; a value that is not one stops the server with a
+    message naming the variable (not a traceback from int())."""
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        noun = "an integer" if kind is int else "a number"
+        raise SystemExit(f"{name} must be {noun}, not {raw!r}") from None
 
 
 @dataclass
