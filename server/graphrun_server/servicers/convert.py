@@ -258,10 +258,8 @@ def _fill_value(target: struct_pb2.Value, value: Any) -> None:
         _fill_value(target, dict(value))
     elif isinstance(value, (list, tuple)):
         _fill_value(target, list(value))
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+    elif isinstance(value, (int, float)):  # an IntEnum, a float subclass (bool cannot be subclassed)
         target.number_value = value
-    elif isinstance(value, bool):
-        target.bool_value = value
     else:
         raise ValueError(f"a {kind.__name__} is not a JSON value")
 
