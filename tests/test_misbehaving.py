@@ -88,3 +88,19 @@ async def test_runs_that_only_await_are_never_blamed(stubs):
     done = await asyncio.gather(*(runs.Wait(pb.RunServiceWaitRequest(spec=spec(
         assistant_id="misbehaving", input={"log": []})), timeout=30) for _ in range(20)))
     assert all(d.run.status == run_pb2.RUN_STATUS_SUCCESS for d in done)
+
+
+async def test_a_run_whose_node_swallows_its_cancellation_is_still_stopped(stubs):
+    """A stop that is swallowed on its way (the node catches CancelledError, or Python 3.11's
+    wait_for loses it) is repeated until the run leaves the graph: the run ends CANCELLED, and
+    a Cancel that waits for that returns, rather than the run going on forever."""
+    runs, _ = stubs
+    created = await runs.Create(pb.RunServiceCreateRequest(spec=spec(
+        assistant_id="misbehaving", input={"log": [], "swallow_cancel": True}), stream_mode=["tasks"]), timeout=30)
+    join = runs.Join(pb.RunServiceJoinRequest(run_id=created.run.run_id), timeout=60)
+    async for response in join:  # the culprit is waiting
+        if response.event.HasField("task") and response.event.task.name == "culprit":
+            break
+    join.cancel()
+    cancelled = await runs.Cancel(pb.RunServiceCancelRequest(run_id=created.run.run_id, wait=True), timeout=60)
+    assert cancelled.run.status == run_pb2.RUN_STATUS_CANCELLED

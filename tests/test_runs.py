@@ -2,6 +2,7 @@
 interrupted threads and queued runs, event retention."""
 
 import asyncio
+import uuid
 
 import grpc
 import pytest
@@ -223,3 +224,30 @@ async def test_a_refused_or_queued_run_runs_no_node_before_its_turn(runs, db, da
     strays = db.execute("SELECT run_id FROM test_side_effect WHERE at >= %s"
                         " AND run_id::text NOT IN (SELECT run_id::text FROM graphrun_run)", (since,)).fetchall()
     assert strays == []  # the refused run ran nothing
+
+
+async def test_a_run_stopped_before_its_task_began_still_ends_cancelled(runs, server):
+    """A Cancel can reach a run in the instant between a worker claiming it and its task's first
+    step (seen as a Cancel with wait=True that never returned, under CPU load). A task cancelled
+    then never runs its coroutine, so nothing recorded the run's end: it stayed RUNNING, its
+    lease renewed, forever. The instant is reproduced here by stopping the run in the same step
+    of the event loop that registers it (the runner's own claim path, reached directly)."""
+    from graphrun_server.servicers.convert import parse_run_spec
+    from graphrun_server.storage.records import Claim
+
+    runner = server.runner
+    request = parse_run_spec(spec(assistant_id="steps", input={"hang_at": "first"}), [])
+    thread_id = str(uuid.uuid4())
+    record = await runner.records.begin_run(
+        run_id=str(uuid.uuid4()), thread_id=thread_id, create_thread=True, assistant_id="steps",
+        multitask_strategy="reject", on_disconnect="continue", spec=request.to_json(), metadata={}, delay=0.0,
+        has_input=True, owner=runner.owner, lease=runner.settings.lease_seconds)
+    assert record.status == "running"
+    active = runner._prepare(Claim(record, 0, None))  # as a worker's claim starts a run
+    runner._register(active)
+    runner._stop(active, "interrupt", "cancelled before its task began")  # no await in between
+
+    end = await asyncio.wait_for(runner.wait_end(record.run_id), timeout=60)
+    assert end.data["status"] == "cancelled"
+    stored = (await runs.Get(pb.RunServiceGetRequest(run_id=record.run_id))).run
+    assert stored.status == run_pb2.RUN_STATUS_CANCELLED

@@ -108,39 +108,40 @@ async def test_oversized_fields_are_refused(runs, threads):
 
 
 async def test_a_full_replica_or_queue_is_resource_exhausted_with_retry_info(admin_dsn):
+    # A replica of its own, as a process: this test ran an App in the test's event loop beside
+    # the session's server and was flaky under CPU load (failures, then a segfault of the test
+    # process in native code), where replicas as processes are not.
     from conftest import GRAPHS_CONFIG, scratch_database
-    from graphrun.v1 import run_service_pb2, run_service_pb2_grpc
-    from graphrun_server.app import App, Settings
+    from graphrun.v1 import run_service_pb2
     from helpers import spec
+    from replicas import Replica
 
     with scratch_database(admin_dsn) as dsn:
-        app = await App(Settings(port=0, database_url=dsn, config=GRAPHS_CONFIG, max_concurrent_runs=1,
-                                 max_pending_runs=1)).start()
+        replica = await Replica("full", dsn, GRAPHS_CONFIG, max_concurrent_runs=1, max_pending_runs=1).start()
         try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
-                stub = run_service_pb2_grpc.RunServiceStub(channel)
-                hang = spec(assistant_id="steps", input={"hang_at": "first"})
-                running = await stub.Create(run_service_pb2.RunServiceCreateRequest(spec=hang))
-                queued = await stub.Create(run_service_pb2.RunServiceCreateRequest(spec=hang))
-                assert (running.run.status, queued.run.status) == (2, 1)  # RUNNING, PENDING
+            stub = replica.runs
+            hang = spec(assistant_id="steps", input={"hang_at": "first"})
+            running = await stub.Create(run_service_pb2.RunServiceCreateRequest(spec=hang))
+            queued = await stub.Create(run_service_pb2.RunServiceCreateRequest(spec=hang))
+            assert (running.run.status, queued.run.status) == (2, 1)  # RUNNING, PENDING
+            with pytest.raises(ABORT) as caught:
+                await stub.Create(run_service_pb2.RunServiceCreateRequest(spec=hang))
+            assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            info = details(caught.value)
+            assert info["reason"] == "QUEUE_FULL" and info["retry"] == 1.0
+            # A caller that waits for its run is told at once that this replica is full.
+            for call in (stub.Wait(run_service_pb2.RunServiceWaitRequest(spec=hang)),
+                         stub.Stream(run_service_pb2.RunServiceStreamRequest(spec=hang)).read()):
                 with pytest.raises(ABORT) as caught:
-                    await stub.Create(run_service_pb2.RunServiceCreateRequest(spec=hang))
+                    await call
                 assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
                 info = details(caught.value)
-                assert info["reason"] == "QUEUE_FULL" and info["retry"] == 1.0
-                # A caller that waits for its run is told at once that this replica is full.
-                for call in (stub.Wait(run_service_pb2.RunServiceWaitRequest(spec=hang)),
-                             stub.Stream(run_service_pb2.RunServiceStreamRequest(spec=hang)).read()):
-                    with pytest.raises(ABORT) as caught:
-                        await call
-                    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-                    info = details(caught.value)
-                    assert info["reason"] == "REPLICA_BUSY" and info["retry"] == 0.5
-                    assert info["metadata"] == {"max_concurrent_runs": "1"}
-                for run in (running.run, queued.run):
-                    await stub.Cancel(run_service_pb2.RunServiceCancelRequest(run_id=run.run_id, wait=True))
+                assert info["reason"] == "REPLICA_BUSY" and info["retry"] == 0.5
+                assert info["metadata"] == {"max_concurrent_runs": "1"}
+            for run in (running.run, queued.run):
+                await stub.Cancel(run_service_pb2.RunServiceCancelRequest(run_id=run.run_id, wait=True))
         finally:
-            await app.stop(grace=1)
+            await replica.close()
 
 
 # -- found by tests/test_fuzz.py ------------------------------------------------------------

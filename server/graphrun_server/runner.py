@@ -52,6 +52,9 @@ from .wire import message_to_json, to_json
 
 log = logging.getLogger(__name__)
 
+# A stopped run's task is cancelled again this often until it leaves the graph (see _cancel_graph).
+RECANCEL_SECONDS = 1.0
+
 # API stream mode -> the LangGraph modes that feed it. "debug" always runs too:
 # its task events give the current node and step, and finished tasks' writes
 # complete streamed messages.
@@ -122,6 +125,8 @@ class ActiveRun:
     flusher: asyncio.Task | None = None
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     settling: bool = False  # recording its end: too late to stop it
+    started: bool = False  # its task has begun `_execute` (see `_stop`)
+    left_graph: bool = False  # `_execute` is past the graph (recording the end: not to be cancelled)
     context: Any = None  # the contextvars.Context its tasks run in
     ending: ev.RunEvent | None = None  # its end event, when recorded with its last checkpoint
 
@@ -424,11 +429,12 @@ class GraphRunner:
         run, req = active.record, active.request  # a provisional record until admitted (same ids)
         status, error, state = "error", None, None
         timer = None
+        active.started = True
         try:
             active.log.append(ev.METADATA, {"run_id": run.run_id, "thread_id": run.thread_id,
                                             "assistant_id": run.assistant_id, "attempt": run.attempt})
-            if run.cancel_action:  # cancelled while its former replica was gone
-                raise asyncio.CancelledError
+            if run.cancel_action or active.stop_reason:  # cancelled while no replica ran it, or stopped
+                raise asyncio.CancelledError  # before its task began (see `_stop`)
             if run.attempt - run.handoffs > self.settings.max_attempts:  # hand-backs are not failures
                 state = {}  # do not touch the graph's state again: it may be what kept failing
                 raise RuntimeError(f"gave up after {self.settings.max_attempts} attempts; "
@@ -477,6 +483,7 @@ class GraphRunner:
                 log.info("run %s failed: %s", run.run_id, type(exc).__name__)
                 error = {"type": type(exc).__name__, "message": str(exc)}
         finally:
+            active.left_graph = True  # a stop's repeated cancel must not cut the end's recording
             if timer:
                 timer.cancel()
         if (rider := active.written.rider) is not None and rider.take():  # it wrote no checkpoint
@@ -784,10 +791,26 @@ class GraphRunner:
     # -- stopping -----------------------------------------------------------------------
 
     def _stop(self, active: ActiveRun, reason: str, message: str) -> None:
-        """Stop a run executing here. The first reason wins."""
+        """Stop a run executing here. The first reason wins.
+
+        A task cancelled before its first step never runs its coroutine at all: `_execute`
+        would not record the run's end, and the run would stay RUNNING, its lease renewed,
+        forever (a Cancel arriving just after a worker claimed the run). Such a run is only
+        marked; `_execute` stops it as it begins."""
         if active.stop_reason is None and not active.settling and active.task is not None and not active.task.done():
             active.stop_reason, active.stop_message = reason, message
-            active.task.cancel()
+            if active.started:
+                self._cancel_graph(active)
+
+    def _cancel_graph(self, active: ActiveRun) -> None:
+        """Cancel the run's task, again every RECANCEL_SECONDS while it is still in the graph: a
+        cancellation can be swallowed on its way (Python 3.11's wait_for loses one that arrives as
+        its inner await completes; a node may catch CancelledError), and the run would then go on,
+        its lease renewed, with nothing left to stop it."""
+        if active.left_graph or active.task.done():
+            return
+        active.task.cancel()
+        asyncio.get_running_loop().call_later(RECANCEL_SECONDS, self._cancel_graph, active)
 
     async def cancel(self, run_id: str, action: str, message: str, wait: bool = False) -> RunRecord:
         """Stop a run wherever it executes. action: interrupt | rollback | timeout."""

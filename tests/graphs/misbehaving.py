@@ -2,9 +2,13 @@
 
 `culprit` misbehaves as its input says: `block_seconds` holds the event loop
 with time.sleep inside `async def` (what a synchronous client called from an
-async node does); `unstorable` returns a value no checkpointer can serialise.
+async node does); `unstorable` returns a value no checkpointer can serialise;
+`swallow_cancel` waits forever and ignores the first cancellation it gets (as
+code that catches CancelledError does, or Python 3.11's wait_for when one
+arrives as its inner await completes).
 """
 
+import asyncio
 import operator
 import time
 from typing import Annotated, Any
@@ -17,6 +21,7 @@ class State(TypedDict, total=False):
     log: Annotated[list[Any], operator.add]
     block_seconds: float
     unstorable: bool
+    swallow_cancel: bool
 
 
 async def first(state: State) -> dict:
@@ -26,6 +31,13 @@ async def first(state: State) -> dict:
 async def culprit(state: State) -> dict:
     if state.get("block_seconds"):
         time.sleep(state["block_seconds"])  # noqa: ASYNC251 - the misbehaviour under test
+    if state.get("swallow_cancel"):
+        forever = asyncio.Event()
+        try:
+            await forever.wait()
+        except asyncio.CancelledError:
+            pass  # the misbehaviour under test
+        await forever.wait()
     if state.get("unstorable"):
         return {"log": [object()]}
     return {"log": ["culprit"]}
