@@ -79,7 +79,7 @@ def to_json(value: Any) -> Any:
 
 
 def _other_to_json(value: Any) -> Any:
-    if isinstance(value, str):
+    if isinstance(value, str):  # a str subclass (the exact type is inlined above: a call per string costs ~5%)
         return value.replace("\x00", "\ufffd") if "\x00" in value else value
     if isinstance(value, (bool, int)):
         return value

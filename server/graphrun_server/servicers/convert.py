@@ -351,6 +351,15 @@ def assistant_to_proto(assistant: Assistant) -> assistant_pb2.Assistant:
         output_schema=to_struct(schemas["output"]), config_schema=to_struct(schemas["config"]), nodes=assistant.nodes)
 
 
+def fill_end(message, end: dict[str, Any], granularity: int):
+    """Fill a message's `run` and `state` (an end event's, Wait's answer) from an end event's data;
+    the state is built in place, a long conversation's is not copied."""
+    message.run.CopyFrom(run_to_proto(end["run"]))
+    if end["state"]:
+        state_to_proto(end["state"], granularity, into=message.state)
+    return message
+
+
 _PHASES = {"started": event_pb2.TASK_PHASE_STARTED, "finished": event_pb2.TASK_PHASE_FINISHED}
 
 
@@ -373,9 +382,7 @@ def event_to_proto(event: RunEvent, granularity: int) -> event_pb2.RunEvent:
             id=d["id"], name=d["name"], step=d["step"], phase=_PHASES[d["phase"]], error=d["error"],
             interrupts=[_interrupt(i) for i in d["interrupts"]]))
     elif event.kind == "end":
-        message.end.run.CopyFrom(run_to_proto(d["run"]))
-        if d["state"]:
-            state_to_proto(d["state"], granularity, into=message.end.state)
+        fill_end(message.end, d, granularity)
     else:
         raise ValueError(f"unknown event kind {event.kind}")
     return message

@@ -13,8 +13,8 @@ from ..errors import FieldViolation, GraphrunError, InvalidArgument, RunFailure,
 from ..events import RunEvent
 from ..runner import GraphRunner
 from ..storage.records import RunRecord
-from .convert import (RUN_STATUS, duration_seconds, event_to_proto, parse_run_spec, require_uuid, run_to_proto,
-                      state_to_proto)
+from .convert import (RUN_STATUS, duration_seconds, event_to_proto, fill_end, parse_run_spec, require_uuid,
+                      run_to_proto)
 from .errors import DATABASE_ERRORS, rpc
 
 RUN_ID_KEY = "graphrun-run-id"
@@ -118,10 +118,8 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             detached[0] = True  # the database, not the caller, ends this call: the run goes on
             raise
         detached[0] = True
-        response = pb.RunServiceWaitResponse(run=run_to_proto(end.data["run"]))
+        response = fill_end(pb.RunServiceWaitResponse(), end.data, request.spec.granularity)
         _raise_if_failed(response.run, run)
-        if end.data["state"]:  # built in place: a long conversation's state is not copied
-            state_to_proto(end.data["state"], request.spec.granularity, into=response.state)
         return response
 
     async def _events(self, run: RunRecord, after: int, granularity: int, deadline: float | None,
