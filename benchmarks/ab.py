@@ -3,8 +3,8 @@
     python benchmarks/ab.py --old /path/to/old/checkout [--new .] [--graph pair|agent|chat] [-n 300] [--rounds 3]
 
 Each tree's server runs as a replica (its `server/` and `client/` first on PYTHONPATH) on one
-scratch database, next to the same graph run in-process; calls rotate between the three, so the
-machine's drift hits all alike. A session is run twice, the old replica started first, then the
+scratch database, next to the same graph run in-process; calls interleave in a new random
+order each round (`bench.interleaved`), so the machine's drift hits all alike. A session is run twice, the old replica started first, then the
 new one: on this machine the replica started first was 0.2-0.3 ms slower per Wait in A/A runs,
 which an A/B started in one order reads as a gain or a loss. Prints the median NEW-OLD of
 every round (ms; negative: the new tree is faster) and each side's ratio to in-process.
@@ -64,10 +64,8 @@ async def session(trees: dict[str, pathlib.Path], first: str, args, differences:
         local = await bench.InProcess(dsn).open()
         try:
             calls = callers(args.graph, {name: bench.Service(r) for name, r in replicas.items()}, local)
-            names = list(calls)
-            for i in range(args.rounds):
-                rotated = names[i % 3:] + names[:i % 3]
-                times = await bench.interleaved({name: calls[name] for name in rotated}, args.n)
+            for _ in range(args.rounds):
+                times = await bench.interleaved(calls, args.n)
                 p50 = {name: statistics.median(t) * 1000 for name, t in times.items()}
                 differences.append(p50["NEW"] - p50["OLD"])
                 print(f"[{first} started first] OLD {p50['OLD']:.2f} NEW {p50['NEW']:.2f} "
