@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import time
 import urllib.request
 
 import grpc
@@ -40,10 +41,13 @@ def _scrape(port: int) -> dict[str, float]:
 
 async def test_metrics_count_rpcs_runs_streams_and_the_pool(observed):
     app, runs, _ = observed
+    before = await asyncio.to_thread(_scrape, app.metrics_port)
+    began = time.monotonic()
     await runs.Wait(wait_request(assistant_id="steps", input={}))
     with pytest.raises(grpc.aio.AioRpcError):
         await runs.Wait(wait_request(assistant_id="steps", input={"fail_at": "first"}))
     [e async for e in runs.Stream(stream_request(["updates"], assistant_id="steps", input={}))]
+    elapsed = time.monotonic() - began
     m = await asyncio.to_thread(_scrape, app.metrics_port)
     wait = 'method="/graphrun.v1.RunService/Wait"'
     assert m[f'graphrun_rpc_requests_total{{code="OK",{wait}}}'] >= 1
@@ -53,6 +57,9 @@ async def test_metrics_count_rpcs_runs_streams_and_the_pool(observed):
     assert m['graphrun_runs_finished_total{status="success"}'] >= 2
     assert m['graphrun_runs_finished_total{status="error"}'] >= 1
     assert m["graphrun_run_duration_seconds_count"] >= 3
+    # The three runs took part of the time the three calls took, no more (not, say, the host's uptime).
+    ran = m["graphrun_run_duration_seconds_sum"] - before.get("graphrun_run_duration_seconds_sum", 0.0)
+    assert 0 < ran <= elapsed, (ran, elapsed)
     assert m["graphrun_active_streams"] == 0 and m["graphrun_runs_executing"] == 0
     assert m['graphrun_db_pool_connections{state="open"}'] >= 1
     assert "graphrun_queue_depth" in m

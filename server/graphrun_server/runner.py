@@ -125,7 +125,7 @@ class ActiveRun:
     flusher: asyncio.Task | None = None
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     settling: bool = False  # recording its end: too late to stop it
-    started: bool = False  # its task has begun `_execute` (see `_stop`)
+    began: bool = False  # its task has begun `_execute` (see `_stop`)
     left_graph: bool = False  # `_execute` is past the graph (recording the end: not to be cancelled)
     context: Any = None  # the contextvars.Context its tasks run in
     ending: ev.RunEvent | None = None  # its end event, when recorded with its last checkpoint
@@ -429,7 +429,7 @@ class GraphRunner:
         run, req = active.record, active.request  # a provisional record until admitted (same ids)
         status, error, state = "error", None, None
         timer = None
-        active.started = True
+        active.began = True
         try:
             active.log.append(ev.METADATA, {"run_id": run.run_id, "thread_id": run.thread_id,
                                             "assistant_id": run.assistant_id, "attempt": run.attempt})
@@ -799,7 +799,7 @@ class GraphRunner:
         marked; `_execute` stops it as it begins."""
         if active.stop_reason is None and not active.settling and active.task is not None and not active.task.done():
             active.stop_reason, active.stop_message = reason, message
-            if active.started:
+            if active.began:
                 self._cancel_graph(active)
 
     def _cancel_graph(self, active: ActiveRun) -> None:
