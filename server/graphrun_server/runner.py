@@ -378,7 +378,11 @@ class GraphRunner:
                     break
                 if claim is None:
                     break
-                self._launch(claim)
+                try:
+                    self._launch(claim)
+                except Exception:  # one run that cannot start must not stop this replica claiming
+                    log.exception("run %s could not start here; it is retried once its lease lapses",
+                                  claim.run.run_id)
             try:
                 await asyncio.wait_for(self._wake.wait(), sweep)
             except TimeoutError:
@@ -462,9 +466,10 @@ class GraphRunner:
                 status = "interrupted" if snapshot.next else "success"
             else:  # the state itself is read while the end is recorded
                 status = "interrupted" if active.checkpoint["next"] else "success"
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             if active.stop_reason is None and not run.cancel_action:  # cancelled by no one we know of
                 active.stop_reason, active.stop_message = "interrupt", "the run's task was cancelled"
+            await self._let_graph_exit(active, exc)
         except NotAdmitted:
             pass
         except GraphDrained:
@@ -517,6 +522,20 @@ class GraphRunner:
             return self.records.finish_run_statement(run.run_id, run.attempt, "success", None, active.current_node,
                                                      active.step, active.log.since(active.stored) + [active.ending])
         return finish
+
+    @staticmethod
+    async def _let_graph_exit(active: ActiveRun, cancelled: asyncio.CancelledError) -> None:
+        """Wait for what LangGraph still stores as the run leaves the graph. A cancellation that
+        reaches LangGraph while it exits (a stop's repeated cancel, when storing its last writes
+        takes over a second) leaves that storing running in a task it hands over in the error's
+        args; recording the end meanwhile could roll back before the last write lands."""
+        active.left_graph = True  # no more cancels
+        for leftover in cancelled.args:
+            if isinstance(leftover, asyncio.Future) and not leftover.done():
+                try:
+                    await asyncio.shield(leftover)
+                except BaseException:  # noqa: BLE001  its failure or a cancel of ours: the run ends either way
+                    pass
 
     @staticmethod
     async def _admitted(active: ActiveRun) -> bool:
@@ -817,12 +836,12 @@ class GraphRunner:
         if await self.records.get_run(run_id) is None:  # unknown, or another caller's
             raise RunNotFound(run_id)
         active = self._active.get(run_id)
-        if active is not None:
+        if active is not None and active.stop_reason not in MOVES:
             self._stop(active, action, message)
             if wait:
                 await self.wait_end(run_id)
             record = await self.records.get_run(run_id)
-        else:
+        else:  # elsewhere, or leaving this replica (handed back, lost): the database carries the stop
             record = await self.records.cancel_run(run_id, action, message)
             if record is None:
                 raise RunNotFound(run_id)
@@ -832,12 +851,24 @@ class GraphRunner:
         return record
 
     def cancel_soon(self, run_id: str, action: str, message: str) -> None:
-        """`cancel` from a handler that is itself being cancelled (its caller left)."""
+        """`cancel` from a handler that is itself being cancelled (its caller left). A run executing
+        here is stopped at once, with no round trip that a database blip could lose."""
         if self._draining:
             return  # runs move to other replicas; callers can join them there
+        active = self._active.get(run_id)
+        if active is not None and active.stop_reason not in MOVES:
+            self._stop(active, action, message)
+            return
         task = asyncio.get_running_loop().create_task(self.cancel(run_id, action, message))
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+
+        def done(task: asyncio.Task) -> None:
+            self._background.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                log.warning("run %s: could not stop it after its caller left: %s", run_id,
+                            type(task.exception()).__name__)
+
+        task.add_done_callback(done)
 
     def _on_cancel_note(self, payload: str | None) -> None:
         if not payload:
@@ -864,10 +895,11 @@ class GraphRunner:
         log.warning("run %s: %s", run_id, message)
         self._stop(active, "blocked", message)
 
-    def _on_lease_report(self, lost: set[str], cancels: dict[str, str]) -> None:
-        for run_id in lost:
+    def _on_lease_report(self, lost: dict[str, int], cancels: dict[str, str]) -> None:
+        """lost: run id -> the attempt whose lease was lost (a newer attempt of ours is not)."""
+        for run_id, attempt in lost.items():
             active = self._active.get(run_id)
-            if active is not None:
+            if active is not None and active.attempt == attempt:
                 log.warning("run %s: lease lost; another replica continues it", run_id)
                 self._stop(active, "lost", "lease lost")
         for run_id, action in cancels.items():

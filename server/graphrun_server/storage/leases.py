@@ -33,11 +33,12 @@ RETURNING r.run_id::text AS run_id, r.cancel_action
 
 
 class LeaseKeeper(threading.Thread):
-    """Renews the leases of `runs()` and reports back through `report(kept, lost, cancels)`."""
+    """Renews the leases of `runs()` and reports back through `report(lost, cancels)`: the runs
+    whose lease was lost (run id -> attempt) and the cancels asked of runs it kept."""
 
     def __init__(self, dsn: str, owner: str, lease_seconds: float,
                  runs: Callable[[], dict[str, tuple[int, str | None, int | None]]],
-                 report: Callable[[set[str], dict[str, str]], None]):
+                 report: Callable[[dict[str, int], dict[str, str]], None]):
         super().__init__(name="graphrun-leases", daemon=True)
         self._dsn, self._owner, self._lease = dsn, owner, lease_seconds
         self._runs, self._report = runs, report
@@ -70,7 +71,7 @@ class LeaseKeeper(threading.Thread):
                     "steps": [runs[i][2] for i in ids]}).fetchall()
                 self._last_ok = time.monotonic()
                 kept = {r[0] for r in rows}
-                self._report(set(ids) - kept, {r[0]: r[1] for r in rows if r[1]})
+                self._report({i: runs[i][0] for i in ids if i not in kept}, {r[0]: r[1] for r in rows if r[1]})
             except Exception as exc:
                 log.warning("lease renewal failed: %s", type(exc).__name__)
                 if conn is not None:
@@ -78,6 +79,6 @@ class LeaseKeeper(threading.Thread):
                     conn = None
                 if time.monotonic() - self._last_ok > self._lease * 2 / 3:
                     # Our leases lapse soon and another replica may take over: stop first.
-                    self._report(set(runs), {})
+                    self._report({i: attempt for i, (attempt, _, _) in runs.items()}, {})
         if conn is not None:
             conn.close()
