@@ -9,6 +9,9 @@ from graphrun.v1 import run_service_pb2, thread_service_pb2
 from helpers import details, messages, question, wait_request
 
 ABORT = grpc.aio.AioRpcError
+# A message LangChain reads, which add_messages then refuses (no message has that id): a write
+# the graph's state refuses, made by a run.
+REMOVE_NOTHING = {"type": "remove", "id": "no-such-message", "content": ""}
 
 
 @pytest.mark.parametrize("fields, field", [
@@ -32,6 +35,12 @@ ABORT = grpc.aio.AioRpcError
      "spec.config.configurable.__pregel_checkpointer"),
     ({"assistant_id": "steps", "input": {}, "interrupt_after": ["first", "ghost"]}, "spec.interrupt_after[1]"),
     ({"assistant_id": "steps", "command": {"goto": ["ghost"]}}, "spec.command.goto[0]"),
+    ({"assistant_id": "approval", "input": {"messages": [{"role": "user", "content": "hi"},
+                                                         {"role": "bogus", "content": "x"}]}}, "spec.input.messages[1]"),
+    ({"assistant_id": "approval", "input": {"messages": [{"role": "user"}]}}, "spec.input.messages[0]"),
+    ({"assistant_id": "approval", "input": {"messages": 5}}, "spec.input.messages"),
+    ({"assistant_id": "approval", "command": {"goto": ["draft"], "update": {"messages": [{"role": "bogus", "content": "x"}]}}},
+     "spec.command.update.messages[0]"),
 ])
 async def test_wait_rejects_bad_fields(runs, fields, field):
     with pytest.raises(ABORT) as caught:
@@ -40,6 +49,26 @@ async def test_wait_rejects_bad_fields(runs, fields, field):
     info = details(caught.value)
     assert field in info["violations"], info
     assert info["reason"] == "INVALID_ARGUMENT" and info["domain"] == "graphrun"
+
+
+async def test_messages_the_graph_cannot_read_change_nothing(runs, db):
+    """Messages LangChain cannot read (an unknown role, no content, a number) are bad input: the
+    thread they were sent to keeps its state and status, and no run is recorded."""
+    first = await runs.Wait(wait_request(assistant_id="agent", input=question("Wann?")))
+    thread_id = first.run.thread_id
+
+    def stored():
+        return (db.execute("SELECT count(*) AS n FROM graphrun_run WHERE thread_id = %s", (thread_id,)).fetchone()["n"],
+                db.execute("SELECT status FROM graphrun_thread WHERE thread_id = %s", (thread_id,)).fetchone()["status"],
+                db.execute("SELECT count(*) AS n FROM checkpoints WHERE thread_id = %s", (thread_id,)).fetchone()["n"])
+
+    before = stored()
+    with pytest.raises(ABORT) as caught:
+        await runs.Wait(wait_request(assistant_id="agent", thread_id=thread_id,
+                                     input={"messages": [{"role": "bogus", "content": "x"}]}))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "is not a message" in details(caught.value)["violations"]["spec.input.messages[0]"]
+    assert stored() == before and before[1] == "idle"
 
 
 async def test_unknown_stream_mode_is_rejected_before_anything_runs(runs, db):
@@ -225,14 +254,14 @@ async def test_state_of_a_thread_whose_writes_the_graph_refused(runs, threads):
     """A run that fails because a reducer raised on its writes leaves them stored with its last
     checkpoint: reading the state applied them and raised again, and GetState and GetHistory were
     INTERNAL. The checkpoint is shown as written, and the thread stays usable."""
-    with pytest.raises(ABORT) as caught:  # input messages LangChain cannot read: the start task's writes
-        await runs.Wait(wait_request(assistant_id="approval", input={"messages": [{"role": "bogus", "content": "x"}]}))
+    with pytest.raises(ABORT) as caught:  # input add_messages refuses (removing what is not there): the start task's writes
+        await runs.Wait(wait_request(assistant_id="approval", input={"messages": [REMOVE_NOTHING]}))
     assert caught.value.code() == grpc.StatusCode.ABORTED
     bad_input = details(caught.value)["metadata"]["thread_id"]
     asking = await runs.Wait(wait_request(assistant_id="approval", input=question("ok?")))
     with pytest.raises(ABORT) as caught:  # a resume whose update the state refuses: writes of no task
         await runs.Wait(wait_request(assistant_id="approval", thread_id=asking.run.thread_id, command={
-            "resume": "yes", "update": {"messages": [{"role": "tool", "content": "no tool_call_id"}]}}))
+            "resume": "yes", "update": {"messages": [REMOVE_NOTHING]}}))
     assert caught.value.code() == grpc.StatusCode.ABORTED
     for thread_id, next_nodes in [(bad_input, ["__start__"]), (asking.run.thread_id, ["review"])]:
         state = (await threads.GetState(thread_service_pb2.ThreadServiceGetStateRequest(thread_id=thread_id))).state
@@ -250,7 +279,7 @@ async def test_state_of_a_thread_whose_writes_the_graph_refused(runs, threads):
 
 async def test_resume_of_a_thread_whose_input_the_graph_refused_is_not_internal(runs):
     with pytest.raises(ABORT) as caught:
-        await runs.Wait(wait_request(assistant_id="approval", input={"messages": [{"role": "bogus", "content": "x"}]}))
+        await runs.Wait(wait_request(assistant_id="approval", input={"messages": [REMOVE_NOTHING]}))
     thread_id = details(caught.value)["metadata"]["thread_id"]
     with pytest.raises(ABORT) as caught:
         await runs.Wait(wait_request(assistant_id="approval", thread_id=thread_id, command={"resume": "yes"}))

@@ -18,11 +18,13 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from langchain_core.messages import convert_to_messages
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import StateGraph
+from langgraph.graph.message import add_messages
 from langgraph.pregel import Pregel
 
-from .errors import AssistantNotFound
+from .errors import AssistantNotFound, FieldViolation
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,26 @@ class Assistant:
                 log.warning("graph %s: no %s schema (%s)", self.graph_id, key, exc)
                 out[key] = {}
         return out
+
+    def message_violations(self, values: Any, path: str) -> list[FieldViolation]:
+        """What the graph's `add_messages` channel would refuse in values["messages"] (a role it
+        does not know, a message without content, a number): bad input, answered before the
+        run is recorded, rather than a run failing at its first step and leaving its thread in
+        ERROR. `path` names values in the request (e.g. "spec.input")."""
+        if not isinstance(values, dict) or "messages" not in values:
+            return []
+        if getattr(self.graph.channels.get("messages"), "operator", None) is not add_messages:
+            return []  # a channel of the graph's own making: its reducer decides
+        given = values["messages"]
+        items, name = (given, f"{path}.messages[{{}}]") if isinstance(given, list) else ([given], f"{path}.messages")
+        violations = []
+        for i, item in enumerate(items):
+            try:
+                convert_to_messages([item])
+            except Exception as exc:  # ValueError, NotImplementedError, a malformed tool call's TypeError...
+                reason = str(exc).split("\n")[0] or type(exc).__name__
+                violations.append(FieldViolation(name.format(i), f"is not a message: {reason}"))
+        return violations
 
 
 def _load_attr(ref: str, base_dir: pathlib.Path) -> tuple[Any, Any]:

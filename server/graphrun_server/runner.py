@@ -255,7 +255,7 @@ class GraphRunner:
         background runs) or refuses them with ReplicaBusy (a caller waiting for the run).
         """
         assistant = self.registry.get(req.assistant_id)
-        self._check_nodes(assistant, req)
+        self._check_request(assistant, req)
         if req.thread_id and (req.checkpoint_id or (req.command and "resume" in req.command)):
             await self._check_thread_state(assistant, req)
         at_capacity = self._executing() >= self.settings.max_concurrent_runs
@@ -338,7 +338,8 @@ class GraphRunner:
                          cancel_action=None, current_node=None, step=None, created_at=now, updated_at=now,
                          started_at=now, ended_at=None)
 
-    def _check_nodes(self, assistant: Assistant, req: RunRequest) -> None:
+    def _check_request(self, assistant: Assistant, req: RunRequest) -> None:
+        """What the graph would refuse: unknown nodes, malformed messages."""
         violations = [
             FieldViolation(f"spec.{name}[{i}]", f"graph {assistant.graph_id!r} has no node {node!r}; "
                                                f"nodes: {', '.join(assistant.nodes)}")
@@ -349,6 +350,8 @@ class GraphRunner:
         goto = (req.command or {}).get("goto", [])
         violations += [FieldViolation(f"spec.command.goto[{i}]", f"graph {assistant.graph_id!r} has no node {n!r}")
                        for i, n in enumerate(goto) if n not in assistant.nodes]
+        violations += assistant.message_violations(req.input, "spec.input")
+        violations += assistant.message_violations((req.command or {}).get("update"), "spec.command.update")
         if violations:
             raise InvalidArgument(violations)
 
@@ -677,8 +680,8 @@ class GraphRunner:
         try:
             assistant = self.registry.get(active.record.assistant_id)
             return snapshot_to_json(await assistant.graph.aget_state(graph_config(active.thread_id)))
-        except Exception:
-            log.warning("run %s: could not read the final state", active.run_id, exc_info=True)
+        except Exception as exc:  # its type only: a reducer's message may quote the run's input
+            log.warning("run %s: could not read the final state: %s", active.run_id, type(exc).__name__)
             return None
 
     async def _graph_input(self, active: ActiveRun) -> tuple[Any, bool]:
