@@ -213,7 +213,7 @@ async def workers(dsn: str, seconds: float) -> None:
     rows = []
     port = _free_port()
     for count in (1, 2):
-        procs = [await Replica(f"w{i}", dsn, CONFIG, port=port).start() for i in range(count)]
+        procs = [await Replica(f"w{i}", dsn, CONFIG, port=port, share_port=1).start() for i in range(count)]
         try:
             svc = Service(procs[0])
             for clients in (8, 64):

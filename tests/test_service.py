@@ -128,3 +128,40 @@ async def test_a_setting_that_is_not_a_number_stops_the_server_with_a_message_na
     assert "GRAPHRUN_POOL_SIZE must be an integer, not 'twenty'" in str(failed.value)
     assert "Traceback" not in str(failed.value)
     await replica.close()
+
+
+async def test_workers_share_one_port_that_no_other_server_can_take(database_url):
+    """`--workers 2` serves from two processes on one port; a server started on a port in use
+    stops with a message naming it (gRPC's default SO_REUSEPORT would have let it take half the
+    connections); SIGTERM stops the workers and their parent cleanly."""
+    import signal
+    import socket
+
+    from replicas import Replica
+
+    with socket.socket() as probe:  # a free port (the workers need a fixed one)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    workers = await Replica("workers", database_url, GRAPHS_CONFIG, port=port, workers=2).start()
+    intruder = Replica("intruder", database_url, GRAPHS_CONFIG, port=port)
+    try:
+        second = await workers.proc.stdout.readline()  # the other worker's "serving on" line
+        assert second.decode().strip() == f"graphrun serving on 127.0.0.1:{port}" and workers.port == port
+        answer = await workers.runs.Wait(wait_request(assistant_id="steps", input={}), timeout=30)
+        assert answer.run.status == run_pb2.RUN_STATUS_SUCCESS
+
+        with pytest.raises(RuntimeError) as failed:
+            await intruder.start()
+        assert f"cannot listen on 127.0.0.1:{port}" in str(failed.value) and "--port" in str(failed.value)
+        assert "Traceback" not in str(failed.value)
+        assert (await workers.runs.Wait(wait_request(assistant_id="steps", input={}), timeout=30)).run.status \
+            == run_pb2.RUN_STATUS_SUCCESS  # still served by the workers alone
+
+        workers.signal(signal.SIGTERM)
+        assert await workers.exited() == 0
+    finally:
+        await intruder.close()
+        if workers.proc.returncode is None:  # SIGKILL would orphan the worker processes
+            workers.signal(signal.SIGTERM)
+            await workers.exited()
+        await workers.close()

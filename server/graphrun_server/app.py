@@ -11,6 +11,7 @@ import logging
 import os
 import pathlib
 import signal
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ class Settings:
     max_blocking_seconds: float = 5.0  # a run holding the event loop longer fails (0: never)
     event_retention_seconds: float = 24 * 3600.0
     workers: int = 1
+    share_port: bool = False  # listen on a port other processes listen on too (set for --workers' processes)
     tls_cert: str | None = None  # PEM files; with both, the server speaks TLS only
     tls_key: str | None = None
     tls_client_ca: str | None = None  # require client certificates signed by this CA (mutual TLS)
@@ -99,6 +101,7 @@ class Settings:
             "event_retention_seconds": _number(env, "GRAPHRUN_EVENT_RETENTION_SECONDS",
                                                cls.event_retention_seconds, float),
             "workers": _number(env, "GRAPHRUN_WORKERS", cls.workers, int),
+            "share_port": _flag(env, "GRAPHRUN_SHARE_PORT"),
             "metrics_port": _number(env, "GRAPHRUN_METRICS_PORT", None, int),
             "metrics_host": env.get("GRAPHRUN_METRICS_HOST", cls.metrics_host),
             "log_format": env.get("GRAPHRUN_LOG_FORMAT", cls.log_format),
@@ -106,7 +109,7 @@ class Settings:
             "tls_cert": env.get("GRAPHRUN_TLS_CERT") or None,
             "tls_key": env.get("GRAPHRUN_TLS_KEY") or None,
             "tls_client_ca": env.get("GRAPHRUN_TLS_CLIENT_CA") or None,
-            "allow_unauthenticated": env.get("GRAPHRUN_ALLOW_UNAUTHENTICATED", "") in ("1", "true", "yes"),
+            "allow_unauthenticated": _flag(env, "GRAPHRUN_ALLOW_UNAUTHENTICATED"),
             "auth": AuthSettings(
                 jwt_secret=env.get("GRAPHRUN_JWT_SECRET") or None,
                 jwt_public_key_file=env.get("GRAPHRUN_JWT_PUBLIC_KEY_FILE") or None,
@@ -118,6 +121,11 @@ class Settings:
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+def _flag(env, name: str) -> bool:
+    """A yes/no setting: 1, true or yes (any case; `to_env` writes True) mean yes."""
+    return env.get(name, "").strip().lower() in ("1", "true", "yes")
 
 
 def _number(env, name: str, default, kind: type):
@@ -152,6 +160,8 @@ class App:
     async def start(self) -> App:
         s = self.settings
         check_listen_address(s.host, s.auth, s.allow_unauthenticated)  # before touching anything
+        if s.port and not s.share_port:
+            check_port_free(s.host, s.port)
         dsn = s.database_url
         if not dsn:
             self._embedded = await asyncio.to_thread(start_embedded, s.data_dir)
@@ -184,6 +194,9 @@ class App:
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             # gRPC core's latency profile: a unary call answers ~0.04 ms sooner here.
             ("grpc.optimization_target", "latency"),
+            # gRPC shares ports by default (SO_REUSEPORT): a second server started on the port by
+            # mistake would silently take half the connections. Only --workers' processes share.
+            ("grpc.so_reuseport", 1 if s.share_port else 0),
         ])
         run_service_pb2_grpc.add_RunServiceServicer_to_server(RunServicer(self.runner), server)
         thread_service_pb2_grpc.add_ThreadServiceServicer_to_server(
@@ -200,7 +213,12 @@ class App:
         ], server)
         credentials = server_credentials(s)
         address = f"{s.host}:{s.port}"
-        self.port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+        try:
+            self.port = (server.add_secure_port(address, credentials) if credentials
+                         else server.add_insecure_port(address))
+        except RuntimeError:  # gRPC's "Failed to bind to address": in use, or not an address of this host
+            raise SystemExit(f"cannot listen on {address}: the port is in use (or the host is not an address of "
+                             "this machine); choose another with --port / GRAPHRUN_PORT") from None
         await server.start()
         await self._health.start()
         await self.runner.start()
@@ -277,6 +295,20 @@ class App:
         await self.stop()
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Stop, before starting anything, if another process listens on the port (gRPC would fail
+    later with a bare RuntimeError, or share the port with another gRPC server)."""
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is free
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror}; choose another port with "
+                             "--port / GRAPHRUN_PORT") from None
+
+
 def server_credentials(s: Settings) -> grpc.ServerCredentials | None:
     """TLS credentials from the settings' PEM files, or None for plaintext."""
     if not (s.tls_cert or s.tls_key or s.tls_client_ca):
@@ -323,7 +355,7 @@ def serve_workers(settings: Settings) -> int:
     if settings.port == 0:
         log.error("--workers needs a fixed --port: the processes must share one")
         return 2
-    env = {**os.environ, **settings.to_env(), "GRAPHRUN_WORKERS": "1"}
+    env = {**os.environ, **settings.to_env(), "GRAPHRUN_WORKERS": "1", "GRAPHRUN_SHARE_PORT": "1"}
     children = [subprocess.Popen([sys.executable, "-m", "graphrun_server"], env=env) for _ in range(settings.workers)]
 
     def forward(signum, _frame):
