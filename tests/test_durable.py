@@ -232,6 +232,27 @@ async def test_sigterm_hands_runs_to_another_replica(replicas, cluster_db):
     assert side_effects(cluster_db, run.run_id) == {"n1": [1], "n2": [2], "n3": [2], "n4": [2]}
 
 
+async def test_sigterm_ends_streams_of_runs_executing_elsewhere_at_once(replicas, cluster_db):
+    """A replica shutting down ends its streams of runs it does not execute (Join of a run on
+    another replica, of a queued run) at once, UNAVAILABLE with SERVER_DRAINING and the last
+    sequence sent, rather than holding them for the whole grace period and then failing them
+    with gRPC's bare "Cancelling all calls"."""
+    a, b = await asyncio.gather(replicas("a", grace_seconds=60), replicas("b"))
+    run = (await b.runs.Create(durable("x", gate_at="n2"))).run
+    watch = join(a, run.run_id)
+    seen = await read_until(watch, started("n2"))
+    a.signal(signal.SIGTERM)
+    more, error = await read_all(watch)
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    info = details(error)
+    assert info["reason"] == "SERVER_DRAINING", info
+    assert info["metadata"]["last_sequence"] == str((seen + more)[-1].sequence)
+    assert await a.exited() == 0  # well before its 60 s of grace: nothing of its own to finish
+    open_gate(cluster_db, f"{run.run_id}-1")
+    rest, error = await read_all(join(b, run.run_id, after=(seen + more)[-1].sequence))
+    assert error is None and rest[-1].end.run.status == run_pb2.RUN_STATUS_SUCCESS
+
+
 def _intervals(dsn: str, thread_id: str) -> list[tuple]:
     with psycopg.connect(dsn) as conn:
         return conn.execute(

@@ -214,6 +214,8 @@ class GraphRunner:
         the rest back (at a step boundary if they reach one in time) for other replicas."""
         self._draining = True
         self._wake.set()
+        for run_id in list(self._waiters):  # streams of runs executing elsewhere end now (SERVER_DRAINING)
+            self._wake_followers(run_id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
         pending = [a.log.ended for a in self._active.values()]
@@ -965,6 +967,8 @@ class GraphRunner:
                         return
                 if stored or (run_id in self._active and self._active[run_id].log.closed is None):
                     continue
+                if self._draining:  # shutting down: the caller follows the run through another replica
+                    raise ServerDraining(run_id, position)
                 timeout = 5.0 if deadline is None else min(deadline - loop.time(), 5.0)
                 if timeout <= 0:
                     raise TimeoutError
