@@ -290,3 +290,21 @@ async def test_grpcurl_example_sends_json_the_server_accepts(example: Example, s
         check_wait(documents)
     elif method == "graphrun.v1.RunService/Stream":
         check_stream(documents)
+
+
+def python_examples(text: str) -> list[tuple[int, str]]:
+    """The README's fenced python blocks that use the client library: (line, code)."""
+    return [(text.count("\n", 0, block.start(1)) + 1, block.group(1))
+            for block in re.finditer(r"^```python\n(.*?)^```", text, re.S | re.M) if "from graphrun" in block.group(1)]
+
+
+PYTHON = python_examples(README.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("line, code", PYTHON, ids=[f"python-line{line}" for line, _ in PYTHON])
+async def test_the_readme_python_example_runs(server, line, code):
+    """Run as written (in a process of its own), against the test server instead of the README's."""
+    assert README_ADDRESS in code, f"README.md:{line}: expected the default address {README_ADDRESS}"
+    status, out, err = await run([sys.executable, "-c", code.replace(README_ADDRESS, f"127.0.0.1:{server.port}")])
+    assert status == 0, f"README.md:{line}:\n{err[-3000:]}"
+    assert out.startswith("success ") and "15. Januar 2025" in out, out

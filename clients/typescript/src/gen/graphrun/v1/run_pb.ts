@@ -276,7 +276,9 @@ export type RunSpec = Message<"graphrun.v1.RunSpec"> & {
 
   /**
    * Stop the run after this long, as if the call's deadline had passed. For
-   * clients that cannot set a deadline; the earlier of the two wins.
+   * clients that cannot set a deadline; the earlier of the two wins. Unset or
+   * zero: no timeout (the call's deadline still applies). At most 30 days;
+   * negative or longer is INVALID_ARGUMENT.
    *
    * @generated from field: google.protobuf.Duration timeout = 13;
    */

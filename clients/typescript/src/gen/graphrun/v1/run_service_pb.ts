@@ -143,7 +143,8 @@ export type RunServiceCreateRequest = Message<"graphrun.v1.RunServiceCreateReque
   streamMode: string[];
 
   /**
-   * Wait this long before starting the run.
+   * Wait this long before starting the run. At most 30 days; negative or
+   * longer is INVALID_ARGUMENT.
    *
    * @generated from field: google.protobuf.Duration start_delay = 3;
    */
