@@ -575,6 +575,7 @@ async def test_several_violations_at_once(client: AsyncClient) -> None:
     with pytest.raises(InvalidArgumentError) as info:
         await client.wait("", ask(), config={"bogus": 1})
     assert {field for field, _ in info.value.field_violations} == {"spec.assistant_id", "spec.config.bogus"}
+    assert str(info.value).startswith("INVALID_ARGUMENT: ")  # the code once, not again as the reason
 
 
 async def test_failed_run_raises_run_failed(client: AsyncClient, sync_client: Client) -> None:

@@ -346,3 +346,21 @@ async def _expect_undecodable_refused(channel) -> None:
 
 async def test_undecodable_request_is_invalid_argument(channel):
     await _expect_undecodable_refused(channel)
+
+
+async def test_enum_values_out_of_range_name_the_values_allowed(runs):
+    """Every enum field refused names what it accepts, as spec's do (for grpcurl users typing numbers)."""
+    some_run = str(uuid.uuid4())
+    calls = [
+        (runs.List(run_service_pb2.RunServiceListRequest(statuses=[0])), "statuses[0]", "RUN_STATUS_SUCCESS"),
+        (runs.Cancel(run_service_pb2.RunServiceCancelRequest(run_id=some_run, action=9)), "action",
+         "CANCEL_ACTION_ROLLBACK"),
+        (runs.Join(run_service_pb2.RunServiceJoinRequest(run_id=some_run, granularity=9)).read(), "granularity",
+         "GRANULARITY_LOW"),
+    ]
+    for call, field, allowed in calls:
+        with pytest.raises(ABORT) as caught:
+            await call
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "expected one of" in details(caught.value)["violations"][field]
+        assert allowed in details(caught.value)["violations"][field]

@@ -73,7 +73,7 @@ class GraphrunError(Exception):
         return type(self), (self.code, self.message), self.__dict__
 
     def __str__(self) -> str:
-        head = f"{self.code.name} {self.reason}" if self.reason else self.code.name
+        head = f"{self.code.name} {self.reason}" if self.reason and self.reason != self.code.name else self.code.name
         return f"{head}: {self.message}"
 
     def __repr__(self) -> str:

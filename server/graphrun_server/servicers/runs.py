@@ -180,7 +180,8 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         statuses = []
         for i, status in enumerate(request.statuses):
             if status not in _STATUS_NAMES:
-                raise invalid(f"statuses[{i}]", f"unknown run status {status}")
+                raise invalid(f"statuses[{i}]", f"{status} is not a run status to filter by; expected one of "
+                                                + ", ".join(run_pb2.RunStatus.Name(v) for v in _STATUS_NAMES))
             statuses.append(_STATUS_NAMES[status])
         runs, token = await self.runner.records.list_runs(thread_id, statuses, request.page_size or 20,
                                                           request.page_token)
@@ -190,7 +191,8 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     async def Cancel(self, request, context):
         run_id = require_uuid(request.run_id, "run_id")
         if request.action not in _CANCEL_ACTIONS:
-            raise invalid("action", f"unknown value {request.action}")
+            raise invalid("action", f"unknown value {request.action}; expected one of "
+                                    + ", ".join(pb.CancelAction.Name(v) for v in _CANCEL_ACTIONS))
         run = await self.runner.cancel(run_id, _CANCEL_ACTIONS[request.action], "cancelled by RunService.Cancel",
                                        wait=request.wait)
         return pb.RunServiceCancelResponse(run=run_to_proto(run))
@@ -201,7 +203,8 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         if request.after_sequence < 0:
             raise invalid("after_sequence", "must not be negative")
         if request.granularity not in run_pb2.Granularity.values():
-            raise invalid("granularity", f"unknown value {request.granularity}")
+            raise invalid("granularity", f"unknown value {request.granularity}; expected one of "
+                                         + ", ".join(run_pb2.Granularity.keys()))
         run = await self.runner.records.get_run(run_id)
         if run is None:
             raise RunNotFound(run_id)
