@@ -56,6 +56,19 @@ async def test_token_deltas_then_the_complete_message(runs):
     assert first_chunk < tool_result and not msgs[tool_result].delta
 
 
+async def test_a_nodes_complete_messages_come_before_it_is_finished(runs):
+    """With `messages` and `tasks`, the complete message a node streamed arrives before the
+    node's FINISHED event (a client may close its rendering of the node at that event)."""
+    events = await _collect(runs.Stream(stream_request(["messages", "tasks"], assistant_id="agent", input=question())))
+    finished = {(e.task.name, e.task.step): i for i, e in enumerate(events)
+                if e.HasField("task") and e.task.phase == event_pb2.TASK_PHASE_FINISHED}
+    completes = [(i, e.message) for i, e in enumerate(events) if e.HasField("message") and not e.message.delta]
+    streamed = [(i, m) for i, m in completes if m.node == "agent"]
+    assert streamed
+    for i, message in streamed:
+        assert i < finished[(message.node, message.step)], (i, finished)
+
+
 async def test_failed_run_ends_with_an_end_event_then_a_non_ok_status(runs):
     call = runs.Stream(stream_request(["updates"], assistant_id="steps", input={"fail_at": "third"}))
     seen = []

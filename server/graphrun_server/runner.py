@@ -729,6 +729,8 @@ class GraphRunner:
             task, step, finished = payload["payload"], payload.get("step", 0), kind == "task_result"
             active.current_node, active.step = task["name"], step
             self._trace_node(active, task, step, finished)
+            if finished and active.streamed:  # a node's messages are complete before it is finished
+                self._complete_streamed_messages(active, task["name"], task.get("result"))
             if "tasks" in wanted:
                 append(ev.TASK, {
                     "id": task["id"], "name": task["name"], "step": step,
@@ -736,8 +738,6 @@ class GraphRunner:
                     "error": str(task.get("error") or "") if finished else "",
                     "interrupts": [interrupt_to_json(i) for i in task.get("interrupts", ())] if finished else [],
                 })
-            if finished and active.streamed:
-                self._complete_streamed_messages(active, task["name"], task.get("result"))
         elif mode == "values":
             append(ev.VALUES, {"values": to_json(payload) if isinstance(payload, dict) else {"__root__": to_json(payload)}})
         elif mode == "updates":
