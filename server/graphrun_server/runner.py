@@ -394,7 +394,12 @@ class GraphRunner:
                 pass
 
     def _launch(self, claim: Claim) -> None:
-        self._register(self._prepare(claim))
+        active = self._prepare(claim)
+        try:
+            self._register(active)
+        except BaseException:
+            active.task.cancel()  # not registered: it would run with no lease kept
+            raise
 
     def _executing(self) -> int:
         """Runs executing here, counting those whose acceptance is on its way."""
@@ -471,10 +476,10 @@ class GraphRunner:
                 status = "interrupted" if snapshot.next else "success"
             else:  # the state itself is read while the end is recorded
                 status = "interrupted" if active.checkpoint["next"] else "success"
-        except asyncio.CancelledError as exc:
+        except asyncio.CancelledError:
             if active.stop_reason is None and not run.cancel_action:  # cancelled by no one we know of
                 active.stop_reason, active.stop_message = "interrupt", "the run's task was cancelled"
-            await self._let_graph_exit(active, exc)
+            await self._let_graph_exit(active)
         except NotAdmitted:
             pass
         except GraphDrained:
@@ -529,18 +534,16 @@ class GraphRunner:
         return finish
 
     @staticmethod
-    async def _let_graph_exit(active: ActiveRun, cancelled: asyncio.CancelledError) -> None:
-        """Wait for what LangGraph still stores as the run leaves the graph. A cancellation that
-        reaches LangGraph while it exits (a stop's repeated cancel, when storing its last writes
-        takes over a second) leaves that storing running in a task it hands over in the error's
-        args; recording the end meanwhile could roll back before the last write lands."""
+    async def _let_graph_exit(active: ActiveRun) -> None:
+        """Wait for the writes the run still has on their way as it leaves the graph. A stop's
+        repeated cancel can reach LangGraph while it exits waiting for the checkpoint writes it
+        started; it then stops waiting, the writes do not stop, and recording the end (or a
+        rollback) meanwhile would come before the last of them."""
         active.left_graph = True  # no more cancels
-        for leftover in cancelled.args:
-            if isinstance(leftover, asyncio.Future) and not leftover.done():
-                try:
-                    await asyncio.shield(leftover)
-                except BaseException:  # noqa: BLE001  its failure or a cancel of ours: the run ends either way
-                    pass
+        try:
+            await asyncio.shield(active.written.settled())
+        except asyncio.CancelledError:  # cancelled by someone else (shutdown): the run ends either way
+            pass
 
     @staticmethod
     async def _admitted(active: ActiveRun) -> bool:

@@ -31,6 +31,7 @@ runner can tell an outage, which it waits out, from a graph's own failure.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -134,6 +135,27 @@ class RunCheckpoints:
     finished: dict | None = None
     latest: StoredCheckpoint | None = None  # its last checkpoint (writes are stored in order)
     written: set[str] = field(default_factory=set)  # checkpoints that got pending writes
+    writing: int = 0  # its writes (subgraphs' included) on their way to the database
+    _settled: asyncio.Event | None = None
+
+    @contextlib.contextmanager
+    def in_flight(self):
+        """Count a write while it is on its way (see `settled`)."""
+        self.writing += 1
+        try:
+            yield
+        finally:
+            self.writing -= 1
+            if not self.writing and self._settled is not None:
+                self._settled.set()
+
+    async def settled(self) -> None:
+        """Until none of the run's writes is on its way. A cancellation that reaches LangGraph as
+        it leaves the graph stops it waiting for the writes it started, not the writes."""
+        while self.writing:
+            self._settled = self._settled or asyncio.Event()
+            self._settled.clear()
+            await self._settled.wait()
 
     def knows_empty(self, config) -> bool:
         """True when the thread certainly has no checkpoint yet: the run created it and has not
@@ -163,6 +185,12 @@ async def _admission(config) -> None:
     recorder = config["configurable"].get(CHECKPOINTS_KEY)
     if recorder is not None and recorder.admitted is not None:
         await asyncio.shield(recorder.admitted)
+
+
+def _in_flight(config):
+    """A write of a run (or of its subgraphs), counted while on its way."""
+    recorder = config["configurable"].get(CHECKPOINTS_KEY)
+    return recorder.in_flight() if recorder is not None else contextlib.nullcontext()
 
 
 class FencedPostgresSaver(AsyncPostgresSaver):
@@ -214,7 +242,7 @@ class FencedPostgresSaver(AsyncPostgresSaver):
 
     async def aput(self, config, checkpoint, metadata, new_versions):
         recorder = _recorder(config)
-        with self._fencing(config["configurable"].get(FENCE_KEY)):
+        with self._fencing(config["configurable"].get(FENCE_KEY)), _in_flight(config):
             if recorder is not None and recorder.rider is not None and recorder.rider.take():
                 # The run's acceptance goes with this write. Its answer must arrive even if
                 # this write is cancelled: the run waits for it to know whether it may go on.
@@ -227,7 +255,7 @@ class FencedPostgresSaver(AsyncPostgresSaver):
 
     async def aput_writes(self, config, writes, task_id, task_path=""):
         await _admission(config)
-        with self._fencing(config["configurable"].get(FENCE_KEY)):
+        with self._fencing(config["configurable"].get(FENCE_KEY)), _in_flight(config):
             return await self._aput_writes(config, writes, task_id, task_path)
 
     async def _aput(self, config, checkpoint, metadata, new_versions, rider: Rider | None = None):
