@@ -71,6 +71,12 @@ async def test_messages_the_graph_cannot_read_change_nothing(runs, db):
     assert stored() == before and before[1] == "idle"
 
 
+async def test_messages_outside_the_graphs_input_schema_are_not_checked(runs):
+    """LangGraph drops input keys its input schema does not have: so does the check."""
+    answer = await runs.Wait(wait_request(assistant_id="narrow_input", input={"question": "hi", "messages": 5}))
+    assert [m["content"] for m in messages(answer.state)] == ["hi"]
+
+
 async def test_unknown_stream_mode_is_rejected_before_anything_runs(runs, db):
     before = db.execute("SELECT count(*) AS n FROM graphrun_run").fetchone()["n"]
     call = runs.Stream(run_service_pb2.RunServiceStreamRequest(spec=wait_request(assistant_id="steps").spec,

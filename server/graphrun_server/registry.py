@@ -65,6 +65,8 @@ class Assistant:
             return []
         if getattr(self.graph.channels.get("messages"), "operator", None) is not add_messages:
             return []  # a channel of the graph's own making: its reducer decides
+        if path == "spec.input" and not self._takes_messages_as_input():
+            return []  # LangGraph drops keys outside the graph's input schema
         given = values["messages"]
         items, name = (given, f"{path}.messages[{{}}]") if isinstance(given, list) else ([given], f"{path}.messages")
         violations = []
@@ -75,6 +77,13 @@ class Assistant:
                 reason = str(exc).split("\n")[0] or type(exc).__name__
                 violations.append(FieldViolation(name.format(i), f"is not a message: {reason}"))
         return violations
+
+    def _takes_messages_as_input(self) -> bool:
+        builder = getattr(self.graph, "builder", None)  # a StateGraph's; a Pregel built by hand has none
+        schemas = getattr(builder, "schemas", None)
+        if not schemas or getattr(builder, "input_schema", None) not in schemas:
+            return True  # unknown: the channel decides
+        return "messages" in schemas[builder.input_schema]
 
 
 def _load_attr(ref: str, base_dir: pathlib.Path) -> tuple[Any, Any]:
