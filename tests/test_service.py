@@ -1,5 +1,7 @@
 """The service around the API: health, reflection, assistants, the embedded database."""
 
+import asyncio
+import os
 import pathlib
 import shutil
 import tempfile
@@ -144,16 +146,18 @@ async def test_workers_share_one_port_that_no_other_server_can_take(database_url
         port = probe.getsockname()[1]
     workers = await Replica("workers", database_url, GRAPHS_CONFIG, port=port, workers=2).start()
     intruder = Replica("intruder", database_url, GRAPHS_CONFIG, port=port)
+    more_workers = Replica("more-workers", database_url, GRAPHS_CONFIG, port=port, workers=2)
     try:
-        second = await workers.proc.stdout.readline()  # the other worker's "serving on" line
+        second = await asyncio.wait_for(workers.proc.stdout.readline(), 60)  # the other worker's "serving on"
         assert second.decode().strip() == f"graphrun serving on 127.0.0.1:{port}" and workers.port == port
         answer = await workers.runs.Wait(wait_request(assistant_id="steps", input={}), timeout=30)
         assert answer.run.status == run_pb2.RUN_STATUS_SUCCESS
 
-        with pytest.raises(RuntimeError) as failed:
-            await intruder.start()
-        assert f"cannot listen on 127.0.0.1:{port}" in str(failed.value) and "--port" in str(failed.value)
-        assert "Traceback" not in str(failed.value)
+        for other in (intruder, more_workers):  # a second server, or a second set of workers
+            with pytest.raises(RuntimeError) as failed:
+                await other.start()
+            assert f"cannot listen on 127.0.0.1:{port}" in str(failed.value) and "--port" in str(failed.value)
+            assert "Traceback" not in str(failed.value)
         assert (await workers.runs.Wait(wait_request(assistant_id="steps", input={}), timeout=30)).run.status \
             == run_pb2.RUN_STATUS_SUCCESS  # still served by the workers alone
 
@@ -161,7 +165,22 @@ async def test_workers_share_one_port_that_no_other_server_can_take(database_url
         assert await workers.exited() == 0
     finally:
         await intruder.close()
+        await more_workers.close()
         if workers.proc.returncode is None:  # SIGKILL would orphan the worker processes
             workers.signal(signal.SIGTERM)
             await workers.exited()
         await workers.close()
+
+
+def test_workers_read_back_the_settings_their_parent_passes(monkeypatch):
+    """`--workers` hands its settings to its processes as GRAPHRUN_* variables (`to_env`): every
+    one must read back as given (yes/no settings are written as True, which used to read as no)."""
+    given = Settings(port=7001, allow_unauthenticated=True, share_port=True, pool_size=7, lease_seconds=2.5,
+                     event_loop="asyncio", grace_seconds=3.0)
+    for name in [n for n in os.environ if n.startswith("GRAPHRUN_")]:
+        monkeypatch.delenv(name)
+    for name, value in given.to_env().items():
+        monkeypatch.setenv(name, value)
+    read = Settings.from_env()
+    assert {k: v for k, v in read.__dict__.items() if k != "auth"} == \
+        {k: v for k, v in given.__dict__.items() if k != "auth"}

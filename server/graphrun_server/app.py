@@ -355,6 +355,7 @@ def serve_workers(settings: Settings) -> int:
     if settings.port == 0:
         log.error("--workers needs a fixed --port: the processes must share one")
         return 2
+    check_port_free(settings.host, settings.port)  # the workers share it with each other only
     env = {**os.environ, **settings.to_env(), "GRAPHRUN_WORKERS": "1", "GRAPHRUN_SHARE_PORT": "1"}
     children = [subprocess.Popen([sys.executable, "-m", "graphrun_server"], env=env) for _ in range(settings.workers)]
 
