@@ -60,6 +60,27 @@ async def test_reflection_lists_the_services(channel):
             "grpc.health.v1.Health"} <= names
 
 
+async def test_reflection_describes_the_api_with_its_comments(channel):
+    """What `grpcurl describe` shows: the protos' descriptors with their comments; the health
+    service and the well-known types resolve too."""
+    from google.protobuf import descriptor_pb2
+
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    requests = [reflection_pb2.ServerReflectionRequest(file_containing_symbol=symbol)
+                for symbol in ("graphrun.v1.RunService", "grpc.health.v1.Health")]
+    requests.append(reflection_pb2.ServerReflectionRequest(file_by_filename="google/protobuf/struct.proto"))
+    files = {}
+    async for response in stub.ServerReflectionInfo(iter(requests)):
+        assert not response.HasField("error_response"), response.error_response
+        for raw in response.file_descriptor_response.file_descriptor_proto:
+            file = descriptor_pb2.FileDescriptorProto.FromString(raw)
+            files[file.name] = file
+    assert {"graphrun/v1/run_service.proto", "grpc_health/v1/health.proto",
+            "google/protobuf/struct.proto"} <= set(files)
+    comments = [loc.leading_comments for loc in files["graphrun/v1/run_service.proto"].source_code_info.location]
+    assert any("DEADLINE_EXCEEDED" in c for c in comments), comments[:5]  # Wait's documentation
+
+
 async def test_assistants_list_graphs_with_their_schemas(assistants):
     listed = await assistants.List(apb.AssistantServiceListRequest())
     ids = [a.assistant_id for a in listed.assistants]

@@ -17,7 +17,6 @@ import sys
 from dataclasses import dataclass, field
 
 import grpc
-from grpc_reflection.v1alpha import reflection
 
 from graphrun.v1 import (assistant_service_pb2, assistant_service_pb2_grpc, run_service_pb2, run_service_pb2_grpc,
                          thread_service_pb2, thread_service_pb2_grpc)
@@ -29,6 +28,7 @@ from .observability import logs, tracing
 from .observability.metrics import Metrics
 from .registry import Registry
 from .runner import GraphRunner, RunnerSettings
+from .servicers import reflection
 from .servicers.assistants import AssistantServicer
 from .servicers.health import DatabaseHealth
 from .servicers.runs import RunServicer
@@ -204,13 +204,12 @@ class App:
         assistant_service_pb2_grpc.add_AssistantServiceServicer_to_server(AssistantServicer(registry), server)
         self._health = DatabaseHealth(dsn)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        reflection.enable_server_reflection([
+        reflection.enable(server, [
             run_service_pb2.DESCRIPTOR.services_by_name["RunService"].full_name,
             thread_service_pb2.DESCRIPTOR.services_by_name["ThreadService"].full_name,
             assistant_service_pb2.DESCRIPTOR.services_by_name["AssistantService"].full_name,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-            reflection.SERVICE_NAME,
-        ], server)
+        ])
         credentials = server_credentials(s)
         address = f"{s.host}:{s.port}"
         try:
