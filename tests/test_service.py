@@ -205,3 +205,15 @@ def test_workers_read_back_the_settings_their_parent_passes(monkeypatch):
     read = Settings.from_env()
     assert {k: v for k, v in read.__dict__.items() if k != "auth"} == \
         {k: v for k, v in given.__dict__.items() if k != "auth"}
+
+
+async def test_a_host_that_does_not_resolve_stops_the_server_with_a_message_naming_it(database_url):
+    from replicas import Replica
+
+    replica = Replica("bad-host", database_url, GRAPHS_CONFIG, host="no-such-host.invalid", port=50099,
+                      allow_unauthenticated=1)
+    with pytest.raises(RuntimeError) as failed:
+        await replica.start()
+    assert "cannot listen on no-such-host.invalid:50099" in str(failed.value) and "--host" in str(failed.value)
+    assert "Traceback" not in str(failed.value)
+    await replica.close()

@@ -303,6 +303,8 @@ def check_port_free(host: str, port: int) -> None:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is free
         try:
             probe.bind((host, port))
+        except socket.gaierror as exc:
+            raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror}; check --host / GRAPHRUN_HOST") from None
         except OSError as exc:
             raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror}; choose another port with "
                              "--port / GRAPHRUN_PORT") from None
