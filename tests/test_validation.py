@@ -354,6 +354,16 @@ async def test_undecodable_request_is_invalid_argument(channel):
     await _expect_undecodable_refused(channel)
 
 
+async def test_listing_the_runs_of_a_thread_that_does_not_exist_is_not_found(runs, threads):
+    with pytest.raises(ABORT) as caught:
+        await runs.List(run_service_pb2.RunServiceListRequest(thread_id=str(uuid.uuid4())))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert details(caught.value)["reason"] == "THREAD_NOT_FOUND"
+    empty = (await threads.Create(thread_service_pb2.ThreadServiceCreateRequest())).thread
+    listed = await runs.List(run_service_pb2.RunServiceListRequest(thread_id=empty.thread_id))
+    assert list(listed.runs) == [] and not listed.next_page_token  # a thread with no runs yet: OK, empty
+
+
 async def test_enum_values_out_of_range_name_the_values_allowed(runs):
     """Every enum field refused names what it accepts, as spec's do (for grpcurl users typing numbers)."""
     some_run = str(uuid.uuid4())

@@ -185,6 +185,8 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             statuses.append(_STATUS_NAMES[status])
         runs, token = await self.runner.records.list_runs(thread_id, statuses, request.page_size or 20,
                                                           request.page_token)
+        if thread_id and not runs:  # no runs, or no such thread (as GetState and GetHistory answer)
+            await self.runner.records.get_thread(thread_id)
         return pb.RunServiceListResponse(runs=[run_to_proto(r) for r in runs], next_page_token=token)
 
     @rpc

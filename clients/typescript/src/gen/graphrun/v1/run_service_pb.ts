@@ -228,7 +228,8 @@ export const RunServiceGetResponseSchema: GenMessage<RunServiceGetResponse> = /*
  */
 export type RunServiceListRequest = Message<"graphrun.v1.RunServiceListRequest"> & {
   /**
-   * Only runs of this thread. Empty: all threads.
+   * Only runs of this thread. Empty: all threads. A thread that does not
+   * exist (or is another caller's) is NOT_FOUND.
    *
    * @generated from field: string thread_id = 1;
    */
