@@ -69,6 +69,11 @@ async def test_messages_the_graph_cannot_read_change_nothing(runs, db):
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "is not a message" in details(caught.value)["violations"]["spec.input.messages[0]"]
     assert stored() == before and before[1] == "idle"
+    with pytest.raises(ABORT) as caught:
+        await runs.Wait(wait_request(assistant_id="agent", thread_id=thread_id, input={"messages": 5}))
+    assert details(caught.value)["violations"]["spec.input.messages"] == \
+        "must be a message (an object with role and content, or a string), not a number"
+    assert stored() == before
 
 
 async def test_messages_outside_the_graphs_input_schema_are_not_checked(runs):

@@ -71,6 +71,10 @@ class Assistant:
         items, name = (given, f"{path}.messages[{{}}]") if isinstance(given, list) else ([given], f"{path}.messages")
         violations = []
         for i, item in enumerate(items):
+            if not isinstance(item, (dict, str, list)):  # what JSON can carry that is no message at all
+                violations.append(FieldViolation(name.format(i), "must be a message (an object with role and "
+                                                 f"content, or a string), not {_json_type(item)}"))
+                continue
             try:
                 convert_to_messages([item])
             except Exception as exc:  # ValueError, NotImplementedError, a malformed tool call's TypeError...
@@ -84,6 +88,11 @@ class Assistant:
         if not schemas or getattr(builder, "input_schema", None) not in schemas:
             return True  # unknown: the channel decides
         return "messages" in schemas[builder.input_schema]
+
+
+def _json_type(value: Any) -> str:
+    return ("null" if value is None else "a boolean" if isinstance(value, bool)
+            else "a number" if isinstance(value, (int, float)) else type(value).__name__)
 
 
 def _load_attr(ref: str, base_dir: pathlib.Path) -> tuple[Any, Any]:
