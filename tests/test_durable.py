@@ -209,19 +209,26 @@ async def test_rollback_cancel_removes_what_the_run_wrote(replicas, cluster_db):
     assert left[0] == 0
 
 
+async def sigterm_ends_with_server_draining(replica: Replica, watch, seen: list) -> list[event_pb2.RunEvent]:
+    """SIGTERM the replica a Join is open on: the Join ends UNAVAILABLE with SERVER_DRAINING and
+    the last sequence it sent, and the replica exits 0. Returns every event the Join got."""
+    replica.signal(signal.SIGTERM)
+    more, error = await read_all(watch)
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    info = details(error)
+    assert info["reason"] == "SERVER_DRAINING", info
+    seen = seen + more
+    assert info["metadata"]["last_sequence"] == str(seen[-1].sequence)
+    assert await replica.exited() == 0
+    return seen
+
+
 async def test_sigterm_hands_runs_to_another_replica(replicas, cluster_db):
     a, b = await asyncio.gather(replicas("a", grace_seconds=2), replicas("b"))
     run = (await a.runs.Create(durable("d", gate_at="n2"))).run
     watch = join(a, run.run_id)
     seen = await read_until(watch, started("n2"))
-    a.signal(signal.SIGTERM)
-    more, error = await read_all(watch)
-    assert error.code() == grpc.StatusCode.UNAVAILABLE
-    info = details(error)
-    assert info["reason"] == "SERVER_DRAINING"
-    seen += more
-    assert info["metadata"]["last_sequence"] == str(seen[-1].sequence)
-    assert await a.exited() == 0
+    seen = await sigterm_ends_with_server_draining(a, watch, seen)
 
     open_gate(cluster_db, f"{run.run_id}-2")
     rest, error = await read_all(join(b, run.run_id, after=seen[-1].sequence))
@@ -241,15 +248,9 @@ async def test_sigterm_ends_streams_of_runs_executing_elsewhere_at_once(replicas
     run = (await b.runs.Create(durable("x", gate_at="n2"))).run
     watch = join(a, run.run_id)
     seen = await read_until(watch, started("n2"))
-    a.signal(signal.SIGTERM)
-    more, error = await read_all(watch)
-    assert error.code() == grpc.StatusCode.UNAVAILABLE
-    info = details(error)
-    assert info["reason"] == "SERVER_DRAINING", info
-    assert info["metadata"]["last_sequence"] == str((seen + more)[-1].sequence)
-    assert await a.exited() == 0  # well before its 60 s of grace: nothing of its own to finish
+    seen = await sigterm_ends_with_server_draining(a, watch, seen)  # well before its 60 s of grace
     open_gate(cluster_db, f"{run.run_id}-1")
-    rest, error = await read_all(join(b, run.run_id, after=(seen + more)[-1].sequence))
+    rest, error = await read_all(join(b, run.run_id, after=seen[-1].sequence))
     assert error is None and rest[-1].end.run.status == run_pb2.RUN_STATUS_SUCCESS
 
 
