@@ -65,8 +65,6 @@ class Assistant:
             return []
         if getattr(self.graph.channels.get("messages"), "operator", None) is not add_messages:
             return []  # a channel of the graph's own making: its reducer decides
-        if path == "spec.input" and not self._takes_messages_as_input():
-            return []  # LangGraph drops keys outside the graph's input schema
         given = values["messages"]
         items, name = (given, f"{path}.messages[{{}}]") if isinstance(given, list) else ([given], f"{path}.messages")
         violations = []
@@ -82,12 +80,15 @@ class Assistant:
                 violations.append(FieldViolation(name.format(i), f"is not a message: {reason}"))
         return violations
 
-    def _takes_messages_as_input(self) -> bool:
-        builder = getattr(self.graph, "builder", None)  # a StateGraph's; a Pregel built by hand has none
+    def as_input(self, values: Any) -> Any:
+        """values as the graph takes them as input: LangGraph drops the keys a StateGraph's
+        input schema lacks (a Pregel built by hand has no schema: all are kept)."""
+        builder = getattr(self.graph, "builder", None)
         schemas = getattr(builder, "schemas", None)
-        if not schemas or getattr(builder, "input_schema", None) not in schemas:
-            return True  # unknown: the channel decides
-        return "messages" in schemas[builder.input_schema]
+        if not isinstance(values, dict) or not schemas or getattr(builder, "input_schema", None) not in schemas:
+            return values
+        schema = schemas[builder.input_schema]
+        return {k: v for k, v in values.items() if k in schema}
 
 
 def _json_type(value: Any) -> str:

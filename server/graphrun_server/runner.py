@@ -352,7 +352,7 @@ class GraphRunner:
         goto = (req.command or {}).get("goto", [])
         violations += [FieldViolation(f"spec.command.goto[{i}]", f"graph {assistant.graph_id!r} has no node {n!r}")
                        for i, n in enumerate(goto) if n not in assistant.nodes]
-        violations += assistant.message_violations(req.input, "spec.input")
+        violations += assistant.message_violations(assistant.as_input(req.input), "spec.input")
         violations += assistant.message_violations((req.command or {}).get("update"), "spec.command.update")
         if violations:
             raise InvalidArgument(violations)
@@ -839,17 +839,23 @@ class GraphRunner:
         active.task.cancel()
         asyncio.get_running_loop().call_later(RECANCEL_SECONDS, self._cancel_graph, active)
 
+    def _executing_here(self, run_id: str) -> ActiveRun | None:
+        """The run's attempt executing here, unless it is leaving this replica (handed back, lost,
+        outage): the database carries a stop of such a run to wherever it goes on."""
+        active = self._active.get(run_id)
+        return active if active is not None and active.stop_reason not in MOVES else None
+
     async def cancel(self, run_id: str, action: str, message: str, wait: bool = False) -> RunRecord:
         """Stop a run wherever it executes. action: interrupt | rollback | timeout."""
         if await self.records.get_run(run_id) is None:  # unknown, or another caller's
             raise RunNotFound(run_id)
-        active = self._active.get(run_id)
-        if active is not None and active.stop_reason not in MOVES:
+        active = self._executing_here(run_id)
+        if active is not None:
             self._stop(active, action, message)
             if wait:
                 await self.wait_end(run_id)
             record = await self.records.get_run(run_id)
-        else:  # elsewhere, or leaving this replica (handed back, lost): the database carries the stop
+        else:
             record = await self.records.cancel_run(run_id, action, message)
             if record is None:
                 raise RunNotFound(run_id)
@@ -863,8 +869,8 @@ class GraphRunner:
         here is stopped at once, with no round trip that a database blip could lose."""
         if self._draining:
             return  # runs move to other replicas; callers can join them there
-        active = self._active.get(run_id)
-        if active is not None and active.stop_reason not in MOVES:
+        active = self._executing_here(run_id)
+        if active is not None:
             self._stop(active, action, message)
             return
         task = asyncio.get_running_loop().create_task(self.cancel(run_id, action, message))
