@@ -26,7 +26,8 @@ from .auth import AuthInterceptor, AuthSettings, Authenticator, check_listen_add
 from .interceptors import DecodeGuard
 from .observability import logs, tracing
 from .observability.metrics import Metrics
-from .registry import Registry
+from .project import ProjectError, load_project
+from .registry import GraphLoadError, Registry
 from .runner import GraphRunner, RunnerSettings
 from .servicers import reflection
 from .servicers.assistants import AssistantServicer
@@ -36,6 +37,7 @@ from .servicers.threads import ThreadServicer
 from .storage.checkpointer import FencedPostgresSaver
 from .storage.database import make_pool, migrate, start_embedded
 from .storage.notify import Notifications
+from .storage.store import StoreConfigError, make_store, setup_store
 from .storage.records import Records
 from .threads import Threads
 from .watchdog import LoopWatchdog
@@ -156,12 +158,17 @@ class App:
     tracer_provider: object = None  # OpenTelemetry; None: from OTEL_TRACES_EXPORTER (off by default)
     metrics: Metrics | None = None
     metrics_port: int = 0
+    store: object = None  # the long-term Store graphs and StoreService share (storage/store.py)
 
     async def start(self) -> App:
         s = self.settings
         check_listen_address(s.host, s.auth, s.allow_unauthenticated)  # before touching anything
         if s.port and not s.share_port:
             check_port_free(s.host, s.port)
+        try:  # the project's env and dependencies apply before anything imports its graphs
+            project = load_project(s.config)
+        except ProjectError as exc:
+            raise SystemExit(str(exc)) from None
         dsn = s.database_url
         if not dsn:
             self._embedded = await asyncio.to_thread(start_embedded, s.data_dir)
@@ -169,8 +176,18 @@ class App:
         pool = self._pool = make_pool(dsn, max_size=s.pool_size, timeout=s.db_timeout)
         await pool.open(wait=True, timeout=30)
         checkpointer = FencedPostgresSaver(pool)
-        await migrate(pool, checkpointer.setup)
-        registry = Registry.load(s.config, checkpointer)
+        try:
+            self.store = make_store(pool, project.store, project.base_dir)
+
+            async def setup() -> None:
+                await checkpointer.setup()
+                await setup_store(self.store, pool)
+
+            await migrate(pool, setup)
+            registry = await Registry.load(project, checkpointer, self.store)
+        except (StoreConfigError, GraphLoadError) as exc:
+            await self._close_database()
+            raise SystemExit(str(exc)) from None
         records = Records(pool)
         self._notifications = Notifications(dsn)
         await self._notifications.start()
@@ -266,14 +283,17 @@ class App:
             self._watchdog.stop()
         if self._notifications:
             await self._notifications.stop()
-        if self._pool:
-            await self._pool.close()
-        if self._embedded is not None:
-            await asyncio.to_thread(self._embedded.cleanup)
+        await self._close_database()
         if self.metrics:
             self.metrics.close()
         if self.tracer_provider is not None:
             self.tracer_provider.shutdown()
+
+    async def _close_database(self) -> None:
+        if self._pool:
+            await self._pool.close()
+        if self._embedded is not None:
+            await asyncio.to_thread(self._embedded.cleanup)
 
     async def serve_forever(self) -> None:
         await self.start()

@@ -1,9 +1,9 @@
-"""The graphs this server serves, loaded from a `langgraph.json`-style config.
+"""The graphs this server serves, loaded from a `langgraph.json` project (see project.py).
 
 `{"graphs": {"agent": "./agent.py:graph"}}` maps a graph id to a file path
 (relative to the config file) or a module path, and an attribute that is a
-compiled graph, a `StateGraph`, or a factory returning either. The server injects
-its own checkpointer, so graphs need not (and should not) bring one.
+compiled graph, a `StateGraph`, or a factory (see factories.py). The server injects
+its own checkpointer and Store, so graphs need not (and should not) bring them.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
-import json
 import logging
 import pathlib
 import sys
@@ -20,15 +19,16 @@ from typing import Any
 
 from langchain_core.messages import convert_to_messages
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.graph import StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.pregel import Pregel
+from langgraph.store.base import BaseStore
 
+from . import context as run_context
 from .errors import AssistantNotFound, FieldViolation
+from .factories import GraphSource
+from .project import Project
 
 log = logging.getLogger(__name__)
-
-DEFAULT_GRAPHS = {"agent": "graphrun_server.example_agent.agent:graph"}
 
 
 @dataclass
@@ -36,9 +36,10 @@ class Assistant:
     """A served graph. Today assistant id == graph id."""
 
     graph_id: str
-    graph: Pregel
+    graph: Pregel  # for schemas and state reads; a run executes `source.for_run(...)`'s
     description: str = ""
     nodes: list[str] = field(default_factory=list)
+    source: GraphSource | None = None
 
     @property
     def assistant_id(self) -> str:
@@ -47,14 +48,27 @@ class Assistant:
     def schemas(self) -> dict[str, dict]:
         """Input/output/config JSON schemas, for clients in other languages."""
         out = {}
+        # `config` is what goes in config.configurable: the context's fields, for clients written
+        # before context existed (LangGraph maps a graph's config_schema to its context_schema).
         for key, getter in (("input", "get_input_jsonschema"), ("output", "get_output_jsonschema"),
-                            ("config", "get_context_jsonschema")):
+                            ("config", "get_context_jsonschema"), ("context", "get_context_jsonschema")):
             try:
                 out[key] = getattr(self.graph, getter)()
             except Exception as exc:  # a schema is a courtesy; never fail the listing
                 log.warning("graph %s: no %s schema (%s)", self.graph_id, key, exc)
                 out[key] = {}
         return out
+
+    @property
+    def context_schema(self) -> type | None:
+        return getattr(self.graph, "context_schema", None)
+
+    def run_context(self, context: dict[str, Any] | None, configurable: dict[str, Any]) -> dict[str, Any] | None:
+        """The context values a run passes to the graph (see context.py)."""
+        return run_context.select(self.context_schema, context, configurable)
+
+    def context_violations(self, context: dict[str, Any] | None, configurable: dict[str, Any]) -> list[FieldViolation]:
+        return run_context.violations(self.context_schema, self.run_context(context, configurable))
 
     def message_violations(self, values: Any, path: str) -> list[FieldViolation]:
         """What the graph's `add_messages` channel would refuse in values["messages"] (a role it
@@ -98,13 +112,11 @@ def _json_type(value: Any) -> str:
 
 def _load_attr(ref: str, base_dir: pathlib.Path) -> tuple[Any, Any]:
     """Import ref's module and return (attribute, module)."""
-    target, sep, attr = ref.rpartition(":")
-    if not sep or not target or not attr:
-        raise ValueError(f"graph reference {ref!r} must look like './path/file.py:attr' or 'package.module:attr'")
+    target, _, attr = ref.rpartition(":")
     if target.endswith(".py") or "/" in target:
         path = (base_dir / target).resolve()
         if not path.is_file():
-            raise FileNotFoundError(f"graph file {path} (from {ref!r}) does not exist")
+            raise FileNotFoundError(f"{path} does not exist")
         # Let the file import its siblings, as `langgraph dev` does.
         if str(path.parent) not in sys.path:
             sys.path.insert(0, str(path.parent))
@@ -118,20 +130,11 @@ def _load_attr(ref: str, base_dir: pathlib.Path) -> tuple[Any, Any]:
     try:
         return getattr(module, attr), module
     except AttributeError:
-        raise AttributeError(f"{target} has no attribute {attr!r} (from {ref!r})") from None
+        raise AttributeError(f"{target} has no attribute {attr!r}") from None
 
 
-def _compile(obj: Any, checkpointer: BaseCheckpointSaver, ref: str) -> Pregel:
-    if isinstance(obj, StateGraph):
-        return obj.compile(checkpointer=checkpointer)
-    if isinstance(obj, Pregel):
-        return obj.copy(update={"checkpointer": checkpointer})
-    if callable(obj):
-        made = obj() if not inspect.signature(obj).parameters else obj({})
-        if inspect.isawaitable(made):
-            raise TypeError(f"{ref}: async graph factories are not supported; return the graph directly")
-        return _compile(made, checkpointer, ref)
-    raise TypeError(f"{ref} is a {type(obj).__name__}, not a compiled graph, StateGraph or factory")
+class GraphLoadError(Exception):
+    """A graph of the config cannot be loaded; one line naming the graph, its file and the error."""
 
 
 class Registry:
@@ -141,28 +144,25 @@ class Registry:
         self._assistants = dict(sorted(assistants.items()))
 
     @classmethod
-    def load(cls, config_path: str | None, checkpointer: BaseCheckpointSaver) -> Registry:
-        if config_path:
-            path = pathlib.Path(config_path).resolve()
-            config = json.loads(path.read_text())
-            graphs = config.get("graphs")
-            if not isinstance(graphs, dict) or not graphs:
-                raise ValueError(f"{path}: 'graphs' must be a non-empty object of graph id -> 'file.py:attr'")
-            base_dir = path.parent
-        else:
-            graphs, base_dir = DEFAULT_GRAPHS, pathlib.Path.cwd()
+    async def load(cls, project: Project, checkpointer: BaseCheckpointSaver, store: BaseStore | None) -> Registry:
+        """Import every graph of the project. A graph that cannot be imported, or whose factory
+        fails when called for its schemas, stops the server (GraphLoadError)."""
         assistants = {}
-        for graph_id, ref in graphs.items():
-            description = ""
-            if isinstance(ref, dict):  # langgraph.json also allows {"path": ..., "description": ...}
-                description = ref.get("description", "")
-                ref = ref["path"]
-            obj, module = _load_attr(ref, base_dir)
-            graph = _compile(obj, checkpointer, ref)
+        for spec in project.graphs:
+            try:
+                obj, module = _load_attr(spec.ref, project.base_dir)
+                source = GraphSource(obj, spec.ref, checkpointer, store)
+                graph = await source.template()
+            except Exception as exc:
+                log.debug("graph %r could not be loaded", spec.graph_id, exc_info=True)
+                reason = str(exc).split("\n")[0] or type(exc).__name__
+                raise GraphLoadError(f"graph {spec.graph_id!r} ({spec.ref}) could not be loaded: "
+                                     f"{type(exc).__name__}: {reason}") from exc
             nodes = [n for n in graph.nodes if not n.startswith("__")]
-            description = description or (inspect.getdoc(module) or "").split("\n\n")[0].replace("\n", " ")
-            assistants[graph_id] = Assistant(graph_id, graph, description, nodes)
-            log.info("serving graph %r from %s (nodes: %s)", graph_id, ref, ", ".join(nodes))
+            description = spec.description or (inspect.getdoc(module) or "").split("\n\n")[0].replace("\n", " ")
+            assistants[spec.graph_id] = Assistant(spec.graph_id, graph, description, nodes, source)
+            log.info("serving graph %r from %s (nodes: %s%s)", spec.graph_id, spec.ref, ", ".join(nodes),
+                     "; built per run by its factory" if source.per_run else "")
         return cls(assistants)
 
     def get(self, assistant_id: str) -> Assistant:

@@ -1,0 +1,204 @@
+"""A LangGraph project as `langgraph.json` describes it, read the way LangGraph's server reads it.
+
+Loading a project prepares the process before any graph is imported:
+- `env` (a `.env` file relative to the config, or an object) is applied. A variable the
+  process environment already sets keeps its value: the operator's environment wins
+  over the project's defaults, as with python-dotenv and docker compose's `env_file`.
+- `dependencies`: a local path (`"."`, `"./src/pkg"`, `"../shared"`) becomes importable
+  as LangGraph's build makes it (which installs it): a folder with a `pyproject.toml` or
+  `setup.py` provides its packages from where its build finds them (a `src/` layout
+  included); a plain folder goes on the import path. Any other entry names a package that
+  must already be installed: nothing is downloaded here.
+- `graphs`, `store` and `checkpointer` are parsed into what the registry and the Store
+  need. Keys that only mean something to LangGraph's image build or HTTP server are
+  logged once as ignored.
+
+Every problem is a `ProjectError`: one line naming the key and what to do.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import logging
+import os
+import pathlib
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GRAPHS = {"agent": "graphrun_server.example_agent.agent:graph"}
+
+# Keys of langgraph.json that configure LangGraph's image build, HTTP server or UI: nothing
+# graphrun does depends on them. (`auth` and `http` are LangGraph Server's HTTP layer; graphrun's
+# authentication is configured by GRAPHRUN_* settings.)
+IGNORED_KEYS = ("python_version", "node_version", "pip_config_file", "pip_installer", "dockerfile_lines",
+                "base_image", "image_distro", "http", "ui", "ui_config", "auth", "encryption", "webhooks",
+                "keep_pkg_tools", "api_version", "$schema", "checkpointer")
+KNOWN_KEYS = ("dependencies", "graphs", "env", "store")
+
+
+class ProjectError(Exception):
+    """The project cannot be served; the message is one line saying why and what to do."""
+
+
+@dataclass
+class GraphSpec:
+    """One entry of `graphs`: where the graph is and what it is for."""
+
+    graph_id: str
+    ref: str  # "./path/file.py:attr" or "package.module:attr"
+    description: str = ""
+
+
+@dataclass
+class Project:
+    """What a `langgraph.json` says graphrun should serve."""
+
+    graphs: list[GraphSpec]
+    base_dir: pathlib.Path
+    path: pathlib.Path | None = None  # None: the built-in example agent
+    store: dict[str, Any] = field(default_factory=dict)  # the `store` object (index, ttl)
+
+    def relative(self, ref: str) -> pathlib.Path:
+        """A path from the config, resolved against the config's folder."""
+        return (self.base_dir / ref).resolve()
+
+
+def load_project(config_path: str | None) -> Project:
+    """Read the config, apply its env and dependencies, and return what it serves.
+    Without a config: the example agent."""
+    if not config_path:
+        return Project([GraphSpec(k, v) for k, v in DEFAULT_GRAPHS.items()], pathlib.Path.cwd())
+    path = pathlib.Path(config_path).expanduser().resolve()
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ProjectError(f"config {path} does not exist (--config / GRAPHRUN_CONFIG)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProjectError(f"config {path} cannot be read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ProjectError(f"config {path} is not valid JSON: {exc}") from None
+    if not isinstance(config, dict):
+        raise ProjectError(f"config {path} must be a JSON object")
+    project = Project(_graphs(config, path), path.parent, path)
+    for key in config:
+        if key in IGNORED_KEYS:
+            log.info("%s: ignoring %r (it configures LangGraph's own build or HTTP server, not graphrun)",
+                     path.name, key)
+        elif key not in KNOWN_KEYS:
+            log.warning("%s: ignoring unknown key %r", path.name, key)
+    _apply_env(config.get("env"), project)
+    _apply_dependencies(config.get("dependencies", []), project)
+    store = config.get("store") or {}
+    if not isinstance(store, dict):
+        raise ProjectError(f"{path.name}: 'store' must be an object with 'index' and/or 'ttl'")
+    project.store = store
+    return project
+
+
+def _graphs(config: dict, path: pathlib.Path) -> list[GraphSpec]:
+    graphs = config.get("graphs")
+    if not isinstance(graphs, dict) or not graphs:
+        raise ProjectError(f"{path.name}: 'graphs' must be a non-empty object of graph id -> './file.py:attr'")
+    specs = []
+    for graph_id, value in graphs.items():
+        description = ""
+        if isinstance(value, dict):  # {"path": ..., "description": ...}
+            description = value.get("description") or ""
+            value = value.get("path")
+        if not isinstance(value, str) or ":" not in value or value.endswith(":") or value.startswith(":"):
+            raise ProjectError(f"{path.name}: graph {graph_id!r} must be './path/file.py:attr' or "
+                               f"'package.module:attr' (or an object with 'path'), not {value!r}")
+        specs.append(GraphSpec(graph_id, value, str(description)))
+    return specs
+
+
+def _apply_env(env: Any, project: Project) -> None:
+    """Set the project's variables that the process environment does not set already."""
+    if env is None:
+        return
+    if isinstance(env, str):
+        from dotenv import dotenv_values
+
+        env_file = project.relative(env)
+        if not env_file.is_file():
+            raise ProjectError(f"{project.path.name}: env file {env_file} (from 'env') does not exist")
+        values = dotenv_values(env_file)
+    elif isinstance(env, dict):
+        values = env
+    else:
+        raise ProjectError(f"{project.path.name}: 'env' must be a .env file path or an object of variables")
+    for name, value in values.items():
+        if value is not None and name not in os.environ:
+            os.environ[name] = str(value)
+
+
+def _apply_dependencies(dependencies: Any, project: Project) -> None:
+    if not isinstance(dependencies, list) or not all(isinstance(d, str) for d in dependencies):
+        raise ProjectError(f"{project.path.name}: 'dependencies' must be a list of paths and package names")
+    missing = []
+    for entry in dependencies:
+        if entry.startswith((".", "/")):
+            folder = project.relative(entry)
+            if not folder.is_dir():
+                raise ProjectError(f"{project.path.name}: dependency {entry!r} is not a folder ({folder})")
+            for root in import_roots(folder):
+                if str(root) not in sys.path:
+                    sys.path.insert(0, str(root))
+            continue
+        try:
+            requirement = Requirement(entry)
+        except InvalidRequirement:
+            raise ProjectError(f"{project.path.name}: dependency {entry!r} is neither a local path "
+                               "('./folder') nor a package name") from None
+        if requirement.marker is not None and not requirement.marker.evaluate():
+            continue
+        try:
+            importlib.metadata.distribution(requirement.name)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(entry)
+    if missing:
+        quoted = " ".join(f"'{m}'" if any(c in m for c in "<>=!;[ ") else m for m in missing)
+        raise ProjectError(f"{project.path.name}: dependencies not installed: {', '.join(missing)}; "
+                           f"install them with: pip install {quoted}")
+
+
+def import_roots(folder: pathlib.Path) -> list[pathlib.Path]:
+    """Where a local dependency's modules are imported from, as its build would package them.
+
+    A project declares where its packages live (setuptools' `package-dir` or
+    `packages.find.where`, hatch's `packages`, poetry's `from`); without a declaration the
+    build tools look in `src/` when it exists, else in the folder itself. The folder itself
+    is always importable too (a `langgraph dev` habit: modules beside langgraph.json).
+    """
+    roots = [folder]
+    pyproject = folder / "pyproject.toml"
+    declared: list[str] = []
+    if pyproject.is_file():
+        try:
+            data = tomllib.loads(pyproject.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ProjectError(f"{pyproject} cannot be read: {exc}") from None
+        tool = data.get("tool", {})
+        setuptools = tool.get("setuptools", {})
+        package_dir = setuptools.get("package-dir", {})
+        if isinstance(package_dir, dict) and "" in package_dir:
+            declared.append(package_dir[""])
+        find = (setuptools.get("packages") or {}) if isinstance(setuptools.get("packages"), dict) else {}
+        declared += list(find.get("find", {}).get("where", []))
+        wheel = tool.get("hatch", {}).get("build", {}).get("targets", {}).get("wheel", {})
+        declared += [str(pathlib.PurePosixPath(p).parent) for p in wheel.get("packages", [])]
+        declared += [p["from"] for p in tool.get("poetry", {}).get("packages", []) if isinstance(p, dict) and "from" in p]
+    if not declared and (folder / "src").is_dir():
+        declared.append("src")
+    for rel in declared:
+        root = (folder / rel).resolve()
+        if root.is_dir() and root not in roots:
+            roots.insert(0, root)
+    return roots

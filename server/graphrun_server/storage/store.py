@@ -1,0 +1,131 @@
+"""The long-term Store every graph gets: LangGraph's `AsyncPostgresStore` on graphrun's database.
+
+Graphs reach it as LangGraph Server gives it to them (`store: BaseStore` node parameters,
+`runtime.store`); `StoreService` exposes it over gRPC. All replicas share it, since it
+lives in the database. The `store` object of `langgraph.json` configures it:
+- `index` (`embed`, `dims`, `fields`): semantic search through pgvector. `embed` is a
+  LangChain embeddings provider (`"openai:text-embedding-3-small"`, needs the `langchain`
+  package and the provider's) or a local function (`"./embeddings.py:embed"`, relative to
+  the config, taking a list of texts and returning a list of vectors).
+- `ttl` (`default_ttl` minutes, `refresh_on_read`, `sweep_interval_minutes`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import pathlib
+import sys
+from typing import Any
+
+from langgraph.store.postgres import AsyncPostgresStore
+
+log = logging.getLogger(__name__)
+
+
+class StoreConfigError(Exception):
+    """The `store` section cannot be used; the message is one line saying why and what to do."""
+
+
+def index_config(index: Any, base_dir: pathlib.Path) -> dict[str, Any] | None:
+    """LangGraph's PostgresIndexConfig from `store.index`, its `embed` resolved."""
+    if index is None:
+        return None
+    if not isinstance(index, dict) or "embed" not in index or "dims" not in index:
+        raise StoreConfigError("store.index must be an object with 'embed' and 'dims' (and optionally 'fields')")
+    dims = index["dims"]
+    if not isinstance(dims, int) or isinstance(dims, bool) or dims <= 0:
+        raise StoreConfigError(f"store.index.dims must be a positive integer, not {dims!r}")
+    fields = index.get("fields")
+    if fields is not None and (not isinstance(fields, list) or not all(isinstance(f, str) for f in fields)):
+        raise StoreConfigError("store.index.fields must be a list of JSON paths (e.g. [\"text\", \"$\"])")
+    config = {k: v for k, v in index.items() if k not in ("embed",)}
+    config["embed"] = _embeddings(index["embed"], base_dir)
+    return config
+
+
+def _embeddings(embed: Any, base_dir: pathlib.Path):
+    """`./file.py:func` / `package.module:func` (a function or an Embeddings object), or a
+    LangChain provider id such as `openai:text-embedding-3-small`."""
+    from langchain_core.embeddings import Embeddings
+    from langgraph.store.base import ensure_embeddings
+
+    if not isinstance(embed, str) or ":" not in embed:
+        raise StoreConfigError(f"store.index.embed must be 'provider:model' or './file.py:function', not {embed!r}")
+    target, _, attr = embed.rpartition(":")
+    if target.endswith(".py") or "/" in target:
+        path = (base_dir / target).resolve()
+        if not path.is_file():
+            raise StoreConfigError(f"store.index.embed: {path} does not exist")
+        name = f"graphrun_user_embeddings_{abs(hash(str(path)))}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            raise StoreConfigError(f"store.index.embed: importing {path} failed: {type(exc).__name__}: {exc}") from exc
+    elif "." in target and "/" not in target and importlib.util.find_spec(target.split(".")[0]) is not None:
+        module = importlib.import_module(target)
+    else:  # provider:model
+        try:
+            from langchain.embeddings import init_embeddings
+        except ImportError:
+            raise StoreConfigError(f"store.index.embed {embed!r} names a LangChain embeddings provider, which needs "
+                                   "the langchain package: pip install langchain (and the provider's package), "
+                                   "or use './file.py:function'") from None
+        try:
+            return init_embeddings(embed)
+        except Exception as exc:
+            raise StoreConfigError(f"store.index.embed {embed!r}: {exc}") from exc
+    function = getattr(module, attr, None)
+    if function is None:
+        raise StoreConfigError(f"store.index.embed: {target} has no attribute {attr!r}")
+    if isinstance(function, Embeddings):
+        return function
+    if not callable(function):
+        raise StoreConfigError(f"store.index.embed: {target}:{attr} is not a function or Embeddings object")
+    return ensure_embeddings(function)
+
+
+def ttl_config(ttl: Any) -> dict[str, Any] | None:
+    """LangGraph's TTLConfig from `store.ttl`."""
+    if ttl is None:
+        return None
+    if not isinstance(ttl, dict):
+        raise StoreConfigError("store.ttl must be an object (default_ttl, refresh_on_read, sweep_interval_minutes)")
+    for key in ("default_ttl", "sweep_interval_minutes"):
+        value = ttl.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+            raise StoreConfigError(f"store.ttl.{key} must be a positive number of minutes, not {value!r}")
+    if not isinstance(ttl.get("refresh_on_read", True), bool):
+        raise StoreConfigError("store.ttl.refresh_on_read must be true or false")
+    unknown = set(ttl) - {"default_ttl", "refresh_on_read", "sweep_interval_minutes"}
+    if unknown:
+        raise StoreConfigError(f"store.ttl has unknown keys: {', '.join(sorted(unknown))}")
+    return dict(ttl)
+
+
+def make_store(pool, store: dict[str, Any], base_dir: pathlib.Path) -> AsyncPostgresStore:
+    """The Store on graphrun's pool (each operation takes its own connection: no process-wide lock)."""
+    unknown = set(store) - {"index", "ttl"}
+    if unknown:
+        raise StoreConfigError(f"store has unknown keys: {', '.join(sorted(unknown))} (expected index, ttl)")
+    return AsyncPostgresStore(pool, index=index_config(store.get("index"), base_dir),
+                              ttl=ttl_config(store.get("ttl")))
+
+
+async def setup_store(store: AsyncPostgresStore, pool) -> None:
+    """LangGraph's own migrations for the Store (run under graphrun's migration lock). A semantic
+    index needs pgvector, which the embedded PostgreSQL bundles; another server may lack it."""
+    if store.index_config:
+        async with pool.connection() as conn:
+            row = await (await conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector') AS ok")).fetchone()
+        if not row["ok"]:
+            raise StoreConfigError(
+                "store.index needs the pgvector extension, which this PostgreSQL server does not have: install it "
+                "(e.g. apt-get install postgresql-<version>-pgvector, or the pgvector/pgvector image), or serve "
+                "without a database URL to use the embedded PostgreSQL, which bundles it")
+    await store.setup()
