@@ -188,8 +188,11 @@ def import_roots(folder: pathlib.Path) -> list[pathlib.Path]:
         tool = data.get("tool", {})
         setuptools = tool.get("setuptools", {})
         package_dir = setuptools.get("package-dir", {})
-        if isinstance(package_dir, dict) and "" in package_dir:
-            declared.append(package_dir[""])
+        for name, where in (package_dir.items() if isinstance(package_dir, dict) else ()):
+            if name == "":  # every package under `where`
+                declared.append(where)
+            elif "." not in name and pathlib.PurePosixPath(where).name == name:  # "pkg" = "src/pkg"
+                declared.append(str(pathlib.PurePosixPath(where).parent))
         find = (setuptools.get("packages") or {}) if isinstance(setuptools.get("packages"), dict) else {}
         declared += list(find.get("find", {}).get("where", []))
         wheel = tool.get("hatch", {}).get("build", {}).get("targets", {}).get("wheel", {})

@@ -67,6 +67,10 @@ class Assistant:
         """The context values a run passes to the graph (see context.py)."""
         return run_context.select(self.context_schema, context, configurable)
 
+    def build_context(self, values: dict[str, Any] | None) -> Any:
+        """The object the graph reads as `runtime.context`, from `run_context`'s values."""
+        return run_context.build(self.context_schema, values)
+
     def context_violations(self, context: dict[str, Any] | None, configurable: dict[str, Any]) -> list[FieldViolation]:
         return run_context.violations(self.context_schema, self.run_context(context, configurable))
 

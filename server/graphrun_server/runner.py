@@ -38,6 +38,7 @@ from langgraph.types import Command, StateSnapshot
 from opentelemetry import trace
 
 from . import events as ev, watchdog
+from .auth import caller
 from .errors import (RUN_FAILURE_CODES, DatabaseUnavailable, FieldViolation, InvalidArgument, QueueFull,
                      ReplicaBusy, RunNotFound, ServerDraining, ThreadInterrupted, invalid)
 from .observability.logs import in_run_context
@@ -92,6 +93,7 @@ class RunRequest:
     stream_modes: list[str] = field(default_factory=list)
     timeout: float | None = None
     on_disconnect: str = "cancel"
+    context: dict[str, Any] | None = None  # as the caller sent it: each attempt builds the graph's from it
 
     def to_json(self) -> dict[str, Any]:
         return to_json({k: v for k, v in self.__dict__.items() if v is not None})
@@ -338,7 +340,7 @@ class GraphRunner:
                          on_disconnect=req.on_disconnect, spec=spec, metadata=req.metadata, error=None,
                          queue_position=0, not_before=now, lease_owner=self.owner, lease_expires_at=None,
                          cancel_action=None, current_node=None, step=None, created_at=now, updated_at=now,
-                         started_at=now, ended_at=None)
+                         started_at=now, ended_at=None, owner=caller.get())
 
     def _check_request(self, assistant: Assistant, req: RunRequest) -> None:
         """What the graph would refuse: unknown nodes, malformed messages."""
@@ -352,6 +354,7 @@ class GraphRunner:
         goto = (req.command or {}).get("goto", [])
         violations += [FieldViolation(f"spec.command.goto[{i}]", f"graph {assistant.graph_id!r} has no node {n!r}")
                        for i, n in enumerate(goto) if n not in assistant.nodes]
+        violations += assistant.context_violations(req.context, req.config.get("configurable", {}))
         violations += assistant.message_violations(assistant.as_input(req.input), "spec.input")
         violations += assistant.message_violations((req.command or {}).get("update"), "spec.command.update")
         if violations:
@@ -459,23 +462,24 @@ class GraphRunner:
             if req.timeout:
                 timer = asyncio.get_running_loop().call_later(
                     req.timeout, self._stop, active, "timeout", "the run's timeout passed")
-            graph = assistant.graph
-            if not (req.stream_modes or req.interrupt_before or req.interrupt_after):
-                active.written.finisher = self._finisher(active, graph)
             graph_input, resumed = await self._graph_input(active)
-            config = self._run_config(active, assistant, resumed)
+            config, context = self._run_config(active, assistant, resumed)
             modes = sorted({m for api_mode in req.stream_modes for m in STREAM_MODES[api_mode]} | {"debug"})
-            async for mode, payload in graph.astream(
-                graph_input, config, stream_mode=modes, durability=req.durability, control=active.control,
-                interrupt_before=req.interrupt_before or None, interrupt_after=req.interrupt_after or None,
-            ):
-                self._publish(active, mode, payload)
-            if active.checkpoint is None:  # nothing ran (e.g. continuing a finished thread): ask the state
-                snapshot = await graph.aget_state(graph_config(run.thread_id))
-                state = snapshot_to_json(snapshot)
-                status = "interrupted" if snapshot.next else "success"
-            else:  # the state itself is read while the end is recorded
-                status = "interrupted" if active.checkpoint["next"] else "success"
+            async with assistant.source.for_run(_for_factory(config), context) as graph:
+                if not (req.stream_modes or req.interrupt_before or req.interrupt_after):
+                    active.written.finisher = self._finisher(active, graph)
+                async for mode, payload in graph.astream(
+                    graph_input, config, stream_mode=modes, durability=req.durability, control=active.control,
+                    interrupt_before=req.interrupt_before or None, interrupt_after=req.interrupt_after or None,
+                    context=context,
+                ):
+                    self._publish(active, mode, payload)
+                if active.checkpoint is None:  # nothing ran (e.g. continuing a finished thread): ask the state
+                    snapshot = await graph.aget_state(graph_config(run.thread_id))
+                    state = snapshot_to_json(snapshot)
+                    status = "interrupted" if snapshot.next else "success"
+                else:  # the state itself is read while the end is recorded
+                    status = "interrupted" if active.checkpoint["next"] else "success"
         except asyncio.CancelledError:
             if active.stop_reason is None and not run.cancel_action:  # cancelled by no one we know of
                 active.stop_reason, active.stop_message = "interrupt", "the run's task was cancelled"
@@ -702,19 +706,28 @@ class GraphRunner:
             return Command(resume=cmd.get("resume"), update=cmd.get("update"), goto=cmd.get("goto") or ()), False
         return req.input, False
 
-    def _run_config(self, active: ActiveRun, assistant: Assistant, resumed: bool) -> dict[str, Any]:
+    def _run_config(self, active: ActiveRun, assistant: Assistant, resumed: bool) -> tuple[dict[str, Any], Any]:
+        """The run's RunnableConfig, and the context object the graph reads as `runtime.context`.
+
+        As in LangGraph Server, the context's values are visible in `configurable` too (the
+        caller's own `configurable` wins there), and so is the caller's identity
+        (`langgraph_auth_user_id`), by which graphs written for it keep each user's Store items apart."""
         run, req = active.record, active.request
         user = req.config
+        configurable = user.get("configurable", {})
+        context_values = assistant.run_context(req.context, configurable)
         config = graph_config(run.thread_id, None if resumed else req.checkpoint_id)
-        config["configurable"] = {**user.get("configurable", {}), **config["configurable"],
+        config["configurable"] = {**(context_values or {}), **configurable, **config["configurable"],
                                   FENCE_KEY: (run.run_id, run.attempt), CHECKPOINTS_KEY: active.written}
+        if run.owner:
+            config["configurable"]["langgraph_auth_user_id"] = run.owner
         config["recursion_limit"] = user.get("recursion_limit", DEFAULT_RECURSION_LIMIT)
         if user.get("tags"):
             config["tags"] = list(user["tags"])
         config["metadata"] = {**req.metadata, "run_id": run.run_id, "thread_id": run.thread_id,
                               "assistant_id": assistant.assistant_id, "graph_id": assistant.graph_id}
         config["run_id"] = uuid.UUID(run.run_id)
-        return config
+        return config, assistant.build_context(context_values)
 
     def _publish(self, active: ActiveRun, mode: str, payload: Any) -> None:
         """Turn one LangGraph stream chunk into the events the caller asked for."""
@@ -1018,6 +1031,12 @@ class GraphRunner:
             if event.kind == ev.END:
                 return event
         raise RuntimeError(f"run {run_id} ended without an end event")
+
+
+def _for_factory(config: dict[str, Any]) -> dict[str, Any]:
+    """The run's config as a graph factory sees it: without graphrun's own plumbing."""
+    configurable = {k: v for k, v in config["configurable"].items() if not k.startswith("__graphrun")}
+    return {**{k: v for k, v in config.items() if k != "run_id"}, "configurable": configurable}
 
 
 def graph_config(thread_id: str, checkpoint_id: str | None = None) -> dict[str, Any]:

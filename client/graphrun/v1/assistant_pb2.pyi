@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Assistant(_message.Message):
-    __slots__ = ("assistant_id", "graph_id", "name", "description", "input_schema", "output_schema", "config_schema", "nodes")
+    __slots__ = ("assistant_id", "graph_id", "name", "description", "input_schema", "output_schema", "config_schema", "nodes", "context_schema")
     ASSISTANT_ID_FIELD_NUMBER: _ClassVar[int]
     GRAPH_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -17,6 +17,7 @@ class Assistant(_message.Message):
     OUTPUT_SCHEMA_FIELD_NUMBER: _ClassVar[int]
     CONFIG_SCHEMA_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_SCHEMA_FIELD_NUMBER: _ClassVar[int]
     assistant_id: str
     graph_id: str
     name: str
@@ -25,4 +26,5 @@ class Assistant(_message.Message):
     output_schema: _struct_pb2.Struct
     config_schema: _struct_pb2.Struct
     nodes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, assistant_id: _Optional[str] = ..., graph_id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., input_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., output_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., config_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., nodes: _Optional[_Iterable[str]] = ...) -> None: ...
+    context_schema: _struct_pb2.Struct
+    def __init__(self, assistant_id: _Optional[str] = ..., graph_id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., input_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., output_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., config_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., nodes: _Optional[_Iterable[str]] = ..., context_schema: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...

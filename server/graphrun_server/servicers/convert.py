@@ -160,7 +160,8 @@ def parse_run_spec(spec: run_pb2.RunSpec, stream_modes: list[str] | None = None)
                             ("granularity", run_pb2.Granularity), ("durability", run_pb2.Durability),
                             ("on_disconnect", run_pb2.OnDisconnect)):
         _check_enum(getattr(spec, name), enum_type, f"spec.{name}", v)
-    for name, limit in (("input", MAX_INPUT_BYTES), ("metadata", MAX_SMALL_BYTES), ("config", MAX_SMALL_BYTES)):
+    for name, limit in (("input", MAX_INPUT_BYTES), ("metadata", MAX_SMALL_BYTES), ("config", MAX_SMALL_BYTES),
+                        ("context", MAX_SMALL_BYTES)):
         if getattr(spec, name).ByteSize() > limit:
             v.append(FieldViolation(f"spec.{name}", f"is larger than {limit} bytes"))
     if spec.command.update.ByteSize() > MAX_INPUT_BYTES:
@@ -192,6 +193,7 @@ def parse_run_spec(spec: run_pb2.RunSpec, stream_modes: list[str] | None = None)
     config = struct_to_dict(spec.config, "spec.config")
     _parse_config(config, v)
     input = struct_to_dict(spec.input, "spec.input") if spec.HasField("input") else None
+    context = struct_to_dict(spec.context, "spec.context") if spec.HasField("context") else None
     metadata = struct_to_dict(spec.metadata, "spec.metadata")
     timeout = duration_seconds(spec.timeout, "spec.timeout", v) if spec.HasField("timeout") else None
     # None: Wait, which records no events but its metadata and end; []: the default, `values`.
@@ -217,6 +219,7 @@ def parse_run_spec(spec: run_pb2.RunSpec, stream_modes: list[str] | None = None)
         stream_modes=modes,
         timeout=timeout,
         on_disconnect=_ON_DISCONNECT[spec.on_disconnect],
+        context=context,
     )
 
 
@@ -348,7 +351,8 @@ def assistant_to_proto(assistant: Assistant) -> assistant_pb2.Assistant:
     return assistant_pb2.Assistant(
         assistant_id=assistant.assistant_id, graph_id=assistant.graph_id, name=assistant.graph_id,
         description=assistant.description, input_schema=to_struct(schemas["input"]),
-        output_schema=to_struct(schemas["output"]), config_schema=to_struct(schemas["config"]), nodes=assistant.nodes)
+        output_schema=to_struct(schemas["output"]), config_schema=to_struct(schemas["config"]), nodes=assistant.nodes,
+        context_schema=to_struct(schemas["context"]) if assistant.context_schema else None)
 
 
 def fill_end(message, end: dict[str, Any], granularity: int):

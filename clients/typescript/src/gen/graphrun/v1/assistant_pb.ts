@@ -11,7 +11,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file graphrun/v1/assistant.proto.
  */
 export const file_graphrun_v1_assistant: GenFile = /*@__PURE__*/
-  fileDesc("ChtncmFwaHJ1bi92MS9hc3Npc3RhbnQucHJvdG8SC2dyYXBocnVuLnYxIvQBCglBc3Npc3RhbnQSFAoMYXNzaXN0YW50X2lkGAEgASgJEhAKCGdyYXBoX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSEwoLZGVzY3JpcHRpb24YBCABKAkSLQoMaW5wdXRfc2NoZW1hGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIuCg1vdXRwdXRfc2NoZW1hGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIuCg1jb25maWdfc2NoZW1hGAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBINCgVub2RlcxgIIAMoCWIGcHJvdG8z", [file_google_protobuf_struct]);
+  fileDesc("ChtncmFwaHJ1bi92MS9hc3Npc3RhbnQucHJvdG8SC2dyYXBocnVuLnYxIqUCCglBc3Npc3RhbnQSFAoMYXNzaXN0YW50X2lkGAEgASgJEhAKCGdyYXBoX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSEwoLZGVzY3JpcHRpb24YBCABKAkSLQoMaW5wdXRfc2NoZW1hGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIuCg1vdXRwdXRfc2NoZW1hGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIuCg1jb25maWdfc2NoZW1hGAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBINCgVub2RlcxgIIAMoCRIvCg5jb250ZXh0X3NjaGVtYRgJIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RiBnByb3RvMw", [file_google_protobuf_struct]);
 
 /**
  * An assistant: a graph this server serves, with the JSON schemas clients in
@@ -64,7 +64,9 @@ export type Assistant = Message<"graphrun.v1.Assistant"> & {
   outputSchema?: JsonObject | undefined;
 
   /**
-   * JSON Schema of `config.configurable`, if the graph declares one.
+   * JSON Schema of `config.configurable`, if the graph declares one. For a
+   * graph with a `context_schema` these are the context's fields, which older
+   * clients send in `configurable`.
    *
    * @generated from field: google.protobuf.Struct config_schema = 7;
    */
@@ -76,6 +78,14 @@ export type Assistant = Message<"graphrun.v1.Assistant"> & {
    * @generated from field: repeated string nodes = 8;
    */
   nodes: string[];
+
+  /**
+   * JSON Schema of the graph's runtime context (`RunSpec.context`), from its
+   * `context_schema`. Empty if the graph declares none.
+   *
+   * @generated from field: google.protobuf.Struct context_schema = 9;
+   */
+  contextSchema?: JsonObject | undefined;
 };
 
 /**
