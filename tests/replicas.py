@@ -16,8 +16,13 @@ STARTUP_TIMEOUT = 30
 
 
 class Replica:
-    def __init__(self, name: str, database_url: str, config: str, **settings: str):
+    """`argv` replaces `python -m graphrun_server` (e.g. the `graphrun serve` command, as a user
+    starts it); `cwd` is the folder it starts in."""
+
+    def __init__(self, name: str, database_url: str, config: str, *, argv: list[str] | None = None,
+                 cwd: str | None = None, **settings: str):
         self.name = name
+        self.argv, self.cwd = argv or [sys.executable, "-m", "graphrun_server"], cwd
         self.env = {**os.environ, "GRAPHRUN_DATABASE_URL": database_url, "GRAPHRUN_CONFIG": config,
                     "GRAPHRUN_PORT": "0", "GRAPHRUN_HOST": "127.0.0.1", "GRAPHRUN_LOG_LEVEL": "INFO",
                     **{f"GRAPHRUN_{k.upper()}": str(v) for k, v in settings.items()}}
@@ -29,7 +34,7 @@ class Replica:
 
     async def start(self) -> Replica:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "graphrun_server", env=self.env,
+            *self.argv, env=self.env, cwd=self.cwd,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         self._reader = asyncio.create_task(self._read_log())
         try:

@@ -91,6 +91,7 @@ class AsyncClient:
         thread_id: str | None = None,
         command: Mapping[str, Any] | None = None,
         config: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
         interrupt_before: Iterable[str] | None = None,
         interrupt_after: Iterable[str] | None = None,
@@ -109,7 +110,7 @@ class AsyncClient:
         bounds the call; `on_disconnect="continue"` lets the run outlive the call. A failed run raises `RunFailedError` / `RunTimeoutError`
         / `RunCancelledError` carrying `run_id` and `thread_id`.
         """
-        spec = c.run_spec(assistant_id, input, thread_id=thread_id, command=command, config=config,
+        spec = c.run_spec(assistant_id, input, thread_id=thread_id, command=command, config=config, context=context,
                           metadata=metadata, interrupt_before=interrupt_before, interrupt_after=interrupt_after,
                           multitask_strategy=multitask_strategy, if_not_exists=if_not_exists,
                           checkpoint_id=checkpoint_id, granularity=granularity, timeout=timeout,
@@ -125,6 +126,7 @@ class AsyncClient:
         thread_id: str | None = None,
         command: Mapping[str, Any] | None = None,
         config: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
         interrupt_before: Iterable[str] | None = None,
         interrupt_after: Iterable[str] | None = None,
@@ -142,7 +144,7 @@ class AsyncClient:
         A run that fails still yields its `end` event; the error is raised on
         the next iteration. Leaving the loop early cancels the call (and the run).
         """
-        spec = c.run_spec(assistant_id, input, thread_id=thread_id, command=command, config=config,
+        spec = c.run_spec(assistant_id, input, thread_id=thread_id, command=command, config=config, context=context,
                           metadata=metadata, interrupt_before=interrupt_before, interrupt_after=interrupt_after,
                           multitask_strategy=multitask_strategy, if_not_exists=if_not_exists,
                           checkpoint_id=checkpoint_id, granularity=granularity, timeout=timeout,
@@ -177,6 +179,7 @@ class AsyncClient:
         thread_id: str | None = None,
         command: Mapping[str, Any] | None = None,
         config: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
         interrupt_before: Iterable[str] | None = None,
         interrupt_after: Iterable[str] | None = None,
@@ -195,7 +198,7 @@ class AsyncClient:
         execution. Other options as for `wait`. Follow the run with
         `join(run["run_id"])`, look it up with `get_run`, stop it with `cancel_run`.
         """
-        spec = c.run_spec(assistant_id, input, thread_id=thread_id, command=command, config=config,
+        spec = c.run_spec(assistant_id, input, thread_id=thread_id, command=command, config=config, context=context,
                           metadata=metadata, interrupt_before=interrupt_before, interrupt_after=interrupt_after,
                           multitask_strategy=multitask_strategy, if_not_exists=if_not_exists,
                           checkpoint_id=checkpoint_id, granularity=granularity, timeout=timeout,

@@ -107,6 +107,7 @@ def run_spec(
     thread_id: str | None = None,
     command: Mapping[str, Any] | None = None,
     config: Mapping[str, Any] | None = None,
+    context: Mapping[str, Any] | None = None,
     metadata: Mapping[str, Any] | None = None,
     interrupt_before: Iterable[str] | None = None,
     interrupt_after: Iterable[str] | None = None,
@@ -137,6 +138,8 @@ def run_spec(
         spec.command.CopyFrom(_command(command))
     if config:
         spec.config.CopyFrom(to_struct(config))
+    if context is not None:
+        spec.context.CopyFrom(to_struct(context))
     if metadata:
         spec.metadata.CopyFrom(to_struct(metadata))
     if timeout is not None:

@@ -95,6 +95,7 @@ class Client:
         thread_id: str | None = None,
         command: Mapping[str, Any] | None = None,
         config: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
         interrupt_before: Iterable[str] | None = None,
         interrupt_after: Iterable[str] | None = None,
@@ -113,7 +114,7 @@ class Client:
         bounds the call; `on_disconnect="continue"` lets the run outlive the call. A failed run raises `RunFailedError` / `RunTimeoutError`
         / `RunCancelledError` carrying `run_id` and `thread_id`.
         """
-        spec = c.run_spec(assistant_id, input, thread_id=thread_id, command=command, config=config,
+        spec = c.run_spec(assistant_id, input, thread_id=thread_id, command=command, config=config, context=context,
                           metadata=metadata, interrupt_before=interrupt_before, interrupt_after=interrupt_after,
                           multitask_strategy=multitask_strategy, if_not_exists=if_not_exists,
                           checkpoint_id=checkpoint_id, granularity=granularity, timeout=timeout,
@@ -129,6 +130,7 @@ class Client:
         thread_id: str | None = None,
         command: Mapping[str, Any] | None = None,
         config: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
         interrupt_before: Iterable[str] | None = None,
         interrupt_after: Iterable[str] | None = None,
@@ -146,7 +148,7 @@ class Client:
         A run that fails still yields its `end` event; the error is raised on
         the next iteration. Leaving the loop early cancels the call (and the run).
         """
-        spec = c.run_spec(assistant_id, input, thread_id=thread_id, command=command, config=config,
+        spec = c.run_spec(assistant_id, input, thread_id=thread_id, command=command, config=config, context=context,
                           metadata=metadata, interrupt_before=interrupt_before, interrupt_after=interrupt_after,
                           multitask_strategy=multitask_strategy, if_not_exists=if_not_exists,
                           checkpoint_id=checkpoint_id, granularity=granularity, timeout=timeout,
@@ -181,6 +183,7 @@ class Client:
         thread_id: str | None = None,
         command: Mapping[str, Any] | None = None,
         config: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
         interrupt_before: Iterable[str] | None = None,
         interrupt_after: Iterable[str] | None = None,
@@ -199,7 +202,7 @@ class Client:
         execution. Other options as for `wait`. Follow the run with
         `join(run["run_id"])`, look it up with `get_run`, stop it with `cancel_run`.
         """
-        spec = c.run_spec(assistant_id, input, thread_id=thread_id, command=command, config=config,
+        spec = c.run_spec(assistant_id, input, thread_id=thread_id, command=command, config=config, context=context,
                           metadata=metadata, interrupt_before=interrupt_before, interrupt_after=interrupt_after,
                           multitask_strategy=multitask_strategy, if_not_exists=if_not_exists,
                           checkpoint_id=checkpoint_id, granularity=granularity, timeout=timeout,

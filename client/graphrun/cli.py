@@ -235,6 +235,14 @@ def _run_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         kwargs["input"] = {"messages": [{"role": "user", "content": args.question}]}
     if args.resume is not None:
         kwargs["command"] = {"resume": _parse_json_arg(args.resume)}
+    if args.context is not None:
+        try:
+            context = json.loads(args.context)
+        except json.JSONDecodeError as exc:
+            raise _UsageError(f"--context must be a JSON object: {exc}") from None
+        if not isinstance(context, dict):
+            raise _UsageError("--context must be a JSON object, e.g. '{\"model\": \"openai/gpt-4o\"}'")
+        kwargs["context"] = context
     return kwargs
 
 
@@ -566,6 +574,8 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--resume", metavar="VALUE", help="answer the thread's interrupt (JSON or text)")
     run.add_argument("--continue", dest="continue_", action="store_true",
                      help="run on from the thread's checkpoint without input (e.g. after interrupt_before/after)")
+    run.add_argument("--context", metavar="JSON",
+                     help="the run's runtime context, a JSON object (read by nodes as runtime.context)")
 
 
 def build_parser() -> argparse.ArgumentParser:
