@@ -39,8 +39,8 @@ DEFAULT_GRAPHS = {"agent": "graphrun_server.example_agent.agent:graph"}
 # authentication is configured by GRAPHRUN_* settings.)
 IGNORED_KEYS = ("python_version", "node_version", "pip_config_file", "pip_installer", "dockerfile_lines",
                 "base_image", "image_distro", "http", "ui", "ui_config", "auth", "encryption", "webhooks",
-                "keep_pkg_tools", "api_version", "$schema", "checkpointer")
-KNOWN_KEYS = ("dependencies", "graphs", "env", "store")
+                "keep_pkg_tools", "api_version", "checkpointer")
+KNOWN_KEYS = ("dependencies", "graphs", "env", "store", "$schema")
 
 
 class ProjectError(Exception):
