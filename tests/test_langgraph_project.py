@@ -12,6 +12,8 @@ Two projects under tests/projects/:
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import pathlib
 import subprocess
@@ -301,8 +303,6 @@ def startup_database(admin_dsn):
      "graph 'g' (./g.py:graph) could not be loaded: TypeError: a graph factory takes nothing"),
 ], ids=["env-file", "package", "folder", "reference", "import", "attribute", "file", "factory-signature"])
 def test_a_project_that_cannot_be_served_stops_with_one_line(tmp_path, startup_database, config, files, expected):
-    import json
-
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     (tmp_path / "langgraph.json").write_text(json.dumps(config))
@@ -328,3 +328,22 @@ def test_keys_graphrun_does_not_use_are_logged_as_ignored(tmp_path, startup_data
     for key in ("python_version", "dockerfile_lines", "http"):
         assert f"ignoring {key!r}" in done.stderr
     assert "ignoring unknown key 'something_new'" in done.stderr
+
+
+# -- the CLI ---------------------------------------------------------------------------------
+
+
+async def test_the_cli_sends_a_context(features, capsys):
+    from graphrun.cli import main
+
+    target = f"127.0.0.1:{features.app.port}"
+    code = await asyncio.to_thread(main, ["--target", target, "wait", "hello", "--assistant", "pydantic_context",
+                                          "--context", '{"retries": 4}', "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert json.loads(out)["state"]["values"]["seen"] == {"type": "Strict", "temperature": 0.5, "retries": 4}
+
+    with pytest.raises(SystemExit) as usage:  # argparse's usage error
+        await asyncio.to_thread(main, ["--target", target, "wait", "hello", "--assistant", "pydantic_context",
+                                       "--context", '{"retries": 4'])
+    assert usage.value.code == 2 and "--context must be a JSON object" in capsys.readouterr().err
