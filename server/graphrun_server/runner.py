@@ -33,6 +33,7 @@ from typing import Any
 import psycopg
 from langchain_core.messages import BaseMessage, BaseMessageChunk
 from langgraph.errors import GraphDrained, GraphRecursionError
+from langgraph.pregel._utils import is_xxh3_128_hexdigest
 from langgraph.runtime import RunControl
 from langgraph.types import Command, StateSnapshot
 from opentelemetry import trace
@@ -273,7 +274,8 @@ class GraphRunner:
             run_id=run_id, thread_id=thread_id, create_thread=req.create_thread or not req.thread_id,
             assistant_id=assistant.assistant_id, multitask_strategy=req.multitask_strategy,
             on_disconnect=req.on_disconnect, spec=spec, metadata=req.metadata, delay=start_delay,
-            has_input=req.input is not None, owner=self.owner if can_run_here else None,
+            # A fork from an earlier checkpoint leaves a pending question where it is.
+            has_input=req.input is not None and not req.checkpoint_id, owner=self.owner if can_run_here else None,
             lease=self.settings.lease_seconds)
         if can_run_here and start_delay <= 0:
             provisional = self._provisional(run_id, thread_id, assistant, req, spec)
@@ -370,6 +372,7 @@ class GraphRunner:
             snapshot = await read_state(assistant.graph, config)
             if not snapshot.next:
                 raise invalid("spec.command.resume", f"thread {req.thread_id} is not waiting on an interrupt")
+            _check_resume(req.command["resume"], {i.id for i in snapshot.interrupts})
 
     # -- claiming -----------------------------------------------------------------------
 
@@ -456,7 +459,8 @@ class GraphRunner:
                 state = {}  # do not touch the graph's state again: it may be what kept failing
                 raise RuntimeError(f"gave up after {self.settings.max_attempts} attempts; "
                                    "the replicas executing it stopped before it ended")
-            if claim.previous_status == "interrupted" and req.input is not None and run.attempt == 1:
+            if (claim.previous_status == "interrupted" and req.input is not None and not req.checkpoint_id
+                    and run.attempt == 1):
                 raise ThreadInterrupted(run.thread_id)  # queued behind a run that ended asking a question
             assistant = self.registry.get(run.assistant_id)
             if req.timeout:
@@ -470,8 +474,8 @@ class GraphRunner:
                     active.written.finisher = self._finisher(active, graph)
                 async for mode, payload in graph.astream(
                     graph_input, config, stream_mode=modes, durability=req.durability, control=active.control,
-                    interrupt_before=req.interrupt_before or None, interrupt_after=req.interrupt_after or None,
-                    context=context,
+                    interrupt_before=_interrupt_nodes(req.interrupt_before),
+                    interrupt_after=_interrupt_nodes(req.interrupt_after), context=context,
                 ):
                     self._publish(active, mode, payload)
                 if active.checkpoint is None:  # nothing ran (e.g. continuing a finished thread): ask the state
@@ -1031,6 +1035,26 @@ class GraphRunner:
             if event.kind == ev.END:
                 return event
         raise RuntimeError(f"run {run_id} ended without an end event")
+
+
+def _check_resume(resume: Any, pending: set[str]) -> None:
+    """Refuse, before the run is recorded, a resume LangGraph could not apply: a map naming no
+    pending interrupt, or one value for several interrupts (LangGraph takes an object whose
+    keys are all interrupt ids as a map by id, as here)."""
+    ids = ", ".join(sorted(pending))
+    if isinstance(resume, dict) and all(is_xxh3_128_hexdigest(k) for k in resume):
+        if not resume:
+            raise invalid("spec.command.resume", f"names no interrupt; pending interrupts: {ids}")
+        if unknown := sorted(resume.keys() - pending):
+            raise invalid("spec.command.resume", f"interrupt {unknown[0]} is not pending; pending interrupts: {ids}")
+    elif len(pending) > 1:
+        raise invalid("spec.command.resume", f"{len(pending)} interrupts are pending: answer them with an object "
+                                             f"keyed by interrupt id; pending interrupts: {ids}")
+
+
+def _interrupt_nodes(nodes: list[str]) -> list[str] | str | None:
+    """interrupt_before/after as LangGraph takes them: "*" (every node) stands alone."""
+    return "*" if "*" in nodes else (nodes or None)
 
 
 def _for_factory(config: dict[str, Any]) -> dict[str, Any]:
