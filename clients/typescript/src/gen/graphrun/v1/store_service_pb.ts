@@ -56,8 +56,11 @@ export type StoreServicePutItemRequest = Message<"graphrun.v1.StoreServicePutIte
   /**
    * With `INDEX_MODE_FIELDS` (or an unspecified `index`): the JSON paths to
    * embed, in LangGraph's syntax (`"text"`, `"metadata.title"`,
-   * `"chunks[*].text"`, `"$"` for the whole value). At most 100 non-empty
-   * paths; must be empty with `INDEX_MODE_DEFAULT` or `INDEX_MODE_NONE`.
+   * `"chunks[*].text"`, each text found embedded separately). At most 100
+   * non-empty paths; must be empty with `INDEX_MODE_DEFAULT` or
+   * `INDEX_MODE_NONE`. `"$"` (the whole value) is INVALID_ARGUMENT here:
+   * LangGraph's `put` embeds nothing for it; the whole value is what
+   * `INDEX_MODE_DEFAULT` embeds when `store.index.fields` is not set.
    *
    * @generated from field: repeated string index_fields = 5;
    */
