@@ -29,6 +29,11 @@ MAX_NAMESPACE_BYTES = 1024  # the labels joined with "."
 MAX_FILTER_BYTES = 64 * 1024
 MAX_QUERY_BYTES = 64 * 1024
 MAX_INDEX_FIELDS = 100
+MAX_INDEX_FIELD_BYTES = 256
+# LangGraph writes a TTL into SQL as "<float> seconds", which PostgreSQL reads only without an
+# exponent: a TTL is 0 (never expires) or from a second to a century (the timestamp stays in range).
+MIN_TTL_SECONDS = 1
+MAX_TTL_SECONDS = 36_525 * 24 * 3600
 MAX_LIMIT = 1000
 DEFAULT_SEARCH_LIMIT = 10  # LangGraph's defaults
 DEFAULT_LIST_LIMIT = 100
@@ -151,6 +156,8 @@ def _index(request, violations: list[FieldViolation]) -> list[str] | bool | None
     for i, path in enumerate(fields[:MAX_INDEX_FIELDS]):
         if not path.strip():
             violations.append(FieldViolation(f"index_fields[{i}]", "must not be empty"))
+        elif _utf8_len(path) > MAX_INDEX_FIELD_BYTES:
+            violations.append(FieldViolation(f"index_fields[{i}]", f"is longer than {MAX_INDEX_FIELD_BYTES} bytes"))
         elif path.strip() == "$":
             violations.append(FieldViolation(f"index_fields[{i}]", "'$' embeds nothing in a put (LangGraph); "
                                              "INDEX_MODE_DEFAULT embeds the whole value when store.index.fields "
@@ -164,10 +171,13 @@ def _ttl_minutes(request, violations: list[FieldViolation]):
     if not request.HasField("ttl"):
         return NOT_PROVIDED
     seconds = request.ttl.seconds + request.ttl.nanos / 1e9
-    if seconds < 0:
-        violations.append(FieldViolation("ttl", "must not be negative"))
+    if seconds == 0:
+        return None
+    if not MIN_TTL_SECONDS <= seconds <= MAX_TTL_SECONDS:
+        violations.append(FieldViolation("ttl", f"must be 0 (never expires) or from {MIN_TTL_SECONDS} second to "
+                                                f"{MAX_TTL_SECONDS} seconds (100 years)"))
         return NOT_PROVIDED
-    return seconds / 60 if seconds else None
+    return seconds / 60
 
 
 def _filter(request, violations: list[FieldViolation]) -> dict[str, Any] | None:

@@ -57,8 +57,8 @@ export type StoreServicePutItemRequest = Message<"graphrun.v1.StoreServicePutIte
    * With `INDEX_MODE_FIELDS` (or an unspecified `index`): the JSON paths to
    * embed, in LangGraph's syntax (`"text"`, `"metadata.title"`,
    * `"chunks[*].text"`, each text found embedded separately). At most 100
-   * non-empty paths; must be empty with `INDEX_MODE_DEFAULT` or
-   * `INDEX_MODE_NONE`. `"$"` (the whole value) is INVALID_ARGUMENT here:
+   * non-empty paths of at most 256 bytes; must be empty with
+   * `INDEX_MODE_DEFAULT` or `INDEX_MODE_NONE`. `"$"` (the whole value) is INVALID_ARGUMENT here:
    * LangGraph's `put` embeds nothing for it; the whole value is what
    * `INDEX_MODE_DEFAULT` embeds when `store.index.fields` is not set.
    *
@@ -70,8 +70,9 @@ export type StoreServicePutItemRequest = Message<"graphrun.v1.StoreServicePutIte
    * How long the item lives after its last write (or read, when reads
    * refresh TTLs): after that a TTL sweep (`store.ttl.sweep_interval_minutes`)
    * deletes it. Unset: `store.ttl.default_ttl` of langgraph.json (none: the
-   * item never expires). Zero: the item never expires. Negative is
-   * INVALID_ARGUMENT. Converted to LangGraph's minutes (fractions kept).
+   * item never expires). Zero: the item never expires. Otherwise from 1
+   * second to 100 years (36,525 days); anything else is INVALID_ARGUMENT.
+   * Converted to LangGraph's minutes (fractions kept).
    *
    * @generated from field: google.protobuf.Duration ttl = 6;
    */
