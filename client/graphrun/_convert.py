@@ -312,7 +312,7 @@ def put_item_request(namespace: str | Iterable[str], key: str, value: Mapping[st
                      index: bool | Iterable[str] | None, ttl: float | None
                      ) -> store_service_pb2.StoreServicePutItemRequest:
     """`index`: None (the store's fields), False (not embedded) or the paths to embed; `ttl`:
-    minutes as in LangGraph's put (None: the store's default_ttl; 0: never expires)."""
+    whole minutes as in LangGraph's put (None: the store's default_ttl; 0: never expires)."""
     request = store_service_pb2.StoreServicePutItemRequest(namespace=store_namespace(namespace), key=key,
                                                            value=to_struct(value))
     if index is False:

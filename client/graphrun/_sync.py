@@ -366,7 +366,7 @@ class Client:
         """Store `value` (a JSON object) under namespace and key, replacing what was there.
 
         `index`: None embeds the fields `store.index.fields` names (with a semantic index),
-        False embeds nothing, a list of JSON paths embeds those. `ttl` in minutes, as in
+        False embeds nothing, a list of JSON paths embeds those. `ttl` in whole minutes, as in
         LangGraph's `put`: None takes the store's `default_ttl`, 0 means the item never expires.
         """
         self._unary(self._store.PutItem, c.put_item_request(namespace, key, value, index, ttl))

@@ -777,7 +777,7 @@ def build_parser() -> argparse.ArgumentParser:
     put.add_argument("namespace", **labels)
     put.add_argument("--key", required=True, help="the item's key")
     put.add_argument("--value", required=True, metavar="JSON", help="the value, a JSON object")
-    put.add_argument("--ttl", type=float, metavar="MIN",
+    put.add_argument("--ttl", type=int, metavar="MIN",
                      help="expire this many minutes after the last access (default: the store's default_ttl; "
                           "0: never)")
     put.add_argument("--index", action="append", metavar="PATH",

@@ -30,10 +30,10 @@ MAX_FILTER_BYTES = 64 * 1024
 MAX_QUERY_BYTES = 64 * 1024
 MAX_INDEX_FIELDS = 100
 MAX_INDEX_FIELD_BYTES = 256
-# LangGraph writes a TTL into SQL as "<float> seconds", which PostgreSQL reads only without an
-# exponent: a TTL is 0 (never expires) or from a second to a century (the timestamp stays in range).
-MIN_TTL_SECONDS = 1
-MAX_TTL_SECONDS = 36_525 * 24 * 3600
+# LangGraph keeps an item's TTL in an integer column of minutes (a refresh on read restarts it from
+# there: 30 s would be kept as 0 and expire the item on its next read), so a TTL is a whole number
+# of minutes, up to a century (expiry timestamps stay in PostgreSQL's range); 0: never expires.
+MAX_TTL_MINUTES = 36_525 * 24 * 60
 MAX_LIMIT = 1000
 DEFAULT_SEARCH_LIMIT = 10  # LangGraph's defaults
 DEFAULT_LIST_LIMIT = 100
@@ -170,14 +170,14 @@ def _ttl_minutes(request, violations: list[FieldViolation]):
     (never expires) for zero."""
     if not request.HasField("ttl"):
         return NOT_PROVIDED
-    seconds = request.ttl.seconds + request.ttl.nanos / 1e9
-    if seconds == 0:
+    seconds, nanos = request.ttl.seconds, request.ttl.nanos
+    if seconds == 0 and nanos == 0:
         return None
-    if not MIN_TTL_SECONDS <= seconds <= MAX_TTL_SECONDS:
-        violations.append(FieldViolation("ttl", f"must be 0 (never expires) or from {MIN_TTL_SECONDS} second to "
-                                                f"{MAX_TTL_SECONDS} seconds (100 years)"))
+    if nanos or seconds % 60 or not 0 < seconds // 60 <= MAX_TTL_MINUTES:
+        violations.append(FieldViolation("ttl", "must be a whole number of minutes (LangGraph keeps TTLs in minutes), "
+                                                f"from 1 to {MAX_TTL_MINUTES} (100 years), or 0 (never expires)"))
         return NOT_PROVIDED
-    return seconds / 60
+    return seconds // 60
 
 
 def _filter(request, violations: list[FieldViolation]) -> dict[str, Any] | None:

@@ -70,9 +70,9 @@ export type StoreServicePutItemRequest = Message<"graphrun.v1.StoreServicePutIte
    * How long the item lives after its last write (or read, when reads
    * refresh TTLs): after that a TTL sweep (`store.ttl.sweep_interval_minutes`)
    * deletes it. Unset: `store.ttl.default_ttl` of langgraph.json (none: the
-   * item never expires). Zero: the item never expires. Otherwise from 1
-   * second to 100 years (36,525 days); anything else is INVALID_ARGUMENT.
-   * Converted to LangGraph's minutes (fractions kept).
+   * item never expires). Zero: the item never expires. Otherwise a whole
+   * number of minutes (LangGraph keeps TTLs in minutes), from 1 minute
+   * (`"60s"`) to 100 years (36,525 days); anything else is INVALID_ARGUMENT.
    *
    * @generated from field: google.protobuf.Duration ttl = 6;
    */
