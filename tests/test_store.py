@@ -10,17 +10,20 @@ its own, so tests sharing the database do not see each other's items.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import math
 import pathlib
-import textwrap
 import time
 import uuid
 
 import grpc
 import jwt
+import psycopg
 import pytest
-from google.protobuf import duration_pb2, json_format, struct_pb2
+from google.protobuf import duration_pb2, struct_pb2
+from grpc_status import rpc_status
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from graphrun import AsyncClient, Client, InvalidArgumentError, NotFoundError, PermissionDeniedError
 from graphrun.cli import main
@@ -634,3 +637,98 @@ async def test_cli_round_trip(server, capsys):
     with pytest.raises(SystemExit) as caught:  # usage errors exit 2, as argparse's own
         await cli(capsys, "store", "put", r, "--key", "k", "--value", "[1]", *target)
     assert caught.value.code == 2 and "--value must be a JSON object, not list" in capsys.readouterr().err
+
+
+# -- generated requests -----------------------------------------------------------------------
+
+FUZZ_ROOT = f"fuzz{uuid.uuid4().hex[:8]}"
+_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
+_ODD_TEXT = st.one_of(_TEXT, st.sampled_from(["", ".", "a.b", "*", "langgraph", "%", "_", "x\x00y", "ü" * 600]))
+_LABELS = st.one_of(st.lists(_ODD_TEXT, max_size=4),
+                    st.lists(_ODD_TEXT, max_size=3).map(lambda rest: [FUZZ_ROOT, *rest]))
+_INT32 = st.one_of(st.integers(-2**31, 2**31 - 1), st.sampled_from([-1, 0, 1, 1000, 1001]))
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-2**60, 2**60), st.floats(), _ODD_TEXT)
+_JSON = st.recursive(_SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                       st.dictionaries(_ODD_TEXT, inner, max_size=3)), max_leaves=8)
+_OPERATORS = st.sampled_from(["$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "x", ""])
+_FILTERS = st.dictionaries(_ODD_TEXT, st.one_of(_JSON, st.dictionaries(_OPERATORS, _JSON, max_size=3)), max_size=3)
+_DURATIONS = st.builds(duration_pb2.Duration, seconds=st.one_of(st.integers(-2**63, 2**63 - 1),
+                                                                st.sampled_from([0, 59, 60, 3600, -60])),
+                       nanos=st.one_of(st.just(0), st.integers(-999_999_999, 999_999_999)))
+
+
+def _optional(strategy):
+    return st.one_of(st.none(), strategy)
+
+
+@st.composite
+def _requests(draw):
+    method = draw(st.sampled_from(["PutItem", "GetItem", "DeleteItem", "SearchItems", "ListNamespaces"]))
+    if method in ("PutItem", "GetItem", "DeleteItem"):
+        fields = {"namespace": draw(_LABELS), "key": draw(_ODD_TEXT)}
+        if method == "PutItem":
+            value = draw(_optional(st.dictionaries(_ODD_TEXT, _JSON, max_size=4)))
+            if value is not None:
+                fields["value"] = struct(value)
+            fields["index"] = draw(st.one_of(st.sampled_from(sorted(store_pb2.IndexMode.values())), _INT32))
+            fields["index_fields"] = draw(st.lists(_ODD_TEXT, max_size=3))
+            if (ttl := draw(_optional(_DURATIONS))) is not None:
+                fields["ttl"] = ttl
+        elif method == "GetItem" and (refresh := draw(_optional(st.booleans()))) is not None:
+            fields["refresh_ttl"] = refresh
+        return method, getattr(pb, f"StoreService{method}Request")(**fields)
+    if method == "SearchItems":
+        fields = {"namespace_prefix": draw(_LABELS), "query": draw(_ODD_TEXT), "limit": draw(_INT32),
+                  "offset": draw(_INT32)}
+        if (filter_ := draw(_optional(_FILTERS))) is not None:
+            fields["filter"] = struct(filter_)
+        if (refresh := draw(_optional(st.booleans()))) is not None:
+            fields["refresh_ttl"] = refresh
+        return method, pb.StoreServiceSearchItemsRequest(**fields)
+    return method, listing(prefix=draw(_LABELS), suffix=draw(st.lists(_ODD_TEXT, max_size=3)),
+                           max_depth=draw(_INT32), limit=draw(_INT32), offset=draw(_INT32))
+
+
+async def test_generated_requests_are_answered_or_refused_never_internal(server, database_url):
+    """No INTERNAL or UNKNOWN whatever the request, and a refused PutItem changes nothing."""
+    codes: collections.Counter = collections.Counter()
+
+    def fuzz() -> None:
+        channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+        stub = store_service_pb2_grpc.StoreServiceStub(channel)
+        db = psycopg.connect(database_url, autocommit=True)
+
+        def stored(request) -> tuple | None:
+            text = [*request.namespace, request.key]
+            if any("\x00" in t for t in text):
+                return None  # PostgreSQL text cannot hold it: nothing can be stored under it either
+            return db.execute("SELECT value, updated_at FROM store WHERE prefix = %s AND key = %s",
+                              (".".join(request.namespace), request.key)).fetchone()
+
+        @settings(max_examples=400, deadline=None, derandomize=True, database=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(_requests())
+        def check(call) -> None:
+            method, request = call
+            before = stored(request) if method == "PutItem" else None
+            try:
+                getattr(stub, method)(request, timeout=30)
+                codes[(method, "OK")] += 1
+            except grpc.RpcError as exc:
+                codes[(method, exc.code().name)] += 1
+                assert exc.code() not in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN), (method, request)
+                assert rpc_status.from_call(exc) is not None, "no rich status"
+                if method == "PutItem":
+                    assert stored(request) == before, "a refused put wrote something"
+
+        try:
+            check()
+        finally:
+            db.close()
+            channel.close()
+
+    await asyncio.to_thread(fuzz)
+    print(f"\nStoreService generated requests: {dict(codes)}")
+    for method in ("PutItem", "GetItem", "DeleteItem", "SearchItems", "ListNamespaces"):
+        assert codes[(method, "INVALID_ARGUMENT")], codes  # each was sent bad requests
+    assert codes[("PutItem", "OK")] and codes[("SearchItems", "OK")] and codes[("ListNamespaces", "OK")], codes
