@@ -111,7 +111,7 @@ def _namespace(labels, violations: list[FieldViolation], *, writing: bool = Fals
         return ()
     namespace = _labels(labels, "namespace", violations)
     if writing and namespace[0] == RESERVED_ROOT:
-        violations.append(FieldViolation("namespace[0]", f"{RESERVED_ROOT!r} is reserved by LangGraph as a first label"))
+        violations.append(FieldViolation("namespace[0]", f"{RESERVED_ROOT!r} is reserved by LangGraph as first label"))
     return namespace
 
 
