@@ -250,6 +250,23 @@ async def test_list_namespaces_with_prefix_suffix_depth_and_paging(store):
     assert [r, "c"] in await names(suffix=["c"], limit=1000)
 
 
+async def test_reflection_serves_the_store_service_with_its_docs(server):
+    from google.protobuf import descriptor_pb2
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+    def reflect() -> tuple[list[str], descriptor_pb2.FileDescriptorProto]:
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            database = ProtoReflectionDescriptorDatabase(channel)
+            return list(database.get_services()), database.FindFileContainingSymbol("graphrun.v1.StoreService")
+
+    services, file = await asyncio.to_thread(reflect)
+    assert "graphrun.v1.StoreService" in services
+    assert [m.name for m in file.service[0].method] == [
+        "PutItem", "GetItem", "DeleteItem", "SearchItems", "ListNamespaces"]
+    comments = " ".join(location.leading_comments for location in file.source_code_info.location)
+    assert "1 MiB" in comments and "PERMISSION_DENIED" in comments  # grpcurl describe shows the docs
+
+
 # -- refusals -------------------------------------------------------------------------------
 
 BIG = {"blob": "x" * (1024 * 1024)}  # over 1 MiB as JSON
