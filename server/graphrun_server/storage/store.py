@@ -111,6 +111,10 @@ def ttl_config(ttl: Any) -> dict[str, Any] | None:
     unknown = set(ttl) - {"default_ttl", "refresh_on_read", "sweep_interval_minutes"}
     if unknown:
         raise StoreConfigError(f"store.ttl has unknown keys: {', '.join(sorted(unknown))}")
+    default = ttl.get("default_ttl")
+    if default is not None and default != int(default):  # LangGraph stores TTLs in an integer column
+        log.warning("store.ttl.default_ttl %s: LangGraph keeps an item's TTL in whole minutes, so a read that "
+                    "refreshes it restarts it from %d minutes", default, round(default))
     return dict(ttl)
 
 
