@@ -25,6 +25,7 @@ from graphrun import (AsyncClient, Client, Event, GraphrunError, InvalidArgument
 from graphrun import _convert
 from graphrun.v1 import (assistant_service_pb2, event_pb2, run_service_pb2, run_service_pb2_grpc, thread_pb2,
                          thread_service_pb2, thread_service_pb2_grpc)
+from graphrun.v1 import store_service_pb2
 from helpers import open_gate
 
 QUESTION = "Wann wurde die Heizungsanlage gewartet?"
@@ -453,12 +454,13 @@ async def test_idempotent_calls_are_retried_and_runs_are_not() -> None:
 
 def test_retry_policy_names_real_read_only_methods() -> None:
     methods = {(service.full_name, method.name)
-               for module in (run_service_pb2, thread_service_pb2, assistant_service_pb2, health_pb2)
+               for module in (run_service_pb2, thread_service_pb2, assistant_service_pb2, store_service_pb2, health_pb2)
                for service in module.DESCRIPTOR.services_by_name.values() for method in service.methods}
     retried = set(_convert.IDEMPOTENT_METHODS)
     assert retried <= methods  # a typo would silently disable the retry
     never = {("graphrun.v1.RunService", m) for m in ("Wait", "Stream", "Create", "Cancel")} | {
-        ("graphrun.v1.ThreadService", m) for m in ("Create", "Delete", "UpdateState")}
+        ("graphrun.v1.ThreadService", m) for m in ("Create", "Delete", "UpdateState")} | {
+        ("graphrun.v1.StoreService", m) for m in ("PutItem", "DeleteItem")}
     assert not retried & never
     options = dict(_convert.channel_options())
     assert options["grpc.enable_retries"] == 1

@@ -15,8 +15,8 @@ lowercase status (`"success"`) that `RunResult.status` uses.
 """
 
 from ._async import AsyncClient
-from ._errors import (AlreadyExistsError, GraphrunError, InvalidArgumentError, NotFoundError, RunCancelledError,
-                      RunFailedError, RunTimeoutError, ThreadBusyError, UnavailableError)
+from ._errors import (AlreadyExistsError, GraphrunError, InvalidArgumentError, NotFoundError, PermissionDeniedError,
+                      RunCancelledError, RunFailedError, RunTimeoutError, ThreadBusyError, UnavailableError)
 from ._sync import Client
 from ._types import Event, RunResult, status_name
 
@@ -28,6 +28,7 @@ __all__ = [
     "GraphrunError",
     "InvalidArgumentError",
     "NotFoundError",
+    "PermissionDeniedError",
     "RunCancelledError",
     "RunFailedError",
     "RunResult",

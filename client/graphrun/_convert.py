@@ -14,7 +14,7 @@ from typing import Any, cast
 from google.protobuf import duration_pb2, json_format, struct_pb2
 from google.protobuf.message import Message
 
-from .v1 import event_pb2, run_pb2, run_service_pb2
+from .v1 import event_pb2, run_pb2, run_service_pb2, store_pb2, store_service_pb2
 from ._types import Event, EventKind, RunResult
 
 _COMMAND_KEYS = {"resume", "update", "goto"}
@@ -242,6 +242,9 @@ IDEMPOTENT_METHODS: tuple[tuple[str, str], ...] = (
     ("graphrun.v1.RunService", "Get"),
     ("graphrun.v1.RunService", "List"),
     ("graphrun.v1.RunService", "Join"),
+    ("graphrun.v1.StoreService", "GetItem"),
+    ("graphrun.v1.StoreService", "SearchItems"),
+    ("graphrun.v1.StoreService", "ListNamespaces"),
     ("grpc.health.v1.Health", "Check"),
 )
 
@@ -290,3 +293,84 @@ def channel_options(options: Sequence[tuple[str, Any]] | None = None) -> list[tu
     }
     merged.update(options or ())
     return list(merged.items())
+
+
+# -- the Store --------------------------------------------------------------------------
+#
+# Namespaces go in as tuples (or lists) of labels, as LangGraph's BaseStore takes them; a plain
+# string is a one-label namespace. Items come back as dicts shaped like LangGraph's
+# `Item.dict()`: namespace (a list), key, value, created_at, updated_at (RFC 3339 strings), and
+# for search results `score` (None unless the search was semantic).
+
+
+def store_namespace(namespace: str | Iterable[str] | None) -> list[str]:
+    if namespace is None:
+        return []
+    if isinstance(namespace, str):
+        return [namespace]
+    return list(namespace)
+
+
+def put_item_request(namespace: str | Iterable[str], key: str, value: Mapping[str, Any],
+                     index: bool | Iterable[str] | None, ttl: float | None
+                     ) -> store_service_pb2.StoreServicePutItemRequest:
+    """`index`: None (the store's fields), False (not embedded) or the paths to embed; `ttl`:
+    whole minutes as in LangGraph's put (None: the store's default_ttl; 0: never expires)."""
+    request = store_service_pb2.StoreServicePutItemRequest(namespace=store_namespace(namespace), key=key,
+                                                           value=to_struct(value))
+    if index is False:
+        request.index = store_pb2.INDEX_MODE_NONE
+    elif index is True or index is None:
+        request.index = store_pb2.INDEX_MODE_DEFAULT
+    else:
+        request.index = store_pb2.INDEX_MODE_FIELDS
+        request.index_fields.extend([index] if isinstance(index, str) else index)
+    if ttl is not None:
+        request.ttl.CopyFrom(_duration(ttl * 60))
+    return request
+
+
+def get_item_request(namespace: str | Iterable[str], key: str, refresh_ttl: bool | None
+                     ) -> store_service_pb2.StoreServiceGetItemRequest:
+    request = store_service_pb2.StoreServiceGetItemRequest(namespace=store_namespace(namespace), key=key)
+    if refresh_ttl is not None:
+        request.refresh_ttl = refresh_ttl
+    return request
+
+
+def delete_item_request(namespace: str | Iterable[str], key: str) -> store_service_pb2.StoreServiceDeleteItemRequest:
+    return store_service_pb2.StoreServiceDeleteItemRequest(namespace=store_namespace(namespace), key=key)
+
+
+def search_items_request(namespace_prefix: str | Iterable[str] | None, query: str | None,
+                         filter: Mapping[str, Any] | None, limit: int | None, offset: int | None,
+                         refresh_ttl: bool | None) -> store_service_pb2.StoreServiceSearchItemsRequest:
+    request = store_service_pb2.StoreServiceSearchItemsRequest(
+        namespace_prefix=store_namespace(namespace_prefix), query=query or "", limit=limit or 0, offset=offset or 0)
+    if filter:
+        request.filter.CopyFrom(to_struct(filter))
+    if refresh_ttl is not None:
+        request.refresh_ttl = refresh_ttl
+    return request
+
+
+def list_namespaces_request(prefix: str | Iterable[str] | None, suffix: str | Iterable[str] | None,
+                            max_depth: int | None, limit: int | None, offset: int | None
+                            ) -> store_service_pb2.StoreServiceListNamespacesRequest:
+    return store_service_pb2.StoreServiceListNamespacesRequest(
+        prefix=store_namespace(prefix), suffix=store_namespace(suffix), max_depth=max_depth or 0,
+        limit=limit or 0, offset=offset or 0)
+
+
+def item_dict(message: store_pb2.Item) -> dict[str, Any]:
+    item = to_dict(message)
+    item.setdefault("value", {})
+    return item
+
+
+def search_item_dict(message: store_pb2.SearchItem) -> dict[str, Any]:
+    return {**item_dict(message.item), "score": message.score if message.HasField("score") else None}
+
+
+def namespaces(response: store_service_pb2.StoreServiceListNamespacesResponse) -> list[tuple[str, ...]]:
+    return [tuple(namespace.labels) for namespace in response.namespaces]

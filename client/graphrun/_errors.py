@@ -21,6 +21,7 @@ __all__ = [
     "GraphrunError",
     "InvalidArgumentError",
     "NotFoundError",
+    "PermissionDeniedError",
     "RunCancelledError",
     "RunFailedError",
     "RunTimeoutError",
@@ -95,6 +96,10 @@ class NotFoundError(GraphrunError):
     """The thread, run, assistant or checkpoint does not exist (see `reason`)."""
 
 
+class PermissionDeniedError(GraphrunError):
+    """The caller may not do this (e.g. put a Store item under another caller's namespace)."""
+
+
 class AlreadyExistsError(GraphrunError):
     """A thread with the requested id already exists."""
 
@@ -126,6 +131,7 @@ class UnavailableError(GraphrunError):
 _BY_CODE: dict[grpc.StatusCode, type[GraphrunError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
     grpc.StatusCode.NOT_FOUND: NotFoundError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
     grpc.StatusCode.ALREADY_EXISTS: AlreadyExistsError,
     grpc.StatusCode.DEADLINE_EXCEEDED: RunTimeoutError,
     grpc.StatusCode.CANCELLED: RunCancelledError,

@@ -7,6 +7,7 @@ already runs an event loop (from a worker thread).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -20,6 +21,7 @@ from ._errors import from_rpc_error
 from ._types import Event, RunResult
 from .v1 import (assistant_service_pb2 as assistant_pb, assistant_service_pb2_grpc, run_service_pb2 as run_pb,
                  run_service_pb2_grpc, thread_service_pb2 as thread_pb, thread_service_pb2_grpc)
+from .v1 import store_service_pb2_grpc
 
 __all__ = ["Client"]
 
@@ -349,3 +351,55 @@ class Client:
         """`SERVING` or `NOT_SERVING` (grpc.health.v1) for the server, or one of its services."""
         response = self._unary(self._health.Check, health_pb2.HealthCheckRequest(service=service))
         return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+
+    # -- the Store ------------------------------------------------------------------------
+    #
+    # LangGraph's long-term Store, which graphs reach as `store: BaseStore` / `runtime.store`.
+    # Namespaces are tuples (or lists) of labels; items come back as dicts shaped like
+    # LangGraph's `Item.dict()`. With authentication on, a caller reaches only the namespaces
+    # whose first label is its identity (see StoreService in store_service.proto).
+    # `get_item`, `search_items` and `list_namespaces` are retried on UNAVAILABLE as the other reads.
+
+    @functools.cached_property
+    def _store(self) -> store_service_pb2_grpc.StoreServiceStub:
+        return store_service_pb2_grpc.StoreServiceStub(self._channel)
+
+    def put_item(self, namespace: str | Sequence[str], key: str, value: Mapping[str, Any], *,
+                 index: bool | Sequence[str] | None = None, ttl: float | None = None) -> None:
+        """Store `value` (a JSON object) under namespace and key, replacing what was there.
+
+        `index`: None embeds the fields `store.index.fields` names (with a semantic index),
+        False embeds nothing, a list of JSON paths embeds those. `ttl` in whole minutes, as in
+        LangGraph's `put`: None takes the store's `default_ttl`, 0 means the item never expires.
+        """
+        self._unary(self._store.PutItem, c.put_item_request(namespace, key, value, index, ttl))
+
+    def get_item(self, namespace: str | Sequence[str], key: str, *, refresh_ttl: bool | None = None
+                 ) -> dict[str, Any]:
+        """The item (`NotFoundError`, reason `ITEM_NOT_FOUND`, if there is none). `refresh_ttl`
+        None follows the store's `refresh_on_read`."""
+        response = self._unary(self._store.GetItem, c.get_item_request(namespace, key, refresh_ttl))
+        return c.item_dict(response.item)
+
+    def delete_item(self, namespace: str | Sequence[str], key: str) -> None:
+        """Delete an item (`NotFoundError`, reason `ITEM_NOT_FOUND`, if there is none)."""
+        self._unary(self._store.DeleteItem, c.delete_item_request(namespace, key))
+
+    def search_items(self, namespace_prefix: str | Sequence[str] = (), *, query: str | None = None,
+                     filter: Mapping[str, Any] | None = None, limit: int | None = None,
+                     offset: int | None = None, refresh_ttl: bool | None = None) -> list[dict[str, Any]]:
+        """Items under a namespace prefix matching `filter` (LangGraph's: `{"kind": "note"}`,
+        `{"score": {"$gte": 3}}`), ranked by similarity to `query` when the store has a semantic
+        index (each with a `score`), else newest first (`score` None). `limit` 1-1000
+        (default 10)."""
+        request = c.search_items_request(namespace_prefix, query, filter, limit, offset, refresh_ttl)
+        response = self._unary(self._store.SearchItems, request)
+        return [c.search_item_dict(item) for item in response.items]
+
+    def list_namespaces(self, *, prefix: str | Sequence[str] | None = None,
+                        suffix: str | Sequence[str] | None = None, max_depth: int | None = None,
+                        limit: int | None = None, offset: int | None = None) -> list[tuple[str, ...]]:
+        """The namespaces holding items, as tuples, ordered; `*` in `prefix`/`suffix` matches any
+        one label; `max_depth` cuts them to their first labels. `limit` 1-1000 (default 100)."""
+        request = c.list_namespaces_request(prefix, suffix, max_depth, limit, offset)
+        return c.namespaces(self._unary(self._store.ListNamespaces, request))

@@ -6,6 +6,7 @@
     graphrun threads state 7f0c…
     graphrun runs create "…" --delay 60      # in the background; follow with `runs join`
     graphrun runs join 3b9e…
+    graphrun store put users alice --key prefs --value '{"theme": "dark"}'   # namespace ("users", "alice")
 
 Human-readable output by default, `--json` for scripts. Errors go to stderr as
 `error: <CODE> [<reason>]: <message>` and exit 1 (2 for usage errors).
@@ -557,6 +558,94 @@ def cmd_health(args: argparse.Namespace) -> int:
     return 0 if status == "SERVING" else 1
 
 
+# -- the Store ------------------------------------------------------------------------------
+#
+# A namespace is written as its labels, one argument each (`users alice` is ("users", "alice"));
+# text output shows it joined with "/", --json exactly.
+
+
+def _namespace_text(labels: Sequence[str]) -> str:
+    return "/".join(labels)
+
+
+def _json_object(option: str, text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _UsageError(f"{option} must be JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise _UsageError(f"{option} must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+def _item_line(item: dict[str, Any]) -> str:
+    score = item.get("score")
+    line = f"{_namespace_text(item['namespace'])}  {item['key']}  {_json(item.get('value', {}))}"
+    return line + (f"  {_dim(f'score {score:.4f}')}" if score is not None else "")
+
+
+def cmd_store_put(args: argparse.Namespace) -> int:
+    value = _json_object("--value", args.value)
+    if args.ttl is not None and args.ttl < 0:
+        raise _UsageError("--ttl must not be negative (0: never expires)")
+    index: bool | list[str] | None = False if args.no_index else (args.index or None)
+    with _client(args) as client:
+        client.put_item(args.namespace, args.key, value or {}, index=index, ttl=args.ttl)
+    if args.json:
+        _print_json({"namespace": args.namespace, "key": args.key})
+    else:
+        print(f"stored {_namespace_text(args.namespace)} {args.key}")
+    return 0
+
+
+def cmd_store_get(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        item = client.get_item(args.namespace, args.key)
+    if args.json:
+        _print_json(item)
+    else:
+        _print_json(item.get("value", {}))
+        print(_dim(f"{_namespace_text(item['namespace'])} · {item['key']} · updated {item.get('updated_at', '')}"))
+    return 0
+
+
+def cmd_store_delete(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        client.delete_item(args.namespace, args.key)
+    if args.json:
+        _print_json({"namespace": args.namespace, "key": args.key})
+    else:
+        print(f"deleted {_namespace_text(args.namespace)} {args.key}")
+    return 0
+
+
+def cmd_store_search(args: argparse.Namespace) -> int:
+    filter_ = _json_object("--filter", args.filter)
+    with _client(args) as client:
+        items = client.search_items(args.namespace, query=args.query, filter=filter_, limit=args.limit,
+                                    offset=args.offset)
+    if args.json:
+        _print_json(items)
+    else:
+        for item in items:
+            print(_item_line(item))
+    return 0
+
+
+def cmd_store_namespaces(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        namespaces = client.list_namespaces(prefix=args.prefix, suffix=args.suffix, max_depth=args.max_depth,
+                                            limit=args.limit, offset=args.offset)
+    if args.json:
+        _print_json([list(namespace) for namespace in namespaces])
+    else:
+        for namespace in namespaces:
+            print(_namespace_text(namespace))
+    return 0
+
+
 # -- parser ---------------------------------------------------------------------------
 
 
@@ -685,6 +774,52 @@ def build_parser() -> argparse.ArgumentParser:
                                  parents=[connection])
     health.add_argument("--service", default="", help="a service name (default: the whole server)")
     health.set_defaults(handler=cmd_health)
+
+    store = commands.add_parser(
+        "store", help="the long-term Store graphs share: put, get, delete, search items, list namespaces",
+        description="A namespace is given as its labels, one argument each: `store get users alice --key prefs` "
+                    "reads key prefs in namespace (\"users\", \"alice\"). With authentication on, a caller's "
+                    "namespaces start with its identity.")
+    store_commands = store.add_subparsers(dest="store_command", metavar="COMMAND", required=True)
+    labels = {"nargs": "+", "metavar": "LABEL", "help": "the namespace, one label per argument"}
+    put = store_commands.add_parser("put", help="store a JSON object under a namespace and key",
+                                    parents=client_parents)
+    put.add_argument("namespace", **labels)
+    put.add_argument("--key", required=True, help="the item's key")
+    put.add_argument("--value", required=True, metavar="JSON", help="the value, a JSON object")
+    put.add_argument("--ttl", type=int, metavar="MIN",
+                     help="expire this many minutes after the last access (default: the store's default_ttl; "
+                          "0: never)")
+    put.add_argument("--index", action="append", metavar="PATH",
+                     help="embed this JSON path for semantic search instead of store.index.fields (repeatable)")
+    put.add_argument("--no-index", action="store_true", help="do not embed this item")
+    put.set_defaults(handler=cmd_store_put)
+    for name, handler, text in (("get", cmd_store_get, "show an item's value"),
+                                ("delete", cmd_store_delete, "delete an item")):
+        sub = store_commands.add_parser(name, help=text, parents=client_parents)
+        sub.add_argument("namespace", **labels)
+        sub.add_argument("--key", required=True, help="the item's key")
+        sub.set_defaults(handler=handler)
+    search = store_commands.add_parser("search", help="search items under a namespace prefix",
+                                       parents=client_parents)
+    search.add_argument("namespace", nargs="*", metavar="LABEL",
+                        help="the namespace prefix, one label per argument (default: the whole store)")
+    search.add_argument("--query", help="natural-language query (ranks by similarity with store.index)")
+    search.add_argument("--filter", metavar="JSON",
+                        help='match on the value\'s keys, e.g. \'{"kind": "note", "stars": {"$gte": 3}}\'')
+    search.add_argument("--limit", type=int, help="at most this many items, 1-1000 (default 10)")
+    search.add_argument("--offset", type=int, help="skip this many items")
+    search.set_defaults(handler=cmd_store_search)
+    namespaces = store_commands.add_parser("namespaces", help="list the namespaces holding items",
+                                           parents=client_parents)
+    namespaces.add_argument("--prefix", nargs="+", metavar="LABEL",
+                            help="only namespaces starting with these labels (* matches any one)")
+    namespaces.add_argument("--suffix", nargs="+", metavar="LABEL",
+                            help="only namespaces ending with these labels (* matches any one)")
+    namespaces.add_argument("--max-depth", type=int, metavar="N", help="cut namespaces to their first N labels")
+    namespaces.add_argument("--limit", type=int, help="at most this many namespaces, 1-1000 (default 100)")
+    namespaces.add_argument("--offset", type=int, help="skip this many namespaces")
+    namespaces.set_defaults(handler=cmd_store_namespaces)
     return parser
 
 

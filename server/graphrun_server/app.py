@@ -20,6 +20,7 @@ import grpc
 
 from graphrun.v1 import (assistant_service_pb2, assistant_service_pb2_grpc, run_service_pb2, run_service_pb2_grpc,
                          thread_service_pb2, thread_service_pb2_grpc)
+from graphrun.v1 import store_service_pb2, store_service_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .auth import AuthInterceptor, AuthSettings, Authenticator, check_listen_address
@@ -33,11 +34,12 @@ from .servicers import reflection
 from .servicers.assistants import AssistantServicer
 from .servicers.health import DatabaseHealth
 from .servicers.runs import RunServicer
+from .servicers.store import StoreServicer
 from .servicers.threads import ThreadServicer
 from .storage.checkpointer import FencedPostgresSaver
 from .storage.database import make_pool, migrate, start_embedded
 from .storage.notify import Notifications
-from .storage.store import StoreConfigError, make_store, setup_store
+from .storage.store import StoreConfigError, make_store, setup_store, ttl_sweeper
 from .storage.records import Records
 from .threads import Threads
 from .watchdog import LoopWatchdog
@@ -159,6 +161,7 @@ class App:
     metrics: Metrics | None = None
     metrics_port: int = 0
     store: object = None  # the long-term Store graphs and StoreService share (storage/store.py)
+    store_sweeper: object = None  # deletes the Store's expired items (store.ttl.sweep_interval_minutes)
 
     async def start(self) -> App:
         s = self.settings
@@ -219,12 +222,14 @@ class App:
         thread_service_pb2_grpc.add_ThreadServiceServicer_to_server(
             ThreadServicer(Threads(registry, records, self.runner)), server)
         assistant_service_pb2_grpc.add_AssistantServiceServicer_to_server(AssistantServicer(registry), server)
+        store_service_pb2_grpc.add_StoreServiceServicer_to_server(StoreServicer(self.store), server)
         self._health = DatabaseHealth(dsn)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable(server, [
             run_service_pb2.DESCRIPTOR.services_by_name["RunService"].full_name,
             thread_service_pb2.DESCRIPTOR.services_by_name["ThreadService"].full_name,
             assistant_service_pb2.DESCRIPTOR.services_by_name["AssistantService"].full_name,
+            store_service_pb2.DESCRIPTOR.services_by_name["StoreService"].full_name,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
         ])
         credentials = server_credentials(s)
@@ -243,6 +248,8 @@ class App:
                                           self.runner.on_loop_blocked)
             self._watchdog.start()
         self._maintenance = asyncio.create_task(self._maintain(records), name="graphrun-maintenance")
+        if sweeper := ttl_sweeper(self.store, pool):
+            self.store_sweeper = sweeper.start()
         if self.metrics:
             self.metrics_port = self.metrics.serve(s.metrics_host, s.metrics_port)
         return self
@@ -270,6 +277,8 @@ class App:
         grace = self.settings.grace_seconds if grace is None else grace
         if self._maintenance:
             self._maintenance.cancel()
+        if self.store_sweeper:
+            await self.store_sweeper.stop()
         if self._health:
             await self._health.drain()
         stopping = asyncio.create_task(self.server.stop(grace)) if self.server else None

@@ -7,11 +7,18 @@ lives in the database. The `store` object of `langgraph.json` configures it:
   LangChain embeddings provider (`"openai:text-embedding-3-small"`, needs the `langchain`
   package and the provider's) or a local function (`"./embeddings.py:embed"`, relative to
   the config, taking a list of texts and returning a list of vectors).
-- `ttl` (`default_ttl` minutes, `refresh_on_read`, `sweep_interval_minutes`).
+- `ttl` (`default_ttl` minutes, `refresh_on_read`, `sweep_interval_minutes`). With
+  `sweep_interval_minutes`, every replica runs a `TTLSweeper`; a PostgreSQL advisory lock lets
+  one replica at a time delete the expired items.
+
+Numeric filters (`{"score": {"$gte": 10}}`) compare numbers as numbers, as LangGraph documents
+and its in-memory store does; its PostgreSQL store compares them as text (so 9 >= 10,
+langgraph issue #7684), which `GraphrunStore` corrects.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import importlib.util
 import logging
@@ -104,16 +111,38 @@ def ttl_config(ttl: Any) -> dict[str, Any] | None:
     unknown = set(ttl) - {"default_ttl", "refresh_on_read", "sweep_interval_minutes"}
     if unknown:
         raise StoreConfigError(f"store.ttl has unknown keys: {', '.join(sorted(unknown))}")
+    default = ttl.get("default_ttl")
+    if default is not None and default != int(default):  # LangGraph stores TTLs in an integer column
+        log.warning("store.ttl.default_ttl %s: LangGraph keeps an item's TTL in whole minutes, so a read that "
+                    "refreshes it restarts it from %d minutes", default, round(default))
     return dict(ttl)
 
 
-def make_store(pool, store: dict[str, Any], base_dir: pathlib.Path) -> AsyncPostgresStore:
+class GraphrunStore(AsyncPostgresStore):
+    """LangGraph's `AsyncPostgresStore`, with numeric filters compared as numbers.
+
+    LangGraph builds `value->>key > 'str(operand)'` for `$gt`/`$gte`/`$lt`/`$lte`: a text
+    comparison, under which 9 >= 10 (langgraph issue #7684). With a number as the operand, a
+    value that is a JSON number is compared numerically and any other value does not match
+    (the CASE keeps PostgreSQL from casting a string to numeric); other operands keep
+    LangGraph's text comparison, and `$eq`/`$ne` its jsonb equality.
+    """
+
+    _NUMERIC = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+
+    def _get_filter_condition(self, key: str, op: str, value: Any) -> tuple[str, list]:
+        if op in self._NUMERIC and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return (f"CASE WHEN jsonb_typeof(value->%s) = 'number' "
+                    f"THEN (value->>%s)::numeric {self._NUMERIC[op]} %s::numeric ELSE false END"), [key, key, value]
+        return super()._get_filter_condition(key, op, value)
+
+
+def make_store(pool, store: dict[str, Any], base_dir: pathlib.Path) -> GraphrunStore:
     """The Store on graphrun's pool (each operation takes its own connection: no process-wide lock)."""
     unknown = set(store) - {"index", "ttl"}
     if unknown:
         raise StoreConfigError(f"store has unknown keys: {', '.join(sorted(unknown))} (expected index, ttl)")
-    return AsyncPostgresStore(pool, index=index_config(store.get("index"), base_dir),
-                              ttl=ttl_config(store.get("ttl")))
+    return GraphrunStore(pool, index=index_config(store.get("index"), base_dir), ttl=ttl_config(store.get("ttl")))
 
 
 async def setup_store(store: AsyncPostgresStore, pool) -> None:
@@ -129,3 +158,87 @@ async def setup_store(store: AsyncPostgresStore, pool) -> None:
                 "(e.g. apt-get install postgresql-<version>-pgvector, or the pgvector/pgvector image), or serve "
                 "without a database URL to use the embedded PostgreSQL, which bundles it")
     await store.setup()
+
+
+# Any fixed 64-bit number other than the migration lock's (storage/database.py): held by the
+# replica sweeping the Store's expired items.
+SWEEP_LOCK = 0x6772_7374_6f72_6531  # "grstore1"
+
+
+class TTLSweeper:
+    """Every `interval` seconds, delete the Store's expired items: on one replica at a time.
+
+    Each replica runs one; a sweep takes `SWEEP_LOCK` with `pg_try_advisory_lock` on a pooled
+    connection held for the sweep (never waiting for it), so when several replicas' sweeps
+    coincide, one deletes and the others skip that round. LangGraph's own sweeper
+    (`start_ttl_sweeper`) has no such lock: every replica would sweep.
+    """
+
+    def __init__(self, store: AsyncPostgresStore, pool, interval: float):
+        self.store, self.pool, self.interval = store, pool, interval
+        self._task: asyncio.Task | None = None
+        self._waiters: list[asyncio.Future] = []
+
+    def start(self) -> TTLSweeper:
+        self._task = asyncio.create_task(self._run(), name="graphrun-store-ttl-sweep")
+        return self
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def next_sweep(self) -> int | None:
+        """The outcome of the next sweep this sweeper attempts (see `sweep`)."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        return await waiter
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            outcome = await self.sweep()
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(outcome)
+
+    async def sweep(self) -> int | None:
+        """Delete the expired items unless another replica is sweeping: the number deleted, or
+        None when another replica held the lock or the sweep failed (logged by error type)."""
+        try:
+            async with self.pool.connection() as conn:
+                locked = (await (await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok",
+                                                    (SWEEP_LOCK,))).fetchone())["ok"]
+                if not locked:
+                    log.debug("store TTL sweep skipped: another replica is sweeping")
+                    return None
+                try:
+                    deleted = await self.store.sweep_ttl()
+                finally:
+                    await _unlock(conn)
+        except Exception as exc:  # noqa: BLE001 - the next round tries again
+            log.warning("store TTL sweep failed: %s", type(exc).__name__)
+            return None
+        log.log(logging.INFO if deleted else logging.DEBUG, "store TTL sweep deleted %d expired items", deleted)
+        return deleted
+
+
+async def _unlock(conn) -> None:
+    """Release SWEEP_LOCK; a connection that cannot is closed (which releases it), so the pool
+    does not keep a connection holding it and stop every replica's sweeps."""
+    try:
+        await conn.execute("SELECT pg_advisory_unlock(%s)", (SWEEP_LOCK,))
+    except BaseException:
+        await conn.close()
+        raise
+
+
+def ttl_sweeper(store: AsyncPostgresStore, pool) -> TTLSweeper | None:
+    """A sweeper for `store.ttl.sweep_interval_minutes`, or None when it sets none."""
+    minutes = (store.ttl_config or {}).get("sweep_interval_minutes")
+    return TTLSweeper(store, pool, float(minutes) * 60) if minutes else None
