@@ -26,8 +26,8 @@ from dotenv import dotenv_values
 
 from conftest import scratch_database
 from graphrun.v1 import (assistant_service_pb2 as assistant_pb, assistant_service_pb2_grpc, run_pb2,
-                         run_service_pb2 as run_pb, run_service_pb2_grpc, thread_service_pb2 as thread_pb,
-                         thread_service_pb2_grpc)
+                         run_service_pb2 as run_pb, run_service_pb2_grpc, store_service_pb2 as store_pb,
+                         store_service_pb2_grpc, thread_service_pb2 as thread_pb, thread_service_pb2_grpc)
 from graphrun_server.app import App, Settings
 from graphrun_server.wire import message_to_json
 from helpers import details, messages, spec, to_dict, wait_request
@@ -252,14 +252,18 @@ async def test_memories_written_on_one_thread_are_read_on_another_and_survive_a_
     # The older spelling: a `store: BaseStore` node parameter.
     assert (await features.values(assistant_id="memory_param", input={}, config={"configurable": {"user_id": user}}))[
         "recalled"] == ["prefers tea"]
-    # Another server on the same database (a restart, or another replica) sees it too.
+    # Another server on the same database (a restart, or another replica) sees it too, and so
+    # does an API caller, through StoreService.
     other = await App(Settings(host="127.0.0.1", port=0, database_url=features.dsn,
                                config=str(FEATURES / "langgraph.json"))).start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{other.port}") as channel:
             again = await Served(other, features.dsn, channel).values(assistant_id="memory", input={},
                                                                        context={"user_id": user})
+            item = (await store_service_pb2_grpc.StoreServiceStub(channel).GetItem(
+                store_pb.StoreServiceGetItemRequest(namespace=["memories", user], key="fact-0"), timeout=30)).item
         assert again["recalled"] == ["prefers tea"]
+        assert to_dict(item.value) == {"text": "prefers tea"}
     finally:
         await other.stop(grace=1)
 
