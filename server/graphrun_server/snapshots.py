@@ -50,7 +50,11 @@ class _WithoutPendingWrites(BaseCheckpointSaver):
         return saved._replace(pending_writes=[]) if saved is not None else None
 
 
-def interrupt_to_json(interrupt: Interrupt) -> dict[str, Any]:
+def interrupt_to_json(interrupt: Interrupt | dict[str, Any]) -> dict[str, Any]:
+    """An interrupt as the API shows it. LangGraph gives `Interrupt` objects in states and
+    plain dicts (`asdict(Interrupt)`) in its debug stream's finished tasks."""
+    if isinstance(interrupt, dict):
+        return {"id": interrupt.get("id"), "value": to_json(interrupt.get("value"))}
     return {"id": interrupt.id, "value": to_json(interrupt.value)}
 
 
