@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+import builtins
+import re
 from typing import Any
 
 import psycopg
@@ -58,6 +61,48 @@ def interrupt_to_json(interrupt: Interrupt | dict[str, Any]) -> dict[str, Any]:
     return {"id": interrupt.id, "value": to_json(interrupt.value)}
 
 
+def task_error_text(error: Any) -> str:
+    """A failed task's error as the API shows it, in task events and states alike: its message
+    (the exception's type name when it has none).
+
+    A task event gets the exception; a state read from a checkpoint gets only the text the
+    checkpointer stored, which is the exception's repr (`"ValueError('boom')"`). Both are
+    read through that repr, so the two say the same; an exception whose repr is not of that
+    form shows its `str()` live, and the stored text from a checkpoint."""
+    if error is None or error == "":
+        return ""
+    if isinstance(error, BaseException):
+        text = _message_in_repr(repr(error))
+        text = str(error) if text is None else text
+        return text or type(error).__name__
+    text = str(error)
+    message = _message_in_repr(text)
+    return text if message is None else message or text.partition("(")[0]
+
+
+_EXCEPTION_REPR = re.compile(r"([A-Za-z_][\w.]*)\((.*)\)", re.S)
+
+
+def _message_in_repr(text: str) -> str | None:
+    """What `str(exc)` says of the exception `text` is the repr of (`ValueError('boom')` ->
+    `boom`, `KeyError('k')` -> `'k'`); None when text is not of that form."""
+    match = _EXCEPTION_REPR.fullmatch(text)
+    if match is None:
+        return None
+    name, inner = match.groups()
+    try:
+        args = ast.literal_eval(f"({inner},)") if inner.strip() else ()
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return inner  # arguments that are no literals: their text
+    builtin = getattr(builtins, name, None)
+    if isinstance(builtin, type) and issubclass(builtin, BaseException):
+        try:
+            return str(builtin(*args))  # KeyError's str differs from other exceptions'
+        except Exception:
+            pass
+    return "" if not args else str(args[0]) if len(args) == 1 else str(args)
+
+
 def _ref(config: dict | None) -> dict[str, str] | None:
     conf = (config or {}).get("configurable", {})
     if not conf.get("checkpoint_id"):
@@ -73,7 +118,7 @@ def snapshot_to_json(snapshot: StateSnapshot) -> dict[str, Any]:
         "values": to_json(values) if isinstance(values, dict) else {"__root__": to_json(values)},
         "next": list(snapshot.next),
         "tasks": [
-            {"id": t.id, "name": t.name, "error": repr(t.error) if t.error else "",
+            {"id": t.id, "name": t.name, "error": task_error_text(t.error),
              "interrupts": [interrupt_to_json(i) for i in t.interrupts]}
             for t in snapshot.tasks
         ],
