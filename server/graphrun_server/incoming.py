@@ -26,6 +26,7 @@ _CLASSES: dict[str, type[BaseMessage]] = {
                 lc.HumanMessageChunk, lc.AIMessageChunk, lc.SystemMessageChunk, lc.ToolMessageChunk,
                 lc.FunctionMessageChunk, lc.ChatMessageChunk)
 }
+_CHUNKS = {lc.AIMessage: lc.AIMessageChunk}
 _FIELDS = {cls: set(cls.model_fields) - {"type"} for cls in _CLASSES.values()}
 
 
@@ -33,6 +34,8 @@ def message_from_json(value: Any) -> BaseMessage:
     """One message as the graph's `add_messages` will hold it; raises (ValueError,
     pydantic's ValidationError, …) for what is no message."""
     if isinstance(value, dict) and (cls := _CLASSES.get(value.get("type"))) is not None:
+        if ("tool_call_chunks" in value or "chunk_position" in value) and cls in _CHUNKS:
+            cls = _CHUNKS[cls]  # a streamed chunk: add_messages makes it its message, as LangGraph does
         fields, kwargs, rest = _FIELDS[cls], {}, {}
         for key, item in value.items():
             if key in fields:

@@ -64,7 +64,7 @@ def message_to_json(msg: BaseMessage) -> dict[str, Any]:
         out["usage_metadata"] = to_json(value)
     if isinstance(msg, BaseMessageChunk):
         if chunks := get("tool_call_chunks"):
-            out["tool_call_chunks"] = [{k: to_json(c.get(k)) for k in ("id", "name", "args", "index")} for c in chunks]
+            out["tool_call_chunks"] = to_json(chunks)
         if position := get("chunk_position"):
             out["chunk_position"] = position
     return out
