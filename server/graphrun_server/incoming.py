@@ -24,7 +24,7 @@ _CLASSES: dict[str, type[BaseMessage]] = {
     cls.model_fields["type"].default: cls
     for cls in (lc.HumanMessage, lc.AIMessage, lc.SystemMessage, lc.ToolMessage, lc.FunctionMessage, lc.ChatMessage,
                 lc.HumanMessageChunk, lc.AIMessageChunk, lc.SystemMessageChunk, lc.ToolMessageChunk,
-                lc.FunctionMessageChunk, lc.ChatMessageChunk)
+                lc.FunctionMessageChunk, lc.ChatMessageChunk, lc.RemoveMessage)
 }
 _CHUNKS = {lc.AIMessage: lc.AIMessageChunk}
 _FIELDS = {cls: set(cls.model_fields) - {"type"} for cls in _CLASSES.values()}

@@ -18,6 +18,7 @@ import decimal
 import enum
 import json
 import math
+import numbers
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -103,12 +104,10 @@ def _other_to_json(value: Any) -> Any:
     """Everything but the exact JSON types, as the README's table says."""
     if isinstance(value, str):  # a str subclass (a str-valued Enum too): its string
         return to_json(str.__str__(value))
-    if isinstance(value, bool):
-        return bool(value)
     if isinstance(value, int):  # an int subclass (an IntEnum too): its number
         return int(value)
     if isinstance(value, float):
-        return float(value) if math.isfinite(value) else _NON_FINITE[str(value)]
+        return float(value) if math.isfinite(value) else _NON_FINITE[str(float(value))]
     if isinstance(value, BaseMessage):
         return message_to_json(value)
     if isinstance(value, Mapping):
@@ -131,6 +130,10 @@ def _other_to_json(value: Any) -> Any:
         return str(value)
     if isinstance(value, decimal.Decimal):
         return str(value)  # exact: "19.99"
+    if isinstance(value, numbers.Integral):  # numpy's integers and the like
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return to_json(float(value))
     if isinstance(value, enum.Enum):
         return to_json(value.value)
     if isinstance(value, (bytes, bytearray, memoryview)):
