@@ -11,10 +11,11 @@ import sys
 import grpc
 import pytest
 from google.protobuf import json_format, struct_pb2
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, RemoveMessage, convert_to_messages
 from langgraph.checkpoint.memory import InMemorySaver
 
 from graphrun.v1 import event_pb2, run_pb2, thread_pb2, thread_service_pb2 as tpb
+from graphrun_server.incoming import message_from_json
 from graphrun_server.wire import message_to_json, to_json
 from helpers import messages, question, stream_request, to_dict, wait_request
 
@@ -159,6 +160,23 @@ async def test_streamed_chunks_carry_every_field(runs, server):
     assert deltas[-1]["chunk_position"] == "last" and deltas[0]["tool_call_chunks"][0]["name"] == "search"
     (complete,) = [to_dict(m.message) for m in sent if not m.delta]
     assert complete == message_to_json(final) and complete["usage_metadata"]["total_tokens"] == 15
+
+
+def test_message_dicts_naming_their_type_are_rebuilt_and_other_forms_read_as_langchain_reads_them():
+    wire = message_to_json(AIMessage("hi", id="a", usage_metadata={"input_tokens": 1, "output_tokens": 2,
+                                                                      "total_tokens": 3}))
+    assert message_from_json(wire) == AIMessage("hi", id="a", usage_metadata=wire["usage_metadata"])
+    for given in ({"role": "user", "content": "hi", "id": "u"}, ("human", "hi"), "hi",
+                  {"role": "assistant", "content": "x", "tool_calls": [
+                      {"id": "c", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}]}):
+        assert message_from_json(given) == convert_to_messages([given])[0]
+    openai_call = {"id": "c", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}
+    assert message_from_json({"type": "ai", "content": "", "tool_calls": [openai_call]}).tool_calls == [
+        {"name": "f", "args": {"a": 1}, "id": "c", "type": "tool_call"}]
+    assert message_from_json({"type": "remove", "id": "gone"}) == RemoveMessage(id="gone")
+    # Keys no field takes go where LangChain puts them; the wire's role never does.
+    assert message_from_json({"type": "human", "role": "user", "content": "x", "locale": "de"}) == HumanMessage(
+        "x", additional_kwargs={"locale": "de"})
 
 
 # -- values that are not JSON -------------------------------------------------------------
