@@ -16,6 +16,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from graphrun.v1 import event_pb2, run_pb2, thread_pb2, thread_service_pb2 as tpb
 from graphrun_server.incoming import message_from_json
+from graphrun_server.task_errors import task_error_text
 from graphrun_server.wire import message_to_json, to_json
 from helpers import messages, question, stream_request, to_dict, wait_request
 
@@ -240,3 +241,21 @@ async def test_a_task_error_reads_the_same_in_task_events_and_the_state(runs, th
     assert [(t.name, t.error) for t in failed] == [("second", "second failed on purpose")]
     state = await _state(threads, events[0].metadata.thread_id)
     assert [(t["name"], t.get("error")) for t in state["tasks"]] == [("second", "second failed on purpose")]
+
+
+class _Shouting(Exception):
+    def __str__(self) -> str:
+        return "LOUD"
+
+
+@pytest.mark.parametrize("error, text", [
+    (ValueError("boom"), "boom"),
+    (ValueError(), "ValueError"),  # no message: the type says what happened
+    (KeyError("k"), "'k'"),  # what str() says of a KeyError
+    (OSError(2, "No such file"), "[Errno 2] No such file"),
+    (Exception("a", 1), "('a', 1)"),
+    (_Shouting("quiet"), "quiet"),  # its repr holds no more than its arguments: both views say the same
+])
+def test_task_error_text_is_the_same_from_the_exception_and_from_its_stored_repr(error, text):
+    assert task_error_text(error) == text
+    assert task_error_text(repr(error)) == text

@@ -44,7 +44,8 @@ from .errors import (RUN_FAILURE_CODES, DatabaseUnavailable, FieldViolation, Inv
 from .observability.logs import in_run_context
 from .observability.metrics import Metrics
 from .registry import Assistant, Registry
-from .snapshots import interrupt_to_json, may_have_next_tasks, read_state, snapshot_to_json, task_error_text
+from .snapshots import interrupt_to_json, may_have_next_tasks, read_state, snapshot_to_json
+from .task_errors import task_error_text
 from .storage.checkpointer import CHECKPOINTS_KEY, FENCE_KEY, Rider, RunCheckpoints
 from .storage.leases import LeaseKeeper
 from .storage.notify import Notifications

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import ast
-import builtins
-import re
 from typing import Any
 
 import psycopg
@@ -15,6 +12,7 @@ from langgraph.pregel import Pregel
 from langgraph.types import Interrupt, StateSnapshot
 
 from .errors import GraphrunError
+from .task_errors import task_error_text
 from .wire import to_json
 
 # Failures of the database or of graphrun itself: a graph's own error is anything else.
@@ -59,48 +57,6 @@ def interrupt_to_json(interrupt: Interrupt | dict[str, Any]) -> dict[str, Any]:
     if isinstance(interrupt, dict):
         return {"id": interrupt.get("id"), "value": to_json(interrupt.get("value"))}
     return {"id": interrupt.id, "value": to_json(interrupt.value)}
-
-
-def task_error_text(error: Any) -> str:
-    """A failed task's error as the API shows it, in task events and states alike: its message
-    (the exception's type name when it has none).
-
-    A task event gets the exception; a state read from a checkpoint gets only the text the
-    checkpointer stored, which is the exception's repr (`"ValueError('boom')"`). Both are
-    read through that repr, so the two say the same; an exception whose repr is not of that
-    form shows its `str()` live, and the stored text from a checkpoint."""
-    if error is None or error == "":
-        return ""
-    if isinstance(error, BaseException):
-        text = _message_in_repr(repr(error))
-        text = str(error) if text is None else text
-        return text or type(error).__name__
-    text = str(error)
-    message = _message_in_repr(text)
-    return text if message is None else message or text.partition("(")[0]
-
-
-_EXCEPTION_REPR = re.compile(r"([A-Za-z_][\w.]*)\((.*)\)", re.S)
-
-
-def _message_in_repr(text: str) -> str | None:
-    """What `str(exc)` says of the exception `text` is the repr of (`ValueError('boom')` ->
-    `boom`, `KeyError('k')` -> `'k'`); None when text is not of that form."""
-    match = _EXCEPTION_REPR.fullmatch(text)
-    if match is None:
-        return None
-    name, inner = match.groups()
-    try:
-        args = ast.literal_eval(f"({inner},)") if inner.strip() else ()
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
-        return inner  # arguments that are no literals: their text
-    builtin = getattr(builtins, name, None)
-    if isinstance(builtin, type) and issubclass(builtin, BaseException):
-        try:
-            return str(builtin(*args))  # KeyError's str differs from other exceptions'
-        except Exception:
-            pass
-    return "" if not args else str(args[0]) if len(args) == 1 else str(args)
 
 
 def _ref(config: dict | None) -> dict[str, str] | None:
