@@ -17,15 +17,15 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_core.messages import convert_to_messages
+import pydantic
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.graph.message import add_messages
 from langgraph.pregel import Pregel
 from langgraph.store.base import BaseStore
 
 from . import context as run_context
 from .errors import AssistantNotFound, FieldViolation
 from .factories import GraphSource
+from .incoming import message_channels, message_from_json, messages_from_json
 from .project import Project
 
 log = logging.getLogger(__name__)
@@ -75,28 +75,32 @@ class Assistant:
         return run_context.violations(self.context_schema, self.run_context(context, configurable))
 
     def message_violations(self, values: Any, path: str) -> list[FieldViolation]:
-        """What the graph's `add_messages` channel would refuse in values["messages"] (a role it
-        does not know, a message without content, a number): bad input, answered before the
-        run is recorded, rather than a run failing at its first step and leaving its thread in
-        ERROR. `path` names values in the request (e.g. "spec.input")."""
-        if not isinstance(values, dict) or "messages" not in values:
+        """What the graph's `add_messages` channels would refuse in values (a role it does not
+        know, a message without content, a number): bad input, answered before the run is
+        recorded, rather than a run failing at its first step and leaving its thread in ERROR.
+        `path` names values in the request (e.g. "spec.input")."""
+        if not isinstance(values, dict):
             return []
-        if getattr(self.graph.channels.get("messages"), "operator", None) is not add_messages:
-            return []  # a channel of the graph's own making: its reducer decides
-        given = values["messages"]
-        items, name = (given, f"{path}.messages[{{}}]") if isinstance(given, list) else ([given], f"{path}.messages")
         violations = []
-        for i, item in enumerate(items):
-            if not isinstance(item, (dict, str, list)):  # what JSON can carry that is no message at all
-                violations.append(FieldViolation(name.format(i), "must be a message (an object with role and "
-                                                 f"content, or a string), not {_json_type(item)}"))
+        for key in message_channels(self.graph):  # other channels: their reducers decide
+            if key not in values:
                 continue
-            try:
-                convert_to_messages([item])
-            except Exception as exc:  # ValueError, NotImplementedError, a malformed tool call's TypeError...
-                reason = str(exc).split("\n")[0] or type(exc).__name__
-                violations.append(FieldViolation(name.format(i), f"is not a message: {reason}"))
+            given = values[key]
+            items, name = (given, f"{path}.{key}[{{}}]") if isinstance(given, list) else ([given], f"{path}.{key}")
+            for i, item in enumerate(items):
+                if not isinstance(item, (dict, str, list)):  # what JSON can carry that is no message at all
+                    violations.append(FieldViolation(name.format(i), "must be a message (an object with role and "
+                                                     f"content, or a string), not {_json_type(item)}"))
+                    continue
+                try:
+                    message_from_json(item)
+                except Exception as exc:  # ValueError, ValidationError, a malformed tool call's TypeError...
+                    violations.append(FieldViolation(name.format(i), f"is not a message: {_reason(exc)}"))
         return violations
+
+    def messages_from_json(self, values: Any) -> Any:
+        """values with the messages clients sent as JSON built as LangChain messages (incoming.py)."""
+        return messages_from_json(self.graph, values)
 
     def as_input(self, values: Any) -> Any:
         """values as the graph takes them as input: LangGraph drops the keys a StateGraph's
@@ -107,6 +111,13 @@ class Assistant:
             return values
         schema = schemas[builder.input_schema]
         return {k: v for k, v in values.items() if k in schema}
+
+
+def _reason(exc: Exception) -> str:
+    """One line saying why a message was refused."""
+    if isinstance(exc, pydantic.ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'message'}: {e['msg']}" for e in exc.errors()[:3])
+    return str(exc).split("\n")[0] or type(exc).__name__
 
 
 def _json_type(value: Any) -> str:

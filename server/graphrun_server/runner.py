@@ -46,6 +46,7 @@ from .observability.logs import in_run_context
 from .observability.metrics import Metrics
 from .registry import Assistant, Registry
 from .snapshots import interrupt_to_json, may_have_next_tasks, read_state, snapshot_to_json
+from .task_errors import task_error_text
 from .storage.checkpointer import CHECKPOINTS_KEY, FENCE_KEY, Rider, RunCheckpoints
 from .storage.leases import LeaseKeeper
 from .storage.notify import Notifications
@@ -466,7 +467,7 @@ class GraphRunner:
             if req.timeout:
                 timer = asyncio.get_running_loop().call_later(
                     req.timeout, self._stop, active, "timeout", "the run's timeout passed")
-            graph_input, resumed = await self._graph_input(active)
+            graph_input, resumed = await self._graph_input(active, assistant)
             config, context = self._run_config(active, assistant, resumed)
             modes = sorted({m for api_mode in req.stream_modes for m in STREAM_MODES[api_mode]} | {"debug"})
             async with assistant.source.for_run(_for_factory(config), context) as graph:
@@ -697,9 +698,10 @@ class GraphRunner:
             log.warning("run %s: could not read the final state: %s", active.run_id, type(exc).__name__)
             return None
 
-    async def _graph_input(self, active: ActiveRun) -> tuple[Any, bool]:
-        """(input, resumed): the request's input, or None to continue from the checkpoint an
-        earlier attempt of this run wrote (so completed steps do not run again)."""
+    async def _graph_input(self, active: ActiveRun, assistant: Assistant) -> tuple[Any, bool]:
+        """(input, resumed): the request's input (its messages built as LangChain's, every field
+        kept), or None to continue from the checkpoint an earlier attempt of this run wrote (so
+        completed steps do not run again)."""
         run, req = active.record, active.request
         if run.attempt > 1:
             latest = await self.checkpointer.aget_tuple(graph_config(run.thread_id))
@@ -707,8 +709,9 @@ class GraphRunner:
                 return None, True
         if req.command is not None:
             cmd = req.command
-            return Command(resume=cmd.get("resume"), update=cmd.get("update"), goto=cmd.get("goto") or ()), False
-        return req.input, False
+            return Command(resume=cmd.get("resume"), update=assistant.messages_from_json(cmd.get("update")),
+                           goto=cmd.get("goto") or ()), False
+        return assistant.messages_from_json(req.input), False
 
     def _run_config(self, active: ActiveRun, assistant: Assistant, resumed: bool) -> tuple[dict[str, Any], Any]:
         """The run's RunnableConfig, and the context object the graph reads as `runtime.context`.
@@ -755,7 +758,7 @@ class GraphRunner:
                 append(ev.TASK, {
                     "id": task["id"], "name": task["name"], "step": step,
                     "phase": "finished" if finished else "started",
-                    "error": str(task.get("error") or "") if finished else "",
+                    "error": task_error_text(task.get("error")) if finished else "",
                     "interrupts": [interrupt_to_json(i) for i in task.get("interrupts", ())] if finished else [],
                 })
         elif mode == "values":

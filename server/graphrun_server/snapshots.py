@@ -12,6 +12,7 @@ from langgraph.pregel import Pregel
 from langgraph.types import Interrupt, StateSnapshot
 
 from .errors import GraphrunError
+from .task_errors import task_error_text
 from .wire import to_json
 
 # Failures of the database or of graphrun itself: a graph's own error is anything else.
@@ -50,7 +51,11 @@ class _WithoutPendingWrites(BaseCheckpointSaver):
         return saved._replace(pending_writes=[]) if saved is not None else None
 
 
-def interrupt_to_json(interrupt: Interrupt) -> dict[str, Any]:
+def interrupt_to_json(interrupt: Interrupt | dict[str, Any]) -> dict[str, Any]:
+    """An interrupt as the API shows it. LangGraph gives `Interrupt` objects in states and
+    plain dicts (`asdict(Interrupt)`) in its debug stream's finished tasks."""
+    if isinstance(interrupt, dict):
+        return {"id": interrupt.get("id"), "value": to_json(interrupt.get("value"))}
     return {"id": interrupt.id, "value": to_json(interrupt.value)}
 
 
@@ -69,7 +74,7 @@ def snapshot_to_json(snapshot: StateSnapshot) -> dict[str, Any]:
         "values": to_json(values) if isinstance(values, dict) else {"__root__": to_json(values)},
         "next": list(snapshot.next),
         "tasks": [
-            {"id": t.id, "name": t.name, "error": repr(t.error) if t.error else "",
+            {"id": t.id, "name": t.name, "error": task_error_text(t.error),
              "interrupts": [interrupt_to_json(i) for i in t.interrupts]}
             for t in snapshot.tasks
         ],

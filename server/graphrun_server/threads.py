@@ -103,7 +103,8 @@ class Threads:
         async with self.records.thread_changing(thread_id):  # THREAD_BUSY while a run is in flight
             await self._existing_checkpoint(thread_id, checkpoint_id)
             try:
-                config = await assistant.graph.aupdate_state(graph_config(thread_id, checkpoint_id), values,
+                config = await assistant.graph.aupdate_state(graph_config(thread_id, checkpoint_id),
+                                                             assistant.messages_from_json(values),
                                                              as_node=as_node or None)
             except NOT_THE_GRAPH:
                 raise

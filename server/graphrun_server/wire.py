@@ -1,11 +1,12 @@
-"""Python values ↔ the JSON the API carries.
+"""Python values → the JSON the API carries.
 
 Graph state holds LangChain messages, pydantic models, dataclasses, datetimes;
 clients in other languages read JSON. `to_json` makes any state value JSON-safe,
-turning messages into the wire shape of the `runs/wait` contract:
-`{"role", "type", "content", "id", "name"?, "tool_calls"?, "tool_call_id"?}`.
-Input needs no conversion: LangGraph's `add_messages` accepts message dicts in
-any form LangChain knows.
+each non-JSON type written one way (the README's table "Values that are not JSON"),
+never as a Python repr. Messages take the wire shape of the `runs/wait` contract,
+`{"role", "type", "content", "id", "name"?, "tool_calls"?, "tool_call_id"?}`, plus every
+other field LangChain keeps on them when it is set, so that a message read from a
+state and written back (input, `UpdateState`) is the same message (see incoming.py).
 """
 
 from __future__ import annotations
@@ -13,50 +14,71 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+import decimal
 import enum
+import json
 import math
+import numbers
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from langchain_core.messages import BaseMessage, BaseMessageChunk
+from pydantic_core import to_jsonable_python
 
 # LangChain message type -> the seed contract's role.
 _ROLES = {"human": "user", "ai": "ai", "tool": "tool", "system": "system", "function": "function"}
 
 
 def message_to_json(msg: BaseMessage) -> dict[str, Any]:
-    """A LangChain message (or chunk) in the wire shape.
+    """A LangChain message (or chunk) in the wire shape, with every field it carries.
 
     Fields are read from the model's `__dict__` (then its extras: LangChain messages allow
     them), not with `getattr(msg, name, None)`: every name a message lacks costs pydantic an
     AttributeError, which was most of the conversion's time for a long conversation."""
     fields, extra = msg.__dict__, msg.__pydantic_extra__ or _NO_EXTRA
-    mtype = msg.type.removesuffix("Chunk").lower().removesuffix("message") or msg.type
-    mtype = {"aimessage": "ai", "ai": "ai"}.get(mtype, mtype)
+    get = fields.get
+    mtype = _TYPES.get(msg.type) or _wire_type(msg.type)
     out: dict[str, Any] = {
-        "role": fields.get("role") or extra.get("role") or _ROLES.get(mtype, mtype),
+        "role": get("role") or extra.get("role") or _ROLES.get(mtype, mtype),
         "type": mtype,
         "content": to_json(msg.content),
         "id": msg.id,
     }
-    if msg.name:
-        out["name"] = msg.name
-    if tool_calls := fields.get("tool_calls") or extra.get("tool_calls"):
-        out["tool_calls"] = [{"id": tc.get("id"), "name": tc["name"], "args": to_json(tc.get("args", {}))}
-                             for tc in tool_calls]
-    if isinstance(msg, BaseMessageChunk):
-        if chunks := fields.get("tool_call_chunks") or extra.get("tool_call_chunks"):
-            out["tool_call_chunks"] = [{k: to_json(c.get(k)) for k in ("id", "name", "args", "index")} for c in chunks]
-    if tool_call_id := fields.get("tool_call_id") or extra.get("tool_call_id"):
+    if (name := get("name")) is not None:
+        out["name"] = name
+    if tool_calls := get("tool_calls") or extra.get("tool_calls"):
+        out["tool_calls"] = [to_json(tc) if "id" in tc else {"id": None, **to_json(tc)} for tc in tool_calls]
+    if tool_call_id := get("tool_call_id") or extra.get("tool_call_id"):
         out["tool_call_id"] = tool_call_id
-    if (fields.get("status") or extra.get("status")) == "error":
+    if (get("status") or extra.get("status")) == "error":  # "success" is the default
         out["status"] = "error"
-    if usage := fields.get("usage_metadata") or extra.get("usage_metadata"):
-        out["usage_metadata"] = to_json(usage)
+    if (artifact := get("artifact")) is not None:
+        out["artifact"] = to_json(artifact)
+    if value := get("additional_kwargs"):
+        out["additional_kwargs"] = to_json(value)
+    if value := get("response_metadata"):
+        out["response_metadata"] = to_json(value)
+    if value := get("invalid_tool_calls"):
+        out["invalid_tool_calls"] = to_json(value)
+    if value := get("usage_metadata"):
+        out["usage_metadata"] = to_json(value)
+    if isinstance(msg, BaseMessageChunk):
+        if chunks := get("tool_call_chunks"):
+            out["tool_call_chunks"] = to_json(chunks)
+        if position := get("chunk_position"):
+            out["chunk_position"] = position
     return out
 
 
+def _wire_type(message_type: str) -> str:
+    """"AIMessageChunk" -> "ai", "human" -> "human": a chunk is written as its message's type."""
+    wire = message_type.removesuffix("Chunk").lower().removesuffix("message") or message_type
+    _TYPES[message_type] = wire
+    return wire
+
+
+_TYPES: dict[str, str] = {}
 _NO_EXTRA: dict[str, Any] = {}
 
 
@@ -70,7 +92,7 @@ def to_json(value: Any) -> Any:
     if kind is str:
         return value.replace("\x00", "\ufffd") if "\x00" in value else value
     if kind is dict:
-        return {to_json(k if type(k) is str else str(k)): to_json(v) for k, v in value.items()}
+        return {k if type(k) is str and "\x00" not in k else _key(k): to_json(v) for k, v in value.items()}
     if kind is list:
         return [to_json(v) for v in value]
     if value is None or kind is bool or kind is int:
@@ -79,33 +101,62 @@ def to_json(value: Any) -> Any:
 
 
 def _other_to_json(value: Any) -> Any:
-    if isinstance(value, str):  # a str subclass (the exact type is inlined above: a call per string costs ~5%)
-        return value.replace("\x00", "\ufffd") if "\x00" in value else value
-    if isinstance(value, (bool, int)):
-        return value
+    """Everything but the exact JSON types, as the README's table says."""
+    if isinstance(value, str):  # a str subclass (a str-valued Enum too): its string
+        return to_json(str.__str__(value))
+    if isinstance(value, int):  # an int subclass (an IntEnum too): its number
+        return int(value)
     if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
+        return float(value) if math.isfinite(value) else _NON_FINITE[str(float(value))]
     if isinstance(value, BaseMessage):
         return message_to_json(value)
     if isinstance(value, Mapping):
-        return {to_json(str(k)): to_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
+        return {_key(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):  # a NamedTuple: an object of its fields
+        return to_json(value._asdict())
+    if isinstance(value, (list, tuple)):
         return [to_json(v) for v in value]
+    if isinstance(value, (set, frozenset)):  # sorted where the items compare: the same set, the same array
+        items = [to_json(v) for v in value]
+        try:
+            return sorted(items)
+        except TypeError:
+            return items
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
-    if isinstance(value, (uuid.UUID, dt.timedelta)):
+    if isinstance(value, dt.timedelta):
+        return to_jsonable_python(value)  # ISO 8601, as pydantic writes it: "P1DT2H", "PT1.5S"
+    if isinstance(value, uuid.UUID):
         return str(value)
+    if isinstance(value, decimal.Decimal):
+        return str(value)  # exact: "19.99"
+    if isinstance(value, numbers.Integral):  # numpy's integers and the like
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return to_json(float(value))
     if isinstance(value, enum.Enum):
         return to_json(value.value)
-    if isinstance(value, bytes):
+    if isinstance(value, (bytes, bytearray, memoryview)):
         return base64.b64encode(value).decode()
-    if hasattr(value, "model_dump"):  # pydantic v2
-        return to_json(value.model_dump(mode="json"))
+    if isinstance(value, BaseException):
+        return {"type": type(value).__name__, "message": to_json(str(value))}
+    if hasattr(value, "model_dump"):  # pydantic v2: its fields, each written by these rules
+        return to_json(value.model_dump())
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return to_json({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
-    if hasattr(value, "_asdict"):  # NamedTuple
-        return to_json(value._asdict())
-    return repr(value)
+    if type(value).__str__ is not object.__str__:  # a type that says how it reads: a path, an address
+        return to_json(str(value))
+    return f"{type(value).__module__}.{type(value).__qualname__}"  # nothing better than its type: no repr
+
+
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}  # as proto3 JSON spells them
+
+
+def _key(key: Any) -> str:
+    """An object key: a string as itself (NUL replaced), anything else written by these rules,
+    then as JSON text if that is not a string (1 -> "1", True -> "true", (1, 2) -> "[1,2]")."""
+    value = to_json(key)
+    return value if type(value) is str else json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
 def from_struct_value(value: Any) -> Any:
