@@ -235,6 +235,16 @@ def _search_item(item: SearchItem) -> store_pb2.SearchItem:
     return result
 
 
+def _address(request) -> tuple[tuple[str, ...], str]:
+    """An item's namespace and key from a Get or Delete request, checked (INVALID_ARGUMENT naming
+    each bad field)."""
+    violations: list[FieldViolation] = []
+    namespace = _namespace(request.namespace, violations)
+    key = _key(request.key, violations)
+    _check(violations)
+    return namespace, key
+
+
 class StoreServicer(store_service_pb2_grpc.StoreServiceServicer):
     def __init__(self, store):
         self.store = store
@@ -260,10 +270,7 @@ class StoreServicer(store_service_pb2_grpc.StoreServiceServicer):
 
     @rpc
     async def GetItem(self, request, context):
-        violations: list[FieldViolation] = []
-        namespace = _namespace(request.namespace, violations)
-        key = _key(request.key, violations)
-        _check(violations)
+        namespace, key = _address(request)
         own = _own_label()
         item = None
         if own is None or namespace[0] == own:
@@ -274,10 +281,7 @@ class StoreServicer(store_service_pb2_grpc.StoreServiceServicer):
 
     @rpc
     async def DeleteItem(self, request, context):
-        violations: list[FieldViolation] = []
-        namespace = _namespace(request.namespace, violations)
-        key = _key(request.key, violations)
-        _check(violations)
+        namespace, key = _address(request)
         own = _own_label()
         # LangGraph's delete says nothing of a missing item; ask first, so a missing item (or another
         # caller's) is NOT_FOUND. Reading does not refresh the TTL of an item about to go.
