@@ -28,7 +28,11 @@ export type ThreadState = Message<"graphrun.v1.ThreadState"> & {
    * conversation is under `messages`, each message a JSON object with `role`
    * (`user`, `ai`, `tool`, `system`), `type` (LangChain's name: `human`, `ai`,
    * `tool`, `system`), `content`, `id`, and where present `tool_calls`,
-   * `tool_call_id` and `name`.
+   * `tool_call_id`, `name`, `additional_kwargs`, `response_metadata`,
+   * `usage_metadata`, `invalid_tool_calls`, `artifact` and `status`: every
+   * field LangChain serialises, so a message sent back (input, `UpdateState`)
+   * rebuilds the same message. Values that are not JSON are written as the
+   * README's table says (no Python reprs).
    *
    * @generated from field: google.protobuf.Struct values = 1;
    */
