@@ -18,7 +18,9 @@ Every problem is a `ProjectError`: one line naming the key and what to do.
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
+import importlib.util
 import json
 import logging
 import os
@@ -205,3 +207,28 @@ def import_roots(folder: pathlib.Path) -> list[pathlib.Path]:
         if root.is_dir() and root not in roots:
             roots.insert(0, root)
     return roots
+
+
+def import_reference(ref: str, base_dir: pathlib.Path) -> tuple[Any, Any]:
+    """(attribute, module) for a `./path/file.py:attr` (relative to base_dir) or `package.module:attr`
+    reference, as langgraph.json writes graphs and embedding functions. A file may import its
+    siblings, as under `langgraph dev`. Raises the import's own errors, FileNotFoundError, or
+    AttributeError naming the module."""
+    target, _, attr = ref.rpartition(":")
+    if target.endswith(".py") or "/" in target:
+        path = (base_dir / target).resolve()
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist")
+        if str(path.parent) not in sys.path:
+            sys.path.insert(0, str(path.parent))
+        name = f"graphrun_user_module_{abs(hash(str(path)))}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(target)
+    try:
+        return getattr(module, attr), module
+    except AttributeError:
+        raise AttributeError(f"{target} has no attribute {attr!r}") from None

@@ -8,12 +8,8 @@ its own checkpointer and Store, so graphs need not (and should not) bring them.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import inspect
 import logging
-import pathlib
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +22,7 @@ from . import context as run_context
 from .errors import AssistantNotFound, FieldViolation
 from .factories import GraphSource
 from .incoming import message_channels, message_from_json, messages_from_json
-from .project import Project
+from .project import Project, import_reference
 
 log = logging.getLogger(__name__)
 
@@ -125,29 +121,6 @@ def _json_type(value: Any) -> str:
             else "a number" if isinstance(value, (int, float)) else type(value).__name__)
 
 
-def _load_attr(ref: str, base_dir: pathlib.Path) -> tuple[Any, Any]:
-    """Import ref's module and return (attribute, module)."""
-    target, _, attr = ref.rpartition(":")
-    if target.endswith(".py") or "/" in target:
-        path = (base_dir / target).resolve()
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist")
-        # Let the file import its siblings, as `langgraph dev` does.
-        if str(path.parent) not in sys.path:
-            sys.path.insert(0, str(path.parent))
-        name = f"graphrun_user_graph_{abs(hash(str(path)))}"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    else:
-        module = importlib.import_module(target)
-    try:
-        return getattr(module, attr), module
-    except AttributeError:
-        raise AttributeError(f"{target} has no attribute {attr!r}") from None
-
-
 class GraphLoadError(Exception):
     """A graph of the config cannot be loaded; one line naming the graph, its file and the error."""
 
@@ -165,7 +138,7 @@ class Registry:
         assistants = {}
         for spec in project.graphs:
             try:
-                obj, module = _load_attr(spec.ref, project.base_dir)
+                obj, module = import_reference(spec.ref, project.base_dir)
                 source = GraphSource(obj, spec.ref, checkpointer, store)
                 graph = await source.template()
             except Exception as exc:

@@ -19,14 +19,14 @@ langgraph issue #7684), which `GraphrunStore` corrects.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import importlib.util
 import logging
 import pathlib
-import sys
 from typing import Any
 
 from langgraph.store.postgres import AsyncPostgresStore
+
+from ..project import import_reference
 
 log = logging.getLogger(__name__)
 
@@ -60,22 +60,10 @@ def _embeddings(embed: Any, base_dir: pathlib.Path):
 
     if not isinstance(embed, str) or ":" not in embed:
         raise StoreConfigError(f"store.index.embed must be 'provider:model' or './file.py:function', not {embed!r}")
-    target, _, attr = embed.rpartition(":")
-    if target.endswith(".py") or "/" in target:
-        path = (base_dir / target).resolve()
-        if not path.is_file():
-            raise StoreConfigError(f"store.index.embed: {path} does not exist")
-        name = f"graphrun_user_embeddings_{abs(hash(str(path)))}"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        try:
-            spec.loader.exec_module(module)
-        except Exception as exc:
-            raise StoreConfigError(f"store.index.embed: importing {path} failed: {type(exc).__name__}: {exc}") from exc
-    elif "." in target and "/" not in target and importlib.util.find_spec(target.split(".")[0]) is not None:
-        module = importlib.import_module(target)
-    else:  # provider:model
+    target = embed.rpartition(":")[0]
+    is_file = target.endswith(".py") or "/" in target
+    if not is_file and not ("." in target and importlib.util.find_spec(target.split(".")[0]) is not None):
+        # provider:model
         try:
             from langchain.embeddings import init_embeddings
         except ImportError:
@@ -86,13 +74,16 @@ def _embeddings(embed: Any, base_dir: pathlib.Path):
             return init_embeddings(embed)
         except Exception as exc:
             raise StoreConfigError(f"store.index.embed {embed!r}: {exc}") from exc
-    function = getattr(module, attr, None)
-    if function is None:
-        raise StoreConfigError(f"store.index.embed: {target} has no attribute {attr!r}")
+    try:
+        function, _ = import_reference(embed, base_dir)
+    except (FileNotFoundError, AttributeError) as exc:
+        raise StoreConfigError(f"store.index.embed: {exc}") from exc
+    except Exception as exc:
+        raise StoreConfigError(f"store.index.embed: importing {target} failed: {type(exc).__name__}: {exc}") from exc
     if isinstance(function, Embeddings):
         return function
     if not callable(function):
-        raise StoreConfigError(f"store.index.embed: {target}:{attr} is not a function or Embeddings object")
+        raise StoreConfigError(f"store.index.embed: {embed} is not a function or Embeddings object")
     return ensure_embeddings(function)
 
 
