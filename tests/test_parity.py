@@ -21,6 +21,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from conftest import scratch_database
+from graphrun import AsyncClient
 from graphrun.v1 import run_pb2, run_service_pb2 as run_pb, run_service_pb2_grpc, thread_service_pb2 as thread_pb
 from graphrun.v1 import thread_service_pb2_grpc
 from graphrun_server.app import App, Settings
@@ -52,15 +53,20 @@ def local():
 
 
 @pytest.fixture(scope="module")
-async def served(admin_dsn):
+async def app(admin_dsn):
     with scratch_database(admin_dsn) as dsn:
         app = await App(Settings(host="127.0.0.1", port=0, database_url=dsn,
                                  config=str(PROJECT / "langgraph.json"))).start()
         try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
-                yield run_service_pb2_grpc.RunServiceStub(channel), thread_service_pb2_grpc.ThreadServiceStub(channel)
+            yield app
         finally:
             await app.stop(grace=1)
+
+
+@pytest.fixture(scope="module")
+async def served(app):
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+        yield run_service_pb2_grpc.RunServiceStub(channel), thread_service_pb2_grpc.ThreadServiceStub(channel)
 
 
 def _config() -> dict:
@@ -186,3 +192,17 @@ async def test_an_unknown_stream_mode_is_refused_naming_it(served):
         await _stream(runs, ["values", "tokens"], False, assistant_id="root", input=HELLO)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "stream_mode[1]" in details(raised.value)["violations"]
+
+
+async def test_the_python_client_streams_and_records_subgraph_events(app):
+    async with AsyncClient(f"127.0.0.1:{app.port}") as client:
+        events = [e async for e in client.stream("nested", HELLO, stream_mode=["messages-tuple", "checkpoints"],
+                                                 subgraphs=True)]
+        run = await client.create_run("nested", HELLO, stream_mode=["debug"], subgraphs=True)
+        joined = [e async for e in client.join(run["run_id"])]
+    deltas = [e for e in events if e.kind == "message" and e.data["delta"]]
+    assert [p.split(":")[0] for p in deltas[0].namespace] == ["child", "grandchild"]
+    assert deltas[0].data["metadata"]["langgraph_node"] == "think"
+    checkpoints = [e for e in events if e.kind == "checkpoint"]
+    assert checkpoints[-1].data["state"]["values"]["notes"][-1] == "finished"
+    assert {e.namespace[0].split(":")[0] for e in joined if e.kind == "debug" and e.namespace} == {"child"}
