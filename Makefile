@@ -8,10 +8,13 @@ NODE_STAMP := clients/typescript/node_modules/.installed
 
 .PHONY: setup serve test check lint protos stubs-ts bench clean
 
-$(STAMP): pyproject.toml
+# The server (pyproject.toml) and the client it depends on (client/pyproject.toml), both editable.
+$(STAMP): pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	@# A venv from before the client had its own distribution: its `graphrun` owned the command.
+	$(BIN)/pip uninstall -q -y graphrun graphrun-client 2>/dev/null || true
+	$(BIN)/pip install -q -e ./client -e '.[dev]'
 	touch $(STAMP)
 
 setup: $(STAMP)
