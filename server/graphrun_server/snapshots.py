@@ -105,6 +105,9 @@ def snapshot_payload_to_json(payload: dict[str, Any]) -> dict[str, Any]:
     tasks = [{"id": t["id"], "name": t["name"], "error": task_error_text(t.get("error")),
               "interrupts": [interrupt_to_json(i) for i in t.get("interrupts", ())]}
              for t in payload.get("tasks", ())]
+    for task, raw in zip(tasks, payload.get("tasks", ())):  # a subgraph's task: where its checkpoints are
+        if isinstance(state := raw.get("state"), dict) and (ns := state.get("configurable", {}).get("checkpoint_ns")):
+            task["checkpoint_ns"] = ns
     return {
         "values": to_json(values) if isinstance(values, dict) else {"__root__": to_json(values)},
         "next": list(payload.get("next", ())),
