@@ -424,6 +424,12 @@ def requests_for(name: str, hangs: bool = True) -> st.SearchStrategy:
             return st.builds(T.ThreadServiceCreateRequest,
                              thread_id=st.one_of(st.just(""), UUIDS, ids("threads")),
                              metadata=st.one_of(objects(), objects(CLEAN_JSON), BIG_OBJECT).map(to_struct))
+        case "ThreadService/List":
+            statuses = st.lists(st.one_of(st.integers(0, 4), INT32), max_size=3)
+            return st.builds(T.ThreadServiceListRequest, statuses=statuses,
+                             metadata=st.one_of(objects(), objects(CLEAN_JSON), BIG_OBJECT).map(to_struct),
+                             assistant_id=st.one_of(st.just(""), st.just("agent"), TEXT),
+                             page_size=st.one_of(st.integers(0, 5), INT32), page_token=page_tokens())
         case "ThreadService/Get":
             return st.builds(T.ThreadServiceGetRequest, thread_id=ids("threads", "runs"))
         case "ThreadService/Delete":

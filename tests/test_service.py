@@ -4,6 +4,8 @@ import asyncio
 import os
 import pathlib
 import shutil
+import subprocess
+import sys
 import tempfile
 
 import grpc
@@ -16,6 +18,8 @@ from graphrun.v1 import assistant_service_pb2 as apb, run_pb2, run_service_pb2_g
 from graphrun_server.app import App, Settings
 from conftest import GRAPHS_CONFIG
 from helpers import wait_request
+
+BUF = str(pathlib.Path(sys.executable).parent / "buf")
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -79,6 +83,22 @@ async def test_reflection_describes_the_api_with_its_comments(channel):
             "google/protobuf/struct.proto"} <= set(files)
     comments = [loc.leading_comments for loc in files["graphrun/v1/run_service.proto"].source_code_info.location]
     assert any("DEADLINE_EXCEEDED" in c for c in comments), comments[:5]  # Wait's documentation
+
+
+@pytest.mark.parametrize("protocol", ["grpc-v1", "grpc-v1alpha"])
+async def test_buf_curl_lists_and_calls_through_either_reflection_protocol(server, protocol):
+    """Current grpcurl and `buf curl` ask for grpc.reflection.v1 first; older tools for v1alpha."""
+    base = ["--protocol", "grpc", "--http2-prior-knowledge", "--reflect-protocol", protocol]
+    listed = await asyncio.to_thread(subprocess.run, [BUF, "curl", *base, "--list-services",
+                                                      f"http://127.0.0.1:{server.port}"],
+                                     capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert {"graphrun.v1.RunService", "grpc.reflection.v1.ServerReflection"} <= set(listed.stdout.split())
+    called = await asyncio.to_thread(subprocess.run, [BUF, "curl", *base, "-d", "{}",
+                                                      f"http://127.0.0.1:{server.port}/graphrun.v1.AssistantService/List"],
+                                     capture_output=True, text=True, timeout=60)
+    assert called.returncode == 0, called.stderr
+    assert '"assistantId": "agent"' in called.stdout
 
 
 async def test_assistants_list_graphs_with_their_schemas(assistants):

@@ -301,6 +301,40 @@ class AsyncClient:
         request = thread_pb.ThreadServiceCreateRequest(thread_id=thread_id or "", metadata=c.to_struct(metadata))
         return c.to_dict((await self._unary(self._threads.Create, request)).thread)
 
+    async def list_threads(
+        self,
+        statuses: str | Iterable[str | int] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        assistant_id: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of the caller's threads, newest first, and the token of the next page (None at the end).
+
+        `statuses` keeps threads in these statuses (`"idle"`, `"busy"`, `"interrupted"`, `"error"`);
+        `metadata` those whose metadata contains these values; `assistant_id` those whose latest
+        run executed this assistant.
+        """
+        request = c.list_threads_request(statuses, metadata, assistant_id, page_size, page_token)
+        response = await self._unary(self._threads.List, request)
+        return [c.to_dict(t) for t in response.threads], response.next_page_token or None
+
+    async def iter_threads(
+        self,
+        statuses: str | Iterable[str | int] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        assistant_id: str | None = None,
+        page_size: int | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every matching thread, newest first, fetching pages as needed."""
+        token: str | None = None
+        while True:
+            threads, token = await self.list_threads(statuses, metadata, assistant_id, page_size, token)
+            for thread in threads:
+                yield thread
+            if not token:
+                return
+
     async def get_thread(self, thread_id: str) -> dict[str, Any]:
         response = await self._unary(self._threads.Get, thread_pb.ThreadServiceGetRequest(thread_id=thread_id))
         return c.to_dict(response.thread)

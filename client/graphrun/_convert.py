@@ -14,7 +14,7 @@ from typing import Any, cast
 from google.protobuf import duration_pb2, json_format, struct_pb2
 from google.protobuf.message import Message
 
-from .v1 import event_pb2, run_pb2, run_service_pb2, store_pb2, store_service_pb2
+from .v1 import event_pb2, run_pb2, run_service_pb2, store_pb2, store_service_pb2, thread_pb2, thread_service_pb2
 from ._types import Event, EventKind, RunResult
 
 _COMMAND_KEYS = {"resume", "update", "goto"}
@@ -193,6 +193,17 @@ def list_runs_request(thread_id: str | None, statuses: str | int | Iterable[str 
     return run_service_pb2.RunServiceListRequest(
         thread_id=thread_id or "", page_size=page_size or 0, page_token=page_token or "",
         statuses=[_enum(s, run_pb2.RunStatus, "RUN_STATUS_", "statuses") for s in wanted])
+
+
+def list_threads_request(statuses: str | int | Iterable[str | int] | None, metadata: Mapping[str, Any] | None,
+                         assistant_id: str | None, page_size: int | None,
+                         page_token: str | None) -> thread_service_pb2.ThreadServiceListRequest:
+    """`statuses` as lowercase names (`"interrupted"`), full enum names or numbers; one or several."""
+    wanted = [] if statuses is None else [statuses] if isinstance(statuses, (str, int)) else list(statuses)
+    return thread_service_pb2.ThreadServiceListRequest(
+        statuses=[_enum(s, thread_pb2.ThreadStatus, "THREAD_STATUS_", "statuses") for s in wanted],
+        metadata=to_struct(metadata), assistant_id=assistant_id or "", page_size=page_size or 0,
+        page_token=page_token or "")
 
 
 def cancel_request(run_id: str, action: str | int | None, wait: bool) -> run_service_pb2.RunServiceCancelRequest:

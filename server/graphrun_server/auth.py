@@ -28,7 +28,8 @@ from .interceptors import wrap
 log = logging.getLogger(__name__)
 
 caller: contextvars.ContextVar[str | None] = contextvars.ContextVar("graphrun_caller", default=None)
-OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/")
+OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1.ServerReflection/",
+                 "/grpc.reflection.v1alpha.ServerReflection/")
 
 
 class Unauthenticated(GraphrunError):

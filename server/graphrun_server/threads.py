@@ -55,6 +55,10 @@ class Threads:
     async def get(self, thread_id: str) -> ThreadRecord:
         return await self.records.get_thread(thread_id)
 
+    async def list(self, statuses: list[str], metadata: dict, assistant_id: str | None, page_size: int,
+                   page_token: str) -> tuple[list[ThreadRecord], str]:
+        return await self.records.list_threads(statuses, metadata, assistant_id, page_size, page_token)
+
     async def delete(self, thread_id: str) -> None:
         """Cancel the thread's runs in flight (wherever they run), then drop the thread, its runs,
         their events and its checkpoints."""

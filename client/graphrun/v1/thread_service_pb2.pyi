@@ -102,3 +102,25 @@ class ThreadServiceUpdateStateResponse(_message.Message):
     CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     checkpoint: _state_pb2.CheckpointRef
     def __init__(self, checkpoint: _Optional[_Union[_state_pb2.CheckpointRef, _Mapping]] = ...) -> None: ...
+
+class ThreadServiceListRequest(_message.Message):
+    __slots__ = ("statuses", "metadata", "assistant_id", "page_size", "page_token")
+    STATUSES_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    ASSISTANT_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    statuses: _containers.RepeatedScalarFieldContainer[_thread_pb2.ThreadStatus]
+    metadata: _struct_pb2.Struct
+    assistant_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, statuses: _Optional[_Iterable[_Union[_thread_pb2.ThreadStatus, str]]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., assistant_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ThreadServiceListResponse(_message.Message):
+    __slots__ = ("threads", "next_page_token")
+    THREADS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    threads: _containers.RepeatedCompositeFieldContainer[_thread_pb2.Thread]
+    next_page_token: str
+    def __init__(self, threads: _Optional[_Iterable[_Union[_thread_pb2.Thread, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

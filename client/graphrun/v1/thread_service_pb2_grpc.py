@@ -65,6 +65,11 @@ class ThreadServiceStub:
                 request_serializer=graphrun_dot_v1_dot_thread__service__pb2.ThreadServiceUpdateStateRequest.SerializeToString,
                 response_deserializer=graphrun_dot_v1_dot_thread__service__pb2.ThreadServiceUpdateStateResponse.FromString,
                 _registered_method=True)
+        self.List = channel.unary_unary(
+                '/graphrun.v1.ThreadService/List',
+                request_serializer=graphrun_dot_v1_dot_thread__service__pb2.ThreadServiceListRequest.SerializeToString,
+                response_deserializer=graphrun_dot_v1_dot_thread__service__pb2.ThreadServiceListResponse.FromString,
+                _registered_method=True)
 
 
 class ThreadServiceServicer:
@@ -120,6 +125,14 @@ class ThreadServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def List(self, request, context):
+        """Lists the caller's threads, newest first, optionally only those in some
+        statuses, of one assistant, or whose metadata holds given values.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ThreadServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -152,6 +165,11 @@ def add_ThreadServiceServicer_to_server(servicer, server):
                     servicer.UpdateState,
                     request_deserializer=graphrun_dot_v1_dot_thread__service__pb2.ThreadServiceUpdateStateRequest.FromString,
                     response_serializer=graphrun_dot_v1_dot_thread__service__pb2.ThreadServiceUpdateStateResponse.SerializeToString,
+            ),
+            'List': grpc.unary_unary_rpc_method_handler(
+                    servicer.List,
+                    request_deserializer=graphrun_dot_v1_dot_thread__service__pb2.ThreadServiceListRequest.FromString,
+                    response_serializer=graphrun_dot_v1_dot_thread__service__pb2.ThreadServiceListResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -317,6 +335,33 @@ class ThreadService:
             '/graphrun.v1.ThreadService/UpdateState',
             graphrun_dot_v1_dot_thread__service__pb2.ThreadServiceUpdateStateRequest.SerializeToString,
             graphrun_dot_v1_dot_thread__service__pb2.ThreadServiceUpdateStateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def List(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphrun.v1.ThreadService/List',
+            graphrun_dot_v1_dot_thread__service__pb2.ThreadServiceListRequest.SerializeToString,
+            graphrun_dot_v1_dot_thread__service__pb2.ThreadServiceListResponse.FromString,
             options,
             channel_credentials,
             insecure,

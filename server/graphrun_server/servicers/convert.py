@@ -26,6 +26,7 @@ MAX_DURATION_SECONDS = 30 * 24 * 3600  # timeouts and start delays beyond a mont
 # Bounds on what one request may carry (gRPC itself refuses messages over 16 MiB).
 MAX_INPUT_BYTES = 8 * 1024 * 1024
 MAX_SMALL_BYTES = 64 * 1024  # metadata, config, command.update
+MAX_PAGE_SIZE = 1000  # the most a List answers at once
 MAX_LIST_ITEMS = 100  # interrupt_before / interrupt_after / goto / stream_mode
 MAX_NAMESPACE_BYTES = 1024  # a checkpoint_ns: a few levels of `node:task_id`
 ALLOWED_CONFIG_KEYS = {"configurable", "tags", "recursion_limit"}

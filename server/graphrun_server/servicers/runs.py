@@ -13,13 +13,12 @@ from ..errors import FieldViolation, GraphrunError, InvalidArgument, RunFailure,
 from ..events import RunEvent
 from ..runner import GraphRunner
 from ..storage.records import RunRecord
-from .convert import (RUN_STATUS, duration_seconds, event_to_proto, fill_end, parse_run_spec, require_uuid,
-                      run_to_proto)
+from .convert import (MAX_PAGE_SIZE, RUN_STATUS, duration_seconds, event_to_proto, fill_end, parse_run_spec,
+                      require_uuid, run_to_proto)
 from .errors import DATABASE_ERRORS, rpc
 
 RUN_ID_KEY = "graphrun-run-id"
 THREAD_ID_KEY = "graphrun-thread-id"
-MAX_PAGE_SIZE = 1000
 _STATUS_NAMES = {v: k for k, v in RUN_STATUS.items()}
 _CANCEL_ACTIONS = {
     pb.CANCEL_ACTION_UNSPECIFIED: "interrupt",

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from graphrun.v1 import state_pb2, thread_service_pb2 as pb, thread_service_pb2_grpc
+from graphrun.v1 import state_pb2, thread_pb2, thread_service_pb2 as pb, thread_service_pb2_grpc
 
 from ..errors import FieldViolation, InvalidArgument
 from ..threads import Threads
-from .convert import (MAX_INPUT_BYTES, MAX_SMALL_BYTES, check_uuid, parse_checkpoint_ns, require_uuid,
+from .convert import (MAX_INPUT_BYTES, MAX_PAGE_SIZE, MAX_SMALL_BYTES, check_uuid, parse_checkpoint_ns, require_uuid,
                       state_to_proto, struct_to_dict, thread_to_proto)
 from .errors import rpc
+
+
+# ThreadStatus -> the status a thread record has.
+_THREAD_STATUSES = {thread_pb2.THREAD_STATUS_IDLE: "idle", thread_pb2.THREAD_STATUS_BUSY: "busy",
+                    thread_pb2.THREAD_STATUS_INTERRUPTED: "interrupted", thread_pb2.THREAD_STATUS_ERROR: "error"}
 
 
 def _optional_uuid(value: str, field_path: str) -> str | None:
@@ -65,3 +70,26 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
             request.as_node or None, _optional_uuid(request.checkpoint_id, "checkpoint_id"),
             parse_checkpoint_ns(request.checkpoint_ns))
         return pb.ThreadServiceUpdateStateResponse(checkpoint=state_pb2.CheckpointRef(**ref))
+
+    @rpc
+    async def List(self, request, context):
+        violations: list[FieldViolation] = []
+        if not 0 <= request.page_size <= MAX_PAGE_SIZE:
+            violations.append(FieldViolation("page_size", f"must be between 1 and {MAX_PAGE_SIZE} (0 for 20)"))
+        statuses = []
+        for i, status in enumerate(request.statuses):
+            if status in _THREAD_STATUSES:
+                statuses.append(_THREAD_STATUSES[status])
+            else:
+                violations.append(FieldViolation(f"statuses[{i}]", f"{status} is not a thread status; expected one of "
+                                                 + ", ".join(thread_pb2.ThreadStatus.Name(v) for v in _THREAD_STATUSES)))
+        if request.metadata.ByteSize() > MAX_SMALL_BYTES:
+            violations.append(FieldViolation("metadata", f"is larger than {MAX_SMALL_BYTES} bytes"))
+        if len(request.assistant_id) > 256 or "\x00" in request.assistant_id:
+            violations.append(FieldViolation("assistant_id", "must be a graph id: at most 256 characters, no NUL"))
+        if violations:
+            raise InvalidArgument(violations)
+        threads, token = await self.threads.list(statuses, struct_to_dict(request.metadata, "metadata"),
+                                                 request.assistant_id or None, request.page_size or 20,
+                                                 request.page_token)
+        return pb.ThreadServiceListResponse(threads=[thread_to_proto(t) for t in threads], next_page_token=token)

@@ -139,6 +139,19 @@ def decode_token(token: str, field_path: str) -> list[str]:
         raise invalid(field_path, "not a token this server returned") from None
 
 
+def _page_after(page_token: str) -> list | None:
+    """The (created_at, id) a page token names: the last row of the previous page."""
+    if not page_token:
+        return None
+    after = decode_token(page_token, "page_token")
+    try:
+        if len(after) == 2:
+            return [dt.datetime.fromisoformat(after[0]), str(uuid.UUID(after[1]))]
+    except ValueError:
+        pass
+    raise invalid("page_token", "not a token this server returned")
+
+
 def _caller() -> str | None:
     return caller.get()
 
@@ -185,6 +198,28 @@ class Records:
         if row is None:
             raise ThreadNotFound(thread_id)
         return _thread(row)
+
+    async def list_threads(self, statuses: list[str], metadata: dict, assistant_id: str | None, page_size: int,
+                           page_token: str) -> tuple[list[ThreadRecord], str]:
+        """The caller's threads, newest first; the token names the last one returned."""
+        after = _page_after(page_token)
+        owner = _caller()
+        rows = await self._all(
+            f"""
+            SELECT * FROM graphrun_thread
+             WHERE {"owner = %(owner)s" if owner is not None else "TRUE"}
+               AND (cardinality(%(statuses)s::text[]) = 0 OR status = ANY(%(statuses)s::text[]))
+               AND (%(metadata)s::jsonb = '{{}}'::jsonb OR metadata @> %(metadata)s::jsonb)
+               AND (%(assistant_id)s::text IS NULL OR assistant_id = %(assistant_id)s)
+               AND (%(after_time)s::timestamptz IS NULL OR (created_at, thread_id) < (%(after_time)s, %(after_id)s::uuid))
+             ORDER BY created_at DESC, thread_id DESC
+             LIMIT %(limit)s
+            """, {"owner": owner, "statuses": statuses, "metadata": Jsonb(metadata), "assistant_id": assistant_id,
+                  "limit": page_size + 1, "after_time": after[0] if after else None,
+                  "after_id": after[1] if after else None})
+        threads = [_thread(r) for r in rows[:page_size]]
+        token = encode_token(threads[-1].created_at.isoformat(), threads[-1].thread_id) if len(rows) > page_size else ""
+        return threads, token
 
     async def delete_thread(self, thread_id: str) -> None:
         async with self.pool.connection() as conn:
@@ -328,14 +363,7 @@ class Records:
 
     async def list_runs(self, thread_id: str | None, statuses: list[str], page_size: int,
                         page_token: str) -> tuple[list[RunRecord], str]:
-        after = decode_token(page_token, "page_token") if page_token else None
-        if after is not None:
-            try:
-                after = [dt.datetime.fromisoformat(after[0]), str(uuid.UUID(after[1]))] if len(after) == 2 else None
-            except ValueError:
-                after = None
-            if after is None:
-                raise invalid("page_token", "not a token this server returned")
+        after = _page_after(page_token)
         rows = await self._all(
             """
             SELECT * FROM graphrun_run

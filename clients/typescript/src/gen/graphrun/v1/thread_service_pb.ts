@@ -7,7 +7,7 @@ import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2
 import { file_google_protobuf_struct } from "@bufbuild/protobuf/wkt";
 import type { CheckpointRef, ThreadState } from "./state_pb.js";
 import { file_graphrun_v1_state } from "./state_pb.js";
-import type { Thread } from "./thread_pb.js";
+import type { Thread, ThreadStatus } from "./thread_pb.js";
 import { file_graphrun_v1_thread } from "./thread_pb.js";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
@@ -15,7 +15,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file graphrun/v1/thread_service.proto.
  */
 export const file_graphrun_v1_thread_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBncmFwaHJ1bi92MS90aHJlYWRfc2VydmljZS5wcm90bxILZ3JhcGhydW4udjEiWgoaVGhyZWFkU2VydmljZUNyZWF0ZVJlcXVlc3QSEQoJdGhyZWFkX2lkGAEgASgJEikKCG1ldGFkYXRhGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJCChtUaHJlYWRTZXJ2aWNlQ3JlYXRlUmVzcG9uc2USIwoGdGhyZWFkGAEgASgLMhMuZ3JhcGhydW4udjEuVGhyZWFkIiwKF1RocmVhZFNlcnZpY2VHZXRSZXF1ZXN0EhEKCXRocmVhZF9pZBgBIAEoCSI/ChhUaHJlYWRTZXJ2aWNlR2V0UmVzcG9uc2USIwoGdGhyZWFkGAEgASgLMhMuZ3JhcGhydW4udjEuVGhyZWFkIi8KGlRocmVhZFNlcnZpY2VEZWxldGVSZXF1ZXN0EhEKCXRocmVhZF9pZBgBIAEoCSIdChtUaHJlYWRTZXJ2aWNlRGVsZXRlUmVzcG9uc2UicgocVGhyZWFkU2VydmljZUdldFN0YXRlUmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSFQoNY2hlY2twb2ludF9pZBgCIAEoCRIVCg1jaGVja3BvaW50X25zGAMgASgJEhEKCXN1YmdyYXBocxgEIAEoCCJICh1UaHJlYWRTZXJ2aWNlR2V0U3RhdGVSZXNwb25zZRInCgVzdGF0ZRgBIAEoCzIYLmdyYXBocnVuLnYxLlRocmVhZFN0YXRlInEKHlRocmVhZFNlcnZpY2VHZXRIaXN0b3J5UmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSFQoNY2hlY2twb2ludF9ucxgEIAEoCSJkCh9UaHJlYWRTZXJ2aWNlR2V0SGlzdG9yeVJlc3BvbnNlEigKBnN0YXRlcxgBIAMoCzIYLmdyYXBocnVuLnYxLlRocmVhZFN0YXRlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKcAQofVGhyZWFkU2VydmljZVVwZGF0ZVN0YXRlUmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSJwoGdmFsdWVzGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIPCgdhc19ub2RlGAMgASgJEhUKDWNoZWNrcG9pbnRfaWQYBCABKAkSFQoNY2hlY2twb2ludF9ucxgFIAEoCSJSCiBUaHJlYWRTZXJ2aWNlVXBkYXRlU3RhdGVSZXNwb25zZRIuCgpjaGVja3BvaW50GAEgASgLMhouZ3JhcGhydW4udjEuQ2hlY2twb2ludFJlZjLVBAoNVGhyZWFkU2VydmljZRJbCgZDcmVhdGUSJy5ncmFwaHJ1bi52MS5UaHJlYWRTZXJ2aWNlQ3JlYXRlUmVxdWVzdBooLmdyYXBocnVuLnYxLlRocmVhZFNlcnZpY2VDcmVhdGVSZXNwb25zZRJSCgNHZXQSJC5ncmFwaHJ1bi52MS5UaHJlYWRTZXJ2aWNlR2V0UmVxdWVzdBolLmdyYXBocnVuLnYxLlRocmVhZFNlcnZpY2VHZXRSZXNwb25zZRJbCgZEZWxldGUSJy5ncmFwaHJ1bi52MS5UaHJlYWRTZXJ2aWNlRGVsZXRlUmVxdWVzdBooLmdyYXBocnVuLnYxLlRocmVhZFNlcnZpY2VEZWxldGVSZXNwb25zZRJhCghHZXRTdGF0ZRIpLmdyYXBocnVuLnYxLlRocmVhZFNlcnZpY2VHZXRTdGF0ZVJlcXVlc3QaKi5ncmFwaHJ1bi52MS5UaHJlYWRTZXJ2aWNlR2V0U3RhdGVSZXNwb25zZRJnCgpHZXRIaXN0b3J5EisuZ3JhcGhydW4udjEuVGhyZWFkU2VydmljZUdldEhpc3RvcnlSZXF1ZXN0GiwuZ3JhcGhydW4udjEuVGhyZWFkU2VydmljZUdldEhpc3RvcnlSZXNwb25zZRJqCgtVcGRhdGVTdGF0ZRIsLmdyYXBocnVuLnYxLlRocmVhZFNlcnZpY2VVcGRhdGVTdGF0ZVJlcXVlc3QaLS5ncmFwaHJ1bi52MS5UaHJlYWRTZXJ2aWNlVXBkYXRlU3RhdGVSZXNwb25zZUKOAQoPZGV2LmdyYXBocnVuLnYxQhJUaHJlYWRTZXJ2aWNlUHJvdG9QAVo6Z2l0aHViLmNvbS9ncmFwaHJ1bi9ncmFwaHJ1bi9nZW4vZ28vZ3JhcGhydW4vdjE7Z3JhcGhydW52MaoCC0dyYXBocnVuLlYxygILR3JhcGhydW5cVjHqAgxHcmFwaHJ1bjo6VjFiBnByb3RvMw", [file_google_protobuf_struct, file_graphrun_v1_state, file_graphrun_v1_thread]);
+  fileDesc("CiBncmFwaHJ1bi92MS90aHJlYWRfc2VydmljZS5wcm90bxILZ3JhcGhydW4udjEiWgoaVGhyZWFkU2VydmljZUNyZWF0ZVJlcXVlc3QSEQoJdGhyZWFkX2lkGAEgASgJEikKCG1ldGFkYXRhGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJCChtUaHJlYWRTZXJ2aWNlQ3JlYXRlUmVzcG9uc2USIwoGdGhyZWFkGAEgASgLMhMuZ3JhcGhydW4udjEuVGhyZWFkIiwKF1RocmVhZFNlcnZpY2VHZXRSZXF1ZXN0EhEKCXRocmVhZF9pZBgBIAEoCSI/ChhUaHJlYWRTZXJ2aWNlR2V0UmVzcG9uc2USIwoGdGhyZWFkGAEgASgLMhMuZ3JhcGhydW4udjEuVGhyZWFkIi8KGlRocmVhZFNlcnZpY2VEZWxldGVSZXF1ZXN0EhEKCXRocmVhZF9pZBgBIAEoCSIdChtUaHJlYWRTZXJ2aWNlRGVsZXRlUmVzcG9uc2UicgocVGhyZWFkU2VydmljZUdldFN0YXRlUmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSFQoNY2hlY2twb2ludF9pZBgCIAEoCRIVCg1jaGVja3BvaW50X25zGAMgASgJEhEKCXN1YmdyYXBocxgEIAEoCCJICh1UaHJlYWRTZXJ2aWNlR2V0U3RhdGVSZXNwb25zZRInCgVzdGF0ZRgBIAEoCzIYLmdyYXBocnVuLnYxLlRocmVhZFN0YXRlInEKHlRocmVhZFNlcnZpY2VHZXRIaXN0b3J5UmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSFQoNY2hlY2twb2ludF9ucxgEIAEoCSJkCh9UaHJlYWRTZXJ2aWNlR2V0SGlzdG9yeVJlc3BvbnNlEigKBnN0YXRlcxgBIAMoCzIYLmdyYXBocnVuLnYxLlRocmVhZFN0YXRlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKcAQofVGhyZWFkU2VydmljZVVwZGF0ZVN0YXRlUmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSJwoGdmFsdWVzGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIPCgdhc19ub2RlGAMgASgJEhUKDWNoZWNrcG9pbnRfaWQYBCABKAkSFQoNY2hlY2twb2ludF9ucxgFIAEoCSJSCiBUaHJlYWRTZXJ2aWNlVXBkYXRlU3RhdGVSZXNwb25zZRIuCgpjaGVja3BvaW50GAEgASgLMhouZ3JhcGhydW4udjEuQ2hlY2twb2ludFJlZiKvAQoYVGhyZWFkU2VydmljZUxpc3RSZXF1ZXN0EisKCHN0YXR1c2VzGAEgAygOMhkuZ3JhcGhydW4udjEuVGhyZWFkU3RhdHVzEikKCG1ldGFkYXRhGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIUCgxhc3Npc3RhbnRfaWQYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkiWgoZVGhyZWFkU2VydmljZUxpc3RSZXNwb25zZRIkCgd0aHJlYWRzGAEgAygLMhMuZ3JhcGhydW4udjEuVGhyZWFkEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTKsBQoNVGhyZWFkU2VydmljZRJbCgZDcmVhdGUSJy5ncmFwaHJ1bi52MS5UaHJlYWRTZXJ2aWNlQ3JlYXRlUmVxdWVzdBooLmdyYXBocnVuLnYxLlRocmVhZFNlcnZpY2VDcmVhdGVSZXNwb25zZRJSCgNHZXQSJC5ncmFwaHJ1bi52MS5UaHJlYWRTZXJ2aWNlR2V0UmVxdWVzdBolLmdyYXBocnVuLnYxLlRocmVhZFNlcnZpY2VHZXRSZXNwb25zZRJbCgZEZWxldGUSJy5ncmFwaHJ1bi52MS5UaHJlYWRTZXJ2aWNlRGVsZXRlUmVxdWVzdBooLmdyYXBocnVuLnYxLlRocmVhZFNlcnZpY2VEZWxldGVSZXNwb25zZRJhCghHZXRTdGF0ZRIpLmdyYXBocnVuLnYxLlRocmVhZFNlcnZpY2VHZXRTdGF0ZVJlcXVlc3QaKi5ncmFwaHJ1bi52MS5UaHJlYWRTZXJ2aWNlR2V0U3RhdGVSZXNwb25zZRJnCgpHZXRIaXN0b3J5EisuZ3JhcGhydW4udjEuVGhyZWFkU2VydmljZUdldEhpc3RvcnlSZXF1ZXN0GiwuZ3JhcGhydW4udjEuVGhyZWFkU2VydmljZUdldEhpc3RvcnlSZXNwb25zZRJqCgtVcGRhdGVTdGF0ZRIsLmdyYXBocnVuLnYxLlRocmVhZFNlcnZpY2VVcGRhdGVTdGF0ZVJlcXVlc3QaLS5ncmFwaHJ1bi52MS5UaHJlYWRTZXJ2aWNlVXBkYXRlU3RhdGVSZXNwb25zZRJVCgRMaXN0EiUuZ3JhcGhydW4udjEuVGhyZWFkU2VydmljZUxpc3RSZXF1ZXN0GiYuZ3JhcGhydW4udjEuVGhyZWFkU2VydmljZUxpc3RSZXNwb25zZUKOAQoPZGV2LmdyYXBocnVuLnYxQhJUaHJlYWRTZXJ2aWNlUHJvdG9QAVo6Z2l0aHViLmNvbS9ncmFwaHJ1bi9ncmFwaHJ1bi9nZW4vZ28vZ3JhcGhydW4vdjE7Z3JhcGhydW52MaoCC0dyYXBocnVuLlYxygILR3JhcGhydW5cVjHqAgxHcmFwaHJ1bjo6VjFiBnByb3RvMw", [file_google_protobuf_struct, file_graphrun_v1_state, file_graphrun_v1_thread]);
 
 /**
  * Request of `ThreadService.Create`.
@@ -363,6 +363,87 @@ export const ThreadServiceUpdateStateResponseSchema: GenMessage<ThreadServiceUpd
   messageDesc(file_graphrun_v1_thread_service, 11);
 
 /**
+ * Request of `ThreadService.List`.
+ *
+ * @generated from message graphrun.v1.ThreadServiceListRequest
+ */
+export type ThreadServiceListRequest = Message<"graphrun.v1.ThreadServiceListRequest"> & {
+  /**
+   * Only threads in these statuses. Empty: any status.
+   *
+   * @generated from field: repeated graphrun.v1.ThreadStatus statuses = 1;
+   */
+  statuses: ThreadStatus[];
+
+  /**
+   * Only threads whose metadata contains this object: each key present with
+   * an equal value (nested objects compared the same way, as PostgreSQL's
+   * `@>`), e.g. `{"user": "alice"}`. Unset or empty: any metadata.
+   *
+   * @generated from field: google.protobuf.Struct metadata = 2;
+   */
+  metadata?: JsonObject | undefined;
+
+  /**
+   * Only threads whose latest run executed this assistant (graph id). Empty:
+   * any.
+   *
+   * @generated from field: string assistant_id = 3;
+   */
+  assistantId: string;
+
+  /**
+   * The most threads to return, 1 to 1000. Zero: 20.
+   *
+   * @generated from field: int32 page_size = 4;
+   */
+  pageSize: number;
+
+  /**
+   * `next_page_token` of the previous page, with the same filters. Empty:
+   * start at the newest.
+   *
+   * @generated from field: string page_token = 5;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message graphrun.v1.ThreadServiceListRequest.
+ * Use `create(ThreadServiceListRequestSchema)` to create a new message.
+ */
+export const ThreadServiceListRequestSchema: GenMessage<ThreadServiceListRequest> = /*@__PURE__*/
+  messageDesc(file_graphrun_v1_thread_service, 12);
+
+/**
+ * Response of `ThreadService.List`.
+ *
+ * @generated from message graphrun.v1.ThreadServiceListResponse
+ */
+export type ThreadServiceListResponse = Message<"graphrun.v1.ThreadServiceListResponse"> & {
+  /**
+   * The threads, newest (by creation) first.
+   *
+   * @generated from field: repeated graphrun.v1.Thread threads = 1;
+   */
+  threads: Thread[];
+
+  /**
+   * Pass as `page_token` to get the next page. Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message graphrun.v1.ThreadServiceListResponse.
+ * Use `create(ThreadServiceListResponseSchema)` to create a new message.
+ */
+export const ThreadServiceListResponseSchema: GenMessage<ThreadServiceListResponse> = /*@__PURE__*/
+  messageDesc(file_graphrun_v1_thread_service, 13);
+
+/**
  * Creates, inspects and edits threads and their checkpointed state.
  *
  * @generated from service graphrun.v1.ThreadService
@@ -434,6 +515,17 @@ export const ThreadService: GenService<{
     methodKind: "unary";
     input: typeof ThreadServiceUpdateStateRequestSchema;
     output: typeof ThreadServiceUpdateStateResponseSchema;
+  },
+  /**
+   * Lists the caller's threads, newest first, optionally only those in some
+   * statuses, of one assistant, or whose metadata holds given values.
+   *
+   * @generated from rpc graphrun.v1.ThreadService.List
+   */
+  list: {
+    methodKind: "unary";
+    input: typeof ThreadServiceListRequestSchema;
+    output: typeof ThreadServiceListResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_graphrun_v1_thread_service, 0);
