@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file graphrun/v1/run.proto.
  */
 export const file_graphrun_v1_run: GenFile = /*@__PURE__*/
-  fileDesc("ChVncmFwaHJ1bi92MS9ydW4ucHJvdG8SC2dyYXBocnVuLnYxIpgECgNSdW4SDgoGcnVuX2lkGAEgASgJEhEKCXRocmVhZF9pZBgCIAEoCRIUCgxhc3Npc3RhbnRfaWQYAyABKAkSJgoGc3RhdHVzGAQgASgOMhYuZ3JhcGhydW4udjEuUnVuU3RhdHVzEg8KB2F0dGVtcHQYBSABKAUSKQoIbWV0YWRhdGEYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiQKBWVycm9yGAcgASgLMhUuZ3JhcGhydW4udjEuUnVuRXJyb3ISLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOgoSbXVsdGl0YXNrX3N0cmF0ZWd5GAogASgOMh4uZ3JhcGhydW4udjEuTXVsdGl0YXNrU3RyYXRlZ3kSLgoKc3RhcnRlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGN1cnJlbnRfbm9kZRgNIAEoCRIMCgRzdGVwGA4gASgDEjAKDW9uX2Rpc2Nvbm5lY3QYDyABKA4yGS5ncmFwaHJ1bi52MS5PbkRpc2Nvbm5lY3QiOQoIUnVuRXJyb3ISDAoEdHlwZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEg4KBnJlYXNvbhgDIAEoCSLwBAoHUnVuU3BlYxIRCgl0aHJlYWRfaWQYASABKAkSFAoMYXNzaXN0YW50X2lkGAIgASgJEiYKBWlucHV0GAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIlCgdjb21tYW5kGAQgASgLMhQuZ3JhcGhydW4udjEuQ29tbWFuZBInCgZjb25maWcYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EikKCG1ldGFkYXRhGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIYChBpbnRlcnJ1cHRfYmVmb3JlGAcgAygJEhcKD2ludGVycnVwdF9hZnRlchgIIAMoCRI6ChJtdWx0aXRhc2tfc3RyYXRlZ3kYCSABKA4yHi5ncmFwaHJ1bi52MS5NdWx0aXRhc2tTdHJhdGVneRIvCg1pZl9ub3RfZXhpc3RzGAogASgOMhguZ3JhcGhydW4udjEuSWZOb3RFeGlzdHMSFQoNY2hlY2twb2ludF9pZBgLIAEoCRItCgtncmFudWxhcml0eRgMIAEoDjIYLmdyYXBocnVuLnYxLkdyYW51bGFyaXR5EioKB3RpbWVvdXQYDSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKwoKZHVyYWJpbGl0eRgOIAEoDjIXLmdyYXBocnVuLnYxLkR1cmFiaWxpdHkSMAoNb25fZGlzY29ubmVjdBgPIAEoDjIZLmdyYXBocnVuLnYxLk9uRGlzY29ubmVjdBIoCgdjb250ZXh0GBAgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJoCgdDb21tYW5kEiYKBnJlc3VtZRgBIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRInCgZ1cGRhdGUYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EgwKBGdvdG8YAyADKAkq0wEKCVJ1blN0YXR1cxIaChZSVU5fU1RBVFVTX1VOU1BFQ0lGSUVEEAASFgoSUlVOX1NUQVRVU19QRU5ESU5HEAESFgoSUlVOX1NUQVRVU19SVU5OSU5HEAISFgoSUlVOX1NUQVRVU19TVUNDRVNTEAMSFAoQUlVOX1NUQVRVU19FUlJPUhAEEhYKElJVTl9TVEFUVVNfVElNRU9VVBAFEhoKFlJVTl9TVEFUVVNfSU5URVJSVVBURUQQBhIYChRSVU5fU1RBVFVTX0NBTkNFTExFRBAHKmMKDE9uRGlzY29ubmVjdBIdChlPTl9ESVNDT05ORUNUX1VOU1BFQ0lGSUVEEAASGAoUT05fRElTQ09OTkVDVF9DQU5DRUwQARIaChZPTl9ESVNDT05ORUNUX0NPTlRJTlVFEAIquQEKEU11bHRpdGFza1N0cmF0ZWd5EiIKHk1VTFRJVEFTS19TVFJBVEVHWV9VTlNQRUNJRklFRBAAEh0KGU1VTFRJVEFTS19TVFJBVEVHWV9SRUpFQ1QQARIgChxNVUxUSVRBU0tfU1RSQVRFR1lfSU5URVJSVVBUEAISHwobTVVMVElUQVNLX1NUUkFURUdZX1JPTExCQUNLEAMSHgoaTVVMVElUQVNLX1NUUkFURUdZX0VOUVVFVUUQBCpgCgtJZk5vdEV4aXN0cxIdChlJRl9OT1RfRVhJU1RTX1VOU1BFQ0lGSUVEEAASGAoUSUZfTk9UX0VYSVNUU19SRUpFQ1QQARIYChRJRl9OT1RfRVhJU1RTX0NSRUFURRACKm4KC0dyYW51bGFyaXR5EhsKF0dSQU5VTEFSSVRZX1VOU1BFQ0lGSUVEEAASEwoPR1JBTlVMQVJJVFlfTE9XEAESFwoTR1JBTlVMQVJJVFlfUEFSVElBTBACEhQKEEdSQU5VTEFSSVRZX0ZVTEwQAypoCgpEdXJhYmlsaXR5EhoKFkRVUkFCSUxJVFlfVU5TUEVDSUZJRUQQABITCg9EVVJBQklMSVRZX1NZTkMQARIUChBEVVJBQklMSVRZX0FTWU5DEAISEwoPRFVSQUJJTElUWV9FWElUEANiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChVncmFwaHJ1bi92MS9ydW4ucHJvdG8SC2dyYXBocnVuLnYxIpgECgNSdW4SDgoGcnVuX2lkGAEgASgJEhEKCXRocmVhZF9pZBgCIAEoCRIUCgxhc3Npc3RhbnRfaWQYAyABKAkSJgoGc3RhdHVzGAQgASgOMhYuZ3JhcGhydW4udjEuUnVuU3RhdHVzEg8KB2F0dGVtcHQYBSABKAUSKQoIbWV0YWRhdGEYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiQKBWVycm9yGAcgASgLMhUuZ3JhcGhydW4udjEuUnVuRXJyb3ISLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOgoSbXVsdGl0YXNrX3N0cmF0ZWd5GAogASgOMh4uZ3JhcGhydW4udjEuTXVsdGl0YXNrU3RyYXRlZ3kSLgoKc3RhcnRlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGN1cnJlbnRfbm9kZRgNIAEoCRIMCgRzdGVwGA4gASgDEjAKDW9uX2Rpc2Nvbm5lY3QYDyABKA4yGS5ncmFwaHJ1bi52MS5PbkRpc2Nvbm5lY3QiOQoIUnVuRXJyb3ISDAoEdHlwZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEg4KBnJlYXNvbhgDIAEoCSKdBQoHUnVuU3BlYxIRCgl0aHJlYWRfaWQYASABKAkSFAoMYXNzaXN0YW50X2lkGAIgASgJEiYKBWlucHV0GAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIlCgdjb21tYW5kGAQgASgLMhQuZ3JhcGhydW4udjEuQ29tbWFuZBInCgZjb25maWcYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EikKCG1ldGFkYXRhGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIYChBpbnRlcnJ1cHRfYmVmb3JlGAcgAygJEhcKD2ludGVycnVwdF9hZnRlchgIIAMoCRI6ChJtdWx0aXRhc2tfc3RyYXRlZ3kYCSABKA4yHi5ncmFwaHJ1bi52MS5NdWx0aXRhc2tTdHJhdGVneRIvCg1pZl9ub3RfZXhpc3RzGAogASgOMhguZ3JhcGhydW4udjEuSWZOb3RFeGlzdHMSFQoNY2hlY2twb2ludF9pZBgLIAEoCRItCgtncmFudWxhcml0eRgMIAEoDjIYLmdyYXBocnVuLnYxLkdyYW51bGFyaXR5EioKB3RpbWVvdXQYDSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKwoKZHVyYWJpbGl0eRgOIAEoDjIXLmdyYXBocnVuLnYxLkR1cmFiaWxpdHkSMAoNb25fZGlzY29ubmVjdBgPIAEoDjIZLmdyYXBocnVuLnYxLk9uRGlzY29ubmVjdBIoCgdjb250ZXh0GBAgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIrCgtpbnB1dF92YWx1ZRgRIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSJoCgdDb21tYW5kEiYKBnJlc3VtZRgBIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRInCgZ1cGRhdGUYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EgwKBGdvdG8YAyADKAkq0wEKCVJ1blN0YXR1cxIaChZSVU5fU1RBVFVTX1VOU1BFQ0lGSUVEEAASFgoSUlVOX1NUQVRVU19QRU5ESU5HEAESFgoSUlVOX1NUQVRVU19SVU5OSU5HEAISFgoSUlVOX1NUQVRVU19TVUNDRVNTEAMSFAoQUlVOX1NUQVRVU19FUlJPUhAEEhYKElJVTl9TVEFUVVNfVElNRU9VVBAFEhoKFlJVTl9TVEFUVVNfSU5URVJSVVBURUQQBhIYChRSVU5fU1RBVFVTX0NBTkNFTExFRBAHKmMKDE9uRGlzY29ubmVjdBIdChlPTl9ESVNDT05ORUNUX1VOU1BFQ0lGSUVEEAASGAoUT05fRElTQ09OTkVDVF9DQU5DRUwQARIaChZPTl9ESVNDT05ORUNUX0NPTlRJTlVFEAIquQEKEU11bHRpdGFza1N0cmF0ZWd5EiIKHk1VTFRJVEFTS19TVFJBVEVHWV9VTlNQRUNJRklFRBAAEh0KGU1VTFRJVEFTS19TVFJBVEVHWV9SRUpFQ1QQARIgChxNVUxUSVRBU0tfU1RSQVRFR1lfSU5URVJSVVBUEAISHwobTVVMVElUQVNLX1NUUkFURUdZX1JPTExCQUNLEAMSHgoaTVVMVElUQVNLX1NUUkFURUdZX0VOUVVFVUUQBCpgCgtJZk5vdEV4aXN0cxIdChlJRl9OT1RfRVhJU1RTX1VOU1BFQ0lGSUVEEAASGAoUSUZfTk9UX0VYSVNUU19SRUpFQ1QQARIYChRJRl9OT1RfRVhJU1RTX0NSRUFURRACKm4KC0dyYW51bGFyaXR5EhsKF0dSQU5VTEFSSVRZX1VOU1BFQ0lGSUVEEAASEwoPR1JBTlVMQVJJVFlfTE9XEAESFwoTR1JBTlVMQVJJVFlfUEFSVElBTBACEhQKEEdSQU5VTEFSSVRZX0ZVTEwQAypoCgpEdXJhYmlsaXR5EhoKFkRVUkFCSUxJVFlfVU5TUEVDSUZJRUQQABITCg9EVVJBQklMSVRZX1NZTkMQARIUChBEVVJBQklMSVRZX0FTWU5DEAISEwoPRFVSQUJJTElUWV9FWElUEANiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * A run: one execution of a graph on a thread. Runs are durable records in
@@ -202,6 +202,12 @@ export type RunSpec = Message<"graphrun.v1.RunSpec"> & {
    * `{"messages": [{"role": "user", "content": "…"}]}`. Messages may use any
    * form LangChain accepts (`role` or `type`, content string or parts).
    * Leave unset to continue from the thread's checkpoint, e.g. with `command`.
+   * For input that is not an object, use `input_value`. The input is checked
+   * against the graph's input schema (`Assistant.input_schema`) before the run
+   * is recorded: a value of the wrong type, a field a pydantic or dataclass
+   * state requires, or an object setting none of the keys the schema requires
+   * is INVALID_ARGUMENT naming `spec.input.<field>`. An input that sets some
+   * keys is a partial update of the state, as in LangGraph.
    *
    * @generated from field: google.protobuf.Struct input = 3;
    */
@@ -209,7 +215,7 @@ export type RunSpec = Message<"graphrun.v1.RunSpec"> & {
 
   /**
    * A LangGraph command: resume an interrupt, update the state, or jump to
-   * nodes. Mutually exclusive with `input`.
+   * nodes. Mutually exclusive with `input` and `input_value`.
    *
    * @generated from field: graphrun.v1.Command command = 4;
    */
@@ -317,6 +323,21 @@ export type RunSpec = Message<"graphrun.v1.RunSpec"> & {
    * @generated from field: google.protobuf.Struct context = 16;
    */
   context?: JsonObject | undefined;
+
+  /**
+   * The graph's input as any JSON value: a number, a string, a list, a
+   * boolean or an object, for graphs whose input is not an object (e.g. an
+   * `@entrypoint` taking an `int` or a `list`). In grpcurl JSON:
+   * `"input_value": 3`. An object here means the same as in `input`. `null`
+   * is LangGraph's `None`: no input, as if unset (continue from the thread's
+   * checkpoint). Checked against the graph's input schema as `input` is,
+   * naming `spec.input_value` (e.g. `spec.input_value[2]` for an item of a
+   * list). Mutually exclusive with `input` and `command`: setting two is
+   * INVALID_ARGUMENT. At most 8 MiB, as `input`.
+   *
+   * @generated from field: google.protobuf.Value input_value = 17;
+   */
+  inputValue?: Value | undefined;
 };
 
 /**
