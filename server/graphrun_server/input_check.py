@@ -12,9 +12,10 @@ run that fails at its first step and leaves its thread in ERROR:
   the JSON schema: the type of each key set to a plain value (keys with a reducer take updates
   of their own shape, and message keys LangChain's forms, which the schema does not describe:
   registry's `message_violations` checks messages). A required key must be given, or held by the
-  thread, where LangGraph itself would fail without it (a dataclass state, built at each node);
-  for a TypedDict state, whose keys LangGraph never demands, only an input that sets none of
-  them is refused: one that sets some is a partial update of the state, legal in LangGraph.
+  thread, where LangGraph itself would fail without it (a dataclass state, built at each node).
+  A TypedDict state's keys LangGraph never demands: an input that sets some of them is a partial
+  update of the state, legal in LangGraph, and only one that sets none, on a thread that holds
+  none (the graph would start from nothing), is refused naming the required keys.
 - A graph with a state takes a JSON object (LangGraph: "Expected dict").
 """
 

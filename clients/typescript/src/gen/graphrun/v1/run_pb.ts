@@ -204,10 +204,12 @@ export type RunSpec = Message<"graphrun.v1.RunSpec"> & {
    * Leave unset to continue from the thread's checkpoint, e.g. with `command`.
    * For input that is not an object, use `input_value`. The input is checked
    * against the graph's input schema (`Assistant.input_schema`) before the run
-   * is recorded: a value of the wrong type, a field a pydantic or dataclass
-   * state requires, or an object setting none of the keys the schema requires
-   * is INVALID_ARGUMENT naming `spec.input.<field>`. An input that sets some
-   * keys is a partial update of the state, as in LangGraph.
+   * is recorded: a value of the wrong type (a pydantic state: what its model
+   * refuses), a field a pydantic or dataclass state requires and the thread
+   * does not hold, or (a TypedDict state) an input that sets none of the keys
+   * the schema requires on a thread holding none is INVALID_ARGUMENT naming
+   * `spec.input.<field>`. Otherwise an input that leaves keys out is a partial
+   * update of the state, as in LangGraph.
    *
    * @generated from field: google.protobuf.Struct input = 3;
    */
