@@ -165,13 +165,16 @@ def wait_request(spec: run_pb2.RunSpec) -> run_service_pb2.RunServiceWaitRequest
     return run_service_pb2.RunServiceWaitRequest(spec=spec)
 
 
-def stream_request(spec: run_pb2.RunSpec, stream_mode: str | Sequence[str] | None) -> run_service_pb2.RunServiceStreamRequest:
-    return run_service_pb2.RunServiceStreamRequest(spec=spec, stream_mode=stream_modes(stream_mode))
+def stream_request(spec: run_pb2.RunSpec, stream_mode: str | Sequence[str] | None,
+                   subgraphs: bool = False) -> run_service_pb2.RunServiceStreamRequest:
+    return run_service_pb2.RunServiceStreamRequest(spec=spec, stream_mode=stream_modes(stream_mode),
+                                                   subgraphs=subgraphs)
 
 
 def create_request(spec: run_pb2.RunSpec, stream_mode: str | Sequence[str] | None,
-                   start_delay: float | None) -> run_service_pb2.RunServiceCreateRequest:
-    request = run_service_pb2.RunServiceCreateRequest(spec=spec, stream_mode=stream_modes(stream_mode))
+                   start_delay: float | None, subgraphs: bool = False) -> run_service_pb2.RunServiceCreateRequest:
+    request = run_service_pb2.RunServiceCreateRequest(spec=spec, stream_mode=stream_modes(stream_mode),
+                                                      subgraphs=subgraphs)
     if start_delay is not None:
         request.start_delay.CopyFrom(_duration(start_delay))
     return request
@@ -217,6 +220,10 @@ def event(message: event_pb2.RunEvent) -> Event:
         data["step"] = int(data["step"])
     if kind == "end" and message.end.HasField("state"):
         data["state"] = state_dict(message.end.state)
+    elif kind == "checkpoint":
+        data["state"] = state_dict(message.checkpoint.state)
+    elif kind == "debug" and message.debug.HasField("checkpoint"):
+        data["checkpoint"] = state_dict(message.debug.checkpoint)
     return Event(
         sequence=int(message.sequence),
         kind=cast(EventKind, kind),

@@ -130,6 +130,7 @@ class Client:
         input: Any = None,
         *,
         stream_mode: str | Sequence[str] = ("values",),
+        subgraphs: bool = False,
         thread_id: str | None = None,
         command: Mapping[str, Any] | None = None,
         config: Mapping[str, Any] | None = None,
@@ -148,6 +149,10 @@ class Client:
     ) -> Iterator[Event]:
         """Run a graph and yield its events as they happen: `metadata` first, `end` last.
 
+        `stream_mode` names LangGraph's modes (`values`, `updates`, `messages`, `custom`,
+        `tasks`, `checkpoints`, `debug`, `events`); `subgraphs=True` adds the events from
+        inside subgraphs, each with its `namespace`.
+
         A run that fails still yields its `end` event; the error is raised on
         the next iteration. Leaving the loop early cancels the call (and the run).
         """
@@ -156,7 +161,7 @@ class Client:
                           multitask_strategy=multitask_strategy, if_not_exists=if_not_exists,
                           checkpoint_id=checkpoint_id, granularity=granularity, timeout=timeout,
                           durability=durability, on_disconnect=on_disconnect)
-        call = self._runs.Stream(c.stream_request(spec, stream_mode), metadata=self._metadata, timeout=deadline)
+        call = self._runs.Stream(c.stream_request(spec, stream_mode, subgraphs), metadata=self._metadata, timeout=deadline)
         run_id = run_thread = None
         try:
             for response in call:
@@ -182,6 +187,7 @@ class Client:
         input: Any = None,
         *,
         stream_mode: str | Sequence[str] = ("values",),
+        subgraphs: bool = False,
         start_delay: float | None = None,
         thread_id: str | None = None,
         command: Mapping[str, Any] | None = None,
@@ -200,7 +206,7 @@ class Client:
     ) -> dict[str, Any]:
         """Start a run in the background and return it at once (status `RUN_STATUS_PENDING` or `..._RUNNING`).
 
-        `stream_mode` chooses the events recorded for `join`; `start_delay`
+        `stream_mode` (and `subgraphs`) choose the events recorded for `join`; `start_delay`
         (seconds) postpones the start; `timeout` (seconds) bounds the run's
         execution. Other options as for `wait`. Follow the run with
         `join(run["run_id"])`, look it up with `get_run`, stop it with `cancel_run`.
@@ -210,7 +216,7 @@ class Client:
                           multitask_strategy=multitask_strategy, if_not_exists=if_not_exists,
                           checkpoint_id=checkpoint_id, granularity=granularity, timeout=timeout,
                           durability=durability)
-        request = c.create_request(spec, stream_mode, start_delay)
+        request = c.create_request(spec, stream_mode, start_delay, subgraphs)
         return c.to_dict(self._unary(self._runs.Create, request, deadline).run)
 
     def get_run(self, run_id: str) -> dict[str, Any]:

@@ -12,7 +12,8 @@ from typing import Any, Literal
 
 __all__ = ["Event", "EventKind", "RunResult", "status_name"]
 
-EventKind = Literal["metadata", "values", "updates", "message", "custom", "task", "end"]
+EventKind = Literal["metadata", "values", "updates", "message", "custom", "task", "debug", "checkpoint",
+                    "langchain_event", "end"]
 
 
 def status_name(run: dict[str, Any]) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 
 # Event kinds, as the `RunEvent.attributes` oneof names them.
 METADATA, VALUES, UPDATES, MESSAGE, CUSTOM, TASK, END = "metadata", "values", "updates", "message", "custom", "task", "end"
+DEBUG, CHECKPOINT, LANGCHAIN_EVENT = "debug", "checkpoint", "langchain_event"
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import psycopg
-from langchain_core.messages import BaseMessage, BaseMessageChunk
 from langgraph.errors import GraphDrained, GraphRecursionError
 from langgraph.pregel._utils import is_xxh3_128_hexdigest
 from langgraph.runtime import RunControl
@@ -46,29 +45,19 @@ from .input_check import check_input
 from .observability.logs import in_run_context
 from .observability.metrics import Metrics
 from .registry import Assistant, Registry
-from .snapshots import interrupt_to_json, may_have_next_tasks, read_state, snapshot_to_json
-from .task_errors import task_error_text
+from .snapshots import may_have_next_tasks, read_state, snapshot_to_json
+from .stream_events import EventTranslator, chunks as stream_chunks
 from .storage.checkpointer import CHECKPOINTS_KEY, FENCE_KEY, Rider, RunCheckpoints
 from .storage.leases import LeaseKeeper
 from .storage.notify import Notifications
 from .storage.records import Claim, Records, RunRecord, run_record
-from .wire import message_to_json, to_json
+from .wire import to_json
 
 log = logging.getLogger(__name__)
 
 # A stopped run's task is cancelled again this often until it leaves the graph (see _cancel_graph).
 RECANCEL_SECONDS = 1.0
 
-# API stream mode -> the LangGraph modes that feed it. "debug" always runs too:
-# its task events give the current node and step, and finished tasks' writes
-# complete streamed messages.
-STREAM_MODES = {
-    "values": ("values",),
-    "updates": ("updates",),
-    "messages": ("messages",),
-    "custom": ("custom",),
-    "tasks": (),
-}
 DEFAULT_RECURSION_LIMIT = 25
 
 # Why a run stops early -> its final status ("handoff", "outage" and "lost" leave no status: the run moves).
@@ -95,6 +84,7 @@ class RunRequest:
     checkpoint_id: str | None = None
     durability: str = "sync"
     stream_modes: list[str] = field(default_factory=list)
+    subgraphs: bool = False  # events from inside subgraphs too
     timeout: float | None = None
     on_disconnect: str = "cancel"
     context: dict[str, Any] | None = None  # as the caller sent it: each attempt builds the graph's from it
@@ -119,7 +109,7 @@ class ActiveRun:
     control: RunControl = field(default_factory=RunControl)
     stop_reason: str | None = None  # interrupt | rollback | timeout | blocked | handoff | outage | lost
     stop_message: str = ""
-    streamed: dict[str, int] = field(default_factory=dict)  # message id -> step, sent as deltas
+    translator: EventTranslator | None = None  # stream chunks -> events, for runs that stream
     current_node: str | None = None
     step: int | None = None
     checkpoint: dict | None = None  # the last checkpoint the graph announced: its ref, `next` and values
@@ -471,16 +461,18 @@ class GraphRunner:
                     req.timeout, self._stop, active, "timeout", "the run's timeout passed")
             graph_input, resumed = await self._graph_input(active, assistant)
             config, context = self._run_config(active, assistant, resumed)
-            modes = sorted({m for api_mode in req.stream_modes for m in STREAM_MODES[api_mode]} | {"debug"})
+            active.translator = EventTranslator(req.stream_modes, active.log.append)
             async with assistant.source.for_run(_for_factory(config), context) as graph:
                 if not (req.stream_modes or req.interrupt_before or req.interrupt_after):
                     active.written.finisher = self._finisher(active, graph)
-                async for mode, payload in graph.astream(
-                    graph_input, config, stream_mode=modes, durability=req.durability, control=active.control,
-                    interrupt_before=_interrupt_nodes(req.interrupt_before),
+                async for ns, mode, payload in stream_chunks(
+                    graph, graph_input, config, req.stream_modes, req.subgraphs, durability=req.durability,
+                    control=active.control, interrupt_before=_interrupt_nodes(req.interrupt_before),
                     interrupt_after=_interrupt_nodes(req.interrupt_after), context=context,
                 ):
-                    self._publish(active, mode, payload)
+                    if mode == "debug" and not ns:
+                        self._follow_progress(active, payload)
+                    active.translator.translate(ns, mode, payload)
                 if active.checkpoint is None:  # nothing ran (e.g. continuing a finished thread): ask the state
                     snapshot = await graph.aget_state(graph_config(run.thread_id))
                     state = snapshot_to_json(snapshot)
@@ -738,46 +730,18 @@ class GraphRunner:
         config["run_id"] = uuid.UUID(run.run_id)
         return config, assistant.build_context(context_values)
 
-    def _publish(self, active: ActiveRun, mode: str, payload: Any) -> None:
-        """Turn one LangGraph stream chunk into the events the caller asked for."""
-        wanted = active.request.stream_modes
-        append = active.log.append
-        if mode == "debug":
-            kind = payload.get("type")
-            if kind == "checkpoint":
-                checkpoint = payload["payload"]
-                active.checkpoint = {"ref": checkpoint["config"]["configurable"], "next": checkpoint["next"],
-                                     "values": checkpoint["values"]}
-                return
-            if kind not in ("task", "task_result"):
-                return
-            task, step, finished = payload["payload"], payload.get("step", 0), kind == "task_result"
+    def _follow_progress(self, active: ActiveRun, entry: dict[str, Any]) -> None:
+        """Where the run is, from the root graph's debug stream: its last checkpoint (to
+        record its end without reading the state back), its current node and step, node spans."""
+        kind = entry.get("type")
+        if kind == "checkpoint":
+            checkpoint = entry["payload"]
+            active.checkpoint = {"ref": checkpoint["config"]["configurable"], "next": checkpoint["next"],
+                                 "values": checkpoint["values"]}
+        elif kind in ("task", "task_result"):
+            task, step = entry["payload"], entry.get("step", 0)
             active.current_node, active.step = task["name"], step
-            self._trace_node(active, task, step, finished)
-            if finished and active.streamed:  # a node's messages are complete before it is finished
-                self._complete_streamed_messages(active, task["name"], task.get("result"))
-            if "tasks" in wanted:
-                append(ev.TASK, {
-                    "id": task["id"], "name": task["name"], "step": step,
-                    "phase": "finished" if finished else "started",
-                    "error": task_error_text(task.get("error")) if finished else "",
-                    "interrupts": [interrupt_to_json(i) for i in task.get("interrupts", ())] if finished else [],
-                })
-        elif mode == "values":
-            append(ev.VALUES, {"values": to_json(payload) if isinstance(payload, dict) else {"__root__": to_json(payload)}})
-        elif mode == "updates":
-            for node, update in (payload or {}).items():
-                append(ev.UPDATES, {"node": node, "update": to_json(update)})
-        elif mode == "messages":
-            message, meta = payload
-            delta = isinstance(message, BaseMessageChunk)
-            step = meta.get("langgraph_step", 0)
-            if delta:
-                active.streamed[message.id] = step
-            append(ev.MESSAGE, {"message_id": message.id or "", "delta": delta, "message": message_to_json(message),
-                                "node": meta.get("langgraph_node", ""), "step": step})
-        elif mode == "custom":
-            append(ev.CUSTOM, {"data": to_json(payload)})
+            self._trace_node(active, task, step, kind == "task_result")
 
     def _trace_node(self, active: ActiveRun, task: dict, step: int, finished: bool) -> None:
         """A child span of the run's span per node execution."""
@@ -789,16 +753,6 @@ class GraphRunner:
             if task.get("error"):
                 span.set_status(trace.Status(trace.StatusCode.ERROR, str(task["error"])[:200]))
             span.end()
-
-    def _complete_streamed_messages(self, active: ActiveRun, node: str, result: Any) -> None:
-        """After deltas, send each message whole (delta=false) once its node has returned it."""
-        writes = result.items() if isinstance(result, dict) else (result or ())
-        for _channel, value in writes:
-            for message in value if isinstance(value, list) else [value]:
-                if isinstance(message, BaseMessage) and message.id in active.streamed:
-                    step = active.streamed.pop(message.id)
-                    active.log.append(ev.MESSAGE, {"message_id": message.id, "delta": False,
-                                                   "message": message_to_json(message), "node": node, "step": step})
 
     async def _flush_events(self, active: ActiveRun) -> None:
         """Store the run's events as they come, for followers here and on other replicas.

@@ -86,6 +86,25 @@ def snapshot_to_json(snapshot: StateSnapshot) -> dict[str, Any]:
     }
 
 
+def snapshot_payload_to_json(payload: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint as LangGraph's `checkpoints` stream gives it (`get_state()`'s fields as a
+    dict, without `created_at`), in the shape of `snapshot_to_json`."""
+    values = payload.get("values")
+    tasks = [{"id": t["id"], "name": t["name"], "error": task_error_text(t.get("error")),
+              "interrupts": [interrupt_to_json(i) for i in t.get("interrupts", ())]}
+             for t in payload.get("tasks", ())]
+    return {
+        "values": to_json(values) if isinstance(values, dict) else {"__root__": to_json(values)},
+        "next": list(payload.get("next", ())),
+        "tasks": tasks,
+        "checkpoint": _ref(payload.get("config")),
+        "metadata": to_json(payload.get("metadata") or {}),
+        "created_at": None,
+        "parent_checkpoint": _ref(payload.get("parent_config")),
+        "interrupts": [i for t in tasks for i in t["interrupts"]],
+    }
+
+
 def empty_state() -> dict[str, Any]:
     """The state of a thread with no checkpoint yet."""
     return {"values": {}, "next": [], "tasks": [], "checkpoint": None, "metadata": {}, "created_at": None,

@@ -28,29 +28,35 @@ from graphrun.v1 import run_pb2 as graphrun_dot_v1_dot_run__pb2
 from graphrun.v1 import state_pb2 as graphrun_dot_v1_dot_state__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17graphrun/v1/event.proto\x12\x0bgraphrun.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15graphrun/v1/run.proto\x1a\x17graphrun/v1/state.proto\"\xa5\x03\n\x08RunEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12.\n\nevent_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tnamespace\x18\x03 \x03(\t\x12\x31\n\x08metadata\x18\n \x01(\x0b\x32\x1d.graphrun.v1.RunMetadataEventH\x00\x12*\n\x06values\x18\x0b \x01(\x0b\x32\x18.graphrun.v1.ValuesEventH\x00\x12,\n\x07updates\x18\x0c \x01(\x0b\x32\x19.graphrun.v1.UpdatesEventH\x00\x12,\n\x07message\x18\r \x01(\x0b\x32\x19.graphrun.v1.MessageEventH\x00\x12*\n\x06\x63ustom\x18\x0e \x01(\x0b\x32\x18.graphrun.v1.CustomEventH\x00\x12&\n\x04task\x18\x0f \x01(\x0b\x32\x16.graphrun.v1.TaskEventH\x00\x12\'\n\x03\x65nd\x18\x14 \x01(\x0b\x32\x18.graphrun.v1.RunEndEventH\x00\x42\x0c\n\nattributes\"\\\n\x10RunMetadataEvent\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x11\n\tthread_id\x18\x02 \x01(\t\x12\x14\n\x0c\x61ssistant_id\x18\x03 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\"6\n\x0bValuesEvent\x12\'\n\x06values\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\"D\n\x0cUpdatesEvent\x12\x0c\n\x04node\x18\x01 \x01(\t\x12&\n\x06update\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\"w\n\x0cMessageEvent\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x02 \x01(\x08\x12(\n\x07message\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04node\x18\x04 \x01(\t\x12\x0c\n\x04step\x18\x05 \x01(\x03\"3\n\x0b\x43ustomEvent\x12$\n\x04\x64\x61ta\x18\x01 \x01(\x0b\x32\x16.google.protobuf.Value\"\x95\x01\n\tTaskEvent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04step\x18\x03 \x01(\x03\x12%\n\x05phase\x18\x04 \x01(\x0e\x32\x16.graphrun.v1.TaskPhase\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12*\n\ninterrupts\x18\x06 \x03(\x0b\x32\x16.graphrun.v1.Interrupt\"U\n\x0bRunEndEvent\x12\x1d\n\x03run\x18\x01 \x01(\x0b\x32\x10.graphrun.v1.Run\x12\'\n\x05state\x18\x02 \x01(\x0b\x32\x18.graphrun.v1.ThreadState*X\n\tTaskPhase\x12\x1a\n\x16TASK_PHASE_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_PHASE_STARTED\x10\x01\x12\x17\n\x13TASK_PHASE_FINISHED\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17graphrun/v1/event.proto\x12\x0bgraphrun.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15graphrun/v1/run.proto\x1a\x17graphrun/v1/state.proto\"\xbb\x04\n\x08RunEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12.\n\nevent_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tnamespace\x18\x03 \x03(\t\x12\x31\n\x08metadata\x18\n \x01(\x0b\x32\x1d.graphrun.v1.RunMetadataEventH\x00\x12*\n\x06values\x18\x0b \x01(\x0b\x32\x18.graphrun.v1.ValuesEventH\x00\x12,\n\x07updates\x18\x0c \x01(\x0b\x32\x19.graphrun.v1.UpdatesEventH\x00\x12,\n\x07message\x18\r \x01(\x0b\x32\x19.graphrun.v1.MessageEventH\x00\x12*\n\x06\x63ustom\x18\x0e \x01(\x0b\x32\x18.graphrun.v1.CustomEventH\x00\x12&\n\x04task\x18\x0f \x01(\x0b\x32\x16.graphrun.v1.TaskEventH\x00\x12(\n\x05\x64\x65\x62ug\x18\x10 \x01(\x0b\x32\x17.graphrun.v1.DebugEventH\x00\x12\x32\n\ncheckpoint\x18\x11 \x01(\x0b\x32\x1c.graphrun.v1.CheckpointEventH\x00\x12\x36\n\x0flangchain_event\x18\x12 \x01(\x0b\x32\x1b.graphrun.v1.LangChainEventH\x00\x12\'\n\x03\x65nd\x18\x14 \x01(\x0b\x32\x18.graphrun.v1.RunEndEventH\x00\x42\x0c\n\nattributes\"\\\n\x10RunMetadataEvent\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x11\n\tthread_id\x18\x02 \x01(\t\x12\x14\n\x0c\x61ssistant_id\x18\x03 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\"6\n\x0bValuesEvent\x12\'\n\x06values\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\"D\n\x0cUpdatesEvent\x12\x0c\n\x04node\x18\x01 \x01(\t\x12&\n\x06update\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\"\xa2\x01\n\x0cMessageEvent\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x02 \x01(\x08\x12(\n\x07message\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04node\x18\x04 \x01(\t\x12\x0c\n\x04step\x18\x05 \x01(\x03\x12)\n\x08metadata\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\"3\n\x0b\x43ustomEvent\x12$\n\x04\x64\x61ta\x18\x01 \x01(\x0b\x32\x16.google.protobuf.Value\"\xa2\x02\n\tTaskEvent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04step\x18\x03 \x01(\x03\x12%\n\x05phase\x18\x04 \x01(\x0e\x32\x16.graphrun.v1.TaskPhase\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12*\n\ninterrupts\x18\x06 \x03(\x0b\x32\x16.graphrun.v1.Interrupt\x12%\n\x05input\x18\x07 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x10\n\x08triggers\x18\x08 \x03(\t\x12\'\n\x06result\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x08metadata\x18\n \x01(\x0b\x32\x17.google.protobuf.Struct\"\xac\x01\n\nDebugEvent\x12\x0c\n\x04step\x18\x01 \x01(\x03\x12-\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncheckpoint\x18\x03 \x01(\x0b\x32\x18.graphrun.v1.ThreadStateH\x00\x12&\n\x04task\x18\x04 \x01(\x0b\x32\x16.graphrun.v1.TaskEventH\x00\x42\t\n\x07payload\":\n\x0f\x43heckpointEvent\x12\'\n\x05state\x18\x01 \x01(\x0b\x32\x18.graphrun.v1.ThreadState\"\xb1\x01\n\x0eLangChainEvent\x12\r\n\x05\x65vent\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06run_id\x18\x03 \x01(\t\x12\x12\n\nparent_ids\x18\x04 \x03(\t\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12)\n\x08metadata\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12%\n\x04\x64\x61ta\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\"U\n\x0bRunEndEvent\x12\x1d\n\x03run\x18\x01 \x01(\x0b\x32\x10.graphrun.v1.Run\x12\'\n\x05state\x18\x02 \x01(\x0b\x32\x18.graphrun.v1.ThreadState*X\n\tTaskPhase\x12\x1a\n\x16TASK_PHASE_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_PHASE_STARTED\x10\x01\x12\x17\n\x13TASK_PHASE_FINISHED\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'graphrun.v1.event_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TASKPHASE']._serialized_start=1208
-  _globals['_TASKPHASE']._serialized_end=1296
+  _globals['_TASKPHASE']._serialized_start=1958
+  _globals['_TASKPHASE']._serialized_end=2046
   _globals['_RUNEVENT']._serialized_start=152
-  _globals['_RUNEVENT']._serialized_end=573
-  _globals['_RUNMETADATAEVENT']._serialized_start=575
-  _globals['_RUNMETADATAEVENT']._serialized_end=667
-  _globals['_VALUESEVENT']._serialized_start=669
-  _globals['_VALUESEVENT']._serialized_end=723
-  _globals['_UPDATESEVENT']._serialized_start=725
-  _globals['_UPDATESEVENT']._serialized_end=793
-  _globals['_MESSAGEEVENT']._serialized_start=795
-  _globals['_MESSAGEEVENT']._serialized_end=914
-  _globals['_CUSTOMEVENT']._serialized_start=916
-  _globals['_CUSTOMEVENT']._serialized_end=967
-  _globals['_TASKEVENT']._serialized_start=970
-  _globals['_TASKEVENT']._serialized_end=1119
-  _globals['_RUNENDEVENT']._serialized_start=1121
-  _globals['_RUNENDEVENT']._serialized_end=1206
+  _globals['_RUNEVENT']._serialized_end=723
+  _globals['_RUNMETADATAEVENT']._serialized_start=725
+  _globals['_RUNMETADATAEVENT']._serialized_end=817
+  _globals['_VALUESEVENT']._serialized_start=819
+  _globals['_VALUESEVENT']._serialized_end=873
+  _globals['_UPDATESEVENT']._serialized_start=875
+  _globals['_UPDATESEVENT']._serialized_end=943
+  _globals['_MESSAGEEVENT']._serialized_start=946
+  _globals['_MESSAGEEVENT']._serialized_end=1108
+  _globals['_CUSTOMEVENT']._serialized_start=1110
+  _globals['_CUSTOMEVENT']._serialized_end=1161
+  _globals['_TASKEVENT']._serialized_start=1164
+  _globals['_TASKEVENT']._serialized_end=1454
+  _globals['_DEBUGEVENT']._serialized_start=1457
+  _globals['_DEBUGEVENT']._serialized_end=1629
+  _globals['_CHECKPOINTEVENT']._serialized_start=1631
+  _globals['_CHECKPOINTEVENT']._serialized_end=1689
+  _globals['_LANGCHAINEVENT']._serialized_start=1692
+  _globals['_LANGCHAINEVENT']._serialized_end=1869
+  _globals['_RUNENDEVENT']._serialized_start=1871
+  _globals['_RUNENDEVENT']._serialized_end=1956
 # @@protoc_insertion_point(module_scope)

@@ -37,12 +37,14 @@ class RunServiceWaitResponse(_message.Message):
     def __init__(self, run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ..., state: _Optional[_Union[_state_pb2.ThreadState, _Mapping]] = ...) -> None: ...
 
 class RunServiceStreamRequest(_message.Message):
-    __slots__ = ("spec", "stream_mode")
+    __slots__ = ("spec", "stream_mode", "subgraphs")
     SPEC_FIELD_NUMBER: _ClassVar[int]
     STREAM_MODE_FIELD_NUMBER: _ClassVar[int]
+    SUBGRAPHS_FIELD_NUMBER: _ClassVar[int]
     spec: _run_pb2.RunSpec
     stream_mode: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, spec: _Optional[_Union[_run_pb2.RunSpec, _Mapping]] = ..., stream_mode: _Optional[_Iterable[str]] = ...) -> None: ...
+    subgraphs: bool
+    def __init__(self, spec: _Optional[_Union[_run_pb2.RunSpec, _Mapping]] = ..., stream_mode: _Optional[_Iterable[str]] = ..., subgraphs: _Optional[bool] = ...) -> None: ...
 
 class RunServiceStreamResponse(_message.Message):
     __slots__ = ("event",)
@@ -51,14 +53,16 @@ class RunServiceStreamResponse(_message.Message):
     def __init__(self, event: _Optional[_Union[_event_pb2.RunEvent, _Mapping]] = ...) -> None: ...
 
 class RunServiceCreateRequest(_message.Message):
-    __slots__ = ("spec", "stream_mode", "start_delay")
+    __slots__ = ("spec", "stream_mode", "start_delay", "subgraphs")
     SPEC_FIELD_NUMBER: _ClassVar[int]
     STREAM_MODE_FIELD_NUMBER: _ClassVar[int]
     START_DELAY_FIELD_NUMBER: _ClassVar[int]
+    SUBGRAPHS_FIELD_NUMBER: _ClassVar[int]
     spec: _run_pb2.RunSpec
     stream_mode: _containers.RepeatedScalarFieldContainer[str]
     start_delay: _duration_pb2.Duration
-    def __init__(self, spec: _Optional[_Union[_run_pb2.RunSpec, _Mapping]] = ..., stream_mode: _Optional[_Iterable[str]] = ..., start_delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    subgraphs: bool
+    def __init__(self, spec: _Optional[_Union[_run_pb2.RunSpec, _Mapping]] = ..., stream_mode: _Optional[_Iterable[str]] = ..., start_delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., subgraphs: _Optional[bool] = ...) -> None: ...
 
 class RunServiceCreateResponse(_message.Message):
     __slots__ = ("run",)

@@ -15,7 +15,8 @@ from graphrun.v1 import assistant_pb2, event_pb2, run_pb2, state_pb2, thread_pb2
 from ..errors import FieldViolation, InvalidArgument
 from ..events import RunEvent
 from ..registry import Assistant
-from ..runner import STREAM_MODES, RunRequest
+from ..runner import RunRequest
+from ..stream_events import MODE_ALIASES, STREAM_MODES
 from ..storage.records import RunRecord, ThreadRecord
 from ..wire import from_struct_value
 
@@ -157,7 +158,8 @@ def _parse_input(spec: run_pb2.RunSpec) -> tuple[Any, str | None]:
     return None, None
 
 
-def parse_run_spec(spec: run_pb2.RunSpec, stream_modes: list[str] | None = None) -> RunRequest:
+def parse_run_spec(spec: run_pb2.RunSpec, stream_modes: list[str] | None = None, *,
+                   subgraphs: bool = False) -> RunRequest:
     """Validate a RunSpec, naming every bad field at once; return the RunRequest."""
     v: list[FieldViolation] = []
     if not spec.assistant_id:
@@ -211,9 +213,9 @@ def parse_run_spec(spec: run_pb2.RunSpec, stream_modes: list[str] | None = None)
     metadata = struct_to_dict(spec.metadata, "spec.metadata")
     timeout = duration_seconds(spec.timeout, "spec.timeout", v) if spec.HasField("timeout") else None
     # None: Wait, which records no events but its metadata and end; []: the default, `values`.
-    modes = [] if stream_modes is None else list(dict.fromkeys(stream_modes or ["values"]))
+    modes = [] if stream_modes is None else list(dict.fromkeys(MODE_ALIASES.get(m, m) for m in stream_modes or ["values"]))
     for i, mode in enumerate(stream_modes or []):
-        if mode not in STREAM_MODES:
+        if mode not in STREAM_MODES and mode not in MODE_ALIASES:
             v.append(FieldViolation(f"stream_mode[{i}]", f"unknown mode {mode[:64]!r}; expected one of {', '.join(STREAM_MODES)}"))
     if v:
         raise InvalidArgument(v)
@@ -232,6 +234,7 @@ def parse_run_spec(spec: run_pb2.RunSpec, stream_modes: list[str] | None = None)
         checkpoint_id=spec.checkpoint_id or None,
         durability=_DURABILITY[spec.durability],
         stream_modes=modes,
+        subgraphs=subgraphs,
         timeout=timeout,
         on_disconnect=_ON_DISCONNECT[spec.on_disconnect],
         context=context,
@@ -382,6 +385,44 @@ def fill_end(message, end: dict[str, Any], granularity: int):
 _PHASES = {"started": event_pb2.TASK_PHASE_STARTED, "finished": event_pb2.TASK_PHASE_FINISHED}
 
 
+def _task_event(d: dict[str, Any]) -> event_pb2.TaskEvent:
+    message = event_pb2.TaskEvent(id=d["id"], name=d["name"], step=d["step"], phase=_PHASES[d["phase"]],
+                                  error=d.get("error", ""), interrupts=[_interrupt(i) for i in d.get("interrupts", ())],
+                                  triggers=d.get("triggers", ()))
+    if "input" in d:  # events stored before tasks carried them have neither
+        message.input.CopyFrom(to_value(d["input"]))
+    if "result" in d:
+        fill_struct(message.result, d["result"])
+    if d.get("metadata"):
+        fill_struct(message.metadata, d["metadata"])
+    return message
+
+
+def _message_event(d: dict[str, Any]) -> event_pb2.MessageEvent:
+    message = event_pb2.MessageEvent(message_id=d["message_id"], delta=d["delta"], message=to_struct(d["message"]),
+                                     node=d["node"], step=d["step"])
+    if "metadata" in d:
+        fill_struct(message.metadata, d["metadata"])
+    return message
+
+
+def _debug_event(d: dict[str, Any]) -> event_pb2.DebugEvent:
+    message = event_pb2.DebugEvent(step=d["step"], timestamp=_timestamp(d.get("timestamp")))
+    if "checkpoint" in d:
+        state_to_proto(d["checkpoint"], into=message.checkpoint)
+    else:
+        message.task.CopyFrom(_task_event(d["task"]))
+    return message
+
+
+def _langchain_event(d: dict[str, Any]) -> event_pb2.LangChainEvent:
+    message = event_pb2.LangChainEvent(event=d["event"], name=d["name"], run_id=d["run_id"],
+                                       parent_ids=d["parent_ids"], tags=d["tags"])
+    fill_struct(message.metadata, d["metadata"])
+    fill_struct(message.data, d["data"])
+    return message
+
+
 def event_to_proto(event: RunEvent, granularity: int) -> event_pb2.RunEvent:
     message = event_pb2.RunEvent(sequence=event.sequence, event_time=_timestamp(event.time), namespace=event.namespace)
     d = event.data
@@ -392,14 +433,17 @@ def event_to_proto(event: RunEvent, granularity: int) -> event_pb2.RunEvent:
     elif event.kind == "updates":
         message.updates.CopyFrom(event_pb2.UpdatesEvent(node=d["node"], update=to_value(d["update"])))
     elif event.kind == "message":
-        message.message.CopyFrom(event_pb2.MessageEvent(message_id=d["message_id"], delta=d["delta"],
-                                                        message=to_struct(d["message"]), node=d["node"], step=d["step"]))
+        message.message.CopyFrom(_message_event(d))
     elif event.kind == "custom":
         message.custom.CopyFrom(event_pb2.CustomEvent(data=to_value(d["data"])))
     elif event.kind == "task":
-        message.task.CopyFrom(event_pb2.TaskEvent(
-            id=d["id"], name=d["name"], step=d["step"], phase=_PHASES[d["phase"]], error=d["error"],
-            interrupts=[_interrupt(i) for i in d["interrupts"]]))
+        message.task.CopyFrom(_task_event(d))
+    elif event.kind == "checkpoint":
+        state_to_proto(d["state"], into=message.checkpoint.state)
+    elif event.kind == "debug":
+        message.debug.CopyFrom(_debug_event(d))
+    elif event.kind == "langchain_event":
+        message.langchain_event.CopyFrom(_langchain_event(d))
     elif event.kind == "end":
         fill_end(message.end, d, granularity)
     else:

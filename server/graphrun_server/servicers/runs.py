@@ -67,7 +67,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     def __init__(self, runner: GraphRunner):
         self.runner = runner
 
-    async def _submit(self, spec, stream_modes, context) -> tuple[RunRecord, list[bool]]:
+    async def _submit(self, spec, stream_modes, context, subgraphs: bool = False) -> tuple[RunRecord, list[bool]]:
         """Start the run; if the call goes away before the run's end was detached, stop the
         run (on_disconnect CANCEL). Returns the run and a flag to set once the run no longer
         follows the call: its end was detached, or the server ended the call because the
@@ -77,7 +77,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         The watch is a done-callback on the call, not an `except CancelledError`: a client
         that leaves while a response is being written cancels gRPC's write, outside our code.
         """
-        request = parse_run_spec(spec, stream_modes)
+        request = parse_run_spec(spec, stream_modes, subgraphs=subgraphs)
         submitting = asyncio.ensure_future(self.runner.submit(request, queue=False))
         try:
             run = await asyncio.shield(submitting)
@@ -139,7 +139,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
 
     @rpc
     async def Stream(self, request, context) -> AsyncIterator[pb.RunServiceStreamResponse]:
-        run, detached = await self._submit(request.spec, list(request.stream_mode), context)
+        run, detached = await self._submit(request.spec, list(request.stream_mode), context, request.subgraphs)
         last = None
         deadline = _deadline(context, _spec_timeout(request.spec))
         try:
@@ -159,7 +159,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         delay = duration_seconds(request.start_delay, "start_delay", violations) or 0.0
         if violations:
             raise InvalidArgument(violations)
-        spec = parse_run_spec(request.spec, list(request.stream_mode))
+        spec = parse_run_spec(request.spec, list(request.stream_mode), subgraphs=request.subgraphs)
         spec.on_disconnect = "continue"
         run = await self.runner.submit(spec, start_delay=delay)
         return pb.RunServiceCreateResponse(run=run_to_proto(run))

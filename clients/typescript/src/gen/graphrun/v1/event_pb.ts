@@ -16,7 +16,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file graphrun/v1/event.proto.
  */
 export const file_graphrun_v1_event: GenFile = /*@__PURE__*/
-  fileDesc("ChdncmFwaHJ1bi92MS9ldmVudC5wcm90bxILZ3JhcGhydW4udjEipQMKCFJ1bkV2ZW50EhAKCHNlcXVlbmNlGAEgASgDEi4KCmV2ZW50X3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCW5hbWVzcGFjZRgDIAMoCRIxCghtZXRhZGF0YRgKIAEoCzIdLmdyYXBocnVuLnYxLlJ1bk1ldGFkYXRhRXZlbnRIABIqCgZ2YWx1ZXMYCyABKAsyGC5ncmFwaHJ1bi52MS5WYWx1ZXNFdmVudEgAEiwKB3VwZGF0ZXMYDCABKAsyGS5ncmFwaHJ1bi52MS5VcGRhdGVzRXZlbnRIABIsCgdtZXNzYWdlGA0gASgLMhkuZ3JhcGhydW4udjEuTWVzc2FnZUV2ZW50SAASKgoGY3VzdG9tGA4gASgLMhguZ3JhcGhydW4udjEuQ3VzdG9tRXZlbnRIABImCgR0YXNrGA8gASgLMhYuZ3JhcGhydW4udjEuVGFza0V2ZW50SAASJwoDZW5kGBQgASgLMhguZ3JhcGhydW4udjEuUnVuRW5kRXZlbnRIAEIMCgphdHRyaWJ1dGVzIlwKEFJ1bk1ldGFkYXRhRXZlbnQSDgoGcnVuX2lkGAEgASgJEhEKCXRocmVhZF9pZBgCIAEoCRIUCgxhc3Npc3RhbnRfaWQYAyABKAkSDwoHYXR0ZW1wdBgEIAEoBSI2CgtWYWx1ZXNFdmVudBInCgZ2YWx1ZXMYASABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IkQKDFVwZGF0ZXNFdmVudBIMCgRub2RlGAEgASgJEiYKBnVwZGF0ZRgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSJ3CgxNZXNzYWdlRXZlbnQSEgoKbWVzc2FnZV9pZBgBIAEoCRINCgVkZWx0YRgCIAEoCBIoCgdtZXNzYWdlGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIMCgRub2RlGAQgASgJEgwKBHN0ZXAYBSABKAMiMwoLQ3VzdG9tRXZlbnQSJAoEZGF0YRgBIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSKVAQoJVGFza0V2ZW50EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSDAoEc3RlcBgDIAEoAxIlCgVwaGFzZRgEIAEoDjIWLmdyYXBocnVuLnYxLlRhc2tQaGFzZRINCgVlcnJvchgFIAEoCRIqCgppbnRlcnJ1cHRzGAYgAygLMhYuZ3JhcGhydW4udjEuSW50ZXJydXB0IlUKC1J1bkVuZEV2ZW50Eh0KA3J1bhgBIAEoCzIQLmdyYXBocnVuLnYxLlJ1bhInCgVzdGF0ZRgCIAEoCzIYLmdyYXBocnVuLnYxLlRocmVhZFN0YXRlKlgKCVRhc2tQaGFzZRIaChZUQVNLX1BIQVNFX1VOU1BFQ0lGSUVEEAASFgoSVEFTS19QSEFTRV9TVEFSVEVEEAESFwoTVEFTS19QSEFTRV9GSU5JU0hFRBACYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_graphrun_v1_run, file_graphrun_v1_state]);
+  fileDesc("ChdncmFwaHJ1bi92MS9ldmVudC5wcm90bxILZ3JhcGhydW4udjEiuwQKCFJ1bkV2ZW50EhAKCHNlcXVlbmNlGAEgASgDEi4KCmV2ZW50X3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCW5hbWVzcGFjZRgDIAMoCRIxCghtZXRhZGF0YRgKIAEoCzIdLmdyYXBocnVuLnYxLlJ1bk1ldGFkYXRhRXZlbnRIABIqCgZ2YWx1ZXMYCyABKAsyGC5ncmFwaHJ1bi52MS5WYWx1ZXNFdmVudEgAEiwKB3VwZGF0ZXMYDCABKAsyGS5ncmFwaHJ1bi52MS5VcGRhdGVzRXZlbnRIABIsCgdtZXNzYWdlGA0gASgLMhkuZ3JhcGhydW4udjEuTWVzc2FnZUV2ZW50SAASKgoGY3VzdG9tGA4gASgLMhguZ3JhcGhydW4udjEuQ3VzdG9tRXZlbnRIABImCgR0YXNrGA8gASgLMhYuZ3JhcGhydW4udjEuVGFza0V2ZW50SAASKAoFZGVidWcYECABKAsyFy5ncmFwaHJ1bi52MS5EZWJ1Z0V2ZW50SAASMgoKY2hlY2twb2ludBgRIAEoCzIcLmdyYXBocnVuLnYxLkNoZWNrcG9pbnRFdmVudEgAEjYKD2xhbmdjaGFpbl9ldmVudBgSIAEoCzIbLmdyYXBocnVuLnYxLkxhbmdDaGFpbkV2ZW50SAASJwoDZW5kGBQgASgLMhguZ3JhcGhydW4udjEuUnVuRW5kRXZlbnRIAEIMCgphdHRyaWJ1dGVzIlwKEFJ1bk1ldGFkYXRhRXZlbnQSDgoGcnVuX2lkGAEgASgJEhEKCXRocmVhZF9pZBgCIAEoCRIUCgxhc3Npc3RhbnRfaWQYAyABKAkSDwoHYXR0ZW1wdBgEIAEoBSI2CgtWYWx1ZXNFdmVudBInCgZ2YWx1ZXMYASABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IkQKDFVwZGF0ZXNFdmVudBIMCgRub2RlGAEgASgJEiYKBnVwZGF0ZRgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSKiAQoMTWVzc2FnZUV2ZW50EhIKCm1lc3NhZ2VfaWQYASABKAkSDQoFZGVsdGEYAiABKAgSKAoHbWVzc2FnZRgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDAoEbm9kZRgEIAEoCRIMCgRzdGVwGAUgASgDEikKCG1ldGFkYXRhGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCIzCgtDdXN0b21FdmVudBIkCgRkYXRhGAEgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlIqICCglUYXNrRXZlbnQSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIMCgRzdGVwGAMgASgDEiUKBXBoYXNlGAQgASgOMhYuZ3JhcGhydW4udjEuVGFza1BoYXNlEg0KBWVycm9yGAUgASgJEioKCmludGVycnVwdHMYBiADKAsyFi5ncmFwaHJ1bi52MS5JbnRlcnJ1cHQSJQoFaW5wdXQYByABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSEAoIdHJpZ2dlcnMYCCADKAkSJwoGcmVzdWx0GAkgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIpCghtZXRhZGF0YRgKIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QirAEKCkRlYnVnRXZlbnQSDAoEc3RlcBgBIAEoAxItCgl0aW1lc3RhbXAYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNoZWNrcG9pbnQYAyABKAsyGC5ncmFwaHJ1bi52MS5UaHJlYWRTdGF0ZUgAEiYKBHRhc2sYBCABKAsyFi5ncmFwaHJ1bi52MS5UYXNrRXZlbnRIAEIJCgdwYXlsb2FkIjoKD0NoZWNrcG9pbnRFdmVudBInCgVzdGF0ZRgBIAEoCzIYLmdyYXBocnVuLnYxLlRocmVhZFN0YXRlIrEBCg5MYW5nQ2hhaW5FdmVudBINCgVldmVudBgBIAEoCRIMCgRuYW1lGAIgASgJEg4KBnJ1bl9pZBgDIAEoCRISCgpwYXJlbnRfaWRzGAQgAygJEgwKBHRhZ3MYBSADKAkSKQoIbWV0YWRhdGEYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiUKBGRhdGEYByABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IlUKC1J1bkVuZEV2ZW50Eh0KA3J1bhgBIAEoCzIQLmdyYXBocnVuLnYxLlJ1bhInCgVzdGF0ZRgCIAEoCzIYLmdyYXBocnVuLnYxLlRocmVhZFN0YXRlKlgKCVRhc2tQaGFzZRIaChZUQVNLX1BIQVNFX1VOU1BFQ0lGSUVEEAASFgoSVEFTS19QSEFTRV9TVEFSVEVEEAESFwoTVEFTS19QSEFTRV9GSU5JU0hFRBACYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_graphrun_v1_run, file_graphrun_v1_state]);
 
 /**
  * One thing that happened in a run. A run's events are numbered 1, 2, 3 … with
@@ -40,8 +40,10 @@ export type RunEvent = Message<"graphrun.v1.RunEvent"> & {
   eventTime?: Timestamp | undefined;
 
   /**
-   * For events from a subgraph, the path of `node:task_id` segments that leads
-   * to it; empty for the root graph.
+   * Where in the graph the event happened, as LangGraph names it: empty for
+   * the root graph; for an event from inside a subgraph, one `node:task_id`
+   * segment per level, outermost first (e.g. `["child:1f0…", "inner:9c2…"]`).
+   * Events from subgraphs are sent only when the run asked for `subgraphs`.
    *
    * @generated from field: repeated string namespace = 3;
    */
@@ -100,6 +102,33 @@ export type RunEvent = Message<"graphrun.v1.RunEvent"> & {
      */
     value: TaskEvent;
     case: "task";
+  } | {
+    /**
+     * Stream mode `debug`: a checkpoint was written, or a node started or
+     * finished, with the step and time (LangGraph's debug stream).
+     *
+     * @generated from field: graphrun.v1.DebugEvent debug = 16;
+     */
+    value: DebugEvent;
+    case: "debug";
+  } | {
+    /**
+     * Stream mode `checkpoints`: a checkpoint was written; the state it holds.
+     *
+     * @generated from field: graphrun.v1.CheckpointEvent checkpoint = 17;
+     */
+    value: CheckpointEvent;
+    case: "checkpoint";
+  } | {
+    /**
+     * Stream mode `events`: a LangChain callback event, as LangChain's
+     * `astream_events(version="v2")` produces it (model, tool, chain and
+     * custom events of every runnable the graph runs).
+     *
+     * @generated from field: graphrun.v1.LangChainEvent langchain_event = 18;
+     */
+    value: LangChainEvent;
+    case: "langchainEvent";
   } | {
     /**
      * Last event of every run: its final status and state. For a run that
@@ -261,6 +290,19 @@ export type MessageEvent = Message<"graphrun.v1.MessageEvent"> & {
    * @generated from field: int64 step = 5;
    */
   step: bigint;
+
+  /**
+   * LangGraph's metadata for the message, as in-process
+   * `astream(stream_mode="messages")` gives it: `langgraph_node`,
+   * `langgraph_step`, `langgraph_checkpoint_ns`, `langgraph_triggers`,
+   * `tags`, the model's `ls_provider` and `ls_model_name`, the run's own
+   * metadata, … Set on the first event of each `message_id` only (later
+   * deltas of the same message share it), so following a stream from its
+   * start gives every message's metadata once.
+   *
+   * @generated from field: google.protobuf.Struct metadata = 6;
+   */
+  metadata?: JsonObject | undefined;
 };
 
 /**
@@ -339,6 +381,36 @@ export type TaskEvent = Message<"graphrun.v1.TaskEvent"> & {
    * @generated from field: repeated graphrun.v1.Interrupt interrupts = 6;
    */
   interrupts: Interrupt[];
+
+  /**
+   * For a started task: the node's input (the state, or a `Send`'s argument).
+   *
+   * @generated from field: google.protobuf.Value input = 7;
+   */
+  input?: Value | undefined;
+
+  /**
+   * For a started task: the channels whose updates triggered it.
+   *
+   * @generated from field: repeated string triggers = 8;
+   */
+  triggers: string[];
+
+  /**
+   * For a finished task: what it wrote, by channel (several writes to one
+   * channel as `{"$writes": [...]}`, a function's return value as
+   * `__return__`), as LangGraph's task result.
+   *
+   * @generated from field: google.protobuf.Struct result = 9;
+   */
+  result?: JsonObject | undefined;
+
+  /**
+   * For a started task: the user metadata and tags of the node's config.
+   *
+   * @generated from field: google.protobuf.Struct metadata = 10;
+   */
+  metadata?: JsonObject | undefined;
 };
 
 /**
@@ -347,6 +419,147 @@ export type TaskEvent = Message<"graphrun.v1.TaskEvent"> & {
  */
 export const TaskEventSchema: GenMessage<TaskEvent> = /*@__PURE__*/
   messageDesc(file_graphrun_v1_event, 6);
+
+/**
+ * One entry of LangGraph's debug stream (stream mode `debug`).
+ *
+ * @generated from message graphrun.v1.DebugEvent
+ */
+export type DebugEvent = Message<"graphrun.v1.DebugEvent"> & {
+  /**
+   * The step the entry belongs to (for a checkpoint, the step that wrote it).
+   *
+   * @generated from field: int64 step = 1;
+   */
+  step: bigint;
+
+  /**
+   * When LangGraph produced the entry.
+   *
+   * @generated from field: google.protobuf.Timestamp timestamp = 2;
+   */
+  timestamp?: Timestamp | undefined;
+
+  /**
+   * What happened.
+   *
+   * @generated from oneof graphrun.v1.DebugEvent.payload
+   */
+  payload: {
+    /**
+     * A checkpoint was written: the state it holds.
+     *
+     * @generated from field: graphrun.v1.ThreadState checkpoint = 3;
+     */
+    value: ThreadState;
+    case: "checkpoint";
+  } | {
+    /**
+     * A node started or finished (as the `tasks` mode's event).
+     *
+     * @generated from field: graphrun.v1.TaskEvent task = 4;
+     */
+    value: TaskEvent;
+    case: "task";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message graphrun.v1.DebugEvent.
+ * Use `create(DebugEventSchema)` to create a new message.
+ */
+export const DebugEventSchema: GenMessage<DebugEvent> = /*@__PURE__*/
+  messageDesc(file_graphrun_v1_event, 7);
+
+/**
+ * A checkpoint that was written (stream mode `checkpoints`).
+ *
+ * @generated from message graphrun.v1.CheckpointEvent
+ */
+export type CheckpointEvent = Message<"graphrun.v1.CheckpointEvent"> & {
+  /**
+   * The state the checkpoint holds, in the shape `ThreadService.GetState`
+   * returns (`created_at` is unset; the checkpoint's id says when).
+   *
+   * @generated from field: graphrun.v1.ThreadState state = 1;
+   */
+  state?: ThreadState | undefined;
+};
+
+/**
+ * Describes the message graphrun.v1.CheckpointEvent.
+ * Use `create(CheckpointEventSchema)` to create a new message.
+ */
+export const CheckpointEventSchema: GenMessage<CheckpointEvent> = /*@__PURE__*/
+  messageDesc(file_graphrun_v1_event, 8);
+
+/**
+ * A LangChain callback event (stream mode `events`), the dict LangChain's
+ * `astream_events(version="v2")` yields, minus the graph's own stream chunks
+ * (which arrive as the other events).
+ *
+ * @generated from message graphrun.v1.LangChainEvent
+ */
+export type LangChainEvent = Message<"graphrun.v1.LangChainEvent"> & {
+  /**
+   * The event's name, e.g. `on_chat_model_stream`, `on_tool_start`,
+   * `on_chain_end`, `on_custom_event`.
+   *
+   * @generated from field: string event = 1;
+   */
+  event: string;
+
+  /**
+   * The name of the runnable (model, tool, node, graph) that emitted it.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * The LangChain run id of that runnable (not a graphrun run id).
+   *
+   * @generated from field: string run_id = 3;
+   */
+  runId: string;
+
+  /**
+   * The LangChain run ids of its parents, outermost first.
+   *
+   * @generated from field: repeated string parent_ids = 4;
+   */
+  parentIds: string[];
+
+  /**
+   * The runnable's tags.
+   *
+   * @generated from field: repeated string tags = 5;
+   */
+  tags: string[];
+
+  /**
+   * The runnable's metadata (LangGraph's `langgraph_node`, `langgraph_step`,
+   * `langgraph_checkpoint_ns`, …).
+   *
+   * @generated from field: google.protobuf.Struct metadata = 6;
+   */
+  metadata?: JsonObject | undefined;
+
+  /**
+   * The event's data: `input`, `output` or `chunk`, as JSON (messages in the
+   * wire shape described on `ThreadState.values`).
+   *
+   * @generated from field: google.protobuf.Struct data = 7;
+   */
+  data?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message graphrun.v1.LangChainEvent.
+ * Use `create(LangChainEventSchema)` to create a new message.
+ */
+export const LangChainEventSchema: GenMessage<LangChainEvent> = /*@__PURE__*/
+  messageDesc(file_graphrun_v1_event, 9);
 
 /**
  * The last event of a run.
@@ -375,7 +588,7 @@ export type RunEndEvent = Message<"graphrun.v1.RunEndEvent"> & {
  * Use `create(RunEndEventSchema)` to create a new message.
  */
 export const RunEndEventSchema: GenMessage<RunEndEvent> = /*@__PURE__*/
-  messageDesc(file_graphrun_v1_event, 7);
+  messageDesc(file_graphrun_v1_event, 10);
 
 /**
  * Whether a task started or finished.
