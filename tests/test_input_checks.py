@@ -13,7 +13,11 @@ from typing import Any
 
 import grpc
 import pytest
+from langchain_core.messages import AnyMessage, BaseMessage
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.func import entrypoint
+from langgraph.graph import START, StateGraph
+from typing_extensions import TypedDict
 
 from conftest import scratch_database
 from graphrun import AsyncClient, InvalidArgumentError, _convert
@@ -21,6 +25,9 @@ from graphrun.v1 import (assistant_service_pb2 as assistant_pb, assistant_servic
                          run_service_pb2 as run_pb, run_service_pb2_grpc, thread_service_pb2 as thread_pb,
                          thread_service_pb2_grpc)
 from graphrun_server.app import App, Settings
+from graphrun_server.errors import InvalidArgument
+from graphrun_server.input_check import check_input
+from graphrun_server.registry import Assistant
 from graphrun_server.wire import to_json
 from helpers import details, spec, stream_request, to_dict, wait_request
 
@@ -303,3 +310,33 @@ async def test_the_input_schema_served_is_the_graphs(served, local, graph):
     served_schema = (await served.assistants.Get(assistant_pb.AssistantServiceGetRequest(assistant_id=graph),
                                                  timeout=30)).assistant.input_schema
     assert to_dict(served_schema) == to_json(local[graph].get_input_jsonschema())
+
+
+# -- messages in any form LangChain reads ----------------------------------------------------
+
+
+class _History(TypedDict):
+    """Messages in a key without a reducer: its JSON schema describes LangChain's message classes
+    more strictly than LangChain reads them."""
+
+    history: list[AnyMessage]
+    size: int
+
+
+@entrypoint()
+def _count(messages: list[BaseMessage]) -> int:
+    """The functional API taking messages (the same strict schema)."""
+    return len(messages)
+
+
+@pytest.mark.parametrize("message", [{"role": "user", "content": "hi"}, {"type": "human", "content": "hi"}, "hi"],
+                         ids=["role", "type", "string"])
+async def test_messages_in_any_form_langchain_reads_pass_the_check(message):
+    history = StateGraph(_History).add_node("n", lambda state: {}).add_edge(START, "n").compile()
+    count = _count
+    await check_input(Assistant("history", history), {"history": [message], "size": 1}, "input", None, None)
+    await check_input(Assistant("count", count), [message], "input_value", None, None)
+    with pytest.raises(InvalidArgument) as refused:  # the key beside them is still checked
+        await check_input(Assistant("history", history), {"history": [message], "size": "1"}, "input", None, None)
+    assert [(v.field, v.description) for v in refused.value.violations] == [
+        ("spec.input.size", "must be an integer, not a string")]

@@ -26,7 +26,6 @@ _CLASSES: dict[str, type[BaseMessage]] = {
                 lc.HumanMessageChunk, lc.AIMessageChunk, lc.SystemMessageChunk, lc.ToolMessageChunk,
                 lc.FunctionMessageChunk, lc.ChatMessageChunk, lc.RemoveMessage)
 }
-MESSAGE_TYPES = frozenset(_CLASSES)  # LangChain's message `type`s ("human", "ai", …, chunks included)
 _CHUNKS = {lc.AIMessage: lc.AIMessageChunk}
 _FIELDS = {cls: set(cls.model_fields) - {"type"} for cls in _CLASSES.values()}
 

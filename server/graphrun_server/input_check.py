@@ -36,7 +36,7 @@ from langgraph.channels.last_value import LastValue
 from langgraph.pregel import Pregel
 
 from .errors import FieldViolation, InvalidArgument
-from .incoming import MESSAGE_TYPES, message_channels
+from .incoming import message_channels
 from .registry import Assistant
 
 log = logging.getLogger(__name__)
@@ -95,21 +95,22 @@ def _contract(assistant: Assistant) -> _Contract:
 
 
 def _build_contract(assistant: Assistant) -> _Contract:
+    """A state graph's types are checked key by key, only for keys that hold what is sent (no
+    reducer); a graph taking one value is checked whole."""
     schema = assistant.schemas()["input"]
     graph = assistant.graph
     keys, input_type = _input_keys(graph)
-    if keys is None:  # one value: the whole schema applies
-        return _Contract(None, (), False, None, _validator(assistant, schema, skip_messages=True))
+    if keys is None:
+        return _Contract(None, (), False, None, _validator(assistant, schema))
     model = input_type if isinstance(input_type, type) and issubclass(input_type, pydantic.BaseModel) else None
     skip = message_channels(graph)
     plain = {k for k in keys if isinstance(graph.channels.get(k), LastValue) and k not in skip}
-    properties = schema.get("properties") or {}
     typed = {**schema, "required": [],
-             "properties": {k: v for k, v in properties.items() if k in plain}}
+             "properties": {k: v for k, v in (schema.get("properties") or {}).items() if k in plain}}
     typed.pop("additionalProperties", None)  # LangGraph drops keys the input schema lacks
+    validator = _validator(assistant, typed) if model is None and typed["properties"] else None
     return _Contract(frozenset(keys), tuple(k for k in schema.get("required") or () if k in keys),
-                     dataclasses.is_dataclass(input_type), model,
-                     None if model is not None else _validator(assistant, typed, skip_messages=True))
+                     dataclasses.is_dataclass(input_type), model, validator)
 
 
 def _input_keys(graph: Pregel) -> tuple[list[str] | None, Any]:
@@ -125,16 +126,13 @@ def _input_keys(graph: Pregel) -> tuple[list[str] | None, Any]:
     return None, None
 
 
-def _validator(assistant: Assistant, schema: dict, *, skip_messages: bool) -> jsonschema.protocols.Validator | None:
+def _validator(assistant: Assistant, schema: dict) -> jsonschema.protocols.Validator | None:
     """A validator for the schema, without the parts that describe LangChain messages (their
     JSON schema is stricter than the forms LangChain reads: a `{"role", "content"}` dict matches
-    several message types, which `oneOf` refuses). None when nothing is left to check."""
-    if skip_messages:
-        schema = _without_messages(schema)
-    if not schema or not ({"type", "properties", "anyOf", "oneOf", "allOf", "$ref", "enum", "const", "items"}
-                          & schema.keys()):
-        return None
-    if schema.get("type") == "object" and not schema.get("properties") and not schema.get("additionalProperties"):
+    several message types, which `oneOf` refuses). None when nothing is left to check (an
+    unannotated `@entrypoint`'s schema is just a title)."""
+    schema = _without_messages(schema)
+    if not schema.keys() - {"title", "description", "default", "$defs"}:
         return None
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
@@ -146,14 +144,14 @@ def _validator(assistant: Assistant, schema: dict, *, skip_messages: bool) -> js
 
 
 _REF = re.compile(r'"\$ref":\s*"#/\$defs/([^"]+)"')
+_MESSAGE_FIELDS = {"content", "additional_kwargs", "response_metadata"}  # every LangChain message's (BaseMessage)
 
 
 def _without_messages(schema: dict) -> dict:
     """The schema with every property (or the whole, for one value) that refers to a LangChain
     message type dropped."""
     defs = schema.get("$defs") or {}
-    messages = {name for name, d in defs.items()
-                if ((d.get("properties") or {}).get("type") or {}).get("const") in MESSAGE_TYPES}
+    messages = {name for name, d in defs.items() if _MESSAGE_FIELDS <= (d.get("properties") or {}).keys()}
     grown = True
     while grown:  # definitions that hold messages hold them too
         more = {name for name, d in defs.items() if name not in messages and set(_REF.findall(json.dumps(d))) & messages}
