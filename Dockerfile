@@ -15,7 +15,7 @@
 # compose.yaml and deploy/kubernetes/ show complete deployments; tests/test_deploy.py
 # lints this file and runs its ENTRYPOINT and HEALTHCHECK outside a container.
 
-# -- builder: a wheel of graphrun (client + server), installed with its dependencies into a venv
+# -- builder: wheels of graphrun (the server) and graphrun-client, installed with their dependencies into a venv
 FROM python:3.11-slim AS builder
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -29,9 +29,9 @@ COPY pyproject.toml README.md ./
 COPY client/ client/
 COPY server/ server/
 
-# The dependencies come from pyproject.toml; the wheel itself is built without them.
-RUN pip wheel --no-cache-dir --no-deps --wheel-dir /tmp/wheels . \
-    && /opt/venv/bin/pip install --no-cache-dir /tmp/wheels/graphrun-*.whl
+# The dependencies come from the two pyproject.toml files; the wheels are built without them.
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /tmp/wheels ./client . \
+    && /opt/venv/bin/pip install --no-cache-dir /tmp/wheels/graphrun_client-*.whl /tmp/wheels/graphrun-*.whl
 
 # -- runtime: the venv only, no sources, no build tools
 FROM python:3.11-slim

@@ -5,13 +5,18 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := clients/typescript/node_modules/.installed
+# The protos of the last release, as a buf image: `buf breaking` compares with it (see api-baseline).
+API_BASELINE := protos/releases/v0.1.0.binpb
 
-.PHONY: setup serve test check lint protos stubs-ts bench clean
+.PHONY: setup serve test check lint protos stubs-ts api-baseline bench clean
 
-$(STAMP): pyproject.toml
+# The server (pyproject.toml) and the client it depends on (client/pyproject.toml), both editable.
+$(STAMP): pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	@# A venv from before the client had its own distribution: its `graphrun` owned the command.
+	$(BIN)/pip uninstall -q -y graphrun graphrun-client 2>/dev/null || true
+	$(BIN)/pip install -q -e ./client -e '.[dev]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -32,8 +37,8 @@ test: check $(NODE_STAMP)
 check: setup
 	$(BIN)/buf lint
 	$(BIN)/buf format --diff --exit-code
-	@# The wire contract never breaks by accident (skipped where there is no previous commit).
-	if git rev-parse -q --verify HEAD~1 >/dev/null; then $(BIN)/buf breaking --against '.git#ref=HEAD~1'; fi
+	@# The wire contract never breaks: compared with the last release's protos (fails if that image is missing).
+	$(BIN)/buf breaking --against $(API_BASELINE)
 	$(BIN)/python scripts/gen_protos.py --check
 
 ## Regenerate the Python stubs in client/graphrun/v1 from protos/.
@@ -44,6 +49,12 @@ protos: setup
 ## Regenerate the TypeScript stubs in clients/typescript/src/gen from protos/ (needs node >= 20).
 stubs-ts: setup $(NODE_STAMP)
 	$(BIN)/buf generate
+
+## After a release: record its protos as the baseline of `buf breaking` (make api-baseline VERSION=0.2.0),
+## then point API_BASELINE above at the new image.
+api-baseline: setup
+	test -n "$(VERSION)"
+	$(BIN)/buf build protos --exclude-source-info -o protos/releases/v$(VERSION).binpb
 
 ## Benchmarks against in-process execution (a table, a few minutes; --quick for a smoke run).
 bench: setup

@@ -261,7 +261,8 @@ def test_the_build_context_holds_what_the_wheel_needs_and_nothing_else() -> None
             rules.append((line.startswith("!"), _pattern(line.lstrip("!"))))
     needed = ["pyproject.toml", "README.md"] + [
         str(p.relative_to(ROOT)) for top in ("client", "server") for p in (ROOT / top).rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts and not p.name.endswith(".pyc")]
+        if p.is_file() and "__pycache__" not in p.parts and not p.name.endswith(".pyc")
+        and not any(part.endswith(".egg-info") for part in p.parts)]
     assert "server/graphrun_server/migrations/0001_threads_and_runs.sql" in needed
     assert [p for p in needed if not in_build_context(p, rules)] == []
     kept_out = [".venv/bin/python", ".git/HEAD", ".graphrun/pgdata/PG_VERSION", "tests/conftest.py",

@@ -156,6 +156,14 @@ def ids(*kinds: str) -> st.SearchStrategy[str]:
                      st.tuples(st.one_of(*real) if real else UUIDS, st.integers(0, 6)).map(lambda t: _variant(*t)))
 
 
+# A subgraph's checkpoint namespace: mostly the root graph's (empty), else LangGraph's shape with
+# node names the graphs have or not, real-looking or made-up task ids, and broken levels.
+NAMESPACES = st.one_of(st.just(""), st.just(""), TEXT, NUL_TEXT, LONG_TEXT,
+                       st.builds(lambda node, task, more: f"{node}:{task}{more}",
+                                 st.sampled_from(["inner", "agent", "tools", "ask", ""]), st.one_of(UUIDS, TEXT),
+                                 st.sampled_from(["", "|1", "|inner:x", "|", ":"])))
+
+
 def enum_values(enum_type) -> st.SearchStrategy[int]:
     return st.one_of(st.sampled_from(sorted(enum_type.values())), st.integers(-2**31, 2**31 - 1))
 
@@ -424,15 +432,17 @@ def requests_for(name: str, hangs: bool = True) -> st.SearchStrategy:
                 UUIDS, TEXT, st.just(""), pooled("runs"), pooled("threads")))
         case "ThreadService/GetState":
             return st.builds(T.ThreadServiceGetStateRequest, thread_id=ids("threads"),
-                             checkpoint_id=st.one_of(st.just(""), ids("checkpoints")))
+                             checkpoint_id=st.one_of(st.just(""), ids("checkpoints")), checkpoint_ns=NAMESPACES,
+                             subgraphs=st.booleans())
         case "ThreadService/GetHistory":
             token = pooled("checkpoints").map(lambda c: base64.urlsafe_b64encode(c.encode()).decode())
             return st.builds(T.ThreadServiceGetHistoryRequest, thread_id=ids("threads"),
-                             page_size=st.one_of(st.integers(0, 5), INT32), page_token=page_tokens(token))
+                             page_size=st.one_of(st.integers(0, 5), INT32), page_token=page_tokens(token),
+                             checkpoint_ns=NAMESPACES)
         case "ThreadService/UpdateState":
-            def update(thread_id, values, as_node, checkpoint_id):
+            def update(thread_id, values, as_node, checkpoint_id, checkpoint_ns):
                 request = T.ThreadServiceUpdateStateRequest(thread_id=thread_id, as_node=as_node,
-                                                            checkpoint_id=checkpoint_id)
+                                                            checkpoint_id=checkpoint_id, checkpoint_ns=checkpoint_ns)
                 if values is not None:
                     request.values.CopyFrom(to_struct(values))
                 return request
@@ -444,7 +454,7 @@ def requests_for(name: str, hangs: bool = True) -> st.SearchStrategy:
                              st.one_of(st.just(""), st.sampled_from(ASSISTANTS).flatmap(
                                  lambda a: st.sampled_from(nodes_of(a))), TEXT, LONG_TEXT,
                                        st.sampled_from(["__start__", "__end__", "__interrupt__"])),
-                             st.one_of(st.just(""), st.just(""), ids("checkpoints")))
+                             st.one_of(st.just(""), st.just(""), ids("checkpoints")), NAMESPACES)
         case "AssistantService/List":
             return st.just(A.AssistantServiceListRequest())
         case "AssistantService/Get":

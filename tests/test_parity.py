@@ -206,3 +206,15 @@ async def test_the_python_client_streams_and_records_subgraph_events(app):
     checkpoints = [e for e in events if e.kind == "checkpoint"]
     assert checkpoints[-1].data["state"]["values"]["notes"][-1] == "finished"
     assert {e.namespace[0].split(":")[0] for e in joined if e.kind == "debug" and e.namespace} == {"child"}
+
+
+async def test_a_checkpoint_event_names_where_a_subgraph_tasks_checkpoints_are(served):
+    """As GetState does: the task running a subgraph carries the namespace its checkpoints have."""
+    runs, threads = served
+    responses = await _stream(runs, ["checkpoints"], True, assistant_id="nested", input=HELLO)
+    child_tasks = [t for r in responses if r.event.HasField("checkpoint") and not r.event.namespace
+                   for t in r.event.checkpoint.state.tasks if t.name == "child"]
+    assert child_tasks and child_tasks[0].checkpoint_ns == f"child:{child_tasks[0].id}"
+    inside = [r.event for r in responses if r.event.HasField("checkpoint") and r.event.namespace]
+    assert {e.checkpoint.state.checkpoint.checkpoint_ns for e in inside if len(e.namespace) == 1} == {
+        child_tasks[0].checkpoint_ns}

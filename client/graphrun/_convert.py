@@ -32,9 +32,16 @@ def to_dict(message: Message) -> dict[str, Any]:
 
 
 def state_dict(message: Message) -> dict[str, Any]:
-    """A ThreadState as a dict that always has `values` (an empty thread has no Struct to print)."""
-    state = to_dict(message)
+    """A ThreadState as a dict that always has `values` (an empty thread has no Struct to print),
+    and so do the subgraph states nested in its tasks (GetState with `subgraphs`)."""
+    return _with_values(to_dict(message))
+
+
+def _with_values(state: dict[str, Any]) -> dict[str, Any]:
     state.setdefault("values", {})
+    for task in state.get("tasks") or []:
+        if task.get("state") is not None:
+            _with_values(task["state"])
     return state
 
 

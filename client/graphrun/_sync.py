@@ -313,33 +313,45 @@ class Client:
         """Delete a thread with its runs and checkpoints (stopping a run in flight)."""
         self._unary(self._threads.Delete, thread_pb.ThreadServiceDeleteRequest(thread_id=thread_id))
 
-    def get_state(self, thread_id: str, checkpoint_id: str | None = None) -> dict[str, Any]:
-        """The thread's state at its latest checkpoint, or at `checkpoint_id`."""
-        request = thread_pb.ThreadServiceGetStateRequest(thread_id=thread_id, checkpoint_id=checkpoint_id or "")
+    def get_state(self, thread_id: str, checkpoint_id: str | None = None, *, checkpoint_ns: str | None = None,
+                  subgraphs: bool = False) -> dict[str, Any]:
+        """The thread's state at its latest checkpoint, or at `checkpoint_id`.
+
+        `checkpoint_ns` reads a subgraph's state instead (a task's `checkpoint_ns`, such as
+        `"child:<task id>"`); with `subgraphs`, each pending subgraph task carries its subgraph's
+        state under `state`, as LangGraph's `get_state(subgraphs=True)`.
+        """
+        request = thread_pb.ThreadServiceGetStateRequest(thread_id=thread_id, checkpoint_id=checkpoint_id or "",
+                                                         checkpoint_ns=checkpoint_ns or "", subgraphs=subgraphs)
         return c.state_dict(self._unary(self._threads.GetState, request).state)
 
-    def get_history(self, thread_id: str, page_size: int | None = None, page_token: str | None = None
-                    ) -> tuple[list[dict[str, Any]], str | None]:
-        """One page of the thread's states, newest first, and the token of the next page (None at the end)."""
+    def get_history(self, thread_id: str, page_size: int | None = None, page_token: str | None = None,
+                    *, checkpoint_ns: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of the thread's states (a subgraph's with `checkpoint_ns`), newest first, and the
+        token of the next page (None at the end)."""
         request = thread_pb.ThreadServiceGetHistoryRequest(thread_id=thread_id, page_size=page_size or 0,
-                                                           page_token=page_token or "")
+                                                           page_token=page_token or "",
+                                                           checkpoint_ns=checkpoint_ns or "")
         response = self._unary(self._threads.GetHistory, request)
         return [c.state_dict(s) for s in response.states], response.next_page_token or None
 
-    def iter_history(self, thread_id: str, page_size: int | None = None) -> Iterator[dict[str, Any]]:
-        """Every state of the thread, newest first, fetching pages as needed."""
+    def iter_history(self, thread_id: str, page_size: int | None = None, *,
+                     checkpoint_ns: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every state of the thread (a subgraph's with `checkpoint_ns`), newest first, fetching pages as needed."""
         token: str | None = None
         while True:
-            states, token = self.get_history(thread_id, page_size, token)
+            states, token = self.get_history(thread_id, page_size, token, checkpoint_ns=checkpoint_ns)
             yield from states
             if not token:
                 return
 
     def update_state(self, thread_id: str, values: Mapping[str, Any] | None, as_node: str | None = None,
-                     checkpoint_id: str | None = None) -> dict[str, Any]:
-        """Write values as if `as_node` had returned them; returns the new checkpoint's reference."""
+                     checkpoint_id: str | None = None, *, checkpoint_ns: str | None = None) -> dict[str, Any]:
+        """Write values as if `as_node` had returned them (into a subgraph's state with
+        `checkpoint_ns`); returns the new checkpoint's reference."""
         request = thread_pb.ThreadServiceUpdateStateRequest(thread_id=thread_id, as_node=as_node or "",
-                                                            checkpoint_id=checkpoint_id or "")
+                                                            checkpoint_id=checkpoint_id or "",
+                                                            checkpoint_ns=checkpoint_ns or "")
         if values is not None:
             request.values.CopyFrom(c.to_struct(values))
         return c.to_dict(self._unary(self._threads.UpdateState, request).checkpoint)

@@ -18,6 +18,7 @@ GRAPHRUN_PROGRESS=0 turns it off, =1 forces it without a terminal.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import pathlib
@@ -247,15 +248,23 @@ def _run_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return kwargs
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    # Imported here: the server's dependencies (LangGraph, psycopg) are not needed to be a client.
-    from graphrun_server.app import Settings, serve
+def _add_server_commands(commands: argparse._SubParsersAction) -> None:
+    """The server's commands (`serve`), from the `graphrun.commands` entry points of the
+    installed server; without a server, `serve` says how to install one."""
+    added = False
+    for entry_point in importlib.metadata.entry_points(group="graphrun.commands"):
+        entry_point.load()(commands)
+        added = True
+    if not added:
+        serve = commands.add_parser("serve", help="run a graphrun server (needs the server: pip install graphrun)",
+                                    add_help=False)
+        serve.set_defaults(handler=_no_server)  # whatever its options (see `main`)
 
-    serve(Settings.from_env(host=args.host, port=args.port, database_url=args.database_url,
-                            config=args.config, data_dir=args.data_dir, workers=args.workers,
-                            tls_cert=args.server_tls_cert, tls_key=args.server_tls_key,
-                            tls_client_ca=args.tls_client_ca))
-    return 0
+
+def _no_server(args: argparse.Namespace) -> int:
+    print("error: graphrun serve needs the server, which is not installed here; "
+          "install it with: pip install graphrun", file=sys.stderr)
+    return 2
 
 
 def _progress_wanted(stream: TextIO) -> bool:
@@ -692,21 +701,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(json=False)  # --json too may come before the subcommand (`assistants --json list`)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run a graphrun server")
-    serve.add_argument("--config", help="langgraph.json to load graphs from (env GRAPHRUN_CONFIG)")
-    serve.add_argument("--host", help="address to listen on (env GRAPHRUN_HOST, default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to listen on (env GRAPHRUN_PORT, default 50051)")
-    serve.add_argument("--database-url", help="PostgreSQL DSN (env GRAPHRUN_DATABASE_URL; default: embedded)")
-    serve.add_argument("--data-dir", help="embedded PostgreSQL's data directory (env GRAPHRUN_DATA_DIR)")
-    serve.add_argument("--tls-cert", dest="server_tls_cert", metavar="PEM",
-                       help="serve TLS with this certificate chain (env GRAPHRUN_TLS_CERT)")
-    serve.add_argument("--tls-key", dest="server_tls_key", metavar="PEM",
-                       help="the certificate's private key (env GRAPHRUN_TLS_KEY)")
-    serve.add_argument("--tls-client-ca", metavar="PEM",
-                       help="require client certificates signed by this CA: mutual TLS (env GRAPHRUN_TLS_CLIENT_CA)")
-    serve.add_argument("--workers", type=int,
-                       help="server processes sharing the port (env GRAPHRUN_WORKERS, default 1; needs --port)")
-    serve.set_defaults(handler=cmd_serve)
+    _add_server_commands(commands)
 
     for name, handler, text in (("wait", cmd_wait, "ask a question and print the conversation when the run ends"),
                                 ("stream", cmd_stream, "ask a question and print the answer as it is generated")):
@@ -826,8 +821,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `graphrun` command; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    if unknown and handler is not _no_server:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if handler is None:
         parser.print_help(sys.stderr)
         return 2

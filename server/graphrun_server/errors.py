@@ -116,9 +116,22 @@ class AssistantNotFound(NotFound):
 class CheckpointNotFound(NotFound):
     reason = "CHECKPOINT_NOT_FOUND"
 
-    def __init__(self, thread_id: str, checkpoint_id: str):
-        super().__init__(f"thread {thread_id} has no checkpoint {checkpoint_id}",
-                         metadata={"thread_id": thread_id, "checkpoint_id": checkpoint_id})
+    def __init__(self, thread_id: str, checkpoint_id: str, checkpoint_ns: str = ""):
+        where = f" in checkpoint_ns {checkpoint_ns!r}" if checkpoint_ns else ""
+        super().__init__(f"thread {thread_id} has no checkpoint {checkpoint_id}{where}",
+                         metadata={"thread_id": thread_id, "checkpoint_id": checkpoint_id,
+                                   "checkpoint_ns": checkpoint_ns or None})
+
+
+class CheckpointNamespaceNotFound(NotFound):
+    """A subgraph namespace the graph has, but with another task id than any the thread ran."""
+
+    reason = "CHECKPOINT_NS_NOT_FOUND"
+
+    def __init__(self, thread_id: str, checkpoint_ns: str):
+        super().__init__(f"thread {thread_id} has no checkpoint in checkpoint_ns {checkpoint_ns!r} (a subgraph "
+                         "task's namespace, as GetState's Task.checkpoint_ns shows it)",
+                         metadata={"thread_id": thread_id, "checkpoint_ns": checkpoint_ns})
 
 
 class ThreadAlreadyExists(GraphrunError):

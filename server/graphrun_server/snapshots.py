@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from langgraph._internal._constants import TASKS
+from langgraph._internal._constants import NS_END, NS_SEP, TASKS
 from langgraph.channels.ephemeral_value import EphemeralValue
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
-from langgraph.types import Interrupt, StateSnapshot
+from langgraph.types import Interrupt, PregelTask, StateSnapshot
 
 from .errors import GraphrunError
 from .task_errors import task_error_text
@@ -19,8 +19,9 @@ from .wire import to_json
 NOT_THE_GRAPH = (GraphrunError, psycopg.Error)
 
 
-async def read_state(graph: Pregel, config: dict[str, Any]) -> StateSnapshot:
-    """`graph.aget_state(config)`, also for a checkpoint holding writes the graph refuses to apply.
+async def read_state(graph: Pregel, config: dict[str, Any], *, subgraphs: bool = False) -> StateSnapshot:
+    """`graph.aget_state(config, subgraphs=...)`, also for a checkpoint holding writes the graph
+    refuses to apply.
 
     A run that fails because a reducer raised on its writes (an input message LangChain cannot
     read, a `command.update` the state refuses) leaves them stored with its last checkpoint;
@@ -28,7 +29,7 @@ async def read_state(graph: Pregel, config: dict[str, Any]) -> StateSnapshot:
     it was written, without its pending writes. New input, or UpdateState, moves the thread on.
     """
     try:
-        return await graph.aget_state(config)
+        return await graph.aget_state(config, subgraphs=subgraphs)
     except NOT_THE_GRAPH:
         raise
     except Exception:
@@ -36,7 +37,7 @@ async def read_state(graph: Pregel, config: dict[str, Any]) -> StateSnapshot:
         if saved is None:
             raise
         as_written = graph.copy(update={"checkpointer": _WithoutPendingWrites(graph.checkpointer)})
-        return await as_written.aget_state(saved.config)
+        return await as_written.aget_state(saved.config, subgraphs=subgraphs)
 
 
 class _WithoutPendingWrites(BaseCheckpointSaver):
@@ -67,17 +68,28 @@ def _ref(config: dict | None) -> dict[str, str] | None:
             "checkpoint_id": conf["checkpoint_id"]}
 
 
+def _task_to_json(task: PregelTask, parent_ns: str) -> dict[str, Any]:
+    """A pending task. LangGraph gives a subgraph task a `state`: the config of the subgraph's
+    checkpoints, or (read with `subgraphs=True`) its StateSnapshot; either way the task shows
+    the namespace to address them by, named as LangGraph names it."""
+    out = {"id": task.id, "name": task.name, "error": task_error_text(task.error),
+           "interrupts": [interrupt_to_json(i) for i in task.interrupts]}
+    if task.state is not None:
+        own = f"{task.name}{NS_END}{task.id}"
+        out["checkpoint_ns"] = f"{parent_ns}{NS_SEP}{own}" if parent_ns else own
+        if isinstance(task.state, StateSnapshot):
+            out["state"] = snapshot_to_json(task.state)
+    return out
+
+
 def snapshot_to_json(snapshot: StateSnapshot) -> dict[str, Any]:
     """The full state; servicers trim it by granularity when they answer."""
     values = snapshot.values
     return {
         "values": to_json(values) if isinstance(values, dict) else {"__root__": to_json(values)},
         "next": list(snapshot.next),
-        "tasks": [
-            {"id": t.id, "name": t.name, "error": task_error_text(t.error),
-             "interrupts": [interrupt_to_json(i) for i in t.interrupts]}
-            for t in snapshot.tasks
-        ],
+        "tasks": [_task_to_json(t, (snapshot.config or {}).get("configurable", {}).get("checkpoint_ns", ""))
+                  for t in snapshot.tasks],
         "checkpoint": _ref(snapshot.config),
         "metadata": to_json(snapshot.metadata or {}),
         "created_at": snapshot.created_at,
@@ -93,6 +105,9 @@ def snapshot_payload_to_json(payload: dict[str, Any]) -> dict[str, Any]:
     tasks = [{"id": t["id"], "name": t["name"], "error": task_error_text(t.get("error")),
               "interrupts": [interrupt_to_json(i) for i in t.get("interrupts", ())]}
              for t in payload.get("tasks", ())]
+    for task, raw in zip(tasks, payload.get("tasks", ())):  # a subgraph's task: where its checkpoints are
+        if isinstance(state := raw.get("state"), dict) and (ns := state.get("configurable", {}).get("checkpoint_ns")):
+            task["checkpoint_ns"] = ns
     return {
         "values": to_json(values) if isinstance(values, dict) else {"__root__": to_json(values)},
         "next": list(payload.get("next", ())),

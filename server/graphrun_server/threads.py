@@ -7,7 +7,12 @@ import binascii
 import uuid
 from typing import Any
 
-from .errors import CheckpointNotFound, NoGraphForThread, invalid
+from langgraph._internal._config import recast_checkpoint_ns
+from langgraph.pregel import Pregel
+from langgraph.types import StateSnapshot
+
+from .errors import CheckpointNamespaceNotFound, CheckpointNotFound, NoGraphForThread, invalid
+from .incoming import messages_from_json
 from .registry import Assistant, Registry
 from .runner import GraphRunner, graph_config
 from .snapshots import NOT_THE_GRAPH, empty_state, read_state, snapshot_to_json
@@ -17,6 +22,24 @@ MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 10
 
 
+def _config(thread_id: str, checkpoint_id: str | None, checkpoint_ns: str) -> dict[str, Any]:
+    """The config LangGraph's state methods take for a checkpoint of the root graph, or (with
+    `checkpoint_ns`) of a subgraph: LangGraph routes it to the subgraph itself."""
+    config = graph_config(thread_id, checkpoint_id)
+    config["configurable"]["checkpoint_ns"] = checkpoint_ns
+    return config
+
+
+def subgraph_at(assistant: Assistant, checkpoint_ns: str) -> Pregel:
+    """The subgraph a namespace addresses, found as LangGraph's state methods find it (the
+    namespace without its task ids, looked up among the subgraphs it detects). LangGraph reads a
+    namespace naming none with the root graph's channels, silently wrong; here it is refused."""
+    path = recast_checkpoint_ns(checkpoint_ns)
+    for _, graph in assistant.graph.get_subgraphs(namespace=path, recurse=True):
+        return graph
+    known = [name for name, _ in assistant.graph.get_subgraphs(recurse=True)]
+    raise invalid("checkpoint_ns", f"graph {assistant.graph_id!r} has no subgraph at {path!r}; "
+                                   f"subgraphs: {', '.join(known) or 'none'}")
 
 
 class Threads:
@@ -51,16 +74,36 @@ class Threads:
         if checkpoint_id and await self.checkpointer.aget_tuple(graph_config(thread_id, checkpoint_id)) is None:
             raise CheckpointNotFound(thread_id, checkpoint_id)
 
-    async def get_state(self, thread_id: str, checkpoint_id: str | None = None) -> dict[str, Any]:
+    async def _read_namespace(self, thread_id: str, assistant: Assistant | None, checkpoint_id: str | None,
+                              checkpoint_ns: str, subgraphs: bool = False) -> StateSnapshot:
+        """A subgraph's state at `checkpoint_ns`; NOT_FOUND when the thread has no checkpoint there
+        (LangGraph would answer an empty state, which cannot be told from a typo)."""
+        if assistant is None:  # no run yet: no checkpoints in any namespace
+            raise CheckpointNamespaceNotFound(thread_id, checkpoint_ns)
+        subgraph_at(assistant, checkpoint_ns)
+        snapshot = await read_state(assistant.graph, _config(thread_id, checkpoint_id, checkpoint_ns),
+                                    subgraphs=subgraphs)
+        if snapshot.metadata is None:  # nothing saved at that address
+            if checkpoint_id:
+                raise CheckpointNotFound(thread_id, checkpoint_id, checkpoint_ns)
+            raise CheckpointNamespaceNotFound(thread_id, checkpoint_ns)
+        return snapshot
+
+    async def get_state(self, thread_id: str, checkpoint_id: str | None = None, checkpoint_ns: str = "",
+                        subgraphs: bool = False) -> dict[str, Any]:
         thread = await self.records.get_thread(thread_id)
         assistant = self._assistant(thread)
+        if checkpoint_ns:
+            return snapshot_to_json(await self._read_namespace(thread_id, assistant, checkpoint_id, checkpoint_ns,
+                                                               subgraphs))
         await self._existing_checkpoint(thread_id, checkpoint_id)
         if assistant is None:
             return empty_state()
-        snapshot = await read_state(assistant.graph, graph_config(thread_id, checkpoint_id))
+        snapshot = await read_state(assistant.graph, graph_config(thread_id, checkpoint_id), subgraphs=subgraphs)
         return snapshot_to_json(snapshot) if snapshot.config.get("configurable", {}).get("checkpoint_id") else empty_state()
 
-    async def get_history(self, thread_id: str, page_size: int, page_token: str) -> tuple[list[dict], str]:
+    async def get_history(self, thread_id: str, page_size: int, page_token: str,
+                          checkpoint_ns: str = "") -> tuple[list[dict], str]:
         if page_size < 0 or page_size > MAX_PAGE_SIZE:
             raise invalid("page_size", f"must be between 1 and {MAX_PAGE_SIZE} (0 for the default {DEFAULT_PAGE_SIZE})")
         page_size = page_size or DEFAULT_PAGE_SIZE
@@ -70,12 +113,14 @@ class Threads:
                 before_id = str(uuid.UUID(base64.urlsafe_b64decode(page_token.encode()).decode()))
             except (binascii.Error, UnicodeDecodeError, ValueError):  # a checkpoint id is a UUID
                 raise invalid("page_token", "not a token this server returned") from None
-            before = graph_config(thread_id, before_id)
+            before = _config(thread_id, before_id, checkpoint_ns)
         thread = await self.records.get_thread(thread_id)
         assistant = self._assistant(thread)
+        if checkpoint_ns:
+            await self._read_namespace(thread_id, assistant, None, checkpoint_ns)
         if assistant is None:
             return [], ""
-        config = graph_config(thread_id)
+        config = _config(thread_id, None, checkpoint_ns)
         try:
             snapshots = [s async for s in
                          assistant.graph.aget_state_history(config, before=before, limit=page_size + 1)]
@@ -92,19 +137,25 @@ class Threads:
         return states, token
 
     async def update_state(self, thread_id: str, values: dict | None, as_node: str | None,
-                           checkpoint_id: str | None) -> dict[str, str]:
+                           checkpoint_id: str | None, checkpoint_ns: str = "") -> dict[str, str]:
         thread = await self.records.get_thread(thread_id)
         assistant = self._assistant(thread)
         if assistant is None:
             raise NoGraphForThread(thread_id)
-        if as_node and as_node not in assistant.nodes:
-            raise invalid("as_node", f"graph {assistant.graph_id!r} has no node {as_node!r}; "
-                                     f"nodes: {', '.join(assistant.nodes)}")
+        graph = subgraph_at(assistant, checkpoint_ns) if checkpoint_ns else assistant.graph
+        nodes = [n for n in graph.nodes if not n.startswith("__")]
+        if as_node and as_node not in nodes:
+            where = f"subgraph {recast_checkpoint_ns(checkpoint_ns)!r} of graph" if checkpoint_ns else "graph"
+            raise invalid("as_node", f"{where} {assistant.graph_id!r} has no node {as_node!r}; "
+                                     f"nodes: {', '.join(nodes)}")
         async with self.records.thread_changing(thread_id):  # THREAD_BUSY while a run is in flight
-            await self._existing_checkpoint(thread_id, checkpoint_id)
+            if checkpoint_ns:  # a namespace no run wrote: an update there would start a history no run reads
+                await self._read_namespace(thread_id, assistant, checkpoint_id, checkpoint_ns)
+            else:
+                await self._existing_checkpoint(thread_id, checkpoint_id)
             try:
-                config = await assistant.graph.aupdate_state(graph_config(thread_id, checkpoint_id),
-                                                             assistant.messages_from_json(values),
+                config = await assistant.graph.aupdate_state(_config(thread_id, checkpoint_id, checkpoint_ns),
+                                                             messages_from_json(graph, values),
                                                              as_node=as_node or None)
             except NOT_THE_GRAPH:
                 raise

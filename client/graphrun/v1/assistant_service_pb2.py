@@ -25,13 +25,14 @@ _sym_db = _symbol_database.Default()
 from graphrun.v1 import assistant_pb2 as graphrun_dot_v1_dot_assistant__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#graphrun/v1/assistant_service.proto\x12\x0bgraphrun.v1\x1a\x1bgraphrun/v1/assistant.proto\"\x1d\n\x1b\x41ssistantServiceListRequest\"J\n\x1c\x41ssistantServiceListResponse\x12*\n\nassistants\x18\x01 \x03(\x0b\x32\x16.graphrun.v1.Assistant\"2\n\x1a\x41ssistantServiceGetRequest\x12\x14\n\x0c\x61ssistant_id\x18\x01 \x01(\t\"H\n\x1b\x41ssistantServiceGetResponse\x12)\n\tassistant\x18\x01 \x01(\x0b\x32\x16.graphrun.v1.Assistant2\xc9\x01\n\x10\x41ssistantService\x12[\n\x04List\x12(.graphrun.v1.AssistantServiceListRequest\x1a).graphrun.v1.AssistantServiceListResponse\x12X\n\x03Get\x12\'.graphrun.v1.AssistantServiceGetRequest\x1a(.graphrun.v1.AssistantServiceGetResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#graphrun/v1/assistant_service.proto\x12\x0bgraphrun.v1\x1a\x1bgraphrun/v1/assistant.proto\"\x1d\n\x1b\x41ssistantServiceListRequest\"J\n\x1c\x41ssistantServiceListResponse\x12*\n\nassistants\x18\x01 \x03(\x0b\x32\x16.graphrun.v1.Assistant\"2\n\x1a\x41ssistantServiceGetRequest\x12\x14\n\x0c\x61ssistant_id\x18\x01 \x01(\t\"H\n\x1b\x41ssistantServiceGetResponse\x12)\n\tassistant\x18\x01 \x01(\x0b\x32\x16.graphrun.v1.Assistant2\xc9\x01\n\x10\x41ssistantService\x12[\n\x04List\x12(.graphrun.v1.AssistantServiceListRequest\x1a).graphrun.v1.AssistantServiceListResponse\x12X\n\x03Get\x12\'.graphrun.v1.AssistantServiceGetRequest\x1a(.graphrun.v1.AssistantServiceGetResponseB\x91\x01\n\x0f\x64\x65v.graphrun.v1B\x15\x41ssistantServiceProtoP\x01Z:github.com/graphrun/graphrun/gen/go/graphrun/v1;graphrunv1\xaa\x02\x0bGraphrun.V1\xca\x02\x0bGraphrun\\V1\xea\x02\x0cGraphrun::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'graphrun.v1.assistant_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\017dev.graphrun.v1B\025AssistantServiceProtoP\001Z:github.com/graphrun/graphrun/gen/go/graphrun/v1;graphrunv1\252\002\013Graphrun.V1\312\002\013Graphrun\\V1\352\002\014Graphrun::V1'
   _globals['_ASSISTANTSERVICELISTREQUEST']._serialized_start=81
   _globals['_ASSISTANTSERVICELISTREQUEST']._serialized_end=110
   _globals['_ASSISTANTSERVICELISTRESPONSE']._serialized_start=112

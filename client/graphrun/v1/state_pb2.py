@@ -26,19 +26,20 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17graphrun/v1/state.proto\x12\x0bgraphrun.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd4\x02\n\x0bThreadState\x12\'\n\x06values\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04next\x18\x02 \x03(\t\x12 \n\x05tasks\x18\x03 \x03(\x0b\x32\x11.graphrun.v1.Task\x12.\n\ncheckpoint\x18\x04 \x01(\x0b\x32\x1a.graphrun.v1.CheckpointRef\x12)\n\x08metadata\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11parent_checkpoint\x18\x07 \x01(\x0b\x32\x1a.graphrun.v1.CheckpointRef\x12*\n\ninterrupts\x18\x08 \x03(\x0b\x32\x16.graphrun.v1.Interrupt\"P\n\rCheckpointRef\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12\x15\n\rcheckpoint_ns\x18\x02 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x03 \x01(\t\"[\n\x04Task\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12*\n\ninterrupts\x18\x04 \x03(\x0b\x32\x16.graphrun.v1.Interrupt\">\n\tInterrupt\x12\n\n\x02id\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Valueb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17graphrun/v1/state.proto\x12\x0bgraphrun.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd4\x02\n\x0bThreadState\x12\'\n\x06values\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04next\x18\x02 \x03(\t\x12 \n\x05tasks\x18\x03 \x03(\x0b\x32\x11.graphrun.v1.Task\x12.\n\ncheckpoint\x18\x04 \x01(\x0b\x32\x1a.graphrun.v1.CheckpointRef\x12)\n\x08metadata\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11parent_checkpoint\x18\x07 \x01(\x0b\x32\x1a.graphrun.v1.CheckpointRef\x12*\n\ninterrupts\x18\x08 \x03(\x0b\x32\x16.graphrun.v1.Interrupt\"P\n\rCheckpointRef\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12\x15\n\rcheckpoint_ns\x18\x02 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x03 \x01(\t\"\x9b\x01\n\x04Task\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12*\n\ninterrupts\x18\x04 \x03(\x0b\x32\x16.graphrun.v1.Interrupt\x12\x15\n\rcheckpoint_ns\x18\x05 \x01(\t\x12\'\n\x05state\x18\x06 \x01(\x0b\x32\x18.graphrun.v1.ThreadState\">\n\tInterrupt\x12\n\n\x02id\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.ValueB\x86\x01\n\x0f\x64\x65v.graphrun.v1B\nStateProtoP\x01Z:github.com/graphrun/graphrun/gen/go/graphrun/v1;graphrunv1\xaa\x02\x0bGraphrun.V1\xca\x02\x0bGraphrun\\V1\xea\x02\x0cGraphrun::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'graphrun.v1.state_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\017dev.graphrun.v1B\nStateProtoP\001Z:github.com/graphrun/graphrun/gen/go/graphrun/v1;graphrunv1\252\002\013Graphrun.V1\312\002\013Graphrun\\V1\352\002\014Graphrun::V1'
   _globals['_THREADSTATE']._serialized_start=104
   _globals['_THREADSTATE']._serialized_end=444
   _globals['_CHECKPOINTREF']._serialized_start=446
   _globals['_CHECKPOINTREF']._serialized_end=526
-  _globals['_TASK']._serialized_start=528
-  _globals['_TASK']._serialized_end=619
-  _globals['_INTERRUPT']._serialized_start=621
-  _globals['_INTERRUPT']._serialized_end=683
+  _globals['_TASK']._serialized_start=529
+  _globals['_TASK']._serialized_end=684
+  _globals['_INTERRUPT']._serialized_start=686
+  _globals['_INTERRUPT']._serialized_end=748
 # @@protoc_insertion_point(module_scope)

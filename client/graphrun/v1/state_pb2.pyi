@@ -41,16 +41,20 @@ class CheckpointRef(_message.Message):
     def __init__(self, thread_id: _Optional[str] = ..., checkpoint_ns: _Optional[str] = ..., checkpoint_id: _Optional[str] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("id", "name", "error", "interrupts")
+    __slots__ = ("id", "name", "error", "interrupts", "checkpoint_ns", "state")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     INTERRUPTS_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_NS_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     error: str
     interrupts: _containers.RepeatedCompositeFieldContainer[Interrupt]
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., error: _Optional[str] = ..., interrupts: _Optional[_Iterable[_Union[Interrupt, _Mapping]]] = ...) -> None: ...
+    checkpoint_ns: str
+    state: ThreadState
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., error: _Optional[str] = ..., interrupts: _Optional[_Iterable[_Union[Interrupt, _Mapping]]] = ..., checkpoint_ns: _Optional[str] = ..., state: _Optional[_Union[ThreadState, _Mapping]] = ...) -> None: ...
 
 class Interrupt(_message.Message):
     __slots__ = ("id", "value")

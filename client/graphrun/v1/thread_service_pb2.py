@@ -27,13 +27,14 @@ from graphrun.v1 import state_pb2 as graphrun_dot_v1_dot_state__pb2
 from graphrun.v1 import thread_pb2 as graphrun_dot_v1_dot_thread__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n graphrun/v1/thread_service.proto\x12\x0bgraphrun.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x17graphrun/v1/state.proto\x1a\x18graphrun/v1/thread.proto\"Z\n\x1aThreadServiceCreateRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12)\n\x08metadata\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"B\n\x1bThreadServiceCreateResponse\x12#\n\x06thread\x18\x01 \x01(\x0b\x32\x13.graphrun.v1.Thread\",\n\x17ThreadServiceGetRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\"?\n\x18ThreadServiceGetResponse\x12#\n\x06thread\x18\x01 \x01(\x0b\x32\x13.graphrun.v1.Thread\"/\n\x1aThreadServiceDeleteRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\"\x1d\n\x1bThreadServiceDeleteResponse\"H\n\x1cThreadServiceGetStateRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x02 \x01(\t\"H\n\x1dThreadServiceGetStateResponse\x12\'\n\x05state\x18\x01 \x01(\x0b\x32\x18.graphrun.v1.ThreadState\"Z\n\x1eThreadServiceGetHistoryRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"d\n\x1fThreadServiceGetHistoryResponse\x12(\n\x06states\x18\x01 \x03(\x0b\x32\x18.graphrun.v1.ThreadState\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x85\x01\n\x1fThreadServiceUpdateStateRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12\'\n\x06values\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07\x61s_node\x18\x03 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x04 \x01(\t\"R\n ThreadServiceUpdateStateResponse\x12.\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x1a.graphrun.v1.CheckpointRef2\xd5\x04\n\rThreadService\x12[\n\x06\x43reate\x12\'.graphrun.v1.ThreadServiceCreateRequest\x1a(.graphrun.v1.ThreadServiceCreateResponse\x12R\n\x03Get\x12$.graphrun.v1.ThreadServiceGetRequest\x1a%.graphrun.v1.ThreadServiceGetResponse\x12[\n\x06\x44\x65lete\x12\'.graphrun.v1.ThreadServiceDeleteRequest\x1a(.graphrun.v1.ThreadServiceDeleteResponse\x12\x61\n\x08GetState\x12).graphrun.v1.ThreadServiceGetStateRequest\x1a*.graphrun.v1.ThreadServiceGetStateResponse\x12g\n\nGetHistory\x12+.graphrun.v1.ThreadServiceGetHistoryRequest\x1a,.graphrun.v1.ThreadServiceGetHistoryResponse\x12j\n\x0bUpdateState\x12,.graphrun.v1.ThreadServiceUpdateStateRequest\x1a-.graphrun.v1.ThreadServiceUpdateStateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n graphrun/v1/thread_service.proto\x12\x0bgraphrun.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x17graphrun/v1/state.proto\x1a\x18graphrun/v1/thread.proto\"Z\n\x1aThreadServiceCreateRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12)\n\x08metadata\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"B\n\x1bThreadServiceCreateResponse\x12#\n\x06thread\x18\x01 \x01(\x0b\x32\x13.graphrun.v1.Thread\",\n\x17ThreadServiceGetRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\"?\n\x18ThreadServiceGetResponse\x12#\n\x06thread\x18\x01 \x01(\x0b\x32\x13.graphrun.v1.Thread\"/\n\x1aThreadServiceDeleteRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\"\x1d\n\x1bThreadServiceDeleteResponse\"r\n\x1cThreadServiceGetStateRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x02 \x01(\t\x12\x15\n\rcheckpoint_ns\x18\x03 \x01(\t\x12\x11\n\tsubgraphs\x18\x04 \x01(\x08\"H\n\x1dThreadServiceGetStateResponse\x12\'\n\x05state\x18\x01 \x01(\x0b\x32\x18.graphrun.v1.ThreadState\"q\n\x1eThreadServiceGetHistoryRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x15\n\rcheckpoint_ns\x18\x04 \x01(\t\"d\n\x1fThreadServiceGetHistoryResponse\x12(\n\x06states\x18\x01 \x03(\x0b\x32\x18.graphrun.v1.ThreadState\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x9c\x01\n\x1fThreadServiceUpdateStateRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12\'\n\x06values\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07\x61s_node\x18\x03 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x04 \x01(\t\x12\x15\n\rcheckpoint_ns\x18\x05 \x01(\t\"R\n ThreadServiceUpdateStateResponse\x12.\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x1a.graphrun.v1.CheckpointRef2\xd5\x04\n\rThreadService\x12[\n\x06\x43reate\x12\'.graphrun.v1.ThreadServiceCreateRequest\x1a(.graphrun.v1.ThreadServiceCreateResponse\x12R\n\x03Get\x12$.graphrun.v1.ThreadServiceGetRequest\x1a%.graphrun.v1.ThreadServiceGetResponse\x12[\n\x06\x44\x65lete\x12\'.graphrun.v1.ThreadServiceDeleteRequest\x1a(.graphrun.v1.ThreadServiceDeleteResponse\x12\x61\n\x08GetState\x12).graphrun.v1.ThreadServiceGetStateRequest\x1a*.graphrun.v1.ThreadServiceGetStateResponse\x12g\n\nGetHistory\x12+.graphrun.v1.ThreadServiceGetHistoryRequest\x1a,.graphrun.v1.ThreadServiceGetHistoryResponse\x12j\n\x0bUpdateState\x12,.graphrun.v1.ThreadServiceUpdateStateRequest\x1a-.graphrun.v1.ThreadServiceUpdateStateResponseB\x8e\x01\n\x0f\x64\x65v.graphrun.v1B\x12ThreadServiceProtoP\x01Z:github.com/graphrun/graphrun/gen/go/graphrun/v1;graphrunv1\xaa\x02\x0bGraphrun.V1\xca\x02\x0bGraphrun\\V1\xea\x02\x0cGraphrun::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'graphrun.v1.thread_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'\n\017dev.graphrun.v1B\022ThreadServiceProtoP\001Z:github.com/graphrun/graphrun/gen/go/graphrun/v1;graphrunv1\252\002\013Graphrun.V1\312\002\013Graphrun\\V1\352\002\014Graphrun::V1'
   _globals['_THREADSERVICECREATEREQUEST']._serialized_start=130
   _globals['_THREADSERVICECREATEREQUEST']._serialized_end=220
   _globals['_THREADSERVICECREATERESPONSE']._serialized_start=222
@@ -47,17 +48,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_THREADSERVICEDELETERESPONSE']._serialized_start=450
   _globals['_THREADSERVICEDELETERESPONSE']._serialized_end=479
   _globals['_THREADSERVICEGETSTATEREQUEST']._serialized_start=481
-  _globals['_THREADSERVICEGETSTATEREQUEST']._serialized_end=553
-  _globals['_THREADSERVICEGETSTATERESPONSE']._serialized_start=555
-  _globals['_THREADSERVICEGETSTATERESPONSE']._serialized_end=627
-  _globals['_THREADSERVICEGETHISTORYREQUEST']._serialized_start=629
-  _globals['_THREADSERVICEGETHISTORYREQUEST']._serialized_end=719
-  _globals['_THREADSERVICEGETHISTORYRESPONSE']._serialized_start=721
-  _globals['_THREADSERVICEGETHISTORYRESPONSE']._serialized_end=821
-  _globals['_THREADSERVICEUPDATESTATEREQUEST']._serialized_start=824
-  _globals['_THREADSERVICEUPDATESTATEREQUEST']._serialized_end=957
-  _globals['_THREADSERVICEUPDATESTATERESPONSE']._serialized_start=959
-  _globals['_THREADSERVICEUPDATESTATERESPONSE']._serialized_end=1041
-  _globals['_THREADSERVICE']._serialized_start=1044
-  _globals['_THREADSERVICE']._serialized_end=1641
+  _globals['_THREADSERVICEGETSTATEREQUEST']._serialized_end=595
+  _globals['_THREADSERVICEGETSTATERESPONSE']._serialized_start=597
+  _globals['_THREADSERVICEGETSTATERESPONSE']._serialized_end=669
+  _globals['_THREADSERVICEGETHISTORYREQUEST']._serialized_start=671
+  _globals['_THREADSERVICEGETHISTORYREQUEST']._serialized_end=784
+  _globals['_THREADSERVICEGETHISTORYRESPONSE']._serialized_start=786
+  _globals['_THREADSERVICEGETHISTORYRESPONSE']._serialized_end=886
+  _globals['_THREADSERVICEUPDATESTATEREQUEST']._serialized_start=889
+  _globals['_THREADSERVICEUPDATESTATEREQUEST']._serialized_end=1045
+  _globals['_THREADSERVICEUPDATESTATERESPONSE']._serialized_start=1047
+  _globals['_THREADSERVICEUPDATESTATERESPONSE']._serialized_end=1129
+  _globals['_THREADSERVICE']._serialized_start=1132
+  _globals['_THREADSERVICE']._serialized_end=1729
 # @@protoc_insertion_point(module_scope)

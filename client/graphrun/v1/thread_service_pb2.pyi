@@ -46,12 +46,16 @@ class ThreadServiceDeleteResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class ThreadServiceGetStateRequest(_message.Message):
-    __slots__ = ("thread_id", "checkpoint_id")
+    __slots__ = ("thread_id", "checkpoint_id", "checkpoint_ns", "subgraphs")
     THREAD_ID_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_NS_FIELD_NUMBER: _ClassVar[int]
+    SUBGRAPHS_FIELD_NUMBER: _ClassVar[int]
     thread_id: str
     checkpoint_id: str
-    def __init__(self, thread_id: _Optional[str] = ..., checkpoint_id: _Optional[str] = ...) -> None: ...
+    checkpoint_ns: str
+    subgraphs: bool
+    def __init__(self, thread_id: _Optional[str] = ..., checkpoint_id: _Optional[str] = ..., checkpoint_ns: _Optional[str] = ..., subgraphs: _Optional[bool] = ...) -> None: ...
 
 class ThreadServiceGetStateResponse(_message.Message):
     __slots__ = ("state",)
@@ -60,14 +64,16 @@ class ThreadServiceGetStateResponse(_message.Message):
     def __init__(self, state: _Optional[_Union[_state_pb2.ThreadState, _Mapping]] = ...) -> None: ...
 
 class ThreadServiceGetHistoryRequest(_message.Message):
-    __slots__ = ("thread_id", "page_size", "page_token")
+    __slots__ = ("thread_id", "page_size", "page_token", "checkpoint_ns")
     THREAD_ID_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_NS_FIELD_NUMBER: _ClassVar[int]
     thread_id: str
     page_size: int
     page_token: str
-    def __init__(self, thread_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    checkpoint_ns: str
+    def __init__(self, thread_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., checkpoint_ns: _Optional[str] = ...) -> None: ...
 
 class ThreadServiceGetHistoryResponse(_message.Message):
     __slots__ = ("states", "next_page_token")
@@ -78,16 +84,18 @@ class ThreadServiceGetHistoryResponse(_message.Message):
     def __init__(self, states: _Optional[_Iterable[_Union[_state_pb2.ThreadState, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ThreadServiceUpdateStateRequest(_message.Message):
-    __slots__ = ("thread_id", "values", "as_node", "checkpoint_id")
+    __slots__ = ("thread_id", "values", "as_node", "checkpoint_id", "checkpoint_ns")
     THREAD_ID_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
     AS_NODE_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_NS_FIELD_NUMBER: _ClassVar[int]
     thread_id: str
     values: _struct_pb2.Struct
     as_node: str
     checkpoint_id: str
-    def __init__(self, thread_id: _Optional[str] = ..., values: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., as_node: _Optional[str] = ..., checkpoint_id: _Optional[str] = ...) -> None: ...
+    checkpoint_ns: str
+    def __init__(self, thread_id: _Optional[str] = ..., values: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., as_node: _Optional[str] = ..., checkpoint_id: _Optional[str] = ..., checkpoint_ns: _Optional[str] = ...) -> None: ...
 
 class ThreadServiceUpdateStateResponse(_message.Message):
     __slots__ = ("checkpoint",)

@@ -96,7 +96,9 @@ class ThreadServiceServicer:
 
     def GetState(self, request, context):
         """Returns the thread's state at its latest checkpoint, or at
-        `checkpoint_id`.
+        `checkpoint_id`; a subgraph's state with `checkpoint_ns`. With
+        `subgraphs`, each pending task that runs a subgraph carries that
+        subgraph's state (nested to any depth).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

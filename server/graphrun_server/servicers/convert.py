@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from langgraph._internal._constants import NS_END, NS_SEP
 
 from graphrun.v1 import assistant_pb2, event_pb2, run_pb2, state_pb2, thread_pb2
 
@@ -26,6 +27,7 @@ MAX_DURATION_SECONDS = 30 * 24 * 3600  # timeouts and start delays beyond a mont
 MAX_INPUT_BYTES = 8 * 1024 * 1024
 MAX_SMALL_BYTES = 64 * 1024  # metadata, config, command.update
 MAX_LIST_ITEMS = 100  # interrupt_before / interrupt_after / goto / stream_mode
+MAX_NAMESPACE_BYTES = 1024  # a checkpoint_ns: a few levels of `node:task_id`
 ALLOWED_CONFIG_KEYS = {"configurable", "tags", "recursion_limit"}
 RESERVED_CONFIGURABLE = {"thread_id", "checkpoint_id", "checkpoint_ns", "checkpoint_map"}
 
@@ -91,6 +93,24 @@ def require_uuid(value: str, field_path: str) -> str:
     if violations:
         raise InvalidArgument(violations)
     return str(uuid.UUID(value))
+
+
+def parse_checkpoint_ns(value: str, field_path: str = "checkpoint_ns") -> str:
+    """A subgraph's checkpoint namespace, checked for LangGraph's shape before anything is read:
+    `node:task_id` per level joined by `|` (a subgraph called again in one task adds a numeric
+    level, `|1`). Empty: the root graph. Which subgraph it names is the graph's to say."""
+    if not value:
+        return ""
+    if len(value.encode("utf-8", "surrogatepass")) > MAX_NAMESPACE_BYTES:
+        raise InvalidArgument(FieldViolation(field_path, f"is longer than {MAX_NAMESPACE_BYTES} bytes"))
+    for i, level in enumerate(value.split(NS_SEP)):
+        if i and level.isdigit():
+            continue
+        node, _, task_id = level.partition(NS_END)
+        if not node or NS_END in task_id or (NS_END in level and not task_id) or "\x00" in level:
+            raise InvalidArgument(FieldViolation(field_path, f"level {i + 1} is {level[:64]!r}: each level must be "
+                                                 f"`node{NS_END}task_id`, levels joined by `{NS_SEP}`"))
+    return value
 
 
 def struct_to_dict(message: struct_pb2.Struct | struct_pb2.Value, field_path: str) -> Any:
@@ -338,6 +358,17 @@ def _ref(ref: dict | None) -> state_pb2.CheckpointRef | None:
     return state_pb2.CheckpointRef(**ref) if ref else None
 
 
+def _task(task: dict[str, Any], granularity: int) -> state_pb2.Task:
+    """A pending task; a subgraph task's own state (GetState with `subgraphs`) nested in it."""
+    message = state_pb2.Task(id=task["id"], name=task["name"], error=task.get("error", ""),
+                             interrupts=[_interrupt(i) for i in task.get("interrupts", [])],
+                             checkpoint_ns=task.get("checkpoint_ns", ""))
+    if task.get("state") is not None:
+        message.state.SetInParent()  # set even when the subgraph has not started (an empty state)
+        state_to_proto(task["state"], granularity, into=message.state)
+    return message
+
+
 def state_to_proto(state: dict[str, Any], granularity: int = run_pb2.GRANULARITY_FULL,
                    into: state_pb2.ThreadState | None = None) -> state_pb2.ThreadState:
     """A JSON thread state as ThreadState, trimmed by granularity (see `Granularity`); built in
@@ -350,9 +381,7 @@ def state_to_proto(state: dict[str, Any], granularity: int = run_pb2.GRANULARITY
         fill_struct(message.values, {"messages": values["messages"]} if "messages" in values else {})
     else:
         fill_struct(message.values, values)
-        message.tasks.extend(state_pb2.Task(id=t["id"], name=t["name"], error=t.get("error", ""),
-                                            interrupts=[_interrupt(i) for i in t.get("interrupts", [])])
-                             for t in state.get("tasks", []))
+        message.tasks.extend(_task(t, granularity) for t in state.get("tasks", []))
     if granularity != run_pb2.GRANULARITY_LOW:
         if state.get("checkpoint"):
             message.checkpoint.CopyFrom(_ref(state["checkpoint"]))

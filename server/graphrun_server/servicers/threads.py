@@ -6,8 +6,8 @@ from graphrun.v1 import state_pb2, thread_service_pb2 as pb, thread_service_pb2_
 
 from ..errors import FieldViolation, InvalidArgument
 from ..threads import Threads
-from .convert import (MAX_INPUT_BYTES, MAX_SMALL_BYTES, check_uuid, require_uuid, state_to_proto, struct_to_dict,
-                      thread_to_proto)
+from .convert import (MAX_INPUT_BYTES, MAX_SMALL_BYTES, check_uuid, parse_checkpoint_ns, require_uuid,
+                      state_to_proto, struct_to_dict, thread_to_proto)
 from .errors import rpc
 
 
@@ -44,13 +44,15 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
     @rpc
     async def GetState(self, request, context):
         state = await self.threads.get_state(require_uuid(request.thread_id, "thread_id"),
-                                             _optional_uuid(request.checkpoint_id, "checkpoint_id"))
+                                             _optional_uuid(request.checkpoint_id, "checkpoint_id"),
+                                             parse_checkpoint_ns(request.checkpoint_ns), request.subgraphs)
         return pb.ThreadServiceGetStateResponse(state=state_to_proto(state))
 
     @rpc
     async def GetHistory(self, request, context):
         states, token = await self.threads.get_history(require_uuid(request.thread_id, "thread_id"),
-                                                       request.page_size, request.page_token)
+                                                       request.page_size, request.page_token,
+                                                       parse_checkpoint_ns(request.checkpoint_ns))
         return pb.ThreadServiceGetHistoryResponse(states=[state_to_proto(s) for s in states], next_page_token=token)
 
     @rpc
@@ -60,5 +62,6 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
         ref = await self.threads.update_state(
             require_uuid(request.thread_id, "thread_id"),
             struct_to_dict(request.values, "values") if request.HasField("values") else None,
-            request.as_node or None, _optional_uuid(request.checkpoint_id, "checkpoint_id"))
+            request.as_node or None, _optional_uuid(request.checkpoint_id, "checkpoint_id"),
+            parse_checkpoint_ns(request.checkpoint_ns))
         return pb.ThreadServiceUpdateStateResponse(checkpoint=state_pb2.CheckpointRef(**ref))

@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file graphrun/v1/state.proto.
  */
 export const file_graphrun_v1_state: GenFile = /*@__PURE__*/
-  fileDesc("ChdncmFwaHJ1bi92MS9zdGF0ZS5wcm90bxILZ3JhcGhydW4udjEi1AIKC1RocmVhZFN0YXRlEicKBnZhbHVlcxgBIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDAoEbmV4dBgCIAMoCRIgCgV0YXNrcxgDIAMoCzIRLmdyYXBocnVuLnYxLlRhc2sSLgoKY2hlY2twb2ludBgEIAEoCzIaLmdyYXBocnVuLnYxLkNoZWNrcG9pbnRSZWYSKQoIbWV0YWRhdGEYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjUKEXBhcmVudF9jaGVja3BvaW50GAcgASgLMhouZ3JhcGhydW4udjEuQ2hlY2twb2ludFJlZhIqCgppbnRlcnJ1cHRzGAggAygLMhYuZ3JhcGhydW4udjEuSW50ZXJydXB0IlAKDUNoZWNrcG9pbnRSZWYSEQoJdGhyZWFkX2lkGAEgASgJEhUKDWNoZWNrcG9pbnRfbnMYAiABKAkSFQoNY2hlY2twb2ludF9pZBgDIAEoCSJbCgRUYXNrEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSDQoFZXJyb3IYAyABKAkSKgoKaW50ZXJydXB0cxgEIAMoCzIWLmdyYXBocnVuLnYxLkludGVycnVwdCI+CglJbnRlcnJ1cHQSCgoCaWQYASABKAkSJQoFdmFsdWUYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWViBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChdncmFwaHJ1bi92MS9zdGF0ZS5wcm90bxILZ3JhcGhydW4udjEi1AIKC1RocmVhZFN0YXRlEicKBnZhbHVlcxgBIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDAoEbmV4dBgCIAMoCRIgCgV0YXNrcxgDIAMoCzIRLmdyYXBocnVuLnYxLlRhc2sSLgoKY2hlY2twb2ludBgEIAEoCzIaLmdyYXBocnVuLnYxLkNoZWNrcG9pbnRSZWYSKQoIbWV0YWRhdGEYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjUKEXBhcmVudF9jaGVja3BvaW50GAcgASgLMhouZ3JhcGhydW4udjEuQ2hlY2twb2ludFJlZhIqCgppbnRlcnJ1cHRzGAggAygLMhYuZ3JhcGhydW4udjEuSW50ZXJydXB0IlAKDUNoZWNrcG9pbnRSZWYSEQoJdGhyZWFkX2lkGAEgASgJEhUKDWNoZWNrcG9pbnRfbnMYAiABKAkSFQoNY2hlY2twb2ludF9pZBgDIAEoCSKbAQoEVGFzaxIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEg0KBWVycm9yGAMgASgJEioKCmludGVycnVwdHMYBCADKAsyFi5ncmFwaHJ1bi52MS5JbnRlcnJ1cHQSFQoNY2hlY2twb2ludF9ucxgFIAEoCRInCgVzdGF0ZRgGIAEoCzIYLmdyYXBocnVuLnYxLlRocmVhZFN0YXRlIj4KCUludGVycnVwdBIKCgJpZBgBIAEoCRIlCgV2YWx1ZRgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZUKGAQoPZGV2LmdyYXBocnVuLnYxQgpTdGF0ZVByb3RvUAFaOmdpdGh1Yi5jb20vZ3JhcGhydW4vZ3JhcGhydW4vZ2VuL2dvL2dyYXBocnVuL3YxO2dyYXBocnVudjGqAgtHcmFwaHJ1bi5WMcoCC0dyYXBocnVuXFYx6gIMR3JhcGhydW46OlYxYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * A thread's state at one checkpoint: what LangGraph's `get_state` returns,
@@ -165,11 +165,31 @@ export type Task = Message<"graphrun.v1.Task"> & {
   error: string;
 
   /**
-   * Interrupts raised by the task and not yet resumed.
+   * Interrupts raised by the task and not yet resumed (for a subgraph task,
+   * those raised inside the subgraph).
    *
    * @generated from field: repeated graphrun.v1.Interrupt interrupts = 4;
    */
   interrupts: Interrupt[];
+
+  /**
+   * For a task that runs a subgraph: the namespace of the subgraph's
+   * checkpoints (`node:task_id`, under the parent's namespace), to pass as
+   * `checkpoint_ns` to GetState, GetHistory or UpdateState. Empty for a task
+   * that runs no subgraph.
+   *
+   * @generated from field: string checkpoint_ns = 5;
+   */
+  checkpointNs: string;
+
+  /**
+   * For a task that runs a subgraph, when GetState was asked for `subgraphs`:
+   * the subgraph's state, whose own tasks carry theirs. `checkpoint` is unset
+   * there when the subgraph has not written a checkpoint yet. Unset otherwise.
+   *
+   * @generated from field: graphrun.v1.ThreadState state = 6;
+   */
+  state?: ThreadState | undefined;
 };
 
 /**

@@ -15,7 +15,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file graphrun/v1/thread_service.proto.
  */
 export const file_graphrun_v1_thread_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBncmFwaHJ1bi92MS90aHJlYWRfc2VydmljZS5wcm90bxILZ3JhcGhydW4udjEiWgoaVGhyZWFkU2VydmljZUNyZWF0ZVJlcXVlc3QSEQoJdGhyZWFkX2lkGAEgASgJEikKCG1ldGFkYXRhGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJCChtUaHJlYWRTZXJ2aWNlQ3JlYXRlUmVzcG9uc2USIwoGdGhyZWFkGAEgASgLMhMuZ3JhcGhydW4udjEuVGhyZWFkIiwKF1RocmVhZFNlcnZpY2VHZXRSZXF1ZXN0EhEKCXRocmVhZF9pZBgBIAEoCSI/ChhUaHJlYWRTZXJ2aWNlR2V0UmVzcG9uc2USIwoGdGhyZWFkGAEgASgLMhMuZ3JhcGhydW4udjEuVGhyZWFkIi8KGlRocmVhZFNlcnZpY2VEZWxldGVSZXF1ZXN0EhEKCXRocmVhZF9pZBgBIAEoCSIdChtUaHJlYWRTZXJ2aWNlRGVsZXRlUmVzcG9uc2UiSAocVGhyZWFkU2VydmljZUdldFN0YXRlUmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSFQoNY2hlY2twb2ludF9pZBgCIAEoCSJICh1UaHJlYWRTZXJ2aWNlR2V0U3RhdGVSZXNwb25zZRInCgVzdGF0ZRgBIAEoCzIYLmdyYXBocnVuLnYxLlRocmVhZFN0YXRlIloKHlRocmVhZFNlcnZpY2VHZXRIaXN0b3J5UmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiZAofVGhyZWFkU2VydmljZUdldEhpc3RvcnlSZXNwb25zZRIoCgZzdGF0ZXMYASADKAsyGC5ncmFwaHJ1bi52MS5UaHJlYWRTdGF0ZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkihQEKH1RocmVhZFNlcnZpY2VVcGRhdGVTdGF0ZVJlcXVlc3QSEQoJdGhyZWFkX2lkGAEgASgJEicKBnZhbHVlcxgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDwoHYXNfbm9kZRgDIAEoCRIVCg1jaGVja3BvaW50X2lkGAQgASgJIlIKIFRocmVhZFNlcnZpY2VVcGRhdGVTdGF0ZVJlc3BvbnNlEi4KCmNoZWNrcG9pbnQYASABKAsyGi5ncmFwaHJ1bi52MS5DaGVja3BvaW50UmVmMtUECg1UaHJlYWRTZXJ2aWNlElsKBkNyZWF0ZRInLmdyYXBocnVuLnYxLlRocmVhZFNlcnZpY2VDcmVhdGVSZXF1ZXN0GiguZ3JhcGhydW4udjEuVGhyZWFkU2VydmljZUNyZWF0ZVJlc3BvbnNlElIKA0dldBIkLmdyYXBocnVuLnYxLlRocmVhZFNlcnZpY2VHZXRSZXF1ZXN0GiUuZ3JhcGhydW4udjEuVGhyZWFkU2VydmljZUdldFJlc3BvbnNlElsKBkRlbGV0ZRInLmdyYXBocnVuLnYxLlRocmVhZFNlcnZpY2VEZWxldGVSZXF1ZXN0GiguZ3JhcGhydW4udjEuVGhyZWFkU2VydmljZURlbGV0ZVJlc3BvbnNlEmEKCEdldFN0YXRlEikuZ3JhcGhydW4udjEuVGhyZWFkU2VydmljZUdldFN0YXRlUmVxdWVzdBoqLmdyYXBocnVuLnYxLlRocmVhZFNlcnZpY2VHZXRTdGF0ZVJlc3BvbnNlEmcKCkdldEhpc3RvcnkSKy5ncmFwaHJ1bi52MS5UaHJlYWRTZXJ2aWNlR2V0SGlzdG9yeVJlcXVlc3QaLC5ncmFwaHJ1bi52MS5UaHJlYWRTZXJ2aWNlR2V0SGlzdG9yeVJlc3BvbnNlEmoKC1VwZGF0ZVN0YXRlEiwuZ3JhcGhydW4udjEuVGhyZWFkU2VydmljZVVwZGF0ZVN0YXRlUmVxdWVzdBotLmdyYXBocnVuLnYxLlRocmVhZFNlcnZpY2VVcGRhdGVTdGF0ZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_struct, file_graphrun_v1_state, file_graphrun_v1_thread]);
+  fileDesc("CiBncmFwaHJ1bi92MS90aHJlYWRfc2VydmljZS5wcm90bxILZ3JhcGhydW4udjEiWgoaVGhyZWFkU2VydmljZUNyZWF0ZVJlcXVlc3QSEQoJdGhyZWFkX2lkGAEgASgJEikKCG1ldGFkYXRhGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJCChtUaHJlYWRTZXJ2aWNlQ3JlYXRlUmVzcG9uc2USIwoGdGhyZWFkGAEgASgLMhMuZ3JhcGhydW4udjEuVGhyZWFkIiwKF1RocmVhZFNlcnZpY2VHZXRSZXF1ZXN0EhEKCXRocmVhZF9pZBgBIAEoCSI/ChhUaHJlYWRTZXJ2aWNlR2V0UmVzcG9uc2USIwoGdGhyZWFkGAEgASgLMhMuZ3JhcGhydW4udjEuVGhyZWFkIi8KGlRocmVhZFNlcnZpY2VEZWxldGVSZXF1ZXN0EhEKCXRocmVhZF9pZBgBIAEoCSIdChtUaHJlYWRTZXJ2aWNlRGVsZXRlUmVzcG9uc2UicgocVGhyZWFkU2VydmljZUdldFN0YXRlUmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSFQoNY2hlY2twb2ludF9pZBgCIAEoCRIVCg1jaGVja3BvaW50X25zGAMgASgJEhEKCXN1YmdyYXBocxgEIAEoCCJICh1UaHJlYWRTZXJ2aWNlR2V0U3RhdGVSZXNwb25zZRInCgVzdGF0ZRgBIAEoCzIYLmdyYXBocnVuLnYxLlRocmVhZFN0YXRlInEKHlRocmVhZFNlcnZpY2VHZXRIaXN0b3J5UmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSFQoNY2hlY2twb2ludF9ucxgEIAEoCSJkCh9UaHJlYWRTZXJ2aWNlR2V0SGlzdG9yeVJlc3BvbnNlEigKBnN0YXRlcxgBIAMoCzIYLmdyYXBocnVuLnYxLlRocmVhZFN0YXRlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKcAQofVGhyZWFkU2VydmljZVVwZGF0ZVN0YXRlUmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSJwoGdmFsdWVzGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIPCgdhc19ub2RlGAMgASgJEhUKDWNoZWNrcG9pbnRfaWQYBCABKAkSFQoNY2hlY2twb2ludF9ucxgFIAEoCSJSCiBUaHJlYWRTZXJ2aWNlVXBkYXRlU3RhdGVSZXNwb25zZRIuCgpjaGVja3BvaW50GAEgASgLMhouZ3JhcGhydW4udjEuQ2hlY2twb2ludFJlZjLVBAoNVGhyZWFkU2VydmljZRJbCgZDcmVhdGUSJy5ncmFwaHJ1bi52MS5UaHJlYWRTZXJ2aWNlQ3JlYXRlUmVxdWVzdBooLmdyYXBocnVuLnYxLlRocmVhZFNlcnZpY2VDcmVhdGVSZXNwb25zZRJSCgNHZXQSJC5ncmFwaHJ1bi52MS5UaHJlYWRTZXJ2aWNlR2V0UmVxdWVzdBolLmdyYXBocnVuLnYxLlRocmVhZFNlcnZpY2VHZXRSZXNwb25zZRJbCgZEZWxldGUSJy5ncmFwaHJ1bi52MS5UaHJlYWRTZXJ2aWNlRGVsZXRlUmVxdWVzdBooLmdyYXBocnVuLnYxLlRocmVhZFNlcnZpY2VEZWxldGVSZXNwb25zZRJhCghHZXRTdGF0ZRIpLmdyYXBocnVuLnYxLlRocmVhZFNlcnZpY2VHZXRTdGF0ZVJlcXVlc3QaKi5ncmFwaHJ1bi52MS5UaHJlYWRTZXJ2aWNlR2V0U3RhdGVSZXNwb25zZRJnCgpHZXRIaXN0b3J5EisuZ3JhcGhydW4udjEuVGhyZWFkU2VydmljZUdldEhpc3RvcnlSZXF1ZXN0GiwuZ3JhcGhydW4udjEuVGhyZWFkU2VydmljZUdldEhpc3RvcnlSZXNwb25zZRJqCgtVcGRhdGVTdGF0ZRIsLmdyYXBocnVuLnYxLlRocmVhZFNlcnZpY2VVcGRhdGVTdGF0ZVJlcXVlc3QaLS5ncmFwaHJ1bi52MS5UaHJlYWRTZXJ2aWNlVXBkYXRlU3RhdGVSZXNwb25zZUKOAQoPZGV2LmdyYXBocnVuLnYxQhJUaHJlYWRTZXJ2aWNlUHJvdG9QAVo6Z2l0aHViLmNvbS9ncmFwaHJ1bi9ncmFwaHJ1bi9nZW4vZ28vZ3JhcGhydW4vdjE7Z3JhcGhydW52MaoCC0dyYXBocnVuLlYxygILR3JhcGhydW5cVjHqAgxHcmFwaHJ1bjo6VjFiBnByb3RvMw", [file_google_protobuf_struct, file_graphrun_v1_state, file_graphrun_v1_thread]);
 
 /**
  * Request of `ThreadService.Create`.
@@ -158,11 +158,32 @@ export type ThreadServiceGetStateRequest = Message<"graphrun.v1.ThreadServiceGet
   threadId: string;
 
   /**
-   * A checkpoint of the thread to read. Empty: the latest.
+   * A checkpoint of the thread to read. Empty: the latest. With
+   * `checkpoint_ns`, a checkpoint in that namespace.
    *
    * @generated from field: string checkpoint_id = 2;
    */
   checkpointId: string;
+
+  /**
+   * The namespace of a subgraph's checkpoints to read, as LangGraph names it:
+   * `node:task_id` per level, levels joined by `|` (for example
+   * `child:<task id>|grandchild:<task id>`), as `Task.checkpoint_ns` shows it.
+   * Empty: the root graph. INVALID_ARGUMENT when malformed or when it names no
+   * subgraph of the thread's graph; NOT_FOUND (reason
+   * `CHECKPOINT_NS_NOT_FOUND`) when the thread has no checkpoint in it.
+   *
+   * @generated from field: string checkpoint_ns = 3;
+   */
+  checkpointNs: string;
+
+  /**
+   * Fill `Task.state` of each pending task that runs a subgraph with that
+   * subgraph's state, and so on down (LangGraph's `get_state(subgraphs=True)`).
+   *
+   * @generated from field: bool subgraphs = 4;
+   */
+  subgraphs: boolean;
 };
 
 /**
@@ -219,6 +240,14 @@ export type ThreadServiceGetHistoryRequest = Message<"graphrun.v1.ThreadServiceG
    * @generated from field: string page_token = 3;
    */
   pageToken: string;
+
+  /**
+   * The namespace of a subgraph whose checkpoints to list (see
+   * `ThreadServiceGetStateRequest.checkpoint_ns`). Empty: the root graph's.
+   *
+   * @generated from field: string checkpoint_ns = 4;
+   */
+  checkpointNs: string;
 };
 
 /**
@@ -287,10 +316,22 @@ export type ThreadServiceUpdateStateRequest = Message<"graphrun.v1.ThreadService
 
   /**
    * Update on top of this checkpoint (forking the thread). Empty: the latest.
+   * With `checkpoint_ns`, a checkpoint in that namespace.
    *
    * @generated from field: string checkpoint_id = 4;
    */
   checkpointId: string;
+
+  /**
+   * Write into a subgraph's state instead of the root graph's: the namespace
+   * of its checkpoints (see `ThreadServiceGetStateRequest.checkpoint_ns`).
+   * `values` and `as_node` are then the subgraph's. A run resuming the thread
+   * continues the subgraph from the checkpoint the update created. Empty: the
+   * root graph.
+   *
+   * @generated from field: string checkpoint_ns = 5;
+   */
+  checkpointNs: string;
 };
 
 /**
@@ -361,7 +402,9 @@ export const ThreadService: GenService<{
   },
   /**
    * Returns the thread's state at its latest checkpoint, or at
-   * `checkpoint_id`.
+   * `checkpoint_id`; a subgraph's state with `checkpoint_ns`. With
+   * `subgraphs`, each pending task that runs a subgraph carries that
+   * subgraph's state (nested to any depth).
    *
    * @generated from rpc graphrun.v1.ThreadService.GetState
    */
