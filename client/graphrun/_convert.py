@@ -109,7 +109,7 @@ def _duration(seconds: float) -> duration_pb2.Duration:
 
 def run_spec(
     assistant_id: str,
-    input: Mapping[str, Any] | None = None,
+    input: Any = None,
     *,
     thread_id: str | None = None,
     command: Mapping[str, Any] | None = None,
@@ -126,7 +126,11 @@ def run_spec(
     durability: str | int | None = None,
     on_disconnect: str | int | None = None,
 ) -> run_pb2.RunSpec:
-    """The RunSpec for `wait`/`stream` keyword options (see `RunSpec` in run.proto)."""
+    """The RunSpec for `wait`/`stream` keyword options (see `RunSpec` in run.proto).
+
+    `input` may be any JSON value: a mapping goes in `input` (as clients before `input_value`
+    sent it), anything else (a number, a string, a list) in `input_value`; None sends none.
+    """
     spec = run_pb2.RunSpec(
         assistant_id=assistant_id,
         thread_id=thread_id or "",
@@ -139,8 +143,10 @@ def run_spec(
         granularity=_enum(granularity, run_pb2.Granularity, "GRANULARITY_", "granularity"),
         durability=_enum(durability, run_pb2.Durability, "DURABILITY_", "durability"),
     )
-    if input is not None:
+    if isinstance(input, Mapping):
         spec.input.CopyFrom(to_struct(input))
+    elif input is not None:
+        spec.input_value.CopyFrom(to_value(input))
     if command is not None:
         spec.command.CopyFrom(_command(command))
     if config:

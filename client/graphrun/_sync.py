@@ -92,7 +92,7 @@ class Client:
     def wait(
         self,
         assistant_id: str,
-        input: Mapping[str, Any] | None = None,
+        input: Any = None,
         *,
         thread_id: str | None = None,
         command: Mapping[str, Any] | None = None,
@@ -112,7 +112,8 @@ class Client:
     ) -> RunResult:
         """Run a graph to its end (or interrupt) and return the run and the thread's state.
 
-        `timeout` (seconds) bounds the run on the server; `deadline` (seconds)
+        `input` is any JSON value: a dict (a state graph's keys), or a number, string or list for
+        a graph taking one (an `@entrypoint`); the same in `stream` and `create_run`. `timeout` (seconds) bounds the run on the server; `deadline` (seconds)
         bounds the call; `on_disconnect="continue"` lets the run outlive the call. A failed run raises `RunFailedError` / `RunTimeoutError`
         / `RunCancelledError` carrying `run_id` and `thread_id`.
         """
@@ -126,7 +127,7 @@ class Client:
     def stream(
         self,
         assistant_id: str,
-        input: Mapping[str, Any] | None = None,
+        input: Any = None,
         *,
         stream_mode: str | Sequence[str] = ("values",),
         subgraphs: bool = False,
@@ -183,7 +184,7 @@ class Client:
     def create_run(
         self,
         assistant_id: str,
-        input: Mapping[str, Any] | None = None,
+        input: Any = None,
         *,
         stream_mode: str | Sequence[str] = ("values",),
         subgraphs: bool = False,

@@ -41,6 +41,7 @@ from . import events as ev, watchdog
 from .auth import caller
 from .errors import (RUN_FAILURE_CODES, DatabaseUnavailable, FieldViolation, InvalidArgument, QueueFull,
                      ReplicaBusy, RunNotFound, ServerDraining, ThreadInterrupted, invalid)
+from .input_check import check_input
 from .observability.logs import in_run_context
 from .observability.metrics import Metrics
 from .registry import Assistant, Registry
@@ -71,7 +72,8 @@ class RunRequest:
 
     assistant_id: str
     thread_id: str | None = None
-    input: dict[str, Any] | None = None
+    input: Any = None  # any JSON value; None: no input (continue from the checkpoint)
+    input_field: str | None = None  # "input_value" when it came in that field (errors name it); else "input"
     command: dict[str, Any] | None = None
     config: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -252,6 +254,7 @@ class GraphRunner:
         """
         assistant = self.registry.get(req.assistant_id)
         self._check_request(assistant, req)
+        await check_input(assistant, req.input, req.input_field or "input", req.thread_id, req.checkpoint_id)
         if req.thread_id and (req.checkpoint_id or (req.command and "resume" in req.command)):
             await self._check_thread_state(assistant, req)
         at_capacity = self._executing() >= self.settings.max_concurrent_runs
@@ -336,7 +339,7 @@ class GraphRunner:
                          started_at=now, ended_at=None, owner=caller.get())
 
     def _check_request(self, assistant: Assistant, req: RunRequest) -> None:
-        """What the graph would refuse: unknown nodes, malformed messages."""
+        """What the graph would refuse: unknown nodes, malformed messages (the input: input_check)."""
         violations = [
             FieldViolation(f"spec.{name}[{i}]", f"graph {assistant.graph_id!r} has no node {node!r}; "
                                                f"nodes: {', '.join(assistant.nodes)}")
@@ -348,7 +351,6 @@ class GraphRunner:
         violations += [FieldViolation(f"spec.command.goto[{i}]", f"graph {assistant.graph_id!r} has no node {n!r}")
                        for i, n in enumerate(goto) if n not in assistant.nodes]
         violations += assistant.context_violations(req.context, req.config.get("configurable", {}))
-        violations += assistant.message_violations(assistant.as_input(req.input), "spec.input")
         violations += assistant.message_violations((req.command or {}).get("update"), "spec.command.update")
         if violations:
             raise InvalidArgument(violations)

@@ -169,6 +169,16 @@ def _parse_config(config: dict[str, Any], violations: list[FieldViolation]) -> N
         violations.append(FieldViolation("spec.config.recursion_limit", f"must be an integer from 1 to {MAX_RECURSION_LIMIT}"))
 
 
+def _parse_input(spec: run_pb2.RunSpec) -> tuple[Any, str | None]:
+    """(input, the field it came in): `input` (an object) or `input_value` (any JSON value).
+    A `null` input_value is LangGraph's None, no input: the run continues from the checkpoint."""
+    if spec.HasField("input"):
+        return struct_to_dict(spec.input, "spec.input"), "input"
+    if spec.HasField("input_value"):
+        return struct_to_dict(spec.input_value, "spec.input_value"), "input_value"
+    return None, None
+
+
 def parse_run_spec(spec: run_pb2.RunSpec, stream_modes: list[str] | None = None, *,
                    subgraphs: bool = False) -> RunRequest:
     """Validate a RunSpec, naming every bad field at once; return the RunRequest."""
@@ -183,8 +193,8 @@ def parse_run_spec(spec: run_pb2.RunSpec, stream_modes: list[str] | None = None,
                             ("granularity", run_pb2.Granularity), ("durability", run_pb2.Durability),
                             ("on_disconnect", run_pb2.OnDisconnect)):
         _check_enum(getattr(spec, name), enum_type, f"spec.{name}", v)
-    for name, limit in (("input", MAX_INPUT_BYTES), ("metadata", MAX_SMALL_BYTES), ("config", MAX_SMALL_BYTES),
-                        ("context", MAX_SMALL_BYTES)):
+    for name, limit in (("input", MAX_INPUT_BYTES), ("input_value", MAX_INPUT_BYTES), ("metadata", MAX_SMALL_BYTES),
+                        ("config", MAX_SMALL_BYTES), ("context", MAX_SMALL_BYTES)):
         if getattr(spec, name).ByteSize() > limit:
             v.append(FieldViolation(f"spec.{name}", f"is larger than {limit} bytes"))
     if spec.command.update.ByteSize() > MAX_INPUT_BYTES:
@@ -195,8 +205,10 @@ def parse_run_spec(spec: run_pb2.RunSpec, stream_modes: list[str] | None = None,
             v.append(FieldViolation(f"spec.{name}", f"has more than {MAX_LIST_ITEMS} entries"))
     if len(stream_modes or []) > MAX_LIST_ITEMS:
         v.append(FieldViolation("stream_mode", f"has more than {MAX_LIST_ITEMS} entries"))
-    if spec.HasField("input") and spec.HasField("command"):
-        v.append(FieldViolation("spec.command", "cannot be combined with spec.input"))
+    given = [name for name in ("input", "input_value", "command") if spec.HasField(name)]
+    for name in given[1:]:
+        v.append(FieldViolation(f"spec.{name}", f"cannot be combined with spec.{given[0]}: set one of "
+                                                "spec.input, spec.input_value and spec.command"))
     command = None
     if spec.HasField("command"):
         cmd = spec.command
@@ -211,11 +223,13 @@ def parse_run_spec(spec: run_pb2.RunSpec, stream_modes: list[str] | None = None,
             v.append(FieldViolation("spec.command", "must set resume, update or goto"))
     if command and "resume" in command and not spec.thread_id:
         v.append(FieldViolation("spec.command.resume", "needs spec.thread_id: only an existing thread can be resumed"))
-    if not spec.thread_id and not spec.HasField("input") and not spec.HasField("command"):
-        v.append(FieldViolation("spec.input", "is required for a new thread (give spec.thread_id to continue one)"))
+    input, input_field = _parse_input(spec)
+    if not spec.thread_id and input is None and not spec.HasField("command"):
+        v.append(FieldViolation("spec.input_value", "is null, which is no input (LangGraph's None); a new thread "
+                                "needs input") if input_field else
+                 FieldViolation("spec.input", "is required for a new thread (give spec.thread_id to continue one)"))
     config = struct_to_dict(spec.config, "spec.config")
     _parse_config(config, v)
-    input = struct_to_dict(spec.input, "spec.input") if spec.HasField("input") else None
     context = struct_to_dict(spec.context, "spec.context") if spec.HasField("context") else None
     metadata = struct_to_dict(spec.metadata, "spec.metadata")
     timeout = duration_seconds(spec.timeout, "spec.timeout", v) if spec.HasField("timeout") else None
@@ -230,6 +244,7 @@ def parse_run_spec(spec: run_pb2.RunSpec, stream_modes: list[str] | None = None,
         assistant_id=spec.assistant_id,
         thread_id=str(uuid.UUID(spec.thread_id)) if spec.thread_id else None,
         input=input,
+        input_field=input_field if input_field != "input" else None,
         command=command,
         config=config,
         metadata=metadata,
