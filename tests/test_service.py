@@ -158,7 +158,7 @@ async def test_an_unknown_event_loop_stops_the_server_with_a_clear_message(datab
     replica = Replica("bad-loop", database_url, GRAPHS_CONFIG, event_loop="trio")
     with pytest.raises(RuntimeError) as failed:
         await replica.start()
-    assert "GRAPHRUN_EVENT_LOOP must be 'uvloop' or 'asyncio', not 'trio'" in str(failed.value)
+    assert "GRAPHRUN_EVENT_LOOP must be one of uvloop, asyncio, not 'trio'" in str(failed.value)
     await replica.close()
 
 

@@ -36,6 +36,7 @@ from .servicers.health import DatabaseHealth
 from .servicers.runs import RunServicer
 from .servicers.store import StoreServicer
 from .servicers.threads import ThreadServicer
+from . import settings as settings_declared
 from .storage.checkpointer import FencedPostgresSaver
 from .storage.database import make_pool, migrate, start_embedded
 from .storage.notify import Notifications
@@ -76,73 +77,24 @@ class Settings:
     allow_unauthenticated: bool = False  # listen on a non-loopback address without authentication
     metrics_port: int | None = None  # None: no metrics endpoint
     metrics_host: str = "0.0.0.0"
+    log_level: str = "INFO"
     log_format: str = "text"
     event_loop: str = "uvloop"  # uvloop (libuv: ~0.2 ms less per Wait) or asyncio (the standard loop)
 
     def to_env(self) -> dict[str, str]:
-        """These settings as GRAPHRUN_* variables (for worker processes; authentication comes from
-        the environment the workers inherit)."""
-        return {f"GRAPHRUN_{name.upper()}": str(value) for name, value in self.__dict__.items()
-                if value is not None and name != "auth"}
+        """These settings as GRAPHRUN_* variables (for worker processes)."""
+        return settings_declared.to_env(self)
 
     @classmethod
-    def from_env(cls, **overrides) -> Settings:
-        env = os.environ
-        values = {
-            "host": env.get("GRAPHRUN_HOST", cls.host),
-            "port": _number(env, "GRAPHRUN_PORT", cls.port, int),
-            "database_url": env.get("GRAPHRUN_DATABASE_URL") or None,
-            "config": env.get("GRAPHRUN_CONFIG") or None,
-            "data_dir": env.get("GRAPHRUN_DATA_DIR", cls.data_dir),
-            "grace_seconds": _number(env, "GRAPHRUN_GRACE_SECONDS", cls.grace_seconds, float),
-            "pool_size": _number(env, "GRAPHRUN_POOL_SIZE", cls.pool_size, int),
-            "db_timeout": _number(env, "GRAPHRUN_DB_TIMEOUT", cls.db_timeout, float),
-            "max_concurrent_runs": _number(env, "GRAPHRUN_MAX_CONCURRENT_RUNS", cls.max_concurrent_runs, int),
-            "max_pending_runs": _number(env, "GRAPHRUN_MAX_PENDING_RUNS", cls.max_pending_runs, int),
-            "lease_seconds": _number(env, "GRAPHRUN_LEASE_SECONDS", cls.lease_seconds, float),
-            "max_attempts": _number(env, "GRAPHRUN_MAX_ATTEMPTS", cls.max_attempts, int),
-            "max_blocking_seconds": _number(env, "GRAPHRUN_MAX_BLOCKING_SECONDS", cls.max_blocking_seconds, float),
-            "event_retention_seconds": _number(env, "GRAPHRUN_EVENT_RETENTION_SECONDS",
-                                               cls.event_retention_seconds, float),
-            "workers": _number(env, "GRAPHRUN_WORKERS", cls.workers, int),
-            "share_port": _flag(env, "GRAPHRUN_SHARE_PORT"),
-            "metrics_port": _number(env, "GRAPHRUN_METRICS_PORT", None, int),
-            "metrics_host": env.get("GRAPHRUN_METRICS_HOST", cls.metrics_host),
-            "log_format": env.get("GRAPHRUN_LOG_FORMAT", cls.log_format),
-            "event_loop": env.get("GRAPHRUN_EVENT_LOOP") or cls.event_loop,
-            "tls_cert": env.get("GRAPHRUN_TLS_CERT") or None,
-            "tls_key": env.get("GRAPHRUN_TLS_KEY") or None,
-            "tls_client_ca": env.get("GRAPHRUN_TLS_CLIENT_CA") or None,
-            "allow_unauthenticated": _flag(env, "GRAPHRUN_ALLOW_UNAUTHENTICATED"),
-            "auth": AuthSettings(
-                jwt_secret=env.get("GRAPHRUN_JWT_SECRET") or None,
-                jwt_public_key_file=env.get("GRAPHRUN_JWT_PUBLIC_KEY_FILE") or None,
-                jwks_file=env.get("GRAPHRUN_JWKS_FILE") or None,
-                audience=env.get("GRAPHRUN_JWT_AUDIENCE") or None,
-                issuer=env.get("GRAPHRUN_JWT_ISSUER") or None,
-                api_keys_file=env.get("GRAPHRUN_API_KEYS_FILE") or None,
-                open_health=env.get("GRAPHRUN_AUTH_HEALTH", "open") != "required"),
-        }
+    def from_env(cls, given: dict | None = None, **overrides) -> Settings:
+        """The settings from GRAPHRUN_* variables, options given on the command line (`given`, by
+        their `dest`) and keyword overrides winning in that order (see settings.py)."""
+        values = settings_declared.values_from(os.environ, given)
         values.update({k: v for k, v in overrides.items() if v is not None})
+        auth = {k.removeprefix("auth."): values.pop(k) for k in list(values) if k.startswith("auth.")}
+        if "auth" not in values:
+            values["auth"] = AuthSettings(**auth)
         return cls(**values)
-
-
-def _flag(env, name: str) -> bool:
-    """A yes/no setting: 1, true or yes (any case; `to_env` writes True) mean yes."""
-    return env.get(name, "").strip().lower() in ("1", "true", "yes")
-
-
-def _number(env, name: str, default, kind: type):
-    """A numeric setting from the environment; a value that is not one stops the server with a
-    message naming the variable (not a traceback from int())."""
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return kind(raw)
-    except ValueError:
-        noun = "an integer" if kind is int else "a number"
-        raise SystemExit(f"{name} must be {noun}, not {raw!r}") from None
 
 
 @dataclass
@@ -352,7 +304,7 @@ def server_credentials(s: Settings) -> grpc.ServerCredentials | None:
 
 
 def serve(settings: Settings) -> None:
-    logs.configure(os.environ.get("GRAPHRUN_LOG_LEVEL", "INFO"), settings.log_format)
+    logs.configure(settings.log_level, settings.log_format)
     loop_factory = event_loop_factory(settings.event_loop)  # a bad name stops here, before any worker
     if settings.workers > 1:
         raise SystemExit(serve_workers(settings))
