@@ -9,7 +9,6 @@ import asyncio
 import gc
 import logging
 import os
-import pathlib
 import signal
 import socket
 import subprocess
@@ -37,6 +36,7 @@ from .servicers.runs import RunServicer
 from .servicers.store import StoreServicer
 from .servicers.threads import ThreadServicer
 from . import settings as settings_declared
+from .startup import check_database, read_pem
 from .storage.checkpointer import FencedPostgresSaver
 from .storage.database import make_pool, migrate, start_embedded
 from .storage.notify import Notifications
@@ -120,12 +120,17 @@ class App:
         check_listen_address(s.host, s.auth, s.allow_unauthenticated)  # before touching anything
         if s.port and not s.share_port:
             check_port_free(s.host, s.port)
+        if s.metrics_port:
+            check_port_free(s.metrics_host, s.metrics_port, "--metrics-port / GRAPHRUN_METRICS_PORT")
         try:  # the project's env and dependencies apply before anything imports its graphs
             project = load_project(s.config)
         except ProjectError as exc:
             raise SystemExit(str(exc)) from None
+        credentials = server_credentials(s)  # unreadable TLS files stop the server before anything starts
         dsn = s.database_url
-        if not dsn:
+        if dsn:
+            await check_database(dsn, s.db_timeout)
+        else:
             self._embedded = await asyncio.to_thread(start_embedded, s.data_dir)
             dsn = self._embedded.get_uri()
         pool = self._pool = make_pool(dsn, max_size=s.pool_size, timeout=s.db_timeout)
@@ -184,7 +189,6 @@ class App:
             store_service_pb2.DESCRIPTOR.services_by_name["StoreService"].full_name,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
         ])
-        credentials = server_credentials(s)
         address = f"{s.host}:{s.port}"
         try:
             self.port = (server.add_secure_port(address, credentials) if credentials
@@ -275,7 +279,7 @@ class App:
         await self.stop()
 
 
-def check_port_free(host: str, port: int) -> None:
+def check_port_free(host: str, port: int, setting: str = "--port / GRAPHRUN_PORT") -> None:
     """Stop, before starting anything, if another process listens on the port (gRPC would fail
     later with a bare RuntimeError, or share the port with another gRPC server)."""
     host = host.strip("[]")
@@ -288,7 +292,7 @@ def check_port_free(host: str, port: int) -> None:
             raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror}; check --host / GRAPHRUN_HOST") from None
         except OSError as exc:
             raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror}; choose another port with "
-                             "--port / GRAPHRUN_PORT") from None
+                             f"{setting}") from None
 
 
 def server_credentials(s: Settings) -> grpc.ServerCredentials | None:
@@ -297,9 +301,10 @@ def server_credentials(s: Settings) -> grpc.ServerCredentials | None:
         return None
     if not (s.tls_cert and s.tls_key):
         raise SystemExit("TLS needs both GRAPHRUN_TLS_CERT and GRAPHRUN_TLS_KEY (--tls-cert, --tls-key)")
-    read = lambda path: pathlib.Path(path).read_bytes()  # noqa: E731
-    client_ca = read(s.tls_client_ca) if s.tls_client_ca else None
-    return grpc.ssl_server_credentials([(read(s.tls_key), read(s.tls_cert))], root_certificates=client_ca,
+    client_ca = read_pem(s.tls_client_ca, "--tls-client-ca / GRAPHRUN_TLS_CLIENT_CA") if s.tls_client_ca else None
+    key = read_pem(s.tls_key, "--tls-key / GRAPHRUN_TLS_KEY")
+    chain = read_pem(s.tls_cert, "--tls-cert / GRAPHRUN_TLS_CERT")
+    return grpc.ssl_server_credentials([(key, chain)], root_certificates=client_ca,
                                        require_client_auth=client_ca is not None)
 
 

@@ -33,6 +33,7 @@ class Setting:
     default: Any = _UNSET  # environment-only settings: what applies when unset (others: Settings' default)
     secret: bool = False  # never printed
     option: str | None = None  # the `serve` option; None: derived from the variable's name
+    bounds: tuple[float, float] | None = None  # numbers: the least and most allowed
 
     @property
     def flag(self) -> str:
@@ -51,11 +52,14 @@ class Setting:
         if self.kind is bool:
             return raw.strip().lower() in ("1", "true", "yes")
         if self.kind in (int, float):
+            noun = "an integer" if self.kind is int else "a number"
             try:
                 value = self.kind(raw)
             except ValueError:
-                noun = "an integer" if self.kind is int else "a number"
                 raise SystemExit(f"{source} must be {noun}, not {raw!r}") from None
+            if self.bounds and not self.bounds[0] <= value <= self.bounds[1]:
+                low, high = (f"{b:g}" for b in self.bounds)
+                raise SystemExit(f"{source} must be {noun} from {low} to {high}, not {raw}")
             return value
         return raw
 
@@ -71,12 +75,12 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     # -- serving
     Setting("GRAPHRUN_HOST", "address to listen on", "host"),
-    Setting("GRAPHRUN_PORT", "port (0: any free port); a port another process listens on stops the server", "port", int),
+    Setting("GRAPHRUN_PORT", "port (0: any free port); a port another process listens on stops the server", "port", int, bounds=(0, 65535)),
     Setting("GRAPHRUN_CONFIG", "a langgraph.json; without it the example agent is served as `agent`", "config"),
-    Setting("GRAPHRUN_WORKERS", "server processes sharing the port (needs a fixed port)", "workers", int),
+    Setting("GRAPHRUN_WORKERS", "server processes sharing the port (needs a fixed port)", "workers", int, bounds=(1, 256)),
     Setting("GRAPHRUN_SHARE_PORT", "listen on a port other server processes listen on too (set by --workers for "
             "its processes; for processes you start yourself)", "share_port", bool),
-    Setting("GRAPHRUN_GRACE_SECONDS", "how long shutdown waits for calls in flight", "grace_seconds", float),
+    Setting("GRAPHRUN_GRACE_SECONDS", "how long shutdown waits for calls in flight", "grace_seconds", float, bounds=(0, 3600)),
     Setting("GRAPHRUN_EVENT_LOOP", "`uvloop` (not on Windows) or `asyncio`, the standard loop", "event_loop",
             choices={"uvloop": "uvloop", "asyncio": "asyncio"}),
     # -- database
@@ -84,23 +88,23 @@ SETTINGS: tuple[Setting, ...] = (
             secret=True),
     Setting("GRAPHRUN_DATA_DIR", "data directory of the embedded PostgreSQL", "data_dir"),
     Setting("GRAPHRUN_POOL_SIZE", "most pooled database connections (at least 2); the notification listener and "
-            "the health check have one each besides", "pool_size", int),
+            "the health check have one each besides", "pool_size", int, bounds=(2, 10_000)),
     Setting("GRAPHRUN_DB_TIMEOUT", "seconds a call waits for the database before it fails UNAVAILABLE",
-            "db_timeout", float),
+            "db_timeout", float, bounds=(0.1, 600)),
     # -- runs
     Setting("GRAPHRUN_MAX_CONCURRENT_RUNS", "most runs executing on this replica at once; beyond it Wait/Stream "
             "get RESOURCE_EXHAUSTED (REPLICA_BUSY) and created runs wait PENDING for any replica",
-            "max_concurrent_runs", int),
+            "max_concurrent_runs", int, bounds=(1, 100_000)),
     Setting("GRAPHRUN_MAX_PENDING_RUNS", "runs waiting in the database (all replicas) before new ones get "
-            "RESOURCE_EXHAUSTED", "max_pending_runs", int),
+            "RESOURCE_EXHAUSTED", "max_pending_runs", int, bounds=(0, 100_000_000)),
     Setting("GRAPHRUN_LEASE_SECONDS", "a run's lease; renewed every third of it; another replica takes a run over "
-            "once it lapses", "lease_seconds", float),
+            "once it lapses", "lease_seconds", float, bounds=(0.5, 3600)),
     Setting("GRAPHRUN_MAX_ATTEMPTS", "executions of one run (takeovers included; clean hand-backs not counted) "
-            "before it ends ERROR", "max_attempts", int),
+            "before it ends ERROR", "max_attempts", int, bounds=(1, 100)),
     Setting("GRAPHRUN_MAX_BLOCKING_SECONDS", "a run whose node holds the event loop longer ends ERROR "
-            "(EventLoopBlocked); 0: off", "max_blocking_seconds", float),
+            "(EventLoopBlocked); 0: off", "max_blocking_seconds", float, bounds=(0, 3600)),
     Setting("GRAPHRUN_EVENT_RETENTION_SECONDS", "how long a run's events stay after it ends (pruned hourly)",
-            "event_retention_seconds", float),
+            "event_retention_seconds", float, bounds=(0, 365 * 86400)),
     # -- security
     Setting("GRAPHRUN_TLS_CERT", "PEM certificate chain: with the key, the server speaks TLS only", "tls_cert"),
     Setting("GRAPHRUN_TLS_KEY", "PEM private key of the certificate", "tls_key"),
@@ -125,7 +129,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GRAPHRUN_LOG_FORMAT", "`json` for one JSON object a line; lines about a run carry run_id and "
             "thread_id either way", "log_format", choices={"text": "text", "json": "json"}),
     Setting("GRAPHRUN_METRICS_PORT", "serve Prometheus metrics on this port (/metrics); unset: off",
-            "metrics_port", int),
+            "metrics_port", int, bounds=(1, 65535)),
     Setting("GRAPHRUN_METRICS_HOST", "address of the metrics endpoint", "metrics_host"),
     Setting("OTEL_TRACES_EXPORTER", "`console` or `otlp` (with opentelemetry-exporter-otlp installed) turns on "
             "traces: a span per call, per run attempt, per node", default="none", option="--traces-exporter"),
@@ -240,14 +244,14 @@ def describe(settings: Any, env: Mapping[str, str] | None = None) -> list[tuple[
         if value is None or value == "":
             shown = "—"
         elif setting.secret:
-            shown = _masked_dsn(value) if setting.env == "GRAPHRUN_DATABASE_URL" else "***"
+            shown = masked_dsn(value) if setting.env == "GRAPHRUN_DATABASE_URL" else "***"
         else:
             shown = setting.write(value) if setting.field else str(value)
         rows.append((setting.env, shown or "—"))
     return rows
 
 
-def _masked_dsn(dsn: str) -> str:
+def masked_dsn(dsn: str) -> str:
     """A DSN without its password (URL form; a key=value DSN's password=… is masked too)."""
     if "://" in dsn:
         parts = urlsplit(dsn)

@@ -57,6 +57,9 @@ def _model_from_env(spec: str) -> BaseChatModel:
             f"{MODEL_ENV}={spec!r}: the provider package is missing ({exc}). "
             "Install it, e.g. `pip install langchain-openai` for 'openai:...'."
         ) from exc
+    except Exception as exc:  # an unknown provider, a model the provider refuses, a missing API key
+        raise RuntimeError(f"{MODEL_ENV}={spec!r}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                           ) from exc
 
 
 class _LazyBoundModel:
@@ -84,6 +87,8 @@ def make_graph(model: BaseChatModel | None = None, tools: list | None = None) ->
     """Build the archive agent; `model` overrides GRAPHRUN_CHAT_MODEL / the demo model,
     `tools` replaces the archive tools (e.g. with a failing twin in tests)."""
     tools = list(TOOLS if tools is None else tools)
+    if model is None and (spec := os.environ.get(MODEL_ENV, "").strip()):
+        model = _model_from_env(spec)  # now: a model that cannot be made stops the server at start-up
     llm = _LazyBoundModel(model, tools)
     system = SystemMessage(content=SYSTEM_PROMPT)
 

@@ -61,7 +61,11 @@ class Metrics:
 
     def serve(self, host: str, port: int) -> int:
         """Serve /metrics; returns the bound port."""
-        self._http, _thread = start_http_server(port, addr=host, registry=self.registry)
+        try:
+            self._http, _thread = start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            raise SystemExit(f"cannot serve metrics on {host}:{port}: {exc.strerror}; choose another port with "
+                             "--metrics-port / GRAPHRUN_METRICS_PORT") from None
         return self._http.server_port
 
     def close(self) -> None:
