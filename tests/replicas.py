@@ -4,6 +4,7 @@ for tests of what happens across replicas: takeovers, kills, drains."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -41,9 +42,10 @@ class Replica:
             line = await asyncio.wait_for(self.proc.stdout.readline(), STARTUP_TIMEOUT)
         except TimeoutError:
             raise RuntimeError(f"replica {self.name} did not start in time:\n" + "".join(self.log)) from None
-        if not line.startswith(b"graphrun serving on"):
+        ready = json.loads(line)["message"] if line.startswith(b"{") else line.decode()  # JSON logs: JSON too
+        if not ready.startswith("graphrun serving on"):
             raise RuntimeError(f"replica {self.name} did not start: {line!r}\n" + "".join(self.log))
-        self.port = int(line.decode().rsplit(":", 1)[1])
+        self.port = int(ready.rsplit(":", 1)[1])
         self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{self.port}")
         self.runs = run_service_pb2_grpc.RunServiceStub(self.channel)
         self.threads = thread_service_pb2_grpc.ThreadServiceStub(self.channel)

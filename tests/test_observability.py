@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 import time
 import urllib.request
 
@@ -80,6 +81,17 @@ async def test_traces_have_a_span_per_call_run_and_node(observed):
     assert any(s.name == "/graphrun.v1.RunService/Wait" for s in spans)  # the gRPC instrumentation
 
 
+async def test_a_failed_calls_span_carries_its_status(observed):
+    _, runs, exporter = observed
+    exporter.clear()
+    with pytest.raises(grpc.aio.AioRpcError) as failed:
+        await runs.Wait(wait_request(assistant_id="steps", input={"fail_at": "first"}), timeout=30)
+    assert failed.value.code() == grpc.StatusCode.ABORTED
+    [span] = [s for s in exporter.get_finished_spans() if s.name == "/graphrun.v1.RunService/Wait"]
+    assert span.attributes["rpc.grpc.status_code"] == grpc.StatusCode.ABORTED.value[0]
+    assert span.status.status_code.name == "ERROR" and "ABORTED" in span.status.description
+
+
 async def test_json_logs_name_the_run_on_every_line_about_it(admin_dsn):
     with scratch_database(admin_dsn) as dsn:
         await _json_logs(dsn)
@@ -96,6 +108,12 @@ async def _json_logs(dsn: str) -> None:
         record = json.loads(line)
         assert record["run_id"] == run_id and record["thread_id"]
         assert record["level"] == "INFO" and record["logger"] == "graphrun_server.runner"
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", record["time"]), record["time"]
+        summary = json.loads(await replica.wait_for_log("serving on"))
+        assert summary["address"] == f"127.0.0.1:{replica.port}" and summary["authentication"] == "off"
+        assert summary["tls"] == "off" and "steps" in summary["graphs"].split(", ")
+        assert summary["database"].startswith("127.0.0.1:5432/")
+        assert all(entry.lstrip().startswith("{") for entry in replica.log if entry.strip()), replica.log[:3]
     finally:
         await replica.close()
 

@@ -59,7 +59,7 @@ def test_a_busy_metrics_port_is_one_line(busy_port, database_url):
 
 def test_a_variable_that_is_out_of_range_is_one_line_too():
     line = _one_line(_serve(env={"GRAPHRUN_METRICS_PORT": "70000"}))
-    assert line == "GRAPHRUN_METRICS_PORT must be an integer from 1 to 65535, not 70000"
+    assert line == "GRAPHRUN_METRICS_PORT must be an integer from 0 to 65535, not 70000"
 
 
 def test_a_chat_model_that_cannot_be_made_stops_the_server_at_start(database_url):

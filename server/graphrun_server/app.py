@@ -16,6 +16,8 @@ import sys
 from dataclasses import dataclass, field
 
 import grpc
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from graphrun.v1 import (assistant_service_pb2, assistant_service_pb2_grpc, run_service_pb2, run_service_pb2_grpc,
                          thread_service_pb2, thread_service_pb2_grpc)
@@ -114,6 +116,7 @@ class App:
     metrics_port: int = 0
     store: object = None  # the long-term Store graphs and StoreService share (storage/store.py)
     store_sweeper: object = None  # deletes the Store's expired items (store.ttl.sweep_interval_minutes)
+    graph_ids: list[str] = field(default_factory=list)
 
     async def start(self) -> App:
         s = self.settings
@@ -145,6 +148,7 @@ class App:
 
             await migrate(pool, setup)
             registry = await Registry.load(project, checkpointer, self.store)
+            self.graph_ids = [a.assistant_id for a in registry.all()]
         except (StoreConfigError, GraphLoadError) as exc:
             await self._close_database()
             raise SystemExit(str(exc)) from None
@@ -260,6 +264,23 @@ class App:
         if self._embedded is not None:
             await asyncio.to_thread(self._embedded.cleanup)
 
+    def summary(self) -> dict[str, str]:
+        """What a server operator wants to see at start: where it serves, how it is secured,
+        what it serves, where its metrics and database are."""
+        s = self.settings
+        auth = [name for name, on in (("JWT HS256", s.auth.jwt_secret), ("JWT public key", s.auth.jwt_public_key_file),
+                                      ("JWKS", s.auth.jwks_file), ("API keys", s.auth.api_keys_file)) if on]
+        return {
+            "address": f"{s.host}:{self.port}",
+            "tls": ("mutual" if s.tls_client_ca else "on") if s.tls_cert else "off",
+            "authentication": ", ".join(auth) if auth else "off",
+            "graphs": ", ".join(self.graph_ids) or "none",
+            "metrics": f"http://{s.metrics_host}:{self.metrics_port}/metrics" if self.metrics else "off",
+            "database": (f"embedded ({s.data_dir})" if self._embedded
+                         else _database_address(s.database_url or "")),
+            "event loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
+        }
+
     async def serve_forever(self) -> None:
         await self.start()
         # What exists now (modules, compiled graphs, stubs: ~140k objects) lives as long as the
@@ -267,9 +288,11 @@ class App:
         # it every thousand runs or so (a ~50 ms pause each time).
         gc.freeze()
         # One machine-readable line on stdout (logs go to stderr): supervisors and tests wait for it.
-        print(f"graphrun serving on {self.settings.host}:{self.port}", flush=True)
-        log.info("serving on %s:%s (event loop: %s)", self.settings.host, self.port,
-                 type(asyncio.get_running_loop()).__module__.split(".")[0])
+        logs.READY.info("graphrun serving on %s:%s", self.settings.host, self.port,
+                        extra={"address": f"{self.settings.host}:{self.port}"})
+        summary = self.summary()
+        log.info("serving on %s · %s", summary["address"], " · ".join(f"{k}: {v}" for k, v in summary.items()
+                                                                      if k != "address"), extra=summary)
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -277,6 +300,15 @@ class App:
         await stopping.wait()
         log.info("shutting down")
         await self.stop()
+
+
+def _database_address(dsn: str) -> str:
+    """host:port/dbname of a DSN, nothing secret."""
+    try:
+        parts = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "?"
+    return f"{parts.get('host', 'localhost')}:{parts.get('port', 5432)}/{parts.get('dbname', '')}"
 
 
 def check_port_free(host: str, port: int, setting: str = "--port / GRAPHRUN_PORT") -> None:
@@ -344,7 +376,8 @@ def serve_workers(settings: Settings) -> int:
         return 2
     check_port_free(settings.host, settings.port)  # the workers share it with each other only
     env = {**os.environ, **settings.to_env(), "GRAPHRUN_WORKERS": "1", "GRAPHRUN_SHARE_PORT": "1"}
-    children = [subprocess.Popen([sys.executable, "-m", "graphrun_server"], env=env) for _ in range(settings.workers)]
+    children = [subprocess.Popen([sys.executable, "-m", "graphrun_server"], env={**env, logs.WORKER_ENV: str(i)})
+                for i in range(1, settings.workers + 1)]
 
     def forward(signum, _frame):
         for child in children:

@@ -128,8 +128,8 @@ SETTINGS: tuple[Setting, ...] = (
             choices={w.lower(): w for w in ("DEBUG", "INFO", "WARNING", "ERROR")}),
     Setting("GRAPHRUN_LOG_FORMAT", "`json` for one JSON object a line; lines about a run carry run_id and "
             "thread_id either way", "log_format", choices={"text": "text", "json": "json"}),
-    Setting("GRAPHRUN_METRICS_PORT", "serve Prometheus metrics on this port (/metrics); unset: off",
-            "metrics_port", int, bounds=(1, 65535)),
+    Setting("GRAPHRUN_METRICS_PORT", "serve Prometheus metrics on this port (/metrics; 0: any free port); unset: off",
+            "metrics_port", int, bounds=(0, 65535)),
     Setting("GRAPHRUN_METRICS_HOST", "address of the metrics endpoint", "metrics_host"),
     Setting("OTEL_TRACES_EXPORTER", "`console` or `otlp` (with opentelemetry-exporter-otlp installed) turns on "
             "traces: a span per call, per run attempt, per node", default="none", option="--traces-exporter"),

@@ -15,6 +15,7 @@ import logging
 import grpc
 import psycopg
 from grpc_status import rpc_status
+from opentelemetry import trace
 
 from ..errors import DatabaseUnavailable, GraphrunError
 
@@ -35,7 +36,18 @@ def _translate(exc: Exception) -> GraphrunError:
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: Exception) -> None:
-    await context.abort_with_status(rpc_status.to_status(_translate(exc).to_status()))
+    status = rpc_status.to_status(_translate(exc).to_status())
+    _mark_span(status)
+    await context.abort_with_status(status)
+
+
+def _mark_span(status: grpc.Status) -> None:
+    """Put the call's status on its trace span: OpenTelemetry's interceptor sees `abort`, not
+    `abort_with_status`, and would leave a failed call's span OK (`rpc.grpc.status_code` 0)."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attribute("rpc.grpc.status_code", status.code.value[0])
+        span.set_status(trace.Status(trace.StatusCode.ERROR, f"{status.code.name}: {status.details}"))
 
 
 def rpc(method):
