@@ -22,6 +22,14 @@ import threading
 FORWARD, BLACKHOLE = "forward", "blackhole"
 
 
+class _Pair:
+    """One proxied connection: the client's socket and ours to the target."""
+
+    def __init__(self, client: socket.socket, server: socket.socket):
+        self.sockets = (client, server)
+        self.reset = False
+
+
 class TcpProxy:
     def __init__(self, target_host: str, target_port: int):
         self.target = (target_host, target_port)
@@ -30,7 +38,7 @@ class TcpProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._lock = threading.Lock()
-        self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        self._pairs: list[_Pair] = []
         self._closed = False
         threading.Thread(target=self._accept, name="proxy-accept", daemon=True).start()
 
@@ -51,12 +59,23 @@ class TcpProxy:
         self.mode = BLACKHOLE
 
     def reset(self) -> int:
-        """Reset every open connection (both sides); returns how many there were."""
+        """Reset every open connection (both sides); returns how many there were.
+
+        A socket closed while another thread waits in recv() on it is only released (and the
+        RST sent) once that recv() returns: so each pump is woken (shutdown for reading sends
+        nothing to the peer) and closes its sockets itself, with SO_LINGER 0: RST, not FIN."""
         with self._lock:
             pairs, self._pairs = self._pairs, []
         for pair in pairs:
-            for sock in pair:
-                _abort(sock)
+            pair.reset = True
+            for sock in pair.sockets:
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    sock.shutdown(socket.SHUT_RD)
+                except OSError:
+                    pass
+        with self._healed:
+            self._healed.notify_all()
         return len(pairs)
 
     def close(self) -> None:
@@ -75,37 +94,33 @@ class TcpProxy:
                 server = socket.create_connection(self.target, timeout=5)
                 server.settimeout(None)
             except OSError:
-                _abort(client)
+                client.close()
                 continue
+            pair = _Pair(client, server)
             with self._lock:
-                self._pairs.append((client, server))
+                self._pairs.append(pair)
             for source, sink in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(source, sink), name="proxy-pump", daemon=True).start()
+                threading.Thread(target=self._pump, args=(pair, source, sink), name="proxy-pump",
+                                 daemon=True).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, pair: _Pair, source: socket.socket, sink: socket.socket) -> None:
         """Copy source to sink while forwarding; drop what comes while blackholed."""
         try:
             while chunk := source.recv(65536):
-                if self.mode == FORWARD:
+                if self.mode == FORWARD and not pair.reset:
                     sink.sendall(chunk)
         except OSError:
             pass
         with self._healed:  # a goodbye crosses a partition only once it heals
-            self._healed.wait_for(lambda: self.mode == FORWARD)
-        # One side closed (or was reset): close the other too, as a real connection would end.
-        for sock in (source, sink):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            self._healed.wait_for(lambda: self.mode == FORWARD or pair.reset)
+        if not pair.reset:  # one side closed: close the other too, as a real connection ends
+            for sock in pair.sockets:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        for sock in pair.sockets:
+            sock.close()  # with SO_LINGER 0 after a reset: RST
         with self._lock:
-            self._pairs = [p for p in self._pairs if source not in p]
-
-
-def _abort(sock: socket.socket) -> None:
-    """Close with RST rather than FIN (SO_LINGER with a zero timeout)."""
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        sock.close()
-    except OSError:
-        pass
+            if pair in self._pairs:
+                self._pairs.remove(pair)

@@ -140,6 +140,16 @@ def assert_no_overlap(steps: list[dict]) -> None:
                 assert first["end"] < second["start"], (first, second)
 
 
+def lease_expiries(dsn: str, run_ids: list[str]) -> dict[str, float]:
+    """When each run's lease runs out in the database, on this machine's monotonic clock (at the
+    earliest: the time before the query was sent plus the lease left when it ran)."""
+    with psycopg.connect(dsn, autocommit=True) as db:
+        before = time.monotonic()
+        rows = db.execute("SELECT run_id::text, extract(epoch FROM lease_expires_at - clock_timestamp())::float"
+                          " FROM graphrun_run WHERE run_id = ANY(%s::uuid[])", (run_ids,)).fetchall()
+    return {run_id: before + left for run_id, left in rows}
+
+
 def count(replica: Replica, text: str) -> int:
     return sum(text in line for line in replica.log)
 
@@ -160,6 +170,7 @@ async def test_a_silent_partition_stops_the_cut_off_replica_before_another_takes
 
     proxy.blackhole()
     cut = time.monotonic()
+    expiries = lease_expiries(cluster_db, [r.run_id for r in runs])  # in the database, as b sees them
     # Every call on a that needs the database answers UNAVAILABLE within the bound.
     thread_id = runs[0].thread_id
     calls = {
@@ -198,8 +209,10 @@ async def test_a_silent_partition_stops_the_cut_off_replica_before_another_takes
         first = next(s for s in steps[run.run_id] if s["attempt"] == 1 and s["node"] == "n2")
         second = next(s for s in steps[run.run_id] if s["attempt"] == 2 and s["node"] == "n2")
         assert first["pid"] == a.proc.pid and second["pid"] == b.proc.pid
+        assert first["end"] < expiries[run.run_id]  # a stopped before its lease ran out in the database
         print(f"run {run.run_id}: a stopped n2 {first['end'] - cut:.2f} s into the partition, "
-              f"b started it {second['start'] - first['end']:.2f} s later")
+              f"{expiries[run.run_id] - first['end']:.2f} s before its lease ran out; "
+              f"b started it {second['start'] - first['end']:.2f} s after a stopped")
     assert not any(status == SERVING and at > not_serving for at, status in health.seen)
 
     proxy.forward()
