@@ -69,9 +69,10 @@ class DatabaseHealth(health.aio.HealthServicer):
         """Whether a pooled connection answers within `budget` (it reports to Availability itself)."""
         if budget <= 0:
             return False
+        deadline = time.monotonic() + budget
         try:
             async with self._pool.connection(timeout=budget) as conn:
-                conn.bound_next(max(budget, 0.001))
+                conn.bound_next(max(deadline - time.monotonic(), 0.001))
                 await conn.execute("SELECT 1")
             return True
         except Exception:  # PoolTimeout, NoAnswer, a broken connection: not yet

@@ -64,19 +64,23 @@ def link_params(dsn: str, budget: float) -> dict[str, int]:
 class _Bounded:
     """What the async and the sync connection classes share: the budget and the reporting."""
 
-    budget: float | None = None  # seconds a round trip may take; None: unbounded
+    budget: float | None = None  # seconds a round trip may take; None: unbounded (`bound_next` too)
     availability: Availability | None = None  # told what this connection sees
     _next_budget: float | None = None
 
     def bound_next(self, seconds: float) -> None:
-        """Bound the next round trip only (to what is left of a caller's budget)."""
+        """Bound the next round trip only to `seconds` instead of `budget` (to what is left of a
+        caller's budget); an unbounded connection stays unbounded."""
         self._next_budget = seconds
 
     def _take_budget(self, timeout: float | None) -> float | None:
-        """The bound for this wait, or None when the caller's own timeout is as short (psycopg's
-        `notifies(timeout=...)`: its expiry is no failure) or there is none."""
-        budget, self._next_budget = (self._next_budget if self._next_budget is not None else self.budget), None
-        if budget is None or (timeout is not None and timeout <= budget):
+        """The bound for this wait, or None when there is none or the caller's own timeout is as
+        short (psycopg's `notifies(timeout=...)`: its expiry is no failure)."""
+        next_budget, self._next_budget = self._next_budget, None
+        if self.budget is None:
+            return None
+        budget = next_budget if next_budget is not None else self.budget
+        if timeout is not None and timeout <= budget:
             return None
         return budget
 

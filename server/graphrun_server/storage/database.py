@@ -187,6 +187,7 @@ class Prober:
                         self._conn = await asyncio.wait_for(BoundedAsyncConnection.connect(
                             self._dsn, autocommit=True, **link_params(self._dsn, self._budget)),
                             max(deadline - time.monotonic(), 0.001))
+                        self._conn.budget = self._budget
                     self._conn.bound_next(max(deadline - time.monotonic(), 0.001))
                     await self._conn.execute("SELECT 1")
                     return True
