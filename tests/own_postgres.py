@@ -8,12 +8,15 @@ same permission fixes pgserver's embedded mode makes.
 
 The server process is started and signalled directly rather than through
 pg_ctl: stop() is a fast shutdown (SIGINT), as in a restart or failover.
+`standby()` makes a streaming standby of it with pg_basebackup (see
+`BASEBACKUP`), which `promote()` turns into a primary, for failover tests.
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
+import pwd
 import shutil
 import signal
 import socket
@@ -25,6 +28,7 @@ import psycopg
 from pgserver import _commands as pg
 
 READY_WITHIN = 60.0  # seconds for the server to accept connections
+BASEBACKUP = pg.POSTGRES_BIN_PATH / "pg_basebackup"
 
 
 def _free_port() -> int:
@@ -34,7 +38,10 @@ def _free_port() -> int:
 
 
 class OwnPostgres:
-    def __init__(self) -> None:
+    """`settings`: server settings given on its command line (so a base backup does not copy them)."""
+
+    def __init__(self, settings: dict[str, str] | None = None) -> None:
+        self.settings = settings or {}
         self.root = pathlib.Path(tempfile.mkdtemp(prefix="graphrun-outage-pg-"))
         self.data = self.root / "data"
         self.log = self.root / "server.log"
@@ -73,7 +80,8 @@ class OwnPostgres:
         with open(self.log, "a") as log:
             self.process = subprocess.Popen(
                 [str(pg.POSTGRES_BIN_PATH / "postgres"), "-D", str(self.data), "-p", str(self.port),
-                 "-h", "127.0.0.1", "-c", "unix_socket_directories="],
+                 "-h", "127.0.0.1", "-c", "unix_socket_directories=",
+                 *(arg for name, value in self.settings.items() for arg in ("-c", f"{name}={value}"))],
                 user=self.user, cwd=self.root, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         self._wait_until_ready()
 
@@ -89,6 +97,27 @@ class OwnPostgres:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"postgres not ready after {READY_WITHIN}s:\n{self.log.read_text()}")
                 time.sleep(0.05)  # polling a readiness condition, not synchronising with the code under test
+
+    def standby(self) -> OwnPostgres:
+        """A new server streaming from this one (pg_basebackup -R), not started yet."""
+        standby = OwnPostgres()
+        standby.user = self.user
+        standby.data.mkdir(mode=0o700)
+        if self.user is not None:
+            entry = pwd.getpwnam(self.user)
+            standby.root.chmod(0o755)
+            for path in (standby.data, standby.log):
+                path.touch()
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+        subprocess.run([str(BASEBACKUP), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                        "-D", str(standby.data), "-R", "-X", "stream", "--checkpoint=fast"],
+                       user=self.user, cwd=standby.root, check=True, capture_output=True, timeout=120)
+        return standby
+
+    def promote(self) -> None:
+        """Make this standby a primary (and wait until it is one)."""
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            assert conn.execute("SELECT pg_promote(wait => true)").fetchone()[0]
 
     def stop(self, sig: int = signal.SIGINT) -> None:
         """SIGINT is PostgreSQL's fast shutdown: open sessions are terminated, as in a restart."""

@@ -40,6 +40,7 @@ from .servicers.threads import ThreadServicer
 from . import settings as settings_declared
 from .startup import check_database, read_pem
 from .storage.checkpointer import FencedPostgresSaver
+from .storage.availability import Availability
 from .storage.database import make_pool, migrate, start_embedded
 from .storage.notify import Notifications
 from .storage.store import StoreConfigError, make_store, setup_store, ttl_sweeper
@@ -63,7 +64,7 @@ class Settings:
     data_dir: str = ".graphrun/pgdata"
     grace_seconds: float = 10.0
     pool_size: int = 20
-    db_timeout: float = 5.0  # longest wait for a database connection before UNAVAILABLE
+    db_timeout: float = 5.0  # longest wait for a database connection, and for each answer, before UNAVAILABLE
     max_concurrent_runs: int = 100
     max_pending_runs: int = 10_000
     lease_seconds: float = 30.0
@@ -136,7 +137,8 @@ class App:
         else:
             self._embedded = await asyncio.to_thread(start_embedded, s.data_dir)
             dsn = self._embedded.get_uri()
-        pool = self._pool = make_pool(dsn, max_size=s.pool_size, timeout=s.db_timeout)
+        availability = Availability()
+        pool = self._pool = make_pool(dsn, max_size=s.pool_size, timeout=s.db_timeout, availability=availability)
         await pool.open(wait=True, timeout=30)
         checkpointer = FencedPostgresSaver(pool)
         try:
@@ -153,7 +155,7 @@ class App:
             await self._close_database()
             raise SystemExit(str(exc)) from None
         records = Records(pool)
-        self._notifications = Notifications(dsn)
+        self._notifications = Notifications(dsn, budget=s.db_timeout)
         await self._notifications.start()
         if self.tracer_provider is None:
             self.tracer_provider = tracing.provider_from_env()
@@ -184,7 +186,7 @@ class App:
             ThreadServicer(Threads(registry, records, self.runner)), server)
         assistant_service_pb2_grpc.add_AssistantServiceServicer_to_server(AssistantServicer(registry), server)
         store_service_pb2_grpc.add_StoreServiceServicer_to_server(StoreServicer(self.store), server)
-        self._health = DatabaseHealth(dsn)
+        self._health = DatabaseHealth(dsn, pool, availability)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable(server, [
             run_service_pb2.DESCRIPTOR.services_by_name["RunService"].full_name,

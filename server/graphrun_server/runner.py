@@ -117,6 +117,7 @@ class ActiveRun:
     span: trace.Span = trace.INVALID_SPAN  # the run's trace span (a no-op unless tracing is on)
     node_spans: dict[str, trace.Span] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
+    leased_at: float = field(default_factory=time.monotonic)  # its lease was asked for then: set no earlier
     stored: int = 0  # events up to this sequence are in the database
     flusher: asyncio.Task | None = None
     closing: asyncio.Event = field(default_factory=asyncio.Event)
@@ -200,7 +201,7 @@ class GraphRunner:
         loop = asyncio.get_running_loop()
         self._leases = LeaseKeeper(
             self._dsn, self.owner, self.settings.lease_seconds,
-            runs=lambda: {a.run_id: (a.attempt, a.current_node, a.step) for a in self._lease_view.values()},
+            runs=lambda: {a.run_id: (a.attempt, a.current_node, a.step, a.leased_at) for a in self._lease_view.values()},
             report=lambda lost, cancels: loop.call_soon_threadsafe(self._on_lease_report, lost, cancels))
         self._leases.start()
         self._worker = asyncio.create_task(self._work(), name="graphrun-worker")
@@ -315,6 +316,8 @@ class GraphRunner:
             admitted.set_exception(NotAdmitted())
             return
         active.record = begun.result()
+        if active.written.rider is not None:  # accepted with its first checkpoint write: leased then
+            active.leased_at = max(active.leased_at, active.written.rider.taken_at)
         try:
             self._register(active)
         except BaseException:
@@ -372,14 +375,18 @@ class GraphRunner:
     async def _work(self) -> None:
         """Claim runnable runs while there is capacity; sleep until NOTIFY or the lease sweep."""
         sweep = min(self.settings.lease_seconds / 2, 5.0)
+        failing = False  # one line when claiming starts failing, not one per sweep
         while not self._draining:
             self._wake.clear()
             while not self._draining and self._executing() < self.settings.max_concurrent_runs:
                 try:
                     claim = await self.records.claim(self.owner, self.settings.lease_seconds)
                 except Exception as exc:
-                    log.warning("claiming runs failed: %s", type(exc).__name__)
+                    log.log(logging.DEBUG if failing else logging.WARNING, "claiming runs failed: %s",
+                            type(exc).__name__)
+                    failing = True
                     break
+                failing = False
                 if claim is None:
                     break
                 try:
@@ -409,6 +416,7 @@ class GraphRunner:
         run = claim.run
         active = ActiveRun(run, RunRequest.from_json(run.spec), ev.EventLog(after=claim.last_sequence))
         active.stored = claim.last_sequence
+        active.leased_at = claim.requested_at  # its lease's age counts from here (storage/leases.py)
         active.written.admitted = admitted  # cleared once the database accepted the run
         # Without a thread id the run's thread was created with it: empty until the run writes.
         active.written.new_thread = active.request.thread_id is None and run.attempt == 1
@@ -889,8 +897,8 @@ class GraphRunner:
         """lost: run id -> the attempt whose lease was lost (a newer attempt of ours is not)."""
         for run_id, attempt in lost.items():
             active = self._active.get(run_id)
-            if active is not None and active.attempt == attempt:
-                log.warning("run %s: lease lost; another replica continues it", run_id)
+            if active is not None and active.attempt == attempt and active.stop_reason is None:
+                log.warning("run %s: lease lost; stopped here, another replica continues it", run_id)
                 self._stop(active, "lost", "lease lost")
         for run_id, action in cancels.items():
             if (active := self._active.get(run_id)) is not None:

@@ -89,16 +89,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GRAPHRUN_DATA_DIR", "data directory of the embedded PostgreSQL", "data_dir"),
     Setting("GRAPHRUN_POOL_SIZE", "most pooled database connections (at least 2); the notification listener and "
             "the health check have one each besides", "pool_size", int, bounds=(2, 10_000)),
-    Setting("GRAPHRUN_DB_TIMEOUT", "seconds a call waits for the database before it fails UNAVAILABLE",
-            "db_timeout", float, bounds=(0.1, 600)),
+    Setting("GRAPHRUN_DB_TIMEOUT", "seconds a call waits for a database connection, and for each answer from the "
+            "database, before it fails UNAVAILABLE (the connection is then closed; see Partitions and failover); "
+            "also the notification listener's budget", "db_timeout", float, bounds=(0.1, 600)),
     # -- runs
     Setting("GRAPHRUN_MAX_CONCURRENT_RUNS", "most runs executing on this replica at once; beyond it Wait/Stream "
             "get RESOURCE_EXHAUSTED (REPLICA_BUSY) and created runs wait PENDING for any replica",
             "max_concurrent_runs", int, bounds=(1, 100_000)),
     Setting("GRAPHRUN_MAX_PENDING_RUNS", "runs waiting in the database (all replicas) before new ones get "
             "RESOURCE_EXHAUSTED", "max_pending_runs", int, bounds=(0, 100_000_000)),
-    Setting("GRAPHRUN_LEASE_SECONDS", "a run's lease; renewed every third of it; another replica takes a run over "
-            "once it lapses", "lease_seconds", float, bounds=(0.5, 3600)),
+    Setting("GRAPHRUN_LEASE_SECONDS", "a run's lease; renewed every third of it; a replica stops a run once two "
+            "thirds of it passed, on its own clock, without a renewal that came back; another replica takes the run "
+            "over once it lapses", "lease_seconds", float, bounds=(0.5, 3600)),
     Setting("GRAPHRUN_MAX_ATTEMPTS", "executions of one run (takeovers included; clean hand-backs not counted) "
             "before it ends ERROR", "max_attempts", int, bounds=(1, 100)),
     Setting("GRAPHRUN_MAX_BLOCKING_SECONDS", "a run whose node holds the event loop longer ends ERROR "

@@ -5,11 +5,17 @@ Each node appends `tag:node` to `log` and, on completion, records a side effect
 can count how often each step really ran. `gates` maps a node to a gate name
 template ("{run_id}", "{attempt}" are filled in): the node waits until the test
 opens that gate (a row in `test_gate` plus NOTIFY), then finishes.
-The test database comes from GRAPHRUN_TEST_DSN.
+The test database comes from GRAPHRUN_TEST_DSN. With GRAPHRUN_TEST_STEP_LOG set,
+each node also appends when it starts and when it stops (finished, failed or
+cancelled) to that file, one JSON line each with the system's monotonic clock
+(comparable across the replicas of one machine), so tests can check that no step
+ran on two replicas at once.
 """
 
+import json
 import operator
 import os
+import time
 from typing import Annotated
 
 import psycopg
@@ -41,13 +47,26 @@ async def record(run_id: str, node: str, attempt: int) -> None:
                            (run_id, node, attempt))
 
 
+def note_step(run_id: str, node: str, attempt: int, phase: str) -> None:
+    path = os.environ.get("GRAPHRUN_TEST_STEP_LOG")
+    if path:
+        line = json.dumps({"run_id": run_id, "node": node, "attempt": attempt, "phase": phase,
+                           "at": time.monotonic(), "pid": os.getpid()})
+        with open(path, "a") as log:  # one short append: atomic, whoever else writes
+            log.write(line + "\n")
+
+
 def _node(name: str):
     async def node(state: State, config: RunnableConfig) -> dict:
         run_id, attempt = config["configurable"].get("__graphrun_fence", ("", 0))
-        gate = (state.get("gates") or {}).get(name)
-        if gate:
-            await wait_for_gate(gate.format(run_id=run_id, attempt=attempt))
-        await record(run_id, name, attempt)
+        note_step(run_id, name, attempt, "start")
+        try:
+            gate = (state.get("gates") or {}).get(name)
+            if gate:
+                await wait_for_gate(gate.format(run_id=run_id, attempt=attempt))
+            await record(run_id, name, attempt)
+        finally:
+            note_step(run_id, name, attempt, "end")
         return {"log": [f"{state.get('tag', '')}:{name}"]}
 
     node.__name__ = name

@@ -81,6 +81,9 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
     READY.handlers, READY.propagate = [ready], False
     READY.setLevel(logging.INFO)
     logging.getLogger("pgserver").setLevel(logging.WARNING)  # it narrates every start at INFO
+    # psycopg_pool warns once per connection and attempt while the database is away;
+    # storage/availability.py logs the database going and coming back once each instead.
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 
 def in_run_context(run_id: str, thread_id: str) -> contextvars.Context:

@@ -27,7 +27,8 @@ DATABASE_ERRORS = (psycopg.OperationalError, DatabaseUnavailable)
 
 def _translate(exc: Exception) -> GraphrunError:
     if isinstance(exc, DATABASE_ERRORS):
-        log.warning("database unavailable: %s", type(exc).__name__)
+        # Not a warning per call: storage/availability.py logs the database going and coming back once.
+        log.debug("database unavailable: %s", type(exc).__name__)
         return exc if isinstance(exc, GraphrunError) else DatabaseUnavailable()
     if isinstance(exc, GraphrunError):
         return exc

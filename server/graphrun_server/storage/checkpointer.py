@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -103,12 +104,13 @@ class Rider:
     answer: asyncio.Future  # the statement's first row, or its error
     sent: bool = False
     sending: asyncio.Task | None = None  # the write carrying it (kept alive if its caller is cancelled)
+    taken_at: float = 0.0  # monotonic time it was taken for sending: the run's lease is set after this
 
     def take(self) -> bool:
         """Claim the sending of it (once)."""
         if self.sent:
             return False
-        self.sent = True
+        self.sent, self.taken_at = True, time.monotonic()
         return True
 
     def answered(self, row: dict | None) -> None:

@@ -7,11 +7,15 @@ import logging
 import os
 import pathlib
 import select
+import time
 from importlib import resources
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from .availability import Availability
+from .bounded import BoundedAsyncConnection, connection_class, link_params, unbounded
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +47,13 @@ def start_embedded(data_dir: str | os.PathLike):
 
 
 class Pool(AsyncConnectionPool):
-    """psycopg's pool, minus connections the server closed while they sat idle.
+    """psycopg's pool, with a deadline for each call and minus connections the server closed
+    while they sat idle.
+
+    A call waits at most the pool's `timeout` for a connection, and the first round trip on
+    it gets what is left of that (at least `min(1 s, timeout / 2)`), so a call that needs the
+    database fails within `timeout` plus that slack, whether it found a pooled connection
+    (that then never answered) or waited for one (see storage/bounded.py).
 
     A connection that PostgreSQL terminated or a proxy cut while idle in the pool
     has the server's goodbye (an error message, or EOF) waiting on its socket:
@@ -53,14 +63,17 @@ class Pool(AsyncConnectionPool):
     """
 
     async def getconn(self, timeout: float | None = None):
-        for _ in range(self.max_size + 1):
-            conn = await super().getconn(timeout)
+        budget = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + budget
+        while (left := deadline - time.monotonic()) > 0:
+            conn = await super().getconn(left)
             if not _hung_up(conn):
+                conn.bound_next(max(deadline - time.monotonic(), min(1.0, budget / 2)))
                 return conn
             log.info("discarding a database connection the server closed while it was idle")
             await conn.close()
             await self.putconn(conn)  # the pool sees it closed and opens another
-        return await super().getconn(timeout)
+        raise PoolTimeout(f"no usable database connection within {budget:g} s")
 
 
 def _hung_up(conn: psycopg.AsyncConnection) -> bool:
@@ -72,7 +85,8 @@ def _hung_up(conn: psycopg.AsyncConnection) -> bool:
     return bool(poller.poll(0))
 
 
-def make_pool(dsn: str, *, max_size: int = 20, timeout: float = 5.0) -> Pool:
+def make_pool(dsn: str, *, max_size: int = 20, timeout: float = 5.0,
+              availability: Availability | None = None) -> Pool:
     """A pool whose connections suit both graphrun's queries and AsyncPostgresSaver.
 
     The saver needs autocommit and dict rows. prepare_threshold=0 (as LangGraph's
@@ -80,9 +94,11 @@ def make_pool(dsn: str, *, max_size: int = 20, timeout: float = 5.0) -> Pool:
     round trips skips parsing and planning; behind a transaction-pooling proxy
     this needs one that tracks prepared statements (PgBouncer >= 1.21 with
     max_prepared_statements).
-    `timeout` bounds every wait for a connection, including reconnecting, so a
-    call fails with UNAVAILABLE soon after the database goes away instead of
-    hanging; TCP keepalives find connections to a host that vanished.
+    `timeout` bounds every wait for a connection and every round trip (storage/bounded.py),
+    so a call fails with UNAVAILABLE soon after the database goes away instead of hanging.
+    Reconnecting backs off 1 s, 2 s, then gives up after `timeout`: the next call (or
+    health's check, see servicers/health.py) starts a fresh attempt at once, so the pool is
+    back within moments of the database, however long the outage lasted.
     """
     if max_size < 2:  # migrating holds one connection while the checkpointer's set-up takes another
         raise SystemExit(f"GRAPHRUN_POOL_SIZE must be at least 2, not {max_size}")
@@ -92,9 +108,9 @@ def make_pool(dsn: str, *, max_size: int = 20, timeout: float = 5.0) -> Pool:
         max_size=max_size,
         open=False,
         timeout=timeout,
-        kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row,
-                "connect_timeout": max(1, round(timeout)), "keepalives": 1, "keepalives_idle": 30,
-                "keepalives_interval": 5, "keepalives_count": 3},
+        reconnect_timeout=max(timeout, 3.0),
+        connection_class=connection_class(timeout, availability),
+        kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row, **link_params(dsn, timeout)},
         name="graphrun",
     )
 
@@ -116,6 +132,11 @@ async def migrate(pool: AsyncConnectionPool, checkpointer_setup) -> None:
     a session waiting inside a statement holds a snapshot, and the checkpointer's
     CREATE INDEX CONCURRENTLY in the lock holder would wait for that snapshot forever.
     """
+    with unbounded(pool.connection_class):  # an index built on a large table may take minutes
+        await _migrate(pool, checkpointer_setup)
+
+
+async def _migrate(pool: AsyncConnectionPool, checkpointer_setup) -> None:
     async with pool.connection() as conn:
         while not (await (await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (_MIGRATION_LOCK,))).fetchone())["ok"]:
             await asyncio.sleep(0.1)
@@ -141,34 +162,40 @@ async def migrate(pool: AsyncConnectionPool, checkpointer_setup) -> None:
 
 
 class Prober:
-    """Answers whether the database is up, on a connection of its own.
+    """Answers whether the database is up, on a connection of its own, within `budget` seconds.
 
     Not through the pool: under a burst of runs every pooled connection can be busy for
     seconds, which says nothing about the database, and a replica that reported itself
     unhealthy then would be taken out of service, or restarted with its runs, for being busy.
     """
 
-    def __init__(self, dsn: str, timeout: float = 1.0):
-        self._dsn, self._timeout = dsn, timeout
-        self._conn: psycopg.AsyncConnection | None = None
+    def __init__(self, dsn: str, budget: float = 1.0):
+        self._dsn, self._budget = dsn, budget
+        self._conn: BoundedAsyncConnection | None = None
         self._lock = asyncio.Lock()
 
     async def ping(self) -> bool:
-        """True when the database answers a trivial query within the timeout. A connection the
-        database closed meanwhile (an idle timeout, a restart) gets one retry on a fresh one."""
+        """True when the database answers a trivial query within the budget (all of it: connecting
+        included). A connection the database closed meanwhile (an idle timeout, a restart) gets one
+        retry on a fresh one, within the same budget."""
         async with self._lock:
-            failure: Exception | None = None
+            deadline = time.monotonic() + self._budget
             for _ in range(2):
                 try:
                     if self._conn is None or self._conn.closed:
-                        self._conn = await asyncio.wait_for(psycopg.AsyncConnection.connect(
-                            self._dsn, autocommit=True, connect_timeout=max(1, round(self._timeout))), self._timeout)
-                    await asyncio.wait_for(self._conn.execute("SELECT 1"), self._timeout)
+                        # Cancelling a connection attempt sends nothing to the server: wait_for is safe here.
+                        self._conn = await asyncio.wait_for(BoundedAsyncConnection.connect(
+                            self._dsn, autocommit=True, **link_params(self._dsn, self._budget)),
+                            max(deadline - time.monotonic(), 0.001))
+                        self._conn.budget = self._budget
+                    self._conn.bound_next(max(deadline - time.monotonic(), 0.001))
+                    await self._conn.execute("SELECT 1")
                     return True
                 except Exception as exc:  # psycopg errors, OSError, TimeoutError
-                    failure = exc
+                    log.debug("database ping failed: %s", type(exc).__name__)
                     await self._drop()
-            log.warning("database ping failed: %s", type(failure).__name__)
+                    if time.monotonic() >= deadline:
+                        break
             return False
 
     async def _drop(self) -> None:

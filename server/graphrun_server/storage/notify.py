@@ -7,16 +7,23 @@ Channels (payload: a run id, or empty):
 
 One dedicated connection per replica listens; after a reconnect every
 subscriber is called with payload None, since notifications may have been missed.
+A connection that only listens sends nothing, so a silent partition would leave
+it waiting forever: every `budget` seconds it asks the server a trivial
+question, bounded like every call (storage/bounded.py), and reconnects when
+there is no answer. Reconnecting retries at least once a second
+(after a failover the listener is back as soon as the new primary takes
+connections); losing and regaining the connection are logged once each.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable
 
-import psycopg
+from .bounded import BoundedAsyncConnection, link_params
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +31,8 @@ CHANNELS = ("graphrun_run", "graphrun_event", "graphrun_cancel")
 
 
 class Notifications:
-    def __init__(self, dsn: str):
-        self._dsn = dsn
+    def __init__(self, dsn: str, budget: float = 5.0):
+        self._dsn, self._budget = dsn, budget
         self._subscribers: dict[str, list[Callable[[str | None], None]]] = defaultdict(list)
         self._task: asyncio.Task | None = None
         self.connected = asyncio.Event()
@@ -45,25 +52,38 @@ class Notifications:
         await asyncio.wait_for(self.connected.wait(), timeout=30)
 
     async def _listen(self) -> None:
-        backoff = 0.1
+        backoff, lost_at = 0.1, None
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(self._dsn, autocommit=True) as conn:
+                async with await self._connect() as conn:
                     for channel in CHANNELS:
                         await conn.execute(f"LISTEN {channel}")
                     self.connected.set()
                     backoff = 0.1
+                    if lost_at is not None:
+                        log.info("notification listener reconnected after %.1f s", time.monotonic() - lost_at)
+                        lost_at = None
                     for channel in CHANNELS:  # whatever happened while not listening
                         self._dispatch(channel, None)
-                    async for note in conn.notifies():
-                        self._dispatch(note.channel, note.payload or "")
+                    while True:
+                        async for note in conn.notifies(timeout=self._budget):
+                            self._dispatch(note.channel, note.payload or "")
+                        await conn.execute("SELECT 1")  # a quiet while: is anyone still there?
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self.connected.clear()
-                log.warning("notification listener lost its connection (%s); reconnecting", type(exc).__name__)
+                if lost_at is None:
+                    lost_at = time.monotonic()
+                    log.warning("notification listener lost its connection (%s); reconnecting", type(exc).__name__)
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, 1.0)
+
+    async def _connect(self) -> BoundedAsyncConnection:
+        conn = await BoundedAsyncConnection.connect(self._dsn, autocommit=True,
+                                                    **link_params(self._dsn, self._budget))
+        conn.budget = self._budget
+        return conn
 
     async def stop(self) -> None:
         if self._task:

@@ -14,8 +14,9 @@ import base64
 import binascii
 import contextlib
 import datetime as dt
+import time
 import uuid
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import psycopg
@@ -77,6 +78,7 @@ class Claim:
     run: RunRecord
     last_sequence: int  # the run's events already stored (from earlier attempts)
     previous_status: str | None  # how the thread's previous run ended
+    requested_at: float = field(default_factory=time.monotonic)  # its lease was asked for then: set no earlier
 
 
 _RUN_FIELDS = {f.name for f in fields(RunRecord)}
@@ -294,13 +296,14 @@ class Records:
                 AND coalesce(p.error->>'reason', '') <> 'THREAD_INTERRUPTED'
               ORDER BY p.ended_at DESC, p.queue_position DESC LIMIT 1) AS previous_status
         """
+        requested_at = time.monotonic()  # the database sets the lease after this
         try:
             row = await self._one(sql, {"owner": owner, "lease": lease, "run_id": run_id})
         except psycopg.errors.UniqueViolation:
             return None  # another replica started a run on the same thread at the same moment
         if row is None:
             return None
-        return Claim(_run(row), row["last_sequence"], row["previous_status"])
+        return Claim(_run(row), row["last_sequence"], row["previous_status"], requested_at)
 
     async def append_events(self, run_id: str, attempt: int, events: list[RunEvent]) -> bool:
         """Store events while the run executes (fenced), and wake followers on other replicas."""
