@@ -81,3 +81,8 @@ def side_effects(dsn: str, run_id: str) -> dict[str, list[int]]:
     for node, attempt in rows:
         out.setdefault(node, []).append(attempt)
     return out
+
+
+# Every RPC of a test gets a deadline: a behaviour that breaks makes the test fail, instead of
+# hanging until pytest's own timeout. Generous, so that a loaded machine never trips it.
+TIMEOUT = 30
