@@ -7,7 +7,7 @@ import uuid
 import grpc
 import pytest
 
-from graphrun.v1 import run_pb2, run_service_pb2 as pb, thread_pb2, thread_service_pb2 as tpb
+from graphrun.v1 import event_pb2, run_pb2, run_service_pb2 as pb, thread_pb2, thread_service_pb2 as tpb
 from helpers import TIMEOUT, details, open_gate, question, spec, stream_request, to_dict, wait_request
 
 
@@ -176,6 +176,42 @@ async def test_join_after_the_last_event_is_invalid(runs):
             pass
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "after_sequence" in details(caught.value)["violations"]
+
+
+async def test_join_after_a_sequence_starts_with_the_next_event(runs, database_url):
+    """Join(after_sequence=n) sends n+1 onwards, never n again: from the stored events of a run
+    that ended, and from the memory of a run executing here (the Stream a client lost)."""
+    def join(run_id, after):
+        return runs.Join(pb.RunServiceJoinRequest(run_id=run_id, after_sequence=after), timeout=TIMEOUT)
+
+    streamed = [r.event async for r in runs.Stream(stream_request(["updates", "tasks"], assistant_id="steps",
+                                                                  input={}), timeout=TIMEOUT)]
+    run_id = streamed[0].metadata.run_id
+    full = [to_dict(r.event) async for r in join(run_id, 0)]
+    assert [int(e["sequence"]) for e in full] == [e.sequence for e in streamed] == list(range(1, len(streamed) + 1))
+    for after in range(len(full)):  # the last is refused (test_join_after_the_last_event_is_invalid)
+        assert [to_dict(r.event) async for r in join(run_id, after)] == full[after:], after
+
+    created = (await runs.Create(pb.RunServiceCreateRequest(spec=_gated("live", node="n3"),
+                                                            stream_mode=["updates", "tasks"]), timeout=TIMEOUT)).run
+    before = []
+    call = join(created.run_id, 0)
+    async for response in call:  # up to n3's start: the run waits there for its gate
+        before.append(to_dict(response.event))
+        if response.event.task.name == "n3" and response.event.task.phase == event_pb2.TASK_PHASE_STARTED:
+            break
+    call.cancel()
+    for after in range(len(before)):
+        call, got = join(created.run_id, after), []
+        async for response in call:
+            got.append(to_dict(response.event))
+            if len(got) == len(before) - after:
+                break
+        call.cancel()
+        assert got == before[after:], after
+    open_gate(database_url, f"{created.run_id}-1")
+    rest = [to_dict(r.event) async for r in join(created.run_id, len(before))]
+    assert int(rest[0]["sequence"]) == len(before) + 1 and rest[-1]["end"]["run"]["status"] == "RUN_STATUS_SUCCESS"
 
 
 async def test_answering_an_interrupt_with_update_state_frees_the_thread(runs, threads):
