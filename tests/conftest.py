@@ -44,7 +44,7 @@ def admin_dsn() -> str:
 
 @contextlib.contextmanager
 def scratch_database(admin_dsn: str):
-    """A new database (with the test graphs' gate and side-effect tables), dropped afterwards."""
+    """A new database (with the test graphs' gate, gate-waiter and side-effect tables), dropped afterwards."""
     name = f"graphrun_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -53,6 +53,7 @@ def scratch_database(admin_dsn: str):
     dsn = psycopg.conninfo.make_conninfo(**info)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE test_gate (name text PRIMARY KEY)")
+        conn.execute("CREATE TABLE test_gate_waiter (name text, at timestamptz DEFAULT clock_timestamp())")
         conn.execute("CREATE TABLE test_side_effect"
                      " (run_id text, node text, attempt int, at timestamptz DEFAULT clock_timestamp())")
     try:

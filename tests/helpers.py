@@ -13,6 +13,10 @@ from graphrun.v1 import run_pb2, run_service_pb2
 
 QUESTION = "Wann wurde die Heizungsanlage gewartet?"
 
+# Every RPC of a test gets a deadline: a behaviour that breaks makes the test fail, instead of
+# hanging until pytest's own timeout. Generous, so that a loaded machine never trips it.
+TIMEOUT = 30
+
 
 def spec(**fields: Any) -> run_pb2.RunSpec:
     """A RunSpec from JSON-style fields, as a grpcurl user would write them."""
@@ -68,6 +72,23 @@ def open_gate(dsn: str, name: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("INSERT INTO test_gate (name) VALUES (%s) ON CONFLICT DO NOTHING", (name,))
         conn.execute("SELECT pg_notify('test_gate', %s)", (name,))
+
+
+async def reached_gate(dsn: str, name: str) -> None:
+    """Wait until a node of tests/graphs/durable.py waits at gate `name` (it tells by NOTIFY)."""
+    import asyncio
+
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        await conn.execute("LISTEN test_gate_waiter")
+        cur = await conn.execute("SELECT 1 FROM test_gate_waiter WHERE name = %s", (name,))
+        if await cur.fetchone():
+            return
+        async with asyncio.timeout(TIMEOUT):
+            async for note in conn.notifies():
+                if note.payload == name:
+                    return
 
 
 def side_effects(dsn: str, run_id: str) -> dict[str, list[int]]:

@@ -13,7 +13,7 @@ from google.protobuf import json_format
 
 from conftest import GRAPHS_CONFIG, scratch_database
 from graphrun.v1 import event_pb2, run_pb2, run_service_pb2 as pb, thread_pb2, thread_service_pb2 as tpb
-from helpers import details, open_gate, side_effects, spec, to_dict
+from helpers import TIMEOUT, details, open_gate, reached_gate, side_effects, spec, to_dict
 from replicas import Replica
 
 LEASE = 1.0  # seconds: takeovers happen quickly in these tests
@@ -72,7 +72,7 @@ def started(node: str, attempt_events=None):
 
 
 def join(replica: Replica, run_id: str, after: int = 0):
-    return replica.runs.Join(pb.RunServiceJoinRequest(run_id=run_id, after_sequence=after))
+    return replica.runs.Join(pb.RunServiceJoinRequest(run_id=run_id, after_sequence=after), timeout=TIMEOUT)
 
 
 def kinds(events):
@@ -85,7 +85,7 @@ def assert_numbered(events, start=1):
 
 async def test_join_from_another_replica_mid_run_and_after_a_disconnect(replicas, cluster_db):
     a, b = await asyncio.gather(replicas("a"), replicas("b"))
-    run = (await a.runs.Create(durable("j", gate_at="n3"))).run
+    run = (await a.runs.Create(durable("j", gate_at="n3"), timeout=TIMEOUT)).run
     assert run.status == run_pb2.RUN_STATUS_RUNNING  # accepted and started by a
 
     first = join(b, run.run_id)
@@ -109,7 +109,7 @@ async def test_join_from_another_replica_mid_run_and_after_a_disconnect(replicas
 
 async def test_a_killed_replica_s_run_is_finished_by_another_without_redoing_steps(replicas, cluster_db):
     a, b = await asyncio.gather(replicas("a"), replicas("b"))
-    run = (await a.runs.Create(durable("k", gate_at="n3"))).run
+    run = (await a.runs.Create(durable("k", gate_at="n3"), timeout=TIMEOUT)).run
     watch = join(b, run.run_id)
     before = await read_until(watch, started("n3"))
 
@@ -127,14 +127,14 @@ async def test_a_killed_replica_s_run_is_finished_by_another_without_redoing_ste
 
     # Completed steps ran once: n1 and n2 in attempt 1, n3 and n4 only in attempt 2.
     assert side_effects(cluster_db, run.run_id) == {"n1": [1], "n2": [1], "n3": [2], "n4": [2]}
-    state = await b.threads.GetState(tpb.ThreadServiceGetStateRequest(thread_id=run.thread_id))
+    state = await b.threads.GetState(tpb.ThreadServiceGetStateRequest(thread_id=run.thread_id), timeout=TIMEOUT)
     assert to_dict(state.state.values)["log"] == ["k:n1", "k:n2", "k:n3", "k:n4"]
     print(f"takeover after SIGKILL: {takeover:.2f}s (lease {LEASE}s)")
 
 
 async def test_a_stalled_owner_cannot_finish_or_overwrite_the_run(replicas, cluster_db):
     a, b = await asyncio.gather(replicas("a"), replicas("b"))
-    run = (await a.runs.Create(durable("s", gate_at="n2"))).run
+    run = (await a.runs.Create(durable("s", gate_at="n2"), timeout=TIMEOUT)).run
     watch = join(b, run.run_id)
     await read_until(watch, started("n2"))
 
@@ -148,15 +148,70 @@ async def test_a_stalled_owner_cannot_finish_or_overwrite_the_run(replicas, clus
     rest, error = await read_all(watch)
     assert error is None and rest[-1].end.run.status == run_pb2.RUN_STATUS_SUCCESS
 
-    got = await a.runs.Get(pb.RunServiceGetRequest(run_id=run.run_id))
+    got = await a.runs.Get(pb.RunServiceGetRequest(run_id=run.run_id), timeout=TIMEOUT)
     assert got.run.status == run_pb2.RUN_STATUS_SUCCESS and got.run.attempt == 2
-    state = await a.threads.GetState(tpb.ThreadServiceGetStateRequest(thread_id=run.thread_id))
+    state = await a.threads.GetState(tpb.ThreadServiceGetStateRequest(thread_id=run.thread_id), timeout=TIMEOUT)
     assert to_dict(state.state.values)["log"] == ["s:n1", "s:n2", "s:n3", "s:n4"]
+
+
+async def test_a_stalled_owner_whose_node_finishes_after_the_takeover_wrote_writes_no_checkpoint(
+        replicas, cluster_db):
+    """The checkpoint fence end to end: the old owner's node completes after the new attempt
+    has written a checkpoint, while the old owner does not know yet that it lost the run.
+
+    Its lease keeper would tell it within moments, so the test holds the run's row lock
+    meanwhile (the keeper's renewal waits on it; the fence itself reads the row without
+    locking it): the only thing between the old owner's write and the thread is the fence.
+    Leases are long and the takeover is made by expiring the lease while the owner is stopped,
+    so no renewal timing is involved."""
+    a, b = await asyncio.gather(replicas("a", lease_seconds=30), replicas("b", lease_seconds=30))
+    gates = {"n2": "{run_id}-n2-{attempt}", "n3": "{run_id}-n3-{attempt}"}
+    run = (await a.runs.Create(pb.RunServiceCreateRequest(spec=spec(
+        assistant_id="durable", input={"tag": "f", "gates": gates}, durability="DURABILITY_SYNC")),
+        timeout=TIMEOUT)).run
+    open_gate(cluster_db, f"{run.run_id}-n2-2")  # the new attempt passes n2 at once, then waits at n3
+    await reached_gate(cluster_db, f"{run.run_id}-n2-1")
+
+    a.signal(signal.SIGSTOP)  # a stalls inside n2
+    with psycopg.connect(cluster_db, autocommit=True) as conn:
+        conn.execute("UPDATE graphrun_run SET lease_expires_at = now() - interval '1 second' WHERE run_id = %s",
+                     (run.run_id,))
+        conn.execute("SELECT pg_notify('graphrun_run', '')")  # b claims it now, not at its next sweep
+    await reached_gate(cluster_db, f"{run.run_id}-n3-2")  # attempt 2 ran n2 and stored its checkpoint
+
+    with psycopg.connect(cluster_db) as hold:  # a's lease renewal cannot tell it that it lost the run
+        hold.execute("SELECT 1 FROM graphrun_run WHERE run_id = %s FOR UPDATE", (run.run_id,))
+        open_gate(cluster_db, f"{run.run_id}-n2-1")
+        a.signal(signal.SIGCONT)  # a's n2 completes now, and a tries to write what it did
+        refused = asyncio.ensure_future(a.wait_for_log(f"run {run.run_id} attempt 1 lost", timeout=TIMEOUT))
+        went_on = asyncio.ensure_future(reached_gate(cluster_db, f"{run.run_id}-n3-1"))  # a wrote, then went on
+        done, pending = await asyncio.wait([refused, went_on], return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for task in done:
+            task.result()  # a timeout is a failure
+        hold.rollback()
+    await a.wait_for_log(f"run {run.run_id} attempt 1 lost", timeout=TIMEOUT)
+
+    open_gate(cluster_db, f"{run.run_id}-n3-2")
+    events, error = await read_all(join(b, run.run_id))
+    assert error is None
+    assert events[-1].end.run.status == run_pb2.RUN_STATUS_SUCCESS and events[-1].end.run.attempt == 2
+    # a's n2 did complete, after b's: its write came after the takeover's.
+    assert side_effects(cluster_db, run.run_id) == {"n1": [1], "n2": [2, 1], "n3": [2], "n4": [2]}
+    with psycopg.connect(cluster_db) as conn:
+        steps = [row[0] for row in conn.execute(
+            "SELECT (metadata->>'step')::int FROM checkpoints WHERE thread_id = %s AND checkpoint_ns = ''"
+            " ORDER BY checkpoint_id", (run.thread_id,))]
+    assert steps == sorted(set(steps)), f"a second checkpoint of one step: the old attempt wrote ({steps})"
+    state = await b.threads.GetState(tpb.ThreadServiceGetStateRequest(thread_id=run.thread_id), timeout=TIMEOUT)
+    assert to_dict(state.state.values)["log"] == ["f:n1", "f:n2", "f:n3", "f:n4"]
 
 
 async def test_a_run_whose_replicas_keep_dying_ends_error_and_frees_its_thread(replicas, cluster_db):
     a = await replicas("a")
-    run = (await a.runs.Create(durable("x", gate_at="n2"))).run
+    run = (await a.runs.Create(durable("x", gate_at="n2"), timeout=TIMEOUT)).run
     await read_until(join(a, run.run_id), started("n2"))
     a.signal(signal.SIGKILL)
     await a.exited()
@@ -165,7 +220,7 @@ async def test_a_run_whose_replicas_keep_dying_ends_error_and_frees_its_thread(r
     assert error.code() == grpc.StatusCode.ABORTED
     assert events[-1].end.run.status == run_pb2.RUN_STATUS_ERROR
     assert "gave up after 1 attempts" in events[-1].end.run.error.message
-    thread = await b.threads.Get(tpb.ThreadServiceGetRequest(thread_id=run.thread_id))
+    thread = await b.threads.Get(tpb.ThreadServiceGetRequest(thread_id=run.thread_id), timeout=TIMEOUT)
     assert thread.thread.status == thread_pb2.THREAD_STATUS_ERROR  # not stuck busy
     again = await b.runs.Wait(pb.RunServiceWaitRequest(spec=spec(assistant_id="durable", thread_id=run.thread_id,
                                                                  input={"tag": "y", "gates": {}})), timeout=30)
@@ -174,35 +229,37 @@ async def test_a_run_whose_replicas_keep_dying_ends_error_and_frees_its_thread(r
 
 async def test_cancel_from_another_replica_and_of_a_pending_run(replicas, cluster_db):
     a, b = await asyncio.gather(replicas("a"), replicas("b"))
-    run = (await a.runs.Create(durable("c", gate_at="n2"))).run
+    run = (await a.runs.Create(durable("c", gate_at="n2"), timeout=TIMEOUT)).run
     watch = join(a, run.run_id)
     await read_until(watch, started("n2"))
-    cancelled = await b.runs.Cancel(pb.RunServiceCancelRequest(run_id=run.run_id, wait=True))
+    cancelled = await b.runs.Cancel(pb.RunServiceCancelRequest(run_id=run.run_id, wait=True), timeout=TIMEOUT)
     assert cancelled.run.status == run_pb2.RUN_STATUS_CANCELLED
     rest, error = await read_all(watch)
     assert error.code() == grpc.StatusCode.CANCELLED and details(error)["reason"] == "RUN_CANCELLED"
-    state = await a.threads.GetState(tpb.ThreadServiceGetStateRequest(thread_id=run.thread_id))
+    state = await a.threads.GetState(tpb.ThreadServiceGetStateRequest(thread_id=run.thread_id), timeout=TIMEOUT)
     assert to_dict(state.state.values)["log"] == ["c:n1"]  # interrupt keeps what was written
 
     later = (await a.runs.Create(pb.RunServiceCreateRequest(
-        spec=spec(assistant_id="durable", input={"tag": "p"}), start_delay={"seconds": 3600}))).run
+        spec=spec(assistant_id="durable", input={"tag": "p"}), start_delay={"seconds": 3600}), timeout=TIMEOUT)).run
     assert later.status == run_pb2.RUN_STATUS_PENDING
-    gone = await b.runs.Cancel(pb.RunServiceCancelRequest(run_id=later.run_id))
+    gone = await b.runs.Cancel(pb.RunServiceCancelRequest(run_id=later.run_id), timeout=TIMEOUT)
     assert gone.run.status == run_pb2.RUN_STATUS_CANCELLED
     events, error = await read_all(join(a, later.run_id))
     assert kinds(events) == ["end"] and error.code() == grpc.StatusCode.CANCELLED
-    thread = await a.threads.Get(tpb.ThreadServiceGetRequest(thread_id=later.thread_id))
+    thread = await a.threads.Get(tpb.ThreadServiceGetRequest(thread_id=later.thread_id), timeout=TIMEOUT)
     assert thread.thread.status == thread_pb2.THREAD_STATUS_IDLE
 
 
 async def test_rollback_cancel_removes_what_the_run_wrote(replicas, cluster_db):
     a = await replicas("a")
-    first = await a.runs.Wait(pb.RunServiceWaitRequest(spec=spec(assistant_id="durable", input={"tag": "r0"})))
+    first = await a.runs.Wait(pb.RunServiceWaitRequest(spec=spec(assistant_id="durable", input={"tag": "r0"})),
+                              timeout=TIMEOUT)
     thread_id = first.run.thread_id
-    run = (await a.runs.Create(durable("r1", gate_at="n3", thread_id=thread_id))).run
+    run = (await a.runs.Create(durable("r1", gate_at="n3", thread_id=thread_id), timeout=TIMEOUT)).run
     await read_until(join(a, run.run_id), started("n3"))
-    await a.runs.Cancel(pb.RunServiceCancelRequest(run_id=run.run_id, action=pb.CANCEL_ACTION_ROLLBACK, wait=True))
-    state = await a.threads.GetState(tpb.ThreadServiceGetStateRequest(thread_id=thread_id))
+    await a.runs.Cancel(pb.RunServiceCancelRequest(run_id=run.run_id, action=pb.CANCEL_ACTION_ROLLBACK, wait=True),
+                        timeout=TIMEOUT)
+    state = await a.threads.GetState(tpb.ThreadServiceGetStateRequest(thread_id=thread_id), timeout=TIMEOUT)
     assert to_dict(state.state.values)["log"] == ["r0:n1", "r0:n2", "r0:n3", "r0:n4"]
     with psycopg.connect(cluster_db) as conn:
         left = conn.execute("SELECT count(*) FROM checkpoints WHERE metadata->>'run_id' = %s", (run.run_id,)).fetchone()
@@ -225,7 +282,7 @@ async def sigterm_ends_with_server_draining(replica: Replica, watch, seen: list)
 
 async def test_sigterm_hands_runs_to_another_replica(replicas, cluster_db):
     a, b = await asyncio.gather(replicas("a", grace_seconds=2), replicas("b"))
-    run = (await a.runs.Create(durable("d", gate_at="n2"))).run
+    run = (await a.runs.Create(durable("d", gate_at="n2"), timeout=TIMEOUT)).run
     watch = join(a, run.run_id)
     seen = await read_until(watch, started("n2"))
     seen = await sigterm_ends_with_server_draining(a, watch, seen)
@@ -245,7 +302,7 @@ async def test_sigterm_ends_streams_of_runs_executing_elsewhere_at_once(replicas
     sequence sent, rather than holding them for the whole grace period and then failing them
     with gRPC's bare "Cancelling all calls"."""
     a, b = await asyncio.gather(replicas("a", grace_seconds=60), replicas("b"))
-    run = (await b.runs.Create(durable("x", gate_at="n2"))).run
+    run = (await b.runs.Create(durable("x", gate_at="n2"), timeout=TIMEOUT)).run
     watch = join(a, run.run_id)
     seen = await read_until(watch, started("n2"))
     seen = await sigterm_ends_with_server_draining(a, watch, seen)  # well before its 60 s of grace
@@ -269,8 +326,9 @@ def assert_one_at_a_time(rows) -> None:
 async def test_reject_under_concurrency_accepts_exactly_one(replicas, cluster_db):
     a, b = await asyncio.gather(replicas("a"), replicas("b"))
     thread_id = str(uuid.uuid4())
-    await a.threads.Create(tpb.ThreadServiceCreateRequest(thread_id=thread_id))
-    calls = [(a, b)[i % 2].runs.Create(durable(f"t{i}", gate_at="n1", gate="reject-gate", thread_id=thread_id))
+    await a.threads.Create(tpb.ThreadServiceCreateRequest(thread_id=thread_id), timeout=TIMEOUT)
+    calls = [(a, b)[i % 2].runs.Create(durable(f"t{i}", gate_at="n1", gate="reject-gate", thread_id=thread_id),
+                                       timeout=TIMEOUT)
              for i in range(12)]
     results = await asyncio.gather(*calls, return_exceptions=True)
     accepted = [r.run for r in results if not isinstance(r, Exception)]
@@ -286,10 +344,10 @@ async def test_reject_under_concurrency_accepts_exactly_one(replicas, cluster_db
 async def test_enqueue_runs_one_at_a_time_in_arrival_order(replicas, cluster_db):
     a, b = await asyncio.gather(replicas("a"), replicas("b"))
     thread_id = str(uuid.uuid4())
-    await a.threads.Create(tpb.ThreadServiceCreateRequest(thread_id=thread_id))
+    await a.threads.Create(tpb.ThreadServiceCreateRequest(thread_id=thread_id), timeout=TIMEOUT)
     created = await asyncio.gather(*[
         (a, b)[i % 2].runs.Create(durable(f"q{i}", thread_id=thread_id,
-                                          multitask_strategy="MULTITASK_STRATEGY_ENQUEUE"))
+                                          multitask_strategy="MULTITASK_STRATEGY_ENQUEUE"), timeout=TIMEOUT)
         for i in range(10)])
     for response in created:
         events, error = await read_all(join(a, response.run.run_id))
@@ -298,7 +356,7 @@ async def test_enqueue_runs_one_at_a_time_in_arrival_order(replicas, cluster_db)
     assert len(rows) == 10
     assert_one_at_a_time(rows)
     assert [r[0] for r in rows] == sorted(r[0] for r in rows)  # executed in arrival order
-    state = await a.threads.GetState(tpb.ThreadServiceGetStateRequest(thread_id=thread_id))
+    state = await a.threads.GetState(tpb.ThreadServiceGetStateRequest(thread_id=thread_id), timeout=TIMEOUT)
     tags = [entry.split(":")[0] for entry in to_dict(state.state.values)["log"]][::4]
     assert tags == [r[4] for r in rows]
 
@@ -307,12 +365,12 @@ async def test_enqueue_runs_one_at_a_time_in_arrival_order(replicas, cluster_db)
                                             ("MULTITASK_STRATEGY_ROLLBACK", [])])
 async def test_interrupt_and_rollback_replace_the_run_in_flight(replicas, cluster_db, strategy, kept):
     a, b = await asyncio.gather(replicas("a"), replicas("b"))
-    old = (await a.runs.Create(durable("old", gate_at="n2"))).run
+    old = (await a.runs.Create(durable("old", gate_at="n2"), timeout=TIMEOUT)).run
     watch = join(a, old.run_id)
     await read_until(watch, started("n2"))
     new = await b.runs.Wait(pb.RunServiceWaitRequest(spec=spec(
         assistant_id="durable", thread_id=old.thread_id, input={"tag": "new", "gates": {}},
-        multitask_strategy=strategy)))
+        multitask_strategy=strategy)), timeout=TIMEOUT)
     assert new.run.status == run_pb2.RUN_STATUS_SUCCESS
     _, error = await read_all(watch)
     assert error.code() == grpc.StatusCode.CANCELLED
@@ -324,7 +382,7 @@ async def test_hand_backs_on_sigterm_do_not_use_up_attempts(replicas, cluster_db
     """With one attempt allowed, a run handed back by a draining replica still completes
     elsewhere: only executions that ended without a hand-back (a crash) count."""
     a, b = await asyncio.gather(replicas("a", grace_seconds=2, max_attempts=1), replicas("b", max_attempts=1))
-    run = (await a.runs.Create(durable("h", gate_at="n2"))).run
+    run = (await a.runs.Create(durable("h", gate_at="n2"), timeout=TIMEOUT)).run
     await read_until(join(a, run.run_id), started("n2"))
     a.signal(signal.SIGTERM)
     assert await a.exited() == 0

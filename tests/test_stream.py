@@ -1,10 +1,12 @@
 """RunService.Stream: event order and numbering, modes, token deltas, and parity with Wait."""
 
+import asyncio
+
 import grpc
 import pytest
 
 from graphrun.v1 import event_pb2, run_pb2, thread_service_pb2
-from helpers import details, messages, question, stream_request, to_dict, wait_request
+from helpers import TIMEOUT, details, messages, question, stream_request, to_dict, wait_request
 
 
 async def _collect(call):
@@ -13,7 +15,7 @@ async def _collect(call):
 
 async def test_events_are_numbered_from_metadata_to_end(runs):
     call = runs.Stream(stream_request(["values", "updates", "messages", "custom", "tasks"],
-                                      assistant_id="steps", input={}))
+                                      assistant_id="steps", input={}), timeout=TIMEOUT)
     events = await _collect(call)
     kinds = [e.WhichOneof("attributes") for e in events]
     assert [e.sequence for e in events] == list(range(1, len(events) + 1))
@@ -32,12 +34,13 @@ async def test_events_are_numbered_from_metadata_to_end(runs):
 
 
 async def test_default_mode_is_values(runs):
-    events = await _collect(runs.Stream(stream_request([], assistant_id="steps", input={})))
+    events = await _collect(runs.Stream(stream_request([], assistant_id="steps", input={}), timeout=TIMEOUT))
     assert {e.WhichOneof("attributes") for e in events} == {"metadata", "values", "end"}
 
 
 async def test_token_deltas_then_the_complete_message(runs):
-    events = await _collect(runs.Stream(stream_request(["messages"], assistant_id="agent", input=question())))
+    events = await _collect(runs.Stream(stream_request(["messages"], assistant_id="agent", input=question()),
+                                        timeout=TIMEOUT))
     msgs = [e.message for e in events if e.HasField("message")]
     answer_id = next(m.message_id for m in msgs if not m.delta and to_dict(m.message).get("content", "").startswith("Laut"))
     deltas = [m for m in msgs if m.message_id == answer_id and m.delta]
@@ -59,7 +62,8 @@ async def test_token_deltas_then_the_complete_message(runs):
 async def test_a_nodes_complete_messages_come_before_it_is_finished(runs):
     """With `messages` and `tasks`, the complete message a node streamed arrives before the
     node's FINISHED event (a client may close its rendering of the node at that event)."""
-    events = await _collect(runs.Stream(stream_request(["messages", "tasks"], assistant_id="agent", input=question())))
+    events = await _collect(runs.Stream(stream_request(["messages", "tasks"], assistant_id="agent", input=question()),
+                                        timeout=TIMEOUT))
     finished = {(e.task.name, e.task.step): i for i, e in enumerate(events)
                 if e.HasField("task") and e.task.phase == event_pb2.TASK_PHASE_FINISHED}
     completes = [(i, e.message) for i, e in enumerate(events) if e.HasField("message") and not e.message.delta]
@@ -70,7 +74,7 @@ async def test_a_nodes_complete_messages_come_before_it_is_finished(runs):
 
 
 async def test_failed_run_ends_with_an_end_event_then_a_non_ok_status(runs):
-    call = runs.Stream(stream_request(["updates"], assistant_id="steps", input={"fail_at": "third"}))
+    call = runs.Stream(stream_request(["updates"], assistant_id="steps", input={"fail_at": "third"}), timeout=TIMEOUT)
     seen = []
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         async for response in call:
@@ -83,11 +87,14 @@ async def test_failed_run_ends_with_an_end_event_then_a_non_ok_status(runs):
 
 
 async def test_stream_timeout_sends_the_end_event_and_deadline_exceeded(runs):
+    # No gRPC deadline here: the server would stop the run at that one too, and a broken
+    # spec.timeout would go unnoticed. The test's own bound makes such a run fail the test.
     call = runs.Stream(stream_request(["updates"], assistant_id="steps", input={"hang_at": "second"}, timeout="0.3s"))
     seen = []
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        async for response in call:
-            seen.append(response.event)
+        async with asyncio.timeout(TIMEOUT):
+            async for response in call:
+                seen.append(response.event)
     assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert seen[-1].end.run.status == run_pb2.RUN_STATUS_TIMEOUT
     assert [e.sequence for e in seen] == list(range(1, len(seen) + 1))
@@ -106,32 +113,37 @@ def _shape(state: dict) -> dict:
 
 async def _history(threads, thread_id):
     response = await threads.GetHistory(thread_service_pb2.ThreadServiceGetHistoryRequest(thread_id=thread_id,
-                                                                                          page_size=100))
+                                                                                          page_size=100),
+                                         timeout=TIMEOUT)
     return [_shape(to_dict(s)) for s in response.states]
 
 
 async def test_wait_and_stream_leave_the_same_state_and_history(runs, threads):
-    waited = await runs.Wait(wait_request(assistant_id="agent", input=question()))
-    streamed = await _collect(runs.Stream(stream_request(["messages", "values"], assistant_id="agent", input=question())))
+    waited = await runs.Wait(wait_request(assistant_id="agent", input=question()), timeout=TIMEOUT)
+    streamed = await _collect(runs.Stream(stream_request(["messages", "values"], assistant_id="agent",
+                                                         input=question()), timeout=TIMEOUT))
     twin = streamed[0].metadata.thread_id
-    a = await threads.GetState(thread_service_pb2.ThreadServiceGetStateRequest(thread_id=waited.run.thread_id))
-    b = await threads.GetState(thread_service_pb2.ThreadServiceGetStateRequest(thread_id=twin))
+    a = await threads.GetState(thread_service_pb2.ThreadServiceGetStateRequest(thread_id=waited.run.thread_id),
+                               timeout=TIMEOUT)
+    b = await threads.GetState(thread_service_pb2.ThreadServiceGetStateRequest(thread_id=twin), timeout=TIMEOUT)
     assert _shape(to_dict(a.state)) == _shape(to_dict(b.state))
     assert await _history(threads, waited.run.thread_id) == await _history(threads, twin)
     assert len(await _history(threads, twin)) == 5  # input, agent, tools, agent + the first (empty) checkpoint
 
     # A thread with one Wait turn and one Stream turn holds both conversations.
     await _collect(runs.Stream(stream_request(["messages"], assistant_id="agent", thread_id=waited.run.thread_id,
-                                              input=question("Wann war die TÜV-Prüfung vom Aufzug?"))))
-    state = await threads.GetState(thread_service_pb2.ThreadServiceGetStateRequest(thread_id=waited.run.thread_id))
+                                              input=question("Wann war die TÜV-Prüfung vom Aufzug?")), timeout=TIMEOUT))
+    state = await threads.GetState(thread_service_pb2.ThreadServiceGetStateRequest(thread_id=waited.run.thread_id),
+                                   timeout=TIMEOUT)
     assert [m["role"] for m in messages(state.state)] == ["user", "ai", "tool", "ai"] * 2
 
 
 async def test_a_second_run_on_a_busy_thread_is_rejected(runs):
-    call = runs.Stream(stream_request(["updates"], assistant_id="steps", input={"hang_at": "second"}))
+    call = runs.Stream(stream_request(["updates"], assistant_id="steps", input={"hang_at": "second"}), timeout=TIMEOUT)
     first = await call.read()  # the metadata event: the run is recorded, the thread is busy
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await runs.Wait(wait_request(assistant_id="steps", thread_id=first.event.metadata.thread_id, input={}))
+        await runs.Wait(wait_request(assistant_id="steps", thread_id=first.event.metadata.thread_id, input={}),
+                        timeout=TIMEOUT)
     assert caught.value.code() == grpc.StatusCode.ABORTED
     info = details(caught.value)
     assert info["reason"] == "THREAD_BUSY" and info["metadata"]["run_id"] == first.event.metadata.run_id

@@ -4,7 +4,8 @@ Each node appends `tag:node` to `log` and, on completion, records a side effect
 (run id, node, attempt) in the test database table `test_side_effect`, so tests
 can count how often each step really ran. `gates` maps a node to a gate name
 template ("{run_id}", "{attempt}" are filled in): the node waits until the test
-opens that gate (a row in `test_gate` plus NOTIFY), then finishes.
+opens that gate (a row in `test_gate` plus NOTIFY), then finishes; it announces that it waits
+(a row in `test_gate_waiter` plus NOTIFY), so a test can tell where an attempt is.
 The test database comes from GRAPHRUN_TEST_DSN. With GRAPHRUN_TEST_STEP_LOG set,
 each node also appends when it starts and when it stops (finished, failed or
 cancelled) to that file, one JSON line each with the system's monotonic clock
@@ -33,6 +34,9 @@ class State(TypedDict, total=False):
 async def wait_for_gate(name: str) -> None:
     async with await psycopg.AsyncConnection.connect(os.environ["GRAPHRUN_TEST_DSN"], autocommit=True) as conn:
         await conn.execute("LISTEN test_gate")
+        # Tell the test this node waits here (tests/helpers.py: reached_gate).
+        await conn.execute("INSERT INTO test_gate_waiter (name) VALUES (%s)", (name,))
+        await conn.execute("SELECT pg_notify('test_gate_waiter', %s)", (name,))
         cur = await conn.execute("SELECT 1 FROM test_gate WHERE name = %s", (name,))
         if await cur.fetchone():
             return
