@@ -134,9 +134,6 @@ async def test_auth_health_required_makes_health_need_a_token(health_required):
     assert answer.status == health_pb2.HealthCheckResponse.SERVING
 
 
-@pytest.mark.xfail(strict=True, reason="bug: reflection is a bidirectional stream, which interceptors.wrap returns "
-                   "unwrapped, so AuthInterceptor's refusal never runs: with GRAPHRUN_AUTH_HEALTH=required "
-                   "reflection still answers without a token (README: 'health and reflection need a token too')")
 async def test_auth_health_required_makes_reflection_need_a_token(health_required):
     assert "graphrun.v1.RunService" in await _list_services(health_required, _bearer(_token()))
     with pytest.raises(grpc.aio.AioRpcError) as caught:

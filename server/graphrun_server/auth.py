@@ -138,8 +138,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             who = self.auth.identify(headers.get("authorization"))
         except Unauthenticated as exc:
             log.info("refused %s: %s", details.method, exc.reason)  # never the token itself
-            return wrap(handler, _as_caller(None, rpc_status.to_status(exc.to_status())))
-        return wrap(handler, _as_caller(who, None))
+            return wrap(handler, _as_caller(None, rpc_status.to_status(exc.to_status())), bidi=True)
+        return wrap(handler, _as_caller(who, None), bidi=True)
 
 
 def _as_caller(who: str | None, refusal):

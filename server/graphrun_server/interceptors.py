@@ -19,9 +19,10 @@ Around = Callable[[Any, grpc.aio.ServicerContext, bool], AbstractAsyncContextMan
 
 
 def wrap(handler: grpc.RpcMethodHandler, around: Around,
-         deserializer: Callable[[bytes], Any] | None = None) -> grpc.RpcMethodHandler:
-    """The handler, each call of it run inside `around` (unary and server-streaming methods;
-    others, like reflection's bidirectional stream, are returned as they are)."""
+         deserializer: Callable[[bytes], Any] | None = None, *, bidi: bool = False) -> grpc.RpcMethodHandler:
+    """The handler, each call of it run inside `around` (unary and server-streaming methods, and
+    with `bidi` bidirectional ones like reflection's, whose `around` gets no request; others are
+    returned as they are)."""
     deserializer = deserializer or handler.request_deserializer
     if handler.unary_unary:
         inner = handler.unary_unary
@@ -44,6 +45,15 @@ def wrap(handler: grpc.RpcMethodHandler, around: Around,
                     await responses
 
         return grpc.unary_stream_rpc_method_handler(stream, deserializer, handler.response_serializer)
+    if bidi and handler.stream_stream:
+        inner_bidi = handler.stream_stream
+
+        async def both_ways(requests, context):
+            async with around(None, context, True):
+                async for response in inner_bidi(requests, context):
+                    yield response
+
+        return grpc.stream_stream_rpc_method_handler(both_ways, deserializer, handler.response_serializer)
     return handler
 
 
