@@ -218,3 +218,13 @@ async def test_a_checkpoint_event_names_where_a_subgraph_tasks_checkpoints_are(s
     inside = [r.event for r in responses if r.event.HasField("checkpoint") and r.event.namespace]
     assert {e.checkpoint.state.checkpoint.checkpoint_ns for e in inside if len(e.namespace) == 1} == {
         child_tasks[0].checkpoint_ns}
+
+
+async def test_joining_a_finished_run_replays_its_subgraph_events_from_storage(served):
+    """After the run ended, Join reads its events back from PostgreSQL: namespaces included."""
+    runs, _ = served
+    streamed = await _stream(runs, ALL_MODES, True, assistant_id="nested", input=HELLO)
+    run_id = streamed[-1].event.end.run.run_id
+    joined = [r async for r in runs.Join(run_pb.RunServiceJoinRequest(run_id=run_id), timeout=60)]
+    assert [list(r.event.namespace) for r in joined] == [list(r.event.namespace) for r in streamed]
+    assert served_events(joined) == served_events(streamed)

@@ -95,6 +95,11 @@ def _run(row: dict) -> RunRecord:
         "run_id": str(row["run_id"]), "thread_id": str(row["thread_id"])})
 
 
+# A subgraph event's namespace, stored in its data: graphrun_finish_run and append_events take
+# events as three arrays (sequence, kind, data), and SQL cannot unnest an array of arrays.
+NAMESPACE_KEY = "__namespace"
+
+
 def event_rows(events: list[RunEvent]) -> tuple[list[int], list[str], list[Jsonb]]:
     """Events as the three arrays graphrun_finish_run and append_events take.
 
@@ -105,8 +110,15 @@ def event_rows(events: list[RunEvent]) -> tuple[list[int], list[str], list[Jsonb
     for e in events:
         seqs.append(e.sequence)
         kinds.append(e.kind)
-        data.append(Jsonb({k: v for k, v in e.data.items() if k != "run"} if e.kind == END else e.data))
+        stored = {k: v for k, v in e.data.items() if k != "run"} if e.kind == END else e.data
+        data.append(Jsonb({**stored, NAMESPACE_KEY: list(e.namespace)} if e.namespace else stored))
     return seqs, kinds, data
+
+
+def _stored_event(row: dict) -> RunEvent:
+    data = row["data"]
+    namespace = data.pop(NAMESPACE_KEY, None) or row["namespace"]
+    return RunEvent(row["sequence"], row["kind"], data, row["created_at"].timestamp(), tuple(namespace))
 
 
 def run_record(row: dict | None, spec: dict[str, Any]) -> RunRecord | None:
@@ -394,8 +406,7 @@ class Records:
     async def read_events(self, run_id: str, after: int) -> list[RunEvent]:
         rows = await self._all("SELECT sequence, kind, data, namespace, created_at FROM graphrun_run_event"
                                " WHERE run_id = %s AND sequence > %s ORDER BY sequence", (run_id, after))
-        return [RunEvent(r["sequence"], r["kind"], r["data"], r["created_at"].timestamp(), tuple(r["namespace"]))
-                for r in rows]
+        return [_stored_event(r) for r in rows]
 
     async def delete_run_checkpoints(self, thread_id: str, run_id: str) -> int:
         """Remove the checkpoints (and their pending writes) a run wrote: a rollback."""
