@@ -183,9 +183,9 @@ def _values_text(values: dict[str, Any]) -> str:
     return f"{_json(rest)} {_dim(f'· {len(messages)} messages')}"
 
 
-def _state_line(state: dict[str, Any]) -> str:
+def _state_line(state: dict[str, Any], with_step: bool = True) -> str:
     checkpoint = (state.get("checkpoint") or {}).get("checkpoint_id", "")
-    step = (state.get("metadata") or {}).get("step")
+    step = (state.get("metadata") or {}).get("step") if with_step else None
     line = f"checkpoint {checkpoint}" + (f" · step {step}" if step is not None else "")
     return line + (f" · next: {', '.join(state['next'])}" if state.get("next") else "")
 
@@ -272,7 +272,9 @@ class _StreamPrinter:
         elif event.kind == "checkpoint":
             self.line(prefix + _dim(_state_line(data.get("state") or {})))
         elif event.kind == "debug":
-            what = _state_line(data["checkpoint"]) if data.get("checkpoint") else _task_line(data.get("task") or {})
+            task = data.get("task") or {}
+            what = (_state_line(data["checkpoint"], with_step=False) if data.get("checkpoint")
+                    else _task_line(task).replace(f" · step {task.get('step', '?')}", ""))
             self.line(prefix + _dim(f"debug step {data.get('step', '?')}: {what}"))
         elif event.kind == "langchain_event":
             self.line(prefix + _dim(f"event {data.get('event', '')} {data.get('name', '')}"))
@@ -577,10 +579,15 @@ def cmd_wait(args: argparse.Namespace) -> int:
         thread = _thread_or_none(client, args.thread)
         assistant = _assistant(args, thread)
         before = None if args.json else _thread_messages(client, thread)
-        if _progress_wanted(sys.stderr):
-            result = _wait_with_progress(client, assistant, kwargs)
-        else:
-            result = client.wait(assistant, **kwargs)
+        try:
+            if _progress_wanted(sys.stderr):
+                result = _wait_with_progress(client, assistant, kwargs)
+            else:
+                result = client.wait(assistant, **kwargs)
+        except KeyboardInterrupt:  # the call goes away, and the server cancels its run (on_disconnect CANCEL)
+            print("stopped: the run is cancelled (`graphrun runs create` starts one that outlives the command)",
+                  file=sys.stderr)
+            return 130
     if args.json:
         _print_json(asdict(result))
         return 0
@@ -700,6 +707,8 @@ def _follow(args: argparse.Namespace, client: Client, events: Iterator[Event], p
             generator.close()  # type: ignore[attr-defined]
         printer.finish()
         _cancel_quietly(client, printer.run_id)
+        if printer.run_id:
+            print(f"stopped: run {printer.run_id} cancelled", file=sys.stderr)
         return 128 + exc.signum
     except BrokenPipeError:
         for generator in opened:
