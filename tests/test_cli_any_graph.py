@@ -212,8 +212,11 @@ async def test_bad_json_arguments_are_usage_errors(capsys, tmp_path, monkeypatch
     assert "--context -: standard input was already read for --input" in err
     err = await usage_error(capsys, "store", "put", "users", "--key", "k", "--value", "[]")
     assert "--value must be a JSON object, not an array" in err
-    err = await usage_error(capsys, "wait", "--assistant", "steps", "--input", "{}", "--timeout", "0")
-    assert "--timeout must be a positive number of seconds" in err
+    for timeout in ("0", "-1", "inf", "nan"):
+        err = await usage_error(capsys, "wait", "--assistant", "steps", "--input", "{}", "--timeout", timeout)
+        assert "--timeout must be a positive number of seconds" in err
+    err = await usage_error(capsys, "runs", "create", "hi", "--delay", "inf")
+    assert "--delay must be a number of seconds, not negative" in err
     err = await usage_error(capsys, "stream", "hi", "--stream-mode", "nope")
     assert "invalid choice: 'nope'" in err
     err = await usage_error(capsys, "wait", "--continue", "--thread", str(uuid.uuid4()), "--input", "{}")

@@ -3,13 +3,18 @@
     graphrun serve --config langgraph.json
     graphrun wait "Wann wurde die Heizungsanlage gewartet?"
     graphrun stream "…" --thread 7f0c…
+    graphrun stream --assistant steps --input '{"topic": "roofs"}' --stream-mode updates --subgraphs
+    graphrun wait --thread 7f0c… --resume yes            # on the thread's own assistant
     graphrun threads state 7f0c…
     graphrun runs create "…" --delay 60      # in the background; follow with `runs join`
     graphrun runs join 3b9e…
     graphrun store put users alice --key prefs --value '{"theme": "dark"}'   # namespace ("users", "alice")
 
 Human-readable output by default, `--json` for scripts. Errors go to stderr as
-`error: <CODE> [<reason>]: <message>` and exit 1 (2 for usage errors).
+`error: <CODE> [<reason>]: <message>` and exit 1 (2 for usage errors, such as an option
+that is not the JSON it should be; 141 when stdout is closed early, as in `… | head`).
+`wait` and `stream` print the turn a run adds (`threads state` the whole conversation).
+Ctrl-C on `stream` leaves the run going and prints how to join or cancel it.
 While `wait` waits, a terminal on stderr shows the elapsed time and the node
 running (`⏳ 3.2 s · node agent`), erased when the answer is printed;
 GRAPHRUN_PROGRESS=0 turns it off, =1 forces it without a terminal.
@@ -21,6 +26,7 @@ import argparse
 import contextlib
 import importlib.metadata
 import json
+import math
 import os
 import pathlib
 import signal
@@ -399,7 +405,7 @@ def _check_run_args(args: argparse.Namespace) -> None:
             raise _UsageError("--continue sends no input: drop the question, --input and --resume")
     elif args.question is None and args.input is None and args.resume is None:
         raise _UsageError("give a question, --input JSON, --resume VALUE to answer an interrupt, or --continue")
-    if args.timeout is not None and args.timeout <= 0:
+    if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
         raise _UsageError("--timeout must be a positive number of seconds")
 
 
@@ -440,18 +446,17 @@ def _run_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return kwargs
 
 
-def _thread_or_none(client: Client, thread_id: str | None) -> dict[str, Any] | None:
-    if not thread_id:
-        return None
-    try:
-        return client.get_thread(thread_id)
-    except (NotFoundError, InvalidArgumentError):
-        return None  # a new thread (created by the run), or a bad id the run itself reports (as spec.thread_id)
-
-
-def _assistant(args: argparse.Namespace, thread: dict[str, Any] | None) -> str:
-    """--assistant if given; else the assistant of the thread's latest run; else `agent`."""
-    return args.assistant or (thread or {}).get("assistant_id") or DEFAULT_ASSISTANT
+def _assistant(client: Client, args: argparse.Namespace) -> str:
+    """--assistant if given; else, on an existing thread, the assistant of its latest run (so
+    that --resume and --continue go to the graph that asked); else `agent`."""
+    if args.assistant:
+        return str(args.assistant)
+    if args.thread:
+        try:
+            return client.get_thread(args.thread).get("assistant_id") or DEFAULT_ASSISTANT
+        except (NotFoundError, InvalidArgumentError):
+            pass  # a new thread (the run creates it), or a bad id the run itself reports (as spec.thread_id)
+    return DEFAULT_ASSISTANT
 
 
 def _add_server_commands(commands: argparse._SubParsersAction) -> None:
@@ -550,13 +555,13 @@ def _messages_of(state: dict[str, Any]) -> list[Any] | None:
     return messages if isinstance(messages, list) else None
 
 
-def _thread_messages(client: Client, thread: dict[str, Any] | None) -> list[Any] | None:
+def _thread_messages(client: Client, thread_id: str | None) -> list[Any] | None:
     """The conversation on the thread before a run, so that `wait` prints only the new turn."""
-    if thread is None:
+    if not thread_id:
         return None
     try:
-        return _messages_of(client.get_state(thread["thread_id"]))
-    except NotFoundError:
+        return _messages_of(client.get_state(thread_id))
+    except (NotFoundError, InvalidArgumentError):
         return None
 
 
@@ -576,9 +581,8 @@ def _wait_with_progress(client: Client, assistant: str, kwargs: dict[str, Any]) 
 def cmd_wait(args: argparse.Namespace) -> int:
     kwargs = _run_kwargs(args)
     with _client(args) as client:
-        thread = _thread_or_none(client, args.thread)
-        assistant = _assistant(args, thread)
-        before = None if args.json else _thread_messages(client, thread)
+        assistant = _assistant(client, args)
+        before = None if args.json else _thread_messages(client, args.thread)
         try:
             if _progress_wanted(sys.stderr):
                 result = _wait_with_progress(client, assistant, kwargs)
@@ -727,7 +731,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     kwargs = _run_kwargs(args)
     printer = _StreamPrinter(show_tasks="tasks" in (args.stream_mode or ()))
     with _client(args) as client:
-        assistant = _assistant(args, _thread_or_none(client, args.thread))
+        assistant = _assistant(client, args)
         if not args.json:
             for block in _input_blocks(kwargs.get("input")):  # as `wait` shows the turn
                 printer.block(block)
@@ -740,10 +744,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
 def cmd_runs_create(args: argparse.Namespace) -> int:
     kwargs = _run_kwargs(args)
-    if args.delay is not None and args.delay < 0:
-        raise _UsageError("--delay must not be negative")
+    if args.delay is not None and not (math.isfinite(args.delay) and args.delay >= 0):
+        raise _UsageError("--delay must be a number of seconds, not negative")
     with _client(args) as client:
-        assistant = _assistant(args, _thread_or_none(client, args.thread))
+        assistant = _assistant(client, args)
         # The modes `stream` shows by default, so `runs join` renders the run the same way.
         run = client.create_run(assistant, stream_mode=_stream_modes(args), subgraphs=args.subgraphs,
                                 start_delay=args.delay, **kwargs)
