@@ -167,7 +167,7 @@ async def test_stream_json_prints_one_event_per_line(target: str, capsys) -> Non
     assert [e["sequence"] for e in events] == list(range(1, len(events) + 1))
     assert events[0]["kind"] == "metadata" and events[-1]["kind"] == "end"
     kinds = {e["kind"] for e in events}
-    assert kinds == {"metadata", "message", "task", "end"}
+    assert kinds == {"metadata", "message", "updates", "task", "end"}  # the default modes (no custom data here)
     tokens = "".join(e["data"]["message"]["content"] for e in events
                      if e["kind"] == "message" and e["data"]["delta"])
     assert "15. Januar 2025" in tokens

@@ -3,13 +3,18 @@
     graphrun serve --config langgraph.json
     graphrun wait "Wann wurde die Heizungsanlage gewartet?"
     graphrun stream "…" --thread 7f0c…
+    graphrun stream --assistant steps --input '{"topic": "roofs"}' --stream-mode updates --subgraphs
+    graphrun wait --thread 7f0c… --resume yes            # on the thread's own assistant
     graphrun threads state 7f0c…
     graphrun runs create "…" --delay 60      # in the background; follow with `runs join`
     graphrun runs join 3b9e…
     graphrun store put users alice --key prefs --value '{"theme": "dark"}'   # namespace ("users", "alice")
 
 Human-readable output by default, `--json` for scripts. Errors go to stderr as
-`error: <CODE> [<reason>]: <message>` and exit 1 (2 for usage errors).
+`error: <CODE> [<reason>]: <message>` and exit 1 (2 for usage errors, such as an option
+that is not the JSON it should be; 141 when stdout is closed early, as in `… | head`).
+`wait` and `stream` print the turn a run adds (`threads state` the whole conversation).
+Ctrl-C on `stream` leaves the run going and prints how to join or cancel it.
 While `wait` waits, a terminal on stderr shows the elapsed time and the node
 running (`⏳ 3.2 s · node agent`), erased when the answer is printed;
 GRAPHRUN_PROGRESS=0 turns it off, =1 forces it without a terminal.
@@ -18,22 +23,28 @@ GRAPHRUN_PROGRESS=0 turns it off, =1 forces it without a terminal.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.metadata
 import json
+import math
 import os
 import pathlib
+import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from typing import Any, TextIO
 
-from ._errors import GraphrunError
+import grpc
+
+from ._errors import GraphrunError, InvalidArgumentError, NotFoundError
 from ._sync import Client
 from ._types import Event, RunResult, status_name
 
 DEFAULT_TARGET = "127.0.0.1:50051"
+DEFAULT_ASSISTANT = "agent"
 
 # -- output -----------------------------------------------------------------------
 
@@ -98,13 +109,30 @@ def _interrupt_lines(state: dict[str, Any]) -> list[str]:
     return lines
 
 
-def print_state(state: dict[str, Any]) -> None:
-    """A thread state for humans: the conversation if there is one, else the values as JSON."""
+def _new_messages(messages: list[Any], before: list[Any] | None) -> list[Any]:
+    """The messages a run added: those whose ids were not on the thread before (or, for messages
+    without ids, those past the old count)."""
+    if not before:
+        return messages
+    ids = [m.get("id") if isinstance(m, dict) else None for m in before]
+    if all(ids):
+        seen = set(ids)
+        return [m for m in messages if not (isinstance(m, dict) and m.get("id") in seen)]
+    return messages[len(before):]
+
+
+def print_state(state: dict[str, Any], before: list[Any] | None = None) -> None:
+    """A thread state for humans: the conversation if there is one, else the values as JSON.
+
+    With `before` (the thread's messages before a run), only the messages the run added: the
+    turn, as `stream` shows it.
+    """
     values = state.get("values") or {}
     messages = values.get("messages")
-    blocks = [format_message(m) for m in messages] if isinstance(messages, list) else []
+    shown = _new_messages(messages, before) if isinstance(messages, list) else []
+    blocks = [format_message(m) if isinstance(m, dict) else f"?: {_json(m)}" for m in shown]
     rest = {k: v for k, v in values.items() if k != "messages"} if isinstance(messages, list) else values
-    if rest or not blocks:
+    if rest or not isinstance(messages, list):
         blocks.append(f"values: {_json(rest)}")
     if lines := _interrupt_lines(state):
         blocks.append("\n".join(lines))
@@ -120,31 +148,90 @@ def _error_head(exc: GraphrunError) -> str:
 
 
 def print_error(exc: GraphrunError) -> None:
-    print(f"error: {_error_head(exc)}: {exc.message}", file=sys.stderr)
+    message = exc.message or f"the server sent no message with {exc.code.name}"
+    print(f"error: {_error_head(exc)}: {message}", file=sys.stderr)
     for field, description in exc.field_violations:
         if f"{field}: {description}" not in exc.message:  # the server's message often lists them already
             print(f"  {field}: {description}", file=sys.stderr)
     if hint := _HINTS.get(exc.reason):
         print(f"hint: {hint}", file=sys.stderr)
-    if exc.run_id:
-        print(_dim(f"  run {exc.run_id} · thread {exc.thread_id or '?'}", sys.stderr), file=sys.stderr)
+    # The run the error is about, unless there is none (RUN_NOT_FOUND names the id it was asked for).
+    if exc.run_id and exc.code != grpc.StatusCode.NOT_FOUND:
+        thread = f" · thread {exc.thread_id}" if exc.thread_id else ""
+        print(_dim(f"  run {exc.run_id}{thread}", sys.stderr), file=sys.stderr)
     if exc.last_sequence is not None and exc.run_id:
         print(_dim(f"  continue with: graphrun runs join {exc.run_id} --after {exc.last_sequence}", sys.stderr),
               file=sys.stderr)
 
 
+STREAM_MODES = ("values", "updates", "messages", "messages-tuple", "custom", "tasks", "checkpoints", "debug", "events")
+# What `stream` and `runs create` ask for without --stream-mode: the conversation as it is
+# generated (messages), what each node wrote (updates, less the messages already shown), what
+# nodes sent with the stream writer (custom), and node starts and ends (tasks: failures shown).
+DEFAULT_STREAM_MODES = ("messages", "updates", "custom", "tasks")
+
+
+def _namespace_prefix(namespace: Sequence[str]) -> str:
+    """`("inner:1f0…", "deep:9c2…")` -> `[inner/deep] `: where in the graph, by node names."""
+    return f"[{'/'.join(part.split(':', 1)[0] for part in namespace)}] " if namespace else ""
+
+
+def _prefixed(prefix: str, text: str) -> str:
+    return "\n".join(prefix + line for line in text.split("\n")) if prefix else text
+
+
+def _values_text(values: dict[str, Any]) -> str:
+    """A state's channels as JSON, its conversation as a count (the messages show it as such)."""
+    messages = values.get("messages")
+    if not isinstance(messages, list):
+        return _json(values)
+    rest = {k: v for k, v in values.items() if k != "messages"}
+    return f"{_json(rest)} {_dim(f'· {len(messages)} messages')}"
+
+
+def _state_line(state: dict[str, Any], with_step: bool = True) -> str:
+    checkpoint = (state.get("checkpoint") or {}).get("checkpoint_id", "")
+    step = (state.get("metadata") or {}).get("step") if with_step else None
+    line = f"checkpoint {checkpoint}" + (f" · step {step}" if step is not None else "")
+    return line + (f" · next: {', '.join(state['next'])}" if state.get("next") else "")
+
+
+def _task_line(task: dict[str, Any]) -> str:
+    head = f"task {task.get('name', '?')}"
+    if task.get("phase") == "TASK_PHASE_STARTED":
+        return f"{head} started · step {task.get('step', '?')}"
+    if task.get("error"):
+        return f"{head} failed: {task['error']}"
+    return f"{head} {'interrupted' if task.get('interrupts') else 'finished'} · step {task.get('step', '?')}"
+
+
 class _StreamPrinter:
-    """Renders a messages+tasks stream: tokens as they arrive, tool calls once complete."""
+    """Renders a run's events for people, whatever the stream modes.
 
-    def __init__(self) -> None:
+    Messages (mode `messages`) as a conversation: tokens as they arrive, tool calls once complete.
+    Every other kind as a line: `update <node>: {...}` (the messages in it as conversation
+    blocks, unless the messages mode already showed them), `custom: …`, `values: …`,
+    `checkpoint …`, `debug step N: …`, `event <name> …`, and node starts and ends with
+    `show_tasks` (without it, only failed nodes). Events from inside a subgraph start with
+    its path, `[inner] `. The end event prints the interrupts and a footer with the run's
+    status. `run_id`, `thread_id` and `last_sequence` follow the events, for whoever stops
+    the stream midway.
+    """
+
+    def __init__(self, show_tasks: bool = False) -> None:
+        self.show_tasks = show_tasks
         self.open_id: str | None = None  # message whose tokens are being written on the current line
-        self.blocks = 0
+        self.last: str | None = None  # "block" (blank lines around it) or "line" (consecutive lines stay together)
+        self.saw_messages = False  # the messages mode is on: updates need not show messages again
+        self.run_id: str | None = None
+        self.thread_id: str | None = None
+        self.last_sequence = 0
 
-    def _start_block(self) -> None:
+    def _start(self, kind: str) -> None:
         self._close_line()
-        if self.blocks:
+        if self.last is not None and "block" in (kind, self.last):
             print()
-        self.blocks += 1
+        self.last = kind
 
     def _close_line(self) -> None:
         if self.open_id is not None:
@@ -153,15 +240,50 @@ class _StreamPrinter:
 
     def block(self, text: str) -> None:
         if text:
-            self._start_block()
+            self._start("block")
             print(text, flush=True)
 
+    def line(self, text: str) -> None:
+        self._start("line")
+        print(text, flush=True)
+
+    def finish(self) -> None:
+        """End a line of tokens left open (the stream was stopped midway)."""
+        self._close_line()
+
+    def track(self, event: Event) -> None:
+        """Note the run and the position of the stream (with or without rendering the event)."""
+        self.last_sequence = event.sequence
+        if event.kind == "metadata":
+            self.run_id = event.data.get("run_id") or self.run_id
+            self.thread_id = event.data.get("thread_id") or self.thread_id
+        elif event.kind == "end" and event.result is not None:
+            self.thread_id = event.result.thread_id or self.thread_id
+
     def on_event(self, event: Event) -> None:
+        prefix = _namespace_prefix(event.namespace)
+        data = event.data
         if event.kind == "message":
-            self._on_message(event.data)
-        elif event.kind == "task" and event.data.get("error"):
-            self._close_line()
-            print(_dim(f"task {event.data.get('name')} failed: {event.data['error']}"), flush=True)
+            self.saw_messages = True
+            self._on_message(data, prefix)
+        elif event.kind == "updates":
+            self._on_update(data.get("node", ""), data.get("update"), prefix)
+        elif event.kind == "values":
+            self.line(f"{prefix}values: {_values_text(data.get('values') or {})}")
+        elif event.kind == "custom":
+            self.line(f"{prefix}custom: {_json(data.get('data'))}")
+        elif event.kind == "task":
+            if self.show_tasks or data.get("error"):
+                self.line(prefix + _dim(_task_line(data)))
+        elif event.kind == "checkpoint":
+            self.line(prefix + _dim(_state_line(data.get("state") or {})))
+        elif event.kind == "debug":
+            task = data.get("task") or {}
+            what = (_state_line(data["checkpoint"], with_step=False) if data.get("checkpoint")
+                    else _task_line(task).replace(f" · step {task.get('step', '?')}", ""))
+            self.line(prefix + _dim(f"debug step {data.get('step', '?')}: {what}"))
+        elif event.kind == "langchain_event":
+            self.line(prefix + _dim(f"event {data.get('event', '')} {data.get('name', '')}"))
         elif event.kind == "end":
             self._close_line()
             result = event.result
@@ -169,24 +291,37 @@ class _StreamPrinter:
             self.block("\n".join(_interrupt_lines(result.state)))
             self.block(_footer(result.run_id, result.thread_id, result.status))
 
-    def _on_message(self, data: dict[str, Any]) -> None:
+    def _on_update(self, node: str, update: Any, prefix: str) -> None:
+        if node == "__interrupt__":
+            return  # the end event lists the interrupts
+        if isinstance(update, dict) and isinstance(update.get("messages"), list):
+            if not self.saw_messages:
+                for message in update["messages"]:
+                    if isinstance(message, dict):
+                        self.block(_prefixed(prefix, format_message(message)))
+            update = {k: v for k, v in update.items() if k != "messages"}
+            if not update:
+                return
+        self.line(f"{prefix}update {node}: {_json(update)}")
+
+    def _on_message(self, data: dict[str, Any], prefix: str) -> None:
         message, message_id = data.get("message") or {}, data.get("message_id", "")
         if data.get("delta"):
             text = _text(message.get("content"))
             if not text:
                 return
             if self.open_id != message_id:
-                self._start_block()
-                sys.stdout.write(f"{message.get('role') or 'ai'}: ")
+                self._start("block")
+                sys.stdout.write(f"{prefix}{message.get('role') or 'ai'}: ")
                 self.open_id = message_id
             sys.stdout.write(text.replace("\n", "\n  "))
             sys.stdout.flush()
         elif self.open_id == message_id:  # the complete form of the message just streamed
             self._close_line()
             for line in _tool_call_lines(message):
-                print(line, flush=True)
+                print(prefix + line, flush=True)
         else:
-            self.block(format_message(message))
+            self.block(_prefixed(prefix, format_message(message)))
 
 
 # -- commands -----------------------------------------------------------------------
@@ -217,35 +352,111 @@ def _parse_json_arg(value: str) -> Any:
         return value
 
 
+_STDIN_TAKEN: list[str] = []  # the option that read standard input (it can be read once)
+
+
+def _json_source(option: str, text: str) -> tuple[str, str]:
+    """The JSON text an option names (`JSON`, `@file` or `-` for standard input) and where it came from."""
+    if text == "-":
+        if _STDIN_TAKEN:
+            raise _UsageError(f"{option} -: standard input was already read for {_STDIN_TAKEN[0]}")
+        _STDIN_TAKEN.append(option)
+        return sys.stdin.read(), "standard input"
+    if text.startswith("@"):
+        try:
+            return pathlib.Path(text[1:]).read_text(encoding="utf-8"), text[1:]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _UsageError(f"{option}: cannot read {text[1:]}: {getattr(exc, 'strerror', None) or exc}") from None
+    return text, ""
+
+
+def _json_object(option: str, text: str | None) -> dict[str, Any] | None:
+    """A JSON object option (`JSON`, `@file` or `-`); a usage error, not a traceback, when it is not one."""
+    if text is None:
+        return None
+    source_text, source = _json_source(option, text)
+    where = f" (in {source})" if source else ""
+    try:
+        value = json.loads(source_text)
+    except json.JSONDecodeError as exc:
+        raise _UsageError(f"{option} must be JSON{where}: {exc}") from None
+    if not isinstance(value, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number",
+                type(None): "null"}.get(type(value), type(value).__name__)
+        raise _UsageError(f"{option} must be a JSON object{where}, not {kind}, e.g. '{{\"key\": \"value\"}}'")
+    return value
+
+
+def _node_names(option: str, values: list[str] | None) -> list[str] | None:
+    """`--interrupt-before a --interrupt-before b` or `--interrupt-before a,b`; `*` for every node."""
+    if not values:
+        return None
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    if not names:
+        raise _UsageError(f"{option} needs a node name (or * for every node)")
+    return names
+
+
 def _check_run_args(args: argparse.Namespace) -> None:
     if args.continue_:
         if not args.thread:
             raise _UsageError("--continue needs --thread ID")
-        if args.question is not None or args.resume is not None:
-            raise _UsageError("--continue sends no input: drop the question and --resume")
-    elif args.question is None and args.resume is None:
-        raise _UsageError("give a question, --resume VALUE to answer an interrupt, or --continue")
+        if args.question is not None or args.input is not None or args.resume is not None:
+            raise _UsageError("--continue sends no input: drop the question, --input and --resume")
+    elif args.question is None and args.input is None and args.resume is None:
+        raise _UsageError("give a question, --input JSON, --resume VALUE to answer an interrupt, or --continue")
+    if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise _UsageError("--timeout must be a positive number of seconds")
+
+
+def _run_input(args: argparse.Namespace) -> dict[str, Any] | None:
+    """--input as given, with the question (if any) appended to its messages as a user message."""
+    run_input = _json_object("--input", args.input)
+    if args.question is None:
+        return run_input
+    run_input = dict(run_input or {})
+    messages = run_input.get("messages") or []
+    if not isinstance(messages, list):
+        raise _UsageError("--input's messages must be a list when a question is given too")
+    run_input["messages"] = [*messages, {"role": "user", "content": args.question}]
+    return run_input
 
 
 def _run_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """Neither input nor command for --continue: the run goes on from the thread's checkpoint."""
+    """The run's options from the command line (the assistant is chosen by `_assistant`).
+
+    Neither input nor command for --continue: the run goes on from the thread's checkpoint.
+    """
     _check_run_args(args)
     kwargs: dict[str, Any] = {"thread_id": args.thread}
-    if args.thread and args.question is not None:
-        kwargs["if_not_exists"] = "create"
-    if args.question is not None:
-        kwargs["input"] = {"messages": [{"role": "user", "content": args.question}]}
+    run_input = _run_input(args)
+    if run_input is not None:
+        kwargs["input"] = run_input
+        if args.thread:
+            kwargs["if_not_exists"] = "create"
     if args.resume is not None:
         kwargs["command"] = {"resume": _parse_json_arg(args.resume)}
-    if args.context is not None:
-        try:
-            context = json.loads(args.context)
-        except json.JSONDecodeError as exc:
-            raise _UsageError(f"--context must be a JSON object: {exc}") from None
-        if not isinstance(context, dict):
-            raise _UsageError("--context must be a JSON object, e.g. '{\"model\": \"openai/gpt-4o\"}'")
-        kwargs["context"] = context
+    for option, key in (("--context", "context"), ("--config", "config"), ("--metadata", "metadata")):
+        value = _json_object(option, getattr(args, key))
+        if value is not None:
+            kwargs[key] = value
+    kwargs["interrupt_before"] = _node_names("--interrupt-before", args.interrupt_before)
+    kwargs["interrupt_after"] = _node_names("--interrupt-after", args.interrupt_after)
+    kwargs["timeout"] = args.timeout
     return kwargs
+
+
+def _assistant(client: Client, args: argparse.Namespace) -> str:
+    """--assistant if given; else, on an existing thread, the assistant of its latest run (so
+    that --resume and --continue go to the graph that asked); else `agent`."""
+    if args.assistant:
+        return str(args.assistant)
+    if args.thread:
+        try:
+            return client.get_thread(args.thread).get("assistant_id") or DEFAULT_ASSISTANT
+        except (NotFoundError, InvalidArgumentError):
+            pass  # a new thread (the run creates it), or a bad id the run itself reports (as spec.thread_id)
+    return DEFAULT_ASSISTANT
 
 
 def _add_server_commands(commands: argparse._SubParsersAction) -> None:
@@ -339,6 +550,21 @@ class _Progress:
             self._draw()
 
 
+def _messages_of(state: dict[str, Any]) -> list[Any] | None:
+    messages = (state.get("values") or {}).get("messages")
+    return messages if isinstance(messages, list) else None
+
+
+def _thread_messages(client: Client, thread_id: str | None) -> list[Any] | None:
+    """The conversation on the thread before a run, so that `wait` prints only the new turn."""
+    if not thread_id:
+        return None
+    try:
+        return _messages_of(client.get_state(thread_id))
+    except (NotFoundError, InvalidArgumentError):
+        return None
+
+
 def _wait_with_progress(client: Client, assistant: str, kwargs: dict[str, Any]) -> RunResult:
     """`wait`, made through Stream (node starts and ends only) to show progress; the end event's state is the result."""
     result: RunResult | None = None
@@ -355,44 +581,176 @@ def _wait_with_progress(client: Client, assistant: str, kwargs: dict[str, Any]) 
 def cmd_wait(args: argparse.Namespace) -> int:
     kwargs = _run_kwargs(args)
     with _client(args) as client:
-        if _progress_wanted(sys.stderr):
-            result = _wait_with_progress(client, args.assistant, kwargs)
-        else:
-            result = client.wait(args.assistant, **kwargs)
+        assistant = _assistant(client, args)
+        before = None if args.json else _thread_messages(client, args.thread)
+        try:
+            if _progress_wanted(sys.stderr):
+                result = _wait_with_progress(client, assistant, kwargs)
+            else:
+                result = client.wait(assistant, **kwargs)
+        except KeyboardInterrupt:  # the call goes away, and the server cancels its run (on_disconnect CANCEL)
+            print("stopped: the run is cancelled (`graphrun runs create` starts one that outlives the command)",
+                  file=sys.stderr)
+            return 130
     if args.json:
         _print_json(asdict(result))
         return 0
-    _print_result(result)
+    print_state(result.state, before=before)
+    print()
+    print(_footer(result.run_id, result.thread_id, result.status))
     return 0
 
 
-def _print_result(result: RunResult) -> None:
-    print_state(result.state)
-    print()
-    print(_footer(result.run_id, result.thread_id, result.status))
+def _input_blocks(run_input: dict[str, Any] | None) -> list[str]:
+    """The input's messages as `stream` shows them before the run's own (as `wait` prints the turn)."""
+    blocks = []
+    for message in (run_input or {}).get("messages") or []:
+        if isinstance(message, dict):
+            blocks.append(format_message(message))
+        elif isinstance(message, str):
+            blocks.append(format_message({"role": "user", "content": message}))
+        elif isinstance(message, list) and len(message) == 2:
+            blocks.append(format_message({"role": message[0], "content": message[1]}))
+    return blocks
+
+
+class _Terminated(Exception):
+    """SIGTERM or SIGHUP while `stream` follows its run: the run is cancelled, as a call that goes away would be."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated(signum)
+
+
+@contextlib.contextmanager
+def _termination_raises() -> Iterator[None]:
+    """SIGTERM/SIGHUP raise `_Terminated` (only the main thread can handle signals; tests call `main`
+    from other threads)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        if (signum := getattr(signal, name, None)) is not None:
+            previous[signum] = signal.signal(signum, _raise_terminated)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _command_prefix(args: argparse.Namespace) -> str:
+    """`graphrun`, with the --target given, for commands printed as hints."""
+    target = getattr(args, "target", None)
+    return f"graphrun --target {target}" if target else "graphrun"
+
+
+def _print_stopped(args: argparse.Namespace, printer: _StreamPrinter, *, started_here: bool) -> None:
+    """After Ctrl-C: which run was being followed, and how to follow it again or stop it."""
+    printer.finish()
+    graphrun = _command_prefix(args)
+    if printer.run_id is None:
+        where = f" --thread {args.thread}" if getattr(args, "thread", None) else ""
+        print(f"stopped before the run's first event; if it started, `{graphrun} runs list{where}` shows it",
+              file=sys.stderr)
+        return
+    after = f" --after {printer.last_sequence}" if not started_here else ""
+    goes_on = "; the run goes on in the background" if started_here else ""
+    print(f"stopped following run {printer.run_id} · thread {printer.thread_id or '?'}{goes_on}", file=sys.stderr)
+    print(f"  follow it:  {graphrun} runs join {printer.run_id}{after}", file=sys.stderr)
+    print(f"  stop it:    {graphrun} runs cancel {printer.run_id}", file=sys.stderr)
+
+
+def _cancel_quietly(client: Client, run_id: str | None) -> None:
+    if run_id:
+        with contextlib.suppress(GraphrunError):
+            client.cancel_run(run_id)
+
+
+def _follow(args: argparse.Namespace, client: Client, events: Iterator[Event], printer: _StreamPrinter, *,
+            started_here: bool) -> int:
+    """Print a run's events (rendered, or one JSON line each) to its end.
+
+    For a run this command started (`stream`, made with on_disconnect CONTINUE): Ctrl-C stops
+    following and says how to join or cancel the run; SIGTERM/SIGHUP or a closed stdout (`| head`)
+    cancel it, as the server would for a caller that went away. A stream the server ends at its
+    deadline while the run goes on (RUN_STILL_RUNNING) is continued with Join.
+    """
+    opened = [events]
+
+    def show(event: Event) -> None:
+        printer.track(event)
+        if args.json:
+            print(_json(asdict(event)), flush=True)
+        else:
+            printer.on_event(event)
+
+    try:
+        with _termination_raises() if started_here else contextlib.nullcontext():
+            try:
+                for event in events:
+                    show(event)
+            except GraphrunError as exc:
+                if exc.reason != "RUN_STILL_RUNNING" or printer.run_id is None:
+                    raise
+                opened.append(client.join(printer.run_id, after_sequence=printer.last_sequence))
+                for event in opened[-1]:
+                    show(event)
+    except KeyboardInterrupt:
+        for generator in opened:
+            generator.close()  # type: ignore[attr-defined]
+        _print_stopped(args, printer, started_here=started_here)
+        return 130
+    except _Terminated as exc:
+        for generator in opened:
+            generator.close()  # type: ignore[attr-defined]
+        printer.finish()
+        _cancel_quietly(client, printer.run_id)
+        if printer.run_id:
+            print(f"stopped: run {printer.run_id} cancelled", file=sys.stderr)
+        return 128 + exc.signum
+    except BrokenPipeError:
+        for generator in opened:
+            generator.close()  # type: ignore[attr-defined]
+        if started_here:
+            _cancel_quietly(client, printer.run_id)
+        raise
+    return 0
+
+
+def _stream_modes(args: argparse.Namespace) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(args.stream_mode)) if args.stream_mode else DEFAULT_STREAM_MODES
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
     kwargs = _run_kwargs(args)
-    printer = _StreamPrinter()
-    if args.question is not None and not args.json:
-        printer.block(format_message({"role": "user", "content": args.question}))  # as `wait` shows it
+    printer = _StreamPrinter(show_tasks="tasks" in (args.stream_mode or ()))
     with _client(args) as client:
-        for event in client.stream(args.assistant, stream_mode=("messages", "tasks"), **kwargs):
-            if args.json:
-                print(_json(asdict(event)), flush=True)
-            else:
-                printer.on_event(event)
-    return 0
+        assistant = _assistant(client, args)
+        if not args.json:
+            for block in _input_blocks(kwargs.get("input")):  # as `wait` shows the turn
+                printer.block(block)
+        # CONTINUE: Ctrl-C leaves the run going (the user is told how to join or cancel it);
+        # _follow cancels it when the command is killed or its output is closed.
+        events = client.stream(assistant, stream_mode=_stream_modes(args), subgraphs=args.subgraphs,
+                               on_disconnect="continue", **kwargs)
+        return _follow(args, client, events, printer, started_here=True)
 
 
 def cmd_runs_create(args: argparse.Namespace) -> int:
     kwargs = _run_kwargs(args)
-    if args.delay is not None and args.delay < 0:
-        raise _UsageError("--delay must not be negative")
+    if args.delay is not None and not (math.isfinite(args.delay) and args.delay >= 0):
+        raise _UsageError("--delay must be a number of seconds, not negative")
     with _client(args) as client:
-        # The modes `stream` shows, so `runs join` renders the run the same way.
-        run = client.create_run(args.assistant, stream_mode=("messages", "tasks"), start_delay=args.delay, **kwargs)
+        assistant = _assistant(client, args)
+        # The modes `stream` shows by default, so `runs join` renders the run the same way.
+        run = client.create_run(assistant, stream_mode=_stream_modes(args), subgraphs=args.subgraphs,
+                                start_delay=args.delay, **kwargs)
     if args.json:
         _print_json(run)
     else:
@@ -461,17 +819,13 @@ def cmd_runs_join(args: argparse.Namespace) -> int:
     if args.after < 0:
         raise _UsageError("--after must not be negative")
     printer = _StreamPrinter()
+    printer.run_id, printer.last_sequence = args.run_id, args.after  # --after skips the metadata event
     with _client(args) as client:
-        for event in client.join(args.run_id, after_sequence=args.after):
-            if args.json:
-                print(_json(asdict(event)), flush=True)
-            else:
-                printer.on_event(event)
-    return 0
+        return _follow(args, client, client.join(args.run_id, after_sequence=args.after), printer, started_here=False)
 
 
 def cmd_threads_create(args: argparse.Namespace) -> int:
-    metadata = json.loads(args.metadata) if args.metadata else None
+    metadata = _json_object("--metadata", args.metadata)
     with _client(args) as client:
         thread = client.create_thread(args.thread_id, metadata)
     if args.json:
@@ -562,7 +916,14 @@ def cmd_assistants_get(args: argparse.Namespace) -> int:
 
 def cmd_health(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        status = client.health(args.service)
+        try:
+            status = client.health(args.service)
+        except NotFoundError as exc:  # grpc.health.v1 says only NOT_FOUND, with no message
+            if exc.message or not args.service:
+                raise
+            raise GraphrunError(exc.code, f"the server reports no health for service {args.service!r}; "
+                                "ask for the whole server (no --service) or a service it serves, such as "
+                                "graphrun.v1.RunService") from exc
     print(status)
     return 0 if status == "SERVING" else 1
 
@@ -575,18 +936,6 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 def _namespace_text(labels: Sequence[str]) -> str:
     return "/".join(labels)
-
-
-def _json_object(option: str, text: str | None) -> dict[str, Any] | None:
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _UsageError(f"{option} must be JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise _UsageError(f"{option} must be a JSON object, not {type(value).__name__}")
-    return value
 
 
 def _item_line(item: dict[str, Any]) -> str:
@@ -662,18 +1011,41 @@ class _UsageError(Exception):
     """A combination of arguments argparse cannot express; reported like argparse's own."""
 
 
-def _add_run_arguments(run: argparse.ArgumentParser) -> None:
-    """What starts a run: a question, an answer to an interrupt, or neither (--continue)."""
-    run.add_argument("question", nargs="?", help="the user message")
+def _add_run_arguments(run: argparse.ArgumentParser, *, streams: bool) -> None:
+    """What starts a run: a question and/or --input, an answer to an interrupt, or neither
+    (--continue); how it runs; with `streams`, which events it records or sends."""
+    run.add_argument("question", nargs="?", help="the user message (added to the input's messages)")
+    run.add_argument("--input", metavar="JSON",
+                     help="the run's input, a JSON object, for any graph: JSON text, @FILE, or - for standard "
+                          "input (e.g. '{\"topic\": \"roofs\"}')")
     run.add_argument("--thread", metavar="ID",
-                     help="thread to continue; with a question, a new ID creates it "
+                     help="thread to continue; with a question or --input, a new ID creates it "
                           "(--resume and --continue need an existing thread)")
-    run.add_argument("--assistant", metavar="ID", default="agent", help="assistant (graph) id (default: agent)")
+    run.add_argument("--assistant", metavar="ID",
+                     help=f"assistant (graph) id (default: with --thread, the assistant of the thread's latest run; "
+                          f"else {DEFAULT_ASSISTANT})")
     run.add_argument("--resume", metavar="VALUE", help="answer the thread's interrupt (JSON or text)")
     run.add_argument("--continue", dest="continue_", action="store_true",
-                     help="run on from the thread's checkpoint without input (e.g. after interrupt_before/after)")
+                     help="run on from the thread's checkpoint without input (e.g. after --interrupt-before/after)")
     run.add_argument("--context", metavar="JSON",
-                     help="the run's runtime context, a JSON object (read by nodes as runtime.context)")
+                     help="the run's runtime context, a JSON object (read by nodes as runtime.context); "
+                          "JSON, @FILE or -")
+    run.add_argument("--config", metavar="JSON",
+                     help="the run's config, a JSON object: configurable, tags, recursion_limit; JSON, @FILE or -")
+    run.add_argument("--metadata", metavar="JSON", help="metadata to attach to the run, a JSON object")
+    run.add_argument("--interrupt-before", metavar="NODE", action="append",
+                     help="pause before these nodes (repeatable, or comma-separated; * for every node)")
+    run.add_argument("--interrupt-after", metavar="NODE", action="append",
+                     help="pause after these nodes (repeatable, or comma-separated; * for every node)")
+    run.add_argument("--timeout", metavar="SECONDS", type=float,
+                     help="stop the run after this long (status timeout; completed steps are kept)")
+    if streams:
+        run.add_argument("--stream-mode", metavar="MODE", action="append", choices=STREAM_MODES,
+                         help=f"events to {'show' if run.prog.endswith('stream') else 'record for runs join'} "
+                              f"(repeatable): {', '.join(STREAM_MODES)} "
+                              f"(default: {' '.join(DEFAULT_STREAM_MODES)})")
+        run.add_argument("--subgraphs", action="store_true",
+                         help="also the events from inside subgraphs (shown after their path, e.g. [inner])")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -703,17 +1075,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_server_commands(commands)
 
-    for name, handler, text in (("wait", cmd_wait, "ask a question and print the conversation when the run ends"),
-                                ("stream", cmd_stream, "ask a question and print the answer as it is generated")):
+    for name, handler, text in (("wait", cmd_wait, "run a graph (a question, or --input) and print the turn when "
+                                                    "the run ends"),
+                                ("stream", cmd_stream, "run a graph and print its events (the answer, updates, custom "
+                                                       "data, …) as they happen")):
         run = commands.add_parser(name, help=text, parents=client_parents)
-        _add_run_arguments(run)
+        _add_run_arguments(run, streams=name == "stream")
         run.set_defaults(handler=handler)
 
     runs = commands.add_parser("runs", help="start runs in the background, follow, list and cancel them")
     run_commands = runs.add_subparsers(dest="runs_command", metavar="COMMAND", required=True)
     create_run = run_commands.add_parser("create", help="start a run in the background; prints its id",
                                          parents=client_parents)
-    _add_run_arguments(create_run)
+    _add_run_arguments(create_run, streams=True)
     create_run.add_argument("--delay", metavar="SECONDS", type=float, help="start the run this much later")
     create_run.set_defaults(handler=cmd_runs_create)
     for name, handler, text in (("get", cmd_runs_get, "show a run's record"),
@@ -828,17 +1202,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return 2
+    _STDIN_TAKEN.clear()
     try:
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # here, so that a closed pipe is reported as such, not at interpreter exit
+        return code
     except _UsageError as exc:
         parser.error(str(exc))  # exits 2
     except GraphrunError as exc:
-        sys.stdout.flush()
+        with contextlib.suppress(BrokenPipeError):
+            sys.stdout.flush()
         print_error(exc)
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `graphrun … | head`: the reader has what it wanted
+        _discard_stdout()
+        return 128 + 13  # as if killed by SIGPIPE, like other tools in a pipeline
     return 1  # unreachable: parser.error exits
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's final flush does not fail on the closed pipe again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real file (tests capture stdout)
+        pass
 
 
 if __name__ == "__main__":
