@@ -357,8 +357,6 @@ async def test_runs_create_records_the_modes_and_subgraphs_join_shows(target: st
     assert footer(out)[0] == run_id
 
 
-@pytest.mark.xfail(strict=True, reason="server: Records.append_events stores no namespace, so events replayed "
-                                       "from the database (Join of a finished run) lose their subgraph path")
 async def test_join_of_a_finished_run_shows_the_subgraph_path(target: str, capsys) -> None:
     code, out, _ = await cli(capsys, "--target", target, "runs", "create", "--assistant", "nested", "--input", "{}",
                              "--stream-mode", "updates", "--subgraphs")

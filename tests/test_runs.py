@@ -168,6 +168,25 @@ async def test_spec_timeout_also_bounds_a_wait_whose_run_is_queued(runs, databas
     assert end.end.run.status == run_pb2.RUN_STATUS_SUCCESS
 
 
+async def test_spec_timeout_stops_a_queued_run_that_continues_without_its_caller(runs, database_url):
+    """on_disconnect CONTINUE is about the caller going away: the run's own `spec.timeout` still
+    stops it (TIMEOUT), it does not leave it running as a passed call deadline would."""
+    first = await runs.Create(pb.RunServiceCreateRequest(spec=_gated("c1")), timeout=TIMEOUT)
+    call = runs.Wait(pb.RunServiceWaitRequest(spec=spec(
+        assistant_id="durable", thread_id=first.run.thread_id, input={"tag": "c2", "gates": {}},
+        multitask_strategy="MULTITASK_STRATEGY_ENQUEUE", timeout="0.3s", on_disconnect="ON_DISCONNECT_CONTINUE")))
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await asyncio.wait_for(call, TIMEOUT)  # not a gRPC deadline: that one would leave the run going
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert details(caught.value)["reason"] == "RUN_TIMEOUT"
+    queued = dict(await call.initial_metadata())["graphrun-run-id"]
+    assert (await runs.Get(pb.RunServiceGetRequest(run_id=queued), timeout=TIMEOUT)).run.status == \
+        run_pb2.RUN_STATUS_TIMEOUT
+    open_gate(database_url, f"{first.run.run_id}-1")
+    end, _ = await _end(runs, first.run.run_id)
+    assert end.end.run.status == run_pb2.RUN_STATUS_SUCCESS
+
+
 async def test_join_after_the_last_event_is_invalid(runs):
     done = await runs.Wait(wait_request(assistant_id="steps", input={}), timeout=TIMEOUT)
     call = runs.Join(pb.RunServiceJoinRequest(run_id=done.run.run_id, after_sequence=50), timeout=TIMEOUT)

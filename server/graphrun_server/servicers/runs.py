@@ -53,6 +53,12 @@ def _deadline(context: grpc.aio.ServicerContext, timeout: float | None = None) -
     return min(candidates) if candidates else None
 
 
+def _call_deadline_first(context: grpc.aio.ServicerContext, timeout: float | None) -> bool:
+    """Whether the call's own deadline comes before `spec.timeout` (what `_deadline` will wait for)."""
+    remaining = context.time_remaining()
+    return remaining is not None and (not timeout or remaining - min(0.05 + 0.05 * remaining, 0.5) <= timeout)
+
+
 def _deadline_passed(context: grpc.aio.ServicerContext) -> bool:
     remaining = context.time_remaining()
     return remaining is not None and remaining <= 0.01
@@ -99,10 +105,13 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         await context.send_initial_metadata(((RUN_ID_KEY, run.run_id), (THREAD_ID_KEY, run.thread_id)))
         return run, detached
 
-    async def _stop_at_deadline(self, run: RunRecord) -> RunEvent:
-        if run.on_disconnect == "continue":
+    async def _stop_at_deadline(self, run: RunRecord, call_deadline: bool) -> RunEvent:
+        """The call's deadline or the run's own `spec.timeout` passed: stop the run (TIMEOUT) and
+        return its end — unless it was the call's deadline, on a run that continues without it."""
+        if run.on_disconnect == "continue" and call_deadline:
             raise RunStillRunning(run)
-        await self.runner.cancel(run.run_id, "timeout", "the caller's deadline passed")
+        why = "the caller's deadline passed" if call_deadline else "the run's timeout passed"
+        await self.runner.cancel(run.run_id, "timeout", why)
         return await self.runner.wait_end(run.run_id)
 
     @rpc
@@ -112,7 +121,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             try:
                 end = await self.runner.wait_end(run.run_id, _deadline(context, _spec_timeout(request.spec)))
             except TimeoutError:
-                end = await self._stop_at_deadline(run)
+                end = await self._stop_at_deadline(run, _call_deadline_first(context, _spec_timeout(request.spec)))
         except DATABASE_ERRORS:
             detached[0] = True  # the database, not the caller, ends this call: the run goes on
             raise
@@ -122,8 +131,9 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         return response
 
     async def _events(self, run: RunRecord, after: int, granularity: int, deadline: float | None,
-                      *, stop_at_deadline: bool):
-        """Forward the run's events; at the deadline stop the run (or not), then forward the rest."""
+                      *, stop_at_deadline: bool, call_deadline: bool = True):
+        """Forward the run's events; at the deadline stop the run (or not), then forward the rest.
+        `call_deadline`: the deadline is the call's own, not the run's `spec.timeout`."""
         position = after
         try:
             async for event in self.runner.follow(run.run_id, after, deadline):
@@ -132,7 +142,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         except TimeoutError:
             if not stop_at_deadline:
                 raise RunStillRunning(run) from None
-            await self._stop_at_deadline(run)
+            await self._stop_at_deadline(run, call_deadline)
             async for event in self.runner.follow(run.run_id, position):
                 yield event_to_proto(event, granularity)
 
@@ -141,8 +151,10 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         run, detached = await self._submit(request.spec, list(request.stream_mode), context, request.subgraphs)
         last = None
         deadline = _deadline(context, _spec_timeout(request.spec))
+        call_deadline = _call_deadline_first(context, _spec_timeout(request.spec))
         try:
-            async for event in self._events(run, 0, request.spec.granularity, deadline, stop_at_deadline=True):
+            async for event in self._events(run, 0, request.spec.granularity, deadline, stop_at_deadline=True,
+                                            call_deadline=call_deadline):
                 last = event
                 if event.HasField("end"):
                     detached[0] = True
