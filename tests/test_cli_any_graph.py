@@ -589,3 +589,21 @@ async def test_closed_pipes_end_quietly(target: str, capsys) -> None:
     [run] = json.loads(out)
     assert await run_end(target, run["run_id"]) == "cancelled"
 
+
+
+async def test_threads_list_shows_the_newest_first_with_filters(target: str, capsys) -> None:
+    tag = str(uuid.uuid4())
+    made = []
+    for _ in range(3):
+        code, out, _ = await cli(capsys, "--target", target, "threads", "create", "--metadata", f'{{"tag": "{tag}"}}')
+        assert code == 0
+        made.append(out.strip())
+    code, out, _ = await cli(capsys, "--target", target, "threads", "list", "--metadata", f'{{"tag": "{tag}"}}',
+                             "--status", "idle", "--limit", "2")
+    assert code == 0
+    assert [line.split()[0] for line in lines(out)] == [made[2], made[1]]
+    code, out, _ = await cli(capsys, "--target", target, "threads", "list", "--json", "--metadata",
+                             f'{{"tag": "{tag}"}}')
+    assert [t["thread_id"] for t in json.loads(out)] == list(reversed(made))
+    err = await usage_error(capsys, "--target", target, "threads", "list", "--metadata", "[1]")
+    assert "--metadata" in err

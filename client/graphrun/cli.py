@@ -835,6 +835,30 @@ def cmd_threads_create(args: argparse.Namespace) -> int:
     return 0
 
 
+_THREAD_STATUSES = ("idle", "busy", "interrupted", "error")
+
+
+def cmd_threads_list(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise _UsageError("--limit must be at least 1")
+    metadata = _json_object("--metadata", args.metadata)
+    threads: list[dict[str, Any]] = []
+    with _client(args) as client:
+        for thread in client.iter_threads(args.status or None, metadata, args.assistant,
+                                          page_size=min(args.limit, 1000)):
+            threads.append(thread)
+            if len(threads) >= args.limit:
+                break
+    if args.json:
+        _print_json(threads)
+        return 0
+    for thread in threads:
+        status = str(thread.get("status", "")).removeprefix("THREAD_STATUS_").lower()
+        print(f"{thread['thread_id']}  {status:<11}  {thread.get('assistant_id', '') or '-':<12}"
+              f"  {_dim(thread.get('created_at', ''))}")
+    return 0
+
+
 def _print_thread(thread: dict[str, Any]) -> None:
     for key in ("thread_id", "status", "assistant_id", "created_at", "updated_at"):
         value = thread.get(key, "")
@@ -1116,6 +1140,15 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--thread-id", help="the id to use (default: the server picks one)")
     create.add_argument("--metadata", help="metadata as a JSON object")
     create.set_defaults(handler=cmd_threads_create)
+    list_threads = thread_commands.add_parser("list", help="list your threads, newest first", parents=client_parents)
+    list_threads.add_argument("--status", metavar="S", nargs="+", action="extend", type=str.lower,
+                              choices=_THREAD_STATUSES, help=f"only threads in these statuses "
+                                                             f"({', '.join(_THREAD_STATUSES)})")
+    list_threads.add_argument("--metadata", metavar="JSON",
+                              help="only threads whose metadata contains this JSON object")
+    list_threads.add_argument("--assistant", metavar="ID", help="only threads whose latest run ran this assistant")
+    list_threads.add_argument("--limit", type=int, default=20, help="show at most this many threads (default 20)")
+    list_threads.set_defaults(handler=cmd_threads_list)
     for name, handler, text in (("get", cmd_threads_get, "show a thread's record"),
                                 ("state", cmd_threads_state, "show a thread's state (its conversation)"),
                                 ("history", cmd_threads_history, "list a thread's checkpoints, newest first"),
