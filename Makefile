@@ -21,10 +21,14 @@ $(STAMP): pyproject.toml client/pyproject.toml
 
 setup: $(STAMP)
 
-# The TypeScript client test's npm packages (pinned in package-lock.json).
+# The TypeScript client test's npm packages (pinned in package-lock.json). Without npm the
+# TypeScript test is skipped with a note (CI=true has npm and must run it: there this fails).
 $(NODE_STAMP): clients/typescript/package-lock.json
-	npm ci --prefix clients/typescript --no-audit --no-fund
-	touch $(NODE_STAMP)
+	@if command -v npm >/dev/null || [ "$$CI" = true ]; then \
+		npm ci --prefix clients/typescript --no-audit --no-fund && touch $(NODE_STAMP); \
+	else \
+		echo "note: npm is not installed; the TypeScript client test will be skipped (install node >= 20 to run it)"; \
+	fi
 
 ## Serve the example agent on 127.0.0.1:50051 with an embedded PostgreSQL.
 serve: setup

@@ -519,3 +519,28 @@ def test_the_entrypoint_serves_passes_the_healthcheck_and_drains_on_sigterm(imag
             process.kill()
             process.wait()
         process.stdout.close()
+
+
+# -- the Makefile ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ci", ["", "true"])
+def test_make_test_without_npm_skips_the_typescript_test_with_a_note_except_in_ci(tmp_path, ci) -> None:
+    """`make test` needs npm only for the TypeScript client's test: without it a note says the
+    test will be skipped; in CI (CI=true), which must run it, the missing npm fails the target."""
+    shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
+    (tmp_path / "clients" / "typescript").mkdir(parents=True)
+    shutil.copy(ROOT / "clients" / "typescript" / "package-lock.json", tmp_path / "clients" / "typescript")
+    bin_dir = tmp_path / "bin"  # a PATH with the shell's tools but no npm
+    bin_dir.mkdir()
+    for tool in ("sh", "touch", "echo", "true", "make"):
+        if found := shutil.which(tool):
+            (bin_dir / tool).symlink_to(found)
+    done = subprocess.run([str(bin_dir / "make"), "clients/typescript/node_modules/.installed"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60,
+                          env={"PATH": str(bin_dir), "CI": ci, "HOME": str(tmp_path)})
+    if ci:
+        assert done.returncode != 0
+    else:
+        assert done.returncode == 0, done.stderr
+        assert "npm is not installed; the TypeScript client test will be skipped" in done.stdout
