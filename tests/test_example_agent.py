@@ -134,3 +134,21 @@ def test_model_without_tools_answers_politely() -> None:
     assert not reply.tool_calls
     assert "leider" in reply.content
     assert DemoChatModel()._llm_type == "graphrun-demo"
+
+
+async def test_the_token_delay_applies_to_runs_that_do_not_stream_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GRAPHRUN_DEMO_TOKEN_DELAY_MS makes an answer take as long whether it streams or not."""
+    import asyncio
+
+    slept: list[float] = []
+
+    async def record(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr(asyncio, "sleep", record)
+    model = DemoChatModel(token_delay_ms=10).bind_tools([search_archives])
+    question = [HumanMessage(HEATING_QUESTION)]
+    streamed = [c async for c in model.astream(question)]
+    waited_streaming, slept[:] = sum(slept), []
+    await model.ainvoke(question)
+    assert len(streamed) > 1 and sum(slept) == pytest.approx(waited_streaming) == pytest.approx(0.01 * (len(streamed) - 1))

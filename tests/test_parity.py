@@ -228,3 +228,15 @@ async def test_joining_a_finished_run_replays_its_subgraph_events_from_storage(s
     joined = [r async for r in runs.Join(run_pb.RunServiceJoinRequest(run_id=run_id), timeout=60)]
     assert [list(r.event.namespace) for r in joined] == [list(r.event.namespace) for r in streamed]
     assert served_events(joined) == served_events(streamed)
+
+
+async def test_each_graph_is_described_by_its_own_docstring_not_its_modules(app):
+    """The module holds five graphs: its docstring describes none of them in particular."""
+    from graphrun.v1 import assistant_service_pb2 as apb, assistant_service_pb2_grpc
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+        listed = await assistant_service_pb2_grpc.AssistantServiceStub(channel).List(
+            apb.AssistantServiceListRequest(), timeout=30)
+    described = {a.assistant_id: a.description for a in listed.assistants}
+    assert described["functional"] == "Doubles each number with a task, then adds them up."
+    assert described["root"] == ""

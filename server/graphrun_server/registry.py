@@ -125,6 +125,22 @@ class GraphLoadError(Exception):
     """A graph of the config cannot be loaded; one line naming the graph, its file and the error."""
 
 
+def _first_paragraph(doc: str | None) -> str:
+    return (doc or "").split("\n\n")[0].replace("\n", " ")
+
+
+def _own_description(obj) -> str:
+    """A graph's own docstring: a factory's, or an `@entrypoint` function's (a compiled graph's
+    `__doc__` is its class's, which says nothing about this graph)."""
+    if inspect.isfunction(obj) or inspect.ismethod(obj):
+        return _first_paragraph(inspect.getdoc(obj))
+    if type(obj) is Pregel and len(obj.nodes) == 1:  # an @entrypoint: one node, its function
+        bound = next(iter(obj.nodes.values())).bound
+        function = getattr(bound, "afunc", None) or getattr(bound, "func", None)
+        return _first_paragraph(inspect.getdoc(function)) if inspect.isfunction(function) else ""
+    return ""
+
+
 class Registry:
     """Graph id → Assistant, loaded once at start-up."""
 
@@ -136,6 +152,9 @@ class Registry:
         """Import every graph of the project. A graph that cannot be imported, or whose factory
         fails when called for its schemas, stops the server (GraphLoadError)."""
         assistants = {}
+        modules: dict[str, int] = {}  # module -> graphs of the project it holds
+        for spec in project.graphs:
+            modules[spec.ref.rpartition(":")[0]] = modules.get(spec.ref.rpartition(":")[0], 0) + 1
         for spec in project.graphs:
             try:
                 obj, module = import_reference(spec.ref, project.base_dir)
@@ -147,7 +166,8 @@ class Registry:
                 raise GraphLoadError(f"graph {spec.graph_id!r} ({spec.ref}) could not be loaded: "
                                      f"{type(exc).__name__}: {reason}") from exc
             nodes = [n for n in graph.nodes if not n.startswith("__")]
-            description = spec.description or (inspect.getdoc(module) or "").split("\n\n")[0].replace("\n", " ")
+            description = spec.description or _own_description(obj) or (
+                _first_paragraph(inspect.getdoc(module)) if modules[spec.ref.rpartition(":")[0]] == 1 else "")
             assistants[spec.graph_id] = Assistant(spec.graph_id, graph, description, nodes, source)
             log.info("serving graph %r from %s (nodes: %s%s)", spec.graph_id, spec.ref, ", ".join(nodes),
                      "; built per run by its factory" if source.per_run else "")

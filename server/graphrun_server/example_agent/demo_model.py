@@ -117,6 +117,22 @@ class DemoChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        if delay := self._delay_seconds():  # as long as streaming the same reply takes
+            time.sleep(delay * self._pauses(messages))
+        return self._result(messages)
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if delay := self._delay_seconds():
+            await asyncio.sleep(delay * self._pauses(messages))
+        return self._result(messages)
+
+    def _result(self, messages: list[BaseMessage]) -> ChatResult:
         text, call = self._reply(messages)
         message = AIMessage(
             content=text,
@@ -126,14 +142,9 @@ class DemoChatModel(BaseChatModel):
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
-    async def _agenerate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        return self._generate(messages, stop=stop, **kwargs)
+    def _pauses(self, messages: list[BaseMessage]) -> int:
+        """The pauses between the reply's tokens when streamed: the delay applies to every run."""
+        return max(len(self._chunks(messages)) - 1, 0)
 
     # --- streaming ------------------------------------------------------------
     # Callbacks (on_llm_new_token) are fired by BaseChatModel itself for every

@@ -131,6 +131,7 @@ def double(number: int) -> int:
 
 @entrypoint()
 async def functional(inputs: dict) -> dict:
+    """Doubles each number with a task, then adds them up."""
     doubled = [await double(n) for n in inputs["numbers"]]
     return {"doubled": doubled, "total": sum(doubled)}
 
