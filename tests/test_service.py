@@ -116,8 +116,15 @@ async def test_assistants_list_graphs_with_their_schemas(assistants):
 
 
 async def test_server_without_a_dsn_runs_on_an_embedded_postgres():
+    """… and leaves the data directory's parents as they were, but for traverse (as root,
+    pgserver would let everyone list them)."""
     data_dir = pathlib.Path(tempfile.mkdtemp(prefix="graphrun-embedded-")) / "pgdata"
+    data_dir.parent.chmod(0o700)
     app = await App(Settings(port=0, database_url=None, data_dir=str(data_dir))).start()
+    if os.geteuid() == 0:
+        assert oct(data_dir.parent.stat().st_mode & 0o777) == oct(0o711)
+    else:
+        assert oct(data_dir.parent.stat().st_mode & 0o777) == oct(0o700)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
             stub = run_service_pb2_grpc.RunServiceStub(channel)

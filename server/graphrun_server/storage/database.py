@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import pathlib
+import stat
 import select
 import time
 from importlib import resources
@@ -36,14 +37,30 @@ def start_embedded(data_dir: str | os.PathLike):
 
     path = pathlib.Path(data_dir).expanduser().resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
+    modes = {parent: parent.stat().st_mode for parent in path.parents}
     with warnings.catch_warnings():
         # pgserver's lock file falls back to /tmp without XDG_RUNTIME_DIR, with a warning: that is fine.
         warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
         import pgserver  # imported lazily: only the embedded mode needs it
 
         server = pgserver.get_server(path, cleanup_mode="stop")
+    if os.name == "posix" and os.geteuid() == 0:  # what pgserver widens, it widens only as root
+        _traverse_only(modes)
     log.info("embedded PostgreSQL running in %s", path)
     return server
+
+
+def _traverse_only(modes: dict[pathlib.Path, int]) -> None:
+    """Undo what pgserver widened beyond traverse. As root it gives every parent of the data
+    directory g+rx,o+rx so that its `pgserver` user can reach the data; reaching needs only x:
+    each parent gets back its own mode plus g+x,o+x, and nobody may list what it holds."""
+    traverse = stat.S_IXGRP | stat.S_IXOTH
+    for parent, mode in modes.items():
+        try:
+            if parent.stat().st_mode != mode | traverse:
+                parent.chmod(stat.S_IMODE(mode) | traverse)
+        except OSError:  # not ours to change (pgserver could not either): leave it
+            pass
 
 
 class Pool(AsyncConnectionPool):
