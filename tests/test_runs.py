@@ -314,3 +314,30 @@ async def test_a_run_stopped_before_its_task_began_still_ends_cancelled(runs, se
     assert end.data["status"] == "cancelled"
     stored = (await runs.Get(pb.RunServiceGetRequest(run_id=record.run_id), timeout=TIMEOUT)).run
     assert stored.status == run_pb2.RUN_STATUS_CANCELLED
+
+
+async def test_get_shows_a_running_runs_node_from_its_first_step(database_url):
+    """The current node is stored when the first node starts, not at the next lease renewal
+    (with this server's 300 s lease, 100 s away)."""
+    from conftest import GRAPHS_CONFIG
+    from graphrun.v1 import run_service_pb2_grpc
+    from graphrun_server.app import App, Settings
+    from helpers import reached_gate
+
+    app = await App(Settings(port=0, database_url=database_url, config=GRAPHS_CONFIG, lease_seconds=300)).start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+            runs = run_service_pb2_grpc.RunServiceStub(channel)
+            created = await runs.Create(pb.RunServiceCreateRequest(spec=_gated("progress", node="n1")), timeout=TIMEOUT)
+            run_id = created.run.run_id
+            await reached_gate(database_url, f"{run_id}-1")
+            async with asyncio.timeout(TIMEOUT):
+                while (run := (await runs.Get(pb.RunServiceGetRequest(run_id=run_id), timeout=TIMEOUT)).run
+                       ).current_node != "n1":
+                    await asyncio.sleep(0.05)  # polling what the database shows, not synchronising with the code
+            assert run.status == run_pb2.RUN_STATUS_RUNNING and run.step == 1  # as LangGraph numbers the first task
+            open_gate(database_url, f"{run_id}-1")
+            end, _ = await _end(runs, run_id)
+            assert end.end.run.status == run_pb2.RUN_STATUS_SUCCESS
+    finally:
+        await app.stop(grace=1)

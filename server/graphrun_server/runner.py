@@ -748,6 +748,8 @@ class GraphRunner:
                                  "values": checkpoint["values"]}
         elif kind in ("task", "task_result"):
             task, step = entry["payload"], entry.get("step", 0)
+            if active.current_node is None and self._leases is not None:
+                self._leases.nudge()  # its first node: stored at once, not at the next renewal
             active.current_node, active.step = task["name"], step
             self._trace_node(active, task, step, kind == "task_result")
 

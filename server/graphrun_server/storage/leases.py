@@ -34,6 +34,7 @@ from .bounded import BoundedConnection, link_params
 log = logging.getLogger(__name__)
 
 GIVE_UP = 2 / 3  # of a lease, since its last confirmed renewal: the run stops here
+NUDGE_GAP = 0.5  # seconds: renewals asked for by `nudge` come at most this often
 
 RENEW_SQL = """
 UPDATE graphrun_run r
@@ -60,6 +61,7 @@ class LeaseKeeper:
         self._give_up_after = lease_seconds * GIVE_UP
         self._tick = min(self._give_up_after / 20, 0.25)  # the clock's resolution
         self._stopping = threading.Event()
+        self._wake = threading.Event()  # stop, or a nudge: the renewer looks now
         self._lock = threading.Lock()
         self._confirmed: dict[tuple[str, int], float] = {}  # (run, attempt) -> send time of its last renewal
         self._given_up: set[tuple[str, int]] = set()  # reported: not renewed, not reported again
@@ -73,6 +75,13 @@ class LeaseKeeper:
 
     def stop(self) -> None:
         self._stopping.set()
+        self._wake.set()
+
+    def nudge(self) -> None:
+        """A run began its first node: renew soon (within NUDGE_GAP), not at the next beat, so that
+        `RunService.Get` shows its current node and step from its first step. Nudges coalesce:
+        one renewal stores every run's progress."""
+        self._wake.set()
 
     def join(self, timeout: float | None = None) -> None:
         for thread in self._threads:
@@ -108,8 +117,15 @@ class LeaseKeeper:
         conn = None
         interval = self._lease / 3
         due = time.monotonic() + interval
-        while not self._stopping.wait(max(due - time.monotonic(), 0)):
-            sent = time.monotonic()
+        last = float("-inf")
+        while True:
+            self._wake.wait(max(due - time.monotonic(), 0))
+            if self._wake.is_set() and not self._stopping.is_set():  # nudged: soon, not more than so often
+                self._wake.clear()
+                self._stopping.wait(max(last + NUDGE_GAP - time.monotonic(), 0))
+            if self._stopping.is_set():
+                break
+            sent = last = time.monotonic()
             due = sent + interval  # a steady beat, however long the last renewal took
             try:
                 if conn is None or conn.closed:
