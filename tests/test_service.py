@@ -200,6 +200,8 @@ async def test_workers_share_one_port_that_no_other_server_can_take(database_url
         assert second.decode().strip() == f"graphrun serving on 127.0.0.1:{port}" and workers.port == port
         answer = await workers.runs.Wait(wait_request(assistant_id="steps", input={}), timeout=30)
         assert answer.run.status == run_pb2.RUN_STATUS_SUCCESS
+        for worker in ("1", "2"):  # each process names itself on its lines
+            assert await workers.wait_for_log(f"[worker {worker}] ", timeout=30)
 
         for other in (intruder, more_workers):  # a second server, or a second set of workers
             with pytest.raises(RuntimeError) as failed:
