@@ -655,7 +655,7 @@ async def test_cli_round_trip(server, capsys):
 
     with pytest.raises(SystemExit) as caught:  # usage errors exit 2, as argparse's own
         await cli(capsys, "store", "put", r, "--key", "k", "--value", "[1]", *target)
-    assert caught.value.code == 2 and "--value must be a JSON object, not list" in capsys.readouterr().err
+    assert caught.value.code == 2 and "--value must be a JSON object, not an array" in capsys.readouterr().err
 
 
 # -- generated requests -----------------------------------------------------------------------

@@ -122,6 +122,9 @@ class App:
     async def start(self) -> App:
         s = self.settings
         check_listen_address(s.host, s.auth, s.allow_unauthenticated)  # before touching anything
+        if s.auth.mtls and not (s.tls_client_ca and s.tls_cert):
+            raise SystemExit("--auth-mtls / GRAPHRUN_AUTH_MTLS needs mutual TLS: set --tls-cert, --tls-key and "
+                             "--tls-client-ca (GRAPHRUN_TLS_CERT, GRAPHRUN_TLS_KEY, GRAPHRUN_TLS_CLIENT_CA)")
         if s.port and not s.share_port:
             check_port_free(s.host, s.port)
         if s.metrics_port:
@@ -271,7 +274,8 @@ class App:
         what it serves, where its metrics and database are."""
         s = self.settings
         auth = [name for name, on in (("JWT HS256", s.auth.jwt_secret), ("JWT public key", s.auth.jwt_public_key_file),
-                                      ("JWKS", s.auth.jwks_file), ("API keys", s.auth.api_keys_file)) if on]
+                                      ("JWKS", s.auth.jwks_file), ("API keys", s.auth.api_keys_file),
+                                      ("client certificates", s.auth.mtls)) if on]
         return {
             "address": f"{s.host}:{self.port}",
             "tls": ("mutual" if s.tls_client_ca else "on") if s.tls_cert else "off",

@@ -120,7 +120,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("GRAPHRUN_JWT_AUDIENCE", "required `aud` of JWTs (`exp` and `sub` are always required)",
             "auth.audience"),
     Setting("GRAPHRUN_JWT_ISSUER", "required `iss` of JWTs", "auth.issuer"),
-    Setting("GRAPHRUN_API_KEYS_FILE", "static API keys: a JSON object {\"key\": \"caller name\"}", "auth.api_keys_file"),
+    Setting("GRAPHRUN_API_KEYS_FILE", "static API keys: a JSON object {\"key\": \"caller name\"} (or "
+            "{\"key\": {\"name\": …, \"scopes\": [\"graphrun:read\"]}})", "auth.api_keys_file"),
+    Setting("GRAPHRUN_AUTH_MTLS", "a call without a token is the service its verified client certificate names "
+            "(the SPIFFE id of its URI SAN, else its subject CN); needs --tls-client-ca", "auth.mtls", bool),
     Setting("GRAPHRUN_AUTH_HEALTH", "`required`: health and reflection need a token too", "auth.open_health",
             choices={"open": True, "required": False}),
     Setting("GRAPHRUN_ALLOW_UNAUTHENTICATED", "serve without authentication on a non-loopback address (refused "

@@ -18,7 +18,7 @@ from langgraph.store.base import NOT_PROVIDED, Item, SearchItem
 
 from graphrun.v1 import store_pb2, store_service_pb2 as pb, store_service_pb2_grpc
 
-from ..auth import caller
+from ..auth import owner_filter
 from ..errors import FieldViolation, GraphrunError, InvalidArgument, NotFound
 from .convert import fill_struct, struct_to_dict
 from .errors import rpc
@@ -52,8 +52,8 @@ def owner_label(identity: str) -> str:
 
 
 def _own_label() -> str | None:
-    """The caller's label with authentication on; None without (everything is visible)."""
-    who = caller.get()
+    """The caller's label with authentication on; None without, or for an admin (everything is visible)."""
+    who = owner_filter()
     return None if who is None else owner_label(who)
 
 

@@ -23,7 +23,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from ..auth import caller
+from ..auth import caller, owner_filter
 from ..errors import ThreadAlreadyExists, ThreadBusy, ThreadInterrupted, ThreadNotFound, invalid
 from ..events import END, RunEvent
 from .checkpointer import Rider
@@ -167,6 +167,7 @@ def _page_after(page_token: str) -> list | None:
 
 
 def _caller() -> str | None:
+    """The caller's identity: the owner of what it creates."""
     return caller.get()
 
 
@@ -208,7 +209,7 @@ class Records:
 
     async def get_thread(self, thread_id: str) -> ThreadRecord:
         row = await self._one("SELECT * FROM graphrun_thread WHERE thread_id = %s"
-                              " AND (%s::text IS NULL OR owner = %s)", (thread_id, _caller(), _caller()))
+                              " AND (%s::text IS NULL OR owner = %s)", (thread_id, owner_filter(), owner_filter()))
         if row is None:
             raise ThreadNotFound(thread_id)
         return _thread(row)
@@ -217,7 +218,7 @@ class Records:
                            page_token: str) -> tuple[list[ThreadRecord], str]:
         """The caller's threads, newest first; the token names the last one returned."""
         after = _page_after(page_token)
-        owner = _caller()
+        owner = owner_filter()
         rows = await self._all(
             f"""
             SELECT * FROM graphrun_thread
@@ -238,7 +239,7 @@ class Records:
     async def delete_thread(self, thread_id: str) -> None:
         async with self.pool.connection() as conn:
             cur = await conn.execute("DELETE FROM graphrun_thread WHERE thread_id = %s"
-                                     " AND (%s::text IS NULL OR owner = %s)", (thread_id, _caller(), _caller()))
+                                     " AND (%s::text IS NULL OR owner = %s)", (thread_id, owner_filter(), owner_filter()))
         if cur.rowcount == 0:
             raise ThreadNotFound(thread_id)
 
@@ -373,7 +374,7 @@ class Records:
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         row = await self._one("SELECT * FROM graphrun_run WHERE run_id = %s AND (%s::text IS NULL OR owner = %s)",
-                              (run_id, _caller(), _caller()))
+                              (run_id, owner_filter(), owner_filter()))
         return _run(row) if row else None
 
     async def list_runs(self, thread_id: str | None, statuses: list[str], page_size: int,
@@ -388,7 +389,7 @@ class Records:
                AND (%(owner)s::text IS NULL OR owner = %(owner)s)
              ORDER BY created_at DESC, run_id DESC
              LIMIT %(limit)s
-            """, {"thread_id": thread_id, "statuses": statuses, "limit": page_size + 1, "owner": _caller(),
+            """, {"thread_id": thread_id, "statuses": statuses, "limit": page_size + 1, "owner": owner_filter(),
                   "after_time": after[0] if after else None, "after_id": after[1] if after else None})
         runs = [_run(r) for r in rows[:page_size]]
         token = encode_token(runs[-1].created_at.isoformat(), runs[-1].run_id) if len(rows) > page_size else ""
@@ -425,7 +426,7 @@ class Records:
             cur = await conn.execute("SELECT pg_try_advisory_lock(graphrun_thread_lock_key(%s)) AS locked,"
                                      " (SELECT status FROM graphrun_thread WHERE thread_id = %s"
                                      "   AND (%s::text IS NULL OR owner = %s)) AS status",
-                                     (thread_id, thread_id, _caller(), _caller()))
+                                     (thread_id, thread_id, owner_filter(), owner_filter()))
             row = await cur.fetchone()
             if not row["locked"]:
                 raise ThreadBusy(thread_id)
