@@ -71,7 +71,8 @@ class Method:
 
 
 _WRITERS = {"RunService/Wait", "RunService/Stream", "RunService/Create", "RunService/Cancel",
-            "ThreadService/Create", "ThreadService/Delete", "ThreadService/UpdateState"}
+            "ThreadService/Create", "ThreadService/Delete", "ThreadService/UpdateState", "ThreadService/Copy",
+            "ThreadService/Prune"}
 
 
 def _methods() -> dict[str, Method]:
@@ -430,6 +431,12 @@ def requests_for(name: str, hangs: bool = True) -> st.SearchStrategy:
                              metadata=st.one_of(objects(), objects(CLEAN_JSON), BIG_OBJECT).map(to_struct),
                              assistant_id=st.one_of(st.just(""), st.just("agent"), TEXT),
                              page_size=st.one_of(st.integers(0, 5), INT32), page_token=page_tokens())
+        case "ThreadService/Copy":
+            return st.builds(T.ThreadServiceCopyRequest, thread_id=ids("threads", "runs"),
+                             new_thread_id=st.one_of(st.just(""), UUIDS, ids("threads"), TEXT))
+        case "ThreadService/Prune":
+            return st.builds(T.ThreadServicePruneRequest, thread_id=ids("threads", "runs"),
+                             strategy=enum_values(T.PruneStrategy))
         case "ThreadService/Get":
             return st.builds(T.ThreadServiceGetRequest, thread_id=ids("threads", "runs"))
         case "ThreadService/Delete":

@@ -142,6 +142,17 @@ class ThreadAlreadyExists(GraphrunError):
         super().__init__(f"thread {thread_id} already exists", metadata={"thread_id": thread_id})
 
 
+class PruneRefused(GraphrunError):
+    """LangGraph cannot keep only the latest checkpoint of this thread (it has delta channels)."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "PRUNE_REFUSED"
+
+    def __init__(self, thread_id: str, why: str):
+        super().__init__(f"thread {thread_id} cannot be pruned to its latest checkpoint: {why}",
+                         metadata={"thread_id": thread_id})
+
+
 class ThreadBusy(GraphrunError):
     """The thread has a run in flight; retrying after it ends may succeed."""
 

@@ -11,7 +11,7 @@ from langgraph._internal._config import recast_checkpoint_ns
 from langgraph.pregel import Pregel
 from langgraph.types import StateSnapshot
 
-from .errors import CheckpointNamespaceNotFound, CheckpointNotFound, NoGraphForThread, invalid
+from .errors import CheckpointNamespaceNotFound, CheckpointNotFound, NoGraphForThread, PruneRefused, invalid
 from .incoming import messages_from_json
 from .registry import Assistant, Registry
 from .runner import GraphRunner, graph_config
@@ -70,6 +70,25 @@ class Threads:
         async with self.records.thread_changing(thread_id):  # no run starts while we delete
             await self.checkpointer.adelete_thread(thread_id)
             await self.records.delete_thread(thread_id)
+
+    async def copy(self, thread_id: str, new_thread_id: str | None) -> ThreadRecord:
+        """A new thread with the same checkpoints, metadata and assistant (not the runs)."""
+        async with self.records.thread_changing(thread_id):  # no run writes to it while it is copied
+            return await self.records.copy_thread(thread_id, new_thread_id)
+
+    async def prune(self, thread_id: str, strategy: str) -> tuple[ThreadRecord | None, int]:
+        """Keep only the latest checkpoint of each namespace, or delete the thread; the thread
+        afterwards (None when deleted) and how many checkpoints went."""
+        before = await self.records.count_checkpoints(thread_id)
+        if strategy == "delete":
+            await self.delete(thread_id)
+            return None, before
+        async with self.records.thread_changing(thread_id):
+            try:
+                await self.checkpointer.aprune([thread_id], strategy="keep_latest")
+            except NotImplementedError as exc:  # LangGraph keeps DeltaChannel threads whole
+                raise PruneRefused(thread_id, str(exc)) from None
+        return await self.records.get_thread(thread_id), before - await self.records.count_checkpoints(thread_id)
 
     def _assistant(self, thread: ThreadRecord) -> Assistant | None:
         return self.registry.get(thread.assistant_id) if thread.assistant_id else None

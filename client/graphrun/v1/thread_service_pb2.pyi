@@ -2,12 +2,22 @@ from google.protobuf import struct_pb2 as _struct_pb2
 from graphrun.v1 import state_pb2 as _state_pb2
 from graphrun.v1 import thread_pb2 as _thread_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class PruneStrategy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PRUNE_STRATEGY_UNSPECIFIED: _ClassVar[PruneStrategy]
+    PRUNE_STRATEGY_KEEP_LATEST: _ClassVar[PruneStrategy]
+    PRUNE_STRATEGY_DELETE: _ClassVar[PruneStrategy]
+PRUNE_STRATEGY_UNSPECIFIED: PruneStrategy
+PRUNE_STRATEGY_KEEP_LATEST: PruneStrategy
+PRUNE_STRATEGY_DELETE: PruneStrategy
 
 class ThreadServiceCreateRequest(_message.Message):
     __slots__ = ("thread_id", "metadata")
@@ -124,3 +134,33 @@ class ThreadServiceListResponse(_message.Message):
     threads: _containers.RepeatedCompositeFieldContainer[_thread_pb2.Thread]
     next_page_token: str
     def __init__(self, threads: _Optional[_Iterable[_Union[_thread_pb2.Thread, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ThreadServiceCopyRequest(_message.Message):
+    __slots__ = ("thread_id", "new_thread_id")
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    NEW_THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    thread_id: str
+    new_thread_id: str
+    def __init__(self, thread_id: _Optional[str] = ..., new_thread_id: _Optional[str] = ...) -> None: ...
+
+class ThreadServiceCopyResponse(_message.Message):
+    __slots__ = ("thread",)
+    THREAD_FIELD_NUMBER: _ClassVar[int]
+    thread: _thread_pb2.Thread
+    def __init__(self, thread: _Optional[_Union[_thread_pb2.Thread, _Mapping]] = ...) -> None: ...
+
+class ThreadServicePruneRequest(_message.Message):
+    __slots__ = ("thread_id", "strategy")
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    thread_id: str
+    strategy: PruneStrategy
+    def __init__(self, thread_id: _Optional[str] = ..., strategy: _Optional[_Union[PruneStrategy, str]] = ...) -> None: ...
+
+class ThreadServicePruneResponse(_message.Message):
+    __slots__ = ("thread", "checkpoints_deleted")
+    THREAD_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINTS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    thread: _thread_pb2.Thread
+    checkpoints_deleted: int
+    def __init__(self, thread: _Optional[_Union[_thread_pb2.Thread, _Mapping]] = ..., checkpoints_deleted: _Optional[int] = ...) -> None: ...

@@ -70,6 +70,16 @@ class ThreadServiceStub:
                 request_serializer=graphrun_dot_v1_dot_thread__service__pb2.ThreadServiceListRequest.SerializeToString,
                 response_deserializer=graphrun_dot_v1_dot_thread__service__pb2.ThreadServiceListResponse.FromString,
                 _registered_method=True)
+        self.Copy = channel.unary_unary(
+                '/graphrun.v1.ThreadService/Copy',
+                request_serializer=graphrun_dot_v1_dot_thread__service__pb2.ThreadServiceCopyRequest.SerializeToString,
+                response_deserializer=graphrun_dot_v1_dot_thread__service__pb2.ThreadServiceCopyResponse.FromString,
+                _registered_method=True)
+        self.Prune = channel.unary_unary(
+                '/graphrun.v1.ThreadService/Prune',
+                request_serializer=graphrun_dot_v1_dot_thread__service__pb2.ThreadServicePruneRequest.SerializeToString,
+                response_deserializer=graphrun_dot_v1_dot_thread__service__pb2.ThreadServicePruneResponse.FromString,
+                _registered_method=True)
 
 
 class ThreadServiceServicer:
@@ -133,6 +143,25 @@ class ThreadServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Copy(self, request, context):
+        """Copies a thread: a new thread of the caller's with the same checkpoints
+        (its whole history, subgraphs included), metadata and assistant. Runs and
+        their events stay with the original. ABORTED (`THREAD_BUSY`) while a run
+        is in flight on it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Prune(self, request, context):
+        """Shrinks a thread: keeps only its latest checkpoint (per subgraph
+        namespace), or deletes the thread as `Delete` does. ABORTED
+        (`THREAD_BUSY`) while a run is in flight on it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ThreadServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -170,6 +199,16 @@ def add_ThreadServiceServicer_to_server(servicer, server):
                     servicer.List,
                     request_deserializer=graphrun_dot_v1_dot_thread__service__pb2.ThreadServiceListRequest.FromString,
                     response_serializer=graphrun_dot_v1_dot_thread__service__pb2.ThreadServiceListResponse.SerializeToString,
+            ),
+            'Copy': grpc.unary_unary_rpc_method_handler(
+                    servicer.Copy,
+                    request_deserializer=graphrun_dot_v1_dot_thread__service__pb2.ThreadServiceCopyRequest.FromString,
+                    response_serializer=graphrun_dot_v1_dot_thread__service__pb2.ThreadServiceCopyResponse.SerializeToString,
+            ),
+            'Prune': grpc.unary_unary_rpc_method_handler(
+                    servicer.Prune,
+                    request_deserializer=graphrun_dot_v1_dot_thread__service__pb2.ThreadServicePruneRequest.FromString,
+                    response_serializer=graphrun_dot_v1_dot_thread__service__pb2.ThreadServicePruneResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -362,6 +401,60 @@ class ThreadService:
             '/graphrun.v1.ThreadService/List',
             graphrun_dot_v1_dot_thread__service__pb2.ThreadServiceListRequest.SerializeToString,
             graphrun_dot_v1_dot_thread__service__pb2.ThreadServiceListResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Copy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphrun.v1.ThreadService/Copy',
+            graphrun_dot_v1_dot_thread__service__pb2.ThreadServiceCopyRequest.SerializeToString,
+            graphrun_dot_v1_dot_thread__service__pb2.ThreadServiceCopyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Prune(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphrun.v1.ThreadService/Prune',
+            graphrun_dot_v1_dot_thread__service__pb2.ThreadServicePruneRequest.SerializeToString,
+            graphrun_dot_v1_dot_thread__service__pb2.ThreadServicePruneResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -16,6 +16,10 @@ _THREAD_STATUSES = {thread_pb2.THREAD_STATUS_IDLE: "idle", thread_pb2.THREAD_STA
                     thread_pb2.THREAD_STATUS_INTERRUPTED: "interrupted", thread_pb2.THREAD_STATUS_ERROR: "error"}
 
 
+_PRUNE_STRATEGIES = {pb.PRUNE_STRATEGY_UNSPECIFIED: "keep_latest", pb.PRUNE_STRATEGY_KEEP_LATEST: "keep_latest",
+                     pb.PRUNE_STRATEGY_DELETE: "delete"}
+
+
 def _optional_uuid(value: str, field_path: str) -> str | None:
     return require_uuid(value, field_path) if value else None
 
@@ -93,3 +97,19 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
                                                  request.assistant_id or None, request.page_size or 20,
                                                  request.page_token)
         return pb.ThreadServiceListResponse(threads=[thread_to_proto(t) for t in threads], next_page_token=token)
+
+    @rpc
+    async def Copy(self, request, context):
+        thread = await self.threads.copy(require_uuid(request.thread_id, "thread_id"),
+                                         _optional_uuid(request.new_thread_id, "new_thread_id"))
+        return pb.ThreadServiceCopyResponse(thread=thread_to_proto(thread))
+
+    @rpc
+    async def Prune(self, request, context):
+        thread_id = require_uuid(request.thread_id, "thread_id")
+        if request.strategy not in _PRUNE_STRATEGIES:
+            raise InvalidArgument([FieldViolation("strategy", f"unknown value {request.strategy}; expected one of "
+                                                  + ", ".join(pb.PruneStrategy.Name(v) for v in _PRUNE_STRATEGIES))])
+        thread, deleted = await self.threads.prune(thread_id, _PRUNE_STRATEGIES[request.strategy])
+        return pb.ThreadServicePruneResponse(thread=thread_to_proto(thread) if thread else None,
+                                             checkpoints_deleted=deleted)

@@ -153,6 +153,15 @@ def decode_token(token: str, field_path: str) -> list[str]:
         raise invalid(field_path, "not a token this server returned") from None
 
 
+# LangGraph's checkpoint tables (langgraph-checkpoint-postgres) and their columns but thread_id: a
+# thread's copy is its rows under another thread id.
+_CHECKPOINT_TABLES = (
+    ("checkpoints", "checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata"),
+    ("checkpoint_blobs", "checkpoint_ns, channel, version, type, blob"),
+    ("checkpoint_writes", "checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob, task_path"),
+)
+
+
 def _page_after(page_token: str) -> list | None:
     """The (created_at, id) a page token names: the last row of the previous page."""
     if not page_token:
@@ -235,6 +244,39 @@ class Records:
         threads = [_thread(r) for r in rows[:page_size]]
         token = encode_token(threads[-1].created_at.isoformat(), threads[-1].thread_id) if len(rows) > page_size else ""
         return threads, token
+
+    async def copy_thread(self, source: str, target: str | None) -> ThreadRecord:
+        """A new thread of the caller's with `source`'s record and LangGraph's checkpoint rows (all
+        namespaces, with their blobs and pending writes), in one transaction. The caller holds
+        `thread_changing(source)`, so no run writes to it meanwhile."""
+        target = target or str(uuid.uuid4())
+        owner = _caller()
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                """
+                INSERT INTO graphrun_thread (thread_id, metadata, owner, status, assistant_id)
+                SELECT %(target)s, CASE WHEN %(owner)s::text IS NULL THEN metadata
+                                        ELSE metadata || jsonb_build_object('owner', %(owner)s::text) END,
+                       %(owner)s, CASE WHEN status = 'busy' THEN 'idle' ELSE status END, assistant_id
+                  FROM graphrun_thread
+                 WHERE thread_id = %(source)s AND (%(seen)s::text IS NULL OR owner = %(seen)s)
+                    ON CONFLICT DO NOTHING
+                RETURNING *
+                """, {"target": target, "source": source, "owner": owner, "seen": owner_filter()})
+            row = await cur.fetchone()
+            if row is None:
+                exists = await conn.execute("SELECT 1 FROM graphrun_thread WHERE thread_id = %s", (target,))
+                if await exists.fetchone():
+                    raise ThreadAlreadyExists(target)
+                raise ThreadNotFound(source)
+            for table, columns in _CHECKPOINT_TABLES:
+                await conn.execute(f"INSERT INTO {table} (thread_id, {columns}) "  # noqa: S608 - our own names
+                                   f"SELECT %s, {columns} FROM {table} WHERE thread_id = %s", (target, source))
+        return _thread(row)
+
+    async def count_checkpoints(self, thread_id: str) -> int:
+        row = await self._one("SELECT count(*) AS n FROM checkpoints WHERE thread_id = %s", (thread_id,))
+        return row["n"]
 
     async def delete_thread(self, thread_id: str) -> None:
         async with self.pool.connection() as conn:

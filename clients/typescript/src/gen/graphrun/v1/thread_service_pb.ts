@@ -2,8 +2,8 @@
 // @generated from file graphrun/v1/thread_service.proto (package graphrun.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_google_protobuf_struct } from "@bufbuild/protobuf/wkt";
 import type { CheckpointRef, ThreadState } from "./state_pb.js";
 import { file_graphrun_v1_state } from "./state_pb.js";
@@ -15,7 +15,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file graphrun/v1/thread_service.proto.
  */
 export const file_graphrun_v1_thread_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBncmFwaHJ1bi92MS90aHJlYWRfc2VydmljZS5wcm90bxILZ3JhcGhydW4udjEiWgoaVGhyZWFkU2VydmljZUNyZWF0ZVJlcXVlc3QSEQoJdGhyZWFkX2lkGAEgASgJEikKCG1ldGFkYXRhGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJCChtUaHJlYWRTZXJ2aWNlQ3JlYXRlUmVzcG9uc2USIwoGdGhyZWFkGAEgASgLMhMuZ3JhcGhydW4udjEuVGhyZWFkIiwKF1RocmVhZFNlcnZpY2VHZXRSZXF1ZXN0EhEKCXRocmVhZF9pZBgBIAEoCSI/ChhUaHJlYWRTZXJ2aWNlR2V0UmVzcG9uc2USIwoGdGhyZWFkGAEgASgLMhMuZ3JhcGhydW4udjEuVGhyZWFkIi8KGlRocmVhZFNlcnZpY2VEZWxldGVSZXF1ZXN0EhEKCXRocmVhZF9pZBgBIAEoCSIdChtUaHJlYWRTZXJ2aWNlRGVsZXRlUmVzcG9uc2UicgocVGhyZWFkU2VydmljZUdldFN0YXRlUmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSFQoNY2hlY2twb2ludF9pZBgCIAEoCRIVCg1jaGVja3BvaW50X25zGAMgASgJEhEKCXN1YmdyYXBocxgEIAEoCCJICh1UaHJlYWRTZXJ2aWNlR2V0U3RhdGVSZXNwb25zZRInCgVzdGF0ZRgBIAEoCzIYLmdyYXBocnVuLnYxLlRocmVhZFN0YXRlInEKHlRocmVhZFNlcnZpY2VHZXRIaXN0b3J5UmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSFQoNY2hlY2twb2ludF9ucxgEIAEoCSJkCh9UaHJlYWRTZXJ2aWNlR2V0SGlzdG9yeVJlc3BvbnNlEigKBnN0YXRlcxgBIAMoCzIYLmdyYXBocnVuLnYxLlRocmVhZFN0YXRlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKcAQofVGhyZWFkU2VydmljZVVwZGF0ZVN0YXRlUmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSJwoGdmFsdWVzGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIPCgdhc19ub2RlGAMgASgJEhUKDWNoZWNrcG9pbnRfaWQYBCABKAkSFQoNY2hlY2twb2ludF9ucxgFIAEoCSJSCiBUaHJlYWRTZXJ2aWNlVXBkYXRlU3RhdGVSZXNwb25zZRIuCgpjaGVja3BvaW50GAEgASgLMhouZ3JhcGhydW4udjEuQ2hlY2twb2ludFJlZiKvAQoYVGhyZWFkU2VydmljZUxpc3RSZXF1ZXN0EisKCHN0YXR1c2VzGAEgAygOMhkuZ3JhcGhydW4udjEuVGhyZWFkU3RhdHVzEikKCG1ldGFkYXRhGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIUCgxhc3Npc3RhbnRfaWQYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkiWgoZVGhyZWFkU2VydmljZUxpc3RSZXNwb25zZRIkCgd0aHJlYWRzGAEgAygLMhMuZ3JhcGhydW4udjEuVGhyZWFkEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTKsBQoNVGhyZWFkU2VydmljZRJbCgZDcmVhdGUSJy5ncmFwaHJ1bi52MS5UaHJlYWRTZXJ2aWNlQ3JlYXRlUmVxdWVzdBooLmdyYXBocnVuLnYxLlRocmVhZFNlcnZpY2VDcmVhdGVSZXNwb25zZRJSCgNHZXQSJC5ncmFwaHJ1bi52MS5UaHJlYWRTZXJ2aWNlR2V0UmVxdWVzdBolLmdyYXBocnVuLnYxLlRocmVhZFNlcnZpY2VHZXRSZXNwb25zZRJbCgZEZWxldGUSJy5ncmFwaHJ1bi52MS5UaHJlYWRTZXJ2aWNlRGVsZXRlUmVxdWVzdBooLmdyYXBocnVuLnYxLlRocmVhZFNlcnZpY2VEZWxldGVSZXNwb25zZRJhCghHZXRTdGF0ZRIpLmdyYXBocnVuLnYxLlRocmVhZFNlcnZpY2VHZXRTdGF0ZVJlcXVlc3QaKi5ncmFwaHJ1bi52MS5UaHJlYWRTZXJ2aWNlR2V0U3RhdGVSZXNwb25zZRJnCgpHZXRIaXN0b3J5EisuZ3JhcGhydW4udjEuVGhyZWFkU2VydmljZUdldEhpc3RvcnlSZXF1ZXN0GiwuZ3JhcGhydW4udjEuVGhyZWFkU2VydmljZUdldEhpc3RvcnlSZXNwb25zZRJqCgtVcGRhdGVTdGF0ZRIsLmdyYXBocnVuLnYxLlRocmVhZFNlcnZpY2VVcGRhdGVTdGF0ZVJlcXVlc3QaLS5ncmFwaHJ1bi52MS5UaHJlYWRTZXJ2aWNlVXBkYXRlU3RhdGVSZXNwb25zZRJVCgRMaXN0EiUuZ3JhcGhydW4udjEuVGhyZWFkU2VydmljZUxpc3RSZXF1ZXN0GiYuZ3JhcGhydW4udjEuVGhyZWFkU2VydmljZUxpc3RSZXNwb25zZUKOAQoPZGV2LmdyYXBocnVuLnYxQhJUaHJlYWRTZXJ2aWNlUHJvdG9QAVo6Z2l0aHViLmNvbS9ncmFwaHJ1bi9ncmFwaHJ1bi9nZW4vZ28vZ3JhcGhydW4vdjE7Z3JhcGhydW52MaoCC0dyYXBocnVuLlYxygILR3JhcGhydW5cVjHqAgxHcmFwaHJ1bjo6VjFiBnByb3RvMw", [file_google_protobuf_struct, file_graphrun_v1_state, file_graphrun_v1_thread]);
+  fileDesc("CiBncmFwaHJ1bi92MS90aHJlYWRfc2VydmljZS5wcm90bxILZ3JhcGhydW4udjEiWgoaVGhyZWFkU2VydmljZUNyZWF0ZVJlcXVlc3QSEQoJdGhyZWFkX2lkGAEgASgJEikKCG1ldGFkYXRhGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJCChtUaHJlYWRTZXJ2aWNlQ3JlYXRlUmVzcG9uc2USIwoGdGhyZWFkGAEgASgLMhMuZ3JhcGhydW4udjEuVGhyZWFkIiwKF1RocmVhZFNlcnZpY2VHZXRSZXF1ZXN0EhEKCXRocmVhZF9pZBgBIAEoCSI/ChhUaHJlYWRTZXJ2aWNlR2V0UmVzcG9uc2USIwoGdGhyZWFkGAEgASgLMhMuZ3JhcGhydW4udjEuVGhyZWFkIi8KGlRocmVhZFNlcnZpY2VEZWxldGVSZXF1ZXN0EhEKCXRocmVhZF9pZBgBIAEoCSIdChtUaHJlYWRTZXJ2aWNlRGVsZXRlUmVzcG9uc2UicgocVGhyZWFkU2VydmljZUdldFN0YXRlUmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSFQoNY2hlY2twb2ludF9pZBgCIAEoCRIVCg1jaGVja3BvaW50X25zGAMgASgJEhEKCXN1YmdyYXBocxgEIAEoCCJICh1UaHJlYWRTZXJ2aWNlR2V0U3RhdGVSZXNwb25zZRInCgVzdGF0ZRgBIAEoCzIYLmdyYXBocnVuLnYxLlRocmVhZFN0YXRlInEKHlRocmVhZFNlcnZpY2VHZXRIaXN0b3J5UmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSFQoNY2hlY2twb2ludF9ucxgEIAEoCSJkCh9UaHJlYWRTZXJ2aWNlR2V0SGlzdG9yeVJlc3BvbnNlEigKBnN0YXRlcxgBIAMoCzIYLmdyYXBocnVuLnYxLlRocmVhZFN0YXRlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKcAQofVGhyZWFkU2VydmljZVVwZGF0ZVN0YXRlUmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSJwoGdmFsdWVzGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIPCgdhc19ub2RlGAMgASgJEhUKDWNoZWNrcG9pbnRfaWQYBCABKAkSFQoNY2hlY2twb2ludF9ucxgFIAEoCSJSCiBUaHJlYWRTZXJ2aWNlVXBkYXRlU3RhdGVSZXNwb25zZRIuCgpjaGVja3BvaW50GAEgASgLMhouZ3JhcGhydW4udjEuQ2hlY2twb2ludFJlZiKvAQoYVGhyZWFkU2VydmljZUxpc3RSZXF1ZXN0EisKCHN0YXR1c2VzGAEgAygOMhkuZ3JhcGhydW4udjEuVGhyZWFkU3RhdHVzEikKCG1ldGFkYXRhGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIUCgxhc3Npc3RhbnRfaWQYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkiWgoZVGhyZWFkU2VydmljZUxpc3RSZXNwb25zZRIkCgd0aHJlYWRzGAEgAygLMhMuZ3JhcGhydW4udjEuVGhyZWFkEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJEChhUaHJlYWRTZXJ2aWNlQ29weVJlcXVlc3QSEQoJdGhyZWFkX2lkGAEgASgJEhUKDW5ld190aHJlYWRfaWQYAiABKAkiQAoZVGhyZWFkU2VydmljZUNvcHlSZXNwb25zZRIjCgZ0aHJlYWQYASABKAsyEy5ncmFwaHJ1bi52MS5UaHJlYWQiXAoZVGhyZWFkU2VydmljZVBydW5lUmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSLAoIc3RyYXRlZ3kYAiABKA4yGi5ncmFwaHJ1bi52MS5QcnVuZVN0cmF0ZWd5Il4KGlRocmVhZFNlcnZpY2VQcnVuZVJlc3BvbnNlEiMKBnRocmVhZBgBIAEoCzITLmdyYXBocnVuLnYxLlRocmVhZBIbChNjaGVja3BvaW50c19kZWxldGVkGAIgASgDKmoKDVBydW5lU3RyYXRlZ3kSHgoaUFJVTkVfU1RSQVRFR1lfVU5TUEVDSUZJRUQQABIeChpQUlVORV9TVFJBVEVHWV9LRUVQX0xBVEVTVBABEhkKFVBSVU5FX1NUUkFURUdZX0RFTEVURRACMt0GCg1UaHJlYWRTZXJ2aWNlElsKBkNyZWF0ZRInLmdyYXBocnVuLnYxLlRocmVhZFNlcnZpY2VDcmVhdGVSZXF1ZXN0GiguZ3JhcGhydW4udjEuVGhyZWFkU2VydmljZUNyZWF0ZVJlc3BvbnNlElIKA0dldBIkLmdyYXBocnVuLnYxLlRocmVhZFNlcnZpY2VHZXRSZXF1ZXN0GiUuZ3JhcGhydW4udjEuVGhyZWFkU2VydmljZUdldFJlc3BvbnNlElsKBkRlbGV0ZRInLmdyYXBocnVuLnYxLlRocmVhZFNlcnZpY2VEZWxldGVSZXF1ZXN0GiguZ3JhcGhydW4udjEuVGhyZWFkU2VydmljZURlbGV0ZVJlc3BvbnNlEmEKCEdldFN0YXRlEikuZ3JhcGhydW4udjEuVGhyZWFkU2VydmljZUdldFN0YXRlUmVxdWVzdBoqLmdyYXBocnVuLnYxLlRocmVhZFNlcnZpY2VHZXRTdGF0ZVJlc3BvbnNlEmcKCkdldEhpc3RvcnkSKy5ncmFwaHJ1bi52MS5UaHJlYWRTZXJ2aWNlR2V0SGlzdG9yeVJlcXVlc3QaLC5ncmFwaHJ1bi52MS5UaHJlYWRTZXJ2aWNlR2V0SGlzdG9yeVJlc3BvbnNlEmoKC1VwZGF0ZVN0YXRlEiwuZ3JhcGhydW4udjEuVGhyZWFkU2VydmljZVVwZGF0ZVN0YXRlUmVxdWVzdBotLmdyYXBocnVuLnYxLlRocmVhZFNlcnZpY2VVcGRhdGVTdGF0ZVJlc3BvbnNlElUKBExpc3QSJS5ncmFwaHJ1bi52MS5UaHJlYWRTZXJ2aWNlTGlzdFJlcXVlc3QaJi5ncmFwaHJ1bi52MS5UaHJlYWRTZXJ2aWNlTGlzdFJlc3BvbnNlElUKBENvcHkSJS5ncmFwaHJ1bi52MS5UaHJlYWRTZXJ2aWNlQ29weVJlcXVlc3QaJi5ncmFwaHJ1bi52MS5UaHJlYWRTZXJ2aWNlQ29weVJlc3BvbnNlElgKBVBydW5lEiYuZ3JhcGhydW4udjEuVGhyZWFkU2VydmljZVBydW5lUmVxdWVzdBonLmdyYXBocnVuLnYxLlRocmVhZFNlcnZpY2VQcnVuZVJlc3BvbnNlQo4BCg9kZXYuZ3JhcGhydW4udjFCElRocmVhZFNlcnZpY2VQcm90b1ABWjpnaXRodWIuY29tL2dyYXBocnVuL2dyYXBocnVuL2dlbi9nby9ncmFwaHJ1bi92MTtncmFwaHJ1bnYxqgILR3JhcGhydW4uVjHKAgtHcmFwaHJ1blxWMeoCDEdyYXBocnVuOjpWMWIGcHJvdG8z", [file_google_protobuf_struct, file_graphrun_v1_state, file_graphrun_v1_thread]);
 
 /**
  * Request of `ThreadService.Create`.
@@ -444,6 +444,147 @@ export const ThreadServiceListResponseSchema: GenMessage<ThreadServiceListRespon
   messageDesc(file_graphrun_v1_thread_service, 13);
 
 /**
+ * Request of `ThreadService.Copy`.
+ *
+ * @generated from message graphrun.v1.ThreadServiceCopyRequest
+ */
+export type ThreadServiceCopyRequest = Message<"graphrun.v1.ThreadServiceCopyRequest"> & {
+  /**
+   * The thread to copy.
+   *
+   * @generated from field: string thread_id = 1;
+   */
+  threadId: string;
+
+  /**
+   * The copy's id (a UUID). Empty: the server picks one. An id in use is
+   * ALREADY_EXISTS.
+   *
+   * @generated from field: string new_thread_id = 2;
+   */
+  newThreadId: string;
+};
+
+/**
+ * Describes the message graphrun.v1.ThreadServiceCopyRequest.
+ * Use `create(ThreadServiceCopyRequestSchema)` to create a new message.
+ */
+export const ThreadServiceCopyRequestSchema: GenMessage<ThreadServiceCopyRequest> = /*@__PURE__*/
+  messageDesc(file_graphrun_v1_thread_service, 14);
+
+/**
+ * Response of `ThreadService.Copy`.
+ *
+ * @generated from message graphrun.v1.ThreadServiceCopyResponse
+ */
+export type ThreadServiceCopyResponse = Message<"graphrun.v1.ThreadServiceCopyResponse"> & {
+  /**
+   * The new thread.
+   *
+   * @generated from field: graphrun.v1.Thread thread = 1;
+   */
+  thread?: Thread | undefined;
+};
+
+/**
+ * Describes the message graphrun.v1.ThreadServiceCopyResponse.
+ * Use `create(ThreadServiceCopyResponseSchema)` to create a new message.
+ */
+export const ThreadServiceCopyResponseSchema: GenMessage<ThreadServiceCopyResponse> = /*@__PURE__*/
+  messageDesc(file_graphrun_v1_thread_service, 15);
+
+/**
+ * Request of `ThreadService.Prune`.
+ *
+ * @generated from message graphrun.v1.ThreadServicePruneRequest
+ */
+export type ThreadServicePruneRequest = Message<"graphrun.v1.ThreadServicePruneRequest"> & {
+  /**
+   * The thread to prune.
+   *
+   * @generated from field: string thread_id = 1;
+   */
+  threadId: string;
+
+  /**
+   * What to keep. Unspecified: KEEP_LATEST.
+   *
+   * @generated from field: graphrun.v1.PruneStrategy strategy = 2;
+   */
+  strategy: PruneStrategy;
+};
+
+/**
+ * Describes the message graphrun.v1.ThreadServicePruneRequest.
+ * Use `create(ThreadServicePruneRequestSchema)` to create a new message.
+ */
+export const ThreadServicePruneRequestSchema: GenMessage<ThreadServicePruneRequest> = /*@__PURE__*/
+  messageDesc(file_graphrun_v1_thread_service, 16);
+
+/**
+ * Response of `ThreadService.Prune`.
+ *
+ * @generated from message graphrun.v1.ThreadServicePruneResponse
+ */
+export type ThreadServicePruneResponse = Message<"graphrun.v1.ThreadServicePruneResponse"> & {
+  /**
+   * The thread after pruning; unset when it was deleted.
+   *
+   * @generated from field: graphrun.v1.Thread thread = 1;
+   */
+  thread?: Thread | undefined;
+
+  /**
+   * How many checkpoints were deleted.
+   *
+   * @generated from field: int64 checkpoints_deleted = 2;
+   */
+  checkpointsDeleted: bigint;
+};
+
+/**
+ * Describes the message graphrun.v1.ThreadServicePruneResponse.
+ * Use `create(ThreadServicePruneResponseSchema)` to create a new message.
+ */
+export const ThreadServicePruneResponseSchema: GenMessage<ThreadServicePruneResponse> = /*@__PURE__*/
+  messageDesc(file_graphrun_v1_thread_service, 17);
+
+/**
+ * What `ThreadService.Prune` keeps.
+ *
+ * @generated from enum graphrun.v1.PruneStrategy
+ */
+export enum PruneStrategy {
+  /**
+   * Same as KEEP_LATEST.
+   *
+   * @generated from enum value: PRUNE_STRATEGY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Keep the latest checkpoint of each namespace (the state GetState shows,
+   * interrupts included); delete the older ones and their writes.
+   *
+   * @generated from enum value: PRUNE_STRATEGY_KEEP_LATEST = 1;
+   */
+  KEEP_LATEST = 1,
+
+  /**
+   * Delete the thread with its runs, events and checkpoints.
+   *
+   * @generated from enum value: PRUNE_STRATEGY_DELETE = 2;
+   */
+  DELETE = 2,
+}
+
+/**
+ * Describes the enum graphrun.v1.PruneStrategy.
+ */
+export const PruneStrategySchema: GenEnum<PruneStrategy> = /*@__PURE__*/
+  enumDesc(file_graphrun_v1_thread_service, 0);
+
+/**
  * Creates, inspects and edits threads and their checkpointed state.
  *
  * @generated from service graphrun.v1.ThreadService
@@ -526,6 +667,31 @@ export const ThreadService: GenService<{
     methodKind: "unary";
     input: typeof ThreadServiceListRequestSchema;
     output: typeof ThreadServiceListResponseSchema;
+  },
+  /**
+   * Copies a thread: a new thread of the caller's with the same checkpoints
+   * (its whole history, subgraphs included), metadata and assistant. Runs and
+   * their events stay with the original. ABORTED (`THREAD_BUSY`) while a run
+   * is in flight on it.
+   *
+   * @generated from rpc graphrun.v1.ThreadService.Copy
+   */
+  copy: {
+    methodKind: "unary";
+    input: typeof ThreadServiceCopyRequestSchema;
+    output: typeof ThreadServiceCopyResponseSchema;
+  },
+  /**
+   * Shrinks a thread: keeps only its latest checkpoint (per subgraph
+   * namespace), or deletes the thread as `Delete` does. ABORTED
+   * (`THREAD_BUSY`) while a run is in flight on it.
+   *
+   * @generated from rpc graphrun.v1.ThreadService.Prune
+   */
+  prune: {
+    methodKind: "unary";
+    input: typeof ThreadServicePruneRequestSchema;
+    output: typeof ThreadServicePruneResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_graphrun_v1_thread_service, 0);
