@@ -28,6 +28,7 @@ import uuid
 import grpc
 import psutil
 import psycopg
+from langchain_core.messages import BaseMessageChunk
 from google.protobuf import json_format
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from psycopg import sql
@@ -106,7 +107,8 @@ class InProcess:
         saver = AsyncPostgresSaver(self.pool)
         await saver.setup()
         self.graphs = {"pair": graphs.pair.compile(checkpointer=saver), "chat": graphs.chat.compile(checkpointer=saver),
-                       "agent": make_graph().copy(update={"checkpointer": saver})}
+                       "agent": make_graph().copy(update={"checkpointer": saver}),
+                       "tokens": graphs.tokens.compile(checkpointer=saver)}
         return self
 
     async def invoke(self, graph: str, input: dict, thread_id: str | None = None, durability: str = "sync"):
@@ -238,9 +240,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-async def stream(svc: Service, n: int) -> None:
-    first_event, first_token = [], []
+async def stream(svc: Service, local: InProcess, n: int) -> None:
+    """Streams side by side with the same graphs in-process (`astream(stream_mode="messages")`
+    on the stock saver): time to the first event and token, and token events per second."""
+    first_event, first_token, local_token, bare = [], [], [], []
     for _ in range(n):
+        start = time.perf_counter()
+        await svc.bare_call()
+        bare.append(time.perf_counter() - start)
         start = time.perf_counter()
         got_event = False
         async for response in svc.stub.Stream(pb.RunServiceStreamRequest(
@@ -251,9 +258,18 @@ async def stream(svc: Service, n: int) -> None:
             if response.event.HasField("message") and response.event.message.delta:
                 first_token.append(time.perf_counter() - start)
                 break
-    rows = [["time to first event (agent)", ms(pct(first_event, 50)), ms(pct(first_event, 95))],
-            ["time to first token (agent, demo model)", ms(pct(first_token, 50)), ms(pct(first_token, 95))]]
-    table(f"Stream latency (ms, n={n})", ["", "p50", "p95"], rows)
+        start = time.perf_counter()
+        config = {"configurable": {"thread_id": str(uuid.uuid4())}}
+        async for message, _meta in local.graphs["agent"].astream(QUESTION, config, stream_mode="messages",
+                                                                   durability="sync"):
+            if isinstance(message, BaseMessageChunk):
+                local_token.append(time.perf_counter() - start)
+                break
+    rows = [["bare gRPC round trip (health)", ms(pct(bare, 50)), ms(pct(bare, 95)), "", ""],
+            ["time to first event (agent)", ms(pct(first_event, 50)), ms(pct(first_event, 95)), "", ""],
+            ["time to first token (agent, demo model)", ms(pct(first_token, 50)), ms(pct(first_token, 95)),
+             ms(pct(local_token, 50)), f"+{ms(pct(first_token, 50) - pct(local_token, 50))}"]]
+    table(f"Stream latency (ms, n={n})", ["", "graphrun p50", "graphrun p95", "in-process p50", "difference"], rows)
 
     async def tokens(count: int) -> tuple[int, float]:
         received, start = 0, time.perf_counter()
@@ -264,12 +280,32 @@ async def stream(svc: Service, n: int) -> None:
                 received += 1
         return received, time.perf_counter() - start
 
-    one, one_t = await tokens(5000)
-    many = await asyncio.gather(*(tokens(500) for _ in range(100)))
-    many_total, many_t = sum(c for c, _ in many), max(t for _, t in many)
-    table("Token events through Stream", ["", "token events", "seconds", "events/s"],
-          [["1 stream", one, f"{one_t:.2f}", f"{one / one_t:.0f}"],
-           ["100 concurrent streams", many_total, f"{many_t:.2f}", f"{many_total / many_t:.0f}"]])
+    async def local_tokens(count: int) -> tuple[int, float]:
+        received, start = 0, time.perf_counter()
+        config = {"configurable": {"thread_id": str(uuid.uuid4())}}
+        async for message, _meta in local.graphs["tokens"].astream(
+                {"n": count, "messages": [{"role": "user", "content": "go"}]}, config, stream_mode="messages",
+                durability="sync"):
+            if isinstance(message, BaseMessageChunk):
+                received += 1
+        return received, time.perf_counter() - start
+
+    rows = []
+    for label, remote, here in (("1 stream", lambda: tokens(5000), lambda: local_tokens(5000)),
+                                ("100 concurrent streams", lambda: _together(tokens, 500),
+                                 lambda: _together(local_tokens, 500))):
+        g_count, g_t = await remote()
+        l_count, l_t = await here()
+        rows.append([label, g_count, f"{g_count / g_t:.0f}", f"{l_count / l_t:.0f}",
+                     f"{(g_count / g_t) / (l_count / l_t):.2f}"])
+    table("Token events through Stream vs in-process astream(stream_mode=\"messages\")",
+          ["", "token events", "graphrun events/s", "in-process events/s", "ratio"], rows)
+
+
+async def _together(one, count: int, streams: int = 100) -> tuple[int, float]:
+    start = time.perf_counter()
+    done = await asyncio.gather(*(one(count) for _ in range(streams)))
+    return sum(c for c, _ in done), time.perf_counter() - start
 
 
 async def growth(svc: Service, local: InProcess, turns: int) -> None:
@@ -462,7 +498,7 @@ async def main() -> None:
             if "throughput" in only:
                 await throughput(svc, local, seconds)
             if "stream" in only:
-                await stream(svc, 10 if quick else 50)
+                await stream(svc, local, 10 if quick else 50)
             if "growth" in only:
                 await growth(svc, local, 20 if quick else 200)
             if "dbsize" in only:
