@@ -110,9 +110,18 @@ def event_rows(events: list[RunEvent]) -> tuple[list[int], list[str], list[Jsonb
     for e in events:
         seqs.append(e.sequence)
         kinds.append(e.kind)
-        stored = {k: v for k, v in e.data.items() if k != "run"} if e.kind == END else e.data
-        data.append(Jsonb({**stored, NAMESPACE_KEY: list(e.namespace)} if e.namespace else stored))
+        data.append(Jsonb(_stored_data(e)))
     return seqs, kinds, data
+
+
+def event_batch(events: list[RunEvent]) -> list[list]:
+    """Events as `[sequence, kind, data]` triples, stored as `event_rows` stores them."""
+    return [[e.sequence, e.kind, _stored_data(e)] for e in events]
+
+
+def _stored_data(e: RunEvent) -> dict:
+    stored = {k: v for k, v in e.data.items() if k != "run"} if e.kind == END else e.data
+    return {**stored, NAMESPACE_KEY: list(e.namespace)} if e.namespace else stored
 
 
 def _stored_event(row: dict) -> RunEvent:
@@ -361,8 +370,11 @@ class Records:
         return Claim(_run(row), row["last_sequence"], row["previous_status"], requested_at)
 
     async def append_events(self, run_id: str, attempt: int, events: list[RunEvent]) -> bool:
-        """Store events while the run executes (fenced), and wake followers on other replicas."""
-        seqs, kinds, data = event_rows(events)
+        """Store events while the run executes (fenced), and wake followers on other replicas.
+
+        The batch travels as one JSON array of `[sequence, kind, data]` (one `json.dumps`, in C)
+        rather than three arrays psycopg would write element by element in Python: that was a
+        tenth of a streaming replica's CPU."""
         row = await self._one(
             """
             WITH owner AS (  -- fenced like checkpoint writes (see graphrun_fence)
@@ -371,14 +383,14 @@ class Records:
                    AND run_id = %(run_id)s AND attempt = %(attempt)s AND status = 'running'
             ), stored AS (
                 INSERT INTO graphrun_run_event (run_id, sequence, kind, data)
-                SELECT %(run_id)s, e.sequence, e.kind, e.data
-                  FROM owner, unnest(%(seqs)s::bigint[], %(kinds)s::text[], %(data)s::jsonb[]) AS e(sequence, kind, data)
+                SELECT %(run_id)s, (e->>0)::bigint, e->>1, e->2
+                  FROM owner, jsonb_array_elements(%(events)s::jsonb) AS e
                     ON CONFLICT DO NOTHING
                 RETURNING sequence
             )
             SELECT (SELECT count(*) FROM owner) AS owned,
                    (SELECT pg_notify('graphrun_event', %(run_id)s::text) FROM stored LIMIT 1) AS notified
-            """, {"run_id": run_id, "attempt": attempt, "seqs": seqs, "kinds": kinds, "data": data})
+            """, {"run_id": run_id, "attempt": attempt, "events": Jsonb(event_batch(events))})
         return bool(row and row["owned"])
 
     @staticmethod
