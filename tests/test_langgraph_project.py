@@ -350,4 +350,4 @@ async def test_the_cli_sends_a_context(features, capsys):
     with pytest.raises(SystemExit) as usage:  # argparse's usage error
         await asyncio.to_thread(main, ["--target", target, "wait", "hello", "--assistant", "pydantic_context",
                                        "--context", '{"retries": 4'])
-    assert usage.value.code == 2 and "--context must be a JSON object" in capsys.readouterr().err
+    assert usage.value.code == 2 and "--context must be JSON" in capsys.readouterr().err
