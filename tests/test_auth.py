@@ -66,18 +66,19 @@ async def test_a_valid_token_or_api_key_is_let_in(secured):
     assert listed.assistants
 
 
-@pytest.mark.parametrize("metadata, reason", [
-    ((), "TOKEN_MISSING"),
-    ((("authorization", "Basic abc"),), "TOKEN_MALFORMED"),
-    (_bearer(_token(exp=int(time.time()) - 10)), "TOKEN_EXPIRED"),
-    (_bearer(_token(nbf=int(time.time()) + 3600)), "TOKEN_NOT_YET_VALID"),
-    (_bearer(_token(aud="someone-else")), "TOKEN_INVALID"),
-    (_bearer(_token(iss="elsewhere")), "TOKEN_INVALID"),
-    (_bearer(_token(key="another-secret-of-enough-length-xx")), "TOKEN_INVALID"),
-    (_bearer(_token(sub=None)), "TOKEN_INVALID"),
-    (_bearer("key-of-nobody"), "TOKEN_INVALID"),
-])
-async def test_bad_or_missing_credentials_are_unauthenticated(secured, metadata, reason, caplog):
+@pytest.mark.parametrize("credentials, reason", [  # made when the test runs: tokens minted at collection expire
+    (lambda: (), "TOKEN_MISSING"),
+    (lambda: (("authorization", "Basic abc"),), "TOKEN_MALFORMED"),
+    (lambda: _bearer(_token(exp=int(time.time()) - 10)), "TOKEN_EXPIRED"),
+    (lambda: _bearer(_token(nbf=int(time.time()) + 3600)), "TOKEN_NOT_YET_VALID"),
+    (lambda: _bearer(_token(aud="someone-else")), "TOKEN_INVALID"),
+    (lambda: _bearer(_token(iss="elsewhere")), "TOKEN_INVALID"),
+    (lambda: _bearer(_token(key="another-secret-of-enough-length-xx")), "TOKEN_INVALID"),
+    (lambda: _bearer(_token(sub=None)), "TOKEN_INVALID"),
+    (lambda: _bearer("key-of-nobody"), "TOKEN_INVALID"),
+], ids=["missing", "basic", "expired", "not-yet-valid", "audience", "issuer", "key", "no-sub", "unknown-key"])
+async def test_bad_or_missing_credentials_are_unauthenticated(secured, credentials, reason, caplog):
+    metadata = credentials()
     runs = run_service_pb2_grpc.RunServiceStub(secured)
     with caplog.at_level(logging.DEBUG):
         for call in (runs.Wait(wait_request(assistant_id="steps", input={}), metadata=metadata, timeout=TIMEOUT),
