@@ -225,3 +225,17 @@ async def test_a_function_no_file_defines_is_reported_and_left_alone(fresh, capl
 def _definition(dsn: str, function: str) -> str:
     with psycopg.connect(dsn) as conn:
         return conn.execute("SELECT pg_get_functiondef(%s::regproc)", (function,)).fetchone()[0]
+
+
+async def test_a_start_up_does_not_wait_for_transactions_in_the_functions(fresh):
+    """Another replica's runs go on while one starts: replacing the functions waits for none of them."""
+    run_id, thread_id = str(uuid.uuid4()), str(uuid.uuid4())
+    with psycopg.connect(fresh) as busy:  # a transaction half-way through a run's life cycle
+        busy.execute("SELECT graphrun_begin_run(%s, %s, true, 'steps', 'reject', 'cancel', '{}', '{}',"
+                     " interval '0', true, 'replica-a', interval '30 seconds')", (run_id, thread_id))
+        busy.execute("SELECT graphrun_fence(%s, 1)", (run_id,))
+        busy.execute("SELECT graphrun_cancel_run(%s, 'interrupt', 'asked')", (run_id,))
+        await asyncio.wait_for(start_up(fresh), 10)
+        assert busy.execute("SELECT count(*) FROM graphrun_finish_run(%s, 1, 'cancelled', NULL, NULL, NULL,"
+                            " '{}', '{}', '{}')", (run_id,)).fetchone() == (1,)
+        busy.rollback()
