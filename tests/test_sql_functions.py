@@ -145,9 +145,10 @@ def running(conn, *, attempt: int = 1, owner: str = "replica-a") -> tuple[str, s
     return thread_id, str(row["run_id"])
 
 
-def refused(call) -> psycopg.Error:
+def refused(call, *args, **kwargs) -> psycopg.Error:
+    """The error `call(*args, **kwargs)` raises."""
     with pytest.raises(psycopg.Error) as caught:
-        call()
+        call(*args, **kwargs)
     return caught.value
 
 
@@ -204,8 +205,7 @@ def test_a_thread_belongs_to_the_caller_that_created_it(conn):
     assert (t["owner"], t["metadata"], row["owner"]) == ("alice", {"owner": "alice"}, "alice")
     finish(conn, row["run_id"], 1)
     for create in (False, True):  # another caller's thread reads like one that does not exist
-        assert refused(lambda: begin(conn, thread_id, create=create, caller="bob")).sqlstate == \
-            SQLSTATE_THREAD_NOT_FOUND
+        assert refused(begin, conn, thread_id, create=create, caller="bob").sqlstate == SQLSTATE_THREAD_NOT_FOUND
     assert thread(conn, thread_id)["owner"] == "alice"
     assert begin(conn, thread_id, caller="alice")["status"] == "running"
 
@@ -275,7 +275,7 @@ def test_no_run_starts_while_the_thread_is_being_changed(conn, other):
     try:
         for strategy in ("reject", "enqueue", "interrupt"):
             run_id = new_id()
-            error = refused(lambda: begin(conn, thread_id, run_id=run_id, strategy=strategy))
+            error = refused(begin, conn, thread_id, run_id=run_id, strategy=strategy)
             assert error.sqlstate == SQLSTATE_THREAD_BUSY and error.diag.message_detail is None
             assert run(conn, run_id) is None
     finally:
@@ -285,8 +285,9 @@ def test_no_run_starts_while_the_thread_is_being_changed(conn, other):
 
 
 async def test_records_turns_each_refusal_into_its_error(conn, records):
-    common = dict(create_thread=False, assistant_id="steps", multitask_strategy="reject", on_disconnect="cancel",
-                  spec={}, metadata={}, delay=0.0, has_input=True, owner="replica-a", lease=30.0)
+    common = {"create_thread": False, "assistant_id": "steps", "multitask_strategy": "reject",
+              "on_disconnect": "cancel", "spec": {}, "metadata": {}, "delay": 0.0, "has_input": True,
+              "owner": "replica-a", "lease": 30.0}
     with pytest.raises(ThreadNotFound):
         await records.begin_run(run_id=new_id(), thread_id=new_id(), **common)
     thread_id, first = running(conn)
@@ -410,7 +411,7 @@ def test_a_pending_run_ends_here_with_its_end_event(conn, listener, action, stat
 
 
 def test_the_end_event_of_a_handed_back_run_follows_its_stored_events(conn):
-    thread_id, run_id = running(conn)
+    _, run_id = running(conn)
     conn.execute("UPDATE graphrun_run SET status = 'pending', lease_owner = NULL, handoffs = 1 WHERE run_id = %s",
                  (run_id,))
     conn.execute("INSERT INTO graphrun_run_event (run_id, sequence, kind, data)"
@@ -517,7 +518,7 @@ def test_the_fence_lets_the_owning_attempt_through_and_refuses_any_other(conn):
     assert conn.execute("SELECT graphrun_fenced(%s, 2) AS ok", (run_id,)).fetchone()["ok"] is True
     for attempt in (1, 3):
         for function in ("graphrun_fence", "graphrun_fenced"):
-            error = refused(lambda: conn.execute(f"SELECT {function}(%s, %s)", (run_id, attempt)))
+            error = refused(conn.execute, f"SELECT {function}(%s, %s)", (run_id, attempt))
             assert error.sqlstate == SQLSTATE_NOT_OWNER
     assert refused(lambda: conn.execute("SELECT graphrun_fence(%s, 1)", (new_id(),))).sqlstate == SQLSTATE_NOT_OWNER
 
@@ -528,8 +529,7 @@ def test_the_fence_refuses_a_run_that_is_not_running(conn):
     _, ended = running(conn)
     finish(conn, ended, 1)
     for run_id in (handed_back, ended):
-        assert refused(lambda: conn.execute("SELECT graphrun_fence(%s, 1)", (run_id,))).sqlstate == \
-            SQLSTATE_NOT_OWNER
+        assert refused(conn.execute, "SELECT graphrun_fence(%s, 1)", (run_id,)).sqlstate == SQLSTATE_NOT_OWNER
 
 
 def test_a_refused_fence_undoes_the_write_it_guards(conn):

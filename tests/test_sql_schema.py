@@ -37,15 +37,15 @@ def test_each_function_file_defines_the_function_it_is_named_after_and_nothing_e
     assert len(files) >= 9
     for name, text in files:
         code = re.sub(r"--[^\n]*", "", text)
-        defined = re.findall(r"\bCREATE\s+(OR\s+REPLACE\s+)?FUNCTION\s+(\w+)\s*\(", code, re.I)
+        defined = re.findall(r"\bCREATE\s+(OR\s+REPLACE\s+)?FUNCTION\s+(\w+)\s*\(", code, re.IGNORECASE)
         assert [(bool(replace), function) for replace, function in defined] == [(True, name[:-len(".sql")])], name
-        assert not re.search(r"\b(CREATE|ALTER|DROP)\s+(TABLE|INDEX|TYPE|TRIGGER|VIEW)\b", code, re.I), name
+        assert not re.search(r"\b(CREATE|ALTER|DROP)\s+(TABLE|INDEX|TYPE|TRIGGER|VIEW)\b", code, re.IGNORECASE), name
 
 
 def test_migrations_keep_tables_and_indexes_only():
     for _, name, text in _migration_files():
         code = re.sub(r"--[^\n]*", "", text)
-        assert not re.search(r"\bCREATE\s+(OR\s+REPLACE\s+)?FUNCTION\b", code, re.I), name
+        assert not re.search(r"\bCREATE\s+(OR\s+REPLACE\s+)?FUNCTION\b", code, re.IGNORECASE), name
 
 
 def test_sqlstates_and_reasons_appear_in_sql_only_by_name():
