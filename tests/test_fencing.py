@@ -8,6 +8,7 @@ from langgraph.checkpoint.base import empty_checkpoint
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from graphrun_server.errors import SQLSTATE_NOT_OWNER
 from graphrun_server.storage.checkpointer import FENCE_KEY, FencedPostgresSaver
 
 
@@ -52,7 +53,7 @@ async def test_the_owning_attempt_writes_and_a_former_one_is_refused(saver, db):
     await saver.aput(_config(thread_id, run_id, 2), empty_checkpoint(), {"source": "input", "step": -1}, {})
     with pytest.raises(psycopg.Error) as caught:
         await saver.aput(_config(thread_id, run_id, 1), empty_checkpoint(), {"source": "loop", "step": 0}, {})
-    assert caught.value.sqlstate == "GR001"
+    assert caught.value.sqlstate == SQLSTATE_NOT_OWNER
     with pytest.raises(psycopg.Error):
         await saver.aput_writes({"configurable": {**_config(thread_id, run_id, 1)["configurable"],
                                                   "checkpoint_id": "x"}}, [("log", ["late"])], "task-1")
@@ -109,6 +110,6 @@ async def test_a_refused_checkpoint_leaves_none_of_its_blobs(saver, db):
     checkpoint["channel_versions"] = {"log": "1"}
     with pytest.raises(psycopg.Error) as caught:
         await saver.aput(_config(thread_id, run_id, 1), checkpoint, {"source": "loop", "step": 0}, {"log": "1"})
-    assert caught.value.sqlstate == "GR001"
+    assert caught.value.sqlstate == SQLSTATE_NOT_OWNER
     for table in ("checkpoints", "checkpoint_blobs"):
         assert db.execute(f"SELECT count(*) AS n FROM {table} WHERE thread_id = %s", (thread_id,)).fetchone()["n"] == 0

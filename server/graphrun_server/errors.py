@@ -16,6 +16,21 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 DOMAIN = "graphrun"
 
+# SQLSTATEs that graphrun's SQL functions raise (server/graphrun_server/sql/), defined once here:
+# a `{{SQLSTATE_…}}` in a SQL file is replaced by the value below when the functions are applied.
+# Class GR is not one of PostgreSQL's, so none of them can be mistaken for its own errors.
+SQLSTATE_NOT_OWNER = "GR001"  # the attempt no longer owns its run: the write is refused (graphrun_fence)
+SQLSTATE_THREAD_NOT_FOUND = "GR404"  # no such thread, or another caller's (ThreadNotFound)
+SQLSTATE_THREAD_BUSY = "GR409"  # a run in flight, DETAIL its id; or the thread being changed (ThreadBusy)
+SQLSTATE_THREAD_INTERRUPTED = "GR412"  # new input for a thread waiting on an interrupt (ThreadInterrupted)
+
+# ErrorInfo reasons that the SQL functions also store or read in a run's `error`
+# (`{{REASON_…}}` in a SQL file), and the errors below carry.
+REASON_THREAD_INTERRUPTED = "THREAD_INTERRUPTED"
+REASON_RUN_FAILED = "RUN_FAILED"
+REASON_RUN_TIMEOUT = "RUN_TIMEOUT"
+REASON_RUN_CANCELLED = "RUN_CANCELLED"
+
 # Errors echo what callers sent (ids, node names, config keys, a graph's error message). Bounded
 # (in UTF-8 bytes), a status always fits the 8 KiB of trailing metadata gRPC clients accept by
 # default; unbounded, a long id made the client fail with RESOURCE_EXHAUSTED and no details.
@@ -167,7 +182,7 @@ class ThreadInterrupted(GraphrunError):
     """New input would silently discard the question the thread is waiting on."""
 
     code = grpc.StatusCode.FAILED_PRECONDITION
-    reason = "THREAD_INTERRUPTED"
+    reason = REASON_THREAD_INTERRUPTED
 
     def __init__(self, thread_id: str):
         super().__init__(
@@ -236,9 +251,9 @@ class DatabaseUnavailable(GraphrunError):
 
 # A run that did not succeed, by its final status: the call's code and ErrorInfo reason.
 RUN_FAILURE_CODES = {
-    "error": (grpc.StatusCode.ABORTED, "RUN_FAILED", "failed"),
-    "timeout": (grpc.StatusCode.DEADLINE_EXCEEDED, "RUN_TIMEOUT", "timed out"),
-    "cancelled": (grpc.StatusCode.CANCELLED, "RUN_CANCELLED", "was cancelled"),
+    "error": (grpc.StatusCode.ABORTED, REASON_RUN_FAILED, "failed"),
+    "timeout": (grpc.StatusCode.DEADLINE_EXCEEDED, REASON_RUN_TIMEOUT, "timed out"),
+    "cancelled": (grpc.StatusCode.CANCELLED, REASON_RUN_CANCELLED, "was cancelled"),
 }
 
 

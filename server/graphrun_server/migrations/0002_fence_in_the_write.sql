@@ -1,10 +1,3 @@
--- graphrun_fence as a condition: checkpoint writes call it in their own INSERT
--- (`INSERT ... SELECT ... WHERE graphrun_fenced(run, attempt)`) instead of in a
--- statement of their own. It still raises GR001 when the attempt no longer owns
--- its run, and its shared advisory lock still lasts until the write commits.
-CREATE FUNCTION graphrun_fenced(p_run_id uuid, p_attempt integer) RETURNS boolean
-LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM graphrun_fence(p_run_id, p_attempt);
-    RETURN true;
-END $$;
+-- Added graphrun_fenced (graphrun_fence as a condition of the checkpoint INSERTs). Functions
+-- are defined in graphrun_server/sql/ now (graphrun_fenced.sql) and applied at every start-up:
+-- nothing is left to migrate here. The file stays so that the version numbers keep their meaning.

@@ -46,7 +46,7 @@ from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from ..errors import DatabaseUnavailable
+from ..errors import SQLSTATE_NOT_OWNER, DatabaseUnavailable
 
 FENCE_KEY = "__graphrun_fence"  # configurable key: (run_id, attempt); "__" keeps it out of metadata
 CHECKPOINTS_KEY = "__graphrun_checkpoints"  # configurable key: the run's RunCheckpoints
@@ -58,7 +58,7 @@ INLINE_DUMP_ITEMS = 64
 
 def _fenced(sql: str) -> str:
     """Upstream's `INSERT ... VALUES (%s, ...)` as `INSERT ... SELECT %s, ... WHERE graphrun_fenced(%s, %s)`:
-    the row is written only if the run's attempt still owns the run (else GR001 aborts the
+    the row is written only if the run's attempt still owns the run (else SQLSTATE_NOT_OWNER aborts the
     write's transaction, with everything else in its pipeline)."""
     fenced, count = re.subn(r"VALUES\s*\(((?:%s,\s*)*%s)\)",
                             r"SELECT \1 WHERE graphrun_fenced(%s::uuid, %s::integer)", sql)
@@ -204,7 +204,7 @@ class FencedPostgresSaver(AsyncPostgresSaver):
     FENCED_INSERT_CHECKPOINT_WRITES_SQL = _fenced(AsyncPostgresSaver.INSERT_CHECKPOINT_WRITES_SQL)
 
     def _refused(self, exc: psycopg.Error, fence: tuple[str, int] | None) -> None:
-        if fence is not None and exc.sqlstate == "GR001" and self.on_fenced is not None:
+        if fence is not None and exc.sqlstate == SQLSTATE_NOT_OWNER and self.on_fenced is not None:
             self.on_fenced(*fence)
 
     @asynccontextmanager

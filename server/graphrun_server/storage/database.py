@@ -1,4 +1,4 @@
-"""The PostgreSQL connection: an embedded server when no DSN is given, a pool, migrations."""
+"""The PostgreSQL connection: an embedded server when no DSN is given, a pool, migrations and SQL functions."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from .. import sql as sql_source
 from .availability import Availability
 from .bounded import BoundedAsyncConnection, connection_class, link_params, unbounded
 
@@ -141,8 +142,27 @@ def _migration_files() -> list[tuple[int, str, str]]:
     return sorted(files)
 
 
+# graphrun's functions in the current schema that this start-up did not (re)define: a function
+# whose file is gone, or an old signature a migration should have dropped. Run in the
+# transaction that applied the files: whatever it created or replaced has its xmin.
+_ORPHANS = """
+SELECT p.oid::regprocedure::text AS function FROM pg_proc p
+ WHERE p.pronamespace = current_schema()::regnamespace AND p.proname LIKE 'graphrun\\_%'
+   AND p.xmin <> pg_current_xact_id()::xid
+ ORDER BY 1
+"""
+
+
 async def migrate(pool: AsyncConnectionPool, checkpointer_setup) -> None:
-    """Apply graphrun's versioned migrations and the checkpointer's, once per database.
+    """Bring the database's schema and functions to this version, once per start-up.
+
+    In one transaction: graphrun's versioned migrations not applied yet (tables, indexes; in
+    order, each recorded in graphrun_schema_migration), then every function file of
+    `graphrun_server/sql/` (`CREATE OR REPLACE`), so a fresh database and an upgraded one end
+    up alike and replicas never see new tables with old functions. Then the checkpointer's own
+    migrations. A database already migrated by a newer graphrun (it records a migration this
+    one does not know) keeps its functions: an older replica restarting during a rolling
+    upgrade must not put its own back.
 
     An advisory lock makes concurrent replicas starting together take turns. It is
     taken with pg_try_advisory_lock in a loop, not by waiting inside pg_advisory_lock:
@@ -165,14 +185,27 @@ async def _migrate(pool: AsyncConnectionPool, checkpointer_setup) -> None:
             )
             cur = await conn.execute("SELECT version FROM graphrun_schema_migration")
             applied = {row["version"] for row in await cur.fetchall()}
-            for version, name, sql in _migration_files():
-                if version in applied:
-                    continue
-                async with conn.transaction():
+            migrations = _migration_files()
+            newer = sorted(applied - {version for version, _, _ in migrations})
+            pending = [(version, name, sql) for version, name, sql in migrations if version not in applied]
+            orphans: list[str] = []
+            async with conn.transaction():
+                for version, name, sql in pending:
                     await conn.execute(sql, prepare=False)
                     await conn.execute(
                         "INSERT INTO graphrun_schema_migration (version, name) VALUES (%s, %s)", (version, name))
+                if not newer:
+                    for _name, sql in sql_source.functions():
+                        await conn.execute(sql, prepare=False)
+                    orphans = [row["function"] for row in await (await conn.execute(_ORPHANS)).fetchall()]
+            for _version, name, _sql in pending:
                 log.info("applied migration %s", name)
+            if newer:
+                log.warning("the database was migrated by a newer graphrun (migrations %s): its SQL functions "
+                            "are left as that version defined them", ", ".join(map(str, newer)))
+            elif orphans:
+                log.warning("functions no file of graphrun_server/sql defines are still in the database: %s "
+                            "(a changed signature needs a migration that drops the old one)", ", ".join(orphans))
             await checkpointer_setup()
         finally:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))

@@ -1,7 +1,7 @@
 """Thread, run and run-event records: graphrun's bookkeeping beside LangGraph's checkpoints.
 
 Every change of a run is one round trip, made atomic by a single statement or a
-PL/pgSQL function from the migrations (graphrun_begin_run, _finish_run,
+PL/pgSQL function of graphrun_server/sql/ (graphrun_begin_run, _finish_run,
 _cancel_run). PostgreSQL, not process memory, decides who runs what: a partial
 unique index allows one running run per thread, claims use SKIP LOCKED, and
 every write of a run after it started is fenced by its attempt number.
@@ -24,7 +24,9 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from ..auth import caller, owner_filter
-from ..errors import ThreadAlreadyExists, ThreadBusy, ThreadInterrupted, ThreadNotFound, invalid
+from ..errors import (REASON_THREAD_INTERRUPTED, SQLSTATE_THREAD_BUSY, SQLSTATE_THREAD_INTERRUPTED,
+                      SQLSTATE_THREAD_NOT_FOUND, ThreadAlreadyExists, ThreadBusy, ThreadInterrupted, ThreadNotFound,
+                      invalid)
 from ..events import END, RunEvent
 from .checkpointer import Rider
 
@@ -142,11 +144,11 @@ def _begin_errors(thread_id: str):
     try:
         yield
     except psycopg.Error as exc:
-        if exc.sqlstate == "GR404":
+        if exc.sqlstate == SQLSTATE_THREAD_NOT_FOUND:
             raise ThreadNotFound(thread_id) from None
-        if exc.sqlstate == "GR409":
+        if exc.sqlstate == SQLSTATE_THREAD_BUSY:
             raise ThreadBusy(thread_id, exc.diag.message_detail) from None
-        if exc.sqlstate == "GR412":
+        if exc.sqlstate == SQLSTATE_THREAD_INTERRUPTED:
             raise ThreadInterrupted(thread_id) from None
         raise
 
@@ -331,7 +333,7 @@ class Records:
     async def claim(self, owner: str, lease: float, run_id: str | None = None) -> Claim | None:
         """Take the oldest runnable run: a pending one first in its thread's queue whose thread
         has nothing running, or a running one whose lease expired (its replica died)."""
-        sql = """
+        sql = f"""
         WITH candidate AS (
             SELECT r.run_id FROM graphrun_run r
              WHERE ((r.status = 'pending' AND r.not_before <= now()
@@ -357,7 +359,7 @@ class Records:
             (SELECT coalesce(max(e.sequence), 0) FROM graphrun_run_event e WHERE e.run_id = r.run_id) AS last_sequence,
             (SELECT p.status FROM graphrun_run p
               WHERE p.thread_id = r.thread_id AND p.ended_at IS NOT NULL AND p.attempt > 0
-                AND coalesce(p.error->>'reason', '') <> 'THREAD_INTERRUPTED'
+                AND coalesce(p.error->>'reason', '') <> '{REASON_THREAD_INTERRUPTED}'
               ORDER BY p.ended_at DESC, p.queue_position DESC LIMIT 1) AS previous_status
         """
         requested_at = time.monotonic()  # the database sets the lease after this
