@@ -45,6 +45,7 @@ from .storage.database import make_pool, migrate, start_embedded
 from .storage.notify import Notifications
 from .storage.store import StoreConfigError, make_store, setup_store, ttl_sweeper
 from .storage.records import Records
+from .thread_ttl import ThreadSweeper
 from .threads import Threads
 from .watchdog import LoopWatchdog
 
@@ -117,6 +118,7 @@ class App:
     metrics_port: int = 0
     store: object = None  # the long-term Store graphs and StoreService share (storage/store.py)
     store_sweeper: object = None  # deletes the Store's expired items (store.ttl.sweep_interval_minutes)
+    thread_sweeper: ThreadSweeper | None = None  # applies threads' time-to-live (thread_ttl.py)
     graph_ids: list[str] = field(default_factory=list)
 
     async def start(self) -> App:
@@ -184,9 +186,11 @@ class App:
             # mistake would silently take half the connections. Only --workers' processes share.
             ("grpc.so_reuseport", 1 if s.share_port else 0),
         ])
+        threads = Threads(registry, records, self.runner)
+        self.thread_sweeper = ThreadSweeper(threads, records, pool, project.thread_ttl)
         run_service_pb2_grpc.add_RunServiceServicer_to_server(RunServicer(self.runner), server)
         thread_service_pb2_grpc.add_ThreadServiceServicer_to_server(
-            ThreadServicer(Threads(registry, records, self.runner)), server)
+            ThreadServicer(threads, project.thread_ttl.minutes if project.thread_ttl else None), server)
         assistant_service_pb2_grpc.add_AssistantServiceServicer_to_server(AssistantServicer(registry), server)
         store_service_pb2_grpc.add_StoreServiceServicer_to_server(StoreServicer(self.store), server)
         self._health = DatabaseHealth(dsn, pool, availability)
@@ -215,6 +219,7 @@ class App:
         self._maintenance = asyncio.create_task(self._maintain(records), name="graphrun-maintenance")
         if sweeper := ttl_sweeper(self.store, pool):
             self.store_sweeper = sweeper.start()
+        self.thread_sweeper.start()
         if self.metrics:
             self.metrics_port = self.metrics.serve(s.metrics_host, s.metrics_port)
         return self
@@ -244,6 +249,8 @@ class App:
             self._maintenance.cancel()
         if self.store_sweeper:
             await self.store_sweeper.stop()
+        if self.thread_sweeper:
+            await self.thread_sweeper.stop()
         if self._health:
             await self._health.drain()
         stopping = asyncio.create_task(self.server.stop(grace)) if self.server else None

@@ -41,8 +41,8 @@ DEFAULT_GRAPHS = {"agent": "graphrun_server.example_agent.agent:graph"}
 # authentication is configured by GRAPHRUN_* settings.)
 IGNORED_KEYS = ("python_version", "node_version", "pip_config_file", "pip_installer", "dockerfile_lines",
                 "base_image", "image_distro", "http", "ui", "ui_config", "auth", "encryption", "webhooks",
-                "keep_pkg_tools", "api_version", "checkpointer")
-KNOWN_KEYS = ("dependencies", "graphs", "env", "store", "$schema")
+                "keep_pkg_tools", "api_version")
+KNOWN_KEYS = ("dependencies", "graphs", "env", "store", "checkpointer", "$schema")
 
 
 class ProjectError(Exception):
@@ -58,6 +58,16 @@ class GraphSpec:
     description: str = ""
 
 
+@dataclass(frozen=True)
+class ThreadTtl:
+    """`checkpointer.ttl` as LangGraph reads it: threads idle for `minutes` get `strategy`."""
+
+    minutes: float | None = None  # `default_ttl`; None: threads live until deleted unless their own TTL says
+    strategy: str = "delete"  # or "keep_latest"
+    sweep_minutes: float = 5.0  # `sweep_interval_minutes`
+    sweep_limit: int = 1000  # threads handled per sweep
+
+
 @dataclass
 class Project:
     """What a `langgraph.json` says graphrun should serve."""
@@ -66,6 +76,7 @@ class Project:
     base_dir: pathlib.Path
     path: pathlib.Path | None = None  # None: the built-in example agent
     store: dict[str, Any] = field(default_factory=dict)  # the `store` object (index, ttl)
+    thread_ttl: ThreadTtl | None = None  # `checkpointer.ttl`: the threads' default time-to-live
 
     def relative(self, ref: str) -> pathlib.Path:
         """A path from the config, resolved against the config's folder."""
@@ -101,7 +112,35 @@ def load_project(config_path: str | None) -> Project:
     if not isinstance(store, dict):
         raise ProjectError(f"{path.name}: 'store' must be an object with 'index' and/or 'ttl'")
     project.store = store
+    project.thread_ttl = _thread_ttl(config.get("checkpointer"), path)
     return project
+
+
+def _thread_ttl(checkpointer: Any, path: pathlib.Path) -> ThreadTtl | None:
+    """`checkpointer.ttl`: {"strategy", "default_ttl", "sweep_interval_minutes", "sweep_limit"}."""
+    if checkpointer is None:
+        return None
+    if not isinstance(checkpointer, dict):
+        raise ProjectError(f"{path.name}: 'checkpointer' must be an object")
+    for key in checkpointer:
+        if key != "ttl":
+            log.info("%s: ignoring checkpointer.%s (graphrun's checkpointer is its own)", path.name, key)
+    ttl = checkpointer.get("ttl")
+    if ttl is None:
+        return None
+    if not isinstance(ttl, dict):
+        raise ProjectError(f"{path.name}: 'checkpointer.ttl' must be an object")
+    strategy = ttl.get("strategy", "delete")
+    if strategy not in ("delete", "keep_latest"):
+        raise ProjectError(f"{path.name}: checkpointer.ttl.strategy must be 'delete' or 'keep_latest', not {strategy!r}")
+    numbers = {}
+    for key, default in (("default_ttl", None), ("sweep_interval_minutes", 5.0), ("sweep_limit", 1000)):
+        value = ttl.get(key, default)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+            raise ProjectError(f"{path.name}: checkpointer.ttl.{key} must be a positive number, not {value!r}")
+        numbers[key] = value
+    return ThreadTtl(numbers["default_ttl"], strategy, float(numbers["sweep_interval_minutes"]),
+                     int(numbers["sweep_limit"]))
 
 
 def _graphs(config: dict, path: pathlib.Path) -> list[GraphSpec]:

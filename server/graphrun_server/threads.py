@@ -49,8 +49,9 @@ class Threads:
         self.runner = runner
         self.checkpointer = runner.checkpointer
 
-    async def create(self, thread_id: str | None, metadata: dict) -> ThreadRecord:
-        return await self.records.create_thread(thread_id, metadata)
+    async def create(self, thread_id: str | None, metadata: dict,
+                     ttl: tuple[float, str] | None = None) -> ThreadRecord:
+        return await self.records.create_thread(thread_id, metadata, ttl)
 
     async def get(self, thread_id: str) -> ThreadRecord:
         return await self.records.get_thread(thread_id)

@@ -27,7 +27,7 @@ from graphrun.v1 import state_pb2 as graphrun_dot_v1_dot_state__pb2
 from graphrun.v1 import thread_pb2 as graphrun_dot_v1_dot_thread__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n graphrun/v1/thread_service.proto\x12\x0bgraphrun.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x17graphrun/v1/state.proto\x1a\x18graphrun/v1/thread.proto\"Z\n\x1aThreadServiceCreateRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12)\n\x08metadata\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"B\n\x1bThreadServiceCreateResponse\x12#\n\x06thread\x18\x01 \x01(\x0b\x32\x13.graphrun.v1.Thread\",\n\x17ThreadServiceGetRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\"?\n\x18ThreadServiceGetResponse\x12#\n\x06thread\x18\x01 \x01(\x0b\x32\x13.graphrun.v1.Thread\"/\n\x1aThreadServiceDeleteRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\"\x1d\n\x1bThreadServiceDeleteResponse\"r\n\x1cThreadServiceGetStateRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x02 \x01(\t\x12\x15\n\rcheckpoint_ns\x18\x03 \x01(\t\x12\x11\n\tsubgraphs\x18\x04 \x01(\x08\"H\n\x1dThreadServiceGetStateResponse\x12\'\n\x05state\x18\x01 \x01(\x0b\x32\x18.graphrun.v1.ThreadState\"q\n\x1eThreadServiceGetHistoryRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x15\n\rcheckpoint_ns\x18\x04 \x01(\t\"d\n\x1fThreadServiceGetHistoryResponse\x12(\n\x06states\x18\x01 \x03(\x0b\x32\x18.graphrun.v1.ThreadState\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x9c\x01\n\x1fThreadServiceUpdateStateRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12\'\n\x06values\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07\x61s_node\x18\x03 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x04 \x01(\t\x12\x15\n\rcheckpoint_ns\x18\x05 \x01(\t\"R\n ThreadServiceUpdateStateResponse\x12.\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x1a.graphrun.v1.CheckpointRef\"\xaf\x01\n\x18ThreadServiceListRequest\x12+\n\x08statuses\x18\x01 \x03(\x0e\x32\x19.graphrun.v1.ThreadStatus\x12)\n\x08metadata\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x14\n\x0c\x61ssistant_id\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"Z\n\x19ThreadServiceListResponse\x12$\n\x07threads\x18\x01 \x03(\x0b\x32\x13.graphrun.v1.Thread\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"D\n\x18ThreadServiceCopyRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12\x15\n\rnew_thread_id\x18\x02 \x01(\t\"@\n\x19ThreadServiceCopyResponse\x12#\n\x06thread\x18\x01 \x01(\x0b\x32\x13.graphrun.v1.Thread\"\\\n\x19ThreadServicePruneRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12,\n\x08strategy\x18\x02 \x01(\x0e\x32\x1a.graphrun.v1.PruneStrategy\"^\n\x1aThreadServicePruneResponse\x12#\n\x06thread\x18\x01 \x01(\x0b\x32\x13.graphrun.v1.Thread\x12\x1b\n\x13\x63heckpoints_deleted\x18\x02 \x01(\x03*j\n\rPruneStrategy\x12\x1e\n\x1aPRUNE_STRATEGY_UNSPECIFIED\x10\x00\x12\x1e\n\x1aPRUNE_STRATEGY_KEEP_LATEST\x10\x01\x12\x19\n\x15PRUNE_STRATEGY_DELETE\x10\x02\x32\xdd\x06\n\rThreadService\x12[\n\x06\x43reate\x12\'.graphrun.v1.ThreadServiceCreateRequest\x1a(.graphrun.v1.ThreadServiceCreateResponse\x12R\n\x03Get\x12$.graphrun.v1.ThreadServiceGetRequest\x1a%.graphrun.v1.ThreadServiceGetResponse\x12[\n\x06\x44\x65lete\x12\'.graphrun.v1.ThreadServiceDeleteRequest\x1a(.graphrun.v1.ThreadServiceDeleteResponse\x12\x61\n\x08GetState\x12).graphrun.v1.ThreadServiceGetStateRequest\x1a*.graphrun.v1.ThreadServiceGetStateResponse\x12g\n\nGetHistory\x12+.graphrun.v1.ThreadServiceGetHistoryRequest\x1a,.graphrun.v1.ThreadServiceGetHistoryResponse\x12j\n\x0bUpdateState\x12,.graphrun.v1.ThreadServiceUpdateStateRequest\x1a-.graphrun.v1.ThreadServiceUpdateStateResponse\x12U\n\x04List\x12%.graphrun.v1.ThreadServiceListRequest\x1a&.graphrun.v1.ThreadServiceListResponse\x12U\n\x04\x43opy\x12%.graphrun.v1.ThreadServiceCopyRequest\x1a&.graphrun.v1.ThreadServiceCopyResponse\x12X\n\x05Prune\x12&.graphrun.v1.ThreadServicePruneRequest\x1a\'.graphrun.v1.ThreadServicePruneResponseB\x8e\x01\n\x0f\x64\x65v.graphrun.v1B\x12ThreadServiceProtoP\x01Z:github.com/graphrun/graphrun/gen/go/graphrun/v1;graphrunv1\xaa\x02\x0bGraphrun.V1\xca\x02\x0bGraphrun\\V1\xea\x02\x0cGraphrun::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n graphrun/v1/thread_service.proto\x12\x0bgraphrun.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x17graphrun/v1/state.proto\x1a\x18graphrun/v1/thread.proto\"\x7f\n\x1aThreadServiceCreateRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12)\n\x08metadata\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12#\n\x03ttl\x18\x03 \x01(\x0b\x32\x16.graphrun.v1.ThreadTtl\"B\n\x1bThreadServiceCreateResponse\x12#\n\x06thread\x18\x01 \x01(\x0b\x32\x13.graphrun.v1.Thread\",\n\x17ThreadServiceGetRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\"?\n\x18ThreadServiceGetResponse\x12#\n\x06thread\x18\x01 \x01(\x0b\x32\x13.graphrun.v1.Thread\"/\n\x1aThreadServiceDeleteRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\"\x1d\n\x1bThreadServiceDeleteResponse\"r\n\x1cThreadServiceGetStateRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x02 \x01(\t\x12\x15\n\rcheckpoint_ns\x18\x03 \x01(\t\x12\x11\n\tsubgraphs\x18\x04 \x01(\x08\"H\n\x1dThreadServiceGetStateResponse\x12\'\n\x05state\x18\x01 \x01(\x0b\x32\x18.graphrun.v1.ThreadState\"q\n\x1eThreadServiceGetHistoryRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x15\n\rcheckpoint_ns\x18\x04 \x01(\t\"d\n\x1fThreadServiceGetHistoryResponse\x12(\n\x06states\x18\x01 \x03(\x0b\x32\x18.graphrun.v1.ThreadState\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x9c\x01\n\x1fThreadServiceUpdateStateRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12\'\n\x06values\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07\x61s_node\x18\x03 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x04 \x01(\t\x12\x15\n\rcheckpoint_ns\x18\x05 \x01(\t\"R\n ThreadServiceUpdateStateResponse\x12.\n\ncheckpoint\x18\x01 \x01(\x0b\x32\x1a.graphrun.v1.CheckpointRef\"\xaf\x01\n\x18ThreadServiceListRequest\x12+\n\x08statuses\x18\x01 \x03(\x0e\x32\x19.graphrun.v1.ThreadStatus\x12)\n\x08metadata\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x14\n\x0c\x61ssistant_id\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"Z\n\x19ThreadServiceListResponse\x12$\n\x07threads\x18\x01 \x03(\x0b\x32\x13.graphrun.v1.Thread\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"D\n\x18ThreadServiceCopyRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12\x15\n\rnew_thread_id\x18\x02 \x01(\t\"@\n\x19ThreadServiceCopyResponse\x12#\n\x06thread\x18\x01 \x01(\x0b\x32\x13.graphrun.v1.Thread\"\\\n\x19ThreadServicePruneRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12,\n\x08strategy\x18\x02 \x01(\x0e\x32\x1a.graphrun.v1.PruneStrategy\"^\n\x1aThreadServicePruneResponse\x12#\n\x06thread\x18\x01 \x01(\x0b\x32\x13.graphrun.v1.Thread\x12\x1b\n\x13\x63heckpoints_deleted\x18\x02 \x01(\x03*j\n\rPruneStrategy\x12\x1e\n\x1aPRUNE_STRATEGY_UNSPECIFIED\x10\x00\x12\x1e\n\x1aPRUNE_STRATEGY_KEEP_LATEST\x10\x01\x12\x19\n\x15PRUNE_STRATEGY_DELETE\x10\x02\x32\xdd\x06\n\rThreadService\x12[\n\x06\x43reate\x12\'.graphrun.v1.ThreadServiceCreateRequest\x1a(.graphrun.v1.ThreadServiceCreateResponse\x12R\n\x03Get\x12$.graphrun.v1.ThreadServiceGetRequest\x1a%.graphrun.v1.ThreadServiceGetResponse\x12[\n\x06\x44\x65lete\x12\'.graphrun.v1.ThreadServiceDeleteRequest\x1a(.graphrun.v1.ThreadServiceDeleteResponse\x12\x61\n\x08GetState\x12).graphrun.v1.ThreadServiceGetStateRequest\x1a*.graphrun.v1.ThreadServiceGetStateResponse\x12g\n\nGetHistory\x12+.graphrun.v1.ThreadServiceGetHistoryRequest\x1a,.graphrun.v1.ThreadServiceGetHistoryResponse\x12j\n\x0bUpdateState\x12,.graphrun.v1.ThreadServiceUpdateStateRequest\x1a-.graphrun.v1.ThreadServiceUpdateStateResponse\x12U\n\x04List\x12%.graphrun.v1.ThreadServiceListRequest\x1a&.graphrun.v1.ThreadServiceListResponse\x12U\n\x04\x43opy\x12%.graphrun.v1.ThreadServiceCopyRequest\x1a&.graphrun.v1.ThreadServiceCopyResponse\x12X\n\x05Prune\x12&.graphrun.v1.ThreadServicePruneRequest\x1a\'.graphrun.v1.ThreadServicePruneResponseB\x8e\x01\n\x0f\x64\x65v.graphrun.v1B\x12ThreadServiceProtoP\x01Z:github.com/graphrun/graphrun/gen/go/graphrun/v1;graphrunv1\xaa\x02\x0bGraphrun.V1\xca\x02\x0bGraphrun\\V1\xea\x02\x0cGraphrun::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,44 +35,44 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'graphrun.v1.thread_service_
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\017dev.graphrun.v1B\022ThreadServiceProtoP\001Z:github.com/graphrun/graphrun/gen/go/graphrun/v1;graphrunv1\252\002\013Graphrun.V1\312\002\013Graphrun\\V1\352\002\014Graphrun::V1'
-  _globals['_PRUNESTRATEGY']._serialized_start=1727
-  _globals['_PRUNESTRATEGY']._serialized_end=1833
+  _globals['_PRUNESTRATEGY']._serialized_start=1764
+  _globals['_PRUNESTRATEGY']._serialized_end=1870
   _globals['_THREADSERVICECREATEREQUEST']._serialized_start=130
-  _globals['_THREADSERVICECREATEREQUEST']._serialized_end=220
-  _globals['_THREADSERVICECREATERESPONSE']._serialized_start=222
-  _globals['_THREADSERVICECREATERESPONSE']._serialized_end=288
-  _globals['_THREADSERVICEGETREQUEST']._serialized_start=290
-  _globals['_THREADSERVICEGETREQUEST']._serialized_end=334
-  _globals['_THREADSERVICEGETRESPONSE']._serialized_start=336
-  _globals['_THREADSERVICEGETRESPONSE']._serialized_end=399
-  _globals['_THREADSERVICEDELETEREQUEST']._serialized_start=401
-  _globals['_THREADSERVICEDELETEREQUEST']._serialized_end=448
-  _globals['_THREADSERVICEDELETERESPONSE']._serialized_start=450
-  _globals['_THREADSERVICEDELETERESPONSE']._serialized_end=479
-  _globals['_THREADSERVICEGETSTATEREQUEST']._serialized_start=481
-  _globals['_THREADSERVICEGETSTATEREQUEST']._serialized_end=595
-  _globals['_THREADSERVICEGETSTATERESPONSE']._serialized_start=597
-  _globals['_THREADSERVICEGETSTATERESPONSE']._serialized_end=669
-  _globals['_THREADSERVICEGETHISTORYREQUEST']._serialized_start=671
-  _globals['_THREADSERVICEGETHISTORYREQUEST']._serialized_end=784
-  _globals['_THREADSERVICEGETHISTORYRESPONSE']._serialized_start=786
-  _globals['_THREADSERVICEGETHISTORYRESPONSE']._serialized_end=886
-  _globals['_THREADSERVICEUPDATESTATEREQUEST']._serialized_start=889
-  _globals['_THREADSERVICEUPDATESTATEREQUEST']._serialized_end=1045
-  _globals['_THREADSERVICEUPDATESTATERESPONSE']._serialized_start=1047
-  _globals['_THREADSERVICEUPDATESTATERESPONSE']._serialized_end=1129
-  _globals['_THREADSERVICELISTREQUEST']._serialized_start=1132
-  _globals['_THREADSERVICELISTREQUEST']._serialized_end=1307
-  _globals['_THREADSERVICELISTRESPONSE']._serialized_start=1309
-  _globals['_THREADSERVICELISTRESPONSE']._serialized_end=1399
-  _globals['_THREADSERVICECOPYREQUEST']._serialized_start=1401
-  _globals['_THREADSERVICECOPYREQUEST']._serialized_end=1469
-  _globals['_THREADSERVICECOPYRESPONSE']._serialized_start=1471
-  _globals['_THREADSERVICECOPYRESPONSE']._serialized_end=1535
-  _globals['_THREADSERVICEPRUNEREQUEST']._serialized_start=1537
-  _globals['_THREADSERVICEPRUNEREQUEST']._serialized_end=1629
-  _globals['_THREADSERVICEPRUNERESPONSE']._serialized_start=1631
-  _globals['_THREADSERVICEPRUNERESPONSE']._serialized_end=1725
-  _globals['_THREADSERVICE']._serialized_start=1836
-  _globals['_THREADSERVICE']._serialized_end=2697
+  _globals['_THREADSERVICECREATEREQUEST']._serialized_end=257
+  _globals['_THREADSERVICECREATERESPONSE']._serialized_start=259
+  _globals['_THREADSERVICECREATERESPONSE']._serialized_end=325
+  _globals['_THREADSERVICEGETREQUEST']._serialized_start=327
+  _globals['_THREADSERVICEGETREQUEST']._serialized_end=371
+  _globals['_THREADSERVICEGETRESPONSE']._serialized_start=373
+  _globals['_THREADSERVICEGETRESPONSE']._serialized_end=436
+  _globals['_THREADSERVICEDELETEREQUEST']._serialized_start=438
+  _globals['_THREADSERVICEDELETEREQUEST']._serialized_end=485
+  _globals['_THREADSERVICEDELETERESPONSE']._serialized_start=487
+  _globals['_THREADSERVICEDELETERESPONSE']._serialized_end=516
+  _globals['_THREADSERVICEGETSTATEREQUEST']._serialized_start=518
+  _globals['_THREADSERVICEGETSTATEREQUEST']._serialized_end=632
+  _globals['_THREADSERVICEGETSTATERESPONSE']._serialized_start=634
+  _globals['_THREADSERVICEGETSTATERESPONSE']._serialized_end=706
+  _globals['_THREADSERVICEGETHISTORYREQUEST']._serialized_start=708
+  _globals['_THREADSERVICEGETHISTORYREQUEST']._serialized_end=821
+  _globals['_THREADSERVICEGETHISTORYRESPONSE']._serialized_start=823
+  _globals['_THREADSERVICEGETHISTORYRESPONSE']._serialized_end=923
+  _globals['_THREADSERVICEUPDATESTATEREQUEST']._serialized_start=926
+  _globals['_THREADSERVICEUPDATESTATEREQUEST']._serialized_end=1082
+  _globals['_THREADSERVICEUPDATESTATERESPONSE']._serialized_start=1084
+  _globals['_THREADSERVICEUPDATESTATERESPONSE']._serialized_end=1166
+  _globals['_THREADSERVICELISTREQUEST']._serialized_start=1169
+  _globals['_THREADSERVICELISTREQUEST']._serialized_end=1344
+  _globals['_THREADSERVICELISTRESPONSE']._serialized_start=1346
+  _globals['_THREADSERVICELISTRESPONSE']._serialized_end=1436
+  _globals['_THREADSERVICECOPYREQUEST']._serialized_start=1438
+  _globals['_THREADSERVICECOPYREQUEST']._serialized_end=1506
+  _globals['_THREADSERVICECOPYRESPONSE']._serialized_start=1508
+  _globals['_THREADSERVICECOPYRESPONSE']._serialized_end=1572
+  _globals['_THREADSERVICEPRUNEREQUEST']._serialized_start=1574
+  _globals['_THREADSERVICEPRUNEREQUEST']._serialized_end=1666
+  _globals['_THREADSERVICEPRUNERESPONSE']._serialized_start=1668
+  _globals['_THREADSERVICEPRUNERESPONSE']._serialized_end=1762
+  _globals['_THREADSERVICE']._serialized_start=1873
+  _globals['_THREADSERVICE']._serialized_end=2734
 # @@protoc_insertion_point(module_scope)

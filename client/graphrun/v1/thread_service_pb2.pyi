@@ -20,12 +20,14 @@ PRUNE_STRATEGY_KEEP_LATEST: PruneStrategy
 PRUNE_STRATEGY_DELETE: PruneStrategy
 
 class ThreadServiceCreateRequest(_message.Message):
-    __slots__ = ("thread_id", "metadata")
+    __slots__ = ("thread_id", "metadata", "ttl")
     THREAD_ID_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    TTL_FIELD_NUMBER: _ClassVar[int]
     thread_id: str
     metadata: _struct_pb2.Struct
-    def __init__(self, thread_id: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    ttl: _thread_pb2.ThreadTtl
+    def __init__(self, thread_id: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., ttl: _Optional[_Union[_thread_pb2.ThreadTtl, _Mapping]] = ...) -> None: ...
 
 class ThreadServiceCreateResponse(_message.Message):
     __slots__ = ("thread",)

@@ -345,10 +345,21 @@ def run_to_proto(run: RunRecord) -> run_pb2.Run:
     return message
 
 
-def thread_to_proto(thread: ThreadRecord) -> thread_pb2.Thread:
-    return thread_pb2.Thread(
+_TTL_STRATEGIES = {"delete": thread_pb2.TTL_STRATEGY_DELETE, "keep_latest": thread_pb2.TTL_STRATEGY_KEEP_LATEST}
+
+
+def thread_to_proto(thread: ThreadRecord, default_ttl_minutes: float | None = None) -> thread_pb2.Thread:
+    """A thread record; `expires_at` from its own TTL, else the server's default (minutes)."""
+    message = thread_pb2.Thread(
         thread_id=thread.thread_id, created_at=_timestamp(thread.created_at), updated_at=_timestamp(thread.updated_at),
         metadata=to_struct(thread.metadata), status=_THREAD_STATUS[thread.status], assistant_id=thread.assistant_id or "")
+    if thread.ttl_minutes:
+        message.ttl.ttl.FromTimedelta(dt.timedelta(minutes=thread.ttl_minutes))
+        message.ttl.strategy = _TTL_STRATEGIES[thread.ttl_strategy or "delete"]
+    minutes = thread.ttl_minutes or default_ttl_minutes
+    if minutes:
+        message.expires_at.CopyFrom(_timestamp(thread.updated_at + dt.timedelta(minutes=minutes)))
+    return message
 
 
 def _interrupt(i: dict) -> state_pb2.Interrupt:

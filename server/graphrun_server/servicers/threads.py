@@ -6,7 +6,7 @@ from graphrun.v1 import state_pb2, thread_pb2, thread_service_pb2 as pb, thread_
 
 from ..errors import FieldViolation, InvalidArgument
 from ..threads import Threads
-from .convert import (MAX_INPUT_BYTES, MAX_PAGE_SIZE, MAX_SMALL_BYTES, check_uuid, parse_checkpoint_ns, require_uuid,
+from .convert import (MAX_INPUT_BYTES, MAX_PAGE_SIZE, MAX_SMALL_BYTES, duration_seconds, check_uuid, parse_checkpoint_ns, require_uuid,
                       state_to_proto, struct_to_dict, thread_to_proto)
 from .errors import rpc
 
@@ -16,6 +16,8 @@ _THREAD_STATUSES = {thread_pb2.THREAD_STATUS_IDLE: "idle", thread_pb2.THREAD_STA
                     thread_pb2.THREAD_STATUS_INTERRUPTED: "interrupted", thread_pb2.THREAD_STATUS_ERROR: "error"}
 
 
+_TTL_STRATEGIES = {thread_pb2.TTL_STRATEGY_UNSPECIFIED: "delete", thread_pb2.TTL_STRATEGY_DELETE: "delete",
+                   thread_pb2.TTL_STRATEGY_KEEP_LATEST: "keep_latest"}
 _PRUNE_STRATEGIES = {pb.PRUNE_STRATEGY_UNSPECIFIED: "keep_latest", pb.PRUNE_STRATEGY_KEEP_LATEST: "keep_latest",
                      pb.PRUNE_STRATEGY_DELETE: "delete"}
 
@@ -25,8 +27,12 @@ def _optional_uuid(value: str, field_path: str) -> str | None:
 
 
 class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
-    def __init__(self, threads: Threads):
+    def __init__(self, threads: Threads, default_ttl_minutes: float | None = None):
         self.threads = threads
+        self.default_ttl = default_ttl_minutes  # checkpointer.ttl.default_ttl: what expires_at counts with
+
+    def _thread(self, thread):
+        return thread_to_proto(thread, self.default_ttl)
 
     @rpc
     async def Create(self, request, context):
@@ -34,16 +40,24 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
         check_uuid(request.thread_id, "thread_id", violations, required=False)
         if request.metadata.ByteSize() > MAX_SMALL_BYTES:
             violations.append(FieldViolation("metadata", f"is larger than {MAX_SMALL_BYTES} bytes"))
+        ttl = None
+        if request.HasField("ttl"):
+            seconds = duration_seconds(request.ttl.ttl, "ttl.ttl", violations)
+            if seconds is None or seconds < 60:
+                violations.append(FieldViolation("ttl.ttl", "must be at least a minute"))
+            if request.ttl.strategy not in _TTL_STRATEGIES:
+                violations.append(FieldViolation("ttl.strategy", f"unknown value {request.ttl.strategy}"))
+            ttl = ((seconds or 0) / 60, _TTL_STRATEGIES.get(request.ttl.strategy))
         if violations:
             raise InvalidArgument(violations)
         thread = await self.threads.create(_optional_uuid(request.thread_id, "thread_id"),
-                                           struct_to_dict(request.metadata, "metadata"))
-        return pb.ThreadServiceCreateResponse(thread=thread_to_proto(thread))
+                                           struct_to_dict(request.metadata, "metadata"), ttl)
+        return pb.ThreadServiceCreateResponse(thread=self._thread(thread))
 
     @rpc
     async def Get(self, request, context):
         thread = await self.threads.get(require_uuid(request.thread_id, "thread_id"))
-        return pb.ThreadServiceGetResponse(thread=thread_to_proto(thread))
+        return pb.ThreadServiceGetResponse(thread=self._thread(thread))
 
     @rpc
     async def Delete(self, request, context):
@@ -96,13 +110,13 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
         threads, token = await self.threads.list(statuses, struct_to_dict(request.metadata, "metadata"),
                                                  request.assistant_id or None, request.page_size or 20,
                                                  request.page_token)
-        return pb.ThreadServiceListResponse(threads=[thread_to_proto(t) for t in threads], next_page_token=token)
+        return pb.ThreadServiceListResponse(threads=[self._thread(t) for t in threads], next_page_token=token)
 
     @rpc
     async def Copy(self, request, context):
         thread = await self.threads.copy(require_uuid(request.thread_id, "thread_id"),
                                          _optional_uuid(request.new_thread_id, "new_thread_id"))
-        return pb.ThreadServiceCopyResponse(thread=thread_to_proto(thread))
+        return pb.ThreadServiceCopyResponse(thread=self._thread(thread))
 
     @rpc
     async def Prune(self, request, context):
@@ -111,5 +125,5 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
             raise InvalidArgument([FieldViolation("strategy", f"unknown value {request.strategy}; expected one of "
                                                   + ", ".join(pb.PruneStrategy.Name(v) for v in _PRUNE_STRATEGIES))])
         thread, deleted = await self.threads.prune(thread_id, _PRUNE_STRATEGIES[request.strategy])
-        return pb.ThreadServicePruneResponse(thread=thread_to_proto(thread) if thread else None,
+        return pb.ThreadServicePruneResponse(thread=self._thread(thread) if thread else None,
                                              checkpoints_deleted=deleted)

@@ -40,6 +40,8 @@ class ThreadRecord:
     status: str
     assistant_id: str | None
     owner: str | None = None
+    ttl_minutes: float | None = None  # its own time-to-live (minutes after `updated_at`), if it has one
+    ttl_strategy: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +166,10 @@ def decode_token(token: str, field_path: str) -> list[str]:
         raise invalid(field_path, "not a token this server returned") from None
 
 
+# A thread idle past its time-to-live: its own, else the default (`%(minutes)s`, NULL for none).
+_EXPIRED = ("status <> 'busy' AND updated_at + make_interval(secs => 60 * coalesce(ttl_minutes, %(minutes)s)) "
+            "< now()")
+
 # LangGraph's checkpoint tables (langgraph-checkpoint-postgres) and their columns but thread_id: a
 # thread's copy is its rows under another thread id.
 _CHECKPOINT_TABLES = (
@@ -216,13 +222,16 @@ class Records:
 
     # -- threads ----------------------------------------------------------------------
 
-    async def create_thread(self, thread_id: str | None, metadata: dict) -> ThreadRecord:
+    async def create_thread(self, thread_id: str | None, metadata: dict,
+                            ttl: tuple[float, str] | None = None) -> ThreadRecord:
         thread_id = thread_id or str(uuid.uuid4())
         owner = _caller()
         if owner is not None:
             metadata = {**metadata, "owner": owner}  # as the seed's contract shows it
-        row = await self._one("INSERT INTO graphrun_thread (thread_id, metadata, owner) VALUES (%s, %s, %s)"
-                              " ON CONFLICT DO NOTHING RETURNING *", (thread_id, Jsonb(metadata), owner))
+        minutes, strategy = ttl or (None, None)
+        row = await self._one("INSERT INTO graphrun_thread (thread_id, metadata, owner, ttl_minutes, ttl_strategy)"
+                              " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING *",
+                              (thread_id, Jsonb(metadata), owner, minutes, strategy))
         if row is None:
             raise ThreadAlreadyExists(thread_id)
         return _thread(row)
@@ -265,10 +274,12 @@ class Records:
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 """
-                INSERT INTO graphrun_thread (thread_id, metadata, owner, status, assistant_id)
+                INSERT INTO graphrun_thread (thread_id, metadata, owner, status, assistant_id, ttl_minutes,
+                                             ttl_strategy)
                 SELECT %(target)s, CASE WHEN %(owner)s::text IS NULL THEN metadata
                                         ELSE metadata || jsonb_build_object('owner', %(owner)s::text) END,
-                       %(owner)s, CASE WHEN status = 'busy' THEN 'idle' ELSE status END, assistant_id
+                       %(owner)s, CASE WHEN status = 'busy' THEN 'idle' ELSE status END, assistant_id, ttl_minutes,
+                       ttl_strategy
                   FROM graphrun_thread
                  WHERE thread_id = %(source)s AND (%(seen)s::text IS NULL OR owner = %(seen)s)
                     ON CONFLICT DO NOTHING
@@ -284,6 +295,29 @@ class Records:
                 await conn.execute(f"INSERT INTO {table} (thread_id, {columns}) "  # noqa: S608 - our own names
                                    f"SELECT %s, {columns} FROM {table} WHERE thread_id = %s", (target, source))
         return _thread(row)
+
+    async def expired_threads(self, default: tuple[float, str] | None, limit: int) -> list[tuple[str, str]]:
+        """(thread id, strategy) of idle threads whose time-to-live (their own, else `default`:
+        minutes and strategy) passed since their last activity, the longest idle first."""
+        minutes, strategy = default or (None, "delete")
+        rows = await self._all(
+            f"""
+            SELECT thread_id::text AS thread_id, coalesce(ttl_strategy, %(strategy)s) AS strategy
+              FROM graphrun_thread WHERE {_EXPIRED} ORDER BY updated_at LIMIT %(limit)s
+            """, {"minutes": minutes, "strategy": strategy, "limit": limit})
+        return [(r["thread_id"], r["strategy"]) for r in rows]
+
+    async def still_expired(self, thread_id: str, default: tuple[float, str] | None) -> bool:
+        """Whether the thread is still idle past its time-to-live (checked again under its lock: a run
+        may have come and gone since it was listed)."""
+        row = await self._one(f"SELECT 1 AS yes FROM graphrun_thread WHERE thread_id = %(thread_id)s AND {_EXPIRED}",
+                              {"thread_id": thread_id, "minutes": (default or (None,))[0]})
+        return row is not None
+
+    async def touch_thread(self, thread_id: str) -> None:
+        """Its last activity is now (after a prune by its TTL: the next one comes a TTL later)."""
+        async with self.pool.connection() as conn:
+            await conn.execute("UPDATE graphrun_thread SET updated_at = now() WHERE thread_id = %s", (thread_id,))
 
     async def count_checkpoints(self, thread_id: str) -> int:
         row = await self._one("SELECT count(*) AS n FROM checkpoints WHERE thread_id = %s", (thread_id,))

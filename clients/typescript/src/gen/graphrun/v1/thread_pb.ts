@@ -4,15 +4,15 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file graphrun/v1/thread.proto.
  */
 export const file_graphrun_v1_thread: GenFile = /*@__PURE__*/
-  fileDesc("ChhncmFwaHJ1bi92MS90aHJlYWQucHJvdG8SC2dyYXBocnVuLnYxIucBCgZUaHJlYWQSEQoJdGhyZWFkX2lkGAEgASgJEi4KCmNyZWF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKCG1ldGFkYXRhGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIpCgZzdGF0dXMYBSABKA4yGS5ncmFwaHJ1bi52MS5UaHJlYWRTdGF0dXMSFAoMYXNzaXN0YW50X2lkGAYgASgJKpUBCgxUaHJlYWRTdGF0dXMSHQoZVEhSRUFEX1NUQVRVU19VTlNQRUNJRklFRBAAEhYKElRIUkVBRF9TVEFUVVNfSURMRRABEhYKElRIUkVBRF9TVEFUVVNfQlVTWRACEh0KGVRIUkVBRF9TVEFUVVNfSU5URVJSVVBURUQQAxIXChNUSFJFQURfU1RBVFVTX0VSUk9SEARChwEKD2Rldi5ncmFwaHJ1bi52MUILVGhyZWFkUHJvdG9QAVo6Z2l0aHViLmNvbS9ncmFwaHJ1bi9ncmFwaHJ1bi9nZW4vZ28vZ3JhcGhydW4vdjE7Z3JhcGhydW52MaoCC0dyYXBocnVuLlYxygILR3JhcGhydW5cVjHqAgxHcmFwaHJ1bjo6VjFiBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChhncmFwaHJ1bi92MS90aHJlYWQucHJvdG8SC2dyYXBocnVuLnYxIrwCCgZUaHJlYWQSEQoJdGhyZWFkX2lkGAEgASgJEi4KCmNyZWF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKCG1ldGFkYXRhGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIpCgZzdGF0dXMYBSABKA4yGS5ncmFwaHJ1bi52MS5UaHJlYWRTdGF0dXMSFAoMYXNzaXN0YW50X2lkGAYgASgJEiMKA3R0bBgHIAEoCzIWLmdyYXBocnVuLnYxLlRocmVhZFR0bBIuCgpleHBpcmVzX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJfCglUaHJlYWRUdGwSJgoDdHRsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEioKCHN0cmF0ZWd5GAIgASgOMhguZ3JhcGhydW4udjEuVHRsU3RyYXRlZ3kqYgoLVHRsU3RyYXRlZ3kSHAoYVFRMX1NUUkFURUdZX1VOU1BFQ0lGSUVEEAASFwoTVFRMX1NUUkFURUdZX0RFTEVURRABEhwKGFRUTF9TVFJBVEVHWV9LRUVQX0xBVEVTVBACKpUBCgxUaHJlYWRTdGF0dXMSHQoZVEhSRUFEX1NUQVRVU19VTlNQRUNJRklFRBAAEhYKElRIUkVBRF9TVEFUVVNfSURMRRABEhYKElRIUkVBRF9TVEFUVVNfQlVTWRACEh0KGVRIUkVBRF9TVEFUVVNfSU5URVJSVVBURUQQAxIXChNUSFJFQURfU1RBVFVTX0VSUk9SEARChwEKD2Rldi5ncmFwaHJ1bi52MUILVGhyZWFkUHJvdG9QAVo6Z2l0aHViLmNvbS9ncmFwaHJ1bi9ncmFwaHJ1bi9nZW4vZ28vZ3JhcGhydW4vdjE7Z3JhcGhydW52MaoCC0dyYXBocnVuLlYxygILR3JhcGhydW5cVjHqAgxHcmFwaHJ1bjo6VjFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * A thread: a conversation whose state LangGraph checkpoints after each step.
@@ -62,6 +62,23 @@ export type Thread = Message<"graphrun.v1.Thread"> & {
    * @generated from field: string assistant_id = 6;
    */
   assistantId: string;
+
+  /**
+   * The thread's own time-to-live, as given at creation. Unset: the
+   * server's default (`checkpointer.ttl` in `langgraph.json`) applies, if any.
+   *
+   * @generated from field: graphrun.v1.ThreadTtl ttl = 7;
+   */
+  ttl?: ThreadTtl | undefined;
+
+  /**
+   * When the thread expires (its last activity plus its time-to-live, its
+   * own or the server's default): a sweep then applies the TTL's strategy.
+   * Each run and update moves it on. Unset: never.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 8;
+   */
+  expiresAt?: Timestamp | undefined;
 };
 
 /**
@@ -70,6 +87,70 @@ export type Thread = Message<"graphrun.v1.Thread"> & {
  */
 export const ThreadSchema: GenMessage<Thread> = /*@__PURE__*/
   messageDesc(file_graphrun_v1_thread, 0);
+
+/**
+ * How long a thread lives after its last activity, and what happens then.
+ *
+ * @generated from message graphrun.v1.ThreadTtl
+ */
+export type ThreadTtl = Message<"graphrun.v1.ThreadTtl"> & {
+  /**
+   * The time after the thread's last activity (creation, a run, an update)
+   * when it expires. At least a minute.
+   *
+   * @generated from field: google.protobuf.Duration ttl = 1;
+   */
+  ttl?: Duration | undefined;
+
+  /**
+   * What happens when it expires. Unspecified: DELETE.
+   *
+   * @generated from field: graphrun.v1.TtlStrategy strategy = 2;
+   */
+  strategy: TtlStrategy;
+};
+
+/**
+ * Describes the message graphrun.v1.ThreadTtl.
+ * Use `create(ThreadTtlSchema)` to create a new message.
+ */
+export const ThreadTtlSchema: GenMessage<ThreadTtl> = /*@__PURE__*/
+  messageDesc(file_graphrun_v1_thread, 1);
+
+/**
+ * What happens to a thread whose time-to-live passed.
+ *
+ * @generated from enum graphrun.v1.TtlStrategy
+ */
+export enum TtlStrategy {
+  /**
+   * Same as DELETE.
+   *
+   * @generated from enum value: TTL_STRATEGY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The thread is deleted with its runs, events and checkpoints.
+   *
+   * @generated from enum value: TTL_STRATEGY_DELETE = 1;
+   */
+  DELETE = 1,
+
+  /**
+   * Only its latest checkpoint of each namespace is kept (as
+   * `ThreadService.Prune` does); the thread stays.
+   *
+   * @generated from enum value: TTL_STRATEGY_KEEP_LATEST = 2;
+   */
+  KEEP_LATEST = 2,
+}
+
+/**
+ * Describes the enum graphrun.v1.TtlStrategy.
+ */
+export const TtlStrategySchema: GenEnum<TtlStrategy> = /*@__PURE__*/
+  enumDesc(file_graphrun_v1_thread, 0);
 
 /**
  * Where a thread is.
@@ -118,5 +199,5 @@ export enum ThreadStatus {
  * Describes the enum graphrun.v1.ThreadStatus.
  */
 export const ThreadStatusSchema: GenEnum<ThreadStatus> = /*@__PURE__*/
-  enumDesc(file_graphrun_v1_thread, 0);
+  enumDesc(file_graphrun_v1_thread, 1);
 
