@@ -48,6 +48,7 @@ from .storage.records import Records
 from .thread_ttl import ThreadSweeper
 from .threads import Threads
 from .watchdog import LoopWatchdog
+from .webhooks import WebhookPolicy, WebhookSender
 
 log = logging.getLogger("graphrun")
 
@@ -79,6 +80,8 @@ class Settings:
     tls_client_ca: str | None = None  # require client certificates signed by this CA (mutual TLS)
     auth: AuthSettings = field(default_factory=AuthSettings)
     allow_unauthenticated: bool = False  # listen on a non-loopback address without authentication
+    webhook_allowed_hosts: str | None = None  # comma-separated host patterns runs may send webhooks to
+    webhook_secret: str | None = None  # signs webhooks (HMAC-SHA256)
     metrics_port: int | None = None  # None: no metrics endpoint
     metrics_host: str = "0.0.0.0"
     log_level: str = "INFO"
@@ -119,11 +122,13 @@ class App:
     store: object = None  # the long-term Store graphs and StoreService share (storage/store.py)
     store_sweeper: object = None  # deletes the Store's expired items (store.ttl.sweep_interval_minutes)
     thread_sweeper: ThreadSweeper | None = None  # applies threads' time-to-live (thread_ttl.py)
+    webhook_sender: WebhookSender | None = None  # delivers completion webhooks (webhooks.py)
     graph_ids: list[str] = field(default_factory=list)
 
     async def start(self) -> App:
         s = self.settings
         check_listen_address(s.host, s.auth, s.allow_unauthenticated)  # before touching anything
+        webhook_policy = WebhookPolicy(s.webhook_allowed_hosts, s.webhook_secret)
         if s.auth.mtls and not (s.tls_client_ca and s.tls_cert):
             raise SystemExit("--auth-mtls / GRAPHRUN_AUTH_MTLS needs mutual TLS: set --tls-cert, --tls-key and "
                              "--tls-client-ca (GRAPHRUN_TLS_CERT, GRAPHRUN_TLS_KEY, GRAPHRUN_TLS_CLIENT_CA)")
@@ -188,7 +193,8 @@ class App:
         ])
         threads = Threads(registry, records, self.runner)
         self.thread_sweeper = ThreadSweeper(threads, records, pool, project.thread_ttl)
-        run_service_pb2_grpc.add_RunServiceServicer_to_server(RunServicer(self.runner), server)
+        run_service_pb2_grpc.add_RunServiceServicer_to_server(RunServicer(self.runner, webhook_policy), server)
+        self.webhook_sender = WebhookSender(pool, webhook_policy, threads.webhook_payload)
         thread_service_pb2_grpc.add_ThreadServiceServicer_to_server(
             ThreadServicer(threads, project.thread_ttl.minutes if project.thread_ttl else None), server)
         assistant_service_pb2_grpc.add_AssistantServiceServicer_to_server(AssistantServicer(registry), server)
@@ -220,6 +226,7 @@ class App:
         if sweeper := ttl_sweeper(self.store, pool):
             self.store_sweeper = sweeper.start()
         self.thread_sweeper.start()
+        self.webhook_sender.start()
         if self.metrics:
             self.metrics_port = self.metrics.serve(s.metrics_host, s.metrics_port)
         return self
@@ -251,6 +258,8 @@ class App:
             await self.store_sweeper.stop()
         if self.thread_sweeper:
             await self.thread_sweeper.stop()
+        if self.webhook_sender:
+            await self.webhook_sender.stop()
         if self._health:
             await self._health.drain()
         stopping = asyncio.create_task(self.server.stop(grace)) if self.server else None

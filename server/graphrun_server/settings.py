@@ -128,6 +128,11 @@ SETTINGS: tuple[Setting, ...] = (
             choices={"open": True, "required": False}),
     Setting("GRAPHRUN_ALLOW_UNAUTHENTICATED", "serve without authentication on a non-loopback address (refused "
             "otherwise)", "allow_unauthenticated", bool),
+    Setting("GRAPHRUN_WEBHOOK_ALLOWED_HOSTS", "hosts runs may name in `webhook`, comma-separated (`hooks.example.com`, "
+            "`*.example.com`, `*` for any public host); a private or loopback address only when listed by name or "
+            "address; unset: webhooks are refused", "webhook_allowed_hosts"),
+    Setting("GRAPHRUN_WEBHOOK_SECRET", "the key of webhooks' HMAC-SHA256 signature (`graphrun-signature`); needed "
+            "with GRAPHRUN_WEBHOOK_ALLOWED_HOSTS", "webhook_secret", secret=True),
     # -- observability
     Setting("GRAPHRUN_LOG_LEVEL", "log level", "log_level",
             choices={w.lower(): w for w in ("DEBUG", "INFO", "WARNING", "ERROR")}),

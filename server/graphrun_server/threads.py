@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import uuid
 from typing import Any
 
@@ -11,7 +12,8 @@ from langgraph._internal._config import recast_checkpoint_ns
 from langgraph.pregel import Pregel
 from langgraph.types import StateSnapshot
 
-from .errors import CheckpointNamespaceNotFound, CheckpointNotFound, NoGraphForThread, PruneRefused, invalid
+from .errors import (CheckpointNamespaceNotFound, CheckpointNotFound, GraphrunError, NoGraphForThread, PruneRefused,
+                     invalid)
 from .incoming import messages_from_json
 from .registry import Assistant, Registry
 from .runner import GraphRunner, graph_config
@@ -71,6 +73,22 @@ class Threads:
         async with self.records.thread_changing(thread_id):  # no run starts while we delete
             await self.checkpointer.adelete_thread(thread_id)
             await self.records.delete_thread(thread_id)
+
+    async def webhook_payload(self, run_id: str) -> dict:
+        """What a run's completion webhook carries: the run as `RunService.Get` answers it (before
+        its delivery is known) and its thread's state after it, as `GetState` answers them."""
+        from .servicers.convert import run_to_proto, state_to_proto  # the API's JSON shapes
+        from .webhooks import message_json
+
+        run = await self.records.get_run(run_id)
+        if run is None:
+            raise LookupError(f"run {run_id} is gone")
+        run_json = message_json(run_to_proto(dataclasses.replace(run, webhook=None, spec={})))
+        try:
+            state = message_json(state_to_proto(await self.get_state(run.thread_id, None)))
+        except GraphrunError:  # its thread is gone, or never got a checkpoint
+            state = None
+        return {"run": run_json, "state": state}
 
     async def copy(self, thread_id: str, new_thread_id: str | None) -> ThreadRecord:
         """A new thread with the same checkpoints, metadata and assistant (not the runs)."""

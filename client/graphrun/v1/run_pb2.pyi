@@ -12,6 +12,13 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class WebhookStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WEBHOOK_STATUS_UNSPECIFIED: _ClassVar[WebhookStatus]
+    WEBHOOK_STATUS_PENDING: _ClassVar[WebhookStatus]
+    WEBHOOK_STATUS_DELIVERED: _ClassVar[WebhookStatus]
+    WEBHOOK_STATUS_FAILED: _ClassVar[WebhookStatus]
+
 class RunStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     RUN_STATUS_UNSPECIFIED: _ClassVar[RunStatus]
@@ -56,6 +63,10 @@ class Durability(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DURABILITY_SYNC: _ClassVar[Durability]
     DURABILITY_ASYNC: _ClassVar[Durability]
     DURABILITY_EXIT: _ClassVar[Durability]
+WEBHOOK_STATUS_UNSPECIFIED: WebhookStatus
+WEBHOOK_STATUS_PENDING: WebhookStatus
+WEBHOOK_STATUS_DELIVERED: WebhookStatus
+WEBHOOK_STATUS_FAILED: WebhookStatus
 RUN_STATUS_UNSPECIFIED: RunStatus
 RUN_STATUS_PENDING: RunStatus
 RUN_STATUS_RUNNING: RunStatus
@@ -85,7 +96,7 @@ DURABILITY_ASYNC: Durability
 DURABILITY_EXIT: Durability
 
 class Run(_message.Message):
-    __slots__ = ("run_id", "thread_id", "assistant_id", "status", "attempt", "metadata", "error", "created_at", "updated_at", "multitask_strategy", "started_at", "ended_at", "current_node", "step", "on_disconnect")
+    __slots__ = ("run_id", "thread_id", "assistant_id", "status", "attempt", "metadata", "error", "created_at", "updated_at", "multitask_strategy", "started_at", "ended_at", "current_node", "step", "on_disconnect", "webhook")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     THREAD_ID_FIELD_NUMBER: _ClassVar[int]
     ASSISTANT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -101,6 +112,7 @@ class Run(_message.Message):
     CURRENT_NODE_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     ON_DISCONNECT_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     thread_id: str
     assistant_id: str
@@ -116,7 +128,24 @@ class Run(_message.Message):
     current_node: str
     step: int
     on_disconnect: OnDisconnect
-    def __init__(self, run_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., assistant_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., attempt: _Optional[int] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[_Union[RunError, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., multitask_strategy: _Optional[_Union[MultitaskStrategy, str]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_node: _Optional[str] = ..., step: _Optional[int] = ..., on_disconnect: _Optional[_Union[OnDisconnect, str]] = ...) -> None: ...
+    webhook: WebhookDelivery
+    def __init__(self, run_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., assistant_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., attempt: _Optional[int] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[_Union[RunError, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., multitask_strategy: _Optional[_Union[MultitaskStrategy, str]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_node: _Optional[str] = ..., step: _Optional[int] = ..., on_disconnect: _Optional[_Union[OnDisconnect, str]] = ..., webhook: _Optional[_Union[WebhookDelivery, _Mapping]] = ...) -> None: ...
+
+class WebhookDelivery(_message.Message):
+    __slots__ = ("url", "status", "attempts", "last_error", "delivered_at", "next_attempt_at")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    DELIVERED_AT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_ATTEMPT_AT_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    status: WebhookStatus
+    attempts: int
+    last_error: str
+    delivered_at: _timestamp_pb2.Timestamp
+    next_attempt_at: _timestamp_pb2.Timestamp
+    def __init__(self, url: _Optional[str] = ..., status: _Optional[_Union[WebhookStatus, str]] = ..., attempts: _Optional[int] = ..., last_error: _Optional[str] = ..., delivered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class RunError(_message.Message):
     __slots__ = ("type", "message", "reason")
@@ -129,7 +158,7 @@ class RunError(_message.Message):
     def __init__(self, type: _Optional[str] = ..., message: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class RunSpec(_message.Message):
-    __slots__ = ("thread_id", "assistant_id", "input", "command", "config", "metadata", "interrupt_before", "interrupt_after", "multitask_strategy", "if_not_exists", "checkpoint_id", "granularity", "timeout", "durability", "on_disconnect", "context", "input_value")
+    __slots__ = ("thread_id", "assistant_id", "input", "command", "config", "metadata", "interrupt_before", "interrupt_after", "multitask_strategy", "if_not_exists", "checkpoint_id", "granularity", "timeout", "durability", "on_disconnect", "context", "input_value", "webhook")
     THREAD_ID_FIELD_NUMBER: _ClassVar[int]
     ASSISTANT_ID_FIELD_NUMBER: _ClassVar[int]
     INPUT_FIELD_NUMBER: _ClassVar[int]
@@ -147,6 +176,7 @@ class RunSpec(_message.Message):
     ON_DISCONNECT_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     INPUT_VALUE_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
     thread_id: str
     assistant_id: str
     input: _struct_pb2.Struct
@@ -164,7 +194,8 @@ class RunSpec(_message.Message):
     on_disconnect: OnDisconnect
     context: _struct_pb2.Struct
     input_value: _struct_pb2.Value
-    def __init__(self, thread_id: _Optional[str] = ..., assistant_id: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., command: _Optional[_Union[Command, _Mapping]] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., interrupt_before: _Optional[_Iterable[str]] = ..., interrupt_after: _Optional[_Iterable[str]] = ..., multitask_strategy: _Optional[_Union[MultitaskStrategy, str]] = ..., if_not_exists: _Optional[_Union[IfNotExists, str]] = ..., checkpoint_id: _Optional[str] = ..., granularity: _Optional[_Union[Granularity, str]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., durability: _Optional[_Union[Durability, str]] = ..., on_disconnect: _Optional[_Union[OnDisconnect, str]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., input_value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
+    webhook: str
+    def __init__(self, thread_id: _Optional[str] = ..., assistant_id: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., command: _Optional[_Union[Command, _Mapping]] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., interrupt_before: _Optional[_Iterable[str]] = ..., interrupt_after: _Optional[_Iterable[str]] = ..., multitask_strategy: _Optional[_Union[MultitaskStrategy, str]] = ..., if_not_exists: _Optional[_Union[IfNotExists, str]] = ..., checkpoint_id: _Optional[str] = ..., granularity: _Optional[_Union[Granularity, str]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., durability: _Optional[_Union[Durability, str]] = ..., on_disconnect: _Optional[_Union[OnDisconnect, str]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., input_value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., webhook: _Optional[str] = ...) -> None: ...
 
 class Command(_message.Message):
     __slots__ = ("resume", "update", "goto")

@@ -256,6 +256,7 @@ def parse_run_spec(spec: run_pb2.RunSpec, stream_modes: list[str] | None = None,
         durability=_DURABILITY[spec.durability],
         stream_modes=modes,
         subgraphs=subgraphs,
+        webhook=spec.webhook or None,
         timeout=timeout,
         on_disconnect=_ON_DISCONNECT[spec.on_disconnect],
         context=context,
@@ -342,7 +343,19 @@ def run_to_proto(run: RunRecord) -> run_pb2.Run:
     if run.error:
         message.error.CopyFrom(run_pb2.RunError(type=run.error.get("type", ""), message=run.error.get("message", ""),
                                                 reason=run.error.get("reason", "")))
+    if run.webhook:  # its delivery
+        w = run.webhook
+        message.webhook.CopyFrom(run_pb2.WebhookDelivery(
+            url=w["url"], status=_WEBHOOK_STATUS[w["status"]], attempts=w["attempts"], last_error=w.get("last_error") or "",
+            delivered_at=_timestamp(w.get("delivered_at")),
+            next_attempt_at=_timestamp(w["next_attempt_at"]) if w["status"] == "pending" else None))
+    elif url := (run.spec or {}).get("webhook"):  # not ended yet
+        message.webhook.CopyFrom(run_pb2.WebhookDelivery(url=url, status=run_pb2.WEBHOOK_STATUS_PENDING))
     return message
+
+
+_WEBHOOK_STATUS = {"pending": run_pb2.WEBHOOK_STATUS_PENDING, "delivered": run_pb2.WEBHOOK_STATUS_DELIVERED,
+                   "failed": run_pb2.WEBHOOK_STATUS_FAILED}
 
 
 _TTL_STRATEGIES = {"delete": thread_pb2.TTL_STRATEGY_DELETE, "keep_latest": thread_pb2.TTL_STRATEGY_KEEP_LATEST}

@@ -15,6 +15,7 @@ from ..runner import GraphRunner
 from ..storage.records import RunRecord
 from .convert import (MAX_PAGE_SIZE, RUN_STATUS, duration_seconds, event_to_proto, fill_end, parse_run_spec,
                       require_uuid, run_to_proto)
+from ..webhooks import WebhookPolicy
 from .errors import DATABASE_ERRORS, rpc
 
 RUN_ID_KEY = "graphrun-run-id"
@@ -69,8 +70,9 @@ def _spec_timeout(spec) -> float | None:
 
 
 class RunServicer(run_service_pb2_grpc.RunServiceServicer):
-    def __init__(self, runner: GraphRunner):
+    def __init__(self, runner: GraphRunner, webhooks: WebhookPolicy | None = None):
         self.runner = runner
+        self.webhooks = webhooks or WebhookPolicy(None, None)
 
     async def _submit(self, spec, stream_modes, context, subgraphs: bool = False) -> tuple[RunRecord, list[bool]]:
         """Start the run; if the call goes away before the run's end was detached, stop the
@@ -83,6 +85,8 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         that leaves while a response is being written cancels gRPC's write, outside our code.
         """
         request = parse_run_spec(spec, stream_modes, subgraphs=subgraphs)
+        if request.webhook:
+            self.webhooks.check(request.webhook, "spec.webhook")
         submitting = asyncio.ensure_future(self.runner.submit(request, queue=False))
         try:
             run = await asyncio.shield(submitting)
@@ -171,6 +175,8 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         if violations:
             raise InvalidArgument(violations)
         spec = parse_run_spec(request.spec, list(request.stream_mode), subgraphs=request.subgraphs)
+        if spec.webhook:
+            self.webhooks.check(spec.webhook, "spec.webhook")
         spec.on_disconnect = "continue"
         run = await self.runner.submit(spec, start_delay=delay)
         return pb.RunServiceCreateResponse(run=run_to_proto(run))

@@ -31,6 +31,9 @@ BEGIN
                jsonb_build_object('status', v_run.status, 'error', v_run.error, 'state', NULL)
           FROM graphrun_run_event WHERE run_id = p_run_id;
         PERFORM pg_notify('graphrun_event', p_run_id::text);
+        INSERT INTO graphrun_webhook (run_id, url)  -- its completion webhook, sent from this outbox
+        SELECT p_run_id, v_run.spec->>'webhook' WHERE v_run.spec ? 'webhook'
+            ON CONFLICT DO NOTHING;
         IF graphrun_refresh_thread(v_run.thread_id) THEN
             PERFORM pg_notify('graphrun_run', '');
         END IF;

@@ -23,6 +23,9 @@ BEGIN
       FROM unnest(p_sequences, p_kinds, p_data) AS e(sequence, kind, data)
         ON CONFLICT DO NOTHING;  -- a flush whose answer was lost may have stored some already
     PERFORM pg_notify('graphrun_event', p_run_id::text);
+    INSERT INTO graphrun_webhook (run_id, url)  -- its completion webhook, sent from this outbox
+    SELECT p_run_id, v_run.spec->>'webhook' WHERE v_run.spec ? 'webhook'
+        ON CONFLICT DO NOTHING;
     IF graphrun_refresh_thread(v_run.thread_id,
                                CASE WHEN coalesce(p_error->>'reason', '') = '{{REASON_THREAD_INTERRUPTED}}' THEN NULL
                                     ELSE p_status END) THEN

@@ -69,6 +69,7 @@ class RunRecord:
     ended_at: dt.datetime | None
     owner: str | None = None
     handoffs: int = 0  # clean hand-backs (drain, database outage): executions that did not fail
+    webhook: dict[str, Any] | None = None  # its webhook's delivery (graphrun_webhook), where read with it
 
     @property
     def ended(self) -> bool:
@@ -87,7 +88,7 @@ class Claim:
 
 _RUN_FIELDS = {f.name for f in fields(RunRecord)}
 # begin_run and finish_run know the run's spec already: not sending it back saves bytes and parsing.
-_RUN_COLUMNS_BUT_SPEC = ", ".join(sorted(_RUN_FIELDS - {"spec"}))
+_RUN_COLUMNS_BUT_SPEC = ", ".join(sorted(_RUN_FIELDS - {"spec", "webhook"}))  # webhook: another table
 
 
 def _thread(row: dict) -> ThreadRecord:
@@ -463,7 +464,9 @@ class Records:
         return _run(row) if row and row["run_id"] else None
 
     async def get_run(self, run_id: str) -> RunRecord | None:
-        row = await self._one("SELECT * FROM graphrun_run WHERE run_id = %s AND (%s::text IS NULL OR owner = %s)",
+        row = await self._one("SELECT r.*, to_jsonb(w) AS webhook FROM graphrun_run r"
+                              " LEFT JOIN graphrun_webhook w USING (run_id)"
+                              " WHERE r.run_id = %s AND (%s::text IS NULL OR r.owner = %s)",
                               (run_id, owner_filter(), owner_filter()))
         return _run(row) if row else None
 

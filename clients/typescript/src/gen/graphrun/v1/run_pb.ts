@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file graphrun/v1/run.proto.
  */
 export const file_graphrun_v1_run: GenFile = /*@__PURE__*/
-  fileDesc("ChVncmFwaHJ1bi92MS9ydW4ucHJvdG8SC2dyYXBocnVuLnYxIpgECgNSdW4SDgoGcnVuX2lkGAEgASgJEhEKCXRocmVhZF9pZBgCIAEoCRIUCgxhc3Npc3RhbnRfaWQYAyABKAkSJgoGc3RhdHVzGAQgASgOMhYuZ3JhcGhydW4udjEuUnVuU3RhdHVzEg8KB2F0dGVtcHQYBSABKAUSKQoIbWV0YWRhdGEYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiQKBWVycm9yGAcgASgLMhUuZ3JhcGhydW4udjEuUnVuRXJyb3ISLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOgoSbXVsdGl0YXNrX3N0cmF0ZWd5GAogASgOMh4uZ3JhcGhydW4udjEuTXVsdGl0YXNrU3RyYXRlZ3kSLgoKc3RhcnRlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGN1cnJlbnRfbm9kZRgNIAEoCRIMCgRzdGVwGA4gASgDEjAKDW9uX2Rpc2Nvbm5lY3QYDyABKA4yGS5ncmFwaHJ1bi52MS5PbkRpc2Nvbm5lY3QiOQoIUnVuRXJyb3ISDAoEdHlwZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEg4KBnJlYXNvbhgDIAEoCSKdBQoHUnVuU3BlYxIRCgl0aHJlYWRfaWQYASABKAkSFAoMYXNzaXN0YW50X2lkGAIgASgJEiYKBWlucHV0GAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIlCgdjb21tYW5kGAQgASgLMhQuZ3JhcGhydW4udjEuQ29tbWFuZBInCgZjb25maWcYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EikKCG1ldGFkYXRhGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIYChBpbnRlcnJ1cHRfYmVmb3JlGAcgAygJEhcKD2ludGVycnVwdF9hZnRlchgIIAMoCRI6ChJtdWx0aXRhc2tfc3RyYXRlZ3kYCSABKA4yHi5ncmFwaHJ1bi52MS5NdWx0aXRhc2tTdHJhdGVneRIvCg1pZl9ub3RfZXhpc3RzGAogASgOMhguZ3JhcGhydW4udjEuSWZOb3RFeGlzdHMSFQoNY2hlY2twb2ludF9pZBgLIAEoCRItCgtncmFudWxhcml0eRgMIAEoDjIYLmdyYXBocnVuLnYxLkdyYW51bGFyaXR5EioKB3RpbWVvdXQYDSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKwoKZHVyYWJpbGl0eRgOIAEoDjIXLmdyYXBocnVuLnYxLkR1cmFiaWxpdHkSMAoNb25fZGlzY29ubmVjdBgPIAEoDjIZLmdyYXBocnVuLnYxLk9uRGlzY29ubmVjdBIoCgdjb250ZXh0GBAgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIrCgtpbnB1dF92YWx1ZRgRIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSJoCgdDb21tYW5kEiYKBnJlc3VtZRgBIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRInCgZ1cGRhdGUYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EgwKBGdvdG8YAyADKAkq0wEKCVJ1blN0YXR1cxIaChZSVU5fU1RBVFVTX1VOU1BFQ0lGSUVEEAASFgoSUlVOX1NUQVRVU19QRU5ESU5HEAESFgoSUlVOX1NUQVRVU19SVU5OSU5HEAISFgoSUlVOX1NUQVRVU19TVUNDRVNTEAMSFAoQUlVOX1NUQVRVU19FUlJPUhAEEhYKElJVTl9TVEFUVVNfVElNRU9VVBAFEhoKFlJVTl9TVEFUVVNfSU5URVJSVVBURUQQBhIYChRSVU5fU1RBVFVTX0NBTkNFTExFRBAHKmMKDE9uRGlzY29ubmVjdBIdChlPTl9ESVNDT05ORUNUX1VOU1BFQ0lGSUVEEAASGAoUT05fRElTQ09OTkVDVF9DQU5DRUwQARIaChZPTl9ESVNDT05ORUNUX0NPTlRJTlVFEAIquQEKEU11bHRpdGFza1N0cmF0ZWd5EiIKHk1VTFRJVEFTS19TVFJBVEVHWV9VTlNQRUNJRklFRBAAEh0KGU1VTFRJVEFTS19TVFJBVEVHWV9SRUpFQ1QQARIgChxNVUxUSVRBU0tfU1RSQVRFR1lfSU5URVJSVVBUEAISHwobTVVMVElUQVNLX1NUUkFURUdZX1JPTExCQUNLEAMSHgoaTVVMVElUQVNLX1NUUkFURUdZX0VOUVVFVUUQBCpgCgtJZk5vdEV4aXN0cxIdChlJRl9OT1RfRVhJU1RTX1VOU1BFQ0lGSUVEEAASGAoUSUZfTk9UX0VYSVNUU19SRUpFQ1QQARIYChRJRl9OT1RfRVhJU1RTX0NSRUFURRACKm4KC0dyYW51bGFyaXR5EhsKF0dSQU5VTEFSSVRZX1VOU1BFQ0lGSUVEEAASEwoPR1JBTlVMQVJJVFlfTE9XEAESFwoTR1JBTlVMQVJJVFlfUEFSVElBTBACEhQKEEdSQU5VTEFSSVRZX0ZVTEwQAypoCgpEdXJhYmlsaXR5EhoKFkRVUkFCSUxJVFlfVU5TUEVDSUZJRUQQABITCg9EVVJBQklMSVRZX1NZTkMQARIUChBEVVJBQklMSVRZX0FTWU5DEAISEwoPRFVSQUJJTElUWV9FWElUEANChAEKD2Rldi5ncmFwaHJ1bi52MUIIUnVuUHJvdG9QAVo6Z2l0aHViLmNvbS9ncmFwaHJ1bi9ncmFwaHJ1bi9nZW4vZ28vZ3JhcGhydW4vdjE7Z3JhcGhydW52MaoCC0dyYXBocnVuLlYxygILR3JhcGhydW5cVjHqAgxHcmFwaHJ1bjo6VjFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChVncmFwaHJ1bi92MS9ydW4ucHJvdG8SC2dyYXBocnVuLnYxIscECgNSdW4SDgoGcnVuX2lkGAEgASgJEhEKCXRocmVhZF9pZBgCIAEoCRIUCgxhc3Npc3RhbnRfaWQYAyABKAkSJgoGc3RhdHVzGAQgASgOMhYuZ3JhcGhydW4udjEuUnVuU3RhdHVzEg8KB2F0dGVtcHQYBSABKAUSKQoIbWV0YWRhdGEYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiQKBWVycm9yGAcgASgLMhUuZ3JhcGhydW4udjEuUnVuRXJyb3ISLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOgoSbXVsdGl0YXNrX3N0cmF0ZWd5GAogASgOMh4uZ3JhcGhydW4udjEuTXVsdGl0YXNrU3RyYXRlZ3kSLgoKc3RhcnRlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGN1cnJlbnRfbm9kZRgNIAEoCRIMCgRzdGVwGA4gASgDEjAKDW9uX2Rpc2Nvbm5lY3QYDyABKA4yGS5ncmFwaHJ1bi52MS5PbkRpc2Nvbm5lY3QSLQoHd2ViaG9vaxgQIAEoCzIcLmdyYXBocnVuLnYxLldlYmhvb2tEZWxpdmVyeSLXAQoPV2ViaG9va0RlbGl2ZXJ5EgsKA3VybBgBIAEoCRIqCgZzdGF0dXMYAiABKA4yGi5ncmFwaHJ1bi52MS5XZWJob29rU3RhdHVzEhAKCGF0dGVtcHRzGAMgASgFEhIKCmxhc3RfZXJyb3IYBCABKAkSMAoMZGVsaXZlcmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9uZXh0X2F0dGVtcHRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjkKCFJ1bkVycm9yEgwKBHR5cGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIOCgZyZWFzb24YAyABKAkirgUKB1J1blNwZWMSEQoJdGhyZWFkX2lkGAEgASgJEhQKDGFzc2lzdGFudF9pZBgCIAEoCRImCgVpbnB1dBgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJQoHY29tbWFuZBgEIAEoCzIULmdyYXBocnVuLnYxLkNvbW1hbmQSJwoGY29uZmlnGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIpCghtZXRhZGF0YRgGIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSGAoQaW50ZXJydXB0X2JlZm9yZRgHIAMoCRIXCg9pbnRlcnJ1cHRfYWZ0ZXIYCCADKAkSOgoSbXVsdGl0YXNrX3N0cmF0ZWd5GAkgASgOMh4uZ3JhcGhydW4udjEuTXVsdGl0YXNrU3RyYXRlZ3kSLwoNaWZfbm90X2V4aXN0cxgKIAEoDjIYLmdyYXBocnVuLnYxLklmTm90RXhpc3RzEhUKDWNoZWNrcG9pbnRfaWQYCyABKAkSLQoLZ3JhbnVsYXJpdHkYDCABKA4yGC5ncmFwaHJ1bi52MS5HcmFudWxhcml0eRIqCgd0aW1lb3V0GA0gASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEisKCmR1cmFiaWxpdHkYDiABKA4yFy5ncmFwaHJ1bi52MS5EdXJhYmlsaXR5EjAKDW9uX2Rpc2Nvbm5lY3QYDyABKA4yGS5ncmFwaHJ1bi52MS5PbkRpc2Nvbm5lY3QSKAoHY29udGV4dBgQIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSKwoLaW5wdXRfdmFsdWUYESABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSDwoHd2ViaG9vaxgSIAEoCSJoCgdDb21tYW5kEiYKBnJlc3VtZRgBIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRInCgZ1cGRhdGUYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EgwKBGdvdG8YAyADKAkqhAEKDVdlYmhvb2tTdGF0dXMSHgoaV0VCSE9PS19TVEFUVVNfVU5TUEVDSUZJRUQQABIaChZXRUJIT09LX1NUQVRVU19QRU5ESU5HEAESHAoYV0VCSE9PS19TVEFUVVNfREVMSVZFUkVEEAISGQoVV0VCSE9PS19TVEFUVVNfRkFJTEVEEAMq0wEKCVJ1blN0YXR1cxIaChZSVU5fU1RBVFVTX1VOU1BFQ0lGSUVEEAASFgoSUlVOX1NUQVRVU19QRU5ESU5HEAESFgoSUlVOX1NUQVRVU19SVU5OSU5HEAISFgoSUlVOX1NUQVRVU19TVUNDRVNTEAMSFAoQUlVOX1NUQVRVU19FUlJPUhAEEhYKElJVTl9TVEFUVVNfVElNRU9VVBAFEhoKFlJVTl9TVEFUVVNfSU5URVJSVVBURUQQBhIYChRSVU5fU1RBVFVTX0NBTkNFTExFRBAHKmMKDE9uRGlzY29ubmVjdBIdChlPTl9ESVNDT05ORUNUX1VOU1BFQ0lGSUVEEAASGAoUT05fRElTQ09OTkVDVF9DQU5DRUwQARIaChZPTl9ESVNDT05ORUNUX0NPTlRJTlVFEAIquQEKEU11bHRpdGFza1N0cmF0ZWd5EiIKHk1VTFRJVEFTS19TVFJBVEVHWV9VTlNQRUNJRklFRBAAEh0KGU1VTFRJVEFTS19TVFJBVEVHWV9SRUpFQ1QQARIgChxNVUxUSVRBU0tfU1RSQVRFR1lfSU5URVJSVVBUEAISHwobTVVMVElUQVNLX1NUUkFURUdZX1JPTExCQUNLEAMSHgoaTVVMVElUQVNLX1NUUkFURUdZX0VOUVVFVUUQBCpgCgtJZk5vdEV4aXN0cxIdChlJRl9OT1RfRVhJU1RTX1VOU1BFQ0lGSUVEEAASGAoUSUZfTk9UX0VYSVNUU19SRUpFQ1QQARIYChRJRl9OT1RfRVhJU1RTX0NSRUFURRACKm4KC0dyYW51bGFyaXR5EhsKF0dSQU5VTEFSSVRZX1VOU1BFQ0lGSUVEEAASEwoPR1JBTlVMQVJJVFlfTE9XEAESFwoTR1JBTlVMQVJJVFlfUEFSVElBTBACEhQKEEdSQU5VTEFSSVRZX0ZVTEwQAypoCgpEdXJhYmlsaXR5EhoKFkRVUkFCSUxJVFlfVU5TUEVDSUZJRUQQABITCg9EVVJBQklMSVRZX1NZTkMQARIUChBEVVJBQklMSVRZX0FTWU5DEAISEwoPRFVSQUJJTElUWV9FWElUEANChAEKD2Rldi5ncmFwaHJ1bi52MUIIUnVuUHJvdG9QAVo6Z2l0aHViLmNvbS9ncmFwaHJ1bi9ncmFwaHJ1bi9nZW4vZ28vZ3JhcGhydW4vdjE7Z3JhcGhydW52MaoCC0dyYXBocnVuLlYxygILR3JhcGhydW5cVjHqAgxHcmFwaHJ1bjo6VjFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * A run: one execution of a graph on a thread. Runs are durable records in
@@ -129,6 +129,13 @@ export type Run = Message<"graphrun.v1.Run"> & {
    * @generated from field: graphrun.v1.OnDisconnect on_disconnect = 15;
    */
   onDisconnect: OnDisconnect;
+
+  /**
+   * The delivery of the run's webhook, when it names one.
+   *
+   * @generated from field: graphrun.v1.WebhookDelivery webhook = 16;
+   */
+  webhook?: WebhookDelivery | undefined;
 };
 
 /**
@@ -137,6 +144,63 @@ export type Run = Message<"graphrun.v1.Run"> & {
  */
 export const RunSchema: GenMessage<Run> = /*@__PURE__*/
   messageDesc(file_graphrun_v1_run, 0);
+
+/**
+ * The delivery of a run's completion webhook.
+ *
+ * @generated from message graphrun.v1.WebhookDelivery
+ */
+export type WebhookDelivery = Message<"graphrun.v1.WebhookDelivery"> & {
+  /**
+   * Where it is sent.
+   *
+   * @generated from field: string url = 1;
+   */
+  url: string;
+
+  /**
+   * Where the delivery is.
+   *
+   * @generated from field: graphrun.v1.WebhookStatus status = 2;
+   */
+  status: WebhookStatus;
+
+  /**
+   * How many times it was tried.
+   *
+   * @generated from field: int32 attempts = 3;
+   */
+  attempts: number;
+
+  /**
+   * Why the last try failed (an HTTP status, a network error, a refused
+   * address). Empty after a success.
+   *
+   * @generated from field: string last_error = 4;
+   */
+  lastError: string;
+
+  /**
+   * When the receiver accepted it (answered 2xx).
+   *
+   * @generated from field: google.protobuf.Timestamp delivered_at = 5;
+   */
+  deliveredAt?: Timestamp | undefined;
+
+  /**
+   * When it is tried next, while PENDING.
+   *
+   * @generated from field: google.protobuf.Timestamp next_attempt_at = 6;
+   */
+  nextAttemptAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message graphrun.v1.WebhookDelivery.
+ * Use `create(WebhookDeliverySchema)` to create a new message.
+ */
+export const WebhookDeliverySchema: GenMessage<WebhookDelivery> = /*@__PURE__*/
+  messageDesc(file_graphrun_v1_run, 1);
 
 /**
  * Why a run did not succeed.
@@ -173,7 +237,7 @@ export type RunError = Message<"graphrun.v1.RunError"> & {
  * Use `create(RunErrorSchema)` to create a new message.
  */
 export const RunErrorSchema: GenMessage<RunError> = /*@__PURE__*/
-  messageDesc(file_graphrun_v1_run, 1);
+  messageDesc(file_graphrun_v1_run, 2);
 
 /**
  * What a run executes: shared by `Wait` and `Stream`.
@@ -340,6 +404,20 @@ export type RunSpec = Message<"graphrun.v1.RunSpec"> & {
    * @generated from field: google.protobuf.Value input_value = 17;
    */
   inputValue?: Value | undefined;
+
+  /**
+   * A URL to POST the run and its final state to when the run ends (in any
+   * status), from a durable outbox, at least once, retried with backoff,
+   * signed (`graphrun-signature: sha256=<hex HMAC-SHA256 of
+   * "<graphrun-timestamp>.<body>">` with the server's
+   * `GRAPHRUN_WEBHOOK_SECRET`), the run id in `graphrun-webhook-id` for
+   * deduplication. Its host must be allowed by `GRAPHRUN_WEBHOOK_ALLOWED_HOSTS`
+   * (INVALID_ARGUMENT otherwise); private and loopback addresses only when
+   * listed by name. `Run.webhook` shows the delivery.
+   *
+   * @generated from field: string webhook = 18;
+   */
+  webhook: string;
 };
 
 /**
@@ -347,7 +425,7 @@ export type RunSpec = Message<"graphrun.v1.RunSpec"> & {
  * Use `create(RunSpecSchema)` to create a new message.
  */
 export const RunSpecSchema: GenMessage<RunSpec> = /*@__PURE__*/
-  messageDesc(file_graphrun_v1_run, 2);
+  messageDesc(file_graphrun_v1_run, 3);
 
 /**
  * A LangGraph `Command`, for continuing a thread.
@@ -383,7 +461,48 @@ export type Command = Message<"graphrun.v1.Command"> & {
  * Use `create(CommandSchema)` to create a new message.
  */
 export const CommandSchema: GenMessage<Command> = /*@__PURE__*/
-  messageDesc(file_graphrun_v1_run, 3);
+  messageDesc(file_graphrun_v1_run, 4);
+
+/**
+ * Where a webhook's delivery is.
+ *
+ * @generated from enum graphrun.v1.WebhookStatus
+ */
+export enum WebhookStatus {
+  /**
+   * Never sent by the server.
+   *
+   * @generated from enum value: WEBHOOK_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Waiting for the run to end, or for its next try.
+   *
+   * @generated from enum value: WEBHOOK_STATUS_PENDING = 1;
+   */
+  PENDING = 1,
+
+  /**
+   * The receiver answered 2xx.
+   *
+   * @generated from enum value: WEBHOOK_STATUS_DELIVERED = 2;
+   */
+  DELIVERED = 2,
+
+  /**
+   * Every try failed; no more are made.
+   *
+   * @generated from enum value: WEBHOOK_STATUS_FAILED = 3;
+   */
+  FAILED = 3,
+}
+
+/**
+ * Describes the enum graphrun.v1.WebhookStatus.
+ */
+export const WebhookStatusSchema: GenEnum<WebhookStatus> = /*@__PURE__*/
+  enumDesc(file_graphrun_v1_run, 0);
 
 /**
  * Where a run is in its life.
@@ -457,7 +576,7 @@ export enum RunStatus {
  * Describes the enum graphrun.v1.RunStatus.
  */
 export const RunStatusSchema: GenEnum<RunStatus> = /*@__PURE__*/
-  enumDesc(file_graphrun_v1_run, 0);
+  enumDesc(file_graphrun_v1_run, 1);
 
 /**
  * What happens to a run when the call that started it goes away.
@@ -493,7 +612,7 @@ export enum OnDisconnect {
  * Describes the enum graphrun.v1.OnDisconnect.
  */
 export const OnDisconnectSchema: GenEnum<OnDisconnect> = /*@__PURE__*/
-  enumDesc(file_graphrun_v1_run, 1);
+  enumDesc(file_graphrun_v1_run, 2);
 
 /**
  * What to do when a thread already has a run in flight.
@@ -544,7 +663,7 @@ export enum MultitaskStrategy {
  * Describes the enum graphrun.v1.MultitaskStrategy.
  */
 export const MultitaskStrategySchema: GenEnum<MultitaskStrategy> = /*@__PURE__*/
-  enumDesc(file_graphrun_v1_run, 2);
+  enumDesc(file_graphrun_v1_run, 3);
 
 /**
  * What to do when a run names a thread that does not exist.
@@ -578,7 +697,7 @@ export enum IfNotExists {
  * Describes the enum graphrun.v1.IfNotExists.
  */
 export const IfNotExistsSchema: GenEnum<IfNotExists> = /*@__PURE__*/
-  enumDesc(file_graphrun_v1_run, 3);
+  enumDesc(file_graphrun_v1_run, 4);
 
 /**
  * How much of the thread state a run returns.
@@ -620,7 +739,7 @@ export enum Granularity {
  * Describes the enum graphrun.v1.Granularity.
  */
 export const GranularitySchema: GenEnum<Granularity> = /*@__PURE__*/
-  enumDesc(file_graphrun_v1_run, 4);
+  enumDesc(file_graphrun_v1_run, 5);
 
 /**
  * When a run writes its checkpoints (LangGraph's `durability`).
@@ -663,5 +782,5 @@ export enum Durability {
  * Describes the enum graphrun.v1.Durability.
  */
 export const DurabilitySchema: GenEnum<Durability> = /*@__PURE__*/
-  enumDesc(file_graphrun_v1_run, 5);
+  enumDesc(file_graphrun_v1_run, 6);
 
