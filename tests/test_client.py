@@ -90,7 +90,7 @@ def check_agent_stream(events: list[Event]) -> None:
     assert complete[0]["tool_calls"][0]["name"] == "search_archives"
     assert complete[-1]["content"] == text
     tasks = [(e.data["name"], e.data["phase"]) for e in events if e.kind == "task"]
-    assert tasks[0] == ("agent", "TASK_PHASE_STARTED") and tasks[-1] == ("agent", "TASK_PHASE_FINISHED")
+    assert tasks[0] == ("agent", "started") and tasks[-1] == ("agent", "finished")
     result = events[-1].result
     assert result is not None and result.status == "success" and result.run_id == run_id
     assert "15. Januar 2025" in result.messages[-1]["content"]
@@ -171,7 +171,7 @@ def gated(tag: str) -> dict[str, Any]:
 
 
 def n2_started(event: Event) -> bool:
-    return event.kind == "task" and event.data["name"] == "n2" and event.data["phase"] == "TASK_PHASE_STARTED"
+    return event.kind == "task" and event.data["name"] == "n2" and event.data["phase"] == "started"
 
 
 def check_cancelled_join(run_id: str, seen: list[Event], rest: list[Event], error: GraphrunError) -> None:
@@ -199,10 +199,10 @@ async def test_async_create_join_cancel(client: AsyncClient) -> None:
     seen: list[Event] = []
     while not seen or not n2_started(seen[-1]):
         seen.append(await anext(events))
-    assert (await client.get_run(run_id))["status"] == "RUN_STATUS_RUNNING"
+    assert (await client.get_run(run_id))["status"] == "running"
 
     cancelled = await client.cancel_run(run_id, wait=True)
-    assert cancelled["status"] == "RUN_STATUS_CANCELLED" and status_name(cancelled) == "cancelled"
+    assert cancelled["status"] == "cancelled" and status_name(cancelled) == "cancelled"
     assert cancelled["error"]["reason"] == "RUN_CANCELLED" and cancelled["ended_at"]
 
     rest: list[Event] = []
@@ -257,7 +257,7 @@ async def test_background_run_succeeds_and_is_listed(client: AsyncClient, sync_c
     assert result.values["log"] == ["s:n1", "s:n2", "s:n3", "s:n4"]
 
     got = await client.get_run(run_id)
-    assert (got["run_id"], got["thread_id"], got["status"]) == (run_id, thread_id, "RUN_STATUS_SUCCESS")
+    assert (got["run_id"], got["thread_id"], got["status"]) == (run_id, thread_id, "success")
     assert got["metadata"] == {"n": 1} and got["attempt"] == 1 and "error" not in got
     assert got["started_at"] and got["ended_at"]
     assert await in_thread(sync_client.get_run, run_id) == got
@@ -294,7 +294,7 @@ async def test_background_run_succeeds_and_is_listed(client: AsyncClient, sync_c
 async def test_cancel_a_delayed_run(client: AsyncClient, sync_client: Client) -> None:
     run = await client.create_run("steps", {}, start_delay=3600)
     run_id, thread_id = run["run_id"], run["thread_id"]
-    assert run["status"] == "RUN_STATUS_PENDING" and "started_at" not in run
+    assert run["status"] == "pending" and "started_at" not in run
     pending, _ = await client.list_runs(thread_id, statuses=["pending"])
     assert [r["run_id"] for r in pending] == [run_id]
 
@@ -476,7 +476,7 @@ async def test_async_thread_lifecycle(client: AsyncClient) -> None:
     thread = await client.create_thread(metadata={"user": "ada", "n": 1})
     thread_id = thread["thread_id"]
     assert thread["metadata"] == {"user": "ada", "n": 1}
-    assert thread["status"] == "THREAD_STATUS_IDLE"
+    assert thread["status"] == "idle"
     assert (await client.get_thread(thread_id))["thread_id"] == thread_id
 
     empty = await client.get_state(thread_id)
@@ -668,9 +668,9 @@ def test_run_spec_from_plain_values() -> None:
                              on_disconnect="continue", interrupt_after=("a",))
     assert _convert.to_dict(spec) | {"input": None} == {
         "assistant_id": "agent", "thread_id": "t", "input": None, "config": {"tags": ["x"]},
-        "multitask_strategy": "MULTITASK_STRATEGY_REJECT", "if_not_exists": "IF_NOT_EXISTS_CREATE",
-        "granularity": "GRANULARITY_PARTIAL", "durability": "DURABILITY_EXIT", "timeout": "1.500s",
-        "on_disconnect": "ON_DISCONNECT_CONTINUE", "interrupt_before": [], "interrupt_after": ["a"],
+        "multitask_strategy": "reject", "if_not_exists": "create",
+        "granularity": "partial", "durability": "exit", "timeout": "1.500s",
+        "on_disconnect": "continue", "interrupt_before": [], "interrupt_after": ["a"],
         "checkpoint_id": ""}
     assert _convert.to_dict(spec)["input"] == {"n": 1}
     command = _convert.run_spec("agent", command={"resume": {"ok": True}, "update": {"k": "v"}, "goto": "node"}).command
