@@ -21,7 +21,8 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from graphrun import (AsyncClient, Client, Event, GraphrunError, InvalidArgumentError, NotFoundError,
-                      RunCancelledError, RunFailedError, RunResult, RunTimeoutError, UnavailableError, status_name)
+                      RunCancelledError, RunFailedError, RunResult, RunStillRunningError, RunTimeoutError,
+                      ThreadInterruptedError, ThreadNotFoundError, UnavailableError, status_name)
 from graphrun import _convert
 from graphrun.v1 import (assistant_service_pb2, event_pb2, run_service_pb2, run_service_pb2_grpc, thread_pb2,
                          thread_service_pb2, thread_service_pb2_grpc)
@@ -559,6 +560,27 @@ async def test_unknown_thread_is_not_found(client: AsyncClient, sync_client: Cli
     with pytest.raises(NotFoundError) as info:
         await in_thread(sync_client.get_thread, missing)
     assert info.value.reason == "THREAD_NOT_FOUND"
+
+
+async def test_reasons_raise_their_own_classes(client: AsyncClient, sync_client: Client, database_url: str) -> None:
+    paused = await client.wait("approval", ask("ship it"))
+    with pytest.raises(ThreadInterruptedError) as info:
+        await client.wait("approval", ask("something else"), thread_id=paused.thread_id)
+    assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION and info.value.thread_id == paused.thread_id
+    with pytest.raises(ThreadInterruptedError):
+        await in_thread(sync_client.wait, "approval", ask("something else"), thread_id=paused.thread_id)
+    with pytest.raises(ThreadNotFoundError):
+        await in_thread(sync_client.get_state, str(uuid.uuid4()))
+
+    # The call's deadline passes while the run, told to outlive its caller, goes on.
+    with pytest.raises(RunStillRunningError) as still:
+        await client.wait("durable", gated("s"), on_disconnect="continue", deadline=1.0)
+    assert isinstance(still.value, RunTimeoutError) and still.value.reason == "RUN_STILL_RUNNING"
+    run_id = still.value.run_id
+    assert run_id and status_name(await client.get_run(run_id)) == "running"
+    await in_thread(open_gate, database_url, f"{run_id}-1")
+    events = [event async for event in client.join(run_id)]
+    assert events[-1].result is not None and events[-1].result.status == "success"
 
 
 async def test_invalid_thread_id_names_the_field(client: AsyncClient, sync_client: Client) -> None:
