@@ -20,12 +20,12 @@ from ._async import AsyncClient
 from ._errors import (AbortedError, AlreadyExistsError, AssistantNotFoundError, CheckpointNamespaceNotFoundError,
                       CheckpointNotFoundError, DatabaseUnavailableError, FailedPreconditionError, GraphrunError,
                       InternalError, InvalidArgumentError, ItemNotFoundError, NamespaceNotOwnedError, NotFoundError,
-                      PermissionDeniedError, QueueFullError, ReplicaBusyError, ResourceExhaustedError,
-                      RunCancelledError, RunFailedError, RunNotFoundError, RunStillRunningError, RunTimeoutError,
-                      ServerDrainingError, ThreadAlreadyExistsError, ThreadBusyError, ThreadHasNoAssistantError,
-                      ThreadInterruptedError, ThreadNotFoundError, TokenExpiredError, TokenInvalidError,
-                      TokenMalformedError, TokenMissingError, TokenNotYetValidError, UnauthenticatedError,
-                      UnavailableError)
+                      PermissionDeniedError, PruneRefusedError, QueueFullError, ReadOnlyScopeError, ReplicaBusyError,
+                      ResourceExhaustedError, RunCancelledError, RunFailedError, RunNotFoundError,
+                      RunStillRunningError, RunTimeoutError, ServerDrainingError, ThreadAlreadyExistsError,
+                      ThreadBusyError, ThreadHasNoAssistantError, ThreadInterruptedError, ThreadNotFoundError,
+                      TokenExpiredError, TokenInvalidError, TokenMalformedError, TokenMissingError,
+                      TokenNotYetValidError, UnauthenticatedError, UnavailableError)
 from ._sync import Client
 from ._types import (CancelAction, Durability, Event, EventKind, Granularity, IfNotExists, MultitaskStrategy,
                      OnDisconnect, RunOptions, RunResult, RunStatus, StreamMode, ThreadStatus, status_name)
@@ -55,7 +55,9 @@ __all__ = [
     "NotFoundError",
     "OnDisconnect",
     "PermissionDeniedError",
+    "PruneRefusedError",
     "QueueFullError",
+    "ReadOnlyScopeError",
     "ReplicaBusyError",
     "ResourceExhaustedError",
     "RunCancelledError",

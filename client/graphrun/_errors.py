@@ -32,7 +32,9 @@ __all__ = [
     "NamespaceNotOwnedError",
     "NotFoundError",
     "PermissionDeniedError",
+    "PruneRefusedError",
     "QueueFullError",
+    "ReadOnlyScopeError",
     "ReplicaBusyError",
     "ResourceExhaustedError",
     "RunCancelledError",
@@ -160,6 +162,10 @@ class NamespaceNotOwnedError(PermissionDeniedError):
     label is not the caller's."""
 
 
+class ReadOnlyScopeError(PermissionDeniedError):
+    """`READ_ONLY_SCOPE`: the caller's token has the `graphrun:read` scope and the call changes something."""
+
+
 class AlreadyExistsError(GraphrunError):
     """Something with the requested id already exists."""
 
@@ -206,6 +212,11 @@ class ThreadInterruptedError(FailedPreconditionError):
 
 class ThreadHasNoAssistantError(FailedPreconditionError):
     """`THREAD_HAS_NO_ASSISTANT`: `update_state` on a thread that never ran a graph."""
+
+
+class PruneRefusedError(FailedPreconditionError):
+    """`PRUNE_REFUSED`: the thread cannot be pruned to its latest checkpoint (its graph has delta
+    channels, which LangGraph keeps whole); keep it, or delete it."""
 
 
 class UnauthenticatedError(GraphrunError):
@@ -286,6 +297,7 @@ BY_REASON: dict[str, type[GraphrunError]] = {
     "RUN_NOT_FOUND": RunNotFoundError,
     "ITEM_NOT_FOUND": ItemNotFoundError,
     "NAMESPACE_NOT_OWNED": NamespaceNotOwnedError,
+    "READ_ONLY_SCOPE": ReadOnlyScopeError,
     "THREAD_ALREADY_EXISTS": ThreadAlreadyExistsError,
     "THREAD_BUSY": ThreadBusyError,
     "RUN_FAILED": RunFailedError,
@@ -294,6 +306,7 @@ BY_REASON: dict[str, type[GraphrunError]] = {
     "RUN_CANCELLED": RunCancelledError,
     "THREAD_INTERRUPTED": ThreadInterruptedError,
     "THREAD_HAS_NO_ASSISTANT": ThreadHasNoAssistantError,
+    "PRUNE_REFUSED": PruneRefusedError,
     "TOKEN_MISSING": TokenMissingError,
     "TOKEN_MALFORMED": TokenMalformedError,
     "TOKEN_INVALID": TokenInvalidError,
