@@ -55,6 +55,8 @@ RULES = [
     (re.compile(r"\bgrpc\.aio\."), "grpc."),
 ]
 LEFTOVER = re.compile(r"\b(async|await|aio|asyncio|anext|aclose)\b")
+# An async generator cannot `yield from`; the sync one should.
+YIELD_EACH = re.compile(r"^( *)for (\w+) in (.+):\n\1    yield \2\n", re.M)
 FROM_IMPORT = re.compile(r"^from (\S+) import ([\w, ]+)$")
 
 
@@ -125,10 +127,11 @@ def generate(source: str) -> str:
             new = _sorted_import(new)
         leftover = LEFTOVER.search(new)
         if leftover:
-            raise SystemExit(f"gen_sync_client: _async.py:{row} keeps {leftover[0]!r} after the rewrite: {line.strip()}")
+            raise SystemExit(f"gen_sync_client: _async.py:{row} keeps {leftover[0]!r} after the rewrite: "
+                             f"{line.strip()}")
         new_lines.append(new)
 
-    text = "\n".join(new_lines) + "\n"
+    text = YIELD_EACH.sub(r"\1yield from \3\n", "\n".join(new_lines) + "\n")
     for number, replacement in enumerate(protected):
         text = text.replace(f"@@{number}@@", replacement)
     return HEADER + SYNC_DOCSTRING + "\n" + text

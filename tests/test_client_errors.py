@@ -41,7 +41,7 @@ def test_the_readme_table_was_read() -> None:
 
 def test_every_reason_has_its_own_class() -> None:
     classes = [_errors.BY_REASON.get(reason) for _, reason in REASONS]
-    assert [reason for (_, reason), cls in zip(REASONS, classes) if cls is None] == []
+    assert [reason for (_, reason), cls in zip(REASONS, classes, strict=True) if cls is None] == []
     assert len(set(classes)) == len(classes), "two reasons share a class"
     assert set(_errors.BY_REASON) == {reason for _, reason in REASONS}, "a class for a reason the README lacks"
 
@@ -119,4 +119,5 @@ def test_errors_still_pickle() -> None:
                                                 error_details_pb2.ErrorInfo(reason="THREAD_INTERRUPTED",
                                                                             metadata={"thread_id": "t"})))
     copy = pickle.loads(pickle.dumps(error))
-    assert type(copy) is graphrun.ThreadInterruptedError and (copy.reason, copy.thread_id) == ("THREAD_INTERRUPTED", "t")
+    assert type(copy) is graphrun.ThreadInterruptedError
+    assert (copy.reason, copy.thread_id) == ("THREAD_INTERRUPTED", "t")

@@ -39,7 +39,7 @@ MISSING_RUN = "00000000-0000-0000-0000-00000000dead"
 
 def test_the_sync_client_is_generated_from_the_async_one_and_not_stale() -> None:
     fresh = gen_sync_client.generate(gen_sync_client.ASYNC.read_text())
-    assert gen_sync_client.SYNC.read_text() == fresh, "client/graphrun/_sync.py is stale: run scripts/gen_sync_client.py"
+    assert gen_sync_client.SYNC.read_text() == fresh, "_sync.py is stale: run scripts/gen_sync_client.py"
 
 
 # -- the same methods, parameters and annotations ---------------------------------------------

@@ -39,7 +39,7 @@ def to_dict(message: Message) -> dict[str, Any]:
 
 def enum_prefix(enum: EnumDescriptor) -> str:
     """`RUN_STATUS_` for RunStatus: the zero value's name less `UNSPECIFIED` (buf's enum rules)."""
-    return enum.values_by_number[0].name.removesuffix("UNSPECIFIED")
+    return str(enum.values_by_number[0].name).removesuffix("UNSPECIFIED")
 
 
 def enum_name(enum: EnumDescriptor, name: Any) -> Any:
@@ -118,10 +118,11 @@ def to_value(value: Any) -> struct_pb2.Value:
     return message
 
 
-def _enum(value: str | int | None, enum_type: Any, option: str) -> int:
-    """`"create"` -> IF_NOT_EXISTS_CREATE: lowercase names keep callers free of the stubs.
+def _enum(value: str | int | None, enum_type: Any, option: str) -> Any:
+    """`"create"` -> IF_NOT_EXISTS_CREATE (its number): lowercase names keep callers free of the stubs.
 
     The full enum name (`"IF_NOT_EXISTS_CREATE"`, as the stubs spell it) and the number are accepted too.
+    (Typed Any: the stubs type each enum field as its own enum class, which a number of any enum is not.)
     """
     if value is None:
         return 0
@@ -133,7 +134,7 @@ def _enum(value: str | int | None, enum_type: Any, option: str) -> int:
     if not name.startswith(prefix):
         name = prefix + name
     try:
-        return cast(int, enum_type.Value(name))
+        return enum_type.Value(name)
     except ValueError:
         choices = ", ".join(enum_name(enum, v.name) for v in enum.values if v.number != 0)
         raise ValueError(f"{option} must be one of {choices}, got {value!r}") from None

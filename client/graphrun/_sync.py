@@ -192,8 +192,7 @@ class Client:
         token: str | None = None
         while True:
             runs, token = self.list_runs(thread_id, statuses, page_size, token)
-            for run in runs:
-                yield run
+            yield from runs
             if not token:
                 return
 
@@ -261,8 +260,7 @@ class Client:
         token: str | None = None
         while True:
             threads, token = self.list_threads(statuses, metadata, assistant_id, page_size, token)
-            for thread in threads:
-                yield thread
+            yield from threads
             if not token:
                 return
 
@@ -303,8 +301,7 @@ class Client:
         token: str | None = None
         while True:
             states, token = self.get_history(thread_id, page_size, token, checkpoint_ns=checkpoint_ns)
-            for state in states:
-                yield state
+            yield from states
             if not token:
                 return
 

@@ -41,7 +41,7 @@ import grpc
 
 from ._errors import GraphrunError, InvalidArgumentError, NotFoundError
 from ._sync import Client
-from ._types import Event, RunResult, RunStatus, ThreadStatus, status_name
+from ._types import Event, RunResult, RunStatus, StreamMode, ThreadStatus, status_name
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 DEFAULT_ASSISTANT = "agent"
@@ -168,7 +168,7 @@ STREAM_MODES = ("values", "updates", "messages", "messages-tuple", "custom", "ta
 # What `stream` and `runs create` ask for without --stream-mode: the conversation as it is
 # generated (messages), what each node wrote (updates, less the messages already shown), what
 # nodes sent with the stream writer (custom), and node starts and ends (tasks: failures shown).
-DEFAULT_STREAM_MODES = ("messages", "updates", "custom", "tasks")
+DEFAULT_STREAM_MODES: tuple[StreamMode, ...] = ("messages", "updates", "custom", "tasks")
 
 
 def _namespace_prefix(namespace: Sequence[str]) -> str:
@@ -723,7 +723,7 @@ def _follow(args: argparse.Namespace, client: Client, events: Iterator[Event], p
     return 0
 
 
-def _stream_modes(args: argparse.Namespace) -> tuple[str, ...]:
+def _stream_modes(args: argparse.Namespace) -> tuple[StreamMode, ...]:
     return tuple(dict.fromkeys(args.stream_mode)) if args.stream_mode else DEFAULT_STREAM_MODES
 
 
