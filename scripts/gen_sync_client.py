@@ -98,10 +98,10 @@ def _sorted_import(line: str) -> str:
     return f"from {match[1]} import {', '.join(rank)}"
 
 
-def generate(source: str) -> str:
+def generate(source: str, phrases: dict[str, str] | None = None) -> str:
     """_sync.py's text for _async.py's `source`."""
     protected: list[str] = []
-    for phrase, replacement in PHRASES.items():
+    for phrase, replacement in (PHRASES if phrases is None else phrases).items():
         if phrase not in source:
             raise SystemExit(f"gen_sync_client: {phrase!r} no longer occurs in _async.py; update PHRASES")
         source = source.replace(phrase, f"@@{len(protected)}@@")

@@ -42,6 +42,37 @@ def test_the_sync_client_is_generated_from_the_async_one_and_not_stale() -> None
     assert gen_sync_client.SYNC.read_text() == fresh, "_sync.py is stale: run scripts/gen_sync_client.py"
 
 
+def test_the_generator_moves_aligned_lines_with_their_bracket_and_refuses_leftovers() -> None:
+    source = (
+        '"""Docs."""\n'
+        "from collections.abc import AsyncIterator, Iterable\n"
+        "\n"
+        "\n"
+        "class AsyncClient:\n"
+        "    async def f(self, a: int,\n"
+        "                b: Iterable[int]) -> AsyncIterator[int]:\n"
+        "        value = await self.g(a, [x for x in b\n"
+        "                                 if x])\n"
+        "        for item in value:\n"
+        "            yield item\n"
+    )
+    generated = gen_sync_client.generate(source, phrases={})
+    body = generated.split('"""\n', 2)[-1]
+    assert body == (
+        "from collections.abc import Iterable, Iterator\n"
+        "\n"
+        "\n"
+        "class Client:\n"
+        "    def f(self, a: int,\n"
+        "          b: Iterable[int]) -> Iterator[int]:\n"
+        "        value = self.g(a, [x for x in b\n"
+        "                           if x])\n"
+        "        yield from value\n"
+    )
+    with pytest.raises(SystemExit, match="_async.py:3 keeps 'asyncio'"):
+        gen_sync_client.generate('"""Docs."""\n\nawait asyncio.sleep(1)\n', phrases={})
+
+
 # -- the same methods, parameters and annotations ---------------------------------------------
 
 _SYNC_SPELLING = [(re.compile(r"\bAsyncIterator\b"), "Iterator"), (re.compile(r"\bAsyncClient\b"), "Client")]
