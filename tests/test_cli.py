@@ -69,7 +69,7 @@ async def test_wait_continues_a_thread_and_prints_json(target: str, capsys) -> N
     assert code == 0
     result = json.loads(out)
     assert result["run"]["thread_id"] == thread_id
-    assert result["run"]["status"] == "RUN_STATUS_SUCCESS"
+    assert result["run"]["status"] == "success"
     messages = result["state"]["values"]["messages"]
     assert len(messages) == 8 and "7. Mai 2024" in messages[-1]["content"]
 
@@ -222,7 +222,7 @@ async def test_runs_commands(target: str, capsys) -> None:
     assert code == 0
     run = json.loads(out)
     run_id, thread_id = run["run_id"], run["thread_id"]
-    assert run["assistant_id"] == "agent" and run["status"] in ("RUN_STATUS_PENDING", "RUN_STATUS_RUNNING")
+    assert run["assistant_id"] == "agent" and run["status"] in ("pending", "running")
 
     # Follow it to its end: rendered like `stream` (tool calls, tokens, final status).
     code, out, _ = await cli(capsys, "--target", target, "runs", "join", run_id)
@@ -237,7 +237,7 @@ async def test_runs_commands(target: str, capsys) -> None:
     assert code == 0
     events = [json.loads(line) for line in out.splitlines()]
     assert [e["sequence"] for e in events] == list(range(1, len(events) + 1))
-    assert events[-1]["kind"] == "end" and events[-1]["data"]["run"]["status"] == "RUN_STATUS_SUCCESS"
+    assert events[-1]["kind"] == "end" and events[-1]["data"]["run"]["status"] == "success"
     code, out, _ = await cli(capsys, "--target", target, "runs", "join", run_id, "--after", str(len(events) - 1))
     assert code == 0 and out.strip().endswith(f"thread {thread_id} · success")
     assert "search_archives" not in out
@@ -248,7 +248,7 @@ async def test_runs_commands(target: str, capsys) -> None:
     assert f"run_id: {run_id}" in lines and f"thread_id: {thread_id}" in lines
     assert "status: success" in lines and "assistant_id: agent" in lines and "attempt: 1" in lines
     code, out, _ = await cli(capsys, "--target", target, "runs", "get", run_id, "--json")
-    assert json.loads(out)["status"] == "RUN_STATUS_SUCCESS"
+    assert json.loads(out)["status"] == "success"
 
     # A delayed run on the same thread: listed as pending, then cancelled.
     code, out, _ = await cli(capsys, "--target", target, "runs", "create", "Und die Lüftung?", "--thread", thread_id,
@@ -260,7 +260,7 @@ async def test_runs_commands(target: str, capsys) -> None:
     code, out, _ = await cli(capsys, "--target", target, "runs", "list", "--thread", thread_id, "--json")
     assert code == 0
     assert [(r["run_id"], r["status"]) for r in json.loads(out)] == [
-        (delayed_id, "RUN_STATUS_PENDING"), (run_id, "RUN_STATUS_SUCCESS")]
+        (delayed_id, "pending"), (run_id, "success")]
     code, out, _ = await cli(capsys, "--target", target, "runs", "list", "--thread", thread_id)
     assert [line.split()[:2] for line in out.splitlines()] == [[delayed_id, "pending"], [run_id, "success"]]
 

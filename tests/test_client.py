@@ -21,7 +21,8 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from graphrun import (AsyncClient, Client, Event, GraphrunError, InvalidArgumentError, NotFoundError,
-                      RunCancelledError, RunFailedError, RunResult, RunTimeoutError, UnavailableError, status_name)
+                      RunCancelledError, RunFailedError, RunResult, RunStillRunningError, RunTimeoutError,
+                      ThreadInterruptedError, ThreadNotFoundError, UnavailableError, status_name)
 from graphrun import _convert
 from graphrun.v1 import (assistant_service_pb2, event_pb2, run_service_pb2, run_service_pb2_grpc, thread_pb2,
                          thread_service_pb2, thread_service_pb2_grpc)
@@ -90,7 +91,7 @@ def check_agent_stream(events: list[Event]) -> None:
     assert complete[0]["tool_calls"][0]["name"] == "search_archives"
     assert complete[-1]["content"] == text
     tasks = [(e.data["name"], e.data["phase"]) for e in events if e.kind == "task"]
-    assert tasks[0] == ("agent", "TASK_PHASE_STARTED") and tasks[-1] == ("agent", "TASK_PHASE_FINISHED")
+    assert tasks[0] == ("agent", "started") and tasks[-1] == ("agent", "finished")
     result = events[-1].result
     assert result is not None and result.status == "success" and result.run_id == run_id
     assert "15. Januar 2025" in result.messages[-1]["content"]
@@ -171,7 +172,7 @@ def gated(tag: str) -> dict[str, Any]:
 
 
 def n2_started(event: Event) -> bool:
-    return event.kind == "task" and event.data["name"] == "n2" and event.data["phase"] == "TASK_PHASE_STARTED"
+    return event.kind == "task" and event.data["name"] == "n2" and event.data["phase"] == "started"
 
 
 def check_cancelled_join(run_id: str, seen: list[Event], rest: list[Event], error: GraphrunError) -> None:
@@ -199,10 +200,10 @@ async def test_async_create_join_cancel(client: AsyncClient) -> None:
     seen: list[Event] = []
     while not seen or not n2_started(seen[-1]):
         seen.append(await anext(events))
-    assert (await client.get_run(run_id))["status"] == "RUN_STATUS_RUNNING"
+    assert (await client.get_run(run_id))["status"] == "running"
 
     cancelled = await client.cancel_run(run_id, wait=True)
-    assert cancelled["status"] == "RUN_STATUS_CANCELLED" and status_name(cancelled) == "cancelled"
+    assert cancelled["status"] == "cancelled" and status_name(cancelled) == "cancelled"
     assert cancelled["error"]["reason"] == "RUN_CANCELLED" and cancelled["ended_at"]
 
     rest: list[Event] = []
@@ -257,7 +258,7 @@ async def test_background_run_succeeds_and_is_listed(client: AsyncClient, sync_c
     assert result.values["log"] == ["s:n1", "s:n2", "s:n3", "s:n4"]
 
     got = await client.get_run(run_id)
-    assert (got["run_id"], got["thread_id"], got["status"]) == (run_id, thread_id, "RUN_STATUS_SUCCESS")
+    assert (got["run_id"], got["thread_id"], got["status"]) == (run_id, thread_id, "success")
     assert got["metadata"] == {"n": 1} and got["attempt"] == 1 and "error" not in got
     assert got["started_at"] and got["ended_at"]
     assert await in_thread(sync_client.get_run, run_id) == got
@@ -294,7 +295,7 @@ async def test_background_run_succeeds_and_is_listed(client: AsyncClient, sync_c
 async def test_cancel_a_delayed_run(client: AsyncClient, sync_client: Client) -> None:
     run = await client.create_run("steps", {}, start_delay=3600)
     run_id, thread_id = run["run_id"], run["thread_id"]
-    assert run["status"] == "RUN_STATUS_PENDING" and "started_at" not in run
+    assert run["status"] == "pending" and "started_at" not in run
     pending, _ = await client.list_runs(thread_id, statuses=["pending"])
     assert [r["run_id"] for r in pending] == [run_id]
 
@@ -476,7 +477,7 @@ async def test_async_thread_lifecycle(client: AsyncClient) -> None:
     thread = await client.create_thread(metadata={"user": "ada", "n": 1})
     thread_id = thread["thread_id"]
     assert thread["metadata"] == {"user": "ada", "n": 1}
-    assert thread["status"] == "THREAD_STATUS_IDLE"
+    assert thread["status"] == "idle"
     assert (await client.get_thread(thread_id))["thread_id"] == thread_id
 
     empty = await client.get_state(thread_id)
@@ -559,6 +560,27 @@ async def test_unknown_thread_is_not_found(client: AsyncClient, sync_client: Cli
     with pytest.raises(NotFoundError) as info:
         await in_thread(sync_client.get_thread, missing)
     assert info.value.reason == "THREAD_NOT_FOUND"
+
+
+async def test_reasons_raise_their_own_classes(client: AsyncClient, sync_client: Client, database_url: str) -> None:
+    paused = await client.wait("approval", ask("ship it"))
+    with pytest.raises(ThreadInterruptedError) as info:
+        await client.wait("approval", ask("something else"), thread_id=paused.thread_id)
+    assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION and info.value.thread_id == paused.thread_id
+    with pytest.raises(ThreadInterruptedError):
+        await in_thread(sync_client.wait, "approval", ask("something else"), thread_id=paused.thread_id)
+    with pytest.raises(ThreadNotFoundError):
+        await in_thread(sync_client.get_state, str(uuid.uuid4()))
+
+    # The call's deadline passes while the run, told to outlive its caller, goes on.
+    with pytest.raises(RunStillRunningError) as still:
+        await client.wait("durable", gated("s"), on_disconnect="continue", deadline=1.0)
+    assert isinstance(still.value, RunTimeoutError) and still.value.reason == "RUN_STILL_RUNNING"
+    run_id = still.value.run_id
+    assert run_id and status_name(await client.get_run(run_id)) == "running"
+    await in_thread(open_gate, database_url, f"{run_id}-1")
+    events = [event async for event in client.join(run_id)]
+    assert events[-1].result is not None and events[-1].result.status == "success"
 
 
 async def test_invalid_thread_id_names_the_field(client: AsyncClient, sync_client: Client) -> None:
@@ -668,9 +690,9 @@ def test_run_spec_from_plain_values() -> None:
                              on_disconnect="continue", interrupt_after=("a",))
     assert _convert.to_dict(spec) | {"input": None} == {
         "assistant_id": "agent", "thread_id": "t", "input": None, "config": {"tags": ["x"]},
-        "multitask_strategy": "MULTITASK_STRATEGY_REJECT", "if_not_exists": "IF_NOT_EXISTS_CREATE",
-        "granularity": "GRANULARITY_PARTIAL", "durability": "DURABILITY_EXIT", "timeout": "1.500s",
-        "on_disconnect": "ON_DISCONNECT_CONTINUE", "interrupt_before": [], "interrupt_after": ["a"],
+        "multitask_strategy": "reject", "if_not_exists": "create",
+        "granularity": "partial", "durability": "exit", "timeout": "1.500s",
+        "on_disconnect": "continue", "interrupt_before": [], "interrupt_after": ["a"],
         "checkpoint_id": ""}
     assert _convert.to_dict(spec)["input"] == {"n": 1}
     command = _convert.run_spec("agent", command={"resume": {"ok": True}, "update": {"k": "v"}, "goto": "node"}).command

@@ -1,25 +1,32 @@
-"""`AsyncClient`: graphrun over a grpc.aio channel, for asyncio applications."""
+"""`AsyncClient`: graphrun over a grpc.aio channel, for asyncio applications.
+
+This module is the one implementation of the client: `_sync.py` (`Client`) is generated from it
+by `scripts/gen_sync_client.py` (`async`/`await` dropped, `grpc.aio` -> `grpc`, `AsyncIterator`
+-> `Iterator`), and tests/test_client_parity.py fails while it is stale. Edit this file, then
+run `python scripts/gen_sync_client.py`. What a method does besides the call itself (building
+its request, converting its response) lives in `_convert.py`.
+"""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Unpack
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from . import _convert as c
+from ._convert import DEFAULT_TARGET
 from ._errors import from_rpc_error
-from ._types import Event, RunResult
+from ._types import (CancelAction, Event, Granularity, OnDisconnect, RunOptions, RunResult, RunStatus, StreamMode,
+                     ThreadStatus)
 from .v1 import (assistant_service_pb2 as assistant_pb, assistant_service_pb2_grpc, run_service_pb2 as run_pb,
                  run_service_pb2_grpc, thread_service_pb2 as thread_pb, thread_service_pb2_grpc)
 from .v1 import store_service_pb2_grpc
 
 __all__ = ["AsyncClient"]
-
-DEFAULT_TARGET = "127.0.0.1:50051"
 
 
 def _channel(target: str, secure: bool, root_certificates: bytes | None,
@@ -27,13 +34,14 @@ def _channel(target: str, secure: bool, root_certificates: bytes | None,
              private_key: bytes | None = None) -> grpc.aio.Channel:
     if secure:
         credentials = grpc.ssl_channel_credentials(root_certificates, private_key, certificate_chain)
-        return grpc.aio.secure_channel(target, credentials,
-                                       options=c.channel_options(options))
+        return grpc.aio.secure_channel(target, credentials, options=c.channel_options(options))
     return grpc.aio.insecure_channel(target, options=c.channel_options(options))
 
 
 class AsyncClient:
-    """A graphrun client for asyncio code. One channel, shared by all calls; close it when done.
+    """A graphrun client for asyncio code.
+
+    One channel, shared by all calls; close it when done.
 
     `token` is sent as `authorization: Bearer <token>` on every call, so an
     authenticating proxy (or a future server) can check it.
@@ -83,137 +91,75 @@ class AsyncClient:
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from exc
 
-    # -- runs ---------------------------------------------------------------------
-
-    async def wait(
-        self,
-        assistant_id: str,
-        input: Any = None,
-        *,
-        thread_id: str | None = None,
-        command: Mapping[str, Any] | None = None,
-        config: Mapping[str, Any] | None = None,
-        context: Mapping[str, Any] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        interrupt_before: Iterable[str] | None = None,
-        interrupt_after: Iterable[str] | None = None,
-        multitask_strategy: str | int | None = None,
-        if_not_exists: str | int | None = None,
-        checkpoint_id: str | None = None,
-        granularity: str | int | None = None,
-        timeout: float | None = None,
-        durability: str | int | None = None,
-        on_disconnect: str | int | None = None,
-        deadline: float | None = None,
-    ) -> RunResult:
-        """Run a graph to its end (or interrupt) and return the run and the thread's state.
-
-        `input` is any JSON value: a dict (a state graph's keys), or a number, string or list for
-        a graph taking one (an `@entrypoint`); the same in `stream` and `create_run`. `timeout` (seconds) bounds the run on the server; `deadline` (seconds)
-        bounds the call; `on_disconnect="continue"` lets the run outlive the call. A failed run raises `RunFailedError` / `RunTimeoutError`
-        / `RunCancelledError` carrying `run_id` and `thread_id`.
-        """
-        spec = c.run_spec(assistant_id, input, thread_id=thread_id, command=command, config=config, context=context,
-                          metadata=metadata, interrupt_before=interrupt_before, interrupt_after=interrupt_after,
-                          multitask_strategy=multitask_strategy, if_not_exists=if_not_exists,
-                          checkpoint_id=checkpoint_id, granularity=granularity, timeout=timeout,
-                          durability=durability, on_disconnect=on_disconnect)
-        return c.run_result(await self._unary(self._runs.Wait, c.wait_request(spec), deadline))
-
-    async def stream(
-        self,
-        assistant_id: str,
-        input: Any = None,
-        *,
-        stream_mode: str | Sequence[str] = ("values",),
-        subgraphs: bool = False,
-        thread_id: str | None = None,
-        command: Mapping[str, Any] | None = None,
-        config: Mapping[str, Any] | None = None,
-        context: Mapping[str, Any] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        interrupt_before: Iterable[str] | None = None,
-        interrupt_after: Iterable[str] | None = None,
-        multitask_strategy: str | int | None = None,
-        if_not_exists: str | int | None = None,
-        checkpoint_id: str | None = None,
-        granularity: str | int | None = None,
-        timeout: float | None = None,
-        durability: str | int | None = None,
-        on_disconnect: str | int | None = None,
-        deadline: float | None = None,
-    ) -> AsyncIterator[Event]:
-        """Run a graph and yield its events as they happen: `metadata` first, `end` last.
-
-        `stream_mode` names LangGraph's modes (`values`, `updates`, `messages`, `custom`,
-        `tasks`, `checkpoints`, `debug`, `events`); `subgraphs=True` adds the events from
-        inside subgraphs, each with its `namespace`.
-
-        A run that fails still yields its `end` event; the error is raised on
-        the next iteration. Leaving the loop early cancels the call (and the run).
-        """
-        spec = c.run_spec(assistant_id, input, thread_id=thread_id, command=command, config=config, context=context,
-                          metadata=metadata, interrupt_before=interrupt_before, interrupt_after=interrupt_after,
-                          multitask_strategy=multitask_strategy, if_not_exists=if_not_exists,
-                          checkpoint_id=checkpoint_id, granularity=granularity, timeout=timeout,
-                          durability=durability, on_disconnect=on_disconnect)
-        call = self._runs.Stream(c.stream_request(spec, stream_mode, subgraphs), metadata=self._metadata, timeout=deadline)
-        run_id = run_thread = None
+    async def _follow(self, method: Any, request: Any, deadline: float | None) -> AsyncIterator[Event]:
+        """The events of a Stream or Join call; its failure raised naming the run (from its `metadata` event)."""
+        call = method(request, metadata=self._metadata, timeout=deadline)
+        run_id = thread_id = None
         try:
             async for response in call:
                 event = c.event(response.event)
                 if event.kind == "metadata":
-                    run_id, run_thread = event.data.get("run_id"), event.data.get("thread_id")
+                    run_id, thread_id = event.data.get("run_id"), event.data.get("thread_id")
                 yield event
         except grpc.RpcError as exc:
-            raise from_rpc_error(exc, run_id=run_id, thread_id=run_thread) from exc
+            raise from_rpc_error(exc, run_id=run_id, thread_id=thread_id) from exc
         finally:
             call.cancel()
 
+    # -- runs ---------------------------------------------------------------------
+    #
+    # `wait`, `stream` and `create_run` take the run's options (`RunOptions`: thread_id, command,
+    # config, context, metadata, interrupt_before/after, multitask_strategy, if_not_exists,
+    # checkpoint_id, granularity, timeout, durability) as keywords; `deadline` (seconds) bounds the call.
+
+    async def wait(self, assistant_id: str, input: Any = None, *, on_disconnect: OnDisconnect | int | None = None,
+                   deadline: float | None = None, **options: Unpack[RunOptions]) -> RunResult:
+        """Run a graph to its end (or interrupt) and return the run and the thread's state.
+
+        `input` is any JSON value: a dict (a state graph's keys), or a number, string or list for
+        a graph taking one (an `@entrypoint`); the same in `stream` and `create_run`. `timeout`
+        (seconds) bounds the run on the server; `deadline` (seconds) bounds the call;
+        `on_disconnect="continue"` lets the run outlive the call. A failed run raises
+        `RunFailedError` / `RunTimeoutError` / `RunCancelledError` carrying `run_id` and `thread_id`.
+        """
+        request = c.wait_request(c.run_spec(assistant_id, input, on_disconnect=on_disconnect, **options))
+        return c.run_result(await self._unary(self._runs.Wait, request, deadline))
+
+    def stream(self, assistant_id: str, input: Any = None, *,
+               stream_mode: StreamMode | Sequence[StreamMode] = ("values",), subgraphs: bool = False,
+               on_disconnect: OnDisconnect | int | None = None, deadline: float | None = None,
+               **options: Unpack[RunOptions]) -> AsyncIterator[Event]:
+        """Run a graph and yield its events as they happen: `metadata` first, `end` last.
+
+        `stream_mode` names LangGraph's modes (`values`, `updates`, `messages`, `custom`,
+        `tasks`, `checkpoints`, `debug`, `events`); `subgraphs=True` adds the events from
+        inside subgraphs, each with its `namespace`. The run starts when iteration does.
+
+        A run that fails still yields its `end` event; the error is raised on
+        the next iteration. Leaving the loop early cancels the call (and the run).
+        """
+        spec = c.run_spec(assistant_id, input, on_disconnect=on_disconnect, **options)
+        return self._follow(self._runs.Stream, c.stream_request(spec, stream_mode, subgraphs), deadline)
+
     # -- background runs ------------------------------------------------------------
     #
-    # Run dicts use the proto's field and enum names, exactly as `wait` returns
-    # them in `RunResult.run`: `run["status"] == "RUN_STATUS_RUNNING"`.
-    # `graphrun.status_name(run)` gives the lowercase name (`"running"`) that
-    # `RunResult.status` uses, and `list_runs(statuses=...)` accepts.
+    # Run dicts use the proto's field names, with enum values spelt as `RunResult.status` spells
+    # the status: `run["status"] == "running"`, as `list_runs(statuses=...)` takes them.
 
-    async def create_run(
-        self,
-        assistant_id: str,
-        input: Any = None,
-        *,
-        stream_mode: str | Sequence[str] = ("values",),
-        subgraphs: bool = False,
-        start_delay: float | None = None,
-        thread_id: str | None = None,
-        command: Mapping[str, Any] | None = None,
-        config: Mapping[str, Any] | None = None,
-        context: Mapping[str, Any] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        interrupt_before: Iterable[str] | None = None,
-        interrupt_after: Iterable[str] | None = None,
-        multitask_strategy: str | int | None = None,
-        if_not_exists: str | int | None = None,
-        checkpoint_id: str | None = None,
-        granularity: str | int | None = None,
-        timeout: float | None = None,
-        durability: str | int | None = None,
-        deadline: float | None = None,
-    ) -> dict[str, Any]:
-        """Start a run in the background and return it at once (status `RUN_STATUS_PENDING` or `..._RUNNING`).
+    async def create_run(self, assistant_id: str, input: Any = None, *,
+                         stream_mode: StreamMode | Sequence[StreamMode] = ("values",), subgraphs: bool = False,
+                         start_delay: float | None = None, deadline: float | None = None,
+                         **options: Unpack[RunOptions]) -> dict[str, Any]:
+        """Start a run in the background and return it at once (status `pending` or `running`).
 
         `stream_mode` (and `subgraphs`) choose the events recorded for `join`; `start_delay`
         (seconds) postpones the start; `timeout` (seconds) bounds the run's
         execution. Other options as for `wait`. Follow the run with
         `join(run["run_id"])`, look it up with `get_run`, stop it with `cancel_run`.
         """
-        spec = c.run_spec(assistant_id, input, thread_id=thread_id, command=command, config=config, context=context,
-                          metadata=metadata, interrupt_before=interrupt_before, interrupt_after=interrupt_after,
-                          multitask_strategy=multitask_strategy, if_not_exists=if_not_exists,
-                          checkpoint_id=checkpoint_id, granularity=granularity, timeout=timeout,
-                          durability=durability)
-        request = c.create_request(spec, stream_mode, start_delay, subgraphs)
-        return c.to_dict((await self._unary(self._runs.Create, request, deadline)).run)
+        request = c.create_request(c.run_spec(assistant_id, input, **options), stream_mode, start_delay, subgraphs)
+        response = await self._unary(self._runs.Create, request, deadline)
+        return c.to_dict(response.run)
 
     async def get_run(self, run_id: str) -> dict[str, Any]:
         """A run's record (`NotFoundError`, reason `RUN_NOT_FOUND`, if there is none)."""
@@ -223,7 +169,7 @@ class AsyncClient:
     async def list_runs(
         self,
         thread_id: str | None = None,
-        statuses: str | Iterable[str | int] | None = None,
+        statuses: RunStatus | Iterable[RunStatus | int] | None = None,
         page_size: int | None = None,
         page_token: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
@@ -239,7 +185,7 @@ class AsyncClient:
     async def iter_runs(
         self,
         thread_id: str | None = None,
-        statuses: str | Iterable[str | int] | None = None,
+        statuses: RunStatus | Iterable[RunStatus | int] | None = None,
         page_size: int | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Every matching run, newest first, fetching pages as needed."""
@@ -251,48 +197,31 @@ class AsyncClient:
             if not token:
                 return
 
-    async def cancel_run(self, run_id: str, action: str | int = "interrupt", wait: bool = False) -> dict[str, Any]:
+    async def cancel_run(self, run_id: str, action: CancelAction | int = "interrupt", wait: bool = False
+                         ) -> dict[str, Any]:
         """Stop a pending or running run and return it; a run that already ended is returned unchanged.
 
         `action="interrupt"` keeps the checkpoints the run wrote, `"rollback"`
         deletes them (and its events). With `wait=True` the call returns once
-        the run has stopped (status `RUN_STATUS_CANCELLED`); otherwise as soon
-        as the cancel is recorded (a running run may still show RUNNING).
+        the run has stopped (status `cancelled`); otherwise as soon
+        as the cancel is recorded (a running run may still show `running`).
         """
         response = await self._unary(self._runs.Cancel, c.cancel_request(run_id, action, wait))
         return c.to_dict(response.run)
 
-    async def join(
-        self,
-        run_id: str,
-        after_sequence: int = 0,
-        granularity: str | int | None = None,
-        *,
-        deadline: float | None = None,
-    ) -> AsyncIterator[Event]:
+    def join(self, run_id: str, after_sequence: int = 0, granularity: Granularity | int | None = None, *,
+             deadline: float | None = None) -> AsyncIterator[Event]:
         """Follow a run (from any replica): its events numbered after `after_sequence`, then new ones, to `end`.
 
         Events arrive once, in order, without gaps, as `stream` yields them (the
         kinds recorded are the `stream_mode` of `create_run`). A run that did
         not succeed or pause yields its `end` event, then raises
         `RunFailedError` / `RunTimeoutError` / `RunCancelledError`. If the
-        serving replica shuts down, `UnavailableError` (reason
-        `SERVER_DRAINING`) carries `last_sequence`: join again after it.
+        serving replica shuts down, `ServerDrainingError` (an `UnavailableError`)
+        carries `last_sequence`: join again after it.
         Leaving the loop early ends only this call, not the run.
         """
-        call = self._runs.Join(c.join_request(run_id, after_sequence, granularity), metadata=self._metadata,
-                               timeout=deadline)
-        run_thread = None
-        try:
-            async for response in call:
-                event = c.event(response.event)
-                if event.kind == "metadata":
-                    run_thread = event.data.get("thread_id")
-                yield event
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc, thread_id=run_thread) from exc
-        finally:
-            call.cancel()
+        return self._follow(self._runs.Join, c.join_request(run_id, after_sequence, granularity), deadline)
 
     # -- threads ------------------------------------------------------------------
 
@@ -300,11 +229,12 @@ class AsyncClient:
                             ) -> dict[str, Any]:
         """Create a thread (with a server-picked id unless `thread_id` is given)."""
         request = thread_pb.ThreadServiceCreateRequest(thread_id=thread_id or "", metadata=c.to_struct(metadata))
-        return c.to_dict((await self._unary(self._threads.Create, request)).thread)
+        response = await self._unary(self._threads.Create, request)
+        return c.to_dict(response.thread)
 
     async def list_threads(
         self,
-        statuses: str | Iterable[str | int] | None = None,
+        statuses: ThreadStatus | Iterable[ThreadStatus | int] | None = None,
         metadata: Mapping[str, Any] | None = None,
         assistant_id: str | None = None,
         page_size: int | None = None,
@@ -322,7 +252,7 @@ class AsyncClient:
 
     async def iter_threads(
         self,
-        statuses: str | Iterable[str | int] | None = None,
+        statuses: ThreadStatus | Iterable[ThreadStatus | int] | None = None,
         metadata: Mapping[str, Any] | None = None,
         assistant_id: str | None = None,
         page_size: int | None = None,
@@ -354,7 +284,8 @@ class AsyncClient:
         """
         request = thread_pb.ThreadServiceGetStateRequest(thread_id=thread_id, checkpoint_id=checkpoint_id or "",
                                                          checkpoint_ns=checkpoint_ns or "", subgraphs=subgraphs)
-        return c.state_dict((await self._unary(self._threads.GetState, request)).state)
+        response = await self._unary(self._threads.GetState, request)
+        return c.state_dict(response.state)
 
     async def get_history(self, thread_id: str, page_size: int | None = None, page_token: str | None = None,
                           *, checkpoint_ns: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
@@ -386,7 +317,8 @@ class AsyncClient:
                                                             checkpoint_ns=checkpoint_ns or "")
         if values is not None:
             request.values.CopyFrom(c.to_struct(values))
-        return c.to_dict((await self._unary(self._threads.UpdateState, request)).checkpoint)
+        response = await self._unary(self._threads.UpdateState, request)
+        return c.to_dict(response.checkpoint)
 
     # -- assistants and health ------------------------------------------------------
 
@@ -396,7 +328,8 @@ class AsyncClient:
 
     async def get_assistant(self, assistant_id: str) -> dict[str, Any]:
         request = assistant_pb.AssistantServiceGetRequest(assistant_id=assistant_id)
-        return c.to_dict((await self._unary(self._assistants.Get, request)).assistant)
+        response = await self._unary(self._assistants.Get, request)
+        return c.to_dict(response.assistant)
 
     async def health(self, service: str = "") -> str:
         """`SERVING` or `NOT_SERVING` (grpc.health.v1) for the server, or one of its services."""

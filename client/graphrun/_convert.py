@@ -1,34 +1,85 @@
 """Plain Python values <-> graphrun.v1 messages, shared by the sync and async clients.
 
-Keeping this in one place means both clients build byte-identical requests and
-hand back identically shaped dicts.
+Everything a client method does besides the call itself is here (requests from
+keyword options, dicts and events from responses), so both clients build
+identical requests and hand back identically shaped dicts.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, Unpack, cast
 
 from google.protobuf import duration_pb2, json_format, struct_pb2
+from google.protobuf.descriptor import Descriptor, EnumDescriptor
 from google.protobuf.message import Message
 
 from .v1 import event_pb2, run_pb2, run_service_pb2, store_pb2, store_service_pb2, thread_pb2, thread_service_pb2
-from ._types import Event, EventKind, RunResult
+from ._types import Event, EventKind, OnDisconnect, RunOptions, RunResult
 
+DEFAULT_TARGET = "127.0.0.1:50051"
 _COMMAND_KEYS = {"resume", "update", "goto"}
+RUN_OPTIONS = frozenset(RunOptions.__optional_keys__)
 
 
 def to_dict(message: Message) -> dict[str, Any]:
-    """A message as a dict with proto field names, every field present, integers as ints.
+    """A message as a dict with proto field names, every field present, integers as ints, and
+    enum values in the client's spelling (`RUN_STATUS_SUCCESS` -> `"success"`, see `enum_name`).
 
     Struct cannot tell 3 from 3.0 and JSON mapping quotes int64s; callers wrote
     `3` and expect `3` back, as the server does for what it reads.
     """
     raw = json_format.MessageToDict(message, preserving_proto_field_name=True,
                                     always_print_fields_with_no_presence=True, unquote_int64_if_possible=True)
-    return cast(dict[str, Any], _ints(raw))
+    return _short_enums(message.DESCRIPTOR, cast(dict[str, Any], _ints(raw)))
+
+
+def enum_prefix(enum: EnumDescriptor) -> str:
+    """`RUN_STATUS_` for RunStatus: the zero value's name less `UNSPECIFIED` (buf's enum rules)."""
+    return str(enum.values_by_number[0].name).removesuffix("UNSPECIFIED")
+
+
+def enum_name(enum: EnumDescriptor, name: Any) -> Any:
+    """`RUN_STATUS_SUCCESS` -> `"success"`: the one spelling of enum values the client uses, in what it
+    returns and (besides the full names) what it takes. A number (a value newer than the stubs) stays."""
+    prefix = enum_prefix(enum)
+    return name.removeprefix(prefix).lower() if isinstance(name, str) and name.startswith(prefix) else name
+
+
+@functools.cache
+def _enum_fields(message: Descriptor) -> tuple[tuple[str, EnumDescriptor | Descriptor, bool], ...]:
+    """The fields of `message` that are enums or graphrun messages (which may hold enums): their
+    name, type and whether they are maps. Well-known types (Struct, Timestamp, …) hold none."""
+    fields = []
+    for field in message.fields:
+        is_map = field.message_type is not None and field.message_type.GetOptions().map_entry
+        item = field.message_type.fields_by_name["value"] if is_map else field
+        if item.enum_type is not None:
+            fields.append((field.name, item.enum_type, is_map))
+        elif item.message_type is not None and item.message_type.full_name.startswith("graphrun."):
+            fields.append((field.name, item.message_type, is_map))
+    return tuple(fields)
+
+
+def _short_enums(message: Descriptor, data: dict[str, Any]) -> dict[str, Any]:
+    """`data` (a dict of `message`) with its enum values, nested ones included, as `enum_name` spells them."""
+    def short(kind: EnumDescriptor | Descriptor, value: Any) -> Any:
+        return enum_name(kind, value) if isinstance(kind, EnumDescriptor) else _short_enums(kind, value)
+
+    for name, kind, is_map in _enum_fields(message):
+        value = data.get(name)
+        if value is None:
+            continue
+        if is_map:
+            data[name] = {key: short(kind, item) for key, item in value.items()}
+        elif isinstance(value, list):
+            data[name] = [short(kind, item) for item in value]
+        else:
+            data[name] = short(kind, value)
+    return data
 
 
 def state_dict(message: Message) -> dict[str, Any]:
@@ -67,22 +118,25 @@ def to_value(value: Any) -> struct_pb2.Value:
     return message
 
 
-def _enum(value: str | int | None, enum_type: Any, prefix: str, option: str) -> int:
-    """`"create"` -> IF_NOT_EXISTS_CREATE: lowercase names keep callers free of the stubs.
+def _enum(value: str | int | None, enum_type: Any, option: str) -> Any:
+    """`"create"` -> IF_NOT_EXISTS_CREATE (its number): lowercase names keep callers free of the stubs.
 
-    The full enum name (`"IF_NOT_EXISTS_CREATE"`, as the dicts we return spell it) is accepted too.
+    The full enum name (`"IF_NOT_EXISTS_CREATE"`, as the stubs spell it) and the number are accepted too.
+    (Typed Any: the stubs type each enum field as its own enum class, which a number of any enum is not.)
     """
     if value is None:
         return 0
     if isinstance(value, int):
         return value
+    enum = enum_type.DESCRIPTOR
+    prefix = enum_prefix(enum)
     name = value.upper()
     if not name.startswith(prefix):
         name = prefix + name
     try:
-        return cast(int, enum_type.Value(name))
+        return enum_type.Value(name)
     except ValueError:
-        choices = ", ".join(n.removeprefix(prefix).lower() for n in enum_type.keys() if not n.endswith("UNSPECIFIED"))
+        choices = ", ".join(enum_name(enum, v.name) for v in enum.values if v.number != 0)
         raise ValueError(f"{option} must be one of {choices}, got {value!r}") from None
 
 
@@ -107,58 +161,44 @@ def _duration(seconds: float) -> duration_pb2.Duration:
     return message
 
 
-def run_spec(
-    assistant_id: str,
-    input: Any = None,
-    *,
-    thread_id: str | None = None,
-    command: Mapping[str, Any] | None = None,
-    config: Mapping[str, Any] | None = None,
-    context: Mapping[str, Any] | None = None,
-    metadata: Mapping[str, Any] | None = None,
-    interrupt_before: Iterable[str] | None = None,
-    interrupt_after: Iterable[str] | None = None,
-    multitask_strategy: str | int | None = None,
-    if_not_exists: str | int | None = None,
-    checkpoint_id: str | None = None,
-    granularity: str | int | None = None,
-    timeout: float | None = None,
-    durability: str | int | None = None,
-    on_disconnect: str | int | None = None,
-) -> run_pb2.RunSpec:
-    """The RunSpec for `wait`/`stream` keyword options (see `RunSpec` in run.proto).
+def run_spec(assistant_id: str, input: Any = None, *, on_disconnect: OnDisconnect | int | None = None,
+             **options: Unpack[RunOptions]) -> run_pb2.RunSpec:
+    """The RunSpec for a run's options (see `RunOptions`, and `RunSpec` in run.proto).
 
     `input` may be any JSON value: a mapping goes in `input` (as clients before `input_value`
     sent it), anything else (a number, a string, a list) in `input_value`; None sends none.
+    An option `RunOptions` does not name is a TypeError, as a misspelt keyword argument is.
     """
+    unknown = sorted(set(options) - RUN_OPTIONS)
+    if unknown:
+        raise TypeError(f"unexpected keyword argument {unknown[0]!r}; run options are {', '.join(sorted(RUN_OPTIONS))}")
+    o = cast(dict[str, Any], options)
     spec = run_pb2.RunSpec(
         assistant_id=assistant_id,
-        thread_id=thread_id or "",
-        checkpoint_id=checkpoint_id or "",
-        interrupt_before=list(interrupt_before or ()),
-        interrupt_after=list(interrupt_after or ()),
-        multitask_strategy=_enum(multitask_strategy, run_pb2.MultitaskStrategy, "MULTITASK_STRATEGY_",
-                                 "multitask_strategy"),
-        if_not_exists=_enum(if_not_exists, run_pb2.IfNotExists, "IF_NOT_EXISTS_", "if_not_exists"),
-        granularity=_enum(granularity, run_pb2.Granularity, "GRANULARITY_", "granularity"),
-        durability=_enum(durability, run_pb2.Durability, "DURABILITY_", "durability"),
+        thread_id=o.get("thread_id") or "",
+        checkpoint_id=o.get("checkpoint_id") or "",
+        interrupt_before=list(o.get("interrupt_before") or ()),
+        interrupt_after=list(o.get("interrupt_after") or ()),
+        multitask_strategy=_enum(o.get("multitask_strategy"), run_pb2.MultitaskStrategy, "multitask_strategy"),
+        if_not_exists=_enum(o.get("if_not_exists"), run_pb2.IfNotExists, "if_not_exists"),
+        granularity=_enum(o.get("granularity"), run_pb2.Granularity, "granularity"),
+        durability=_enum(o.get("durability"), run_pb2.Durability, "durability"),
+        on_disconnect=_enum(on_disconnect, run_pb2.OnDisconnect, "on_disconnect"),
     )
     if isinstance(input, Mapping):
         spec.input.CopyFrom(to_struct(input))
     elif input is not None:
         spec.input_value.CopyFrom(to_value(input))
-    if command is not None:
-        spec.command.CopyFrom(_command(command))
-    if config:
-        spec.config.CopyFrom(to_struct(config))
-    if context is not None:
-        spec.context.CopyFrom(to_struct(context))
-    if metadata:
-        spec.metadata.CopyFrom(to_struct(metadata))
-    if timeout is not None:
-        spec.timeout.CopyFrom(_duration(timeout))
-    if on_disconnect is not None:
-        spec.on_disconnect = _enum(on_disconnect, run_pb2.OnDisconnect, "ON_DISCONNECT_", "on_disconnect")
+    if o.get("command") is not None:
+        spec.command.CopyFrom(_command(o["command"]))
+    if o.get("config"):
+        spec.config.CopyFrom(to_struct(o["config"]))
+    if o.get("context") is not None:
+        spec.context.CopyFrom(to_struct(o["context"]))
+    if o.get("metadata"):
+        spec.metadata.CopyFrom(to_struct(o["metadata"]))
+    if o.get("timeout") is not None:
+        spec.timeout.CopyFrom(_duration(o["timeout"]))
     return spec
 
 
@@ -198,7 +238,7 @@ def list_runs_request(thread_id: str | None, statuses: str | int | Iterable[str 
         wanted = list(statuses)
     return run_service_pb2.RunServiceListRequest(
         thread_id=thread_id or "", page_size=page_size or 0, page_token=page_token or "",
-        statuses=[_enum(s, run_pb2.RunStatus, "RUN_STATUS_", "statuses") for s in wanted])
+        statuses=[_enum(s, run_pb2.RunStatus, "statuses") for s in wanted])
 
 
 def list_threads_request(statuses: str | int | Iterable[str | int] | None, metadata: Mapping[str, Any] | None,
@@ -207,21 +247,21 @@ def list_threads_request(statuses: str | int | Iterable[str | int] | None, metad
     """`statuses` as lowercase names (`"interrupted"`), full enum names or numbers; one or several."""
     wanted = [] if statuses is None else [statuses] if isinstance(statuses, (str, int)) else list(statuses)
     return thread_service_pb2.ThreadServiceListRequest(
-        statuses=[_enum(s, thread_pb2.ThreadStatus, "THREAD_STATUS_", "statuses") for s in wanted],
+        statuses=[_enum(s, thread_pb2.ThreadStatus, "statuses") for s in wanted],
         metadata=to_struct(metadata), assistant_id=assistant_id or "", page_size=page_size or 0,
         page_token=page_token or "")
 
 
 def cancel_request(run_id: str, action: str | int | None, wait: bool) -> run_service_pb2.RunServiceCancelRequest:
     return run_service_pb2.RunServiceCancelRequest(
-        run_id=run_id, action=_enum(action, run_service_pb2.CancelAction, "CANCEL_ACTION_", "action"), wait=wait)
+        run_id=run_id, action=_enum(action, run_service_pb2.CancelAction, "action"), wait=wait)
 
 
 def join_request(run_id: str, after_sequence: int, granularity: str | int | None
                  ) -> run_service_pb2.RunServiceJoinRequest:
     return run_service_pb2.RunServiceJoinRequest(
         run_id=run_id, after_sequence=after_sequence or 0,
-        granularity=_enum(granularity, run_pb2.Granularity, "GRANULARITY_", "granularity"))
+        granularity=_enum(granularity, run_pb2.Granularity, "granularity"))
 
 
 def run_result(response: run_service_pb2.RunServiceWaitResponse) -> RunResult:

@@ -1,5 +1,6 @@
-"""Exceptions the clients raise: one per way a caller would react, decoded from
-the `google.rpc.Status` details the server attaches to every error.
+"""Exceptions the clients raise, decoded from the `google.rpc.Status` details the server
+attaches to every error: one class per gRPC code a caller reacts to and, under it, one per
+`ErrorInfo` reason (`ThreadInterruptedError(FailedPreconditionError)`, …; `BY_REASON`).
 
 Catching `grpc.RpcError` and digging through trailers is the caller's least
 favourite chore, so every failed call surfaces as a `GraphrunError` subclass
@@ -17,15 +18,42 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 __all__ = [
+    "AbortedError",
     "AlreadyExistsError",
+    "AssistantNotFoundError",
+    "CheckpointNamespaceNotFoundError",
+    "CheckpointNotFoundError",
+    "DatabaseUnavailableError",
+    "FailedPreconditionError",
     "GraphrunError",
+    "InternalError",
     "InvalidArgumentError",
+    "ItemNotFoundError",
+    "NamespaceNotOwnedError",
     "NotFoundError",
     "PermissionDeniedError",
+    "PruneRefusedError",
+    "QueueFullError",
+    "ReadOnlyScopeError",
+    "ReplicaBusyError",
+    "ResourceExhaustedError",
     "RunCancelledError",
     "RunFailedError",
+    "RunNotFoundError",
+    "RunStillRunningError",
     "RunTimeoutError",
+    "ServerDrainingError",
+    "ThreadAlreadyExistsError",
     "ThreadBusyError",
+    "ThreadHasNoAssistantError",
+    "ThreadInterruptedError",
+    "ThreadNotFoundError",
+    "TokenExpiredError",
+    "TokenInvalidError",
+    "TokenMalformedError",
+    "TokenMissingError",
+    "TokenNotYetValidError",
+    "UnauthenticatedError",
     "UnavailableError",
 ]
 
@@ -88,44 +116,161 @@ def _int_or_none(value: str | None) -> int | None:
         return None
 
 
+# One class per gRPC code a caller reacts to, and below each one class per ErrorInfo reason the
+# server sends with that code (the README's error table). Catch the code's class to handle all
+# its reasons alike, a reason's class to handle that case; `reason` holds the reason either way.
+
 class InvalidArgumentError(GraphrunError):
-    """The request was malformed; `field_violations` names every bad field. Don't retry as is."""
+    """The request was malformed (reason `INVALID_ARGUMENT`); `field_violations` names every bad field.
+    Don't retry as is."""
 
 
 class NotFoundError(GraphrunError):
-    """The thread, run, assistant or checkpoint does not exist (see `reason`)."""
+    """The thread, run, assistant, checkpoint or Store item does not exist (see `reason`)."""
+
+
+class AssistantNotFoundError(NotFoundError):
+    """`ASSISTANT_NOT_FOUND`: no graph of that id is served (see `list_assistants`)."""
+
+
+class ThreadNotFoundError(NotFoundError):
+    """`THREAD_NOT_FOUND`: no such thread (a run may create it with `if_not_exists="create"`)."""
+
+
+class CheckpointNotFoundError(NotFoundError):
+    """`CHECKPOINT_NOT_FOUND`: the thread has no checkpoint of that id."""
+
+
+class CheckpointNamespaceNotFoundError(NotFoundError):
+    """`CHECKPOINT_NS_NOT_FOUND`: the thread has no checkpoint in that subgraph namespace."""
+
+
+class RunNotFoundError(NotFoundError):
+    """`RUN_NOT_FOUND`: no such run (`get_run`, `cancel_run`, `join`)."""
+
+
+class ItemNotFoundError(NotFoundError):
+    """`ITEM_NOT_FOUND`: no Store item under that namespace and key."""
 
 
 class PermissionDeniedError(GraphrunError):
     """The caller may not do this (e.g. put a Store item under another caller's namespace)."""
 
 
+class NamespaceNotOwnedError(PermissionDeniedError):
+    """`NAMESPACE_NOT_OWNED`: with authentication on, a Store write under a namespace whose first
+    label is not the caller's."""
+
+
+class ReadOnlyScopeError(PermissionDeniedError):
+    """`READ_ONLY_SCOPE`: the caller's token has the `graphrun:read` scope and the call changes something."""
+
+
 class AlreadyExistsError(GraphrunError):
-    """A thread with the requested id already exists."""
+    """Something with the requested id already exists."""
 
 
-class ThreadBusyError(GraphrunError):
-    """The thread has a run in flight; retrying after it ends may succeed."""
+class ThreadAlreadyExistsError(AlreadyExistsError):
+    """`THREAD_ALREADY_EXISTS`: `create_thread` with a taken id."""
 
 
-class RunFailedError(GraphrunError):
-    """The run ended ERROR: the graph, a model or a tool raised. The thread stays usable."""
+class AbortedError(GraphrunError):
+    """The call conflicted with the thread's runs, or its run failed (see `reason`)."""
+
+
+class ThreadBusyError(AbortedError):
+    """`THREAD_BUSY`: the thread has a run in flight (`metadata["run_id"]`); retrying after it ends may succeed."""
+
+
+class RunFailedError(AbortedError):
+    """`RUN_FAILED`: the run ended `error`: the graph, a model or a tool raised. The thread stays usable."""
 
 
 class RunTimeoutError(GraphrunError):
-    """The call's deadline or the run's `timeout` passed; completed steps are kept."""
+    """The call's deadline or the run's `timeout` passed (reason `RUN_TIMEOUT`: the run ended
+    `timeout`); completed steps are kept."""
+
+
+class RunStillRunningError(RunTimeoutError):
+    """`RUN_STILL_RUNNING`: the call's deadline passed, but the run (`on_disconnect="continue"`) goes
+    on: `join` it (`run_id`) or look it up with `get_run`."""
 
 
 class RunCancelledError(GraphrunError):
-    """The run or the call was cancelled before the run finished."""
+    """The run or the call was cancelled before the run finished (reason `RUN_CANCELLED`: the run
+    ended `cancelled`)."""
+
+
+class FailedPreconditionError(GraphrunError):
+    """The thread is not in a state that allows the call (see `reason`); retrying as is won't help."""
+
+
+class ThreadInterruptedError(FailedPreconditionError):
+    """`THREAD_INTERRUPTED`: new input for a thread waiting on an interrupt. Resume it
+    (`command={"resume": ...}`), continue without input, or move on with `command={"goto": ...}`."""
+
+
+class ThreadHasNoAssistantError(FailedPreconditionError):
+    """`THREAD_HAS_NO_ASSISTANT`: `update_state` on a thread that never ran a graph."""
+
+
+class PruneRefusedError(FailedPreconditionError):
+    """`PRUNE_REFUSED`: the thread cannot be pruned to its latest checkpoint (its graph has delta
+    channels, which LangGraph keeps whole); keep it, or delete it."""
+
+
+class UnauthenticatedError(GraphrunError):
+    """Authentication is on and the call's bearer token is missing or not accepted (see `reason`)."""
+
+
+class TokenMissingError(UnauthenticatedError):
+    """`TOKEN_MISSING`: the call sent no `authorization: Bearer <token>`; pass `token=`."""
+
+
+class TokenMalformedError(UnauthenticatedError):
+    """`TOKEN_MALFORMED`: the authorization header is not `Bearer <token>`."""
+
+
+class TokenInvalidError(UnauthenticatedError):
+    """`TOKEN_INVALID`: an unknown API key, or a JWT with a bad signature, key id, audience or issuer."""
+
+
+class TokenExpiredError(UnauthenticatedError):
+    """`TOKEN_EXPIRED`: the JWT has expired; retry with a fresh one."""
+
+
+class TokenNotYetValidError(UnauthenticatedError):
+    """`TOKEN_NOT_YET_VALID`: the JWT's `nbf` lies in the future (or the clocks disagree)."""
+
+
+class ResourceExhaustedError(GraphrunError):
+    """The server is at a limit; retrying after `retry_delay` may succeed (see `reason`)."""
+
+
+class ReplicaBusyError(ResourceExhaustedError):
+    """`REPLICA_BUSY`: the replica executes its maximum of runs; retry after `retry_delay`, or
+    elsewhere (`create_run` queues instead)."""
+
+
+class QueueFullError(ResourceExhaustedError):
+    """`QUEUE_FULL`: too many runs are waiting to execute; retry after `retry_delay`."""
 
 
 class UnavailableError(GraphrunError):
-    """The server (or its database) cannot be reached right now; retrying may help.
+    """The server (or its database) cannot be reached right now; retrying may help (see `reason`)."""
 
-    A `join` whose replica shuts down ends with this error, reason
-    `SERVER_DRAINING` and `last_sequence` set: join again after that sequence.
-    """
+
+class ServerDrainingError(UnavailableError):
+    """`SERVER_DRAINING`: the replica serving the call is shutting down; the run continues
+    elsewhere. `join` it again with `after_sequence=last_sequence`."""
+
+
+class DatabaseUnavailableError(UnavailableError):
+    """`DATABASE_UNAVAILABLE`: the server cannot reach PostgreSQL; retry after `retry_delay`."""
+
+
+class InternalError(GraphrunError):
+    """`INTERNAL`: a bug in graphrun (the details are only in the server's log)."""
 
 
 _BY_CODE: dict[grpc.StatusCode, type[GraphrunError]] = {
@@ -133,13 +278,45 @@ _BY_CODE: dict[grpc.StatusCode, type[GraphrunError]] = {
     grpc.StatusCode.NOT_FOUND: NotFoundError,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
     grpc.StatusCode.ALREADY_EXISTS: AlreadyExistsError,
+    grpc.StatusCode.ABORTED: AbortedError,
     grpc.StatusCode.DEADLINE_EXCEEDED: RunTimeoutError,
     grpc.StatusCode.CANCELLED: RunCancelledError,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
     grpc.StatusCode.UNAVAILABLE: UnavailableError,
+    grpc.StatusCode.INTERNAL: InternalError,
 }
-_BY_REASON: dict[str, type[GraphrunError]] = {
+# Every ErrorInfo reason the server sends (the README's error table), to its own class.
+BY_REASON: dict[str, type[GraphrunError]] = {
+    "INVALID_ARGUMENT": InvalidArgumentError,
+    "ASSISTANT_NOT_FOUND": AssistantNotFoundError,
+    "THREAD_NOT_FOUND": ThreadNotFoundError,
+    "CHECKPOINT_NOT_FOUND": CheckpointNotFoundError,
+    "CHECKPOINT_NS_NOT_FOUND": CheckpointNamespaceNotFoundError,
+    "RUN_NOT_FOUND": RunNotFoundError,
+    "ITEM_NOT_FOUND": ItemNotFoundError,
+    "NAMESPACE_NOT_OWNED": NamespaceNotOwnedError,
+    "READ_ONLY_SCOPE": ReadOnlyScopeError,
+    "THREAD_ALREADY_EXISTS": ThreadAlreadyExistsError,
     "THREAD_BUSY": ThreadBusyError,
     "RUN_FAILED": RunFailedError,
+    "RUN_TIMEOUT": RunTimeoutError,
+    "RUN_STILL_RUNNING": RunStillRunningError,
+    "RUN_CANCELLED": RunCancelledError,
+    "THREAD_INTERRUPTED": ThreadInterruptedError,
+    "THREAD_HAS_NO_ASSISTANT": ThreadHasNoAssistantError,
+    "PRUNE_REFUSED": PruneRefusedError,
+    "TOKEN_MISSING": TokenMissingError,
+    "TOKEN_MALFORMED": TokenMalformedError,
+    "TOKEN_INVALID": TokenInvalidError,
+    "TOKEN_EXPIRED": TokenExpiredError,
+    "TOKEN_NOT_YET_VALID": TokenNotYetValidError,
+    "REPLICA_BUSY": ReplicaBusyError,
+    "QUEUE_FULL": QueueFullError,
+    "SERVER_DRAINING": ServerDrainingError,
+    "DATABASE_UNAVAILABLE": DatabaseUnavailableError,
+    "INTERNAL": InternalError,
 }
 
 
@@ -198,6 +375,6 @@ def from_rpc_error(error: grpc.RpcError, *, run_id: str | None = None, thread_id
     initial = _initial_metadata(error)
     run_id = run_id or _metadata_value(initial, RUN_ID_KEY)
     thread_id = thread_id or _metadata_value(initial, THREAD_ID_KEY)
-    cls = _BY_REASON.get(reason) or _BY_CODE.get(code, GraphrunError)
+    cls = BY_REASON.get(reason) or _BY_CODE.get(code, GraphrunError)
     return cls(code, message, reason=reason, metadata=metadata, field_violations=violations,
                retry_delay=retry_delay, run_id=run_id, thread_id=thread_id)

@@ -35,13 +35,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
-from typing import Any, TextIO
+from typing import Any, TextIO, get_args
 
 import grpc
 
 from ._errors import GraphrunError, InvalidArgumentError, NotFoundError
 from ._sync import Client
-from ._types import Event, RunResult, status_name
+from ._types import Event, RunResult, RunStatus, StreamMode, ThreadStatus, status_name
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 DEFAULT_ASSISTANT = "agent"
@@ -168,7 +168,7 @@ STREAM_MODES = ("values", "updates", "messages", "messages-tuple", "custom", "ta
 # What `stream` and `runs create` ask for without --stream-mode: the conversation as it is
 # generated (messages), what each node wrote (updates, less the messages already shown), what
 # nodes sent with the stream writer (custom), and node starts and ends (tasks: failures shown).
-DEFAULT_STREAM_MODES = ("messages", "updates", "custom", "tasks")
+DEFAULT_STREAM_MODES: tuple[StreamMode, ...] = ("messages", "updates", "custom", "tasks")
 
 
 def _namespace_prefix(namespace: Sequence[str]) -> str:
@@ -198,7 +198,7 @@ def _state_line(state: dict[str, Any], with_step: bool = True) -> str:
 
 def _task_line(task: dict[str, Any]) -> str:
     head = f"task {task.get('name', '?')}"
-    if task.get("phase") == "TASK_PHASE_STARTED":
+    if task.get("phase") == "started":
         return f"{head} started · step {task.get('step', '?')}"
     if task.get("error"):
         return f"{head} failed: {task['error']}"
@@ -532,7 +532,7 @@ class _Progress:
         if event.kind != "task":
             return
         task_id, name = event.data.get("id", ""), event.data.get("name", "")
-        if event.data.get("phase") == "TASK_PHASE_STARTED":
+        if event.data.get("phase") == "started":
             self.running[task_id] = name
         else:
             self.running.pop(task_id, None)
@@ -723,7 +723,7 @@ def _follow(args: argparse.Namespace, client: Client, events: Iterator[Event], p
     return 0
 
 
-def _stream_modes(args: argparse.Namespace) -> tuple[str, ...]:
+def _stream_modes(args: argparse.Namespace) -> tuple[StreamMode, ...]:
     return tuple(dict.fromkeys(args.stream_mode)) if args.stream_mode else DEFAULT_STREAM_MODES
 
 
@@ -759,7 +759,7 @@ def cmd_runs_create(args: argparse.Namespace) -> int:
     return 0
 
 
-_STATUSES = ("pending", "running", "success", "error", "timeout", "interrupted", "cancelled")
+_STATUSES: tuple[str, ...] = get_args(RunStatus)
 _RUN_FIELDS = ("run_id", "thread_id", "assistant_id", "status", "attempt", "current_node", "step",
                "created_at", "started_at", "ended_at")
 
@@ -835,7 +835,7 @@ def cmd_threads_create(args: argparse.Namespace) -> int:
     return 0
 
 
-_THREAD_STATUSES = ("idle", "busy", "interrupted", "error")
+_THREAD_STATUSES: tuple[str, ...] = get_args(ThreadStatus)
 
 
 def cmd_threads_list(args: argparse.Namespace) -> int:
@@ -853,17 +853,14 @@ def cmd_threads_list(args: argparse.Namespace) -> int:
         _print_json(threads)
         return 0
     for thread in threads:
-        status = str(thread.get("status", "")).removeprefix("THREAD_STATUS_").lower()
-        print(f"{thread['thread_id']}  {status:<11}  {thread.get('assistant_id', '') or '-':<12}"
+        print(f"{thread['thread_id']}  {status_name(thread):<11}  {thread.get('assistant_id', '') or '-':<12}"
               f"  {_dim(thread.get('created_at', ''))}")
     return 0
 
 
 def _print_thread(thread: dict[str, Any]) -> None:
     for key in ("thread_id", "status", "assistant_id", "created_at", "updated_at"):
-        value = thread.get(key, "")
-        if key == "status":
-            value = str(value).removeprefix("THREAD_STATUS_").lower()
+        value = status_name(thread) if key == "status" else thread.get(key, "")
         print(f"{key}: {value}")
     print(f"metadata: {_json(thread.get('metadata') or {})}")
 
