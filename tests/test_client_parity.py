@@ -195,7 +195,7 @@ RUN_OPTIONS: RunOptions = {
     "config": {"tags": ["t"], "recursion_limit": 7}, "context": {"user": "u"}, "metadata": {"m": 1},
     "interrupt_before": ["a"], "interrupt_after": ("b", "c"), "multitask_strategy": "enqueue",
     "if_not_exists": "create", "checkpoint_id": "1f0", "granularity": "partial", "timeout": 2.5,
-    "durability": "EXIT",
+    "durability": "EXIT", "webhook": "https://hooks.example.com/done",
 }
 
 # One call of every public method, with options that change the request; (method, args, kwargs).
@@ -213,6 +213,9 @@ CALLS: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
     ("cancel_run", ("r1", "rollback", True), {}),
     ("join", ("r1", 4, "low"), {"deadline": 30}),
     ("create_thread", ("t1", {"user": "u"}), {}),
+    ("create_thread", (), {"ttl": 120, "ttl_strategy": "keep_latest"}),
+    ("copy_thread", ("t1", "t2"), {}),
+    ("prune_thread", ("t1", "delete"), {}),
     ("list_threads", (["idle", "interrupted"], {"user": "u"}, "agent", 3, "tok"), {}),
     ("iter_threads", ("busy", None, "agent", 2), {}),
     ("get_thread", ("t1",), {}),

@@ -199,6 +199,8 @@ def run_spec(assistant_id: str, input: Any = None, *, on_disconnect: OnDisconnec
         spec.metadata.CopyFrom(to_struct(o["metadata"]))
     if o.get("timeout") is not None:
         spec.timeout.CopyFrom(_duration(o["timeout"]))
+    if o.get("webhook"):
+        spec.webhook = o["webhook"]
     return spec
 
 
@@ -239,6 +241,18 @@ def list_runs_request(thread_id: str | None, statuses: str | int | Iterable[str 
     return run_service_pb2.RunServiceListRequest(
         thread_id=thread_id or "", page_size=page_size or 0, page_token=page_token or "",
         statuses=[_enum(s, run_pb2.RunStatus, "statuses") for s in wanted])
+
+
+def thread_ttl(seconds: float | None, strategy: str | int | None) -> thread_pb2.ThreadTtl:
+    ttl = thread_pb2.ThreadTtl(strategy=_enum(strategy, thread_pb2.TtlStrategy, "ttl_strategy"))
+    if seconds is not None:
+        ttl.ttl.CopyFrom(_duration(seconds))
+    return ttl
+
+
+def prune_request(thread_id: str, strategy: str | int | None) -> thread_service_pb2.ThreadServicePruneRequest:
+    return thread_service_pb2.ThreadServicePruneRequest(
+        thread_id=thread_id, strategy=_enum(strategy, thread_service_pb2.PruneStrategy, "strategy"))
 
 
 def list_threads_request(statuses: str | int | Iterable[str | int] | None, metadata: Mapping[str, Any] | None,

@@ -224,12 +224,31 @@ class Client:
 
     # -- threads ------------------------------------------------------------------
 
-    def create_thread(self, thread_id: str | None = None, metadata: Mapping[str, Any] | None = None
-                      ) -> dict[str, Any]:
-        """Create a thread (with a server-picked id unless `thread_id` is given)."""
+    def create_thread(self, thread_id: str | None = None, metadata: Mapping[str, Any] | None = None,
+                      *, ttl: float | None = None, ttl_strategy: str | int | None = None) -> dict[str, Any]:
+        """Create a thread (with a server-picked id unless `thread_id` is given).
+
+        `ttl` (seconds, at least 60) is its own time-to-live after its last activity, and
+        `ttl_strategy` what happens then (`delete`, the default, or `keep_latest`); without them
+        the server's default applies, if any.
+        """
         request = thread_pb.ThreadServiceCreateRequest(thread_id=thread_id or "", metadata=c.to_struct(metadata))
+        if ttl is not None or ttl_strategy is not None:
+            request.ttl.CopyFrom(c.thread_ttl(ttl, ttl_strategy))
         response = self._unary(self._threads.Create, request)
         return c.to_dict(response.thread)
+
+    def copy_thread(self, thread_id: str, new_thread_id: str | None = None) -> dict[str, Any]:
+        """A new thread with `thread_id`'s whole history, metadata and assistant (not its runs)."""
+        request = thread_pb.ThreadServiceCopyRequest(thread_id=thread_id, new_thread_id=new_thread_id or "")
+        response = self._unary(self._threads.Copy, request)
+        return c.to_dict(response.thread)
+
+    def prune_thread(self, thread_id: str, strategy: str | int | None = None) -> tuple[dict[str, Any] | None, int]:
+        """Keep only the thread's latest checkpoint (`keep_latest`, the default) or `delete` it; the
+        thread afterwards (None when deleted) and how many checkpoints went."""
+        response = self._unary(self._threads.Prune, c.prune_request(thread_id, strategy))
+        return (c.to_dict(response.thread) if response.HasField("thread") else None), int(response.checkpoints_deleted)
 
     def list_threads(
         self,

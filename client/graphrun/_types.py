@@ -69,6 +69,8 @@ class RunOptions(TypedDict, total=False):
     """Seconds the run may execute before it is stopped (status `timeout`, completed steps kept)."""
     durability: Durability | int | None
     """When checkpoints are written (LangGraph's durability; default `sync`)."""
+    webhook: str | None
+    """A URL POSTed to, signed, when the run ends (the server must allow its host)."""
 
 
 def status_name(run: Mapping[str, Any] | str) -> str:
