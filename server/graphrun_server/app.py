@@ -226,7 +226,8 @@ class App:
         if sweeper := ttl_sweeper(self.store, pool):
             self.store_sweeper = sweeper.start()
         self.thread_sweeper.start()
-        self.webhook_sender.start()
+        if webhook_policy.patterns:  # a replica that allows no webhooks sends none (it would refuse every host)
+            self.webhook_sender.start()
         if self.metrics:
             self.metrics_port = self.metrics.serve(s.metrics_host, s.metrics_port)
         return self
