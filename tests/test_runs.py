@@ -308,7 +308,7 @@ async def test_a_run_stopped_before_its_task_began_still_ends_cancelled(runs, se
     assert record.status == "running"
     active = runner._prepare(Claim(record, 0, None))  # as a worker's claim starts a run
     runner._register(active)
-    runner._stop(active, "interrupt", "cancelled before its task began")  # no await in between
+    active.stop("interrupt", "cancelled before its task began")  # no await in between
 
     end = await asyncio.wait_for(runner.wait_end(record.run_id), timeout=60)
     assert end.data["status"] == "cancelled"

@@ -27,13 +27,12 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from langgraph.errors import GraphDrained, GraphRecursionError
 from langgraph.pregel._utils import is_xxh3_128_hexdigest
-from langgraph.runtime import RunControl
 from langgraph.types import Command, StateSnapshot
 from opentelemetry import trace
 
@@ -47,97 +46,15 @@ from .observability.metrics import Metrics
 from .registry import Assistant, Registry
 from .snapshots import may_have_next_tasks, read_state, snapshot_to_json
 from .stream_events import EventTranslator, chunks as stream_chunks
-from .storage.checkpointer import CHECKPOINTS_KEY, FENCE_KEY, Rider, RunCheckpoints
+from .storage.checkpointer import CHECKPOINTS_KEY, FENCE_KEY, Rider
 from .storage.leases import LeaseKeeper
 from .storage.notify import Notifications
+from .runs.request import RunRequest, graph_config
+from .runs.state import MOVES, STOP_ERROR_TYPE, STOP_STATUS, ActiveRun, RunState, StopReason, log
 from .storage.records import Claim, Records, RunRecord, run_record
 from .wire import to_json
 
-log = logging.getLogger(__name__)
-
-# A stopped run's task is cancelled again this often until it leaves the graph (see _cancel_graph).
-RECANCEL_SECONDS = 1.0
-
 DEFAULT_RECURSION_LIMIT = 25
-
-# Why a run stops early -> its final status ("handoff", "outage" and "lost" leave no status: the run moves).
-STOP_STATUS = {"interrupt": "cancelled", "rollback": "cancelled", "timeout": "timeout", "blocked": "error"}
-STOP_ERROR_TYPE = {"timeout": "TimeoutError", "blocked": "EventLoopBlocked"}  # others: CancelledError
-MOVES = ("handoff", "outage", "lost")
-
-
-@dataclass
-class RunRequest:
-    """A validated run specification (what `RunSpec` says, in Python terms); stored as the run's spec."""
-
-    assistant_id: str
-    thread_id: str | None = None
-    input: Any = None  # any JSON value; None: no input (continue from the checkpoint)
-    input_field: str | None = None  # "input_value" when it came in that field (errors name it); else "input"
-    command: dict[str, Any] | None = None
-    config: dict[str, Any] = field(default_factory=dict)
-    metadata: dict[str, Any] = field(default_factory=dict)
-    interrupt_before: list[str] = field(default_factory=list)
-    interrupt_after: list[str] = field(default_factory=list)
-    multitask_strategy: str = "reject"
-    create_thread: bool = False
-    checkpoint_id: str | None = None
-    durability: str = "sync"
-    stream_modes: list[str] = field(default_factory=list)
-    subgraphs: bool = False  # events from inside subgraphs too
-    timeout: float | None = None
-    on_disconnect: str = "cancel"
-    context: dict[str, Any] | None = None  # as the caller sent it: each attempt builds the graph's from it
-
-    def to_json(self) -> dict[str, Any]:
-        return to_json({k: v for k, v in self.__dict__.items() if v is not None})
-
-    @classmethod
-    def from_json(cls, spec: dict[str, Any]) -> RunRequest:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in spec.items() if k in known})
-
-
-@dataclass
-class ActiveRun:
-    """A run executing on this replica (one attempt of it)."""
-
-    record: RunRecord
-    request: RunRequest
-    log: ev.EventLog
-    task: asyncio.Task | None = None
-    control: RunControl = field(default_factory=RunControl)
-    stop_reason: str | None = None  # interrupt | rollback | timeout | blocked | handoff | outage | lost
-    stop_message: str = ""
-    translator: EventTranslator | None = None  # stream chunks -> events, for runs that stream
-    current_node: str | None = None
-    step: int | None = None
-    checkpoint: dict | None = None  # the last checkpoint the graph announced: its ref, `next` and values
-    written: RunCheckpoints = field(default_factory=RunCheckpoints)  # what its checkpoint writes stored
-    span: trace.Span = trace.INVALID_SPAN  # the run's trace span (a no-op unless tracing is on)
-    node_spans: dict[str, trace.Span] = field(default_factory=dict)
-    started: float = field(default_factory=time.monotonic)
-    leased_at: float = field(default_factory=time.monotonic)  # its lease was asked for then: set no earlier
-    stored: int = 0  # events up to this sequence are in the database
-    flusher: asyncio.Task | None = None
-    closing: asyncio.Event = field(default_factory=asyncio.Event)
-    settling: bool = False  # recording its end: too late to stop it
-    began: bool = False  # its task has begun `_execute` (see `_stop`)
-    left_graph: bool = False  # `_execute` is past the graph (recording the end: not to be cancelled)
-    context: Any = None  # the contextvars.Context its tasks run in
-    ending: ev.RunEvent | None = None  # its end event, when recorded with its last checkpoint
-
-    @property
-    def run_id(self) -> str:
-        return self.record.run_id
-
-    @property
-    def thread_id(self) -> str:
-        return self.record.thread_id
-
-    @property
-    def attempt(self) -> int:
-        return self.record.attempt
 
 
 class NotAdmitted(Exception):
@@ -229,7 +146,7 @@ class GraphRunner:
         """Stop every run executing here and return it to the queue for another replica."""
         self._handing_back = True  # runs the database accepts from now on are handed back at once
         for active in list(self._active.values()):
-            self._stop(active, "handoff", "the server shut down")
+            active.stop(StopReason.HANDOFF, "the server shut down")
         tasks = [a.task for a in self._active.values() if a.task]
         if tasks:
             await asyncio.wait(tasks, timeout=5)
@@ -328,7 +245,7 @@ class GraphRunner:
         admitted.set_result(None)
         active.written.admitted = None  # no more waiting for the checkpointer
         if self._handing_back:
-            self._stop(active, "handoff", "the server shut down")
+            active.stop(StopReason.HANDOFF, "the server shut down")
 
     def _provisional(self, run_id: str, thread_id: str, assistant: Assistant, req: RunRequest,
                      spec: dict[str, Any]) -> RunRecord:
@@ -431,7 +348,7 @@ class GraphRunner:
         run = active.record
         older = self._active.get(run.run_id)
         if older is not None:  # our own earlier attempt lost its lease and we re-claimed the run
-            self._stop(older, "lost", "a newer attempt took the run over")
+            older.stop(StopReason.LOST, "a newer attempt took the run over")
         self._active[run.run_id] = active
         self._lease_view = dict(self._active)
         if self.metrics:
@@ -450,12 +367,13 @@ class GraphRunner:
         run, req = active.record, active.request  # a provisional record until admitted (same ids)
         status, error, state = "error", None, None
         timer = None
-        active.began = True
+        if active.state is RunState.STARTING:  # else STOPPING: stopped before it began (see ActiveRun.stop)
+            active.transition(RunState.EXECUTING)
         try:
             active.log.append(ev.METADATA, {"run_id": run.run_id, "thread_id": run.thread_id,
                                             "assistant_id": run.assistant_id, "attempt": run.attempt})
-            if run.cancel_action or active.stop_reason:  # cancelled while no replica ran it, or stopped
-                raise asyncio.CancelledError  # before its task began (see `_stop`)
+            if run.cancel_action or active.state is RunState.STOPPING:  # cancelled while no replica ran it,
+                raise asyncio.CancelledError  # or stopped before its task began
             if run.attempt - run.handoffs > self.settings.max_attempts:  # hand-backs are not failures
                 state = {}  # do not touch the graph's state again: it may be what kept failing
                 raise RuntimeError(f"gave up after {self.settings.max_attempts} attempts; "
@@ -466,7 +384,7 @@ class GraphRunner:
             assistant = self.registry.get(run.assistant_id)
             if req.timeout:
                 timer = asyncio.get_running_loop().call_later(
-                    req.timeout, self._stop, active, "timeout", "the run's timeout passed")
+                    req.timeout, active.stop, StopReason.TIMEOUT, "the run's timeout passed")
             graph_input, resumed = await self._graph_input(active, assistant)
             config, context = self._run_config(active, assistant, resumed)
             active.translator = EventTranslator(req.stream_modes, active.log.append)
@@ -488,43 +406,41 @@ class GraphRunner:
                 else:  # the state itself is read while the end is recorded
                     status = "interrupted" if active.checkpoint["next"] else "success"
         except asyncio.CancelledError:
-            if active.stop_reason is None and not run.cancel_action:  # cancelled by no one we know of
-                active.stop_reason, active.stop_message = "interrupt", "the run's task was cancelled"
+            unknown = active.reason is None and not run.cancel_action  # cancelled by no one we know of
+            active.leave(StopReason.INTERRUPT if unknown else None, "the run's task was cancelled")
             await self._let_graph_exit(active)
         except NotAdmitted:
             pass
         except GraphDrained:
-            active.stop_reason = active.stop_reason or "handoff"
+            active.leave(StopReason.HANDOFF)
         except DatabaseUnavailable:  # a checkpoint could not be read or written: not the graph's fault
             log.warning("run %s: the database went away; the run continues once it is back", run.run_id)
-            active.stop_reason = active.stop_reason or "outage"
+            active.leave(StopReason.OUTAGE)
         except ThreadInterrupted as exc:
             error = {"type": "ThreadInterrupted", "message": exc.message, "reason": exc.reason}
         except GraphRecursionError as exc:
             error = {"type": type(exc).__name__, "message": str(exc).split("\n")[0]}
         except Exception as exc:  # the graph, a model or a tool failed: the run fails, the server does not
             if _fenced_off(exc):
-                active.stop_reason = "lost"
+                active.leave(StopReason.LOST, fact=True)
             else:
                 log.info("run %s failed: %s", run.run_id, type(exc).__name__)
                 error = {"type": type(exc).__name__, "message": str(exc)}
         finally:
-            active.left_graph = True  # a stop's repeated cancel must not cut the end's recording
+            active.leave()  # a stop's repeated cancel must not cut the end's recording
             if timer:
                 timer.cancel()
         if (rider := active.written.rider) is not None and rider.take():  # it wrote no checkpoint
             rider.sending = asyncio.ensure_future(self.records.send_alone(rider))
         if not await self._admitted(active):
+            active.transition(RunState.DONE)
             return
         run = active.record
-        if active.stop_reason in STOP_STATUS:
-            status = STOP_STATUS[active.stop_reason]
-            error = {"type": STOP_ERROR_TYPE.get(active.stop_reason, "CancelledError"), "message": active.stop_message}
-        elif active.stop_reason is None and run.cancel_action:
-            active.stop_reason = run.cancel_action
-            status = STOP_STATUS.get(run.cancel_action, "cancelled")
-            error = {"type": "TimeoutError" if status == "timeout" else "CancelledError",
-                     "message": "stopped while no replica executed it"}
+        if active.reason is None and run.cancel_action:
+            active.leave(StopReason(run.cancel_action), "stopped while no replica executed it")
+        if active.reason in STOP_STATUS:
+            status = STOP_STATUS[active.reason]
+            error = {"type": STOP_ERROR_TYPE.get(active.reason, "CancelledError"), "message": active.message}
         if error is not None:
             error.setdefault("reason", RUN_FAILURE_CODES[status][1])
         await self._settle(active, status, error, state)
@@ -535,7 +451,7 @@ class GraphRunner:
         is the last when LangGraph can find nothing to run after it (`may_have_next_tasks`);
         the run then completed, whatever stops it from here on."""
         def finish(checkpoint: dict) -> tuple[str, tuple] | None:
-            if active.stop_reason is not None or may_have_next_tasks(graph, checkpoint):
+            if active.state is not RunState.EXECUTING or may_have_next_tasks(graph, checkpoint):
                 return None
             run = active.record
             active.ending = active.log.next_event(ev.END, {"status": "success", "error": None,
@@ -550,7 +466,6 @@ class GraphRunner:
         repeated cancel can reach LangGraph while it exits waiting for the checkpoint writes it
         started; it then stops waiting, the writes do not stop, and recording the end (or a
         rollback) meanwhile would come before the last of them."""
-        active.left_graph = True  # no more cancels
         try:
             await asyncio.shield(active.written.settled())
         except asyncio.CancelledError:  # cancelled by someone else (shutdown): the run ends either way
@@ -575,27 +490,27 @@ class GraphRunner:
     async def _settle(self, active: ActiveRun, status: str, error: dict | None, state: dict | None) -> None:
         """Record how the attempt ended — finished, handed back, or lost — and tell the followers."""
         run = active.record
-        active.settling = True
         recorded = active.written.finished  # the end went with the run's last checkpoint
-        if recorded is not None:  # it completed: a stop that came after changes nothing
-            status, error, active.stop_reason = "success", None, None
+        # It completed, then: a stop that came after changes nothing (a fact: no reason).
+        active.transition(RunState.SETTLING, None, fact=recorded is not None)
+        if recorded is not None:
+            status, error = "success", None
         error = to_json(error) if error else None
         try:
-            active.closing.set()
-            active.log.poke()
+            active.log.poke()  # the flusher stops (it watches `settling`)
             if active.flusher:
                 await asyncio.shield(active.flusher)
-            if active.stop_reason == "lost":
+            if active.reason is StopReason.LOST:
                 log.warning("run %s attempt %s lost to another replica; stopped here without writing",
                             run.run_id, run.attempt)
                 return
-            if active.stop_reason in ("handoff", "outage"):
-                if active.stop_reason == "outage":
+            if active.reason in (StopReason.HANDOFF, StopReason.OUTAGE):
+                if active.reason is StopReason.OUTAGE:
                     active.log.close("outage")  # followers go to the database: UNAVAILABLE until it is back
                 await self._release(active, patience=self.settings.lease_seconds * 2 / 3
-                                    if active.stop_reason == "outage" else 0.0)
+                                    if active.reason is StopReason.OUTAGE else 0.0)
                 return
-            if active.stop_reason == "rollback":
+            if active.reason is StopReason.ROLLBACK:
                 await self.records.delete_run_checkpoints(run.thread_id, run.run_id)
             # The stored end event names the final checkpoint. The state itself (for Wait and the
             # followers here) is known when the run completed; otherwise it is read meanwhile, in
@@ -614,7 +529,7 @@ class GraphRunner:
                                                          active.log.since(active.stored) + [end], run.spec)
             state = (await reading if reading else state) or None
             if finished is None:
-                active.stop_reason = "lost"
+                active.transition(RunState.SETTLING, StopReason.LOST, fact=True)
                 log.warning("run %s attempt %s lost to another replica before it could finish",
                             run.run_id, run.attempt)
                 return
@@ -626,14 +541,15 @@ class GraphRunner:
         except Exception:
             log.exception("run %s: could not record how it ended; its lease will lapse and another "
                           "replica will finish it", run.run_id)
-            active.stop_reason = active.stop_reason or "lost"
+            active.transition(RunState.SETTLING, StopReason.LOST)
         finally:
             if self._active.get(run.run_id) is active:
                 if self._executing() >= self.settings.max_concurrent_runs:
                     self._wake.set()  # capacity freed: runs may be waiting for it
                 del self._active[run.run_id]
                 self._lease_view = dict(self._active)
-            active.log.close(active.stop_reason or "lost")
+            active.log.close(active.reason or StopReason.LOST)
+            active.transition(RunState.DONE)
             self._observe_end(active, status)
 
     async def _release(self, active: ActiveRun, patience: float) -> None:
@@ -657,7 +573,7 @@ class GraphRunner:
                 delay = min(delay * 2, 2.0)
 
     def _observe_end(self, active: ActiveRun, status: str) -> None:
-        outcome = active.stop_reason if active.stop_reason in MOVES else status
+        outcome = str(active.reason) if active.reason in MOVES else status
         for span in active.node_spans.values():
             span.end()
         active.span.set_attribute("graphrun.outcome", outcome)
@@ -772,15 +688,15 @@ class GraphRunner:
         Stops when the run settles, which stores the rest with the end event.
         """
         backoff = 0.05
-        while not active.closing.is_set():
+        while not active.settling.is_set():
             await active.log.wait_beyond(active.stored)
-            if active.closing.is_set():
+            if active.settling.is_set():
                 return
             if await self._store_pending_events(active):
                 backoff = 0.05
             else:
                 try:  # the database is unreachable: retry later, unless the run settles first
-                    await asyncio.wait_for(active.closing.wait(), backoff)
+                    await asyncio.wait_for(active.settling.wait(), backoff)
                 except TimeoutError:
                     backoff = min(backoff * 2, 2.0)
 
@@ -795,7 +711,7 @@ class GraphRunner:
             log.warning("run %s: storing events failed (%s); will retry", active.run_id, type(exc).__name__)
             return False
         if not owned:
-            self._stop(active, "lost", "another replica took the run over")
+            active.stop(StopReason.LOST, "another replica took the run over")
             return False
         active.stored = batch[-1].sequence
         active.log.mark_durable(active.stored)
@@ -803,33 +719,11 @@ class GraphRunner:
 
     # -- stopping -----------------------------------------------------------------------
 
-    def _stop(self, active: ActiveRun, reason: str, message: str) -> None:
-        """Stop a run executing here. The first reason wins.
-
-        A task cancelled before its first step never runs its coroutine at all: `_execute`
-        would not record the run's end, and the run would stay RUNNING, its lease renewed,
-        forever (a Cancel arriving just after a worker claimed the run). Such a run is only
-        marked; `_execute` stops it as it begins."""
-        if active.stop_reason is None and not active.settling and active.task is not None and not active.task.done():
-            active.stop_reason, active.stop_message = reason, message
-            if active.began:
-                self._cancel_graph(active)
-
-    def _cancel_graph(self, active: ActiveRun) -> None:
-        """Cancel the run's task, again every RECANCEL_SECONDS while it is still in the graph: a
-        cancellation can be swallowed on its way (Python 3.11's wait_for loses one that arrives as
-        its inner await completes; a node may catch CancelledError), and the run would then go on,
-        its lease renewed, with nothing left to stop it."""
-        if active.left_graph or active.task.done():
-            return
-        active.task.cancel()
-        asyncio.get_running_loop().call_later(RECANCEL_SECONDS, self._cancel_graph, active)
-
     def _executing_here(self, run_id: str) -> ActiveRun | None:
         """The run's attempt executing here, unless it is leaving this replica (handed back, lost,
         outage): the database carries a stop of such a run to wherever it goes on."""
         active = self._active.get(run_id)
-        return active if active is not None and active.stop_reason not in MOVES else None
+        return active if active is not None and active.reason not in MOVES else None
 
     async def cancel(self, run_id: str, action: str, message: str, wait: bool = False) -> RunRecord:
         """Stop a run wherever it executes. action: interrupt | rollback | timeout."""
@@ -837,7 +731,7 @@ class GraphRunner:
             raise RunNotFound(run_id)
         active = self._executing_here(run_id)
         if active is not None:
-            self._stop(active, action, message)
+            active.stop(StopReason(action), message)
             if wait:
                 await self.wait_end(run_id)
             record = await self.records.get_run(run_id)
@@ -857,7 +751,7 @@ class GraphRunner:
             return  # runs move to other replicas; callers can join them there
         active = self._executing_here(run_id)
         if active is not None:
-            self._stop(active, action, message)
+            active.stop(StopReason(action), message)
             return
         task = asyncio.get_running_loop().create_task(self.cancel(run_id, action, message))
         self._background.add(task)
@@ -876,13 +770,13 @@ class GraphRunner:
         run_id, _, action = payload.partition(" ")
         active = self._active.get(run_id)
         if active is not None:
-            self._stop(active, action or "interrupt", "cancelled")
+            active.stop(StopReason(action or "interrupt"), "cancelled")
 
     def _on_fenced(self, run_id: str, attempt: int) -> None:
         """A checkpoint write was refused: stop at once, before running more nodes."""
         active = self._active.get(run_id)
         if active is not None and active.attempt == attempt:
-            self._stop(active, "lost", "another replica took the run over")
+            active.stop(StopReason.LOST, "another replica took the run over")
 
     def on_loop_blocked(self, run_id: str, seconds: float) -> None:
         """A task of this run held the event loop for `seconds` (see watchdog.py): the run fails."""
@@ -893,18 +787,18 @@ class GraphRunner:
         message = (f"{node} blocked the server's event loop for {seconds:.1f} s, stalling every run; "
                    "call blocking code from a sync node or asyncio.to_thread")
         log.warning("run %s: %s", run_id, message)
-        self._stop(active, "blocked", message)
+        active.stop(StopReason.BLOCKED, message)
 
     def _on_lease_report(self, lost: dict[str, int], cancels: dict[str, str]) -> None:
         """lost: run id -> the attempt whose lease was lost (a newer attempt of ours is not)."""
         for run_id, attempt in lost.items():
             active = self._active.get(run_id)
-            if active is not None and active.attempt == attempt and active.stop_reason is None:
+            if active is not None and active.attempt == attempt and active.reason is None:
                 log.warning("run %s: lease lost; stopped here, another replica continues it", run_id)
-                self._stop(active, "lost", "lease lost")
+                active.stop(StopReason.LOST, "lease lost")
         for run_id, action in cancels.items():
             if (active := self._active.get(run_id)) is not None:
-                self._stop(active, action, "cancelled")
+                active.stop(StopReason(action), "cancelled")
 
     # -- following ----------------------------------------------------------------------
 
@@ -1030,10 +924,3 @@ def _for_factory(config: dict[str, Any]) -> dict[str, Any]:
     """The run's config as a graph factory sees it: without graphrun's own plumbing."""
     configurable = {k: v for k, v in config["configurable"].items() if not k.startswith("__graphrun")}
     return {**{k: v for k, v in config.items() if k != "run_id"}, "configurable": configurable}
-
-
-def graph_config(thread_id: str, checkpoint_id: str | None = None) -> dict[str, Any]:
-    configurable = {"thread_id": thread_id, "checkpoint_ns": ""}
-    if checkpoint_id:
-        configurable["checkpoint_id"] = checkpoint_id
-    return {"configurable": configurable}
