@@ -75,7 +75,6 @@ class GraphRunner:
     # -- the replica's life ----------------------------------------------------------------
 
     async def start(self) -> None:
-        self.checkpointer.on_fenced = self._stopping.on_fenced
         self._notifications.subscribe("graphrun_run", lambda _: self._local.wake.set())
         self._notifications.subscribe("graphrun_event", self._fanout.on_event_note)
         self._notifications.subscribe("graphrun_cancel", self._stopping.on_cancel_note)

@@ -91,7 +91,7 @@ class Admission:
         begun = asyncio.ensure_future(begin)  # sent first; the set-up below overlaps it too
         admitted = asyncio.get_running_loop().create_future()
         active = self.claims.prepare(Claim(provisional, 0, None), admitted)
-        active.written.rider = rider
+        active.rider = rider
         self.local.starting += 1
         begun.add_done_callback(lambda done: self._admit(active, done))
         return await asyncio.shield(begun)
@@ -99,13 +99,13 @@ class Admission:
     def _admit(self, active: ActiveRun, begun: asyncio.Future) -> None:
         """The database answered a run started ahead of its answer: let it run, or drop it."""
         self.local.starting -= 1
-        admitted = active.written.admitted
+        admitted = active.admission
         if begun.cancelled() or begun.exception() is not None or begun.result().status != "running":
             admitted.set_exception(NotAdmitted())
             return
         active.record = begun.result()
-        if active.written.rider is not None:  # accepted with its first checkpoint write: leased then
-            active.leased_at = max(active.leased_at, active.written.rider.taken_at)
+        if active.rider is not None:  # accepted with its first checkpoint write: leased then
+            active.leased_at = max(active.leased_at, active.rider.taken_at)
         try:
             self.claims.register(active)
         except BaseException:
@@ -114,7 +114,7 @@ class Admission:
                           active.run_id)
             return
         admitted.set_result(None)
-        active.written.admitted = None  # no more waiting for the checkpointer
+        active.admission = None  # no more waiting for the checkpointer
         if self.local.phase is Phase.HANDING_BACK:
             active.stop(StopReason.HANDOFF, "the server shut down")
 
@@ -133,7 +133,7 @@ class Admission:
 
 async def wait_admitted(active: ActiveRun) -> bool:
     """Whether the database accepted a run started before its answer (see `_begin_here`)."""
-    admitted = active.written.admitted  # None: accepted (or never waited for)
+    admitted = active.admission  # None: accepted (or never waited for)
     if admitted is None:
         return True
     while True:

@@ -101,9 +101,9 @@ class Claims:
         active = ActiveRun(run, RunRequest.from_json(run.spec), ev.EventLog(after=claim.last_sequence))
         active.stored = claim.last_sequence
         active.leased_at = claim.requested_at  # its lease's age counts from here (storage/leases.py)
-        active.written.admitted = admitted  # cleared once the database accepted the run
+        active.admission = admitted  # cleared once the database accepted the run
         # Without a thread id the run's thread was created with it: empty until the run writes.
-        active.written.new_thread = active.request.thread_id is None and run.attempt == 1
+        active.checkpoints.new_thread = active.request.thread_id is None and run.attempt == 1
         active.context = in_run_context(run.run_id, run.thread_id)  # the run's tasks log its ids
         active.context.run(watchdog.current_run.set, run.run_id)  # and answer for blocking the loop
         active.task = asyncio.create_task(self.execution.execute(active, claim), name=f"run-{run.run_id}",

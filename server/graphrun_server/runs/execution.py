@@ -23,7 +23,7 @@ from .. import events as ev
 from ..errors import RUN_FAILURE_CODES, DatabaseUnavailable, ThreadInterrupted
 from ..registry import Assistant, Registry
 from ..snapshots import may_have_next_tasks, snapshot_to_json
-from ..storage.checkpointer import CHECKPOINTS_KEY, FENCE_KEY
+from ..storage.checkpointer import RUN_KEY, CheckpointedRun
 from ..storage.records import Claim, Records
 from ..stream_events import EventTranslator, chunks as stream_chunks
 from .admission import NotAdmitted, wait_admitted
@@ -68,7 +68,7 @@ class Execution:
             active.translator = EventTranslator(req.stream_modes, active.log.append)
             async with assistant.source.for_run(_for_factory(config), context) as graph:
                 if not (req.stream_modes or req.interrupt_before or req.interrupt_after):
-                    active.written.finisher = self._finisher(active, graph)
+                    active.finisher = self._finisher(active, graph)
                 async for ns, mode, payload in stream_chunks(
                     graph, graph_input, config, req.stream_modes, req.subgraphs, durability=req.durability,
                     control=active.control, interrupt_before=_interrupt_nodes(req.interrupt_before),
@@ -108,7 +108,7 @@ class Execution:
             active.leave()  # a stop's repeated cancel must not cut the end's recording
             if timer:
                 timer.cancel()
-        if (rider := active.written.rider) is not None and rider.take():  # it wrote no checkpoint
+        if (rider := active.rider) is not None and rider.take():  # it wrote no checkpoint
             rider.sending = asyncio.ensure_future(self.records.send_alone(rider))
         if not await wait_admitted(active):
             active.transition(RunState.DONE)
@@ -145,7 +145,7 @@ class Execution:
         started; it then stops waiting, the writes do not stop, and recording the end (or a
         rollback) meanwhile would come before the last of them."""
         try:
-            await asyncio.shield(active.written.settled())
+            await asyncio.shield(active.checkpoints.settled())
         except asyncio.CancelledError:  # cancelled by someone else (shutdown): the run ends either way
             pass
 
@@ -176,7 +176,7 @@ class Execution:
         context_values = assistant.run_context(req.context, configurable)
         config = graph_config(run.thread_id, None if resumed else req.checkpoint_id)
         config["configurable"] = {**(context_values or {}), **configurable, **config["configurable"],
-                                  FENCE_KEY: (run.run_id, run.attempt), CHECKPOINTS_KEY: active.written}
+                                  RUN_KEY: self._checkpointed(active)}
         if run.owner:
             config["configurable"]["langgraph_auth_user_id"] = run.owner
         config["recursion_limit"] = user.get("recursion_limit", DEFAULT_RECURSION_LIMIT)
@@ -186,6 +186,11 @@ class Execution:
                               "assistant_id": assistant.assistant_id, "graph_id": assistant.graph_id}
         config["run_id"] = uuid.UUID(run.run_id)
         return config, assistant.build_context(context_values)
+
+    @staticmethod
+    def _checkpointed(active: ActiveRun) -> CheckpointedRun:
+        """The one object the checkpointer gets: the attempt itself, seen through CheckpointedRun."""
+        return active
 
     def _follow_progress(self, active: ActiveRun, entry: dict[str, Any]) -> None:
         """Where the run is, from the root graph's debug stream: its last checkpoint (to

@@ -32,7 +32,7 @@ class Settlement:
     async def settle(self, active: ActiveRun, status: str, error: dict | None, state: dict | None) -> None:
         """Record how the attempt ended — finished, handed back, or lost — and tell the followers."""
         run = active.record
-        recorded = active.written.finished  # the end went with the run's last checkpoint
+        recorded = active.checkpoints.finished  # the end went with the run's last checkpoint
         # It completed, then: a stop that came after changes nothing (a fact: no reason).
         active.transition(RunState.SETTLING, None, fact=recorded is not None)
         if recorded is not None:
@@ -130,10 +130,10 @@ class Settlement:
         and nothing was written to it after: its state is the values the graph announced
         with it, and the checkpoint row the run stored (id, parent, time, metadata).
         """
-        stored, announced = active.written.latest, active.checkpoint
+        stored, announced = active.checkpoints.latest, active.checkpoint
         if (status != "success" or stored is None or announced is None or announced["next"]
                 or announced["ref"].get("checkpoint_id") != stored.checkpoint_id
-                or stored.checkpoint_id in active.written.written):
+                or stored.checkpoint_id in active.checkpoints.written):
             return None
 
         def config(checkpoint_id: str) -> dict:

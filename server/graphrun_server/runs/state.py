@@ -23,6 +23,7 @@ import asyncio
 import enum
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,7 @@ from langgraph.runtime import RunControl
 from opentelemetry import trace
 
 from .. import events as ev
-from ..storage.checkpointer import RunCheckpoints
+from ..storage.checkpointer import Rider, RunCheckpoints
 from ..storage.records import RunRecord
 from ..stream_events import EventTranslator
 from .request import RunRequest
@@ -105,7 +106,10 @@ class ActiveRun:
     current_node: str | None = None
     step: int | None = None
     checkpoint: dict | None = None  # the last checkpoint the graph announced: its ref, `next` and values
-    written: RunCheckpoints = field(default_factory=RunCheckpoints)  # what its checkpoint writes stored
+    checkpoints: RunCheckpoints = field(default_factory=RunCheckpoints)  # what its checkpoint writes stored
+    admission: asyncio.Future | None = None  # the database's answer, for a run started ahead of it
+    rider: Rider | None = None  # its acceptance, when it rides on its first checkpoint write
+    finisher: Callable[[dict], tuple[str, tuple] | None] | None = None  # see `finish`
     span: trace.Span = trace.INVALID_SPAN  # the run's trace span (a no-op unless tracing is on)
     node_spans: dict[str, trace.Span] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
@@ -127,6 +131,24 @@ class ActiveRun:
     @property
     def attempt(self) -> int:
         return self.record.attempt
+
+    # -- what the checkpointer asks of it (storage.checkpointer.CheckpointedRun) -------------
+
+    @property
+    def fence(self) -> tuple[str, int]:
+        return self.run_id, self.attempt
+
+    async def admitted(self) -> None:
+        if self.admission is not None:
+            await asyncio.shield(self.admission)  # a cancelled write must not cancel the answer
+
+    def finish(self, checkpoint: dict) -> tuple[str, tuple] | None:
+        return self.finisher(checkpoint) if self.finisher is not None else None
+
+    def fenced_off(self) -> None:
+        self.stop(StopReason.LOST, "another replica took the run over")
+
+    # -- its life cycle ---------------------------------------------------------------------
 
     def transition(self, to: RunState, reason: StopReason | None = None, message: str = "", *,
                    fact: bool = False) -> bool:

@@ -96,12 +96,6 @@ class Stopping:
         if active is not None:
             active.stop(StopReason(action or "interrupt"), "cancelled")
 
-    def on_fenced(self, run_id: str, attempt: int) -> None:
-        """A checkpoint write was refused: stop at once, before running more nodes."""
-        active = self.local.get(run_id)
-        if active is not None and active.attempt == attempt:
-            active.stop(StopReason.LOST, "another replica took the run over")
-
     def on_loop_blocked(self, run_id: str, seconds: float) -> None:
         """A task of this run held the event loop for `seconds` (see watchdog.py): the run fails."""
         active = self.local.get(run_id)
