@@ -127,10 +127,13 @@ class Execution:
         """For a run whose only events are its metadata and end (no stream modes): the end of
         the run goes in the transaction of its last checkpoint, one round trip less. A checkpoint
         is the last when LangGraph can find nothing to run after it (`may_have_next_tasks`);
-        the run then completed, whatever stops it from here on."""
+        the run then completed, whatever stops it from here on: it is SETTLING, and a stop
+        (a lease renewal that finds the run ended by this very write, among others) no
+        longer cancels the write before the run hears its answer."""
         def finish(checkpoint: dict) -> tuple[str, tuple] | None:
             if active.state is not RunState.EXECUTING or may_have_next_tasks(graph, checkpoint):
                 return None
+            active.transition(RunState.SETTLING)
             run = active.record
             active.ending = active.log.next_event(ev.END, {"status": "success", "error": None,
                                                            "checkpoint_id": checkpoint["id"]})

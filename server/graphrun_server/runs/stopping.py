@@ -108,12 +108,17 @@ class Stopping:
         active.stop(StopReason.BLOCKED, message)
 
     def on_lease_report(self, lost: dict[str, int], cancels: dict[str, str]) -> None:
-        """lost: run id -> the attempt whose lease was lost (a newer attempt of ours is not)."""
+        """lost: run id -> the attempt whose lease was lost (a newer attempt of ours is not).
+
+        A renewal also comes back without a run that has just ended: its end, committed while the
+        renewal was on its way, took the row out of RUNNING. Such a run is SETTLING (its end is
+        being recorded, or went with its last checkpoint), where a stop is refused: it is neither
+        stopped nor logged nor counted lost. If another replica did take it over, recording its end
+        is refused (fenced) and settling finds the loss itself."""
         for run_id, attempt in lost.items():
             active = self.local.get(run_id)
-            if active is not None and active.attempt == attempt and active.reason is None:
+            if active is not None and active.attempt == attempt and active.stop(StopReason.LOST, "lease lost"):
                 log.warning("run %s: lease lost; stopped here, another replica continues it", run_id)
-                active.stop(StopReason.LOST, "lease lost")
         for run_id, action in cancels.items():
             if (active := self.local.get(run_id)) is not None:
                 active.stop(StopReason(action), "cancelled")
