@@ -3,14 +3,15 @@
 Why a state machine: runs are stopped from many places (NOTIFY, the lease thread,
 a fenced write, the watchdog, a caller going away, drain), at any moment of an
 attempt, and what a stop may still do depends on where the attempt is. Each of
-them asks `ActiveRun.stop`; the attempt's own task moves it on with `transition`.
+them asks `ActiveRun.stop`; the attempt's own code (its task, its checkpoint writes)
+moves it on with `transition`.
 Nothing else changes `state` or `reason`.
 
-    STARTING ──▶ EXECUTING ──────────▶ LEAVING ──▶ SETTLING ──▶ DONE
-        │            │                   ▲  ▲         ▲
-        │            └─▶ STOPPING ───────┘  │         │
-        └──────────────▶ (stop before the task began)  │
-                     EXECUTING ─────────────────────────┘ (its end rides on its last checkpoint)
+    STARTING ──▶ EXECUTING ──(stop)──▶ STOPPING ──▶ LEAVING ──▶ SETTLING ──▶ DONE
+
+and the shortcuts in LEGAL: a stop before the task began (STARTING ──▶ STOPPING), an end that
+rides on the last checkpoint write (EXECUTING ──▶ SETTLING), a run the database did not accept
+(LEAVING ──▶ DONE).
 
 A stop is a reason recorded on the attempt; the first wins. What the attempt finds
 out itself (a write of it was refused: `LOST`; its end was stored: no reason at
