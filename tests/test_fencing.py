@@ -9,7 +9,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from graphrun_server.errors import SQLSTATE_NOT_OWNER
-from graphrun_server.storage.checkpointer import FENCE_KEY, FencedPostgresSaver
+from graphrun_server.storage.checkpointer import RUN_KEY, FencedPostgresSaver, FencedRun
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def _running_run(db, attempt: int) -> tuple[str, str]:
 
 
 def _config(thread_id, run_id, attempt):
-    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": "", FENCE_KEY: (run_id, attempt)}}
+    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": "", RUN_KEY: FencedRun(run_id, attempt)}}
 
 
 async def test_the_owning_attempt_writes_and_a_former_one_is_refused(saver, db):
@@ -90,14 +90,14 @@ async def test_small_and_large_values_round_trip(saver, db, size):
 
 
 async def test_a_thread_the_run_created_is_read_from_the_database_once_the_run_wrote(saver, db):
-    from graphrun_server.storage.checkpointer import CHECKPOINTS_KEY, RunCheckpoints
+    from graphrun_server.storage.checkpointer import RunCheckpoints
 
     thread_id, run_id = _running_run(db, attempt=1)
     await saver.aput(_config(thread_id, run_id, 1), empty_checkpoint(), {"source": "input", "step": -1}, {})
     created = RunCheckpoints(new_thread=True)
-    config = {"configurable": {**_config(thread_id, run_id, 1)["configurable"], CHECKPOINTS_KEY: created}}
+    config = {"configurable": {**_config(thread_id, run_id, 1)["configurable"], RUN_KEY: FencedRun(run_id, 1, created)}}
     assert await saver.aget_tuple(config) is None  # answered without a query (the thread is not really new here)
-    assert await saver.aget_tuple({"configurable": {**config["configurable"], CHECKPOINTS_KEY: RunCheckpoints()}})
+    assert await saver.aget_tuple({"configurable": {**config["configurable"], RUN_KEY: FencedRun(run_id, 1)}})
     await saver.aput(config, empty_checkpoint(), {"source": "loop", "step": 0}, {})
     assert (await saver.aget_tuple(config)).metadata["step"] == 0
 

@@ -112,7 +112,7 @@ async def test_a_run_enqueued_behind_one_that_asks_a_question_fails_and_keeps_th
 async def test_join_after_events_were_pruned_still_ends(runs, server, db):
     done = await runs.Wait(wait_request(assistant_id="steps", input={}), timeout=TIMEOUT)
     db.execute("UPDATE graphrun_run SET ended_at = now() - interval '2 days' WHERE run_id = %s", (done.run.run_id,))
-    assert await server.runner.records.prune_events(older_than=24 * 3600) >= 1
+    assert await server.records.prune_events(older_than=24 * 3600) >= 1
     assert db.execute("SELECT count(*) AS n FROM graphrun_run_event WHERE run_id = %s",
                       (done.run.run_id,)).fetchone()["n"] == 0
     end, error = await _end(runs, done.run.run_id)
@@ -301,14 +301,13 @@ async def test_a_run_stopped_before_its_task_began_still_ends_cancelled(runs, se
     runner = server.runner
     request = parse_run_spec(spec(assistant_id="steps", input={"hang_at": "first"}), [])
     thread_id = str(uuid.uuid4())
-    record = await runner.records.begin_run(
+    record = await server.records.begin_run(
         run_id=str(uuid.uuid4()), thread_id=thread_id, create_thread=True, assistant_id="steps",
         multitask_strategy="reject", on_disconnect="continue", spec=request.to_json(), metadata={}, delay=0.0,
         has_input=True, owner=runner.owner, lease=runner.settings.lease_seconds)
     assert record.status == "running"
-    active = runner._prepare(Claim(record, 0, None))  # as a worker's claim starts a run
-    runner._register(active)
-    runner._stop(active, "interrupt", "cancelled before its task began")  # no await in between
+    active = runner._claims.launch(Claim(record, 0, None))  # as a worker's claim starts a run
+    active.stop("interrupt", "cancelled before its task began")  # no await in between
 
     end = await asyncio.wait_for(runner.wait_end(record.run_id), timeout=60)
     assert end.data["status"] == "cancelled"

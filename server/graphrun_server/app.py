@@ -110,6 +110,7 @@ class App:
     port: int = 0
     server: grpc.aio.Server | None = None
     runner: GraphRunner | None = None
+    records: Records | None = None
     _pool: object = None
     _health: DatabaseHealth | None = None
     _notifications: Notifications | None = None
@@ -164,7 +165,7 @@ class App:
         except (StoreConfigError, GraphLoadError) as exc:
             await self._close_database()
             raise SystemExit(str(exc)) from None
-        records = Records(pool)
+        self.records = records = Records(pool)
         self._notifications = Notifications(dsn, budget=s.db_timeout)
         await self._notifications.start()
         if self.tracer_provider is None:

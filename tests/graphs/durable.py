@@ -62,7 +62,8 @@ def note_step(run_id: str, node: str, attempt: int, phase: str) -> None:
 
 def _node(name: str):
     async def node(state: State, config: RunnableConfig) -> dict:
-        run_id, attempt = config["configurable"].get("__graphrun_fence", ("", 0))
+        run = config["configurable"].get("__graphrun_run")  # graphrun's attempt (its CheckpointedRun)
+        run_id, attempt = run.fence if run is not None else ("", 0)
         note_step(run_id, name, attempt, "start")
         try:
             gate = (state.get("gates") or {}).get(name)

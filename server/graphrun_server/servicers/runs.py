@@ -9,7 +9,7 @@ import grpc
 
 from graphrun.v1 import run_pb2, run_service_pb2 as pb, run_service_pb2_grpc
 
-from ..errors import FieldViolation, GraphrunError, InvalidArgument, RunFailure, RunNotFound, invalid
+from ..errors import FieldViolation, GraphrunError, InvalidArgument, RunFailure, invalid
 from ..events import RunEvent
 from ..runner import GraphRunner
 from ..storage.records import RunRecord
@@ -184,9 +184,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     @rpc
     async def Get(self, request, context):
         run_id = require_uuid(request.run_id, "run_id")
-        run = await self.runner.records.get_run(run_id)
-        if run is None:
-            raise RunNotFound(run_id)
+        run = await self.runner.get_run(run_id)
         return pb.RunServiceGetResponse(run=run_to_proto(run))
 
     @rpc
@@ -200,10 +198,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
                 raise invalid(f"statuses[{i}]", f"{status} is not a run status to filter by; expected one of "
                                                 + ", ".join(run_pb2.RunStatus.Name(v) for v in _STATUS_NAMES))
             statuses.append(_STATUS_NAMES[status])
-        runs, token = await self.runner.records.list_runs(thread_id, statuses, request.page_size or 20,
-                                                          request.page_token)
-        if thread_id and not runs:  # no runs, or no such thread (as GetState and GetHistory answer)
-            await self.runner.records.get_thread(thread_id)
+        runs, token = await self.runner.list_runs(thread_id, statuses, request.page_size or 20, request.page_token)
         return pb.RunServiceListResponse(runs=[run_to_proto(r) for r in runs], next_page_token=token)
 
     @rpc
@@ -224,10 +219,8 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         if request.granularity not in run_pb2.Granularity.values():
             raise invalid("granularity", f"unknown value {request.granularity}; expected one of "
                                          + ", ".join(run_pb2.Granularity.keys()))
-        run = await self.runner.records.get_run(run_id)
-        if run is None:
-            raise RunNotFound(run_id)
-        stored = await self.runner.records.last_sequence(run_id)
+        run = await self.runner.get_run(run_id)
+        stored = await self.runner.last_sequence(run_id)
         if request.after_sequence > stored or (run.ended and 0 < stored <= request.after_sequence):
             raise invalid("after_sequence", f"run {run_id} has {stored} events"
                           + (", the last its end" if run.ended else " so far"))

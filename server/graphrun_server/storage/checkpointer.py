@@ -5,9 +5,9 @@ Four changes to `AsyncPostgresSaver` and one translation, nothing else:
   `asyncio.Lock` around every query, so all checkpoint I/O of a process runs
   one query at a time (a known LangGraph issue). With a pool each call has its
   own connection; the lock protects nothing.
-- Fenced writes. A run's checkpoint writes carry its run id and attempt (in
-  `configurable`); the INSERT of each write checks them (`graphrun_fenced`, in
-  its WHERE clause: no extra statement), so a replica that lost its run to
+- Fenced writes. A run's checkpoint writes carry its run id and attempt (its
+  `CheckpointedRun.fence`); the INSERT of each write checks them (`graphrun_fenced`,
+  in its WHERE clause: no extra statement), so a replica that lost its run to
   another (a stalled process, a lease that expired) cannot write into the
   thread any more.
 - Small writes are serialized on the event loop. Upstream hands every
@@ -16,12 +16,13 @@ Four changes to `AsyncPostgresSaver` and one translation, nothing else:
   serialization, which holds the GIL either way. Large values still go to a thread,
   so one big state does not stall the loop. `aput` and `aput_writes` are
   upstream's (langgraph-checkpoint-postgres 3.2) but for that choice.
-- Runs are known. A run's config may carry a `RunCheckpoints` (under
-  `CHECKPOINTS_KEY`): it learns what each of the run's writes stored, so the
-  runner can answer with the final state without reading it back; for a
-  thread the run itself created, the first read (LangGraph's, as the run
-  starts) is answered without a query: there is nothing to read yet; and such
-  a run's acceptance (a `Rider`) goes in the pipeline of its first write.
+- Runs are known. A run's config carries the run (a `CheckpointedRun`, under
+  `RUN_KEY`): the saver waits for its acceptance before its first read or write,
+  records in its `RunCheckpoints` what each write stored (so the runner can
+  answer with the final state without reading it back), answers the first read
+  of a thread the run itself created without a query (there is nothing to read
+  yet), sends its acceptance (a `Rider`) in the pipeline of its first write and
+  its end in the transaction of its last, and tells it when a write was refused.
 
 And one translation: a database that cannot be reached (a lost connection, no
 connection within the pool's timeout) raises `DatabaseUnavailable`, so the
@@ -37,7 +38,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from langgraph.checkpoint.base import WRITES_IDX_MAP, get_serializable_checkpoint_metadata
@@ -48,8 +49,7 @@ from psycopg.types.json import Jsonb
 
 from ..errors import SQLSTATE_NOT_OWNER, DatabaseUnavailable
 
-FENCE_KEY = "__graphrun_fence"  # configurable key: (run_id, attempt); "__" keeps it out of metadata
-CHECKPOINTS_KEY = "__graphrun_checkpoints"  # configurable key: the run's RunCheckpoints
+RUN_KEY = "__graphrun_run"  # configurable key: the CheckpointedRun; "__" keeps it out of checkpoint metadata
 
 # Serialize on the event loop when the values hold at most this many items (a list
 # or dict counts its length, anything else 1): microseconds of work.
@@ -58,7 +58,7 @@ INLINE_DUMP_ITEMS = 64
 
 def _fenced(sql: str) -> str:
     """Upstream's `INSERT ... VALUES (%s, ...)` as `INSERT ... SELECT %s, ... WHERE graphrun_fenced(%s, %s)`:
-    the row is written only if the run's attempt still owns the run (else SQLSTATE_NOT_OWNER aborts the
+    the row is written only if the run's attempt still owns the run (else GR001 aborts the
     write's transaction, with everything else in its pipeline)."""
     fenced, count = re.subn(r"VALUES\s*\(((?:%s,\s*)*%s)\)",
                             r"SELECT \1 WHERE graphrun_fenced(%s::uuid, %s::integer)", sql)
@@ -127,14 +127,7 @@ class RunCheckpoints:
     """What one run wrote into its thread's root namespace (subgraphs' writes are not recorded)."""
 
     new_thread: bool = False  # the run created its thread (and this is its first attempt)
-    # Set while the run waits for the database to accept it: nothing is written before.
-    admitted: asyncio.Future | None = None
-    rider: Rider | None = None  # its acceptance, when it rides on its first checkpoint write
-    # Given a checkpoint about to be written, the statement (query, parameters) recording the
-    # run's end if that checkpoint certainly is its last (see GraphRunner._finisher); `finished`
-    # is that statement's answer, once it committed with the checkpoint.
-    finisher: Callable[[dict], tuple[str, tuple] | None] | None = None
-    finished: dict | None = None
+    finished: dict | None = None  # the answer of its end's statement (`finish`), committed with its last checkpoint
     latest: StoredCheckpoint | None = None  # its last checkpoint (writes are stored in order)
     written: set[str] = field(default_factory=set)  # checkpoints that got pending writes
     writing: int = 0  # its writes (subgraphs' included) on their way to the database
@@ -171,9 +164,80 @@ class RunCheckpoints:
                                        checkpoint["ts"], metadata)
 
 
+class CheckpointedRun(Protocol):
+    """What the saver asks of the run whose checkpoints it reads and writes.
+
+    LangGraph hands a checkpointer nothing but the config, so the run travels in
+    `configurable` (under RUN_KEY, into its subgraphs' configs too), as this one object.
+    The runner's attempt (runs/state.py `ActiveRun`) is one; `FencedRun` is the plainest.
+    """
+
+    @property
+    def fence(self) -> tuple[str, int]:
+        """(run id, attempt): each write is stored only while this attempt owns the run."""
+        ...
+
+    @property
+    def checkpoints(self) -> RunCheckpoints:
+        """Where the saver records what the run's writes in its root namespace stored."""
+        ...
+
+    @property
+    def rider(self) -> Rider | None:
+        """The run's acceptance, when it rides on the run's first checkpoint write."""
+        ...
+
+    async def admitted(self) -> None:
+        """Return once the database accepted the run (at once if it has): none of its
+        checkpoints, nor its subgraphs', is read or written before (a run may start early)."""
+        ...
+
+    def finish(self, checkpoint: dict) -> tuple[str, tuple] | None:
+        """The statement (query, parameters) recording the run's end, if `checkpoint`, about to be
+        written, certainly is its last; it then goes in that checkpoint's transaction."""
+        ...
+
+    def fenced_off(self) -> None:
+        """A write of the run was refused (GR001): another attempt owns it now."""
+        ...
+
+
+@dataclass(eq=False)
+class FencedRun:
+    """A run that is only fenced: accepted already, no rider, its end recorded apart."""
+
+    run_id: str
+    attempt: int
+    checkpoints: RunCheckpoints = field(default_factory=RunCheckpoints)
+    rider: Rider | None = None
+
+    @property
+    def fence(self) -> tuple[str, int]:
+        return self.run_id, self.attempt
+
+    async def admitted(self) -> None:
+        return None
+
+    def finish(self, checkpoint: dict) -> tuple[str, tuple] | None:
+        return None
+
+    def fenced_off(self) -> None:
+        return None
+
+
+def _run(config) -> CheckpointedRun | None:
+    return config["configurable"].get(RUN_KEY)
+
+
 def _recorder(config) -> RunCheckpoints | None:
-    conf = config["configurable"]
-    return conf.get(CHECKPOINTS_KEY) if not conf.get("checkpoint_ns") else None
+    """The run's record of its root namespace's writes (None for a subgraph's write)."""
+    run = _run(config)
+    return run.checkpoints if run is not None and not config["configurable"].get("checkpoint_ns") else None
+
+
+def _fence(config) -> tuple[str, int] | None:
+    run = _run(config)
+    return run.fence if run is not None else None
 
 
 def _retrieved(task: asyncio.Task) -> None:
@@ -182,30 +246,21 @@ def _retrieved(task: asyncio.Task) -> None:
 
 
 async def _admission(config) -> None:
-    """Wait until the database has accepted the run (a run may start before its answer, see
-    GraphRunner._begin_here): none of its checkpoints, nor its subgraphs', is written before."""
-    recorder = config["configurable"].get(CHECKPOINTS_KEY)
-    if recorder is not None and recorder.admitted is not None:
-        await asyncio.shield(recorder.admitted)
+    """Wait until the database has accepted the run (see `CheckpointedRun.admitted`)."""
+    if (run := _run(config)) is not None:
+        await run.admitted()
 
 
 def _in_flight(config):
     """A write of a run (or of its subgraphs), counted while on its way."""
-    recorder = config["configurable"].get(CHECKPOINTS_KEY)
-    return recorder.in_flight() if recorder is not None else contextlib.nullcontext()
+    run = _run(config)
+    return run.checkpoints.in_flight() if run is not None else contextlib.nullcontext()
 
 
 class FencedPostgresSaver(AsyncPostgresSaver):
-    # Called with (run_id, attempt) when a write is refused, so the runner can stop that
-    # attempt at once (with async durability LangGraph would otherwise run more nodes first).
-    on_fenced: Callable[[str, int], None] | None = None
     FENCED_UPSERT_CHECKPOINTS_SQL = _fenced(AsyncPostgresSaver.UPSERT_CHECKPOINTS_SQL)
     FENCED_UPSERT_CHECKPOINT_WRITES_SQL = _fenced(AsyncPostgresSaver.UPSERT_CHECKPOINT_WRITES_SQL)
     FENCED_INSERT_CHECKPOINT_WRITES_SQL = _fenced(AsyncPostgresSaver.INSERT_CHECKPOINT_WRITES_SQL)
-
-    def _refused(self, exc: psycopg.Error, fence: tuple[str, int] | None) -> None:
-        if fence is not None and exc.sqlstate == SQLSTATE_NOT_OWNER and self.on_fenced is not None:
-            self.on_fenced(*fence)
 
     @asynccontextmanager
     async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[Any]:
@@ -223,32 +278,34 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         except psycopg.OperationalError as exc:  # includes the pool's timeout
             raise DatabaseUnavailable() from exc
 
+    @staticmethod
     @contextmanager
-    def _fencing(self, fence: tuple[str, int] | None):
-        """Tell `on_fenced` when a write of the run was refused."""
+    def _fencing(config):
+        """Tell the run at once when a write of it was refused, so that it stops before running
+        more nodes (with async durability LangGraph would otherwise go on first)."""
         try:
             yield
         except psycopg.Error as exc:
-            self._refused(exc, fence)
+            if exc.sqlstate == SQLSTATE_NOT_OWNER and (run := _run(config)) is not None:
+                run.fenced_off()
             raise
 
     async def aget_tuple(self, config):
-        recorder = _recorder(config)
+        run, recorder = _run(config), _recorder(config)
         # LangGraph reads first, before any node runs: a run not yet accepted waits here, unless
         # its acceptance rides on its first write (a thread it creates: nothing can refuse it).
-        if recorder is None or recorder.rider is None:
-            await _admission(config)
+        if run is not None and (recorder is None or run.rider is None):
+            await run.admitted()
         if recorder is not None and recorder.knows_empty(config):
             return None
         return await super().aget_tuple(config)
 
     async def aput(self, config, checkpoint, metadata, new_versions):
-        recorder = _recorder(config)
-        with self._fencing(config["configurable"].get(FENCE_KEY)), _in_flight(config):
-            if recorder is not None and recorder.rider is not None and recorder.rider.take():
+        run, recorder = _run(config), _recorder(config)
+        with self._fencing(config), _in_flight(config):
+            if run is not None and recorder is not None and (rider := run.rider) is not None and rider.take():
                 # The run's acceptance goes with this write. Its answer must arrive even if
                 # this write is cancelled: the run waits for it to know whether it may go on.
-                rider = recorder.rider
                 rider.sending = asyncio.ensure_future(self._aput(config, checkpoint, metadata, new_versions, rider))
                 rider.sending.add_done_callback(_retrieved)  # its error is the answer's, too
                 return await asyncio.shield(rider.sending)
@@ -257,14 +314,14 @@ class FencedPostgresSaver(AsyncPostgresSaver):
 
     async def aput_writes(self, config, writes, task_id, task_path=""):
         await _admission(config)
-        with self._fencing(config["configurable"].get(FENCE_KEY)), _in_flight(config):
+        with self._fencing(config), _in_flight(config):
             return await self._aput_writes(config, writes, task_id, task_path)
 
     async def _aput(self, config, checkpoint, metadata, new_versions, rider: Rider | None = None):
         """Upstream's `aput`, serializing through `_dump`, fenced in the checkpoint's INSERT; a
         rider goes first in the same pipeline (one transaction)."""
         configurable = config["configurable"]
-        fence = configurable.get(FENCE_KEY)
+        fence = _fence(config)
         thread_id, checkpoint_ns = configurable["thread_id"], configurable["checkpoint_ns"]
         copy = checkpoint.copy()
         copy["channel_values"] = copy["channel_values"].copy()
@@ -277,8 +334,8 @@ class FencedPostgresSaver(AsyncPostgresSaver):
             elif not (v is None or isinstance(v, (str, int, float, bool))):
                 blob_values[k] = copy["channel_values"].pop(k)
         stored_metadata = get_serializable_checkpoint_metadata(config, metadata)
-        recorder = _recorder(config)
-        finish = recorder.finisher(checkpoint) if recorder is not None and recorder.finisher is not None else None
+        run, recorder = _run(config), _recorder(config)
+        finish = run.finish(checkpoint) if run is not None and recorder is not None else None
         try:
             async with self._cursor(pipeline=True) as cur:
                 if rider is not None:
@@ -316,7 +373,7 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         configurable = config["configurable"]
         params = await _dump(self._dump_writes, (v for _, v in writes), configurable["thread_id"],
                              configurable["checkpoint_ns"], configurable["checkpoint_id"], task_id, task_path, writes)
-        if (fence := configurable.get(FENCE_KEY)) is None:
+        if (fence := _fence(config)) is None:
             query = self.UPSERT_CHECKPOINT_WRITES_SQL if upsert else self.INSERT_CHECKPOINT_WRITES_SQL
         else:
             query = self.FENCED_UPSERT_CHECKPOINT_WRITES_SQL if upsert else self.FENCED_INSERT_CHECKPOINT_WRITES_SQL

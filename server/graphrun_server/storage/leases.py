@@ -19,7 +19,9 @@ Two threads, so that giving up never waits for the database:
   (the inequality and its margin) is written down in docs/leases.md.
 
 A run whose renewal comes back without it (another replica took it over, or it
-ended elsewhere) is reported lost too. Each run attempt is reported once.
+ended elsewhere) is reported lost too; so is one that ended here while the renewal was on
+its way, which the runner, recording that end, does not take for a loss (runs/stopping.py).
+Each run attempt is reported once.
 """
 
 from __future__ import annotations

@@ -1,0 +1,147 @@
+"""Admission: check a run against its graph and thread, record it, and start it here when it can.
+
+Why a run may start before the database answers: LangGraph's set-up overlaps the round trip
+that accepts the run, and nothing the run writes is stored before the answer (the
+checkpointer waits for it). A run the database refuses or queues is dropped here, with no
+events; a run on a thread it creates has its acceptance ride on its first checkpoint write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from typing import Any
+
+from ..auth import caller
+from ..errors import QueueFull, ReplicaBusy
+from ..input_check import check_input
+from ..registry import Assistant, Registry
+from ..storage.checkpointer import Rider
+from ..storage.records import Claim, Records, RunRecord
+from .checks import check_request, check_thread_state
+from .local import LocalRuns, Phase
+from .request import RunRequest
+from .state import ActiveRun, StopReason, log
+
+
+class NotAdmitted(Exception):
+    """The database did not let a run that was started here ahead of its answer run here."""
+
+
+class Admission:
+    def __init__(self, local: LocalRuns, records: Records, registry: Registry, checkpointer, claims):
+        self.local, self.records, self.registry, self.checkpointer = local, records, registry, checkpointer
+        self.claims = claims  # claims.Claims: starts and registers the runs admitted here
+
+    async def submit(self, req: RunRequest, start_delay: float = 0.0, *, queue: bool = True) -> RunRecord:
+        """Validate against the graph and thread, record the run, and start it here if it can start now.
+
+        A replica executing its maximum of runs queues new ones for any replica (`queue`,
+        background runs) or refuses them with ReplicaBusy (a caller waiting for the run).
+        """
+        assistant = self.registry.get(req.assistant_id)
+        check_request(assistant, req)
+        await check_input(assistant, req.input, req.input_field or "input", req.thread_id, req.checkpoint_id)
+        if req.thread_id and (req.checkpoint_id or (req.command and "resume" in req.command)):
+            await check_thread_state(self.records, self.checkpointer, assistant, req)
+        settings = self.local.settings
+        at_capacity = not self.local.has_room()
+        if at_capacity and not queue:
+            raise ReplicaBusy(settings.max_concurrent_runs)
+        can_run_here = not self.local.draining and not at_capacity
+        if not can_run_here and (pending := await self.records.count_pending()) >= settings.max_pending_runs:
+            raise QueueFull(pending)
+        run_id, thread_id, spec = str(uuid.uuid4()), req.thread_id or str(uuid.uuid4()), req.to_json()
+        acceptance = dict(
+            run_id=run_id, thread_id=thread_id, create_thread=req.create_thread or not req.thread_id,
+            assistant_id=assistant.assistant_id, multitask_strategy=req.multitask_strategy,
+            on_disconnect=req.on_disconnect, spec=spec, metadata=req.metadata, delay=start_delay,
+            # A fork from an earlier checkpoint leaves a pending question where it is.
+            has_input=req.input is not None and not req.checkpoint_id, owner=settings.owner if can_run_here else None,
+            lease=settings.lease_seconds)
+        if can_run_here and start_delay <= 0:
+            provisional = self._provisional(run_id, thread_id, assistant, req, spec)
+            if not req.thread_id and req.durability != "exit":
+                # A thread of its own: nothing can refuse the run (but an outage), so its acceptance
+                # rides on its first checkpoint write (with `exit` that is the last: too late).
+                rider = Rider(*self.records.begin_run_statement(**acceptance),
+                              asyncio.get_running_loop().create_future())
+                return await self._begin_here(self.records.begun_run(rider, thread_id, spec), provisional, rider)
+            return await self._begin_here(self.records.begin_run(**acceptance), provisional)
+        record = await self.records.begin_run(**acceptance)
+        if start_delay > 0:
+            asyncio.get_running_loop().call_later(start_delay, self.local.wake.set)
+        return record
+
+    async def _begin_here(self, begin, provisional: RunRecord, rider: Rider | None = None) -> RunRecord:
+        """Record a run that can start here at once, getting its graph ready meanwhile.
+
+        The run's task starts as the database call goes out; LangGraph's set-up (configs,
+        channels, the loop) overlaps the round trip, and the run waits for the answer before
+        its first checkpoint read, so no node runs before the run is accepted. A run the
+        database refuses (a busy thread) or queues (`enqueue`) is dropped: no end, no events.
+        The answer is acted on even if the caller is gone by then (a run the database recorded
+        always executes). With a `rider` (a run on a thread it creates, which nothing but an outage
+        can refuse) the acceptance goes out with the run's first checkpoint write instead, one
+        round trip less (FencedPostgresSaver.aput). With `sync` durability a StateGraph's nodes
+        still run only after that write (LangGraph's input step waits for it); with `async` the
+        first nodes may start meanwhile, and none of their writes is stored before it.
+        """
+        begun = asyncio.ensure_future(begin)  # sent first; the set-up below overlaps it too
+        admitted = asyncio.get_running_loop().create_future()
+        active = self.claims.prepare(Claim(provisional, 0, None), admitted)
+        active.rider = rider
+        self.local.starting += 1
+        begun.add_done_callback(lambda done: self._admit(active, done))
+        return await asyncio.shield(begun)
+
+    def _admit(self, active: ActiveRun, begun: asyncio.Future) -> None:
+        """The database answered a run started ahead of its answer: let it run, or drop it."""
+        self.local.starting -= 1
+        admitted = active.admission
+        if begun.cancelled() or begun.exception() is not None or begun.result().status != "running":
+            admitted.set_exception(NotAdmitted())
+            return
+        active.record = begun.result()
+        if active.rider is not None:  # accepted with its first checkpoint write: leased then
+            active.leased_at = max(active.leased_at, active.rider.taken_at)
+        try:
+            self.claims.register(active)
+        except BaseException:
+            admitted.set_exception(NotAdmitted())  # never leave the task waiting
+            log.exception("run %s: could not start it here; its lease will lapse and a replica will run it",
+                          active.run_id)
+            return
+        admitted.set_result(None)
+        active.admission = None  # no more waiting for the checkpointer
+        if self.local.phase is Phase.HANDING_BACK:
+            active.stop(StopReason.HANDOFF, "the server shut down")
+
+    def _provisional(self, run_id: str, thread_id: str, assistant: Assistant, req: RunRequest,
+                     spec: dict[str, Any]) -> RunRecord:
+        """The record a run started here will have, until the database's answer replaces it."""
+        now = dt.datetime.now(dt.timezone.utc)
+        return RunRecord(run_id=run_id, thread_id=thread_id, assistant_id=assistant.assistant_id,
+                         status="running", attempt=1, multitask_strategy=req.multitask_strategy,
+                         on_disconnect=req.on_disconnect, spec=spec, metadata=req.metadata, error=None,
+                         queue_position=0, not_before=now, lease_owner=self.local.settings.owner,
+                         lease_expires_at=None,
+                         cancel_action=None, current_node=None, step=None, created_at=now, updated_at=now,
+                         started_at=now, ended_at=None, owner=caller.get())
+
+
+async def wait_admitted(active: ActiveRun) -> bool:
+    """Whether the database accepted a run started before its answer (see `_begin_here`)."""
+    admitted = active.admission  # None: accepted (or never waited for)
+    if admitted is None:
+        return True
+    while True:
+        try:
+            await asyncio.shield(admitted)  # a stop must not cancel the answer
+            return True
+        except NotAdmitted:
+            return False
+        except asyncio.CancelledError:  # stopped meanwhile (its timeout): the answer still decides
+            if admitted.done():
+                return not isinstance(admitted.exception(), NotAdmitted)

@@ -1,0 +1,172 @@
+"""Event fan-out: a run's events stored as they come, and followed from wherever the run executes.
+
+Why here and not in the servicers: a follower must not care which replica executes the run.
+An attempt executing here is followed in memory; anything else through the database, woken
+by NOTIFY graphrun_event (with a 5 s fallback for a notification lost in a reconnect). When
+the attempt leaves this replica, its in-memory log closes with RunMoved and the follower
+continues from the database. Followers see an event only once it is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from .. import events as ev
+from ..errors import RunNotFound, ServerDraining
+from ..registry import Registry
+from ..snapshots import snapshot_to_json
+from ..storage.records import Records, RunRecord
+from .local import LocalRuns
+from .request import graph_config
+from .state import ActiveRun, StopReason, log
+
+
+class Fanout:
+    def __init__(self, local: LocalRuns, records: Records, registry: Registry):
+        self.local, self.records, self.registry = local, records, registry
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+
+    def start_flusher(self, active: ActiveRun) -> None:
+        """Runs started by Wait (no stream modes) store their two events when they end."""
+        if active.request.stream_modes:
+            active.flusher = asyncio.create_task(self._flush_events(active), name=f"events-{active.run_id}",
+                                                 context=active.context.copy())
+
+    def wake_all(self) -> None:
+        """Every follower looks again (draining: streams of runs executing elsewhere end now)."""
+        for run_id in list(self._waiters):
+            self.wake_followers(run_id)
+
+    async def _flush_events(self, active: ActiveRun) -> None:
+        """Store the run's events as they come, for followers here and on other replicas.
+
+        Each store takes every event appended since the last one (so batches grow
+        by themselves while a store is in flight); followers see events once stored.
+        Stops when the run settles, which stores the rest with the end event.
+        """
+        backoff = 0.05
+        while not active.settling.is_set():
+            await active.log.wait_beyond(active.stored)
+            if active.settling.is_set():
+                return
+            if await self._store_pending_events(active):
+                backoff = 0.05
+            else:
+                try:  # the database is unreachable: retry later, unless the run settles first
+                    await asyncio.wait_for(active.settling.wait(), backoff)
+                except TimeoutError:
+                    backoff = min(backoff * 2, 2.0)
+
+    async def _store_pending_events(self, active: ActiveRun) -> bool:
+        """Store the events not stored yet. False if that failed (or the run was lost)."""
+        batch = active.log.since(active.stored)
+        if not batch:
+            return True
+        try:
+            owned = await self.records.append_events(active.run_id, active.attempt, batch)
+        except Exception as exc:
+            log.warning("run %s: storing events failed (%s); will retry", active.run_id, type(exc).__name__)
+            return False
+        if not owned:
+            active.stop(StopReason.LOST, "another replica took the run over")
+            return False
+        active.stored = batch[-1].sequence
+        active.log.mark_durable(active.stored)
+        return True
+
+    def on_event_note(self, payload: str | None) -> None:
+        if payload is None:  # reconnected: anything may have happened
+            self.wake_all()
+        elif payload:
+            self.wake_followers(payload)
+
+    def wake_followers(self, run_id: str) -> None:
+        for waiter in self._waiters.get(run_id, ()):
+            waiter.set()
+
+    async def follow(self, run_id: str, after: int = 0, deadline: float | None = None) -> AsyncIterator[ev.RunEvent]:
+        """Yield the run's events numbered after `after`, up to its end event, from wherever it runs.
+
+        Local attempts are followed in memory; others through the database, woken by
+        NOTIFY. Raises RunNotFound, TimeoutError (deadline, event-loop time), or
+        ServerDraining when this replica hands the run over while shutting down.
+        """
+        loop = asyncio.get_running_loop()
+        position = after
+        while True:
+            active = self.local.get(run_id)
+            if active is not None and active.log.closed is None and position >= active.log.base:
+                try:
+                    async for event in active.log.follow(position, deadline):
+                        position = event.sequence
+                        yield event
+                    return
+                except ev.RunMoved as moved:
+                    if moved.reason == "handoff" and self.local.draining:
+                        raise ServerDraining(run_id, position) from None
+                    continue
+            waiter = asyncio.Event()
+            self._waiters.setdefault(run_id, set()).add(waiter)
+            try:
+                stored = await self.records.read_events(run_id, position)
+                if not stored:
+                    run = await self.records.get_run(run_id)
+                    if run is None:
+                        raise RunNotFound(run_id)
+                    if run.ended:  # its end event was stored before we read, or pruned since
+                        stored = await self.records.read_events(run_id, position) or [self._pruned_end(run, position)]
+                for event in stored:
+                    if event.kind == ev.END and "run" not in event.data:
+                        run = await self.records.get_run(run_id)
+                        state = await self._state_at(run, event.data.get("checkpoint_id"))
+                        event = ev.RunEvent(event.sequence, event.kind, {**event.data, "run": run, "state": state},
+                                            event.time, event.namespace)
+                    position = event.sequence
+                    yield event
+                    if event.kind == ev.END:
+                        return
+                if stored or ((here := self.local.get(run_id)) is not None and here.log.closed is None):
+                    continue
+                if self.local.draining:  # shutting down: the caller follows the run through another replica
+                    raise ServerDraining(run_id, position)
+                timeout = 5.0 if deadline is None else min(deadline - loop.time(), 5.0)
+                if timeout <= 0:
+                    raise TimeoutError
+                try:  # NOTIFY wakes us; the timeout only covers a notification lost in a reconnect
+                    await asyncio.wait_for(waiter.wait(), timeout)
+                except TimeoutError:
+                    if deadline is not None and loop.time() >= deadline:
+                        raise
+            finally:
+                waiters = self._waiters.get(run_id)
+                if waiters is not None:
+                    waiters.discard(waiter)
+                    if not waiters:
+                        del self._waiters[run_id]
+
+    async def _state_at(self, run: RunRecord | None, checkpoint_id: str | None) -> dict | None:
+        """The thread's state at a run's final checkpoint, for an end event read from the
+        database (which stores the checkpoint's id, not the state)."""
+        if run is None or not checkpoint_id:
+            return None
+        try:
+            graph = self.registry.get(run.assistant_id).graph
+            state = snapshot_to_json(await graph.aget_state(graph_config(run.thread_id, checkpoint_id)))
+        except Exception:
+            log.warning("run %s: could not read the thread's state", run.run_id, exc_info=True)
+            return None
+        return state if state.get("checkpoint") else None
+
+    @staticmethod
+    def _pruned_end(run: RunRecord, position: int) -> ev.RunEvent:
+        """An end event made from the run record, for a run whose stored events were pruned."""
+        return ev.RunEvent(position + 1, ev.END, {"status": run.status, "error": run.error, "state": None,
+                                                  "run": run}, run.ended_at.timestamp())
+
+    async def wait_end(self, run_id: str, deadline: float | None = None) -> ev.RunEvent:
+        """The run's end event, waiting for it (see `follow` for the errors)."""
+        async for event in self.follow(run_id, 0, deadline):
+            if event.kind == ev.END:
+                return event
+        raise RuntimeError(f"run {run_id} ended without an end event")

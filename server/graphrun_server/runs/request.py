@@ -1,0 +1,48 @@
+"""What a run asks for (`RunRequest`, stored as the run's spec) and the config LangGraph gets for it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from ..wire import to_json
+
+
+@dataclass
+class RunRequest:
+    """A validated run specification (what `RunSpec` says, in Python terms); stored as the run's spec."""
+
+    assistant_id: str
+    thread_id: str | None = None
+    input: Any = None  # any JSON value; None: no input (continue from the checkpoint)
+    input_field: str | None = None  # "input_value" when it came in that field (errors name it); else "input"
+    command: dict[str, Any] | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    interrupt_before: list[str] = field(default_factory=list)
+    interrupt_after: list[str] = field(default_factory=list)
+    multitask_strategy: str = "reject"
+    create_thread: bool = False
+    checkpoint_id: str | None = None
+    durability: str = "sync"
+    stream_modes: list[str] = field(default_factory=list)
+    subgraphs: bool = False  # events from inside subgraphs too
+    timeout: float | None = None
+    on_disconnect: str = "cancel"
+    context: dict[str, Any] | None = None  # as the caller sent it: each attempt builds the graph's from it
+    webhook: str | None = None  # POSTed to when the run ends (the SQL of its end queues it; webhooks.py sends it)
+
+    def to_json(self) -> dict[str, Any]:
+        return to_json({k: v for k, v in self.__dict__.items() if v is not None})
+
+    @classmethod
+    def from_json(cls, spec: dict[str, Any]) -> RunRequest:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in spec.items() if k in known})
+
+
+def graph_config(thread_id: str, checkpoint_id: str | None = None) -> dict[str, Any]:
+    configurable = {"thread_id": thread_id, "checkpoint_ns": ""}
+    if checkpoint_id:
+        configurable["checkpoint_id"] = checkpoint_id
+    return {"configurable": configurable}
