@@ -62,7 +62,7 @@ api-baseline: setup
 
 ## Benchmarks against in-process execution (a table, a few minutes; --quick for a smoke run).
 bench: setup
-	$(BIN)/python benchmarks/bench.py $(ARGS)
+	$(BIN)/python -m benchmarks.bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) .graphrun .pytest_cache

@@ -1,6 +1,6 @@
 """A/B of two code trees: which one answers a Wait faster, and by how much.
 
-    python benchmarks/ab.py --old /path/to/old/checkout [--new .] [--graph pair|agent|chat] [-n 300] [--rounds 3]
+    python -m benchmarks.ab --old /path/to/old/checkout [--new .] [--graph pair|agent|chat] [-n 300] [--rounds 3]
 
 Each tree's server runs as a replica (its `server/` and `client/` first on PYTHONPATH) on one
 scratch database, next to the same graph run in-process; calls interleave in a new random
@@ -20,14 +20,12 @@ import asyncio
 import os
 import pathlib
 import statistics
-import sys
 import uuid
 
-HERE = pathlib.Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
+from benchmarks import bench
+from tests.support.replicas import Replica
 
-import bench  # noqa: E402
-from replicas import Replica  # noqa: E402
+HERE = pathlib.Path(__file__).resolve().parent
 
 INPUTS = {"pair": {"log": []}, "agent": bench.QUESTION}
 

@@ -7,7 +7,7 @@ stock `AsyncPostgresSaver` on a psycopg pool of the same size, and calls
 `ainvoke` with the same durability (graphrun's default, `sync`, unless a table
 says otherwise). Calls of both are interleaved.
 
-    python benchmarks/bench.py [--quick] [--only latency,throughput,...]
+    python -m benchmarks.bench [--quick] [--only latency,throughput,...]   (from the repository's root)
 
 Sections: latency, durability, throughput, workers, stream, growth, dbsize, memory, cost.
 """
@@ -35,15 +35,13 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from benchmarks import graphs
+from graphrun.v1 import run_pb2, run_service_pb2 as pb, run_service_pb2_grpc
+from graphrun_server.example_agent.agent import make_graph
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tests.support.replicas import Replica  # the test suite's server-process launcher
+
 HERE = pathlib.Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
-
-import graphs  # noqa: E402
-from replicas import Replica  # noqa: E402  (the test suite's server-process launcher)
-
-from graphrun.v1 import run_pb2, run_service_pb2 as pb, run_service_pb2_grpc  # noqa: E402
-from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
-from graphrun_server.example_agent.agent import make_graph  # noqa: E402
 
 CONFIG = str(HERE / "langgraph.json")
 ADMIN_DSN = os.environ.get("GRAPHRUN_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -1,7 +1,7 @@
 """Join latency across replicas: how long after an event happens on replica A a client
 joined through replica B receives it. Also the takeover time after SIGKILL.
 
-    python benchmarks/join_latency.py
+    python -m benchmarks.join_latency
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ import statistics
 import sys
 import time
 
-from bench import CONFIG, pct, scratch_database, spec, table  # noqa: E402  (sets sys.path)
-
-from graphrun.v1 import run_service_pb2 as pb  # noqa: E402
-from replicas import Replica  # noqa: E402
+from benchmarks.bench import CONFIG, pct, scratch_database, spec, table
+from graphrun.v1 import run_service_pb2 as pb
+from tests.support.replicas import Replica
 
 
 async def main() -> None:

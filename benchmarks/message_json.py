@@ -2,7 +2,7 @@
 of every answer), for plain messages and for messages carrying what real providers attach
 (`response_metadata`, `usage_metadata`, `additional_kwargs`, tool calls).
 
-    PYTHONPATH=server python benchmarks/message_json.py
+    python -m benchmarks.message_json
 """
 
 from __future__ import annotations

@@ -1,22 +1,22 @@
 """The Store through graphrun (StoreService) against LangGraph's AsyncPostgresStore in-process on
 the same database, calls interleaved in random order (only ratios hold on a shared machine).
 
-    python benchmarks/store_latency.py
+    python -m benchmarks.store_latency
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from bench import interleaved, ms, pct, scratch_database, table  # noqa: E402  (sets sys.path)
+from benchmarks.bench import interleaved, ms, pct, scratch_database, table
 
-import grpc  # noqa: E402
-from google.protobuf import struct_pb2  # noqa: E402
+import grpc
+from google.protobuf import struct_pb2
 
-from graphrun.v1 import store_service_pb2 as pb, store_service_pb2_grpc  # noqa: E402
-from graphrun_server.app import App, Settings  # noqa: E402
-from graphrun_server.storage.database import make_pool  # noqa: E402
-from graphrun_server.storage.store import GraphrunStore  # noqa: E402
+from graphrun.v1 import store_service_pb2 as pb, store_service_pb2_grpc
+from graphrun_server.app import App, Settings
+from graphrun_server.storage.database import make_pool
+from graphrun_server.storage.store import GraphrunStore
 
 N = 300
 

@@ -1,0 +1,52 @@
+"""The benchmark suite the README quotes still runs, and a Wait still costs fewer database round
+trips than the same graph run in-process (what the batching into checkpoint transactions buys).
+
+Timings are printed, never asserted: speed is measured by `make bench`, not by tests.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def table_rows(output: str, title: str) -> dict[str, list[str]]:
+    """The rows of one printed markdown table, by their first cell."""
+    lines = output[output.index(title):].splitlines()[2:]  # past the title and the blank line
+    rows = {}
+    for line in lines[2:]:  # past the header and its rule
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_the_quick_benchmark_prints_its_tables_and_a_wait_saves_round_trips(admin_dsn):
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench", "--quick", "--only", "latency,cost"], cwd=ROOT,
+        env={**os.environ, "GRAPHRUN_BENCH_ADMIN_DSN": admin_dsn}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    latency = table_rows(done.stdout, "### Wait latency")
+    assert set(latency) == {"pair", "agent"}
+    for cells in latency.values():  # every column measured (the overhead may be negative)
+        figures = [float(c) for c in cells]
+        assert len(figures) == 9 and min(figures[:6] + figures[8:]) > 0, cells
+
+    cost = table_rows(done.stdout, "### Database work per run")
+    assert float(cost["graphrun Wait"][0]) < float(cost["in-process ainvoke"][0]), cost
+
+
+def test_the_ab_script_compares_two_trees_in_both_start_orders(admin_dsn):
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.ab", "--old", str(ROOT), "--graph", "chat", "-n", "3", "--rounds", "1"],
+        cwd=ROOT, env={**os.environ, "GRAPHRUN_BENCH_ADMIN_DSN": admin_dsn}, capture_output=True, text=True,
+        timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "[OLD started first]" in done.stdout and "[NEW started first]" in done.stdout, done.stdout
+    assert "NEW-OLD over 2 rounds" in done.stdout, done.stdout
