@@ -120,6 +120,7 @@ def _int_or_none(value: str | None) -> int | None:
 # server sends with that code (the README's error table). Catch the code's class to handle all
 # its reasons alike, a reason's class to handle that case; `reason` holds the reason either way.
 
+
 class InvalidArgumentError(GraphrunError):
     """The request was malformed (reason `INVALID_ARGUMENT`); `field_violations` names every bad field.
     Don't retry as is."""
@@ -376,5 +377,13 @@ def from_rpc_error(error: grpc.RpcError, *, run_id: str | None = None, thread_id
     run_id = run_id or _metadata_value(initial, RUN_ID_KEY)
     thread_id = thread_id or _metadata_value(initial, THREAD_ID_KEY)
     cls = BY_REASON.get(reason) or _BY_CODE.get(code, GraphrunError)
-    return cls(code, message, reason=reason, metadata=metadata, field_violations=violations,
-               retry_delay=retry_delay, run_id=run_id, thread_id=thread_id)
+    return cls(
+        code,
+        message,
+        reason=reason,
+        metadata=metadata,
+        field_violations=violations,
+        retry_delay=retry_delay,
+        run_id=run_id,
+        thread_id=thread_id,
+    )

@@ -42,8 +42,11 @@ def _fields(schema: type) -> set[str] | None:
 
 def _decides_extras(schema: type) -> bool:
     """A pydantic model that forbids or keeps extra keys: it sees the keys the caller sent."""
-    return isinstance(schema, type) and issubclass(schema, BaseModel) and \
-        schema.model_config.get("extra") in ("allow", "forbid")
+    return (
+        isinstance(schema, type)
+        and issubclass(schema, BaseModel)
+        and schema.model_config.get("extra") in ("allow", "forbid")
+    )
 
 
 def select(schema: type | None, context: dict[str, Any] | None, configurable: dict[str, Any]) -> dict[str, Any] | None:

@@ -58,8 +58,10 @@ def _arguments(factory: Callable) -> Callable[[dict, Any], dict[str, Any]]:
         runtime_name = params[is_runtime.index(True)].name
         config_name = params[is_runtime.index(False)].name
         return lambda config, runtime: {runtime_name: runtime, config_name: config}
-    raise TypeError(f"a graph factory takes nothing, a RunnableConfig, a ServerRuntime, or both; "
-                    f"this one takes ({', '.join(p.name for p in params)})")
+    raise TypeError(
+        f"a graph factory takes nothing, a RunnableConfig, a ServerRuntime, or both; "
+        f"this one takes ({', '.join(p.name for p in params)})"
+    )
 
 
 class GraphSource:

@@ -62,15 +62,19 @@ class _JsonFormatter(JsonFormatter):
 
 
 def _json() -> logging.Formatter:
-    return _JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s %(run_id)s %(thread_id)s %(worker)s",
-                          rename_fields={"levelname": "level", "asctime": "time", "name": "logger"})
+    return _JsonFormatter(
+        "%(asctime)s %(levelname)s %(name)s %(message)s %(run_id)s %(thread_id)s %(worker)s",
+        rename_fields={"levelname": "level", "asctime": "time", "name": "logger"},
+    )
 
 
 def configure(level: str = "INFO", fmt: str = "text") -> None:
     """Log to stderr as text (default) or JSON lines (`GRAPHRUN_LOG_FORMAT=json`); the ready
     line to stdout, as its message alone or as JSON."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_json() if fmt == "json" else _TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        _json() if fmt == "json" else _TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     handler.addFilter(_RunFields())
     root = logging.getLogger()
     root.handlers = [handler]

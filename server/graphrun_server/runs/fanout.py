@@ -30,8 +30,9 @@ class Fanout:
     def start_flusher(self, active: ActiveRun) -> None:
         """Runs started by Wait (no stream modes) store their two events when they end."""
         if active.request.stream_modes:
-            active.flusher = asyncio.create_task(self._flush_events(active), name=f"events-{active.run_id}",
-                                                 context=active.context.copy())
+            active.flusher = asyncio.create_task(
+                self._flush_events(active), name=f"events-{active.run_id}", context=active.context.copy()
+            )
 
     def wake_all(self) -> None:
         """Every follower looks again (draining: streams of runs executing elsewhere end now)."""
@@ -120,8 +121,13 @@ class Fanout:
                     if event.kind == ev.END and "run" not in event.data:
                         run = await self.records.get_run(run_id)
                         state = await self._state_at(run, event.data.get("checkpoint_id"))
-                        event = ev.RunEvent(event.sequence, event.kind, {**event.data, "run": run, "state": state},
-                                            event.time, event.namespace)
+                        event = ev.RunEvent(
+                            event.sequence,
+                            event.kind,
+                            {**event.data, "run": run, "state": state},
+                            event.time,
+                            event.namespace,
+                        )
                     position = event.sequence
                     yield event
                     if event.kind == ev.END:
@@ -161,8 +167,12 @@ class Fanout:
     @staticmethod
     def _pruned_end(run: RunRecord, position: int) -> ev.RunEvent:
         """An end event made from the run record, for a run whose stored events were pruned."""
-        return ev.RunEvent(position + 1, ev.END, {"status": run.status, "error": run.error, "state": None,
-                                                  "run": run}, run.ended_at.timestamp())
+        return ev.RunEvent(
+            position + 1,
+            ev.END,
+            {"status": run.status, "error": run.error, "state": None, "run": run},
+            run.ended_at.timestamp(),
+        )
 
     async def wait_end(self, run_id: str, deadline: float | None = None) -> ev.RunEvent:
         """The run's end event, waiting for it (see `follow` for the errors)."""

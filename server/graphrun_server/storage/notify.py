@@ -80,8 +80,7 @@ class Notifications:
                 backoff = min(backoff * 2, 1.0)
 
     async def _connect(self) -> BoundedAsyncConnection:
-        conn = await BoundedAsyncConnection.connect(self._dsn, autocommit=True,
-                                                    **link_params(self._dsn, self._budget))
+        conn = await BoundedAsyncConnection.connect(self._dsn, autocommit=True, **link_params(self._dsn, self._budget))
         conn.budget = self._budget
         return conn
 
