@@ -75,9 +75,9 @@ def _aligned_lines(source: str) -> dict[int, tuple[int, int]]:
     last_line = 0
     for index, token in enumerate(tokens):
         (row, col), kind = token.start, token.type
-        if row != last_line and kind not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT):
-            if stack and stack[-1][2] and col == stack[-1][1] + 1:
-                aligned[row] = stack[-1][:2]
+        new_line = row != last_line and kind not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT)
+        if new_line and stack and stack[-1][2] and col == stack[-1][1] + 1:
+            aligned[row] = stack[-1][:2]
         if kind not in (tokenize.NL, tokenize.NEWLINE):
             last_line = token.end[0]
         if kind == tokenize.OP and token.string in "([{":

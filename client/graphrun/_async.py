@@ -36,10 +36,10 @@ from .v1 import (
     assistant_service_pb2_grpc,
     run_service_pb2 as run_pb,
     run_service_pb2_grpc,
+    store_service_pb2_grpc,
     thread_service_pb2 as thread_pb,
     thread_service_pb2_grpc,
 )
-from .v1 import store_service_pb2_grpc
 
 __all__ = ["AsyncClient"]
 

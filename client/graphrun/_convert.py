@@ -17,8 +17,8 @@ from google.protobuf import duration_pb2, json_format, struct_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor
 from google.protobuf.message import Message
 
-from .v1 import event_pb2, run_pb2, run_service_pb2, store_pb2, store_service_pb2, thread_pb2, thread_service_pb2
 from ._types import Event, EventKind, OnDisconnect, RunOptions, RunResult
+from .v1 import event_pb2, run_pb2, run_service_pb2, store_pb2, store_service_pb2, thread_pb2, thread_service_pb2
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 _COMMAND_KEYS = {"resume", "update", "goto"}

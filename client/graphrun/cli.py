@@ -979,9 +979,8 @@ def cmd_assistants_list(args: argparse.Namespace) -> int:
         return 0
     width = max((len(a["assistant_id"]) for a in assistants), default=0)
     for a in assistants:
-        print(
-            f"{a['assistant_id']:<{width}}  {a.get('description', '')}  {_dim('nodes: ' + ', '.join(a.get('nodes', [])))}"
-        )
+        nodes = _dim("nodes: " + ", ".join(a.get("nodes", [])))
+        print(f"{a['assistant_id']:<{width}}  {a.get('description', '')}  {nodes}")
     return 0
 
 

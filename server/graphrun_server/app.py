@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import grpc
 import psycopg
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from psycopg.conninfo import conninfo_to_dict
 
 from graphrun.v1 import (
@@ -24,13 +25,14 @@ from graphrun.v1 import (
     assistant_service_pb2_grpc,
     run_service_pb2,
     run_service_pb2_grpc,
+    store_service_pb2,
+    store_service_pb2_grpc,
     thread_service_pb2,
     thread_service_pb2_grpc,
 )
-from graphrun.v1 import store_service_pb2, store_service_pb2_grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from .auth import AuthInterceptor, AuthSettings, Authenticator, check_listen_address
+from . import settings as settings_declared
+from .auth import Authenticator, AuthInterceptor, AuthSettings, check_listen_address
 from .interceptors import DecodeGuard
 from .observability import logs, tracing
 from .observability.metrics import Metrics
@@ -43,14 +45,13 @@ from .servicers.health import DatabaseHealth
 from .servicers.runs import RunServicer
 from .servicers.store import StoreServicer
 from .servicers.threads import ThreadServicer
-from . import settings as settings_declared
 from .startup import check_database, read_pem
-from .storage.checkpointer import FencedPostgresSaver
 from .storage.availability import Availability
+from .storage.checkpointer import FencedPostgresSaver
 from .storage.database import make_pool, migrate, start_embedded
 from .storage.notify import Notifications
-from .storage.store import StoreConfigError, make_store, setup_store, ttl_sweeper
 from .storage.records import Records
+from .storage.store import StoreConfigError, make_store, setup_store, ttl_sweeper
 from .thread_ttl import ThreadSweeper
 from .threads import Threads
 from .watchdog import LoopWatchdog
@@ -276,7 +277,7 @@ class App:
                         log.info("pruned %d run events", pruned)
                 if self.metrics:
                     self.metrics.queue.set(await records.count_pending())
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - maintenance tries again in its next round
                 log.warning("maintenance failed: %s", type(exc).__name__)
             await asyncio.sleep(10.0 if self.metrics else min(3600.0, self.settings.event_retention_seconds))
 

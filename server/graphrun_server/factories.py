@@ -46,7 +46,7 @@ def _arguments(factory: Callable) -> Callable[[dict, Any], dict[str, Any]]:
     params = list(inspect.signature(factory).parameters.values())
     try:
         hints = typing.get_type_hints(factory, localns={"ServerRuntime": ServerRuntime})
-    except Exception:  # unresolvable annotations: fall back to what the signature says
+    except Exception:  # noqa: BLE001 - unresolvable annotations: fall back to what the signature says
         hints = {}
     is_runtime = [_is_runtime(hints.get(p.name, p.annotation)) for p in params]
     if not params:

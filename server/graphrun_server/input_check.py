@@ -163,7 +163,7 @@ def _without_messages(schema: dict) -> dict:
     """The schema with every property (or the whole, for one value) that refers to a LangChain
     message type dropped."""
     defs = schema.get("$defs") or {}
-    messages = {name for name, d in defs.items() if _MESSAGE_FIELDS <= (d.get("properties") or {}).keys()}
+    messages = {name for name, d in defs.items() if (d.get("properties") or {}).keys() >= _MESSAGE_FIELDS}
     grown = True
     while grown:  # definitions that hold messages hold them too
         more = {
@@ -308,7 +308,7 @@ def _validate(
         try:
             channel.update([item])
             state[key] = channel.get()
-        except Exception as exc:  # a reducer refuses the update: the run would fail at its input step
+        except Exception as exc:  # noqa: BLE001 - a reducer refuses the update: the run would fail at its input step
             if key not in skip:
                 violations.append(FieldViolation(_path(path, [key]), f"cannot update the state: {_reason(exc)}"))
             state.pop(key, None)
@@ -320,7 +320,7 @@ def _validate(
             for e in exc.errors()
             if e["type"] == "missing" or not (e["loc"] and e["loc"][0] in skip)
         ]
-    except Exception as exc:  # a validator raising something pydantic does not wrap
+    except Exception as exc:  # noqa: BLE001 - a validator raising something pydantic does not wrap
         violations.append(FieldViolation(path, f"is refused by {model.__name__}: {_reason(exc)}"))
     return violations
 

@@ -76,7 +76,7 @@ def _guarded(deserializer):
     def deserialize(data: bytes):
         try:
             return deserializer(data)
-        except Exception as exc:  # DecodeError: corrupt bytes, bad UTF-8, nesting deeper than protobuf parses
+        except Exception as exc:  # noqa: BLE001 - DecodeError: corrupt bytes, bad UTF-8, nesting deeper than protobuf parses
             return _Undecodable(name, exc)
 
     return deserialize

@@ -54,7 +54,7 @@ class Assistant:
         ):
             try:
                 out[key] = getattr(self.graph, getter)()
-            except Exception as exc:  # a schema is a courtesy; never fail the listing
+            except Exception as exc:  # noqa: BLE001 - a schema is a courtesy; never fail the listing
                 log.warning("graph %s: no %s schema (%s)", self.graph_id, key, exc)
                 out[key] = {}
         return out
@@ -98,7 +98,7 @@ class Assistant:
                     continue
                 try:
                     message_from_json(item)
-                except Exception as exc:  # ValueError, ValidationError, a malformed tool call's TypeError...
+                except Exception as exc:  # noqa: BLE001 - ValueError, ValidationError, a malformed tool call's TypeError...
                     violations.append(FieldViolation(name.format(i), f"is not a message: {_reason(exc)}"))
         return violations
 

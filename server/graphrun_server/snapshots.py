@@ -120,7 +120,7 @@ def snapshot_payload_to_json(payload: dict[str, Any]) -> dict[str, Any]:
         }
         for t in payload.get("tasks", ())
     ]
-    for task, raw in zip(tasks, payload.get("tasks", ())):  # a subgraph's task: where its checkpoints are
+    for task, raw in zip(tasks, payload.get("tasks", ()), strict=True):  # a subgraph's task: where its checkpoints are
         if isinstance(state := raw.get("state"), dict) and (ns := state.get("configurable", {}).get("checkpoint_ns")):
             task["checkpoint_ns"] = ns
     return {

@@ -191,7 +191,7 @@ class Threads:
             ]
         except NOT_THE_GRAPH:
             raise
-        except Exception:  # a checkpoint holds writes the graph refuses (see read_state): one at a time
+        except Exception:  # noqa: BLE001 - a checkpoint holds writes the graph refuses (see read_state): one at a time
             saved = [t async for t in self.checkpointer.alist(config, before=before, limit=page_size + 1)]
             snapshots = [await read_state(assistant.graph, t.config) for t in saved]
         states = [snapshot_to_json(s) for s in snapshots]
@@ -233,7 +233,7 @@ class Threads:
                 )
             except NOT_THE_GRAPH:
                 raise
-            except Exception as exc:  # the graph refused the values (InvalidUpdateError, a reducer raised)
+            except Exception as exc:  # noqa: BLE001 - the graph refused the values (InvalidUpdateError, a reducer raised)
                 raise invalid("values", f"{type(exc).__name__}: {exc}") from None
             # The update may have answered the question the thread was waiting on.
             snapshot = await assistant.graph.aget_state(graph_config(thread_id))

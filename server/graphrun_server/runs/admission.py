@@ -117,7 +117,7 @@ class Admission:
             active.leased_at = max(active.leased_at, active.rider.taken_at)
         try:
             self.claims.register(active)
-        except BaseException:
+        except BaseException:  # noqa: BLE001 - a done-callback: nothing above it would see the error
             admitted.set_exception(NotAdmitted())  # never leave the task waiting
             log.exception(
                 "run %s: could not start it here; its lease will lapse and a replica will run it", active.run_id
@@ -132,7 +132,7 @@ class Admission:
         self, run_id: str, thread_id: str, assistant: Assistant, req: RunRequest, spec: dict[str, Any]
     ) -> RunRecord:
         """The record a run started here will have, until the database's answer replaces it."""
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         return RunRecord(
             run_id=run_id,
             thread_id=thread_id,

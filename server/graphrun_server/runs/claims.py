@@ -72,7 +72,7 @@ class Claims:
             while not self.local.draining and self.local.has_room():
                 try:
                     claim = await self.records.claim(self.local.settings.owner, self.local.settings.lease_seconds)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - the next round tries again
                     log.log(
                         logging.DEBUG if failing else logging.WARNING, "claiming runs failed: %s", type(exc).__name__
                     )
@@ -83,7 +83,7 @@ class Claims:
                     break
                 try:
                     self.launch(claim)
-                except Exception:  # one run that cannot start must not stop this replica claiming
+                except Exception:  # noqa: BLE001 - one run that cannot start must not stop this replica claiming
                     log.exception("run %s could not start here; it is retried once its lease lapses", claim.run.run_id)
             try:
                 await asyncio.wait_for(self.local.wake.wait(), sweep)

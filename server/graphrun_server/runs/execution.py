@@ -127,7 +127,7 @@ class Execution:
             error = {"type": "ThreadInterrupted", "message": exc.message, "reason": exc.reason}
         except GraphRecursionError as exc:
             error = {"type": type(exc).__name__, "message": str(exc).split("\n")[0]}
-        except Exception as exc:  # the graph, a model or a tool failed: the run fails, the server does not
+        except Exception as exc:  # noqa: BLE001 - the graph, a model or a tool failed: the run fails, the server does not
             if _fenced_off(exc):
                 active.leave(StopReason.LOST, fact=True)
             else:
@@ -175,7 +175,7 @@ class Execution:
                 None,
                 active.current_node,
                 active.step,
-                active.log.since(active.stored) + [active.ending],
+                [*active.log.since(active.stored), active.ending],
             )
 
         return finish

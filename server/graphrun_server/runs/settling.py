@@ -81,7 +81,7 @@ class Settlement:
                     error,
                     active.current_node,
                     active.step,
-                    active.log.since(active.stored) + [end],
+                    [*active.log.since(active.stored), end],
                     run.spec,
                 )
             state = (await reading if reading else state) or None
@@ -95,7 +95,7 @@ class Settlement:
                 ev.RunEvent(end.sequence, ev.END, {**end.data, "run": finished, "state": state}, end.time)
             )
             active.log.mark_durable(end.sequence)
-        except Exception:
+        except Exception:  # noqa: BLE001 - logged; another replica finishes the run
             log.exception(
                 "run %s: could not record how it ended; its lease will lapse and another replica will finish it",
                 run.run_id,
@@ -119,7 +119,7 @@ class Settlement:
                 if not batch or await self.records.append_events(active.run_id, active.attempt, batch):
                     await self.records.release_run(active.run_id, active.attempt)
                 return  # released, or another replica owns the run already
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - tried again until give_up; the lease lapses then
                 if loop.time() + delay > give_up:
                     log.warning(
                         "run %s: could not hand it back (%s); its lease will lapse", active.run_id, type(exc).__name__
@@ -182,6 +182,6 @@ class Settlement:
         try:
             assistant = self.registry.get(active.record.assistant_id)
             return snapshot_to_json(await assistant.graph.aget_state(graph_config(active.thread_id)))
-        except Exception as exc:  # its type only: a reducer's message may quote the run's input
+        except Exception as exc:  # noqa: BLE001 - its type only: a reducer's message may quote the run's input
             log.warning("run %s: could not read the final state: %s", active.run_id, type(exc).__name__)
             return None

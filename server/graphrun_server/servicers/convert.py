@@ -17,8 +17,8 @@ from ..errors import FieldViolation, InvalidArgument
 from ..events import RunEvent
 from ..registry import Assistant
 from ..runner import RunRequest
-from ..stream_events import MODE_ALIASES, STREAM_MODES
 from ..storage.records import RunRecord, ThreadRecord
+from ..stream_events import MODE_ALIASES, STREAM_MODES
 from ..wire import from_struct_value
 
 MAX_RECURSION_LIMIT = 10_000

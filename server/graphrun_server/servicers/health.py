@@ -83,7 +83,7 @@ class DatabaseHealth(health.aio.HealthServicer):
                 conn.bound_next(max(deadline - time.monotonic(), 0.001))
                 await conn.execute("SELECT 1")
             return True
-        except Exception:  # PoolTimeout, NoAnswer, a broken connection: not yet
+        except Exception:  # noqa: BLE001 - PoolTimeout, NoAnswer, a broken connection: not yet
             return False
 
     async def _publish(self, status) -> None:

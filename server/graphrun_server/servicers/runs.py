@@ -13,6 +13,7 @@ from ..errors import FieldViolation, GraphrunError, InvalidArgument, RunFailure,
 from ..events import RunEvent
 from ..runner import GraphRunner
 from ..storage.records import RunRecord
+from ..webhooks import WebhookPolicy
 from .convert import (
     MAX_PAGE_SIZE,
     RUN_STATUS,
@@ -23,7 +24,6 @@ from .convert import (
     require_uuid,
     run_to_proto,
 )
-from ..webhooks import WebhookPolicy
 from .errors import DATABASE_ERRORS, rpc
 
 RUN_ID_KEY = "graphrun-run-id"

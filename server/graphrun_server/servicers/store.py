@@ -307,7 +307,8 @@ class StoreServicer(store_service_pb2_grpc.StoreServiceServicer):
         own = _own_label()
         # LangGraph's delete says nothing of a missing item; ask first, so a missing item (or another
         # caller's) is NOT_FOUND. Reading does not refresh the TTL of an item about to go.
-        if own is not None and namespace[0] != own or await self.store.aget(namespace, key, refresh_ttl=False) is None:
+        foreign = own is not None and namespace[0] != own
+        if foreign or await self.store.aget(namespace, key, refresh_ttl=False) is None:
             raise ItemNotFound(namespace, key)
         await self.store.adelete(namespace, key)
         return pb.StoreServiceDeleteItemResponse()

@@ -10,8 +10,8 @@ from .convert import (
     MAX_INPUT_BYTES,
     MAX_PAGE_SIZE,
     MAX_SMALL_BYTES,
-    duration_seconds,
     check_uuid,
+    duration_seconds,
     parse_checkpoint_ns,
     require_uuid,
     state_to_proto,
@@ -19,7 +19,6 @@ from .convert import (
     thread_to_proto,
 )
 from .errors import rpc
-
 
 # ThreadStatus -> the status a thread record has.
 _THREAD_STATUSES = {

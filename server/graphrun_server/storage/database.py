@@ -6,8 +6,8 @@ import asyncio
 import logging
 import os
 import pathlib
-import stat
 import select
+import stat
 import time
 from importlib import resources
 
@@ -252,7 +252,7 @@ class Prober:
                     self._conn.bound_next(max(deadline - time.monotonic(), 0.001))
                     await self._conn.execute("SELECT 1")
                     return True
-                except Exception as exc:  # psycopg errors, OSError, TimeoutError
+                except Exception as exc:  # noqa: BLE001 - psycopg errors, OSError, TimeoutError
                     log.debug("database ping failed: %s", type(exc).__name__)
                     await self._drop()
                     if time.monotonic() >= deadline:

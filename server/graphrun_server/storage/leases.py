@@ -42,7 +42,8 @@ RENEW_SQL = """
 UPDATE graphrun_run r
    SET lease_expires_at = now() + make_interval(secs => %(lease)s), updated_at = now(),
        current_node = coalesce(v.node, r.current_node), step = coalesce(v.step, r.step)
-  FROM unnest(%(ids)s::uuid[], %(attempts)s::int[], %(nodes)s::text[], %(steps)s::int[]) AS v(run_id, attempt, node, step)
+  FROM unnest(%(ids)s::uuid[], %(attempts)s::int[], %(nodes)s::text[], %(steps)s::int[])
+       AS v(run_id, attempt, node, step)
  WHERE r.run_id = v.run_id AND r.attempt = v.attempt AND r.status = 'running' AND r.lease_owner = %(owner)s
 RETURNING r.run_id::text AS run_id, r.cancel_action
 """
@@ -144,7 +145,7 @@ class LeaseKeeper:
                 if conn is None or conn.closed:
                     conn = self._connect()
                 self._renew(conn, sent)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - counted by _failed; the next renewal reconnects
                 self._failed(exc)
                 if conn is not None:
                     conn.close()

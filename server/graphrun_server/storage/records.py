@@ -271,7 +271,8 @@ class Records:
                AND (cardinality(%(statuses)s::text[]) = 0 OR status = ANY(%(statuses)s::text[]))
                AND (%(metadata)s::jsonb = '{{}}'::jsonb OR metadata @> %(metadata)s::jsonb)
                AND (%(assistant_id)s::text IS NULL OR assistant_id = %(assistant_id)s)
-               AND (%(after_time)s::timestamptz IS NULL OR (created_at, thread_id) < (%(after_time)s, %(after_id)s::uuid))
+               AND (%(after_time)s::timestamptz IS NULL
+                    OR (created_at, thread_id) < (%(after_time)s, %(after_id)s::uuid))
              ORDER BY created_at DESC, thread_id DESC
              LIMIT %(limit)s
             """,
@@ -319,7 +320,7 @@ class Records:
                 raise ThreadNotFound(source)
             for table, columns in _CHECKPOINT_TABLES:
                 await conn.execute(
-                    f"INSERT INTO {table} (thread_id, {columns}) "  # noqa: S608 - our own names
+                    f"INSERT INTO {table} (thread_id, {columns}) "  # our own names, from _CHECKPOINT_TABLES
                     f"SELECT %s, {columns} FROM {table} WHERE thread_id = %s",
                     (target, source),
                 )

@@ -22,7 +22,7 @@ import asyncio
 import importlib.util
 import logging
 import pathlib
-from typing import Any
+from typing import Any, ClassVar
 
 from langgraph.store.postgres import AsyncPostgresStore
 
@@ -125,7 +125,7 @@ class GraphrunStore(AsyncPostgresStore):
     LangGraph's text comparison, and `$eq`/`$ne` its jsonb equality.
     """
 
-    _NUMERIC = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+    _NUMERIC: ClassVar[dict[str, str]] = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 
     def _get_filter_condition(self, key: str, op: str, value: Any) -> tuple[str, list]:
         if op in self._NUMERIC and isinstance(value, (int, float)) and not isinstance(value, bool):
