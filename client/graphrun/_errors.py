@@ -336,23 +336,23 @@ def _rich_status(error: grpc.RpcError) -> status_pb2.Status | None:
     server's word then, so read it directly.
     """
     try:
-        return rpc_status.from_call(error)  # type: ignore[arg-type]
+        return rpc_status.from_call(error)
     except ValueError:
-        raw = _metadata_value(error.trailing_metadata(), _DETAILS_KEY)  # type: ignore[attr-defined]
+        raw = _metadata_value(error.trailing_metadata(), _DETAILS_KEY)
         return status_pb2.Status.FromString(raw) if raw else None
 
 
 def _initial_metadata(error: grpc.RpcError) -> Iterable[tuple[str, Any]] | None:
     try:
-        return error.initial_metadata()  # type: ignore[attr-defined]
+        return error.initial_metadata()
     except Exception:  # noqa: BLE001 - a call that never got that far has none
         return None
 
 
 def from_rpc_error(error: grpc.RpcError, *, run_id: str | None = None, thread_id: str | None = None) -> GraphrunError:
     """Translate a `grpc.RpcError` (sync or aio) into the matching `GraphrunError`."""
-    code: grpc.StatusCode = error.code()  # type: ignore[attr-defined]
-    message: str = error.details() or ""  # type: ignore[attr-defined]
+    code: grpc.StatusCode = error.code()
+    message: str = error.details() or ""
     reason = ""
     metadata: dict[str, str] = {}
     violations: list[tuple[str, str]] = []

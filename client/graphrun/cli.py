@@ -1327,7 +1327,7 @@ def build_parser() -> argparse.ArgumentParser:
         "namespaces start with its identity.",
     )
     store_commands = store.add_subparsers(dest="store_command", metavar="COMMAND", required=True)
-    labels = {"nargs": "+", "metavar": "LABEL", "help": "the namespace, one label per argument"}
+    labels: dict[str, Any] = {"nargs": "+", "metavar": "LABEL", "help": "the namespace, one label per argument"}
     put = store_commands.add_parser("put", help="store a JSON object under a namespace and key", parents=client_parents)
     put.add_argument("namespace", **labels)
     put.add_argument("--key", required=True, help="the item's key")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import dataclasses
 import uuid
 from typing import Any
@@ -167,7 +168,7 @@ class Threads:
 
     async def get_history(
         self, thread_id: str, page_size: int, page_token: str, checkpoint_ns: str = ""
-    ) -> tuple[list[dict], str]:
+    ) -> tuple[builtins.list[dict], str]:  # `list` is a method here
         if page_size < 0 or page_size > MAX_PAGE_SIZE:
             raise invalid("page_size", f"must be between 1 and {MAX_PAGE_SIZE} (0 for the default {DEFAULT_PAGE_SIZE})")
         page_size = page_size or DEFAULT_PAGE_SIZE

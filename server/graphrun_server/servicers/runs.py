@@ -102,13 +102,12 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             run = await asyncio.shield(submitting)
         except asyncio.CancelledError:  # the caller left while the run was being recorded
             if request.on_disconnect == "cancel":
-                submitting.add_done_callback(
-                    lambda t: (
-                        t.cancelled()
-                        or t.exception()
-                        or self.runner.cancel_soon(t.result().run_id, "interrupt", "the caller went away")
-                    )
-                )
+
+                def cancel_once_recorded(t: asyncio.Future) -> None:
+                    if not t.cancelled() and t.exception() is None:
+                        self.runner.cancel_soon(t.result().run_id, "interrupt", "the caller went away")
+
+                submitting.add_done_callback(cancel_once_recorded)
             raise
         detached = [False]
         if run.on_disconnect == "cancel":
