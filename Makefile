@@ -8,7 +8,7 @@ NODE_STAMP := clients/typescript/node_modules/.installed
 # The protos of the last release, as a buf image: `buf breaking` compares with it (see api-baseline).
 API_BASELINE := protos/releases/v0.1.0.binpb
 
-.PHONY: setup serve test check lint protos stubs-ts api-baseline bench clean
+.PHONY: setup serve test check fmt lint protos stubs-ts api-baseline bench clean
 
 # The server (pyproject.toml) and the client it depends on (client/pyproject.toml), both editable.
 $(STAMP): pyproject.toml client/pyproject.toml
@@ -34,7 +34,7 @@ $(NODE_STAMP): clients/typescript/package-lock.json
 serve: setup
 	$(BIN)/graphrun serve $(ARGS)
 
-## Lint the protos, check formatting and that the generated stubs are fresh, then run pytest.
+## Lint the protos and the Python code, check formatting, types and that the generated stubs are fresh, then run pytest.
 test: check $(NODE_STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -44,6 +44,16 @@ check: setup
 	@# The wire contract never breaks: compared with the last release's protos (fails if that image is missing).
 	$(BIN)/buf breaking --against $(API_BASELINE)
 	$(BIN)/python scripts/gen_protos.py --check
+	@# Python: lint, formatting and types ([tool.ruff] and [tool.mypy] in pyproject.toml).
+	$(BIN)/ruff check server client scripts
+	$(BIN)/ruff format --check server client scripts
+	$(BIN)/mypy
+
+## Format the Python code and apply ruff's safe fixes (then regenerate _sync.py from _async.py).
+fmt: setup
+	$(BIN)/ruff format server client scripts
+	$(BIN)/ruff check --fix server client scripts
+	$(BIN)/python scripts/gen_sync_client.py
 
 ## Regenerate the Python stubs in client/graphrun/v1 from protos/.
 protos: setup

@@ -75,13 +75,13 @@ def _aligned_lines(source: str) -> dict[int, tuple[int, int]]:
     last_line = 0
     for index, token in enumerate(tokens):
         (row, col), kind = token.start, token.type
-        if row != last_line and kind not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT):
-            if stack and stack[-1][2] and col == stack[-1][1] + 1:
-                aligned[row] = stack[-1][:2]
+        new_line = row != last_line and kind not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT)
+        if new_line and stack and stack[-1][2] and col == stack[-1][1] + 1:
+            aligned[row] = stack[-1][:2]
         if kind not in (tokenize.NL, tokenize.NEWLINE):
             last_line = token.end[0]
         if kind == tokenize.OP and token.string in "([{":
-            following = next(t for t in tokens[index + 1:] if t.type != tokenize.COMMENT)
+            following = next(t for t in tokens[index + 1 :] if t.type != tokenize.COMMENT)
             stack.append((row, col, following.type not in (tokenize.NL, tokenize.NEWLINE)))
         elif kind == tokenize.OP and token.string in ")]}":
             stack.pop()
@@ -127,8 +127,9 @@ def generate(source: str, phrases: dict[str, str] | None = None) -> str:
             new = _sorted_import(new)
         leftover = LEFTOVER.search(new)
         if leftover:
-            raise SystemExit(f"gen_sync_client: _async.py:{row} keeps {leftover[0]!r} after the rewrite: "
-                             f"{line.strip()}")
+            raise SystemExit(
+                f"gen_sync_client: _async.py:{row} keeps {leftover[0]!r} after the rewrite: {line.strip()}"
+            )
         new_lines.append(new)
 
     text = YIELD_EACH.sub(r"\1yield from \3\n", "\n".join(new_lines) + "\n")

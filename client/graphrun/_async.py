@@ -20,18 +20,38 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from . import _convert as c
 from ._convert import DEFAULT_TARGET
 from ._errors import from_rpc_error
-from ._types import (CancelAction, Event, Granularity, OnDisconnect, RunOptions, RunResult, RunStatus, StreamMode,
-                     ThreadStatus)
-from .v1 import (assistant_service_pb2 as assistant_pb, assistant_service_pb2_grpc, run_service_pb2 as run_pb,
-                 run_service_pb2_grpc, thread_service_pb2 as thread_pb, thread_service_pb2_grpc)
-from .v1 import store_service_pb2_grpc
+from ._types import (
+    CancelAction,
+    Event,
+    Granularity,
+    OnDisconnect,
+    RunOptions,
+    RunResult,
+    RunStatus,
+    StreamMode,
+    ThreadStatus,
+)
+from .v1 import (
+    assistant_service_pb2 as assistant_pb,
+    assistant_service_pb2_grpc,
+    run_service_pb2 as run_pb,
+    run_service_pb2_grpc,
+    store_service_pb2_grpc,
+    thread_service_pb2 as thread_pb,
+    thread_service_pb2_grpc,
+)
 
 __all__ = ["AsyncClient"]
 
 
-def _channel(target: str, secure: bool, root_certificates: bytes | None,
-             options: Sequence[tuple[str, Any]] | None, certificate_chain: bytes | None = None,
-             private_key: bytes | None = None) -> grpc.aio.Channel:
+def _channel(
+    target: str,
+    secure: bool,
+    root_certificates: bytes | None,
+    options: Sequence[tuple[str, Any]] | None,
+    certificate_chain: bytes | None = None,
+    private_key: bytes | None = None,
+) -> grpc.aio.Channel:
     if secure:
         credentials = grpc.ssl_channel_credentials(root_certificates, private_key, certificate_chain)
         return grpc.aio.secure_channel(target, credentials, options=c.channel_options(options))
@@ -77,8 +97,9 @@ class AsyncClient:
     async def __aenter__(self) -> AsyncClient:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.close()
 
     async def close(self) -> None:
@@ -112,8 +133,15 @@ class AsyncClient:
     # config, context, metadata, interrupt_before/after, multitask_strategy, if_not_exists,
     # checkpoint_id, granularity, timeout, durability) as keywords; `deadline` (seconds) bounds the call.
 
-    async def wait(self, assistant_id: str, input: Any = None, *, on_disconnect: OnDisconnect | int | None = None,
-                   deadline: float | None = None, **options: Unpack[RunOptions]) -> RunResult:
+    async def wait(
+        self,
+        assistant_id: str,
+        input: Any = None,
+        *,
+        on_disconnect: OnDisconnect | int | None = None,
+        deadline: float | None = None,
+        **options: Unpack[RunOptions],
+    ) -> RunResult:
         """Run a graph to its end (or interrupt) and return the run and the thread's state.
 
         `input` is any JSON value: a dict (a state graph's keys), or a number, string or list for
@@ -125,10 +153,17 @@ class AsyncClient:
         request = c.wait_request(c.run_spec(assistant_id, input, on_disconnect=on_disconnect, **options))
         return c.run_result(await self._unary(self._runs.Wait, request, deadline))
 
-    def stream(self, assistant_id: str, input: Any = None, *,
-               stream_mode: StreamMode | Sequence[StreamMode] = ("values",), subgraphs: bool = False,
-               on_disconnect: OnDisconnect | int | None = None, deadline: float | None = None,
-               **options: Unpack[RunOptions]) -> AsyncIterator[Event]:
+    def stream(
+        self,
+        assistant_id: str,
+        input: Any = None,
+        *,
+        stream_mode: StreamMode | Sequence[StreamMode] = ("values",),
+        subgraphs: bool = False,
+        on_disconnect: OnDisconnect | int | None = None,
+        deadline: float | None = None,
+        **options: Unpack[RunOptions],
+    ) -> AsyncIterator[Event]:
         """Run a graph and yield its events as they happen: `metadata` first, `end` last.
 
         `stream_mode` names LangGraph's modes (`values`, `updates`, `messages`, `custom`,
@@ -146,10 +181,17 @@ class AsyncClient:
     # Run dicts use the proto's field names, with enum values spelt as `RunResult.status` spells
     # the status: `run["status"] == "running"`, as `list_runs(statuses=...)` takes them.
 
-    async def create_run(self, assistant_id: str, input: Any = None, *,
-                         stream_mode: StreamMode | Sequence[StreamMode] = ("values",), subgraphs: bool = False,
-                         start_delay: float | None = None, deadline: float | None = None,
-                         **options: Unpack[RunOptions]) -> dict[str, Any]:
+    async def create_run(
+        self,
+        assistant_id: str,
+        input: Any = None,
+        *,
+        stream_mode: StreamMode | Sequence[StreamMode] = ("values",),
+        subgraphs: bool = False,
+        start_delay: float | None = None,
+        deadline: float | None = None,
+        **options: Unpack[RunOptions],
+    ) -> dict[str, Any]:
         """Start a run in the background and return it at once (status `pending` or `running`).
 
         `stream_mode` (and `subgraphs`) choose the events recorded for `join`; `start_delay`
@@ -197,8 +239,9 @@ class AsyncClient:
             if not token:
                 return
 
-    async def cancel_run(self, run_id: str, action: CancelAction | int = "interrupt", wait: bool = False
-                         ) -> dict[str, Any]:
+    async def cancel_run(
+        self, run_id: str, action: CancelAction | int = "interrupt", wait: bool = False
+    ) -> dict[str, Any]:
         """Stop a pending or running run and return it; a run that already ended is returned unchanged.
 
         `action="interrupt"` keeps the checkpoints the run wrote, `"rollback"`
@@ -209,8 +252,14 @@ class AsyncClient:
         response = await self._unary(self._runs.Cancel, c.cancel_request(run_id, action, wait))
         return c.to_dict(response.run)
 
-    def join(self, run_id: str, after_sequence: int = 0, granularity: Granularity | int | None = None, *,
-             deadline: float | None = None) -> AsyncIterator[Event]:
+    def join(
+        self,
+        run_id: str,
+        after_sequence: int = 0,
+        granularity: Granularity | int | None = None,
+        *,
+        deadline: float | None = None,
+    ) -> AsyncIterator[Event]:
         """Follow a run (from any replica): its events numbered after `after_sequence`, then new ones, to `end`.
 
         Events arrive once, in order, without gaps, as `stream` yields them (the
@@ -225,8 +274,14 @@ class AsyncClient:
 
     # -- threads ------------------------------------------------------------------
 
-    async def create_thread(self, thread_id: str | None = None, metadata: Mapping[str, Any] | None = None,
-                            *, ttl: float | None = None, ttl_strategy: str | int | None = None) -> dict[str, Any]:
+    async def create_thread(
+        self,
+        thread_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        ttl: float | None = None,
+        ttl_strategy: str | int | None = None,
+    ) -> dict[str, Any]:
         """Create a thread (with a server-picked id unless `thread_id` is given).
 
         `ttl` (seconds, at least 60) is its own time-to-live after its last activity, and
@@ -245,7 +300,9 @@ class AsyncClient:
         response = await self._unary(self._threads.Copy, request)
         return c.to_dict(response.thread)
 
-    async def prune_thread(self, thread_id: str, strategy: str | int | None = None) -> tuple[dict[str, Any] | None, int]:
+    async def prune_thread(
+        self, thread_id: str, strategy: str | int | None = None
+    ) -> tuple[dict[str, Any] | None, int]:
         """Keep only the thread's latest checkpoint (`keep_latest`, the default) or `delete` it; the
         thread afterwards (None when deleted) and how many checkpoints went."""
         response = await self._unary(self._threads.Prune, c.prune_request(thread_id, strategy))
@@ -293,31 +350,51 @@ class AsyncClient:
         """Delete a thread with its runs and checkpoints (stopping a run in flight)."""
         await self._unary(self._threads.Delete, thread_pb.ThreadServiceDeleteRequest(thread_id=thread_id))
 
-    async def get_state(self, thread_id: str, checkpoint_id: str | None = None, *, checkpoint_ns: str | None = None,
-                        subgraphs: bool = False) -> dict[str, Any]:
+    async def get_state(
+        self,
+        thread_id: str,
+        checkpoint_id: str | None = None,
+        *,
+        checkpoint_ns: str | None = None,
+        subgraphs: bool = False,
+    ) -> dict[str, Any]:
         """The thread's state at its latest checkpoint, or at `checkpoint_id`.
 
         `checkpoint_ns` reads a subgraph's state instead (a task's `checkpoint_ns`, such as
         `"child:<task id>"`); with `subgraphs`, each pending subgraph task carries its subgraph's
         state under `state`, as LangGraph's `get_state(subgraphs=True)`.
         """
-        request = thread_pb.ThreadServiceGetStateRequest(thread_id=thread_id, checkpoint_id=checkpoint_id or "",
-                                                         checkpoint_ns=checkpoint_ns or "", subgraphs=subgraphs)
+        request = thread_pb.ThreadServiceGetStateRequest(
+            thread_id=thread_id,
+            checkpoint_id=checkpoint_id or "",
+            checkpoint_ns=checkpoint_ns or "",
+            subgraphs=subgraphs,
+        )
         response = await self._unary(self._threads.GetState, request)
         return c.state_dict(response.state)
 
-    async def get_history(self, thread_id: str, page_size: int | None = None, page_token: str | None = None,
-                          *, checkpoint_ns: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    async def get_history(
+        self,
+        thread_id: str,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        *,
+        checkpoint_ns: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
         """One page of the thread's states (a subgraph's with `checkpoint_ns`), newest first, and the
         token of the next page (None at the end)."""
-        request = thread_pb.ThreadServiceGetHistoryRequest(thread_id=thread_id, page_size=page_size or 0,
-                                                           page_token=page_token or "",
-                                                           checkpoint_ns=checkpoint_ns or "")
+        request = thread_pb.ThreadServiceGetHistoryRequest(
+            thread_id=thread_id,
+            page_size=page_size or 0,
+            page_token=page_token or "",
+            checkpoint_ns=checkpoint_ns or "",
+        )
         response = await self._unary(self._threads.GetHistory, request)
         return [c.state_dict(s) for s in response.states], response.next_page_token or None
 
-    async def iter_history(self, thread_id: str, page_size: int | None = None, *,
-                           checkpoint_ns: str | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def iter_history(
+        self, thread_id: str, page_size: int | None = None, *, checkpoint_ns: str | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
         """Every state of the thread (a subgraph's with `checkpoint_ns`), newest first, fetching pages as needed."""
         token: str | None = None
         while True:
@@ -327,13 +404,23 @@ class AsyncClient:
             if not token:
                 return
 
-    async def update_state(self, thread_id: str, values: Mapping[str, Any] | None, as_node: str | None = None,
-                           checkpoint_id: str | None = None, *, checkpoint_ns: str | None = None) -> dict[str, Any]:
+    async def update_state(
+        self,
+        thread_id: str,
+        values: Mapping[str, Any] | None,
+        as_node: str | None = None,
+        checkpoint_id: str | None = None,
+        *,
+        checkpoint_ns: str | None = None,
+    ) -> dict[str, Any]:
         """Write values as if `as_node` had returned them (into a subgraph's state with
         `checkpoint_ns`); returns the new checkpoint's reference."""
-        request = thread_pb.ThreadServiceUpdateStateRequest(thread_id=thread_id, as_node=as_node or "",
-                                                            checkpoint_id=checkpoint_id or "",
-                                                            checkpoint_ns=checkpoint_ns or "")
+        request = thread_pb.ThreadServiceUpdateStateRequest(
+            thread_id=thread_id,
+            as_node=as_node or "",
+            checkpoint_id=checkpoint_id or "",
+            checkpoint_ns=checkpoint_ns or "",
+        )
         if values is not None:
             request.values.CopyFrom(c.to_struct(values))
         response = await self._unary(self._threads.UpdateState, request)
@@ -367,8 +454,15 @@ class AsyncClient:
     def _store(self) -> store_service_pb2_grpc.StoreServiceStub:
         return store_service_pb2_grpc.StoreServiceStub(self._channel)
 
-    async def put_item(self, namespace: str | Sequence[str], key: str, value: Mapping[str, Any], *,
-                       index: bool | Sequence[str] | None = None, ttl: float | None = None) -> None:
+    async def put_item(
+        self,
+        namespace: str | Sequence[str],
+        key: str,
+        value: Mapping[str, Any],
+        *,
+        index: bool | Sequence[str] | None = None,
+        ttl: float | None = None,
+    ) -> None:
         """Store `value` (a JSON object) under namespace and key, replacing what was there.
 
         `index`: None embeds the fields `store.index.fields` names (with a semantic index),
@@ -377,8 +471,9 @@ class AsyncClient:
         """
         await self._unary(self._store.PutItem, c.put_item_request(namespace, key, value, index, ttl))
 
-    async def get_item(self, namespace: str | Sequence[str], key: str, *, refresh_ttl: bool | None = None
-                       ) -> dict[str, Any]:
+    async def get_item(
+        self, namespace: str | Sequence[str], key: str, *, refresh_ttl: bool | None = None
+    ) -> dict[str, Any]:
         """The item (`NotFoundError`, reason `ITEM_NOT_FOUND`, if there is none). `refresh_ttl`
         None follows the store's `refresh_on_read`."""
         response = await self._unary(self._store.GetItem, c.get_item_request(namespace, key, refresh_ttl))
@@ -388,9 +483,16 @@ class AsyncClient:
         """Delete an item (`NotFoundError`, reason `ITEM_NOT_FOUND`, if there is none)."""
         await self._unary(self._store.DeleteItem, c.delete_item_request(namespace, key))
 
-    async def search_items(self, namespace_prefix: str | Sequence[str] = (), *, query: str | None = None,
-                           filter: Mapping[str, Any] | None = None, limit: int | None = None,
-                           offset: int | None = None, refresh_ttl: bool | None = None) -> list[dict[str, Any]]:
+    async def search_items(
+        self,
+        namespace_prefix: str | Sequence[str] = (),
+        *,
+        query: str | None = None,
+        filter: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        refresh_ttl: bool | None = None,
+    ) -> list[dict[str, Any]]:
         """Items under a namespace prefix matching `filter` (LangGraph's: `{"kind": "note"}`,
         `{"score": {"$gte": 3}}`), ranked by similarity to `query` when the store has a semantic
         index (each with a `score`), else newest first (`score` None). `limit` 1-1000
@@ -399,9 +501,15 @@ class AsyncClient:
         response = await self._unary(self._store.SearchItems, request)
         return [c.search_item_dict(item) for item in response.items]
 
-    async def list_namespaces(self, *, prefix: str | Sequence[str] | None = None,
-                              suffix: str | Sequence[str] | None = None, max_depth: int | None = None,
-                              limit: int | None = None, offset: int | None = None) -> list[tuple[str, ...]]:
+    async def list_namespaces(
+        self,
+        *,
+        prefix: str | Sequence[str] | None = None,
+        suffix: str | Sequence[str] | None = None,
+        max_depth: int | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> list[tuple[str, ...]]:
         """The namespaces holding items, as tuples, ordered; `*` in `prefix`/`suffix` matches any
         one label; `max_depth` cuts them to their first labels. `limit` 1-1000 (default 100)."""
         request = c.list_namespaces_request(prefix, suffix, max_depth, limit, offset)

@@ -17,8 +17,8 @@ from google.protobuf import duration_pb2, json_format, struct_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor
 from google.protobuf.message import Message
 
-from .v1 import event_pb2, run_pb2, run_service_pb2, store_pb2, store_service_pb2, thread_pb2, thread_service_pb2
 from ._types import Event, EventKind, OnDisconnect, RunOptions, RunResult
+from .v1 import event_pb2, run_pb2, run_service_pb2, store_pb2, store_service_pb2, thread_pb2, thread_service_pb2
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 _COMMAND_KEYS = {"resume", "update", "goto"}
@@ -32,8 +32,12 @@ def to_dict(message: Message) -> dict[str, Any]:
     Struct cannot tell 3 from 3.0 and JSON mapping quotes int64s; callers wrote
     `3` and expect `3` back, as the server does for what it reads.
     """
-    raw = json_format.MessageToDict(message, preserving_proto_field_name=True,
-                                    always_print_fields_with_no_presence=True, unquote_int64_if_possible=True)
+    raw = json_format.MessageToDict(
+        message,
+        preserving_proto_field_name=True,
+        always_print_fields_with_no_presence=True,
+        unquote_int64_if_possible=True,
+    )
     return _short_enums(message.DESCRIPTOR, cast(dict[str, Any], _ints(raw)))
 
 
@@ -66,6 +70,7 @@ def _enum_fields(message: Descriptor) -> tuple[tuple[str, EnumDescriptor | Descr
 
 def _short_enums(message: Descriptor, data: dict[str, Any]) -> dict[str, Any]:
     """`data` (a dict of `message`) with its enum values, nested ones included, as `enum_name` spells them."""
+
     def short(kind: EnumDescriptor | Descriptor, value: Any) -> Any:
         return enum_name(kind, value) if isinstance(kind, EnumDescriptor) else _short_enums(kind, value)
 
@@ -161,8 +166,13 @@ def _duration(seconds: float) -> duration_pb2.Duration:
     return message
 
 
-def run_spec(assistant_id: str, input: Any = None, *, on_disconnect: OnDisconnect | int | None = None,
-             **options: Unpack[RunOptions]) -> run_pb2.RunSpec:
+def run_spec(
+    assistant_id: str,
+    input: Any = None,
+    *,
+    on_disconnect: OnDisconnect | int | None = None,
+    **options: Unpack[RunOptions],
+) -> run_pb2.RunSpec:
     """The RunSpec for a run's options (see `RunOptions`, and `RunSpec` in run.proto).
 
     `input` may be any JSON value: a mapping goes in `input` (as clients before `input_value`
@@ -214,23 +224,31 @@ def wait_request(spec: run_pb2.RunSpec) -> run_service_pb2.RunServiceWaitRequest
     return run_service_pb2.RunServiceWaitRequest(spec=spec)
 
 
-def stream_request(spec: run_pb2.RunSpec, stream_mode: str | Sequence[str] | None,
-                   subgraphs: bool = False) -> run_service_pb2.RunServiceStreamRequest:
-    return run_service_pb2.RunServiceStreamRequest(spec=spec, stream_mode=stream_modes(stream_mode),
-                                                   subgraphs=subgraphs)
+def stream_request(
+    spec: run_pb2.RunSpec, stream_mode: str | Sequence[str] | None, subgraphs: bool = False
+) -> run_service_pb2.RunServiceStreamRequest:
+    return run_service_pb2.RunServiceStreamRequest(
+        spec=spec, stream_mode=stream_modes(stream_mode), subgraphs=subgraphs
+    )
 
 
-def create_request(spec: run_pb2.RunSpec, stream_mode: str | Sequence[str] | None,
-                   start_delay: float | None, subgraphs: bool = False) -> run_service_pb2.RunServiceCreateRequest:
-    request = run_service_pb2.RunServiceCreateRequest(spec=spec, stream_mode=stream_modes(stream_mode),
-                                                      subgraphs=subgraphs)
+def create_request(
+    spec: run_pb2.RunSpec, stream_mode: str | Sequence[str] | None, start_delay: float | None, subgraphs: bool = False
+) -> run_service_pb2.RunServiceCreateRequest:
+    request = run_service_pb2.RunServiceCreateRequest(
+        spec=spec, stream_mode=stream_modes(stream_mode), subgraphs=subgraphs
+    )
     if start_delay is not None:
         request.start_delay.CopyFrom(_duration(start_delay))
     return request
 
 
-def list_runs_request(thread_id: str | None, statuses: str | int | Iterable[str | int] | None,
-                      page_size: int | None, page_token: str | None) -> run_service_pb2.RunServiceListRequest:
+def list_runs_request(
+    thread_id: str | None,
+    statuses: str | int | Iterable[str | int] | None,
+    page_size: int | None,
+    page_token: str | None,
+) -> run_service_pb2.RunServiceListRequest:
     """`statuses` as lowercase names (`"running"`), full enum names or numbers; one or several."""
     if statuses is None:
         wanted: list[str | int] = []
@@ -239,8 +257,11 @@ def list_runs_request(thread_id: str | None, statuses: str | int | Iterable[str 
     else:
         wanted = list(statuses)
     return run_service_pb2.RunServiceListRequest(
-        thread_id=thread_id or "", page_size=page_size or 0, page_token=page_token or "",
-        statuses=[_enum(s, run_pb2.RunStatus, "statuses") for s in wanted])
+        thread_id=thread_id or "",
+        page_size=page_size or 0,
+        page_token=page_token or "",
+        statuses=[_enum(s, run_pb2.RunStatus, "statuses") for s in wanted],
+    )
 
 
 def thread_ttl(seconds: float | None, strategy: str | int | None) -> thread_pb2.ThreadTtl:
@@ -252,30 +273,42 @@ def thread_ttl(seconds: float | None, strategy: str | int | None) -> thread_pb2.
 
 def prune_request(thread_id: str, strategy: str | int | None) -> thread_service_pb2.ThreadServicePruneRequest:
     return thread_service_pb2.ThreadServicePruneRequest(
-        thread_id=thread_id, strategy=_enum(strategy, thread_service_pb2.PruneStrategy, "strategy"))
+        thread_id=thread_id, strategy=_enum(strategy, thread_service_pb2.PruneStrategy, "strategy")
+    )
 
 
-def list_threads_request(statuses: str | int | Iterable[str | int] | None, metadata: Mapping[str, Any] | None,
-                         assistant_id: str | None, page_size: int | None,
-                         page_token: str | None) -> thread_service_pb2.ThreadServiceListRequest:
+def list_threads_request(
+    statuses: str | int | Iterable[str | int] | None,
+    metadata: Mapping[str, Any] | None,
+    assistant_id: str | None,
+    page_size: int | None,
+    page_token: str | None,
+) -> thread_service_pb2.ThreadServiceListRequest:
     """`statuses` as lowercase names (`"interrupted"`), full enum names or numbers; one or several."""
     wanted = [] if statuses is None else [statuses] if isinstance(statuses, (str, int)) else list(statuses)
     return thread_service_pb2.ThreadServiceListRequest(
         statuses=[_enum(s, thread_pb2.ThreadStatus, "statuses") for s in wanted],
-        metadata=to_struct(metadata), assistant_id=assistant_id or "", page_size=page_size or 0,
-        page_token=page_token or "")
+        metadata=to_struct(metadata),
+        assistant_id=assistant_id or "",
+        page_size=page_size or 0,
+        page_token=page_token or "",
+    )
 
 
 def cancel_request(run_id: str, action: str | int | None, wait: bool) -> run_service_pb2.RunServiceCancelRequest:
     return run_service_pb2.RunServiceCancelRequest(
-        run_id=run_id, action=_enum(action, run_service_pb2.CancelAction, "action"), wait=wait)
+        run_id=run_id, action=_enum(action, run_service_pb2.CancelAction, "action"), wait=wait
+    )
 
 
-def join_request(run_id: str, after_sequence: int, granularity: str | int | None
-                 ) -> run_service_pb2.RunServiceJoinRequest:
+def join_request(
+    run_id: str, after_sequence: int, granularity: str | int | None
+) -> run_service_pb2.RunServiceJoinRequest:
     return run_service_pb2.RunServiceJoinRequest(
-        run_id=run_id, after_sequence=after_sequence or 0,
-        granularity=_enum(granularity, run_pb2.Granularity, "granularity"))
+        run_id=run_id,
+        after_sequence=after_sequence or 0,
+        granularity=_enum(granularity, run_pb2.Granularity, "granularity"),
+    )
 
 
 def run_result(response: run_service_pb2.RunServiceWaitResponse) -> RunResult:
@@ -334,16 +367,18 @@ IDEMPOTENT_METHODS: tuple[tuple[str, str], ...] = (
 )
 
 SERVICE_CONFIG: dict[str, Any] = {
-    "methodConfig": [{
-        "name": [{"service": service, "method": method} for service, method in IDEMPOTENT_METHODS],
-        "retryPolicy": {
-            "maxAttempts": 4,  # the first call and three retries (gRPC caps this at 5)
-            "initialBackoff": "0.1s",
-            "maxBackoff": "2s",
-            "backoffMultiplier": 2,
-            "retryableStatusCodes": ["UNAVAILABLE"],
-        },
-    }],
+    "methodConfig": [
+        {
+            "name": [{"service": service, "method": method} for service, method in IDEMPOTENT_METHODS],
+            "retryPolicy": {
+                "maxAttempts": 4,  # the first call and three retries (gRPC caps this at 5)
+                "initialBackoff": "0.1s",
+                "maxBackoff": "2s",
+                "backoffMultiplier": 2,
+                "retryableStatusCodes": ["UNAVAILABLE"],
+            },
+        }
+    ],
     # Retries pause after a run of failures on the channel (each failure costs a token, each
     # success earns 0.1 back, retries need more than 5): no retry storm against a server that is down.
     "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1},
@@ -396,13 +431,18 @@ def store_namespace(namespace: str | Iterable[str] | None) -> list[str]:
     return list(namespace)
 
 
-def put_item_request(namespace: str | Iterable[str], key: str, value: Mapping[str, Any],
-                     index: bool | Iterable[str] | None, ttl: float | None
-                     ) -> store_service_pb2.StoreServicePutItemRequest:
+def put_item_request(
+    namespace: str | Iterable[str],
+    key: str,
+    value: Mapping[str, Any],
+    index: bool | Iterable[str] | None,
+    ttl: float | None,
+) -> store_service_pb2.StoreServicePutItemRequest:
     """`index`: None (the store's fields), False (not embedded) or the paths to embed; `ttl`:
     whole minutes as in LangGraph's put (None: the store's default_ttl; 0: never expires)."""
-    request = store_service_pb2.StoreServicePutItemRequest(namespace=store_namespace(namespace), key=key,
-                                                           value=to_struct(value))
+    request = store_service_pb2.StoreServicePutItemRequest(
+        namespace=store_namespace(namespace), key=key, value=to_struct(value)
+    )
     if index is False:
         request.index = store_pb2.INDEX_MODE_NONE
     elif index is True or index is None:
@@ -415,8 +455,9 @@ def put_item_request(namespace: str | Iterable[str], key: str, value: Mapping[st
     return request
 
 
-def get_item_request(namespace: str | Iterable[str], key: str, refresh_ttl: bool | None
-                     ) -> store_service_pb2.StoreServiceGetItemRequest:
+def get_item_request(
+    namespace: str | Iterable[str], key: str, refresh_ttl: bool | None
+) -> store_service_pb2.StoreServiceGetItemRequest:
     request = store_service_pb2.StoreServiceGetItemRequest(namespace=store_namespace(namespace), key=key)
     if refresh_ttl is not None:
         request.refresh_ttl = refresh_ttl
@@ -427,11 +468,17 @@ def delete_item_request(namespace: str | Iterable[str], key: str) -> store_servi
     return store_service_pb2.StoreServiceDeleteItemRequest(namespace=store_namespace(namespace), key=key)
 
 
-def search_items_request(namespace_prefix: str | Iterable[str] | None, query: str | None,
-                         filter: Mapping[str, Any] | None, limit: int | None, offset: int | None,
-                         refresh_ttl: bool | None) -> store_service_pb2.StoreServiceSearchItemsRequest:
+def search_items_request(
+    namespace_prefix: str | Iterable[str] | None,
+    query: str | None,
+    filter: Mapping[str, Any] | None,
+    limit: int | None,
+    offset: int | None,
+    refresh_ttl: bool | None,
+) -> store_service_pb2.StoreServiceSearchItemsRequest:
     request = store_service_pb2.StoreServiceSearchItemsRequest(
-        namespace_prefix=store_namespace(namespace_prefix), query=query or "", limit=limit or 0, offset=offset or 0)
+        namespace_prefix=store_namespace(namespace_prefix), query=query or "", limit=limit or 0, offset=offset or 0
+    )
     if filter:
         request.filter.CopyFrom(to_struct(filter))
     if refresh_ttl is not None:
@@ -439,12 +486,20 @@ def search_items_request(namespace_prefix: str | Iterable[str] | None, query: st
     return request
 
 
-def list_namespaces_request(prefix: str | Iterable[str] | None, suffix: str | Iterable[str] | None,
-                            max_depth: int | None, limit: int | None, offset: int | None
-                            ) -> store_service_pb2.StoreServiceListNamespacesRequest:
+def list_namespaces_request(
+    prefix: str | Iterable[str] | None,
+    suffix: str | Iterable[str] | None,
+    max_depth: int | None,
+    limit: int | None,
+    offset: int | None,
+) -> store_service_pb2.StoreServiceListNamespacesRequest:
     return store_service_pb2.StoreServiceListNamespacesRequest(
-        prefix=store_namespace(prefix), suffix=store_namespace(suffix), max_depth=max_depth or 0,
-        limit=limit or 0, offset=offset or 0)
+        prefix=store_namespace(prefix),
+        suffix=store_namespace(suffix),
+        max_depth=max_depth or 0,
+        limit=limit or 0,
+        offset=offset or 0,
+    )
 
 
 def item_dict(message: store_pb2.Item) -> dict[str, Any]:

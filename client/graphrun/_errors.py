@@ -120,6 +120,7 @@ def _int_or_none(value: str | None) -> int | None:
 # server sends with that code (the README's error table). Catch the code's class to handle all
 # its reasons alike, a reason's class to handle that case; `reason` holds the reason either way.
 
+
 class InvalidArgumentError(GraphrunError):
     """The request was malformed (reason `INVALID_ARGUMENT`); `field_violations` names every bad field.
     Don't retry as is."""
@@ -335,23 +336,23 @@ def _rich_status(error: grpc.RpcError) -> status_pb2.Status | None:
     server's word then, so read it directly.
     """
     try:
-        return rpc_status.from_call(error)  # type: ignore[arg-type]
+        return rpc_status.from_call(error)
     except ValueError:
-        raw = _metadata_value(error.trailing_metadata(), _DETAILS_KEY)  # type: ignore[attr-defined]
+        raw = _metadata_value(error.trailing_metadata(), _DETAILS_KEY)
         return status_pb2.Status.FromString(raw) if raw else None
 
 
 def _initial_metadata(error: grpc.RpcError) -> Iterable[tuple[str, Any]] | None:
     try:
-        return error.initial_metadata()  # type: ignore[attr-defined]
+        return error.initial_metadata()
     except Exception:  # noqa: BLE001 - a call that never got that far has none
         return None
 
 
 def from_rpc_error(error: grpc.RpcError, *, run_id: str | None = None, thread_id: str | None = None) -> GraphrunError:
     """Translate a `grpc.RpcError` (sync or aio) into the matching `GraphrunError`."""
-    code: grpc.StatusCode = error.code()  # type: ignore[attr-defined]
-    message: str = error.details() or ""  # type: ignore[attr-defined]
+    code: grpc.StatusCode = error.code()
+    message: str = error.details() or ""
     reason = ""
     metadata: dict[str, str] = {}
     violations: list[tuple[str, str]] = []
@@ -376,5 +377,13 @@ def from_rpc_error(error: grpc.RpcError, *, run_id: str | None = None, thread_id
     run_id = run_id or _metadata_value(initial, RUN_ID_KEY)
     thread_id = thread_id or _metadata_value(initial, THREAD_ID_KEY)
     cls = BY_REASON.get(reason) or _BY_CODE.get(code, GraphrunError)
-    return cls(code, message, reason=reason, metadata=metadata, field_violations=violations,
-               retry_delay=retry_delay, run_id=run_id, thread_id=thread_id)
+    return cls(
+        code,
+        message,
+        reason=reason,
+        metadata=metadata,
+        field_violations=violations,
+        retry_delay=retry_delay,
+        run_id=run_id,
+        thread_id=thread_id,
+    )

@@ -18,11 +18,26 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
-__all__ = ["CancelAction", "Durability", "Event", "EventKind", "Granularity", "IfNotExists", "MultitaskStrategy",
-           "OnDisconnect", "RunOptions", "RunResult", "RunStatus", "StreamMode", "ThreadStatus", "status_name"]
+__all__ = [
+    "CancelAction",
+    "Durability",
+    "Event",
+    "EventKind",
+    "Granularity",
+    "IfNotExists",
+    "MultitaskStrategy",
+    "OnDisconnect",
+    "RunOptions",
+    "RunResult",
+    "RunStatus",
+    "StreamMode",
+    "ThreadStatus",
+    "status_name",
+]
 
-EventKind = Literal["metadata", "values", "updates", "message", "custom", "task", "debug", "checkpoint",
-                    "langchain_event", "end"]
+EventKind = Literal[
+    "metadata", "values", "updates", "message", "custom", "task", "debug", "checkpoint", "langchain_event", "end"
+]
 RunStatus = Literal["pending", "running", "success", "error", "timeout", "interrupted", "cancelled"]
 ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
 MultitaskStrategy = Literal["reject", "interrupt", "rollback", "enqueue"]
@@ -31,8 +46,9 @@ Granularity = Literal["low", "partial", "full"]
 Durability = Literal["sync", "async", "exit"]
 OnDisconnect = Literal["cancel", "continue"]
 CancelAction = Literal["interrupt", "rollback"]
-StreamMode = Literal["values", "updates", "messages", "messages-tuple", "custom", "tasks", "checkpoints", "debug",
-                     "events"]
+StreamMode = Literal[
+    "values", "updates", "messages", "messages-tuple", "custom", "tasks", "checkpoints", "debug", "events"
+]
 
 
 class RunOptions(TypedDict, total=False):

@@ -118,7 +118,7 @@ def _new_messages(messages: list[Any], before: list[Any] | None) -> list[Any]:
     if all(ids):
         seen = set(ids)
         return [m for m in messages if not (isinstance(m, dict) and m.get("id") in seen)]
-    return messages[len(before):]
+    return messages[len(before) :]
 
 
 def print_state(state: dict[str, Any], before: list[Any] | None = None) -> None:
@@ -160,8 +160,10 @@ def print_error(exc: GraphrunError) -> None:
         thread = f" · thread {exc.thread_id}" if exc.thread_id else ""
         print(_dim(f"  run {exc.run_id}{thread}", sys.stderr), file=sys.stderr)
     if exc.last_sequence is not None and exc.run_id:
-        print(_dim(f"  continue with: graphrun runs join {exc.run_id} --after {exc.last_sequence}", sys.stderr),
-              file=sys.stderr)
+        print(
+            _dim(f"  continue with: graphrun runs join {exc.run_id} --after {exc.last_sequence}", sys.stderr),
+            file=sys.stderr,
+        )
 
 
 STREAM_MODES = ("values", "updates", "messages", "messages-tuple", "custom", "tasks", "checkpoints", "debug", "events")
@@ -279,8 +281,11 @@ class _StreamPrinter:
             self.line(prefix + _dim(_state_line(data.get("state") or {})))
         elif event.kind == "debug":
             task = data.get("task") or {}
-            what = (_state_line(data["checkpoint"], with_step=False) if data.get("checkpoint")
-                    else _task_line(task).replace(f" · step {task.get('step', '?')}", ""))
+            what = (
+                _state_line(data["checkpoint"], with_step=False)
+                if data.get("checkpoint")
+                else _task_line(task).replace(f" · step {task.get('step', '?')}", "")
+            )
             self.line(prefix + _dim(f"debug step {data.get('step', '?')}: {what}"))
         elif event.kind == "langchain_event":
             self.line(prefix + _dim(f"event {data.get('event', '')} {data.get('name', '')}"))
@@ -337,11 +342,23 @@ def _read(path: str | None) -> bytes | None:
 
 def _client(args: argparse.Namespace) -> Client:
     target = _setting(args, "target", "GRAPHRUN_TARGET") or DEFAULT_TARGET
-    ca, cert, key = (_setting(args, n, e) for n, e in (("tls_ca", "GRAPHRUN_TLS_CA"), ("tls_cert", "GRAPHRUN_TLS_CLIENT_CERT"),
-                                                     ("tls_key", "GRAPHRUN_TLS_CLIENT_KEY")))
+    ca, cert, key = (
+        _setting(args, n, e)
+        for n, e in (
+            ("tls_ca", "GRAPHRUN_TLS_CA"),
+            ("tls_cert", "GRAPHRUN_TLS_CLIENT_CERT"),
+            ("tls_key", "GRAPHRUN_TLS_CLIENT_KEY"),
+        )
+    )
     secure = bool(getattr(args, "tls", False) or os.environ.get("GRAPHRUN_TLS") == "1" or ca or cert)
-    return Client(target, token=_setting(args, "token", "GRAPHRUN_TOKEN"), secure=secure, root_certificates=_read(ca),
-                  certificate_chain=_read(cert), private_key=_read(key))
+    return Client(
+        target,
+        token=_setting(args, "token", "GRAPHRUN_TOKEN"),
+        secure=secure,
+        root_certificates=_read(ca),
+        certificate_chain=_read(cert),
+        private_key=_read(key),
+    )
 
 
 def _parse_json_arg(value: str) -> Any:
@@ -381,9 +398,15 @@ def _json_object(option: str, text: str | None) -> dict[str, Any] | None:
     except json.JSONDecodeError as exc:
         raise _UsageError(f"{option} must be JSON{where}: {exc}") from None
     if not isinstance(value, dict):
-        kind = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number",
-                type(None): "null"}.get(type(value), type(value).__name__)
-        raise _UsageError(f"{option} must be a JSON object{where}, not {kind}, e.g. '{{\"key\": \"value\"}}'")
+        kind = {
+            list: "an array",
+            str: "a string",
+            bool: "a boolean",
+            int: "a number",
+            float: "a number",
+            type(None): "null",
+        }.get(type(value), type(value).__name__)
+        raise _UsageError(f'{option} must be a JSON object{where}, not {kind}, e.g. \'{{"key": "value"}}\'')
     return value
 
 
@@ -467,14 +490,17 @@ def _add_server_commands(commands: argparse._SubParsersAction) -> None:
         entry_point.load()(commands)
         added = True
     if not added:
-        serve = commands.add_parser("serve", help="run a graphrun server (needs the server: pip install graphrun)",
-                                    add_help=False)
+        serve = commands.add_parser(
+            "serve", help="run a graphrun server (needs the server: pip install graphrun)", add_help=False
+        )
         serve.set_defaults(handler=_no_server)  # whatever its options (see `main`)
 
 
 def _no_server(args: argparse.Namespace) -> int:
-    print("error: graphrun serve needs the server, which is not installed here; "
-          "install it with: pip install graphrun", file=sys.stderr)
+    print(
+        "error: graphrun serve needs the server, which is not installed here; install it with: pip install graphrun",
+        file=sys.stderr,
+    )
     return 2
 
 
@@ -589,8 +615,10 @@ def cmd_wait(args: argparse.Namespace) -> int:
             else:
                 result = client.wait(assistant, **kwargs)
         except KeyboardInterrupt:  # the call goes away, and the server cancels its run (on_disconnect CANCEL)
-            print("stopped: the run is cancelled (`graphrun runs create` starts one that outlives the command)",
-                  file=sys.stderr)
+            print(
+                "stopped: the run is cancelled (`graphrun runs create` starts one that outlives the command)",
+                file=sys.stderr,
+            )
             return 130
     if args.json:
         _print_json(asdict(result))
@@ -656,8 +684,10 @@ def _print_stopped(args: argparse.Namespace, printer: _StreamPrinter, *, started
     graphrun = _command_prefix(args)
     if printer.run_id is None:
         where = f" --thread {args.thread}" if getattr(args, "thread", None) else ""
-        print(f"stopped before the run's first event; if it started, `{graphrun} runs list{where}` shows it",
-              file=sys.stderr)
+        print(
+            f"stopped before the run's first event; if it started, `{graphrun} runs list{where}` shows it",
+            file=sys.stderr,
+        )
         return
     after = f" --after {printer.last_sequence}" if not started_here else ""
     goes_on = "; the run goes on in the background" if started_here else ""
@@ -672,8 +702,9 @@ def _cancel_quietly(client: Client, run_id: str | None) -> None:
             client.cancel_run(run_id)
 
 
-def _follow(args: argparse.Namespace, client: Client, events: Iterator[Event], printer: _StreamPrinter, *,
-            started_here: bool) -> int:
+def _follow(
+    args: argparse.Namespace, client: Client, events: Iterator[Event], printer: _StreamPrinter, *, started_here: bool
+) -> int:
     """Print a run's events (rendered, or one JSON line each) to its end.
 
     For a run this command started (`stream`, made with on_disconnect CONTINUE): Ctrl-C stops
@@ -737,8 +768,9 @@ def cmd_stream(args: argparse.Namespace) -> int:
                 printer.block(block)
         # CONTINUE: Ctrl-C leaves the run going (the user is told how to join or cancel it);
         # _follow cancels it when the command is killed or its output is closed.
-        events = client.stream(assistant, stream_mode=_stream_modes(args), subgraphs=args.subgraphs,
-                               on_disconnect="continue", **kwargs)
+        events = client.stream(
+            assistant, stream_mode=_stream_modes(args), subgraphs=args.subgraphs, on_disconnect="continue", **kwargs
+        )
         return _follow(args, client, events, printer, started_here=True)
 
 
@@ -749,8 +781,9 @@ def cmd_runs_create(args: argparse.Namespace) -> int:
     with _client(args) as client:
         assistant = _assistant(client, args)
         # The modes `stream` shows by default, so `runs join` renders the run the same way.
-        run = client.create_run(assistant, stream_mode=_stream_modes(args), subgraphs=args.subgraphs,
-                                start_delay=args.delay, **kwargs)
+        run = client.create_run(
+            assistant, stream_mode=_stream_modes(args), subgraphs=args.subgraphs, start_delay=args.delay, **kwargs
+        )
     if args.json:
         _print_json(run)
     else:
@@ -760,8 +793,18 @@ def cmd_runs_create(args: argparse.Namespace) -> int:
 
 
 _STATUSES: tuple[str, ...] = get_args(RunStatus)
-_RUN_FIELDS = ("run_id", "thread_id", "assistant_id", "status", "attempt", "current_node", "step",
-               "created_at", "started_at", "ended_at")
+_RUN_FIELDS = (
+    "run_id",
+    "thread_id",
+    "assistant_id",
+    "status",
+    "attempt",
+    "current_node",
+    "step",
+    "created_at",
+    "started_at",
+    "ended_at",
+)
 
 
 def _print_run(run: dict[str, Any]) -> None:
@@ -800,8 +843,10 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
         _print_json(runs)
         return 0
     for run in runs:
-        print(f"{run['run_id']}  {status_name(run):<11}  {run.get('assistant_id', ''):<12}"
-              f"  thread {run.get('thread_id', '')}  {_dim(run.get('created_at', ''))}")
+        print(
+            f"{run['run_id']}  {status_name(run):<11}  {run.get('assistant_id', ''):<12}"
+            f"  thread {run.get('thread_id', '')}  {_dim(run.get('created_at', ''))}"
+        )
     return 0
 
 
@@ -844,8 +889,9 @@ def cmd_threads_list(args: argparse.Namespace) -> int:
     metadata = _json_object("--metadata", args.metadata)
     threads: list[dict[str, Any]] = []
     with _client(args) as client:
-        for thread in client.iter_threads(args.status or None, metadata, args.assistant,
-                                          page_size=min(args.limit, 1000)):
+        for thread in client.iter_threads(
+            args.status or None, metadata, args.assistant, page_size=min(args.limit, 1000)
+        ):
             threads.append(thread)
             if len(threads) >= args.limit:
                 break
@@ -853,8 +899,10 @@ def cmd_threads_list(args: argparse.Namespace) -> int:
         _print_json(threads)
         return 0
     for thread in threads:
-        print(f"{thread['thread_id']}  {status_name(thread):<11}  {thread.get('assistant_id', '') or '-':<12}"
-              f"  {_dim(thread.get('created_at', ''))}")
+        print(
+            f"{thread['thread_id']}  {status_name(thread):<11}  {thread.get('assistant_id', '') or '-':<12}"
+            f"  {_dim(thread.get('created_at', ''))}"
+        )
     return 0
 
 
@@ -885,8 +933,12 @@ def cmd_threads_state(args: argparse.Namespace) -> int:
     checkpoint = (state.get("checkpoint") or {}).get("checkpoint_id")
     step = (state.get("metadata") or {}).get("step")
     print()
-    print(_dim(f"thread {args.thread_id} · checkpoint {checkpoint or 'none'}"
-               + (f" · step {step}" if step is not None else "")))
+    print(
+        _dim(
+            f"thread {args.thread_id} · checkpoint {checkpoint or 'none'}"
+            + (f" · step {step}" if step is not None else "")
+        )
+    )
     return 0
 
 
@@ -905,8 +957,10 @@ def cmd_threads_history(args: argparse.Namespace) -> int:
         checkpoint = (state.get("checkpoint") or {}).get("checkpoint_id", "")
         nxt = ",".join(state.get("next") or []) or "-"
         count = len((state.get("values") or {}).get("messages") or [])
-        print(f"{checkpoint}  step {meta.get('step', '?'):>3}  {meta.get('source', ''):<6}  next {nxt:<12}"
-              f"  {count} messages  {_dim(state.get('created_at', ''))}")
+        print(
+            f"{checkpoint}  step {meta.get('step', '?'):>3}  {meta.get('source', ''):<6}  next {nxt:<12}"
+            f"  {count} messages  {_dim(state.get('created_at', ''))}"
+        )
     return 0
 
 
@@ -925,7 +979,8 @@ def cmd_assistants_list(args: argparse.Namespace) -> int:
         return 0
     width = max((len(a["assistant_id"]) for a in assistants), default=0)
     for a in assistants:
-        print(f"{a['assistant_id']:<{width}}  {a.get('description', '')}  {_dim('nodes: ' + ', '.join(a.get('nodes', [])))}")
+        nodes = _dim("nodes: " + ", ".join(a.get("nodes", [])))
+        print(f"{a['assistant_id']:<{width}}  {a.get('description', '')}  {nodes}")
     return 0
 
 
@@ -942,9 +997,12 @@ def cmd_health(args: argparse.Namespace) -> int:
         except NotFoundError as exc:  # grpc.health.v1 says only NOT_FOUND, with no message
             if exc.message or not args.service:
                 raise
-            raise GraphrunError(exc.code, f"the server reports no health for service {args.service!r}; "
-                                "ask for the whole server (no --service) or a service it serves, such as "
-                                "graphrun.v1.RunService") from exc
+            raise GraphrunError(
+                exc.code,
+                f"the server reports no health for service {args.service!r}; "
+                "ask for the whole server (no --service) or a service it serves, such as "
+                "graphrun.v1.RunService",
+            ) from exc
     print(status)
     return 0 if status == "SERVING" else 1
 
@@ -1003,8 +1061,9 @@ def cmd_store_delete(args: argparse.Namespace) -> int:
 def cmd_store_search(args: argparse.Namespace) -> int:
     filter_ = _json_object("--filter", args.filter)
     with _client(args) as client:
-        items = client.search_items(args.namespace, query=args.query, filter=filter_, limit=args.limit,
-                                    offset=args.offset)
+        items = client.search_items(
+            args.namespace, query=args.query, filter=filter_, limit=args.limit, offset=args.offset
+        )
     if args.json:
         _print_json(items)
     else:
@@ -1015,8 +1074,9 @@ def cmd_store_search(args: argparse.Namespace) -> int:
 
 def cmd_store_namespaces(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        namespaces = client.list_namespaces(prefix=args.prefix, suffix=args.suffix, max_depth=args.max_depth,
-                                            limit=args.limit, offset=args.offset)
+        namespaces = client.list_namespaces(
+            prefix=args.prefix, suffix=args.suffix, max_depth=args.max_depth, limit=args.limit, offset=args.offset
+        )
     if args.json:
         _print_json([list(namespace) for namespace in namespaces])
     else:
@@ -1036,98 +1096,171 @@ def _add_run_arguments(run: argparse.ArgumentParser, *, streams: bool) -> None:
     """What starts a run: a question and/or --input, an answer to an interrupt, or neither
     (--continue); how it runs; with `streams`, which events it records or sends."""
     run.add_argument("question", nargs="?", help="the user message (added to the input's messages)")
-    run.add_argument("--input", metavar="JSON",
-                     help="the run's input, a JSON object, for any graph: JSON text, @FILE, or - for standard "
-                          "input (e.g. '{\"topic\": \"roofs\"}')")
-    run.add_argument("--thread", metavar="ID",
-                     help="thread to continue; with a question or --input, a new ID creates it "
-                          "(--resume and --continue need an existing thread)")
-    run.add_argument("--assistant", metavar="ID",
-                     help=f"assistant (graph) id (default: with --thread, the assistant of the thread's latest run; "
-                          f"else {DEFAULT_ASSISTANT})")
+    run.add_argument(
+        "--input",
+        metavar="JSON",
+        help="the run's input, a JSON object, for any graph: JSON text, @FILE, or - for standard "
+        'input (e.g. \'{"topic": "roofs"}\')',
+    )
+    run.add_argument(
+        "--thread",
+        metavar="ID",
+        help="thread to continue; with a question or --input, a new ID creates it "
+        "(--resume and --continue need an existing thread)",
+    )
+    run.add_argument(
+        "--assistant",
+        metavar="ID",
+        help=f"assistant (graph) id (default: with --thread, the assistant of the thread's latest run; "
+        f"else {DEFAULT_ASSISTANT})",
+    )
     run.add_argument("--resume", metavar="VALUE", help="answer the thread's interrupt (JSON or text)")
-    run.add_argument("--continue", dest="continue_", action="store_true",
-                     help="run on from the thread's checkpoint without input (e.g. after --interrupt-before/after)")
-    run.add_argument("--context", metavar="JSON",
-                     help="the run's runtime context, a JSON object (read by nodes as runtime.context); "
-                          "JSON, @FILE or -")
-    run.add_argument("--config", metavar="JSON",
-                     help="the run's config, a JSON object: configurable, tags, recursion_limit; JSON, @FILE or -")
+    run.add_argument(
+        "--continue",
+        dest="continue_",
+        action="store_true",
+        help="run on from the thread's checkpoint without input (e.g. after --interrupt-before/after)",
+    )
+    run.add_argument(
+        "--context",
+        metavar="JSON",
+        help="the run's runtime context, a JSON object (read by nodes as runtime.context); JSON, @FILE or -",
+    )
+    run.add_argument(
+        "--config",
+        metavar="JSON",
+        help="the run's config, a JSON object: configurable, tags, recursion_limit; JSON, @FILE or -",
+    )
     run.add_argument("--metadata", metavar="JSON", help="metadata to attach to the run, a JSON object")
-    run.add_argument("--interrupt-before", metavar="NODE", action="append",
-                     help="pause before these nodes (repeatable, or comma-separated; * for every node)")
-    run.add_argument("--interrupt-after", metavar="NODE", action="append",
-                     help="pause after these nodes (repeatable, or comma-separated; * for every node)")
-    run.add_argument("--timeout", metavar="SECONDS", type=float,
-                     help="stop the run after this long (status timeout; completed steps are kept)")
+    run.add_argument(
+        "--interrupt-before",
+        metavar="NODE",
+        action="append",
+        help="pause before these nodes (repeatable, or comma-separated; * for every node)",
+    )
+    run.add_argument(
+        "--interrupt-after",
+        metavar="NODE",
+        action="append",
+        help="pause after these nodes (repeatable, or comma-separated; * for every node)",
+    )
+    run.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=float,
+        help="stop the run after this long (status timeout; completed steps are kept)",
+    )
     if streams:
-        run.add_argument("--stream-mode", metavar="MODE", action="append", choices=STREAM_MODES,
-                         help=f"events to {'show' if run.prog.endswith('stream') else 'record for runs join'} "
-                              f"(repeatable): {', '.join(STREAM_MODES)} "
-                              f"(default: {' '.join(DEFAULT_STREAM_MODES)})")
-        run.add_argument("--subgraphs", action="store_true",
-                         help="also the events from inside subgraphs (shown after their path, e.g. [inner])")
+        run.add_argument(
+            "--stream-mode",
+            metavar="MODE",
+            action="append",
+            choices=STREAM_MODES,
+            help=f"events to {'show' if run.prog.endswith('stream') else 'record for runs join'} "
+            f"(repeatable): {', '.join(STREAM_MODES)} "
+            f"(default: {' '.join(DEFAULT_STREAM_MODES)})",
+        )
+        run.add_argument(
+            "--subgraphs",
+            action="store_true",
+            help="also the events from inside subgraphs (shown after their path, e.g. [inner])",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
     # --target/--token are accepted before or after the subcommand; SUPPRESS keeps a
     # subcommand's absent flag from overwriting one given before it.
     connection = argparse.ArgumentParser(add_help=False)
-    connection.add_argument("--target", default=argparse.SUPPRESS,
-                            help=f"server address (env GRAPHRUN_TARGET, default {DEFAULT_TARGET})")
-    connection.add_argument("--token", default=argparse.SUPPRESS,
-                            help="bearer token sent with every call (env GRAPHRUN_TOKEN)")
-    connection.add_argument("--tls", action="store_true", default=argparse.SUPPRESS,
-                            help="connect with TLS, trusting the system's CAs (env GRAPHRUN_TLS=1)")
-    connection.add_argument("--tls-ca", metavar="PEM", default=argparse.SUPPRESS,
-                            help="CA certificate(s) to trust instead; implies --tls (env GRAPHRUN_TLS_CA)")
-    connection.add_argument("--tls-cert", metavar="PEM", default=argparse.SUPPRESS,
-                            help="this client's certificate, for mutual TLS (env GRAPHRUN_TLS_CLIENT_CERT)")
-    connection.add_argument("--tls-key", metavar="PEM", default=argparse.SUPPRESS,
-                            help="this client's private key, for mutual TLS (env GRAPHRUN_TLS_CLIENT_KEY)")
+    connection.add_argument(
+        "--target", default=argparse.SUPPRESS, help=f"server address (env GRAPHRUN_TARGET, default {DEFAULT_TARGET})"
+    )
+    connection.add_argument(
+        "--token", default=argparse.SUPPRESS, help="bearer token sent with every call (env GRAPHRUN_TOKEN)"
+    )
+    connection.add_argument(
+        "--tls",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="connect with TLS, trusting the system's CAs (env GRAPHRUN_TLS=1)",
+    )
+    connection.add_argument(
+        "--tls-ca",
+        metavar="PEM",
+        default=argparse.SUPPRESS,
+        help="CA certificate(s) to trust instead; implies --tls (env GRAPHRUN_TLS_CA)",
+    )
+    connection.add_argument(
+        "--tls-cert",
+        metavar="PEM",
+        default=argparse.SUPPRESS,
+        help="this client's certificate, for mutual TLS (env GRAPHRUN_TLS_CLIENT_CERT)",
+    )
+    connection.add_argument(
+        "--tls-key",
+        metavar="PEM",
+        default=argparse.SUPPRESS,
+        help="this client's private key, for mutual TLS (env GRAPHRUN_TLS_CLIENT_KEY)",
+    )
     as_json = argparse.ArgumentParser(add_help=False)
     as_json.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON instead of text")
     client_parents = [connection, as_json]
 
-    parser = argparse.ArgumentParser(prog="graphrun", description="Run LangGraph graphs over gRPC.",
-                                     parents=[connection])
+    parser = argparse.ArgumentParser(
+        prog="graphrun", description="Run LangGraph graphs over gRPC.", parents=[connection]
+    )
     parser.set_defaults(json=False)  # --json too may come before the subcommand (`assistants --json list`)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     _add_server_commands(commands)
 
-    for name, handler, text in (("wait", cmd_wait, "run a graph (a question, or --input) and print the turn when "
-                                                    "the run ends"),
-                                ("stream", cmd_stream, "run a graph and print its events (the answer, updates, custom "
-                                                       "data, …) as they happen")):
+    for name, handler, text in (
+        ("wait", cmd_wait, "run a graph (a question, or --input) and print the turn when the run ends"),
+        ("stream", cmd_stream, "run a graph and print its events (the answer, updates, custom data, …) as they happen"),
+    ):
         run = commands.add_parser(name, help=text, parents=client_parents)
         _add_run_arguments(run, streams=name == "stream")
         run.set_defaults(handler=handler)
 
     runs = commands.add_parser("runs", help="start runs in the background, follow, list and cancel them")
     run_commands = runs.add_subparsers(dest="runs_command", metavar="COMMAND", required=True)
-    create_run = run_commands.add_parser("create", help="start a run in the background; prints its id",
-                                         parents=client_parents)
+    create_run = run_commands.add_parser(
+        "create", help="start a run in the background; prints its id", parents=client_parents
+    )
     _add_run_arguments(create_run, streams=True)
     create_run.add_argument("--delay", metavar="SECONDS", type=float, help="start the run this much later")
     create_run.set_defaults(handler=cmd_runs_create)
-    for name, handler, text in (("get", cmd_runs_get, "show a run's record"),
-                                ("cancel", cmd_runs_cancel, "stop a pending or running run"),
-                                ("join", cmd_runs_join, "follow a run's events (replayed, then live) to its end")):
+    for name, handler, text in (
+        ("get", cmd_runs_get, "show a run's record"),
+        ("cancel", cmd_runs_cancel, "stop a pending or running run"),
+        ("join", cmd_runs_join, "follow a run's events (replayed, then live) to its end"),
+    ):
         sub = run_commands.add_parser(name, help=text, parents=client_parents)
         sub.add_argument("run_id", metavar="RUN_ID")
         sub.set_defaults(handler=handler)
         if name == "cancel":
-            sub.add_argument("--rollback", action="store_true",
-                             help="also delete the checkpoints and events the run wrote")
+            sub.add_argument(
+                "--rollback", action="store_true", help="also delete the checkpoints and events the run wrote"
+            )
             sub.add_argument("--wait", action="store_true", help="return only once the run has stopped")
         if name == "join":
-            sub.add_argument("--after", metavar="N", type=int, default=0,
-                             help="only events after sequence number N (default: from the first)")
+            sub.add_argument(
+                "--after",
+                metavar="N",
+                type=int,
+                default=0,
+                help="only events after sequence number N (default: from the first)",
+            )
     list_runs = run_commands.add_parser("list", help="list runs, newest first", parents=client_parents)
     list_runs.add_argument("--thread", metavar="ID", help="only runs of this thread")
-    list_runs.add_argument("--status", metavar="S", nargs="+", action="extend", type=str.lower, choices=_STATUSES,
-                           help=f"only runs in these statuses ({', '.join(_STATUSES)})")
+    list_runs.add_argument(
+        "--status",
+        metavar="S",
+        nargs="+",
+        action="extend",
+        type=str.lower,
+        choices=_STATUSES,
+        help=f"only runs in these statuses ({', '.join(_STATUSES)})",
+    )
     list_runs.add_argument("--limit", type=int, default=20, help="show at most this many runs (default 20)")
     list_runs.set_defaults(handler=cmd_runs_list)
 
@@ -1138,18 +1271,27 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--metadata", help="metadata as a JSON object")
     create.set_defaults(handler=cmd_threads_create)
     list_threads = thread_commands.add_parser("list", help="list your threads, newest first", parents=client_parents)
-    list_threads.add_argument("--status", metavar="S", nargs="+", action="extend", type=str.lower,
-                              choices=_THREAD_STATUSES, help=f"only threads in these statuses "
-                                                             f"({', '.join(_THREAD_STATUSES)})")
-    list_threads.add_argument("--metadata", metavar="JSON",
-                              help="only threads whose metadata contains this JSON object")
+    list_threads.add_argument(
+        "--status",
+        metavar="S",
+        nargs="+",
+        action="extend",
+        type=str.lower,
+        choices=_THREAD_STATUSES,
+        help=f"only threads in these statuses ({', '.join(_THREAD_STATUSES)})",
+    )
+    list_threads.add_argument(
+        "--metadata", metavar="JSON", help="only threads whose metadata contains this JSON object"
+    )
     list_threads.add_argument("--assistant", metavar="ID", help="only threads whose latest run ran this assistant")
     list_threads.add_argument("--limit", type=int, default=20, help="show at most this many threads (default 20)")
     list_threads.set_defaults(handler=cmd_threads_list)
-    for name, handler, text in (("get", cmd_threads_get, "show a thread's record"),
-                                ("state", cmd_threads_state, "show a thread's state (its conversation)"),
-                                ("history", cmd_threads_history, "list a thread's checkpoints, newest first"),
-                                ("delete", cmd_threads_delete, "delete a thread and everything it stored")):
+    for name, handler, text in (
+        ("get", cmd_threads_get, "show a thread's record"),
+        ("state", cmd_threads_state, "show a thread's state (its conversation)"),
+        ("history", cmd_threads_history, "list a thread's checkpoints, newest first"),
+        ("delete", cmd_threads_delete, "delete a thread and everything it stored"),
+    ):
         sub = thread_commands.add_parser(name, help=text, parents=client_parents)
         sub.add_argument("thread_id", metavar="ID")
         sub.set_defaults(handler=handler)
@@ -1159,62 +1301,82 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--limit", type=int, help="show at most this many states")
             sub.add_argument("--page-size", type=int, default=100, help="states fetched per call (default 100)")
 
-    assistants = commands.add_parser("assistants", help="list the graphs the server serves (default: list)",
-                                     parents=client_parents)
+    assistants = commands.add_parser(
+        "assistants", help="list the graphs the server serves (default: list)", parents=client_parents
+    )
     assistants.set_defaults(handler=cmd_assistants_list)
     assistant_commands = assistants.add_subparsers(dest="assistants_command", metavar="COMMAND")
     assistant_commands.add_parser("list", help="list assistants", parents=client_parents).set_defaults(
-        handler=cmd_assistants_list)
+        handler=cmd_assistants_list
+    )
     get = assistant_commands.add_parser("get", help="show one assistant as JSON", parents=client_parents)
     get.add_argument("assistant_id", metavar="ID")
     get.set_defaults(handler=cmd_assistants_get)
 
-    health = commands.add_parser("health", help="check the server's health; exit 1 unless SERVING",
-                                 parents=[connection])
+    health = commands.add_parser(
+        "health", help="check the server's health; exit 1 unless SERVING", parents=[connection]
+    )
     health.add_argument("--service", default="", help="a service name (default: the whole server)")
     health.set_defaults(handler=cmd_health)
 
     store = commands.add_parser(
-        "store", help="the long-term Store graphs share: put, get, delete, search items, list namespaces",
+        "store",
+        help="the long-term Store graphs share: put, get, delete, search items, list namespaces",
         description="A namespace is given as its labels, one argument each: `store get users alice --key prefs` "
-                    "reads key prefs in namespace (\"users\", \"alice\"). With authentication on, a caller's "
-                    "namespaces start with its identity.")
+        'reads key prefs in namespace ("users", "alice"). With authentication on, a caller\'s '
+        "namespaces start with its identity.",
+    )
     store_commands = store.add_subparsers(dest="store_command", metavar="COMMAND", required=True)
-    labels = {"nargs": "+", "metavar": "LABEL", "help": "the namespace, one label per argument"}
-    put = store_commands.add_parser("put", help="store a JSON object under a namespace and key",
-                                    parents=client_parents)
+    labels: dict[str, Any] = {"nargs": "+", "metavar": "LABEL", "help": "the namespace, one label per argument"}
+    put = store_commands.add_parser("put", help="store a JSON object under a namespace and key", parents=client_parents)
     put.add_argument("namespace", **labels)
     put.add_argument("--key", required=True, help="the item's key")
     put.add_argument("--value", required=True, metavar="JSON", help="the value, a JSON object")
-    put.add_argument("--ttl", type=int, metavar="MIN",
-                     help="expire this many minutes after the last access (default: the store's default_ttl; "
-                          "0: never)")
-    put.add_argument("--index", action="append", metavar="PATH",
-                     help="embed this JSON path for semantic search instead of store.index.fields (repeatable)")
+    put.add_argument(
+        "--ttl",
+        type=int,
+        metavar="MIN",
+        help="expire this many minutes after the last access (default: the store's default_ttl; 0: never)",
+    )
+    put.add_argument(
+        "--index",
+        action="append",
+        metavar="PATH",
+        help="embed this JSON path for semantic search instead of store.index.fields (repeatable)",
+    )
     put.add_argument("--no-index", action="store_true", help="do not embed this item")
     put.set_defaults(handler=cmd_store_put)
-    for name, handler, text in (("get", cmd_store_get, "show an item's value"),
-                                ("delete", cmd_store_delete, "delete an item")):
+    for name, handler, text in (
+        ("get", cmd_store_get, "show an item's value"),
+        ("delete", cmd_store_delete, "delete an item"),
+    ):
         sub = store_commands.add_parser(name, help=text, parents=client_parents)
         sub.add_argument("namespace", **labels)
         sub.add_argument("--key", required=True, help="the item's key")
         sub.set_defaults(handler=handler)
-    search = store_commands.add_parser("search", help="search items under a namespace prefix",
-                                       parents=client_parents)
-    search.add_argument("namespace", nargs="*", metavar="LABEL",
-                        help="the namespace prefix, one label per argument (default: the whole store)")
+    search = store_commands.add_parser("search", help="search items under a namespace prefix", parents=client_parents)
+    search.add_argument(
+        "namespace",
+        nargs="*",
+        metavar="LABEL",
+        help="the namespace prefix, one label per argument (default: the whole store)",
+    )
     search.add_argument("--query", help="natural-language query (ranks by similarity with store.index)")
-    search.add_argument("--filter", metavar="JSON",
-                        help='match on the value\'s keys, e.g. \'{"kind": "note", "stars": {"$gte": 3}}\'')
+    search.add_argument(
+        "--filter", metavar="JSON", help='match on the value\'s keys, e.g. \'{"kind": "note", "stars": {"$gte": 3}}\''
+    )
     search.add_argument("--limit", type=int, help="at most this many items, 1-1000 (default 10)")
     search.add_argument("--offset", type=int, help="skip this many items")
     search.set_defaults(handler=cmd_store_search)
-    namespaces = store_commands.add_parser("namespaces", help="list the namespaces holding items",
-                                           parents=client_parents)
-    namespaces.add_argument("--prefix", nargs="+", metavar="LABEL",
-                            help="only namespaces starting with these labels (* matches any one)")
-    namespaces.add_argument("--suffix", nargs="+", metavar="LABEL",
-                            help="only namespaces ending with these labels (* matches any one)")
+    namespaces = store_commands.add_parser(
+        "namespaces", help="list the namespaces holding items", parents=client_parents
+    )
+    namespaces.add_argument(
+        "--prefix", nargs="+", metavar="LABEL", help="only namespaces starting with these labels (* matches any one)"
+    )
+    namespaces.add_argument(
+        "--suffix", nargs="+", metavar="LABEL", help="only namespaces ending with these labels (* matches any one)"
+    )
     namespaces.add_argument("--max-depth", type=int, metavar="N", help="cut namespaces to their first N labels")
     namespaces.add_argument("--limit", type=int, help="at most this many namespaces, 1-1000 (default 100)")
     namespaces.add_argument("--offset", type=int, help="skip this many namespaces")

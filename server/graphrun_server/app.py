@@ -17,14 +17,22 @@ from dataclasses import dataclass, field
 
 import grpc
 import psycopg
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from psycopg.conninfo import conninfo_to_dict
 
-from graphrun.v1 import (assistant_service_pb2, assistant_service_pb2_grpc, run_service_pb2, run_service_pb2_grpc,
-                         thread_service_pb2, thread_service_pb2_grpc)
-from graphrun.v1 import store_service_pb2, store_service_pb2_grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from graphrun.v1 import (
+    assistant_service_pb2,
+    assistant_service_pb2_grpc,
+    run_service_pb2,
+    run_service_pb2_grpc,
+    store_service_pb2,
+    store_service_pb2_grpc,
+    thread_service_pb2,
+    thread_service_pb2_grpc,
+)
 
-from .auth import AuthInterceptor, AuthSettings, Authenticator, check_listen_address
+from . import settings as settings_declared
+from .auth import Authenticator, AuthInterceptor, AuthSettings, check_listen_address
 from .interceptors import DecodeGuard
 from .observability import logs, tracing
 from .observability.metrics import Metrics
@@ -37,14 +45,13 @@ from .servicers.health import DatabaseHealth
 from .servicers.runs import RunServicer
 from .servicers.store import StoreServicer
 from .servicers.threads import ThreadServicer
-from . import settings as settings_declared
 from .startup import check_database, read_pem
-from .storage.checkpointer import FencedPostgresSaver
 from .storage.availability import Availability
+from .storage.checkpointer import FencedPostgresSaver
 from .storage.database import make_pool, migrate, start_embedded
 from .storage.notify import Notifications
-from .storage.store import StoreConfigError, make_store, setup_store, ttl_sweeper
 from .storage.records import Records
+from .storage.store import StoreConfigError, make_store, setup_store, ttl_sweeper
 from .thread_ttl import ThreadSweeper
 from .threads import Threads
 from .watchdog import LoopWatchdog
@@ -131,8 +138,10 @@ class App:
         check_listen_address(s.host, s.auth, s.allow_unauthenticated)  # before touching anything
         webhook_policy = WebhookPolicy(s.webhook_allowed_hosts, s.webhook_secret)
         if s.auth.mtls and not (s.tls_client_ca and s.tls_cert):
-            raise SystemExit("--auth-mtls / GRAPHRUN_AUTH_MTLS needs mutual TLS: set --tls-cert, --tls-key and "
-                             "--tls-client-ca (GRAPHRUN_TLS_CERT, GRAPHRUN_TLS_KEY, GRAPHRUN_TLS_CLIENT_CA)")
+            raise SystemExit(
+                "--auth-mtls / GRAPHRUN_AUTH_MTLS needs mutual TLS: set --tls-cert, --tls-key and "
+                "--tls-client-ca (GRAPHRUN_TLS_CERT, GRAPHRUN_TLS_KEY, GRAPHRUN_TLS_CLIENT_CA)"
+            )
         if s.port and not s.share_port:
             check_port_free(s.host, s.port)
         if s.metrics_port:
@@ -177,51 +186,73 @@ class App:
             self.metrics = Metrics()
             self.metrics.watch_pool(pool)
             interceptors.append(self.metrics.interceptor())
-        self.runner = GraphRunner(registry, records, checkpointer, self._notifications, dsn, RunnerSettings(
-            max_concurrent_runs=s.max_concurrent_runs, max_pending_runs=s.max_pending_runs,
-            lease_seconds=s.lease_seconds, max_attempts=s.max_attempts),
-            metrics=self.metrics, tracer=tracing.tracer(self.tracer_provider))
+        self.runner = GraphRunner(
+            registry,
+            records,
+            checkpointer,
+            self._notifications,
+            dsn,
+            RunnerSettings(
+                max_concurrent_runs=s.max_concurrent_runs,
+                max_pending_runs=s.max_pending_runs,
+                lease_seconds=s.lease_seconds,
+                max_attempts=s.max_attempts,
+            ),
+            metrics=self.metrics,
+            tracer=tracing.tracer(self.tracer_provider),
+        )
 
         interceptors.append(DecodeGuard())  # innermost: authentication answers first
-        server = self.server = grpc.aio.server(interceptors=interceptors, options=[
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            # gRPC core's latency profile: a unary call answers ~0.04 ms sooner here.
-            ("grpc.optimization_target", "latency"),
-            # gRPC shares ports by default (SO_REUSEPORT): a second server started on the port by
-            # mistake would silently take half the connections. Only --workers' processes share.
-            ("grpc.so_reuseport", 1 if s.share_port else 0),
-        ])
+        server = self.server = grpc.aio.server(
+            interceptors=interceptors,
+            options=[
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                # gRPC core's latency profile: a unary call answers ~0.04 ms sooner here.
+                ("grpc.optimization_target", "latency"),
+                # gRPC shares ports by default (SO_REUSEPORT): a second server started on the port by
+                # mistake would silently take half the connections. Only --workers' processes share.
+                ("grpc.so_reuseport", 1 if s.share_port else 0),
+            ],
+        )
         threads = Threads(registry, records, self.runner)
         self.thread_sweeper = ThreadSweeper(threads, records, pool, project.thread_ttl)
         run_service_pb2_grpc.add_RunServiceServicer_to_server(RunServicer(self.runner, webhook_policy), server)
         self.webhook_sender = WebhookSender(pool, webhook_policy, threads.webhook_payload)
         thread_service_pb2_grpc.add_ThreadServiceServicer_to_server(
-            ThreadServicer(threads, project.thread_ttl.minutes if project.thread_ttl else None), server)
+            ThreadServicer(threads, project.thread_ttl.minutes if project.thread_ttl else None), server
+        )
         assistant_service_pb2_grpc.add_AssistantServiceServicer_to_server(AssistantServicer(registry), server)
         store_service_pb2_grpc.add_StoreServiceServicer_to_server(StoreServicer(self.store), server)
         self._health = DatabaseHealth(dsn, pool, availability)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        reflection.enable(server, [
-            run_service_pb2.DESCRIPTOR.services_by_name["RunService"].full_name,
-            thread_service_pb2.DESCRIPTOR.services_by_name["ThreadService"].full_name,
-            assistant_service_pb2.DESCRIPTOR.services_by_name["AssistantService"].full_name,
-            store_service_pb2.DESCRIPTOR.services_by_name["StoreService"].full_name,
-            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-        ])
+        reflection.enable(
+            server,
+            [
+                run_service_pb2.DESCRIPTOR.services_by_name["RunService"].full_name,
+                thread_service_pb2.DESCRIPTOR.services_by_name["ThreadService"].full_name,
+                assistant_service_pb2.DESCRIPTOR.services_by_name["AssistantService"].full_name,
+                store_service_pb2.DESCRIPTOR.services_by_name["StoreService"].full_name,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            ],
+        )
         address = f"{s.host}:{s.port}"
         try:
-            self.port = (server.add_secure_port(address, credentials) if credentials
-                         else server.add_insecure_port(address))
+            self.port = (
+                server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+            )
         except RuntimeError:  # gRPC's "Failed to bind to address": in use, or not an address of this host
-            raise SystemExit(f"cannot listen on {address}: the port is in use (or the host is not an address of "
-                             "this machine); choose another with --port / GRAPHRUN_PORT") from None
+            raise SystemExit(
+                f"cannot listen on {address}: the port is in use (or the host is not an address of "
+                "this machine); choose another with --port / GRAPHRUN_PORT"
+            ) from None
         await server.start()
         await self._health.start()
         await self.runner.start()
         if s.max_blocking_seconds > 0:
-            self._watchdog = LoopWatchdog(asyncio.get_running_loop(), s.max_blocking_seconds,
-                                          self.runner.on_loop_blocked)
+            self._watchdog = LoopWatchdog(
+                asyncio.get_running_loop(), s.max_blocking_seconds, self.runner.on_loop_blocked
+            )
             self._watchdog.start()
         self._maintenance = asyncio.create_task(self._maintain(records), name="graphrun-maintenance")
         if sweeper := ttl_sweeper(self.store, pool):
@@ -246,7 +277,7 @@ class App:
                         log.info("pruned %d run events", pruned)
                 if self.metrics:
                     self.metrics.queue.set(await records.count_pending())
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - maintenance tries again in its next round
                 log.warning("maintenance failed: %s", type(exc).__name__)
             await asyncio.sleep(10.0 if self.metrics else min(3600.0, self.settings.event_retention_seconds))
 
@@ -291,17 +322,24 @@ class App:
         """What a server operator wants to see at start: where it serves, how it is secured,
         what it serves, where its metrics and database are."""
         s = self.settings
-        auth = [name for name, on in (("JWT HS256", s.auth.jwt_secret), ("JWT public key", s.auth.jwt_public_key_file),
-                                      ("JWKS", s.auth.jwks_file), ("API keys", s.auth.api_keys_file),
-                                      ("client certificates", s.auth.mtls)) if on]
+        auth = [
+            name
+            for name, on in (
+                ("JWT HS256", s.auth.jwt_secret),
+                ("JWT public key", s.auth.jwt_public_key_file),
+                ("JWKS", s.auth.jwks_file),
+                ("API keys", s.auth.api_keys_file),
+                ("client certificates", s.auth.mtls),
+            )
+            if on
+        ]
         return {
             "address": f"{s.host}:{self.port}",
             "tls": ("mutual" if s.tls_client_ca else "on") if s.tls_cert else "off",
             "authentication": ", ".join(auth) if auth else "off",
             "graphs": ", ".join(self.graph_ids) or "none",
             "metrics": f"http://{s.metrics_host}:{self.metrics_port}/metrics" if self.metrics else "off",
-            "database": (f"embedded ({s.data_dir})" if self._embedded
-                         else _database_address(s.database_url or "")),
+            "database": (f"embedded ({s.data_dir})" if self._embedded else _database_address(s.database_url or "")),
             "event loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
         }
 
@@ -312,11 +350,19 @@ class App:
         # it every thousand runs or so (a ~50 ms pause each time).
         gc.freeze()
         # One machine-readable line on stdout (logs go to stderr): supervisors and tests wait for it.
-        logs.READY.info("graphrun serving on %s:%s", self.settings.host, self.port,
-                        extra={"address": f"{self.settings.host}:{self.port}"})
+        logs.READY.info(
+            "graphrun serving on %s:%s",
+            self.settings.host,
+            self.port,
+            extra={"address": f"{self.settings.host}:{self.port}"},
+        )
         summary = self.summary()
-        log.info("serving on %s · %s", summary["address"], " · ".join(f"{k}: {v}" for k, v in summary.items()
-                                                                      if k != "address"), extra=summary)
+        log.info(
+            "serving on %s · %s",
+            summary["address"],
+            " · ".join(f"{k}: {v}" for k, v in summary.items() if k != "address"),
+            extra=summary,
+        )
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -347,8 +393,9 @@ def check_port_free(host: str, port: int, setting: str = "--port / GRAPHRUN_PORT
         except socket.gaierror as exc:
             raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror}; check --host / GRAPHRUN_HOST") from None
         except OSError as exc:
-            raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror}; choose another port with "
-                             f"{setting}") from None
+            raise SystemExit(
+                f"cannot listen on {host}:{port}: {exc.strerror}; choose another port with {setting}"
+            ) from None
 
 
 def server_credentials(s: Settings) -> grpc.ServerCredentials | None:
@@ -360,8 +407,9 @@ def server_credentials(s: Settings) -> grpc.ServerCredentials | None:
     client_ca = read_pem(s.tls_client_ca, "--tls-client-ca / GRAPHRUN_TLS_CLIENT_CA") if s.tls_client_ca else None
     key = read_pem(s.tls_key, "--tls-key / GRAPHRUN_TLS_KEY")
     chain = read_pem(s.tls_cert, "--tls-cert / GRAPHRUN_TLS_CERT")
-    return grpc.ssl_server_credentials([(key, chain)], root_certificates=client_ca,
-                                       require_client_auth=client_ca is not None)
+    return grpc.ssl_server_credentials(
+        [(key, chain)], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
 
 
 def serve(settings: Settings) -> None:
@@ -400,8 +448,10 @@ def serve_workers(settings: Settings) -> int:
         return 2
     check_port_free(settings.host, settings.port)  # the workers share it with each other only
     env = {**os.environ, **settings.to_env(), "GRAPHRUN_WORKERS": "1", "GRAPHRUN_SHARE_PORT": "1"}
-    children = [subprocess.Popen([sys.executable, "-m", "graphrun_server"], env={**env, logs.WORKER_ENV: str(i)})
-                for i in range(1, settings.workers + 1)]
+    children = [
+        subprocess.Popen([sys.executable, "-m", "graphrun_server"], env={**env, logs.WORKER_ENV: str(i)})
+        for i in range(1, settings.workers + 1)
+    ]
 
     def forward(signum, _frame):
         for child in children:

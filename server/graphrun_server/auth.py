@@ -34,20 +34,31 @@ log = logging.getLogger(__name__)
 caller: contextvars.ContextVar[str | None] = contextvars.ContextVar("graphrun_caller", default=None)
 # The caller holds the admin scope: it sees every owner's resources (owner filters are off).
 admin: contextvars.ContextVar[bool] = contextvars.ContextVar("graphrun_admin", default=False)
-OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1.ServerReflection/",
-                 "/grpc.reflection.v1alpha.ServerReflection/")
+OPEN_SERVICES = (
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1.ServerReflection/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+)
 
 ADMIN_SCOPE = "graphrun:admin"
 READ_SCOPE = "graphrun:read"
 # What a caller holding only the read scope may call: everything else changes something.
-READ_METHODS = frozenset({
-    "/graphrun.v1.RunService/Get", "/graphrun.v1.RunService/List", "/graphrun.v1.RunService/Join",
-    "/graphrun.v1.ThreadService/Get", "/graphrun.v1.ThreadService/List", "/graphrun.v1.ThreadService/GetState",
-    "/graphrun.v1.ThreadService/GetHistory",
-    "/graphrun.v1.AssistantService/List", "/graphrun.v1.AssistantService/Get",
-    "/graphrun.v1.StoreService/GetItem", "/graphrun.v1.StoreService/SearchItems",
-    "/graphrun.v1.StoreService/ListNamespaces",
-})
+READ_METHODS = frozenset(
+    {
+        "/graphrun.v1.RunService/Get",
+        "/graphrun.v1.RunService/List",
+        "/graphrun.v1.RunService/Join",
+        "/graphrun.v1.ThreadService/Get",
+        "/graphrun.v1.ThreadService/List",
+        "/graphrun.v1.ThreadService/GetState",
+        "/graphrun.v1.ThreadService/GetHistory",
+        "/graphrun.v1.AssistantService/List",
+        "/graphrun.v1.AssistantService/Get",
+        "/graphrun.v1.StoreService/GetItem",
+        "/graphrun.v1.StoreService/SearchItems",
+        "/graphrun.v1.StoreService/ListNamespaces",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -87,8 +98,10 @@ class ReadOnlyScope(GraphrunError):
     reason = "READ_ONLY_SCOPE"
 
     def __init__(self, method: str):
-        super().__init__(f"the caller's scope ({READ_SCOPE}) may read, not call {method.rsplit('/', 1)[-1]}",
-                         metadata={"method": method})
+        super().__init__(
+            f"the caller's scope ({READ_SCOPE}) may read, not call {method.rsplit('/', 1)[-1]}",
+            metadata={"method": method},
+        )
 
 
 @dataclass
@@ -117,9 +130,11 @@ def check_listen_address(host: str, auth: AuthSettings, allow_unauthenticated: b
     except ValueError:
         loopback = False
     if not loopback:
-        raise SystemExit(f"refusing to listen on {host} without authentication: configure GRAPHRUN_JWT_SECRET, "
-                         "GRAPHRUN_JWT_PUBLIC_KEY_FILE, GRAPHRUN_JWKS_FILE or GRAPHRUN_API_KEYS_FILE, or set "
-                         "GRAPHRUN_ALLOW_UNAUTHENTICATED=1 if trusted networking protects it")
+        raise SystemExit(
+            f"refusing to listen on {host} without authentication: configure GRAPHRUN_JWT_SECRET, "
+            "GRAPHRUN_JWT_PUBLIC_KEY_FILE, GRAPHRUN_JWKS_FILE or GRAPHRUN_API_KEYS_FILE, or set "
+            "GRAPHRUN_ALLOW_UNAUTHENTICATED=1 if trusted networking protects it"
+        )
 
 
 class Authenticator:
@@ -138,8 +153,11 @@ class Authenticator:
         self._api_keys: dict[str, Identity] = {}
         if settings.api_keys_file:
             for key, who in json.loads(pathlib.Path(settings.api_keys_file).read_text()).items():
-                self._api_keys[key] = (Identity(who) if isinstance(who, str) else
-                                       Identity(str(who["name"]), frozenset(who.get("scopes", ()))))
+                self._api_keys[key] = (
+                    Identity(who)
+                    if isinstance(who, str)
+                    else Identity(str(who["name"]), frozenset(who.get("scopes", ())))
+                )
 
     def identify(self, authorization: str | None, peer: dict | None = None) -> Identity:
         """The caller named by an `authorization` header value or, with mTLS identities on and no
@@ -164,9 +182,14 @@ class Authenticator:
                 key = next((k.key for k in self._jwks.keys if k.key_id == kid), None) if kid else None
                 if key is None:
                     raise Unauthenticated("TOKEN_INVALID", "the token's key id is not in the JWKS")
-            claims = jwt.decode(token, key, algorithms=self._algorithms or ["RS256", "ES256"],
-                                audience=self.settings.audience, issuer=self.settings.issuer,
-                                options={"require": ["exp", "sub"]})
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=self._algorithms or ["RS256", "ES256"],
+                audience=self.settings.audience,
+                issuer=self.settings.issuer,
+                options={"require": ["exp", "sub"]},
+            )
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("TOKEN_EXPIRED", "the token has expired") from None
         except jwt.ImmatureSignatureError:
@@ -197,8 +220,9 @@ def _certificate_identity(peer: dict) -> Identity:
     for key in ("peer_spiffe_id", "x509_common_name"):
         if values := peer.get(key):
             return Identity(values[0].decode())
-    raise Unauthenticated("TOKEN_MISSING", "this call needs a client certificate or an "
-                                           "`authorization: Bearer <token>` header")
+    raise Unauthenticated(
+        "TOKEN_MISSING", "this call needs a client certificate or an `authorization: Bearer <token>` header"
+    )
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):

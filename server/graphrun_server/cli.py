@@ -16,9 +16,11 @@ from . import settings as declared
 def add_serve_command(commands: argparse._SubParsersAction) -> None:
     """Add `serve` to the `graphrun` command's subcommands."""
     serve = commands.add_parser(
-        "serve", help="run a graphrun server",
+        "serve",
+        help="run a graphrun server",
         description="Run a graphrun server. Every setting is an option here and an environment variable; "
-                    "an option wins over its variable.")
+        "an option wins over its variable.",
+    )
     declared.add_options(serve)
     serve.set_defaults(handler=cmd_serve)
 

@@ -42,8 +42,11 @@ def _fields(schema: type) -> set[str] | None:
 
 def _decides_extras(schema: type) -> bool:
     """A pydantic model that forbids or keeps extra keys: it sees the keys the caller sent."""
-    return isinstance(schema, type) and issubclass(schema, BaseModel) and \
-        schema.model_config.get("extra") in ("allow", "forbid")
+    return (
+        isinstance(schema, type)
+        and issubclass(schema, BaseModel)
+        and schema.model_config.get("extra") in ("allow", "forbid")
+    )
 
 
 def select(schema: type | None, context: dict[str, Any] | None, configurable: dict[str, Any]) -> dict[str, Any] | None:
@@ -74,7 +77,7 @@ def violations(schema: type | None, values: dict[str, Any] | None, path: str = "
             where = ".".join(str(part) for part in error["loc"])
             out.append(FieldViolation(f"{path}.{where}" if where else path, error["msg"]))
         return out
-    except Exception as exc:  # a schema pydantic cannot read: LangGraph will coerce it at run time
+    except Exception as exc:  # noqa: BLE001 - a schema pydantic cannot read: LangGraph will coerce it at run time
         return [] if type(exc).__name__ == "PydanticSchemaGenerationError" else [FieldViolation(path, str(exc))]
     return []
 
@@ -85,7 +88,7 @@ def build(schema: type | None, values: dict[str, Any] | None) -> Any:
         return values
     try:
         return _adapter(schema).validate_python(values)
-    except Exception:  # a schema pydantic cannot read, or one that changed: as LangGraph coerces
+    except Exception:  # noqa: BLE001 - a schema pydantic cannot read, or one that changed: as LangGraph coerces
         if isinstance(schema, type) and (issubclass(schema, BaseModel) or dataclasses.is_dataclass(schema)):
             return schema(**values)
         return values

@@ -46,7 +46,7 @@ def clip(text: str, limit: int) -> str:
     data = text.encode("utf-8", "surrogatepass")
     if len(data) <= limit:
         return text
-    return data[:limit - 3].decode("utf-8", "ignore") + "…"
+    return data[: limit - 3].decode("utf-8", "ignore") + "…"
 
 
 class GraphrunError(Exception):
@@ -70,8 +70,13 @@ class GraphrunError(Exception):
         info = error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN, metadata=self.metadata)
         details = [info, *self.details()]
         if self.retry_after is not None:
-            details.append(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(
-                seconds=int(self.retry_after), nanos=int((self.retry_after % 1) * 1e9))))
+            details.append(
+                error_details_pb2.RetryInfo(
+                    retry_delay=duration_pb2.Duration(
+                        seconds=int(self.retry_after), nanos=int((self.retry_after % 1) * 1e9)
+                    )
+                )
+            )
         packed = []
         for d in details:
             a = any_pb2.Any()
@@ -94,16 +99,23 @@ class InvalidArgument(GraphrunError):
 
     def __init__(self, violations: list[FieldViolation] | FieldViolation):
         violations = violations if isinstance(violations, list) else [violations]
-        self.violations = [FieldViolation(clip(v.field, MAX_FIELD_BYTES), clip(v.description, MAX_DESCRIPTION_BYTES))
-                           for v in violations[:MAX_VIOLATIONS]]
+        self.violations = [
+            FieldViolation(clip(v.field, MAX_FIELD_BYTES), clip(v.description, MAX_DESCRIPTION_BYTES))
+            for v in violations[:MAX_VIOLATIONS]
+        ]
         more = len(violations) - len(self.violations)
         text = clip("; ".join(f"{v.field}: {v.description}" for v in self.violations), MAX_MESSAGE_BYTES - 64)
         super().__init__(f"invalid request: {text}" + (f"; and {more} more" if more > 0 else ""))
 
     def details(self) -> list:
-        return [error_details_pb2.BadRequest(field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-            for v in self.violations])]
+        return [
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                    for v in self.violations
+                ]
+            )
+        ]
 
 
 def invalid(field_path: str, description: str) -> InvalidArgument:
@@ -133,9 +145,10 @@ class CheckpointNotFound(NotFound):
 
     def __init__(self, thread_id: str, checkpoint_id: str, checkpoint_ns: str = ""):
         where = f" in checkpoint_ns {checkpoint_ns!r}" if checkpoint_ns else ""
-        super().__init__(f"thread {thread_id} has no checkpoint {checkpoint_id}{where}",
-                         metadata={"thread_id": thread_id, "checkpoint_id": checkpoint_id,
-                                   "checkpoint_ns": checkpoint_ns or None})
+        super().__init__(
+            f"thread {thread_id} has no checkpoint {checkpoint_id}{where}",
+            metadata={"thread_id": thread_id, "checkpoint_id": checkpoint_id, "checkpoint_ns": checkpoint_ns or None},
+        )
 
 
 class CheckpointNamespaceNotFound(NotFound):
@@ -144,9 +157,11 @@ class CheckpointNamespaceNotFound(NotFound):
     reason = "CHECKPOINT_NS_NOT_FOUND"
 
     def __init__(self, thread_id: str, checkpoint_ns: str):
-        super().__init__(f"thread {thread_id} has no checkpoint in checkpoint_ns {checkpoint_ns!r} (a subgraph "
-                         "task's namespace, as GetState's Task.checkpoint_ns shows it)",
-                         metadata={"thread_id": thread_id, "checkpoint_ns": checkpoint_ns})
+        super().__init__(
+            f"thread {thread_id} has no checkpoint in checkpoint_ns {checkpoint_ns!r} (a subgraph "
+            "task's namespace, as GetState's Task.checkpoint_ns shows it)",
+            metadata={"thread_id": thread_id, "checkpoint_ns": checkpoint_ns},
+        )
 
 
 class ThreadAlreadyExists(GraphrunError):
@@ -164,8 +179,9 @@ class PruneRefused(GraphrunError):
     reason = "PRUNE_REFUSED"
 
     def __init__(self, thread_id: str, why: str):
-        super().__init__(f"thread {thread_id} cannot be pruned to its latest checkpoint: {why}",
-                         metadata={"thread_id": thread_id})
+        super().__init__(
+            f"thread {thread_id} cannot be pruned to its latest checkpoint: {why}", metadata={"thread_id": thread_id}
+        )
 
 
 class ThreadBusy(GraphrunError):
@@ -175,7 +191,9 @@ class ThreadBusy(GraphrunError):
     reason = "THREAD_BUSY"
 
     def __init__(self, thread_id: str, run_id: str | None = None):
-        super().__init__(f"thread {thread_id} already has a run in flight", metadata={"thread_id": thread_id, "run_id": run_id})
+        super().__init__(
+            f"thread {thread_id} already has a run in flight", metadata={"thread_id": thread_id, "run_id": run_id}
+        )
 
 
 class ThreadInterrupted(GraphrunError):
@@ -188,7 +206,8 @@ class ThreadInterrupted(GraphrunError):
         super().__init__(
             f"thread {thread_id} is waiting on an interrupt; answer it with command.resume, continue without "
             "input, or move on explicitly with command.goto / ThreadService.UpdateState",
-            metadata={"thread_id": thread_id})
+            metadata={"thread_id": thread_id},
+        )
 
 
 class ServerDraining(GraphrunError):
@@ -198,8 +217,11 @@ class ServerDraining(GraphrunError):
     reason = "SERVER_DRAINING"
 
     def __init__(self, run_id: str, last_sequence: int):
-        super().__init__(f"this server is shutting down; join run {run_id} again after sequence {last_sequence}",
-                         metadata={"run_id": run_id, "last_sequence": str(last_sequence)}, retry_after=0.5)
+        super().__init__(
+            f"this server is shutting down; join run {run_id} again after sequence {last_sequence}",
+            metadata={"run_id": run_id, "last_sequence": str(last_sequence)},
+            retry_after=0.5,
+        )
 
 
 class RunNotFound(NotFound):
@@ -214,8 +236,10 @@ class NoGraphForThread(GraphrunError):
     reason = "THREAD_HAS_NO_ASSISTANT"
 
     def __init__(self, thread_id: str):
-        super().__init__(f"thread {thread_id} has had no run yet, so it has no graph to update its state with",
-                         metadata={"thread_id": thread_id})
+        super().__init__(
+            f"thread {thread_id} has had no run yet, so it has no graph to update its state with",
+            metadata={"thread_id": thread_id},
+        )
 
 
 class QueueFull(GraphrunError):
@@ -225,8 +249,11 @@ class QueueFull(GraphrunError):
     reason = "QUEUE_FULL"
 
     def __init__(self, pending: int):
-        super().__init__(f"{pending} runs are already waiting to execute; retry later",
-                         metadata={"pending": str(pending)}, retry_after=1.0)
+        super().__init__(
+            f"{pending} runs are already waiting to execute; retry later",
+            metadata={"pending": str(pending)},
+            retry_after=1.0,
+        )
 
 
 class ReplicaBusy(GraphrunError):
@@ -237,8 +264,11 @@ class ReplicaBusy(GraphrunError):
     reason = "REPLICA_BUSY"
 
     def __init__(self, limit: int):
-        super().__init__(f"this replica already executes its maximum of {limit} runs; retry shortly",
-                         metadata={"max_concurrent_runs": str(limit)}, retry_after=0.5)
+        super().__init__(
+            f"this replica already executes its maximum of {limit} runs; retry shortly",
+            metadata={"max_concurrent_runs": str(limit)},
+            retry_after=0.5,
+        )
 
 
 class DatabaseUnavailable(GraphrunError):
@@ -262,5 +292,7 @@ class RunFailure(GraphrunError):
 
     def __init__(self, status: str, run_id: str, thread_id: str, error_type: str, message: str):
         self.code, self.reason, verb = RUN_FAILURE_CODES[status]
-        super().__init__(f"run {run_id} {verb}: {error_type}: {message}",
-                         metadata={"run_id": run_id, "thread_id": thread_id, "error_type": error_type})
+        super().__init__(
+            f"run {run_id} {verb}: {error_type}: {message}",
+            metadata={"run_id": run_id, "thread_id": thread_id, "error_type": error_type},
+        )

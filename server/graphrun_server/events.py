@@ -19,7 +19,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Event kinds, as the `RunEvent.attributes` oneof names them.
-METADATA, VALUES, UPDATES, MESSAGE, CUSTOM, TASK, END = "metadata", "values", "updates", "message", "custom", "task", "end"
+METADATA, VALUES, UPDATES, MESSAGE, CUSTOM, TASK, END = (
+    "metadata",
+    "values",
+    "updates",
+    "message",
+    "custom",
+    "task",
+    "end",
+)
 DEBUG, CHECKPOINT, LANGCHAIN_EVENT = "debug", "checkpoint", "langchain_event"
 
 
@@ -97,7 +105,7 @@ class EventLog:
 
     def since(self, sequence: int, durable_only: bool = False) -> list[RunEvent]:
         end = self.durable - self.base if durable_only else len(self._events)
-        return self._events[max(sequence - self.base, 0):end]
+        return self._events[max(sequence - self.base, 0) : end]
 
     async def wait_beyond(self, sequence: int, timeout: float | None = None) -> None:
         """Return once there are events after `sequence`, the log closed or was poked, or timeout passed."""

@@ -46,7 +46,7 @@ def _arguments(factory: Callable) -> Callable[[dict, Any], dict[str, Any]]:
     params = list(inspect.signature(factory).parameters.values())
     try:
         hints = typing.get_type_hints(factory, localns={"ServerRuntime": ServerRuntime})
-    except Exception:  # unresolvable annotations: fall back to what the signature says
+    except Exception:  # noqa: BLE001 - unresolvable annotations: fall back to what the signature says
         hints = {}
     is_runtime = [_is_runtime(hints.get(p.name, p.annotation)) for p in params]
     if not params:
@@ -58,8 +58,10 @@ def _arguments(factory: Callable) -> Callable[[dict, Any], dict[str, Any]]:
         runtime_name = params[is_runtime.index(True)].name
         config_name = params[is_runtime.index(False)].name
         return lambda config, runtime: {runtime_name: runtime, config_name: config}
-    raise TypeError(f"a graph factory takes nothing, a RunnableConfig, a ServerRuntime, or both; "
-                    f"this one takes ({', '.join(p.name for p in params)})")
+    raise TypeError(
+        f"a graph factory takes nothing, a RunnableConfig, a ServerRuntime, or both; "
+        f"this one takes ({', '.join(p.name for p in params)})"
+    )
 
 
 class GraphSource:

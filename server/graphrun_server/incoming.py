@@ -22,9 +22,21 @@ from langgraph.pregel import Pregel
 
 _CLASSES: dict[str, type[BaseMessage]] = {
     cls.model_fields["type"].default: cls
-    for cls in (lc.HumanMessage, lc.AIMessage, lc.SystemMessage, lc.ToolMessage, lc.FunctionMessage, lc.ChatMessage,
-                lc.HumanMessageChunk, lc.AIMessageChunk, lc.SystemMessageChunk, lc.ToolMessageChunk,
-                lc.FunctionMessageChunk, lc.ChatMessageChunk, lc.RemoveMessage)
+    for cls in (
+        lc.HumanMessage,
+        lc.AIMessage,
+        lc.SystemMessage,
+        lc.ToolMessage,
+        lc.FunctionMessage,
+        lc.ChatMessage,
+        lc.HumanMessageChunk,
+        lc.AIMessageChunk,
+        lc.SystemMessageChunk,
+        lc.ToolMessageChunk,
+        lc.FunctionMessageChunk,
+        lc.ChatMessageChunk,
+        lc.RemoveMessage,
+    )
 }
 _CHUNKS = {lc.AIMessage: lc.AIMessageChunk}
 _FIELDS = {cls: set(cls.model_fields) - {"type"} for cls in _CLASSES.values()}
@@ -57,8 +69,12 @@ def _tool_call(call: Any) -> Any:
     if not isinstance(call, dict) or "function" not in call:
         return call
     args = call["function"]["arguments"]
-    return {"name": call["function"]["name"], "args": json.loads(args) if isinstance(args, str) else args,
-            "id": call.get("id"), "type": "tool_call"}
+    return {
+        "name": call["function"]["name"],
+        "args": json.loads(args) if isinstance(args, str) else args,
+        "id": call.get("id"),
+        "type": "tool_call",
+    }
 
 
 def message_channels(graph: Pregel) -> list[str]:

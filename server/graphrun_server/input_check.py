@@ -56,8 +56,9 @@ class _Contract:
 _contracts: dict[int, tuple[Assistant, _Contract]] = {}
 
 
-async def check_input(assistant: Assistant, value: Any, field: str, thread_id: str | None,
-                      checkpoint_id: str | None) -> None:
+async def check_input(
+    assistant: Assistant, value: Any, field: str, thread_id: str | None, checkpoint_id: str | None
+) -> None:
     """Raise InvalidArgument naming each part of `value` the graph would refuse; `field` is the
     request's field (`input` or `input_value`); the thread (at `checkpoint_id`, for a fork) is
     read only when what it holds decides."""
@@ -68,8 +69,11 @@ async def check_input(assistant: Assistant, value: Any, field: str, thread_id: s
     if contract.keys is None:
         violations = list(_schema_violations(contract.validator, value, path))
     elif not isinstance(value, dict):
-        violations = [FieldViolation(path, f"must be a JSON object (graph {assistant.graph_id!r} takes its "
-                                           f"state's keys), not {_kind(value)}")]
+        violations = [
+            FieldViolation(
+                path, f"must be a JSON object (graph {assistant.graph_id!r} takes its state's keys), not {_kind(value)}"
+            )
+        ]
     else:
         violations = assistant.message_violations(assistant.as_input(value), path)
         if contract.model is not None:
@@ -105,12 +109,20 @@ def _build_contract(assistant: Assistant) -> _Contract:
     model = input_type if isinstance(input_type, type) and issubclass(input_type, pydantic.BaseModel) else None
     skip = message_channels(graph)
     plain = {k for k in keys if isinstance(graph.channels.get(k), LastValue) and k not in skip}
-    typed = {**schema, "required": [],
-             "properties": {k: v for k, v in (schema.get("properties") or {}).items() if k in plain}}
+    typed = {
+        **schema,
+        "required": [],
+        "properties": {k: v for k, v in (schema.get("properties") or {}).items() if k in plain},
+    }
     typed.pop("additionalProperties", None)  # LangGraph drops keys the input schema lacks
     validator = _validator(assistant, typed) if model is None and typed["properties"] else None
-    return _Contract(frozenset(keys), tuple(k for k in schema.get("required") or () if k in keys),
-                     dataclasses.is_dataclass(input_type), model, validator)
+    return _Contract(
+        frozenset(keys),
+        tuple(k for k in schema.get("required") or () if k in keys),
+        dataclasses.is_dataclass(input_type),
+        model,
+        validator,
+    )
 
 
 def _input_keys(graph: Pregel) -> tuple[list[str] | None, Any]:
@@ -151,10 +163,12 @@ def _without_messages(schema: dict) -> dict:
     """The schema with every property (or the whole, for one value) that refers to a LangChain
     message type dropped."""
     defs = schema.get("$defs") or {}
-    messages = {name for name, d in defs.items() if _MESSAGE_FIELDS <= (d.get("properties") or {}).keys()}
+    messages = {name for name, d in defs.items() if (d.get("properties") or {}).keys() >= _MESSAGE_FIELDS}
     grown = True
     while grown:  # definitions that hold messages hold them too
-        more = {name for name, d in defs.items() if name not in messages and set(_REF.findall(json.dumps(d))) & messages}
+        more = {
+            name for name, d in defs.items() if name not in messages and set(_REF.findall(json.dumps(d))) & messages
+        }
         messages |= more
         grown = bool(more)
     if not messages:
@@ -171,8 +185,9 @@ def _without_messages(schema: dict) -> dict:
 # -- JSON schema checks ---------------------------------------------------------------
 
 
-def _schema_violations(validator: jsonschema.protocols.Validator | None, value: Any,
-                       path: str) -> Iterator[FieldViolation]:
+def _schema_violations(
+    validator: jsonschema.protocols.Validator | None, value: Any, path: str
+) -> Iterator[FieldViolation]:
     if validator is None:
         return
     seen = set()
@@ -187,8 +202,11 @@ def _describe(error: SchemaError, path: str) -> list[FieldViolation]:
     """One schema error as field violations, each saying what was expected, not repeating the value."""
     where = _path(path, error.absolute_path)
     if error.validator == "required" and isinstance(error.instance, dict):
-        return [FieldViolation(_path(where, [name]), "is required")
-                for name in error.validator_value if name not in error.instance]
+        return [
+            FieldViolation(_path(where, [name]), "is required")
+            for name in error.validator_value
+            if name not in error.instance
+        ]
     if error.validator == "type":
         return [FieldViolation(where, f"must be {_types(error.validator_value)}, not {_kind(error.instance)}")]
     if error.validator in ("anyOf", "oneOf"):
@@ -202,8 +220,15 @@ def _describe(error: SchemaError, path: str) -> list[FieldViolation]:
     return [FieldViolation(where, error.message)]
 
 
-_ARTICLES = {"integer": "an integer", "object": "an object", "array": "a list", "null": "null",
-             "string": "a string", "number": "a number", "boolean": "a boolean"}
+_ARTICLES = {
+    "integer": "an integer",
+    "object": "an object",
+    "array": "a list",
+    "null": "null",
+    "string": "a string",
+    "number": "a number",
+    "boolean": "a boolean",
+}
 
 
 def _types(names: str | list[str]) -> str:
@@ -227,8 +252,9 @@ def _path(base: str, parts: Any) -> str:
     return base
 
 
-async def _missing(assistant: Assistant, contract: _Contract, value: dict, path: str, thread_id: str | None,
-                   checkpoint_id: str | None) -> list[FieldViolation]:
+async def _missing(
+    assistant: Assistant, contract: _Contract, value: dict, path: str, thread_id: str | None, checkpoint_id: str | None
+) -> list[FieldViolation]:
     """Required keys the input leaves out where LangGraph would fail without them, or where the
     graph would start from nothing at all (see the module docstring)."""
     missing = [k for k in contract.required if k not in value]
@@ -245,8 +271,14 @@ async def _missing(assistant: Assistant, contract: _Contract, value: dict, path:
 # -- pydantic states ------------------------------------------------------------------
 
 
-async def _model_violations(assistant: Assistant, model: type[pydantic.BaseModel], value: dict, path: str,
-                            thread_id: str | None, checkpoint_id: str | None) -> list[FieldViolation]:
+async def _model_violations(
+    assistant: Assistant,
+    model: type[pydantic.BaseModel],
+    value: dict,
+    path: str,
+    thread_id: str | None,
+    checkpoint_id: str | None,
+) -> list[FieldViolation]:
     """The model's errors for the state the input makes: on a fresh thread first; where that
     fails on a thread that holds values, again over them (LangGraph validates the whole state)."""
     violations = _validate(assistant, model, value, {}, path)
@@ -257,8 +289,9 @@ async def _model_violations(assistant: Assistant, model: type[pydantic.BaseModel
     return violations
 
 
-def _validate(assistant: Assistant, model: type[pydantic.BaseModel], value: dict, held: dict[str, Any],
-              path: str) -> list[FieldViolation]:
+def _validate(
+    assistant: Assistant, model: type[pydantic.BaseModel], value: dict, held: dict[str, Any], path: str
+) -> list[FieldViolation]:
     """Apply the input to the graph's channels (reducers included: `add_messages` builds the
     messages) as LangGraph's input step does, then validate the state as its nodes do."""
     graph = assistant.graph
@@ -275,16 +308,19 @@ def _validate(assistant: Assistant, model: type[pydantic.BaseModel], value: dict
         try:
             channel.update([item])
             state[key] = channel.get()
-        except Exception as exc:  # a reducer refuses the update: the run would fail at its input step
+        except Exception as exc:  # noqa: BLE001 - a reducer refuses the update: the run would fail at its input step
             if key not in skip:
                 violations.append(FieldViolation(_path(path, [key]), f"cannot update the state: {_reason(exc)}"))
             state.pop(key, None)
     try:
         model.model_validate(state)
     except pydantic.ValidationError as exc:
-        violations += [FieldViolation(_path(path, e["loc"]), "is required" if e["type"] == "missing" else e["msg"])
-                       for e in exc.errors() if e["type"] == "missing" or not (e["loc"] and e["loc"][0] in skip)]
-    except Exception as exc:  # a validator raising something pydantic does not wrap
+        violations += [
+            FieldViolation(_path(path, e["loc"]), "is required" if e["type"] == "missing" else e["msg"])
+            for e in exc.errors()
+            if e["type"] == "missing" or not (e["loc"] and e["loc"][0] in skip)
+        ]
+    except Exception as exc:  # noqa: BLE001 - a validator raising something pydantic does not wrap
         violations.append(FieldViolation(path, f"is refused by {model.__name__}: {_reason(exc)}"))
     return violations
 

@@ -18,8 +18,13 @@ from .errors import FieldViolation, InvalidArgument
 Around = Callable[[Any, grpc.aio.ServicerContext, bool], AbstractAsyncContextManager]
 
 
-def wrap(handler: grpc.RpcMethodHandler, around: Around,
-         deserializer: Callable[[bytes], Any] | None = None, *, bidi: bool = False) -> grpc.RpcMethodHandler:
+def wrap(
+    handler: grpc.RpcMethodHandler,
+    around: Around,
+    deserializer: Callable[[bytes], Any] | None = None,
+    *,
+    bidi: bool = False,
+) -> grpc.RpcMethodHandler:
     """The handler, each call of it run inside `around` (unary and server-streaming methods, and
     with `bidi` bidirectional ones like reflection's, whose `around` gets no request; others are
     returned as they are)."""
@@ -71,7 +76,7 @@ def _guarded(deserializer):
     def deserialize(data: bytes):
         try:
             return deserializer(data)
-        except Exception as exc:  # DecodeError: corrupt bytes, bad UTF-8, nesting deeper than protobuf parses
+        except Exception as exc:  # noqa: BLE001 - DecodeError: corrupt bytes, bad UTF-8, nesting deeper than protobuf parses
             return _Undecodable(name, exc)
 
     return deserialize

@@ -39,9 +39,23 @@ DEFAULT_GRAPHS = {"agent": "graphrun_server.example_agent.agent:graph"}
 # Keys of langgraph.json that configure LangGraph's image build, HTTP server or UI: nothing
 # graphrun does depends on them. (`auth` and `http` are LangGraph Server's HTTP layer; graphrun's
 # authentication is configured by GRAPHRUN_* settings.)
-IGNORED_KEYS = ("python_version", "node_version", "pip_config_file", "pip_installer", "dockerfile_lines",
-                "base_image", "image_distro", "http", "ui", "ui_config", "auth", "encryption", "webhooks",
-                "keep_pkg_tools", "api_version")
+IGNORED_KEYS = (
+    "python_version",
+    "node_version",
+    "pip_config_file",
+    "pip_installer",
+    "dockerfile_lines",
+    "base_image",
+    "image_distro",
+    "http",
+    "ui",
+    "ui_config",
+    "auth",
+    "encryption",
+    "webhooks",
+    "keep_pkg_tools",
+    "api_version",
+)
 KNOWN_KEYS = ("dependencies", "graphs", "env", "store", "checkpointer", "$schema")
 
 
@@ -102,8 +116,9 @@ def load_project(config_path: str | None) -> Project:
     project = Project(_graphs(config, path), path.parent, path)
     for key in config:
         if key in IGNORED_KEYS:
-            log.info("%s: ignoring %r (it configures LangGraph's own build or HTTP server, not graphrun)",
-                     path.name, key)
+            log.info(
+                "%s: ignoring %r (it configures LangGraph's own build or HTTP server, not graphrun)", path.name, key
+            )
         elif key not in KNOWN_KEYS:
             log.warning("%s: ignoring unknown key %r", path.name, key)
     _apply_env(config.get("env"), project)
@@ -132,15 +147,18 @@ def _thread_ttl(checkpointer: Any, path: pathlib.Path) -> ThreadTtl | None:
         raise ProjectError(f"{path.name}: 'checkpointer.ttl' must be an object")
     strategy = ttl.get("strategy", "delete")
     if strategy not in ("delete", "keep_latest"):
-        raise ProjectError(f"{path.name}: checkpointer.ttl.strategy must be 'delete' or 'keep_latest', not {strategy!r}")
+        raise ProjectError(
+            f"{path.name}: checkpointer.ttl.strategy must be 'delete' or 'keep_latest', not {strategy!r}"
+        )
     numbers = {}
     for key, default in (("default_ttl", None), ("sweep_interval_minutes", 5.0), ("sweep_limit", 1000)):
         value = ttl.get(key, default)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
             raise ProjectError(f"{path.name}: checkpointer.ttl.{key} must be a positive number, not {value!r}")
         numbers[key] = value
-    return ThreadTtl(numbers["default_ttl"], strategy, float(numbers["sweep_interval_minutes"]),
-                     int(numbers["sweep_limit"]))
+    return ThreadTtl(
+        numbers["default_ttl"], strategy, float(numbers["sweep_interval_minutes"]), int(numbers["sweep_limit"])
+    )
 
 
 def _graphs(config: dict, path: pathlib.Path) -> list[GraphSpec]:
@@ -154,8 +172,10 @@ def _graphs(config: dict, path: pathlib.Path) -> list[GraphSpec]:
             description = value.get("description") or ""
             value = value.get("path")
         if not isinstance(value, str) or ":" not in value or value.endswith(":") or value.startswith(":"):
-            raise ProjectError(f"{path.name}: graph {graph_id!r} must be './path/file.py:attr' or "
-                               f"'package.module:attr' (or an object with 'path'), not {value!r}")
+            raise ProjectError(
+                f"{path.name}: graph {graph_id!r} must be './path/file.py:attr' or "
+                f"'package.module:attr' (or an object with 'path'), not {value!r}"
+            )
         specs.append(GraphSpec(graph_id, value, str(description)))
     return specs
 
@@ -196,8 +216,9 @@ def _apply_dependencies(dependencies: Any, project: Project) -> None:
         try:
             requirement = Requirement(entry)
         except InvalidRequirement:
-            raise ProjectError(f"{project.path.name}: dependency {entry!r} is neither a local path "
-                               "('./folder') nor a package name") from None
+            raise ProjectError(
+                f"{project.path.name}: dependency {entry!r} is neither a local path ('./folder') nor a package name"
+            ) from None
         if requirement.marker is not None and not requirement.marker.evaluate():
             continue
         try:
@@ -206,8 +227,10 @@ def _apply_dependencies(dependencies: Any, project: Project) -> None:
             missing.append(entry)
     if missing:
         quoted = " ".join(f"'{m}'" if any(c in m for c in "<>=!;[ ") else m for m in missing)
-        raise ProjectError(f"{project.path.name}: dependencies not installed: {', '.join(missing)}; "
-                           f"install them with: pip install {quoted}")
+        raise ProjectError(
+            f"{project.path.name}: dependencies not installed: {', '.join(missing)}; "
+            f"install them with: pip install {quoted}"
+        )
 
 
 def import_roots(folder: pathlib.Path) -> list[pathlib.Path]:
@@ -229,7 +252,7 @@ def import_roots(folder: pathlib.Path) -> list[pathlib.Path]:
         tool = data.get("tool", {})
         setuptools = tool.get("setuptools", {})
         package_dir = setuptools.get("package-dir", {})
-        for name, where in (package_dir.items() if isinstance(package_dir, dict) else ()):
+        for name, where in package_dir.items() if isinstance(package_dir, dict) else ():
             if name == "":  # every package under `where`
                 declared.append(where)
             elif "." not in name and pathlib.PurePosixPath(where).name == name:  # "pkg" = "src/pkg"
@@ -238,7 +261,9 @@ def import_roots(folder: pathlib.Path) -> list[pathlib.Path]:
         declared += list(find.get("find", {}).get("where", []))
         wheel = tool.get("hatch", {}).get("build", {}).get("targets", {}).get("wheel", {})
         declared += [str(pathlib.PurePosixPath(p).parent) for p in wheel.get("packages", [])]
-        declared += [p["from"] for p in tool.get("poetry", {}).get("packages", []) if isinstance(p, dict) and "from" in p]
+        declared += [
+            p["from"] for p in tool.get("poetry", {}).get("packages", []) if isinstance(p, dict) and "from" in p
+        ]
     if not declared and (folder / "src").is_dir():
         declared.append("src")
     for rel in declared:

@@ -46,11 +46,15 @@ class Assistant:
         out = {}
         # `config` is what goes in config.configurable: the context's fields, for clients written
         # before context existed (LangGraph maps a graph's config_schema to its context_schema).
-        for key, getter in (("input", "get_input_jsonschema"), ("output", "get_output_jsonschema"),
-                            ("config", "get_context_jsonschema"), ("context", "get_context_jsonschema")):
+        for key, getter in (
+            ("input", "get_input_jsonschema"),
+            ("output", "get_output_jsonschema"),
+            ("config", "get_context_jsonschema"),
+            ("context", "get_context_jsonschema"),
+        ):
             try:
                 out[key] = getattr(self.graph, getter)()
-            except Exception as exc:  # a schema is a courtesy; never fail the listing
+            except Exception as exc:  # noqa: BLE001 - a schema is a courtesy; never fail the listing
                 log.warning("graph %s: no %s schema (%s)", self.graph_id, key, exc)
                 out[key] = {}
         return out
@@ -85,12 +89,16 @@ class Assistant:
             items, name = (given, f"{path}.{key}[{{}}]") if isinstance(given, list) else ([given], f"{path}.{key}")
             for i, item in enumerate(items):
                 if not isinstance(item, (dict, str, list)):  # what JSON can carry that is no message at all
-                    violations.append(FieldViolation(name.format(i), "must be a message (an object with role and "
-                                                     f"content, or a string), not {_json_type(item)}"))
+                    violations.append(
+                        FieldViolation(
+                            name.format(i),
+                            f"must be a message (an object with role and content, or a string), not {_json_type(item)}",
+                        )
+                    )
                     continue
                 try:
                     message_from_json(item)
-                except Exception as exc:  # ValueError, ValidationError, a malformed tool call's TypeError...
+                except Exception as exc:  # noqa: BLE001 - ValueError, ValidationError, a malformed tool call's TypeError...
                     violations.append(FieldViolation(name.format(i), f"is not a message: {_reason(exc)}"))
         return violations
 
@@ -117,8 +125,15 @@ def _reason(exc: Exception) -> str:
 
 
 def _json_type(value: Any) -> str:
-    return ("null" if value is None else "a boolean" if isinstance(value, bool)
-            else "a number" if isinstance(value, (int, float)) else type(value).__name__)
+    return (
+        "null"
+        if value is None
+        else "a boolean"
+        if isinstance(value, bool)
+        else "a number"
+        if isinstance(value, (int, float))
+        else type(value).__name__
+    )
 
 
 class GraphLoadError(Exception):
@@ -163,14 +178,23 @@ class Registry:
             except Exception as exc:
                 log.debug("graph %r could not be loaded", spec.graph_id, exc_info=True)
                 reason = str(exc).split("\n")[0] or type(exc).__name__
-                raise GraphLoadError(f"graph {spec.graph_id!r} ({spec.ref}) could not be loaded: "
-                                     f"{type(exc).__name__}: {reason}") from exc
+                raise GraphLoadError(
+                    f"graph {spec.graph_id!r} ({spec.ref}) could not be loaded: {type(exc).__name__}: {reason}"
+                ) from exc
             nodes = [n for n in graph.nodes if not n.startswith("__")]
-            description = spec.description or _own_description(obj) or (
-                _first_paragraph(inspect.getdoc(module)) if modules[spec.ref.rpartition(":")[0]] == 1 else "")
+            description = (
+                spec.description
+                or _own_description(obj)
+                or (_first_paragraph(inspect.getdoc(module)) if modules[spec.ref.rpartition(":")[0]] == 1 else "")
+            )
             assistants[spec.graph_id] = Assistant(spec.graph_id, graph, description, nodes, source)
-            log.info("serving graph %r from %s (nodes: %s%s)", spec.graph_id, spec.ref, ", ".join(nodes),
-                     "; built per run by its factory" if source.per_run else "")
+            log.info(
+                "serving graph %r from %s (nodes: %s%s)",
+                spec.graph_id,
+                spec.ref,
+                ", ".join(nodes),
+                "; built per run by its factory" if source.per_run else "",
+            )
         return cls(assistants)
 
     def get(self, assistant_id: str) -> Assistant:

@@ -50,9 +50,17 @@ __all__ = ["GraphRunner", "RunRequest", "RunnerSettings", "graph_config"]
 class GraphRunner:
     """Accepts, executes, stops and hands over runs; lets handlers follow them."""
 
-    def __init__(self, registry: Registry, records: Records, checkpointer, notifications: Notifications,
-                 dsn: str, settings: RunnerSettings | None = None, metrics: Metrics | None = None,
-                 tracer: trace.Tracer | None = None):
+    def __init__(
+        self,
+        registry: Registry,
+        records: Records,
+        checkpointer,
+        notifications: Notifications,
+        dsn: str,
+        settings: RunnerSettings | None = None,
+        metrics: Metrics | None = None,
+        tracer: trace.Tracer | None = None,
+    ):
         self.registry = registry
         self.checkpointer = checkpointer
         self.settings = settings or RunnerSettings()
@@ -62,8 +70,9 @@ class GraphRunner:
         self._local = local = LocalRuns(self.settings, metrics)
         self._fanout = Fanout(local, records, registry)
         self._settlement = Settlement(local, records, registry, metrics)
-        self._execution = Execution(local, registry, records, checkpointer, self._settlement, tracer,
-                                    nudge=lambda: self._claims.nudge())
+        self._execution = Execution(
+            local, registry, records, checkpointer, self._settlement, tracer, nudge=lambda: self._claims.nudge()
+        )
         self._claims = Claims(local, records, self._execution, self._fanout, tracer, dsn)
         self._admission = Admission(local, records, registry, checkpointer, self._claims)
         self._stopping = Stopping(local, records, self._fanout)
@@ -130,8 +139,9 @@ class GraphRunner:
             raise RunNotFound(run_id)
         return run
 
-    async def list_runs(self, thread_id: str | None, statuses: list[str], page_size: int,
-                        page_token: str) -> tuple[list[RunRecord], str]:
+    async def list_runs(
+        self, thread_id: str | None, statuses: list[str], page_size: int, page_token: str
+    ) -> tuple[list[RunRecord], str]:
         """A page of the caller's runs, newest first; ThreadNotFound for a thread that does not exist
         (or is another caller's), as GetState and GetHistory answer."""
         runs, token = await self._records.list_runs(thread_id, statuses, page_size, page_token)

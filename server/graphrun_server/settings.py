@@ -75,74 +75,188 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     # -- serving
     Setting("GRAPHRUN_HOST", "address to listen on", "host"),
-    Setting("GRAPHRUN_PORT", "port (0: any free port); a port another process listens on stops the server", "port", int, bounds=(0, 65535)),
+    Setting(
+        "GRAPHRUN_PORT",
+        "port (0: any free port); a port another process listens on stops the server",
+        "port",
+        int,
+        bounds=(0, 65535),
+    ),
     Setting("GRAPHRUN_CONFIG", "a langgraph.json; without it the example agent is served as `agent`", "config"),
-    Setting("GRAPHRUN_WORKERS", "server processes sharing the port (needs a fixed port)", "workers", int, bounds=(1, 256)),
-    Setting("GRAPHRUN_SHARE_PORT", "listen on a port other server processes listen on too (set by --workers for "
-            "its processes; for processes you start yourself)", "share_port", bool),
-    Setting("GRAPHRUN_GRACE_SECONDS", "how long shutdown waits for calls in flight", "grace_seconds", float, bounds=(0, 3600)),
-    Setting("GRAPHRUN_EVENT_LOOP", "`uvloop` (not on Windows) or `asyncio`, the standard loop", "event_loop",
-            choices={"uvloop": "uvloop", "asyncio": "asyncio"}),
+    Setting(
+        "GRAPHRUN_WORKERS", "server processes sharing the port (needs a fixed port)", "workers", int, bounds=(1, 256)
+    ),
+    Setting(
+        "GRAPHRUN_SHARE_PORT",
+        "listen on a port other server processes listen on too (set by --workers for "
+        "its processes; for processes you start yourself)",
+        "share_port",
+        bool,
+    ),
+    Setting(
+        "GRAPHRUN_GRACE_SECONDS",
+        "how long shutdown waits for calls in flight",
+        "grace_seconds",
+        float,
+        bounds=(0, 3600),
+    ),
+    Setting(
+        "GRAPHRUN_EVENT_LOOP",
+        "`uvloop` (not on Windows) or `asyncio`, the standard loop",
+        "event_loop",
+        choices={"uvloop": "uvloop", "asyncio": "asyncio"},
+    ),
     # -- database
-    Setting("GRAPHRUN_DATABASE_URL", "PostgreSQL DSN; without it an embedded PostgreSQL is started", "database_url",
-            secret=True),
+    Setting(
+        "GRAPHRUN_DATABASE_URL",
+        "PostgreSQL DSN; without it an embedded PostgreSQL is started",
+        "database_url",
+        secret=True,
+    ),
     Setting("GRAPHRUN_DATA_DIR", "data directory of the embedded PostgreSQL", "data_dir"),
-    Setting("GRAPHRUN_POOL_SIZE", "most pooled database connections (at least 2); the notification listener and "
-            "the health check have one each besides", "pool_size", int, bounds=(2, 10_000)),
-    Setting("GRAPHRUN_DB_TIMEOUT", "seconds a call waits for a database connection, and for each answer from the "
-            "database, before it fails UNAVAILABLE (the connection is then closed; see Partitions and failover); "
-            "also the notification listener's budget", "db_timeout", float, bounds=(0.1, 600)),
+    Setting(
+        "GRAPHRUN_POOL_SIZE",
+        "most pooled database connections (at least 2); the notification listener and "
+        "the health check have one each besides",
+        "pool_size",
+        int,
+        bounds=(2, 10_000),
+    ),
+    Setting(
+        "GRAPHRUN_DB_TIMEOUT",
+        "seconds a call waits for a database connection, and for each answer from the "
+        "database, before it fails UNAVAILABLE (the connection is then closed; see Partitions and failover); "
+        "also the notification listener's budget",
+        "db_timeout",
+        float,
+        bounds=(0.1, 600),
+    ),
     # -- runs
-    Setting("GRAPHRUN_MAX_CONCURRENT_RUNS", "most runs executing on this replica at once; beyond it Wait/Stream "
-            "get RESOURCE_EXHAUSTED (REPLICA_BUSY) and created runs wait PENDING for any replica",
-            "max_concurrent_runs", int, bounds=(1, 100_000)),
-    Setting("GRAPHRUN_MAX_PENDING_RUNS", "runs waiting in the database (all replicas) before new ones get "
-            "RESOURCE_EXHAUSTED", "max_pending_runs", int, bounds=(0, 100_000_000)),
-    Setting("GRAPHRUN_LEASE_SECONDS", "a run's lease; renewed every third of it; a replica stops a run once two "
-            "thirds of it passed, on its own clock, without a renewal that came back; another replica takes the run "
-            "over once it lapses", "lease_seconds", float, bounds=(0.5, 3600)),
-    Setting("GRAPHRUN_MAX_ATTEMPTS", "executions of one run (takeovers included; clean hand-backs not counted) "
-            "before it ends ERROR", "max_attempts", int, bounds=(1, 100)),
-    Setting("GRAPHRUN_MAX_BLOCKING_SECONDS", "a run whose node holds the event loop longer ends ERROR "
-            "(EventLoopBlocked); 0: off", "max_blocking_seconds", float, bounds=(0, 3600)),
-    Setting("GRAPHRUN_EVENT_RETENTION_SECONDS", "how long a run's events stay after it ends (pruned hourly)",
-            "event_retention_seconds", float, bounds=(0, 365 * 86400)),
+    Setting(
+        "GRAPHRUN_MAX_CONCURRENT_RUNS",
+        "most runs executing on this replica at once; beyond it Wait/Stream "
+        "get RESOURCE_EXHAUSTED (REPLICA_BUSY) and created runs wait PENDING for any replica",
+        "max_concurrent_runs",
+        int,
+        bounds=(1, 100_000),
+    ),
+    Setting(
+        "GRAPHRUN_MAX_PENDING_RUNS",
+        "runs waiting in the database (all replicas) before new ones get RESOURCE_EXHAUSTED",
+        "max_pending_runs",
+        int,
+        bounds=(0, 100_000_000),
+    ),
+    Setting(
+        "GRAPHRUN_LEASE_SECONDS",
+        "a run's lease; renewed every third of it; a replica stops a run once two "
+        "thirds of it passed, on its own clock, without a renewal that came back; another replica takes the run "
+        "over once it lapses",
+        "lease_seconds",
+        float,
+        bounds=(0.5, 3600),
+    ),
+    Setting(
+        "GRAPHRUN_MAX_ATTEMPTS",
+        "executions of one run (takeovers included; clean hand-backs not counted) before it ends ERROR",
+        "max_attempts",
+        int,
+        bounds=(1, 100),
+    ),
+    Setting(
+        "GRAPHRUN_MAX_BLOCKING_SECONDS",
+        "a run whose node holds the event loop longer ends ERROR (EventLoopBlocked); 0: off",
+        "max_blocking_seconds",
+        float,
+        bounds=(0, 3600),
+    ),
+    Setting(
+        "GRAPHRUN_EVENT_RETENTION_SECONDS",
+        "how long a run's events stay after it ends (pruned hourly)",
+        "event_retention_seconds",
+        float,
+        bounds=(0, 365 * 86400),
+    ),
     # -- security
     Setting("GRAPHRUN_TLS_CERT", "PEM certificate chain: with the key, the server speaks TLS only", "tls_cert"),
     Setting("GRAPHRUN_TLS_KEY", "PEM private key of the certificate", "tls_key"),
-    Setting("GRAPHRUN_TLS_CLIENT_CA", "mutual TLS: accept only clients with a certificate this CA signed",
-            "tls_client_ca"),
-    Setting("GRAPHRUN_JWT_SECRET", "require bearer JWTs signed with this HS256 secret", "auth.jwt_secret",
-            secret=True),
-    Setting("GRAPHRUN_JWT_PUBLIC_KEY_FILE", "… or RS256/ES256 JWTs checked with this PEM public key",
-            "auth.jwt_public_key_file"),
+    Setting(
+        "GRAPHRUN_TLS_CLIENT_CA", "mutual TLS: accept only clients with a certificate this CA signed", "tls_client_ca"
+    ),
+    Setting("GRAPHRUN_JWT_SECRET", "require bearer JWTs signed with this HS256 secret", "auth.jwt_secret", secret=True),
+    Setting(
+        "GRAPHRUN_JWT_PUBLIC_KEY_FILE",
+        "… or RS256/ES256 JWTs checked with this PEM public key",
+        "auth.jwt_public_key_file",
+    ),
     Setting("GRAPHRUN_JWKS_FILE", "… or with the keys of this JWKS file", "auth.jwks_file"),
-    Setting("GRAPHRUN_JWT_AUDIENCE", "required `aud` of JWTs (`exp` and `sub` are always required)",
-            "auth.audience"),
+    Setting("GRAPHRUN_JWT_AUDIENCE", "required `aud` of JWTs (`exp` and `sub` are always required)", "auth.audience"),
     Setting("GRAPHRUN_JWT_ISSUER", "required `iss` of JWTs", "auth.issuer"),
-    Setting("GRAPHRUN_API_KEYS_FILE", "static API keys: a JSON object {\"key\": \"caller name\"} (or "
-            "{\"key\": {\"name\": …, \"scopes\": [\"graphrun:read\"]}})", "auth.api_keys_file"),
-    Setting("GRAPHRUN_AUTH_MTLS", "a call without a token is the service its verified client certificate names "
-            "(the SPIFFE id of its URI SAN, else its subject CN); needs --tls-client-ca", "auth.mtls", bool),
-    Setting("GRAPHRUN_AUTH_HEALTH", "`required`: health and reflection need a token too", "auth.open_health",
-            choices={"open": True, "required": False}),
-    Setting("GRAPHRUN_ALLOW_UNAUTHENTICATED", "serve without authentication on a non-loopback address (refused "
-            "otherwise)", "allow_unauthenticated", bool),
-    Setting("GRAPHRUN_WEBHOOK_ALLOWED_HOSTS", "hosts runs may name in `webhook`, comma-separated (`hooks.example.com`, "
-            "`*.example.com`, `*` for any public host); a private or loopback address only when listed by name or "
-            "address; unset: webhooks are refused", "webhook_allowed_hosts"),
-    Setting("GRAPHRUN_WEBHOOK_SECRET", "the key of webhooks' HMAC-SHA256 signature (`graphrun-signature`); needed "
-            "with GRAPHRUN_WEBHOOK_ALLOWED_HOSTS", "webhook_secret", secret=True),
+    Setting(
+        "GRAPHRUN_API_KEYS_FILE",
+        'static API keys: a JSON object {"key": "caller name"} (or {"key": {"name": …, "scopes": ["graphrun:read"]}})',
+        "auth.api_keys_file",
+    ),
+    Setting(
+        "GRAPHRUN_AUTH_MTLS",
+        "a call without a token is the service its verified client certificate names "
+        "(the SPIFFE id of its URI SAN, else its subject CN); needs --tls-client-ca",
+        "auth.mtls",
+        bool,
+    ),
+    Setting(
+        "GRAPHRUN_AUTH_HEALTH",
+        "`required`: health and reflection need a token too",
+        "auth.open_health",
+        choices={"open": True, "required": False},
+    ),
+    Setting(
+        "GRAPHRUN_ALLOW_UNAUTHENTICATED",
+        "serve without authentication on a non-loopback address (refused otherwise)",
+        "allow_unauthenticated",
+        bool,
+    ),
+    Setting(
+        "GRAPHRUN_WEBHOOK_ALLOWED_HOSTS",
+        "hosts runs may name in `webhook`, comma-separated (`hooks.example.com`, "
+        "`*.example.com`, `*` for any public host); a private or loopback address only when listed by name or "
+        "address; unset: webhooks are refused",
+        "webhook_allowed_hosts",
+    ),
+    Setting(
+        "GRAPHRUN_WEBHOOK_SECRET",
+        "the key of webhooks' HMAC-SHA256 signature (`graphrun-signature`); needed with GRAPHRUN_WEBHOOK_ALLOWED_HOSTS",
+        "webhook_secret",
+        secret=True,
+    ),
     # -- observability
-    Setting("GRAPHRUN_LOG_LEVEL", "log level", "log_level",
-            choices={w.lower(): w for w in ("DEBUG", "INFO", "WARNING", "ERROR")}),
-    Setting("GRAPHRUN_LOG_FORMAT", "`json` for one JSON object a line; lines about a run carry run_id and "
-            "thread_id either way", "log_format", choices={"text": "text", "json": "json"}),
-    Setting("GRAPHRUN_METRICS_PORT", "serve Prometheus metrics on this port (/metrics; 0: any free port); unset: off",
-            "metrics_port", int, bounds=(0, 65535)),
+    Setting(
+        "GRAPHRUN_LOG_LEVEL",
+        "log level",
+        "log_level",
+        choices={w.lower(): w for w in ("DEBUG", "INFO", "WARNING", "ERROR")},
+    ),
+    Setting(
+        "GRAPHRUN_LOG_FORMAT",
+        "`json` for one JSON object a line; lines about a run carry run_id and thread_id either way",
+        "log_format",
+        choices={"text": "text", "json": "json"},
+    ),
+    Setting(
+        "GRAPHRUN_METRICS_PORT",
+        "serve Prometheus metrics on this port (/metrics; 0: any free port); unset: off",
+        "metrics_port",
+        int,
+        bounds=(0, 65535),
+    ),
     Setting("GRAPHRUN_METRICS_HOST", "address of the metrics endpoint", "metrics_host"),
-    Setting("OTEL_TRACES_EXPORTER", "`console` or `otlp` (with opentelemetry-exporter-otlp installed) turns on "
-            "traces: a span per call, per run attempt, per node", default="none", option="--traces-exporter"),
+    Setting(
+        "OTEL_TRACES_EXPORTER",
+        "`console` or `otlp` (with opentelemetry-exporter-otlp installed) turns on "
+        "traces: a span per call, per run attempt, per node",
+        default="none",
+        option="--traces-exporter",
+    ),
     # -- the example agent
     Setting("GRAPHRUN_CHAT_MODEL", "the example agent's chat model (`provider:model`); unset: the demo model"),
     Setting("GRAPHRUN_DEMO_TOKEN_DELAY_MS", "delay between the demo model's tokens", default="0"),
@@ -215,10 +329,12 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         if setting.kind is bool:
             parser.add_argument(setting.flag, dest=setting.dest, action="store_true", default=None, help=help_text)
             continue
-        parser.add_argument(setting.flag, dest=setting.dest, metavar=_metavar(setting), help=help_text,
-                            type=_option_type(setting))
-    parser.add_argument("--print-config", action="store_true",
-                        help="print the settings in effect (secrets masked) and exit")
+        parser.add_argument(
+            setting.flag, dest=setting.dest, metavar=_metavar(setting), help=help_text, type=_option_type(setting)
+        )
+    parser.add_argument(
+        "--print-config", action="store_true", help="print the settings in effect (secrets masked) and exit"
+    )
 
 
 def _metavar(setting: Setting) -> str:
@@ -227,7 +343,8 @@ def _metavar(setting: Setting) -> str:
     if setting.kind is str and setting.env.endswith(("_FILE", "_DIR", "_CERT", "_KEY", "_CA", "_CONFIG")):
         return "PATH"
     return {int: "N", float: "SECONDS" if "SECONDS" in setting.env or "TIMEOUT" in setting.env else "N"}.get(
-        setting.kind, "VALUE")
+        setting.kind, "VALUE"
+    )
 
 
 def _option_type(setting: Setting) -> Callable[[str], Any]:

@@ -64,16 +64,23 @@ def _ref(config: dict | None) -> dict[str, str] | None:
     conf = (config or {}).get("configurable", {})
     if not conf.get("checkpoint_id"):
         return None
-    return {"thread_id": str(conf.get("thread_id", "")), "checkpoint_ns": conf.get("checkpoint_ns", ""),
-            "checkpoint_id": conf["checkpoint_id"]}
+    return {
+        "thread_id": str(conf.get("thread_id", "")),
+        "checkpoint_ns": conf.get("checkpoint_ns", ""),
+        "checkpoint_id": conf["checkpoint_id"],
+    }
 
 
 def _task_to_json(task: PregelTask, parent_ns: str) -> dict[str, Any]:
     """A pending task. LangGraph gives a subgraph task a `state`: the config of the subgraph's
     checkpoints, or (read with `subgraphs=True`) its StateSnapshot; either way the task shows
     the namespace to address them by, named as LangGraph names it."""
-    out = {"id": task.id, "name": task.name, "error": task_error_text(task.error),
-           "interrupts": [interrupt_to_json(i) for i in task.interrupts]}
+    out = {
+        "id": task.id,
+        "name": task.name,
+        "error": task_error_text(task.error),
+        "interrupts": [interrupt_to_json(i) for i in task.interrupts],
+    }
     if task.state is not None:
         own = f"{task.name}{NS_END}{task.id}"
         out["checkpoint_ns"] = f"{parent_ns}{NS_SEP}{own}" if parent_ns else own
@@ -88,8 +95,10 @@ def snapshot_to_json(snapshot: StateSnapshot) -> dict[str, Any]:
     return {
         "values": to_json(values) if isinstance(values, dict) else {"__root__": to_json(values)},
         "next": list(snapshot.next),
-        "tasks": [_task_to_json(t, (snapshot.config or {}).get("configurable", {}).get("checkpoint_ns", ""))
-                  for t in snapshot.tasks],
+        "tasks": [
+            _task_to_json(t, (snapshot.config or {}).get("configurable", {}).get("checkpoint_ns", ""))
+            for t in snapshot.tasks
+        ],
         "checkpoint": _ref(snapshot.config),
         "metadata": to_json(snapshot.metadata or {}),
         "created_at": snapshot.created_at,
@@ -102,10 +111,16 @@ def snapshot_payload_to_json(payload: dict[str, Any]) -> dict[str, Any]:
     """A checkpoint as LangGraph's `checkpoints` stream gives it (`get_state()`'s fields as a
     dict, without `created_at`), in the shape of `snapshot_to_json`."""
     values = payload.get("values")
-    tasks = [{"id": t["id"], "name": t["name"], "error": task_error_text(t.get("error")),
-              "interrupts": [interrupt_to_json(i) for i in t.get("interrupts", ())]}
-             for t in payload.get("tasks", ())]
-    for task, raw in zip(tasks, payload.get("tasks", ())):  # a subgraph's task: where its checkpoints are
+    tasks = [
+        {
+            "id": t["id"],
+            "name": t["name"],
+            "error": task_error_text(t.get("error")),
+            "interrupts": [interrupt_to_json(i) for i in t.get("interrupts", ())],
+        }
+        for t in payload.get("tasks", ())
+    ]
+    for task, raw in zip(tasks, payload.get("tasks", ()), strict=True):  # a subgraph's task: where its checkpoints are
         if isinstance(state := raw.get("state"), dict) and (ns := state.get("configurable", {}).get("checkpoint_ns")):
             task["checkpoint_ns"] = ns
     return {
@@ -122,8 +137,16 @@ def snapshot_payload_to_json(payload: dict[str, Any]) -> dict[str, Any]:
 
 def empty_state() -> dict[str, Any]:
     """The state of a thread with no checkpoint yet."""
-    return {"values": {}, "next": [], "tasks": [], "checkpoint": None, "metadata": {}, "created_at": None,
-            "parent_checkpoint": None, "interrupts": []}
+    return {
+        "values": {},
+        "next": [],
+        "tasks": [],
+        "checkpoint": None,
+        "metadata": {},
+        "created_at": None,
+        "parent_checkpoint": None,
+        "interrupts": [],
+    }
 
 
 def may_have_next_tasks(graph: Pregel, checkpoint: dict[str, Any]) -> bool:
@@ -145,8 +168,9 @@ def may_have_next_tasks(graph: Pregel, checkpoint: dict[str, Any]) -> bool:
         for name, node in graph.nodes.items():
             seen = seen_by.get(name)
             for channel in node.triggers:
-                if channel not in versions or (channel not in values
-                                               and isinstance(graph.channels.get(channel), EphemeralValue)):
+                if channel not in versions or (
+                    channel not in values and isinstance(graph.channels.get(channel), EphemeralValue)
+                ):
                     continue  # never written, or emptied since
                 if seen is None or channel not in seen or versions[channel] > seen[channel]:
                     return True

@@ -25,18 +25,22 @@ async def check_database(dsn: str, timeout: float) -> None:
     try:
         conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as exc:
-        raise SystemExit(f"{masked_dsn(dsn)!r} is not a PostgreSQL DSN ({_first_line(exc)}); "
-                         f"fix {DATABASE_SETTING}") from None
+        raise SystemExit(
+            f"{masked_dsn(dsn)!r} is not a PostgreSQL DSN ({_first_line(exc)}); fix {DATABASE_SETTING}"
+        ) from None
     try:
         async with asyncio.timeout(timeout):
             connection = await psycopg.AsyncConnection.connect(dsn, connect_timeout=max(2, round(timeout)))
         await connection.close()
     except TimeoutError:
-        raise SystemExit(f"cannot connect to the database {masked_dsn(dsn)}: no answer within {timeout:g} s "
-                         f"(GRAPHRUN_DB_TIMEOUT); check {DATABASE_SETTING}") from None
+        raise SystemExit(
+            f"cannot connect to the database {masked_dsn(dsn)}: no answer within {timeout:g} s "
+            f"(GRAPHRUN_DB_TIMEOUT); check {DATABASE_SETTING}"
+        ) from None
     except psycopg.Error as exc:
-        raise SystemExit(f"cannot connect to the database {masked_dsn(dsn)}: {_first_line(exc)}; "
-                         f"check {DATABASE_SETTING}") from None
+        raise SystemExit(
+            f"cannot connect to the database {masked_dsn(dsn)}: {_first_line(exc)}; check {DATABASE_SETTING}"
+        ) from None
 
 
 def read_pem(path: str, setting: str) -> bytes:

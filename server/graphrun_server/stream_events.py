@@ -42,8 +42,9 @@ def langgraph_modes(api_modes: list[str]) -> list[str]:
     return sorted({m for mode in api_modes for m in STREAM_MODES[mode]} | {"debug"})
 
 
-async def chunks(graph, graph_input: Any, config: dict[str, Any], api_modes: list[str], subgraphs: bool,
-                 **kwargs: Any) -> AsyncIterator[tuple[Namespace, str, Any]]:
+async def chunks(
+    graph, graph_input: Any, config: dict[str, Any], api_modes: list[str], subgraphs: bool, **kwargs: Any
+) -> AsyncIterator[tuple[Namespace, str, Any]]:
     """`(namespace, mode, payload)` for everything the graph streams, with the callback events
     of LangChain's `astream_events` as mode `events` when the caller asked for them.
 
@@ -54,8 +55,9 @@ async def chunks(graph, graph_input: Any, config: dict[str, Any], api_modes: lis
     """
     modes = langgraph_modes(api_modes)
     if "events" in api_modes:
-        stream = graph.astream_events(graph_input, config, version="v2", stream_mode=modes, subgraphs=subgraphs,
-                                      **kwargs)
+        stream = graph.astream_events(
+            graph_input, config, version="v2", stream_mode=modes, subgraphs=subgraphs, **kwargs
+        )
         graph_run = str(config["run_id"])
         async for event in stream:
             if event["event"] != "on_chain_stream" or event["run_id"] != graph_run:
@@ -112,8 +114,15 @@ class EventTranslator:
                 data = checkpoint_to_json(payload)
                 self.append(ev.CHECKPOINT, {"state": data}, ns)
             if "debug" in self.wanted:
-                self.append(ev.DEBUG, {"step": step, "timestamp": entry.get("timestamp"),
-                                       "checkpoint": data or checkpoint_to_json(payload)}, ns)
+                self.append(
+                    ev.DEBUG,
+                    {
+                        "step": step,
+                        "timestamp": entry.get("timestamp"),
+                        "checkpoint": data or checkpoint_to_json(payload),
+                    },
+                    ns,
+                )
             return
         if kind not in ("task", "task_result"):
             return
@@ -125,16 +134,28 @@ class EventTranslator:
             task = task_to_json(payload, step, finished)
             self.append(ev.TASK, task, ns)
         if "debug" in self.wanted:
-            self.append(ev.DEBUG, {"step": step, "timestamp": entry.get("timestamp"),
-                                   "task": task or task_to_json(payload, step, finished)}, ns)
+            self.append(
+                ev.DEBUG,
+                {
+                    "step": step,
+                    "timestamp": entry.get("timestamp"),
+                    "task": task or task_to_json(payload, step, finished),
+                },
+                ns,
+            )
 
     def _message(self, ns: Namespace, message: BaseMessage, meta: dict[str, Any]) -> None:
         delta = isinstance(message, BaseMessageChunk)
         step = meta.get("langgraph_step", 0)
         if delta:
             self.streamed[message.id] = (step, ns)
-        data = {"message_id": message.id or "", "delta": delta, "message": message_to_json(message),
-                "node": meta.get("langgraph_node", ""), "step": step}
+        data = {
+            "message_id": message.id or "",
+            "delta": delta,
+            "message": message_to_json(message),
+            "node": meta.get("langgraph_node", ""),
+            "step": step,
+        }
         if message.id not in self.described:  # the first event of a message carries its metadata
             self.described.add(message.id)
             data["metadata"] = to_json(meta)
@@ -150,8 +171,17 @@ class EventTranslator:
                     if streamed_ns != ns:
                         continue
                     del self.streamed[message.id]
-                    self.append(ev.MESSAGE, {"message_id": message.id, "delta": False,
-                                             "message": message_to_json(message), "node": node, "step": step}, ns)
+                    self.append(
+                        ev.MESSAGE,
+                        {
+                            "message_id": message.id,
+                            "delta": False,
+                            "message": message_to_json(message),
+                            "node": node,
+                            "step": step,
+                        },
+                        ns,
+                    )
 
 
 def _object(values: Any) -> dict[str, Any]:
@@ -162,13 +192,24 @@ def _object(values: Any) -> dict[str, Any]:
 def task_to_json(task: dict[str, Any], step: int, finished: bool) -> dict[str, Any]:
     """A task of LangGraph's `tasks` stream as the `TaskEvent` shape."""
     if not finished:
-        return {"id": task["id"], "name": task["name"], "step": step, "phase": "started",
-                "input": to_json(task.get("input")), "triggers": list(task.get("triggers") or ()),
-                "metadata": to_json(task.get("metadata") or {})}
-    return {"id": task["id"], "name": task["name"], "step": step, "phase": "finished",
-            "error": task_error_text(task.get("error")),
-            "interrupts": [interrupt_to_json(i) for i in task.get("interrupts", ())],
-            "result": _object(task.get("result") or {})}
+        return {
+            "id": task["id"],
+            "name": task["name"],
+            "step": step,
+            "phase": "started",
+            "input": to_json(task.get("input")),
+            "triggers": list(task.get("triggers") or ()),
+            "metadata": to_json(task.get("metadata") or {}),
+        }
+    return {
+        "id": task["id"],
+        "name": task["name"],
+        "step": step,
+        "phase": "finished",
+        "error": task_error_text(task.get("error")),
+        "interrupts": [interrupt_to_json(i) for i in task.get("interrupts", ())],
+        "result": _object(task.get("result") or {}),
+    }
 
 
 def checkpoint_to_json(payload: dict[str, Any]) -> dict[str, Any]:
@@ -178,7 +219,12 @@ def checkpoint_to_json(payload: dict[str, Any]) -> dict[str, Any]:
 
 def langchain_event_to_json(event: dict[str, Any]) -> dict[str, Any]:
     """A LangChain `StreamEvent` as the `LangChainEvent` shape."""
-    return {"event": event.get("event", ""), "name": str(event.get("name", "")), "run_id": str(event.get("run_id", "")),
-            "parent_ids": [str(p) for p in event.get("parent_ids", ())], "tags": list(event.get("tags") or ()),
-            "metadata": to_json(event.get("metadata") or {}), "data": _object(event.get("data") or {})}
-
+    return {
+        "event": event.get("event", ""),
+        "name": str(event.get("name", "")),
+        "run_id": str(event.get("run_id", "")),
+        "parent_ids": [str(p) for p in event.get("parent_ids", ())],
+        "tags": list(event.get("tags") or ()),
+        "metadata": to_json(event.get("metadata") or {}),
+        "data": _object(event.get("data") or {}),
+    }

@@ -44,6 +44,6 @@ def _message_in_repr(text: str) -> str | None:
     if isinstance(builtin, type) and issubclass(builtin, BaseException):
         try:
             return str(builtin(*args))  # KeyError's str differs from other exceptions'
-        except Exception:
+        except Exception:  # noqa: BLE001 - a constructor that refuses these arguments: the generic text below
             pass
     return "" if not args else str(args[0]) if len(args) == 1 else str(args)

@@ -18,7 +18,7 @@ from .project import ThreadTtl
 
 log = logging.getLogger(__name__)
 
-SWEEP_LOCK = 0x6772_7474_6c00  # "grttl": the advisory lock one replica's sweep holds
+SWEEP_LOCK = 0x6772_7474_6C00  # "grttl": the advisory lock one replica's sweep holds
 DEFAULT_SWEEP_MINUTES = 5.0
 
 
@@ -53,8 +53,9 @@ class ThreadSweeper:
         sweeping: how many threads were deleted or pruned, or None when it did not sweep."""
         try:
             async with self.pool.connection() as conn:
-                if not (await (await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (SWEEP_LOCK,))
-                               ).fetchone())["ok"]:
+                if not (await (await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (SWEEP_LOCK,))).fetchone())[
+                    "ok"
+                ]:
                     return None
                 try:
                     done = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import dataclasses
 import uuid
 from typing import Any
@@ -12,8 +13,14 @@ from langgraph._internal._config import recast_checkpoint_ns
 from langgraph.pregel import Pregel
 from langgraph.types import StateSnapshot
 
-from .errors import (CheckpointNamespaceNotFound, CheckpointNotFound, GraphrunError, NoGraphForThread, PruneRefused,
-                     invalid)
+from .errors import (
+    CheckpointNamespaceNotFound,
+    CheckpointNotFound,
+    GraphrunError,
+    NoGraphForThread,
+    PruneRefused,
+    invalid,
+)
 from .incoming import messages_from_json
 from .registry import Assistant, Registry
 from .runner import GraphRunner, graph_config
@@ -40,8 +47,10 @@ def subgraph_at(assistant: Assistant, checkpoint_ns: str) -> Pregel:
     for _, graph in assistant.graph.get_subgraphs(namespace=path, recurse=True):
         return graph
     known = [name for name, _ in assistant.graph.get_subgraphs(recurse=True)]
-    raise invalid("checkpoint_ns", f"graph {assistant.graph_id!r} has no subgraph at {path!r}; "
-                                   f"subgraphs: {', '.join(known) or 'none'}")
+    raise invalid(
+        "checkpoint_ns",
+        f"graph {assistant.graph_id!r} has no subgraph at {path!r}; subgraphs: {', '.join(known) or 'none'}",
+    )
 
 
 class Threads:
@@ -51,15 +60,15 @@ class Threads:
         self.runner = runner
         self.checkpointer = runner.checkpointer
 
-    async def create(self, thread_id: str | None, metadata: dict,
-                     ttl: tuple[float, str] | None = None) -> ThreadRecord:
+    async def create(self, thread_id: str | None, metadata: dict, ttl: tuple[float, str] | None = None) -> ThreadRecord:
         return await self.records.create_thread(thread_id, metadata, ttl)
 
     async def get(self, thread_id: str) -> ThreadRecord:
         return await self.records.get_thread(thread_id)
 
-    async def list(self, statuses: list[str], metadata: dict, assistant_id: str | None, page_size: int,
-                   page_token: str) -> tuple[list[ThreadRecord], str]:
+    async def list(
+        self, statuses: list[str], metadata: dict, assistant_id: str | None, page_size: int, page_token: str
+    ) -> tuple[list[ThreadRecord], str]:
         return await self.records.list_threads(statuses, metadata, assistant_id, page_size, page_token)
 
     async def delete(self, thread_id: str) -> None:
@@ -116,36 +125,50 @@ class Threads:
         if checkpoint_id and await self.checkpointer.aget_tuple(graph_config(thread_id, checkpoint_id)) is None:
             raise CheckpointNotFound(thread_id, checkpoint_id)
 
-    async def _read_namespace(self, thread_id: str, assistant: Assistant | None, checkpoint_id: str | None,
-                              checkpoint_ns: str, subgraphs: bool = False) -> StateSnapshot:
+    async def _read_namespace(
+        self,
+        thread_id: str,
+        assistant: Assistant | None,
+        checkpoint_id: str | None,
+        checkpoint_ns: str,
+        subgraphs: bool = False,
+    ) -> StateSnapshot:
         """A subgraph's state at `checkpoint_ns`; NOT_FOUND when the thread has no checkpoint there
         (LangGraph would answer an empty state, which cannot be told from a typo)."""
         if assistant is None:  # no run yet: no checkpoints in any namespace
             raise CheckpointNamespaceNotFound(thread_id, checkpoint_ns)
         subgraph_at(assistant, checkpoint_ns)
-        snapshot = await read_state(assistant.graph, _config(thread_id, checkpoint_id, checkpoint_ns),
-                                    subgraphs=subgraphs)
+        snapshot = await read_state(
+            assistant.graph, _config(thread_id, checkpoint_id, checkpoint_ns), subgraphs=subgraphs
+        )
         if snapshot.metadata is None:  # nothing saved at that address
             if checkpoint_id:
                 raise CheckpointNotFound(thread_id, checkpoint_id, checkpoint_ns)
             raise CheckpointNamespaceNotFound(thread_id, checkpoint_ns)
         return snapshot
 
-    async def get_state(self, thread_id: str, checkpoint_id: str | None = None, checkpoint_ns: str = "",
-                        subgraphs: bool = False) -> dict[str, Any]:
+    async def get_state(
+        self, thread_id: str, checkpoint_id: str | None = None, checkpoint_ns: str = "", subgraphs: bool = False
+    ) -> dict[str, Any]:
         thread = await self.records.get_thread(thread_id)
         assistant = self._assistant(thread)
         if checkpoint_ns:
-            return snapshot_to_json(await self._read_namespace(thread_id, assistant, checkpoint_id, checkpoint_ns,
-                                                               subgraphs))
+            return snapshot_to_json(
+                await self._read_namespace(thread_id, assistant, checkpoint_id, checkpoint_ns, subgraphs)
+            )
         await self._existing_checkpoint(thread_id, checkpoint_id)
         if assistant is None:
             return empty_state()
         snapshot = await read_state(assistant.graph, graph_config(thread_id, checkpoint_id), subgraphs=subgraphs)
-        return snapshot_to_json(snapshot) if snapshot.config.get("configurable", {}).get("checkpoint_id") else empty_state()
+        return (
+            snapshot_to_json(snapshot)
+            if snapshot.config.get("configurable", {}).get("checkpoint_id")
+            else empty_state()
+        )
 
-    async def get_history(self, thread_id: str, page_size: int, page_token: str,
-                          checkpoint_ns: str = "") -> tuple[list[dict], str]:
+    async def get_history(
+        self, thread_id: str, page_size: int, page_token: str, checkpoint_ns: str = ""
+    ) -> tuple[builtins.list[dict], str]:  # `list` is a method here
         if page_size < 0 or page_size > MAX_PAGE_SIZE:
             raise invalid("page_size", f"must be between 1 and {MAX_PAGE_SIZE} (0 for the default {DEFAULT_PAGE_SIZE})")
         page_size = page_size or DEFAULT_PAGE_SIZE
@@ -164,11 +187,12 @@ class Threads:
             return [], ""
         config = _config(thread_id, None, checkpoint_ns)
         try:
-            snapshots = [s async for s in
-                         assistant.graph.aget_state_history(config, before=before, limit=page_size + 1)]
+            snapshots = [
+                s async for s in assistant.graph.aget_state_history(config, before=before, limit=page_size + 1)
+            ]
         except NOT_THE_GRAPH:
             raise
-        except Exception:  # a checkpoint holds writes the graph refuses (see read_state): one at a time
+        except Exception:  # noqa: BLE001 - a checkpoint holds writes the graph refuses (see read_state): one at a time
             saved = [t async for t in self.checkpointer.alist(config, before=before, limit=page_size + 1)]
             snapshots = [await read_state(assistant.graph, t.config) for t in saved]
         states = [snapshot_to_json(s) for s in snapshots]
@@ -178,8 +202,14 @@ class Threads:
             token = base64.urlsafe_b64encode(states[-1]["checkpoint"]["checkpoint_id"].encode()).decode()
         return states, token
 
-    async def update_state(self, thread_id: str, values: dict | None, as_node: str | None,
-                           checkpoint_id: str | None, checkpoint_ns: str = "") -> dict[str, str]:
+    async def update_state(
+        self,
+        thread_id: str,
+        values: dict | None,
+        as_node: str | None,
+        checkpoint_id: str | None,
+        checkpoint_ns: str = "",
+    ) -> dict[str, str]:
         thread = await self.records.get_thread(thread_id)
         assistant = self._assistant(thread)
         if assistant is None:
@@ -188,24 +218,30 @@ class Threads:
         nodes = [n for n in graph.nodes if not n.startswith("__")]
         if as_node and as_node not in nodes:
             where = f"subgraph {recast_checkpoint_ns(checkpoint_ns)!r} of graph" if checkpoint_ns else "graph"
-            raise invalid("as_node", f"{where} {assistant.graph_id!r} has no node {as_node!r}; "
-                                     f"nodes: {', '.join(nodes)}")
+            raise invalid(
+                "as_node", f"{where} {assistant.graph_id!r} has no node {as_node!r}; nodes: {', '.join(nodes)}"
+            )
         async with self.records.thread_changing(thread_id):  # THREAD_BUSY while a run is in flight
             if checkpoint_ns:  # a namespace no run wrote: an update there would start a history no run reads
                 await self._read_namespace(thread_id, assistant, checkpoint_id, checkpoint_ns)
             else:
                 await self._existing_checkpoint(thread_id, checkpoint_id)
             try:
-                config = await assistant.graph.aupdate_state(_config(thread_id, checkpoint_id, checkpoint_ns),
-                                                             messages_from_json(graph, values),
-                                                             as_node=as_node or None)
+                config = await assistant.graph.aupdate_state(
+                    _config(thread_id, checkpoint_id, checkpoint_ns),
+                    messages_from_json(graph, values),
+                    as_node=as_node or None,
+                )
             except NOT_THE_GRAPH:
                 raise
-            except Exception as exc:  # the graph refused the values (InvalidUpdateError, a reducer raised)
+            except Exception as exc:  # noqa: BLE001 - the graph refused the values (InvalidUpdateError, a reducer raised)
                 raise invalid("values", f"{type(exc).__name__}: {exc}") from None
             # The update may have answered the question the thread was waiting on.
             snapshot = await assistant.graph.aget_state(graph_config(thread_id))
             await self.records.set_thread_status(thread_id, "interrupted" if snapshot.interrupts else "idle")
         conf = config["configurable"]
-        return {"thread_id": thread_id, "checkpoint_ns": conf.get("checkpoint_ns", ""),
-                "checkpoint_id": conf["checkpoint_id"]}
+        return {
+            "thread_id": thread_id,
+            "checkpoint_ns": conf.get("checkpoint_ns", ""),
+            "checkpoint_id": conf["checkpoint_id"],
+        }

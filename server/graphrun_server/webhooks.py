@@ -47,8 +47,10 @@ class WebhookPolicy:
         self.patterns = [h.strip().lower() for h in (allowed_hosts or "").split(",") if h.strip()]
         self.secret = secret
         if self.patterns and not secret:
-            raise SystemExit("--webhook-allowed-hosts / GRAPHRUN_WEBHOOK_ALLOWED_HOSTS needs a signing key: set "
-                             "--webhook-secret / GRAPHRUN_WEBHOOK_SECRET")
+            raise SystemExit(
+                "--webhook-allowed-hosts / GRAPHRUN_WEBHOOK_ALLOWED_HOSTS needs a signing key: set "
+                "--webhook-secret / GRAPHRUN_WEBHOOK_SECRET"
+            )
 
     def check(self, url: str, field: str) -> None:
         """INVALID_ARGUMENT naming `field` unless runs may send webhooks to `url`."""
@@ -56,11 +58,13 @@ class WebhookPolicy:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise InvalidArgument([FieldViolation(field, "must be an http:// or https:// URL")])
         if not self.patterns:
-            raise InvalidArgument([FieldViolation(field, "webhooks are off on this server "
-                                                         "(GRAPHRUN_WEBHOOK_ALLOWED_HOSTS is not set)")])
+            raise InvalidArgument(
+                [FieldViolation(field, "webhooks are off on this server (GRAPHRUN_WEBHOOK_ALLOWED_HOSTS is not set)")]
+            )
         if not any(fnmatch.fnmatchcase(parts.hostname.lower(), p) for p in self.patterns):
-            raise InvalidArgument([FieldViolation(field, f"host {parts.hostname!r} is not in "
-                                                         "GRAPHRUN_WEBHOOK_ALLOWED_HOSTS")])
+            raise InvalidArgument(
+                [FieldViolation(field, f"host {parts.hostname!r} is not in GRAPHRUN_WEBHOOK_ALLOWED_HOSTS")]
+            )
 
     def listed_by_name(self, host: str) -> bool:
         """Listed exactly (not through a wildcard): may be a private or loopback address."""
@@ -123,7 +127,9 @@ class WebhookSender:
                                    WHERE status = 'pending' AND next_attempt_at <= now()
                                    ORDER BY next_attempt_at LIMIT 20 FOR UPDATE SKIP LOCKED)
                 RETURNING run_id::text AS run_id, url, attempts
-                """, (LEASE_SECONDS,))
+                """,
+                (LEASE_SECONDS,),
+            )
             due = await cur.fetchall()
         await asyncio.gather(*(self._deliver(row["run_id"], row["url"], row["attempts"]) for row in due))
         return len(due)
@@ -145,9 +151,13 @@ class WebhookSender:
         except (ValueError, OSError) as exc:
             return f"refused: {exc}"
         timestamp = str(int(time.time()))
-        headers = {"content-type": "application/json", "graphrun-webhook-id": run_id,
-                   "graphrun-timestamp": timestamp, "graphrun-signature": self.policy.sign(timestamp, body),
-                   "host": parts.netloc}
+        headers = {
+            "content-type": "application/json",
+            "graphrun-webhook-id": run_id,
+            "graphrun-timestamp": timestamp,
+            "graphrun-signature": self.policy.sign(timestamp, body),
+            "host": parts.netloc,
+        }
         # Connect to the address just checked (DNS asked again could answer otherwise), with TLS
         # still verified for the URL's host name.
         target = url if parts.scheme == "https" else parts._replace(netloc=_with_port(address, port)).geturl()
@@ -171,7 +181,9 @@ class WebhookSender:
                        delivered_at = CASE WHEN %(status)s = 'delivered' THEN now() END,
                        next_attempt_at = now() + make_interval(secs => %(next_in)s)
                  WHERE run_id = %(run_id)s
-                """, {"status": status, "attempts": attempts, "error": error, "next_in": next_in, "run_id": run_id})
+                """,
+                {"status": status, "attempts": attempts, "error": error, "next_in": next_in, "run_id": run_id},
+            )
 
 
 def _with_port(address: str, port: int) -> str:

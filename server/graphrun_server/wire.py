@@ -72,7 +72,7 @@ def message_to_json(msg: BaseMessage) -> dict[str, Any]:
 
 
 def _wire_type(message_type: str) -> str:
-    """"AIMessageChunk" -> "ai", "human" -> "human": a chunk is written as its message's type."""
+    """ "AIMessageChunk" -> "ai", "human" -> "human": a chunk is written as its message's type."""
     wire = message_type.removesuffix("Chunk").lower().removesuffix("message") or message_type
     _TYPES[message_type] = wire
     return wire

@@ -58,8 +58,9 @@ def _model_from_env(spec: str) -> BaseChatModel:
             "Install it, e.g. `pip install langchain-openai` for 'openai:...'."
         ) from exc
     except Exception as exc:  # an unknown provider, a model the provider refuses, a missing API key
-        raise RuntimeError(f"{MODEL_ENV}={spec!r}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-                           ) from exc
+        raise RuntimeError(
+            f"{MODEL_ENV}={spec!r}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from exc
 
 
 class _LazyBoundModel:

@@ -18,8 +18,18 @@ from importlib.resources import files
 __all__ = ["Record", "format_date_de", "load_records", "search"]
 
 _GERMAN_MONTHS = (
-    "Januar", "Februar", "März", "April", "Mai", "Juni",
-    "Juli", "August", "September", "Oktober", "November", "Dezember",
+    "Januar",
+    "Februar",
+    "März",
+    "April",
+    "Mai",
+    "Juni",
+    "Juli",
+    "August",
+    "September",
+    "Oktober",
+    "November",
+    "Dezember",
 )
 
 # Words that carry no meaning for retrieval (question words, articles, fillers).

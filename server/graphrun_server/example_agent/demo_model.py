@@ -183,10 +183,7 @@ class DemoChatModel(BaseChatModel):
         if call:
             args = json.dumps(call["args"], ensure_ascii=False)
             first = {"name": call["name"], "args": "", "id": call["id"], "index": 0}
-            pieces = [first] + [
-                {"name": None, "args": piece, "id": None, "index": 0}
-                for piece in _split_args(args)
-            ]
+            pieces = [first] + [{"name": None, "args": piece, "id": None, "index": 0} for piece in _split_args(args)]
             parts = [AIMessageChunk(content="", tool_call_chunks=[p], id=message_id) for p in pieces]
         else:
             parts = [AIMessageChunk(content=tok, id=message_id) for tok in _TOKEN_RE.findall(text)]

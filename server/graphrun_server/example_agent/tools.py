@@ -26,8 +26,7 @@ def search_archives(query: str) -> str:
     if not records:
         return NO_RESULTS
     return "\n".join(
-        f"[{n}] Archiv: {r.title} ({r.date_de}) – {r.text} Ort: {r.building}."
-        for n, r in enumerate(records, start=1)
+        f"[{n}] Archiv: {r.title} ({r.date_de}) – {r.text} Ort: {r.building}." for n, r in enumerate(records, start=1)
     )
 
 

@@ -14,10 +14,15 @@ import datetime as dt
 import logging
 import os
 import sys
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from pythonjsonlogger.json import JsonFormatter
 
-run_context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("graphrun_run_context", default={})
+# Read-only: a run sets a new mapping (in_run_context), never changes the one it sees.
+run_context: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
+    "graphrun_run_context", default=MappingProxyType({})
+)
 FIELDS = ("run_id", "thread_id")
 
 
@@ -40,12 +45,12 @@ class _RunFields(logging.Filter):
 
 def _utc(record: logging.LogRecord) -> str:
     """`2026-12-06T15:13:39.701Z`."""
-    moment = dt.datetime.fromtimestamp(record.created, dt.timezone.utc)
+    moment = dt.datetime.fromtimestamp(record.created, dt.UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class _TextFormatter(logging.Formatter):
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return _utc(record)
 
     def format(self, record: logging.LogRecord) -> str:
@@ -57,20 +62,24 @@ class _TextFormatter(logging.Formatter):
 
 
 class _JsonFormatter(JsonFormatter):
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return _utc(record)
 
 
 def _json() -> logging.Formatter:
-    return _JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s %(run_id)s %(thread_id)s %(worker)s",
-                          rename_fields={"levelname": "level", "asctime": "time", "name": "logger"})
+    return _JsonFormatter(
+        "%(asctime)s %(levelname)s %(name)s %(message)s %(run_id)s %(thread_id)s %(worker)s",
+        rename_fields={"levelname": "level", "asctime": "time", "name": "logger"},
+    )
 
 
 def configure(level: str = "INFO", fmt: str = "text") -> None:
     """Log to stderr as text (default) or JSON lines (`GRAPHRUN_LOG_FORMAT=json`); the ready
     line to stdout, as its message alone or as JSON."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_json() if fmt == "json" else _TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        _json() if fmt == "json" else _TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     handler.addFilter(_RunFields())
     root = logging.getLogger()
     root.handlers = [handler]

@@ -32,19 +32,22 @@ def _code(context: grpc.aio.ServicerContext, exc: BaseException | None) -> str:
 class Metrics:
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
-        self.rpcs = Counter("graphrun_rpc_requests", "RPCs handled, by method and status code",
-                            ["method", "code"], registry=r)
-        self.rpc_seconds = Histogram("graphrun_rpc_duration_seconds", "RPC duration, by method", ["method"],
-                                     buckets=_RPC_BUCKETS, registry=r)
+        self.rpcs = Counter(
+            "graphrun_rpc_requests", "RPCs handled, by method and status code", ["method", "code"], registry=r
+        )
+        self.rpc_seconds = Histogram(
+            "graphrun_rpc_duration_seconds", "RPC duration, by method", ["method"], buckets=_RPC_BUCKETS, registry=r
+        )
         self.streams = Gauge("graphrun_active_streams", "Open server-streaming calls (Stream, Join)", registry=r)
-        self.runs = Counter("graphrun_runs_finished", "Runs that ended on this replica, by final status",
-                            ["status"], registry=r)
-        self.run_seconds = Histogram("graphrun_run_duration_seconds", "Run execution time on this replica",
-                                     buckets=_RUN_BUCKETS, registry=r)
+        self.runs = Counter(
+            "graphrun_runs_finished", "Runs that ended on this replica, by final status", ["status"], registry=r
+        )
+        self.run_seconds = Histogram(
+            "graphrun_run_duration_seconds", "Run execution time on this replica", buckets=_RUN_BUCKETS, registry=r
+        )
         self.executing = Gauge("graphrun_runs_executing", "Runs executing on this replica", registry=r)
         self.queue = Gauge("graphrun_queue_depth", "Runs pending in the database (all replicas)", registry=r)
-        self.pool = Gauge("graphrun_db_pool_connections", "Database pool connections, by state", ["state"],
-                          registry=r)
+        self.pool = Gauge("graphrun_db_pool_connections", "Database pool connections, by state", ["state"], registry=r)
         self._http = None
 
     def watch_pool(self, pool) -> None:
@@ -64,8 +67,10 @@ class Metrics:
         try:
             self._http, _thread = start_http_server(port, addr=host, registry=self.registry)
         except OSError as exc:
-            raise SystemExit(f"cannot serve metrics on {host}:{port}: {exc.strerror}; choose another port with "
-                             "--metrics-port / GRAPHRUN_METRICS_PORT") from None
+            raise SystemExit(
+                f"cannot serve metrics on {host}:{port}: {exc.strerror}; choose another port with "
+                "--metrics-port / GRAPHRUN_METRICS_PORT"
+            ) from None
         return self._http.server_port
 
     def close(self) -> None:

@@ -54,19 +54,28 @@ class Admission:
             raise QueueFull(pending)
         run_id, thread_id, spec = str(uuid.uuid4()), req.thread_id or str(uuid.uuid4()), req.to_json()
         acceptance = dict(
-            run_id=run_id, thread_id=thread_id, create_thread=req.create_thread or not req.thread_id,
-            assistant_id=assistant.assistant_id, multitask_strategy=req.multitask_strategy,
-            on_disconnect=req.on_disconnect, spec=spec, metadata=req.metadata, delay=start_delay,
+            run_id=run_id,
+            thread_id=thread_id,
+            create_thread=req.create_thread or not req.thread_id,
+            assistant_id=assistant.assistant_id,
+            multitask_strategy=req.multitask_strategy,
+            on_disconnect=req.on_disconnect,
+            spec=spec,
+            metadata=req.metadata,
+            delay=start_delay,
             # A fork from an earlier checkpoint leaves a pending question where it is.
-            has_input=req.input is not None and not req.checkpoint_id, owner=settings.owner if can_run_here else None,
-            lease=settings.lease_seconds)
+            has_input=req.input is not None and not req.checkpoint_id,
+            owner=settings.owner if can_run_here else None,
+            lease=settings.lease_seconds,
+        )
         if can_run_here and start_delay <= 0:
             provisional = self._provisional(run_id, thread_id, assistant, req, spec)
             if not req.thread_id and req.durability != "exit":
                 # A thread of its own: nothing can refuse the run (but an outage), so its acceptance
                 # rides on its first checkpoint write (with `exit` that is the last: too late).
-                rider = Rider(*self.records.begin_run_statement(**acceptance),
-                              asyncio.get_running_loop().create_future())
+                rider = Rider(
+                    *self.records.begin_run_statement(**acceptance), asyncio.get_running_loop().create_future()
+                )
                 return await self._begin_here(self.records.begun_run(rider, thread_id, spec), provisional, rider)
             return await self._begin_here(self.records.begin_run(**acceptance), provisional)
         record = await self.records.begin_run(**acceptance)
@@ -108,27 +117,46 @@ class Admission:
             active.leased_at = max(active.leased_at, active.rider.taken_at)
         try:
             self.claims.register(active)
-        except BaseException:
+        except BaseException:  # noqa: BLE001 - a done-callback: nothing above it would see the error
             admitted.set_exception(NotAdmitted())  # never leave the task waiting
-            log.exception("run %s: could not start it here; its lease will lapse and a replica will run it",
-                          active.run_id)
+            log.exception(
+                "run %s: could not start it here; its lease will lapse and a replica will run it", active.run_id
+            )
             return
         admitted.set_result(None)
         active.admission = None  # no more waiting for the checkpointer
         if self.local.phase is Phase.HANDING_BACK:
             active.stop(StopReason.HANDOFF, "the server shut down")
 
-    def _provisional(self, run_id: str, thread_id: str, assistant: Assistant, req: RunRequest,
-                     spec: dict[str, Any]) -> RunRecord:
+    def _provisional(
+        self, run_id: str, thread_id: str, assistant: Assistant, req: RunRequest, spec: dict[str, Any]
+    ) -> RunRecord:
         """The record a run started here will have, until the database's answer replaces it."""
-        now = dt.datetime.now(dt.timezone.utc)
-        return RunRecord(run_id=run_id, thread_id=thread_id, assistant_id=assistant.assistant_id,
-                         status="running", attempt=1, multitask_strategy=req.multitask_strategy,
-                         on_disconnect=req.on_disconnect, spec=spec, metadata=req.metadata, error=None,
-                         queue_position=0, not_before=now, lease_owner=self.local.settings.owner,
-                         lease_expires_at=None,
-                         cancel_action=None, current_node=None, step=None, created_at=now, updated_at=now,
-                         started_at=now, ended_at=None, owner=caller.get())
+        now = dt.datetime.now(dt.UTC)
+        return RunRecord(
+            run_id=run_id,
+            thread_id=thread_id,
+            assistant_id=assistant.assistant_id,
+            status="running",
+            attempt=1,
+            multitask_strategy=req.multitask_strategy,
+            on_disconnect=req.on_disconnect,
+            spec=spec,
+            metadata=req.metadata,
+            error=None,
+            queue_position=0,
+            not_before=now,
+            lease_owner=self.local.settings.owner,
+            lease_expires_at=None,
+            cancel_action=None,
+            current_node=None,
+            step=None,
+            created_at=now,
+            updated_at=now,
+            started_at=now,
+            ended_at=None,
+            owner=caller.get(),
+        )
 
 
 async def wait_admitted(active: ActiveRun) -> bool:

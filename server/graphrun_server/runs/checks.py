@@ -21,15 +21,20 @@ from .request import RunRequest, graph_config
 def check_request(assistant: Assistant, req: RunRequest) -> None:
     """What the graph would refuse: unknown nodes, malformed messages (the input: input_check)."""
     violations = [
-        FieldViolation(f"spec.{name}[{i}]", f"graph {assistant.graph_id!r} has no node {node!r}; "
-                                           f"nodes: {', '.join(assistant.nodes)}")
+        FieldViolation(
+            f"spec.{name}[{i}]",
+            f"graph {assistant.graph_id!r} has no node {node!r}; nodes: {', '.join(assistant.nodes)}",
+        )
         for name in ("interrupt_before", "interrupt_after")
         for i, node in enumerate(getattr(req, name))
         if node not in assistant.nodes and node != "*"
     ]
     goto = (req.command or {}).get("goto", [])
-    violations += [FieldViolation(f"spec.command.goto[{i}]", f"graph {assistant.graph_id!r} has no node {n!r}")
-                   for i, n in enumerate(goto) if n not in assistant.nodes]
+    violations += [
+        FieldViolation(f"spec.command.goto[{i}]", f"graph {assistant.graph_id!r} has no node {n!r}")
+        for i, n in enumerate(goto)
+        if n not in assistant.nodes
+    ]
     violations += assistant.context_violations(req.context, req.config.get("configurable", {}))
     violations += assistant.message_violations((req.command or {}).get("update"), "spec.command.update")
     if violations:
@@ -60,5 +65,8 @@ def _check_resume(resume: Any, pending: set[str]) -> None:
         if unknown := sorted(resume.keys() - pending):
             raise invalid("spec.command.resume", f"interrupt {unknown[0]} is not pending; pending interrupts: {ids}")
     elif len(pending) > 1:
-        raise invalid("spec.command.resume", f"{len(pending)} interrupts are pending: answer them with an object "
-                                             f"keyed by interrupt id; pending interrupts: {ids}")
+        raise invalid(
+            "spec.command.resume",
+            f"{len(pending)} interrupts are pending: answer them with an object "
+            f"keyed by interrupt id; pending interrupts: {ids}",
+        )

@@ -26,8 +26,9 @@ from .state import ActiveRun, RunState, StopReason, log
 
 
 class Claims:
-    def __init__(self, local: LocalRuns, records: Records, execution: Execution, fanout: Fanout,
-                 tracer: trace.Tracer, dsn: str):
+    def __init__(
+        self, local: LocalRuns, records: Records, execution: Execution, fanout: Fanout, tracer: trace.Tracer, dsn: str
+    ):
         self.local, self.records, self.execution, self.fanout, self.tracer = local, records, execution, fanout, tracer
         self._dsn = dsn
         self._worker: asyncio.Task | None = None
@@ -38,10 +39,14 @@ class Claims:
         loop = asyncio.get_running_loop()
         settings = self.local.settings
         self._leases = LeaseKeeper(
-            self._dsn, settings.owner, settings.lease_seconds,
-            runs=lambda: {a.run_id: (a.attempt, a.current_node, a.step, a.leased_at)
-                          for a in self.local.lease_view.values()},
-            report=lambda lost, cancels: loop.call_soon_threadsafe(report, lost, cancels))
+            self._dsn,
+            settings.owner,
+            settings.lease_seconds,
+            runs=lambda: {
+                a.run_id: (a.attempt, a.current_node, a.step, a.leased_at) for a in self.local.lease_view.values()
+            },
+            report=lambda lost, cancels: loop.call_soon_threadsafe(report, lost, cancels),
+        )
         self._leases.start()
         self._worker = asyncio.create_task(self._work(), name="graphrun-worker")
 
@@ -67,9 +72,10 @@ class Claims:
             while not self.local.draining and self.local.has_room():
                 try:
                     claim = await self.records.claim(self.local.settings.owner, self.local.settings.lease_seconds)
-                except Exception as exc:
-                    log.log(logging.DEBUG if failing else logging.WARNING, "claiming runs failed: %s",
-                            type(exc).__name__)
+                except Exception as exc:  # noqa: BLE001 - the next round tries again
+                    log.log(
+                        logging.DEBUG if failing else logging.WARNING, "claiming runs failed: %s", type(exc).__name__
+                    )
                     failing = True
                     break
                 failing = False
@@ -77,9 +83,8 @@ class Claims:
                     break
                 try:
                     self.launch(claim)
-                except Exception:  # one run that cannot start must not stop this replica claiming
-                    log.exception("run %s could not start here; it is retried once its lease lapses",
-                                  claim.run.run_id)
+                except Exception:  # noqa: BLE001 - one run that cannot start must not stop this replica claiming
+                    log.exception("run %s could not start here; it is retried once its lease lapses", claim.run.run_id)
             try:
                 await asyncio.wait_for(self.local.wake.wait(), sweep)
             except TimeoutError:
@@ -106,8 +111,9 @@ class Claims:
         active.checkpoints.new_thread = active.request.thread_id is None and run.attempt == 1
         active.context = in_run_context(run.run_id, run.thread_id)  # the run's tasks log its ids
         active.context.run(watchdog.current_run.set, run.run_id)  # and answer for blocking the loop
-        active.task = asyncio.create_task(self.execution.execute(active, claim), name=f"run-{run.run_id}",
-                                          context=active.context)
+        active.task = asyncio.create_task(
+            self.execution.execute(active, claim), name=f"run-{run.run_id}", context=active.context
+        )
         return active
 
     def register(self, active: ActiveRun) -> None:
@@ -115,8 +121,14 @@ class Claims:
         run = active.record
         if (older := self.local.add(active)) is not None:  # our own earlier attempt lost its lease and
             older.stop(StopReason.LOST, "a newer attempt took the run over")  # we re-claimed the run
-        active.span = self.tracer.start_span("graphrun.run", attributes={  # runs accepted here only
-            "graphrun.run_id": run.run_id, "graphrun.thread_id": run.thread_id,
-            "graphrun.assistant_id": run.assistant_id, "graphrun.attempt": run.attempt})
+        active.span = self.tracer.start_span(
+            "graphrun.run",
+            attributes={  # runs accepted here only
+                "graphrun.run_id": run.run_id,
+                "graphrun.thread_id": run.thread_id,
+                "graphrun.assistant_id": run.assistant_id,
+                "graphrun.attempt": run.attempt,
+            },
+        )
         self.fanout.start_flusher(active)
         self.fanout.wake_followers(run.run_id)

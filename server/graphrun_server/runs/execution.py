@@ -36,8 +36,16 @@ DEFAULT_RECURSION_LIMIT = 25
 
 
 class Execution:
-    def __init__(self, local: LocalRuns, registry: Registry, records: Records, checkpointer,
-                 settlement: Settlement, tracer: trace.Tracer, nudge: Callable[[], None]):
+    def __init__(
+        self,
+        local: LocalRuns,
+        registry: Registry,
+        records: Records,
+        checkpointer,
+        settlement: Settlement,
+        tracer: trace.Tracer,
+        nudge: Callable[[], None],
+    ):
         self.local, self.registry, self.records, self.checkpointer = local, registry, records, checkpointer
         self.settlement, self.tracer, self._nudge = settlement, tracer, nudge
 
@@ -48,21 +56,35 @@ class Execution:
         if active.state is RunState.STARTING:  # else STOPPING: stopped before it began (see ActiveRun.stop)
             active.transition(RunState.EXECUTING)
         try:
-            active.log.append(ev.METADATA, {"run_id": run.run_id, "thread_id": run.thread_id,
-                                            "assistant_id": run.assistant_id, "attempt": run.attempt})
+            active.log.append(
+                ev.METADATA,
+                {
+                    "run_id": run.run_id,
+                    "thread_id": run.thread_id,
+                    "assistant_id": run.assistant_id,
+                    "attempt": run.attempt,
+                },
+            )
             if run.cancel_action or active.state is RunState.STOPPING:  # cancelled while no replica ran it,
                 raise asyncio.CancelledError  # or stopped before its task began
             if run.attempt - run.handoffs > self.local.settings.max_attempts:  # hand-backs are not failures
                 state = {}  # do not touch the graph's state again: it may be what kept failing
-                raise RuntimeError(f"gave up after {self.local.settings.max_attempts} attempts; "
-                                   "the replicas executing it stopped before it ended")
-            if (claim.previous_status == "interrupted" and req.input is not None and not req.checkpoint_id
-                    and run.attempt == 1):
+                raise RuntimeError(
+                    f"gave up after {self.local.settings.max_attempts} attempts; "
+                    "the replicas executing it stopped before it ended"
+                )
+            if (
+                claim.previous_status == "interrupted"
+                and req.input is not None
+                and not req.checkpoint_id
+                and run.attempt == 1
+            ):
                 raise ThreadInterrupted(run.thread_id)  # queued behind a run that ended asking a question
             assistant = self.registry.get(run.assistant_id)
             if req.timeout:
                 timer = asyncio.get_running_loop().call_later(
-                    req.timeout, active.stop, StopReason.TIMEOUT, "the run's timeout passed")
+                    req.timeout, active.stop, StopReason.TIMEOUT, "the run's timeout passed"
+                )
             graph_input, resumed = await self._graph_input(active, assistant)
             config, context = self._run_config(active, assistant, resumed)
             active.translator = EventTranslator(req.stream_modes, active.log.append)
@@ -70,9 +92,16 @@ class Execution:
                 if not (req.stream_modes or req.interrupt_before or req.interrupt_after):
                     active.finisher = self._finisher(active, graph)
                 async for ns, mode, payload in stream_chunks(
-                    graph, graph_input, config, req.stream_modes, req.subgraphs, durability=req.durability,
-                    control=active.control, interrupt_before=_interrupt_nodes(req.interrupt_before),
-                    interrupt_after=_interrupt_nodes(req.interrupt_after), context=context,
+                    graph,
+                    graph_input,
+                    config,
+                    req.stream_modes,
+                    req.subgraphs,
+                    durability=req.durability,
+                    control=active.control,
+                    interrupt_before=_interrupt_nodes(req.interrupt_before),
+                    interrupt_after=_interrupt_nodes(req.interrupt_after),
+                    context=context,
                 ):
                     if mode == "debug" and not ns:
                         self._follow_progress(active, payload)
@@ -98,7 +127,7 @@ class Execution:
             error = {"type": "ThreadInterrupted", "message": exc.message, "reason": exc.reason}
         except GraphRecursionError as exc:
             error = {"type": type(exc).__name__, "message": str(exc).split("\n")[0]}
-        except Exception as exc:  # the graph, a model or a tool failed: the run fails, the server does not
+        except Exception as exc:  # noqa: BLE001 - the graph, a model or a tool failed: the run fails, the server does not
             if _fenced_off(exc):
                 active.leave(StopReason.LOST, fact=True)
             else:
@@ -130,15 +159,25 @@ class Execution:
         the run then completed, whatever stops it from here on: it is SETTLING, and a stop
         (a lease renewal that finds the run ended by this very write, among others) no
         longer cancels the write before the run hears its answer."""
+
         def finish(checkpoint: dict) -> tuple[str, tuple] | None:
             if active.state is not RunState.EXECUTING or may_have_next_tasks(graph, checkpoint):
                 return None
             active.transition(RunState.SETTLING)
             run = active.record
-            active.ending = active.log.next_event(ev.END, {"status": "success", "error": None,
-                                                           "checkpoint_id": checkpoint["id"]})
-            return self.records.finish_run_statement(run.run_id, run.attempt, "success", None, active.current_node,
-                                                     active.step, active.log.since(active.stored) + [active.ending])
+            active.ending = active.log.next_event(
+                ev.END, {"status": "success", "error": None, "checkpoint_id": checkpoint["id"]}
+            )
+            return self.records.finish_run_statement(
+                run.run_id,
+                run.attempt,
+                "success",
+                None,
+                active.current_node,
+                active.step,
+                [*active.log.since(active.stored), active.ending],
+            )
+
         return finish
 
     @staticmethod
@@ -163,8 +202,11 @@ class Execution:
                 return None, True
         if req.command is not None:
             cmd = req.command
-            return Command(resume=cmd.get("resume"), update=assistant.messages_from_json(cmd.get("update")),
-                           goto=cmd.get("goto") or ()), False
+            return Command(
+                resume=cmd.get("resume"),
+                update=assistant.messages_from_json(cmd.get("update")),
+                goto=cmd.get("goto") or (),
+            ), False
         return assistant.messages_from_json(req.input), False
 
     def _run_config(self, active: ActiveRun, assistant: Assistant, resumed: bool) -> tuple[dict[str, Any], Any]:
@@ -178,15 +220,24 @@ class Execution:
         configurable = user.get("configurable", {})
         context_values = assistant.run_context(req.context, configurable)
         config = graph_config(run.thread_id, None if resumed else req.checkpoint_id)
-        config["configurable"] = {**(context_values or {}), **configurable, **config["configurable"],
-                                  RUN_KEY: self._checkpointed(active)}
+        config["configurable"] = {
+            **(context_values or {}),
+            **configurable,
+            **config["configurable"],
+            RUN_KEY: self._checkpointed(active),
+        }
         if run.owner:
             config["configurable"]["langgraph_auth_user_id"] = run.owner
         config["recursion_limit"] = user.get("recursion_limit", DEFAULT_RECURSION_LIMIT)
         if user.get("tags"):
             config["tags"] = list(user["tags"])
-        config["metadata"] = {**req.metadata, "run_id": run.run_id, "thread_id": run.thread_id,
-                              "assistant_id": assistant.assistant_id, "graph_id": assistant.graph_id}
+        config["metadata"] = {
+            **req.metadata,
+            "run_id": run.run_id,
+            "thread_id": run.thread_id,
+            "assistant_id": assistant.assistant_id,
+            "graph_id": assistant.graph_id,
+        }
         config["run_id"] = uuid.UUID(run.run_id)
         return config, assistant.build_context(context_values)
 
@@ -201,8 +252,11 @@ class Execution:
         kind = entry.get("type")
         if kind == "checkpoint":
             checkpoint = entry["payload"]
-            active.checkpoint = {"ref": checkpoint["config"]["configurable"], "next": checkpoint["next"],
-                                 "values": checkpoint["values"]}
+            active.checkpoint = {
+                "ref": checkpoint["config"]["configurable"],
+                "next": checkpoint["next"],
+                "values": checkpoint["values"],
+            }
         elif kind in ("task", "task_result"):
             task, step = entry["payload"], entry.get("step", 0)
             if active.current_node is None:
@@ -214,8 +268,10 @@ class Execution:
         """A child span of the run's span per node execution."""
         if not finished:
             active.node_spans[task["id"]] = self.tracer.start_span(
-                f"graphrun.node {task['name']}", context=trace.set_span_in_context(active.span),
-                attributes={"graphrun.node": task["name"], "graphrun.step": step})
+                f"graphrun.node {task['name']}",
+                context=trace.set_span_in_context(active.span),
+                attributes={"graphrun.node": task["name"], "graphrun.step": step},
+            )
         elif (span := active.node_spans.pop(task["id"], None)) is not None:
             if task.get("error"):
                 span.set_status(trace.Status(trace.StatusCode.ERROR, str(task["error"])[:200]))

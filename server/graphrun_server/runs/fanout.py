@@ -30,8 +30,9 @@ class Fanout:
     def start_flusher(self, active: ActiveRun) -> None:
         """Runs started by Wait (no stream modes) store their two events when they end."""
         if active.request.stream_modes:
-            active.flusher = asyncio.create_task(self._flush_events(active), name=f"events-{active.run_id}",
-                                                 context=active.context.copy())
+            active.flusher = asyncio.create_task(
+                self._flush_events(active), name=f"events-{active.run_id}", context=active.context.copy()
+            )
 
     def wake_all(self) -> None:
         """Every follower looks again (draining: streams of runs executing elsewhere end now)."""
@@ -65,7 +66,7 @@ class Fanout:
             return True
         try:
             owned = await self.records.append_events(active.run_id, active.attempt, batch)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - kept in the log: the next flush stores them
             log.warning("run %s: storing events failed (%s); will retry", active.run_id, type(exc).__name__)
             return False
         if not owned:
@@ -120,8 +121,13 @@ class Fanout:
                     if event.kind == ev.END and "run" not in event.data:
                         run = await self.records.get_run(run_id)
                         state = await self._state_at(run, event.data.get("checkpoint_id"))
-                        event = ev.RunEvent(event.sequence, event.kind, {**event.data, "run": run, "state": state},
-                                            event.time, event.namespace)
+                        event = ev.RunEvent(
+                            event.sequence,
+                            event.kind,
+                            {**event.data, "run": run, "state": state},
+                            event.time,
+                            event.namespace,
+                        )
                     position = event.sequence
                     yield event
                     if event.kind == ev.END:
@@ -153,7 +159,7 @@ class Fanout:
         try:
             graph = self.registry.get(run.assistant_id).graph
             state = snapshot_to_json(await graph.aget_state(graph_config(run.thread_id, checkpoint_id)))
-        except Exception:
+        except Exception:  # noqa: BLE001 - the caller goes without the state
             log.warning("run %s: could not read the thread's state", run.run_id, exc_info=True)
             return None
         return state if state.get("checkpoint") else None
@@ -161,8 +167,12 @@ class Fanout:
     @staticmethod
     def _pruned_end(run: RunRecord, position: int) -> ev.RunEvent:
         """An end event made from the run record, for a run whose stored events were pruned."""
-        return ev.RunEvent(position + 1, ev.END, {"status": run.status, "error": run.error, "state": None,
-                                                  "run": run}, run.ended_at.timestamp())
+        return ev.RunEvent(
+            position + 1,
+            ev.END,
+            {"status": run.status, "error": run.error, "state": None, "run": run},
+            run.ended_at.timestamp(),
+        )
 
     async def wait_end(self, run_id: str, deadline: float | None = None) -> ev.RunEvent:
         """The run's end event, waiting for it (see `follow` for the errors)."""

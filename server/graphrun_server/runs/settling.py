@@ -43,14 +43,17 @@ class Settlement:
             if active.flusher:
                 await asyncio.shield(active.flusher)
             if active.reason is StopReason.LOST:
-                log.warning("run %s attempt %s lost to another replica; stopped here without writing",
-                            run.run_id, run.attempt)
+                log.warning(
+                    "run %s attempt %s lost to another replica; stopped here without writing", run.run_id, run.attempt
+                )
                 return
             if active.reason in (StopReason.HANDOFF, StopReason.OUTAGE):
                 if active.reason is StopReason.OUTAGE:
                     active.log.close("outage")  # followers go to the database: UNAVAILABLE until it is back
-                await self._release(active, patience=self.local.settings.lease_seconds * 2 / 3
-                                    if active.reason is StopReason.OUTAGE else 0.0)
+                await self._release(
+                    active,
+                    patience=self.local.settings.lease_seconds * 2 / 3 if active.reason is StopReason.OUTAGE else 0.0,
+                )
                 return
             if active.reason is StopReason.ROLLBACK:
                 await self.records.delete_run_checkpoints(run.thread_id, run.run_id)
@@ -63,26 +66,40 @@ class Settlement:
             if recorded is not None:
                 end, finished = active.ending, run_record(recorded, run.spec)
             else:
-                end = active.log.next_event(ev.END, {
-                    "status": status, "error": error,
-                    "checkpoint_id": active.checkpoint["ref"].get("checkpoint_id") if active.checkpoint else None})
-                finished = await self.records.finish_run(run.run_id, run.attempt, status, error,
-                                                         active.current_node, active.step,
-                                                         active.log.since(active.stored) + [end], run.spec)
+                end = active.log.next_event(
+                    ev.END,
+                    {
+                        "status": status,
+                        "error": error,
+                        "checkpoint_id": active.checkpoint["ref"].get("checkpoint_id") if active.checkpoint else None,
+                    },
+                )
+                finished = await self.records.finish_run(
+                    run.run_id,
+                    run.attempt,
+                    status,
+                    error,
+                    active.current_node,
+                    active.step,
+                    [*active.log.since(active.stored), end],
+                    run.spec,
+                )
             state = (await reading if reading else state) or None
             if finished is None:
                 active.transition(RunState.SETTLING, StopReason.LOST, fact=True)
-                log.warning("run %s attempt %s lost to another replica before it could finish",
-                            run.run_id, run.attempt)
+                log.warning("run %s attempt %s lost to another replica before it could finish", run.run_id, run.attempt)
                 return
             active.record = finished
             state = state if state and state.get("checkpoint") else None
-            active.log.publish(ev.RunEvent(end.sequence, ev.END, {**end.data, "run": finished, "state": state},
-                                           end.time))
+            active.log.publish(
+                ev.RunEvent(end.sequence, ev.END, {**end.data, "run": finished, "state": state}, end.time)
+            )
             active.log.mark_durable(end.sequence)
-        except Exception:
-            log.exception("run %s: could not record how it ended; its lease will lapse and another "
-                          "replica will finish it", run.run_id)
+        except Exception:  # noqa: BLE001 - logged; another replica finishes the run
+            log.exception(
+                "run %s: could not record how it ended; its lease will lapse and another replica will finish it",
+                run.run_id,
+            )
             active.transition(RunState.SETTLING, StopReason.LOST)
         finally:
             self.local.remove(active)
@@ -102,10 +119,11 @@ class Settlement:
                 if not batch or await self.records.append_events(active.run_id, active.attempt, batch):
                     await self.records.release_run(active.run_id, active.attempt)
                 return  # released, or another replica owns the run already
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - tried again until give_up; the lease lapses then
                 if loop.time() + delay > give_up:
-                    log.warning("run %s: could not hand it back (%s); its lease will lapse",
-                                active.run_id, type(exc).__name__)
+                    log.warning(
+                        "run %s: could not hand it back (%s); its lease will lapse", active.run_id, type(exc).__name__
+                    )
                     return
                 await asyncio.sleep(delay)  # backoff while the database is away
                 delay = min(delay * 2, 2.0)
@@ -131,24 +149,39 @@ class Settlement:
         with it, and the checkpoint row the run stored (id, parent, time, metadata).
         """
         stored, announced = active.checkpoints.latest, active.checkpoint
-        if (status != "success" or stored is None or announced is None or announced["next"]
-                or announced["ref"].get("checkpoint_id") != stored.checkpoint_id
-                or stored.checkpoint_id in active.checkpoints.written):
+        if (
+            status != "success"
+            or stored is None
+            or announced is None
+            or announced["next"]
+            or announced["ref"].get("checkpoint_id") != stored.checkpoint_id
+            or stored.checkpoint_id in active.checkpoints.written
+        ):
             return None
 
         def config(checkpoint_id: str) -> dict:
-            return {"configurable": {"thread_id": stored.thread_id, "checkpoint_ns": "",
-                                     "checkpoint_id": checkpoint_id}}
+            return {
+                "configurable": {"thread_id": stored.thread_id, "checkpoint_ns": "", "checkpoint_id": checkpoint_id}
+            }
 
         parent = config(stored.parent_checkpoint_id) if stored.parent_checkpoint_id else None
-        return snapshot_to_json(StateSnapshot(
-            values=announced["values"], next=(), config=config(stored.checkpoint_id), metadata=stored.metadata,
-            created_at=stored.created_at, parent_config=parent, tasks=(), interrupts=()))
+        return snapshot_to_json(
+            StateSnapshot(
+                values=announced["values"],
+                next=(),
+                config=config(stored.checkpoint_id),
+                metadata=stored.metadata,
+                created_at=stored.created_at,
+                parent_config=parent,
+                tasks=(),
+                interrupts=(),
+            )
+        )
 
     async def _final_state(self, active: ActiveRun) -> dict | None:
         try:
             assistant = self.registry.get(active.record.assistant_id)
             return snapshot_to_json(await assistant.graph.aget_state(graph_config(active.thread_id)))
-        except Exception as exc:  # its type only: a reducer's message may quote the run's input
+        except Exception as exc:  # noqa: BLE001 - its type only: a reducer's message may quote the run's input
             log.warning("run %s: could not read the final state: %s", active.run_id, type(exc).__name__)
             return None

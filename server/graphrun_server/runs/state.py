@@ -46,12 +46,12 @@ RECANCEL_SECONDS = 1.0
 
 
 class RunState(enum.Enum):
-    STARTING = "starting"    # its task is made but has not begun
+    STARTING = "starting"  # its task is made but has not begun
     EXECUTING = "executing"  # its task is in the graph
-    STOPPING = "stopping"    # a stop was asked: the task is cancelled until it leaves the graph
-    LEAVING = "leaving"      # out of the graph: its writes and its acceptance are awaited
-    SETTLING = "settling"    # its end is being recorded: too late to stop it
-    DONE = "done"            # it left this replica
+    STOPPING = "stopping"  # a stop was asked: the task is cancelled until it leaves the graph
+    LEAVING = "leaving"  # out of the graph: its writes and its acceptance are awaited
+    SETTLING = "settling"  # its end is being recorded: too late to stop it
+    DONE = "done"  # it left this replica
 
 
 S = RunState
@@ -72,17 +72,21 @@ STOPPABLE = frozenset({S.STARTING, S.EXECUTING, S.LEAVING})
 
 class StopReason(enum.StrEnum):
     INTERRUPT = "interrupt"  # Cancel, a newer INTERRUPT run, the caller gone, the thread deleted
-    ROLLBACK = "rollback"    # the same, deleting what the run wrote
-    TIMEOUT = "timeout"      # spec.timeout or the caller's deadline
-    BLOCKED = "blocked"      # it held the event loop (watchdog)
-    HANDOFF = "handoff"      # drain: back to the queue for another replica
-    OUTAGE = "outage"        # the database went away: back to the queue once it is back
-    LOST = "lost"            # another attempt owns the run: write nothing more
+    ROLLBACK = "rollback"  # the same, deleting what the run wrote
+    TIMEOUT = "timeout"  # spec.timeout or the caller's deadline
+    BLOCKED = "blocked"  # it held the event loop (watchdog)
+    HANDOFF = "handoff"  # drain: back to the queue for another replica
+    OUTAGE = "outage"  # the database went away: back to the queue once it is back
+    LOST = "lost"  # another attempt owns the run: write nothing more
 
 
 # Why a run stops early -> its final status (the others leave no status: the run moves on elsewhere).
-STOP_STATUS = {StopReason.INTERRUPT: "cancelled", StopReason.ROLLBACK: "cancelled", StopReason.TIMEOUT: "timeout",
-               StopReason.BLOCKED: "error"}
+STOP_STATUS = {
+    StopReason.INTERRUPT: "cancelled",
+    StopReason.ROLLBACK: "cancelled",
+    StopReason.TIMEOUT: "timeout",
+    StopReason.BLOCKED: "error",
+}
 STOP_ERROR_TYPE = {StopReason.TIMEOUT: "TimeoutError", StopReason.BLOCKED: "EventLoopBlocked"}  # others: CancelledError
 MOVES = frozenset({StopReason.HANDOFF, StopReason.OUTAGE, StopReason.LOST})
 
@@ -151,8 +155,9 @@ class ActiveRun:
 
     # -- its life cycle ---------------------------------------------------------------------
 
-    def transition(self, to: RunState, reason: StopReason | None = None, message: str = "", *,
-                   fact: bool = False) -> bool:
+    def transition(
+        self, to: RunState, reason: StopReason | None = None, message: str = "", *, fact: bool = False
+    ) -> bool:
         """Move to `to` (raises IllegalTransition for a move the life cycle does not have) and
         record `reason`: a request's only if none is recorded yet (the first wins), a fact's
         (`fact=True`, even None) in place of any. Returns whether the reason was recorded."""

@@ -83,8 +83,9 @@ class Stopping:
         def done(task: asyncio.Task) -> None:
             self._background.discard(task)
             if not task.cancelled() and task.exception() is not None:
-                log.warning("run %s: could not stop it after its caller left: %s", run_id,
-                            type(task.exception()).__name__)
+                log.warning(
+                    "run %s: could not stop it after its caller left: %s", run_id, type(task.exception()).__name__
+                )
 
         task.add_done_callback(done)
 
@@ -102,8 +103,10 @@ class Stopping:
         if active is None:
             return
         node = f"node {active.current_node!r}" if active.current_node else "the graph"
-        message = (f"{node} blocked the server's event loop for {seconds:.1f} s, stalling every run; "
-                   "call blocking code from a sync node or asyncio.to_thread")
+        message = (
+            f"{node} blocked the server's event loop for {seconds:.1f} s, stalling every run; "
+            "call blocking code from a sync node or asyncio.to_thread"
+        )
         log.warning("run %s: %s", run_id, message)
         active.stop(StopReason.BLOCKED, message)
 

@@ -17,8 +17,8 @@ from ..errors import FieldViolation, InvalidArgument
 from ..events import RunEvent
 from ..registry import Assistant
 from ..runner import RunRequest
-from ..stream_events import MODE_ALIASES, STREAM_MODES
 from ..storage.records import RunRecord, ThreadRecord
+from ..stream_events import MODE_ALIASES, STREAM_MODES
 from ..wire import from_struct_value
 
 MAX_RECURSION_LIMIT = 10_000
@@ -109,8 +109,13 @@ def parse_checkpoint_ns(value: str, field_path: str = "checkpoint_ns") -> str:
             continue
         node, _, task_id = level.partition(NS_END)
         if not node or NS_END in task_id or (NS_END in level and not task_id) or "\x00" in level:
-            raise InvalidArgument(FieldViolation(field_path, f"level {i + 1} is {level[:64]!r}: each level must be "
-                                                 f"`node{NS_END}task_id`, levels joined by `{NS_SEP}`"))
+            raise InvalidArgument(
+                FieldViolation(
+                    field_path,
+                    f"level {i + 1} is {level[:64]!r}: each level must be "
+                    f"`node{NS_END}task_id`, levels joined by `{NS_SEP}`",
+                )
+            )
     return value
 
 
@@ -148,25 +153,37 @@ def duration_seconds(message, field_path: str, violations: list[FieldViolation])
 
 def _check_enum(value: int, enum_type, field_path: str, violations: list[FieldViolation]) -> None:
     if value not in enum_type.values():
-        violations.append(FieldViolation(field_path, f"unknown value {value}; expected one of {', '.join(enum_type.keys())}"))
+        violations.append(
+            FieldViolation(field_path, f"unknown value {value}; expected one of {', '.join(enum_type.keys())}")
+        )
 
 
 def _parse_config(config: dict[str, Any], violations: list[FieldViolation]) -> None:
     for key in sorted(set(config) - ALLOWED_CONFIG_KEYS):
-        violations.append(FieldViolation(f"spec.config.{key}", f"unknown key; allowed: {', '.join(sorted(ALLOWED_CONFIG_KEYS))}"))
+        violations.append(
+            FieldViolation(f"spec.config.{key}", f"unknown key; allowed: {', '.join(sorted(ALLOWED_CONFIG_KEYS))}")
+        )
     configurable = config.get("configurable", {})
     if not isinstance(configurable, dict):
         violations.append(FieldViolation("spec.config.configurable", "must be an object"))
     else:
         for key in sorted(k for k in configurable if k in RESERVED_CONFIGURABLE or k.startswith("__")):
-            violations.append(FieldViolation(f"spec.config.configurable.{key}",
-                                             "is reserved for the server and LangGraph; use the spec's own fields"))
+            violations.append(
+                FieldViolation(
+                    f"spec.config.configurable.{key}",
+                    "is reserved for the server and LangGraph; use the spec's own fields",
+                )
+            )
     tags = config.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         violations.append(FieldViolation("spec.config.tags", "must be a list of strings"))
     limit = config.get("recursion_limit")
-    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_RECURSION_LIMIT):
-        violations.append(FieldViolation("spec.config.recursion_limit", f"must be an integer from 1 to {MAX_RECURSION_LIMIT}"))
+    if limit is not None and (
+        not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_RECURSION_LIMIT
+    ):
+        violations.append(
+            FieldViolation("spec.config.recursion_limit", f"must be an integer from 1 to {MAX_RECURSION_LIMIT}")
+        )
 
 
 def _parse_input(spec: run_pb2.RunSpec) -> tuple[Any, str | None]:
@@ -179,8 +196,9 @@ def _parse_input(spec: run_pb2.RunSpec) -> tuple[Any, str | None]:
     return None, None
 
 
-def parse_run_spec(spec: run_pb2.RunSpec, stream_modes: list[str] | None = None, *,
-                   subgraphs: bool = False) -> RunRequest:
+def parse_run_spec(
+    spec: run_pb2.RunSpec, stream_modes: list[str] | None = None, *, subgraphs: bool = False
+) -> RunRequest:
     """Validate a RunSpec, naming every bad field at once; return the RunRequest."""
     v: list[FieldViolation] = []
     if not spec.assistant_id:
@@ -189,26 +207,42 @@ def parse_run_spec(spec: run_pb2.RunSpec, stream_modes: list[str] | None = None,
     check_uuid(spec.checkpoint_id, "spec.checkpoint_id", v, required=False)
     if spec.checkpoint_id and not spec.thread_id:
         v.append(FieldViolation("spec.checkpoint_id", "needs spec.thread_id"))
-    for name, enum_type in (("multitask_strategy", run_pb2.MultitaskStrategy), ("if_not_exists", run_pb2.IfNotExists),
-                            ("granularity", run_pb2.Granularity), ("durability", run_pb2.Durability),
-                            ("on_disconnect", run_pb2.OnDisconnect)):
+    for name, enum_type in (
+        ("multitask_strategy", run_pb2.MultitaskStrategy),
+        ("if_not_exists", run_pb2.IfNotExists),
+        ("granularity", run_pb2.Granularity),
+        ("durability", run_pb2.Durability),
+        ("on_disconnect", run_pb2.OnDisconnect),
+    ):
         _check_enum(getattr(spec, name), enum_type, f"spec.{name}", v)
-    for name, limit in (("input", MAX_INPUT_BYTES), ("input_value", MAX_INPUT_BYTES), ("metadata", MAX_SMALL_BYTES),
-                        ("config", MAX_SMALL_BYTES), ("context", MAX_SMALL_BYTES)):
+    for name, limit in (
+        ("input", MAX_INPUT_BYTES),
+        ("input_value", MAX_INPUT_BYTES),
+        ("metadata", MAX_SMALL_BYTES),
+        ("config", MAX_SMALL_BYTES),
+        ("context", MAX_SMALL_BYTES),
+    ):
         if getattr(spec, name).ByteSize() > limit:
             v.append(FieldViolation(f"spec.{name}", f"is larger than {limit} bytes"))
     if spec.command.update.ByteSize() > MAX_INPUT_BYTES:
         v.append(FieldViolation("spec.command.update", f"is larger than {MAX_INPUT_BYTES} bytes"))
-    for name, items in (("interrupt_before", spec.interrupt_before), ("interrupt_after", spec.interrupt_after),
-                        ("command.goto", spec.command.goto)):
+    for name, items in (
+        ("interrupt_before", spec.interrupt_before),
+        ("interrupt_after", spec.interrupt_after),
+        ("command.goto", spec.command.goto),
+    ):
         if len(items) > MAX_LIST_ITEMS:
             v.append(FieldViolation(f"spec.{name}", f"has more than {MAX_LIST_ITEMS} entries"))
     if len(stream_modes or []) > MAX_LIST_ITEMS:
         v.append(FieldViolation("stream_mode", f"has more than {MAX_LIST_ITEMS} entries"))
     given = [name for name in ("input", "input_value", "command") if spec.HasField(name)]
     for name in given[1:]:
-        v.append(FieldViolation(f"spec.{name}", f"cannot be combined with spec.{given[0]}: set one of "
-                                                "spec.input, spec.input_value and spec.command"))
+        v.append(
+            FieldViolation(
+                f"spec.{name}",
+                f"cannot be combined with spec.{given[0]}: set one of spec.input, spec.input_value and spec.command",
+            )
+        )
     command = None
     if spec.HasField("command"):
         cmd = spec.command
@@ -225,19 +259,29 @@ def parse_run_spec(spec: run_pb2.RunSpec, stream_modes: list[str] | None = None,
         v.append(FieldViolation("spec.command.resume", "needs spec.thread_id: only an existing thread can be resumed"))
     input, input_field = _parse_input(spec)
     if not spec.thread_id and input is None and not spec.HasField("command"):
-        v.append(FieldViolation("spec.input_value", "is null, which is no input (LangGraph's None); a new thread "
-                                "needs input") if input_field else
-                 FieldViolation("spec.input", "is required for a new thread (give spec.thread_id to continue one)"))
+        v.append(
+            FieldViolation(
+                "spec.input_value", "is null, which is no input (LangGraph's None); a new thread needs input"
+            )
+            if input_field
+            else FieldViolation("spec.input", "is required for a new thread (give spec.thread_id to continue one)")
+        )
     config = struct_to_dict(spec.config, "spec.config")
     _parse_config(config, v)
     context = struct_to_dict(spec.context, "spec.context") if spec.HasField("context") else None
     metadata = struct_to_dict(spec.metadata, "spec.metadata")
     timeout = duration_seconds(spec.timeout, "spec.timeout", v) if spec.HasField("timeout") else None
     # None: Wait, which records no events but its metadata and end; []: the default, `values`.
-    modes = [] if stream_modes is None else list(dict.fromkeys(MODE_ALIASES.get(m, m) for m in stream_modes or ["values"]))
+    modes = (
+        [] if stream_modes is None else list(dict.fromkeys(MODE_ALIASES.get(m, m) for m in stream_modes or ["values"]))
+    )
     for i, mode in enumerate(stream_modes or []):
         if mode not in STREAM_MODES and mode not in MODE_ALIASES:
-            v.append(FieldViolation(f"stream_mode[{i}]", f"unknown mode {mode[:64]!r}; expected one of {', '.join(STREAM_MODES)}"))
+            v.append(
+                FieldViolation(
+                    f"stream_mode[{i}]", f"unknown mode {mode[:64]!r}; expected one of {', '.join(STREAM_MODES)}"
+                )
+            )
     if v:
         raise InvalidArgument(v)
     return RunRequest(
@@ -332,30 +376,49 @@ def _timestamp(value: dt.datetime | str | float | None) -> timestamp_pb2.Timesta
 
 def run_to_proto(run: RunRecord) -> run_pb2.Run:
     message = run_pb2.Run(
-        run_id=run.run_id, thread_id=run.thread_id, assistant_id=run.assistant_id,
-        status=RUN_STATUS[run.status], attempt=run.attempt, metadata=to_struct(run.metadata),
-        created_at=_timestamp(run.created_at), updated_at=_timestamp(run.updated_at),
+        run_id=run.run_id,
+        thread_id=run.thread_id,
+        assistant_id=run.assistant_id,
+        status=RUN_STATUS[run.status],
+        attempt=run.attempt,
+        metadata=to_struct(run.metadata),
+        created_at=_timestamp(run.created_at),
+        updated_at=_timestamp(run.updated_at),
         multitask_strategy=_STRATEGY_ENUM.get(run.multitask_strategy, run_pb2.MULTITASK_STRATEGY_UNSPECIFIED),
-        started_at=_timestamp(run.started_at), ended_at=_timestamp(run.ended_at),
-        current_node=run.current_node or "", step=run.step or 0,
+        started_at=_timestamp(run.started_at),
+        ended_at=_timestamp(run.ended_at),
+        current_node=run.current_node or "",
+        step=run.step or 0,
         on_disconnect=_ON_DISCONNECT_ENUM.get(run.on_disconnect, run_pb2.ON_DISCONNECT_UNSPECIFIED),
     )
     if run.error:
-        message.error.CopyFrom(run_pb2.RunError(type=run.error.get("type", ""), message=run.error.get("message", ""),
-                                                reason=run.error.get("reason", "")))
+        message.error.CopyFrom(
+            run_pb2.RunError(
+                type=run.error.get("type", ""), message=run.error.get("message", ""), reason=run.error.get("reason", "")
+            )
+        )
     if run.webhook:  # its delivery
         w = run.webhook
-        message.webhook.CopyFrom(run_pb2.WebhookDelivery(
-            url=w["url"], status=_WEBHOOK_STATUS[w["status"]], attempts=w["attempts"], last_error=w.get("last_error") or "",
-            delivered_at=_timestamp(w.get("delivered_at")),
-            next_attempt_at=_timestamp(w["next_attempt_at"]) if w["status"] == "pending" else None))
+        message.webhook.CopyFrom(
+            run_pb2.WebhookDelivery(
+                url=w["url"],
+                status=_WEBHOOK_STATUS[w["status"]],
+                attempts=w["attempts"],
+                last_error=w.get("last_error") or "",
+                delivered_at=_timestamp(w.get("delivered_at")),
+                next_attempt_at=_timestamp(w["next_attempt_at"]) if w["status"] == "pending" else None,
+            )
+        )
     elif url := (run.spec or {}).get("webhook"):  # not ended yet
         message.webhook.CopyFrom(run_pb2.WebhookDelivery(url=url, status=run_pb2.WEBHOOK_STATUS_PENDING))
     return message
 
 
-_WEBHOOK_STATUS = {"pending": run_pb2.WEBHOOK_STATUS_PENDING, "delivered": run_pb2.WEBHOOK_STATUS_DELIVERED,
-                   "failed": run_pb2.WEBHOOK_STATUS_FAILED}
+_WEBHOOK_STATUS = {
+    "pending": run_pb2.WEBHOOK_STATUS_PENDING,
+    "delivered": run_pb2.WEBHOOK_STATUS_DELIVERED,
+    "failed": run_pb2.WEBHOOK_STATUS_FAILED,
+}
 
 
 _TTL_STRATEGIES = {"delete": thread_pb2.TTL_STRATEGY_DELETE, "keep_latest": thread_pb2.TTL_STRATEGY_KEEP_LATEST}
@@ -364,8 +427,13 @@ _TTL_STRATEGIES = {"delete": thread_pb2.TTL_STRATEGY_DELETE, "keep_latest": thre
 def thread_to_proto(thread: ThreadRecord, default_ttl_minutes: float | None = None) -> thread_pb2.Thread:
     """A thread record; `expires_at` from its own TTL, else the server's default (minutes)."""
     message = thread_pb2.Thread(
-        thread_id=thread.thread_id, created_at=_timestamp(thread.created_at), updated_at=_timestamp(thread.updated_at),
-        metadata=to_struct(thread.metadata), status=_THREAD_STATUS[thread.status], assistant_id=thread.assistant_id or "")
+        thread_id=thread.thread_id,
+        created_at=_timestamp(thread.created_at),
+        updated_at=_timestamp(thread.updated_at),
+        metadata=to_struct(thread.metadata),
+        status=_THREAD_STATUS[thread.status],
+        assistant_id=thread.assistant_id or "",
+    )
     if thread.ttl_minutes:
         message.ttl.ttl.FromTimedelta(dt.timedelta(minutes=thread.ttl_minutes))
         message.ttl.strategy = _TTL_STRATEGIES[thread.ttl_strategy or "delete"]
@@ -385,17 +453,22 @@ def _ref(ref: dict | None) -> state_pb2.CheckpointRef | None:
 
 def _task(task: dict[str, Any], granularity: int) -> state_pb2.Task:
     """A pending task; a subgraph task's own state (GetState with `subgraphs`) nested in it."""
-    message = state_pb2.Task(id=task["id"], name=task["name"], error=task.get("error", ""),
-                             interrupts=[_interrupt(i) for i in task.get("interrupts", [])],
-                             checkpoint_ns=task.get("checkpoint_ns", ""))
+    message = state_pb2.Task(
+        id=task["id"],
+        name=task["name"],
+        error=task.get("error", ""),
+        interrupts=[_interrupt(i) for i in task.get("interrupts", [])],
+        checkpoint_ns=task.get("checkpoint_ns", ""),
+    )
     if task.get("state") is not None:
         message.state.SetInParent()  # set even when the subgraph has not started (an empty state)
         state_to_proto(task["state"], granularity, into=message.state)
     return message
 
 
-def state_to_proto(state: dict[str, Any], granularity: int = run_pb2.GRANULARITY_FULL,
-                   into: state_pb2.ThreadState | None = None) -> state_pb2.ThreadState:
+def state_to_proto(
+    state: dict[str, Any], granularity: int = run_pb2.GRANULARITY_FULL, into: state_pb2.ThreadState | None = None
+) -> state_pb2.ThreadState:
     """A JSON thread state as ThreadState, trimmed by granularity (see `Granularity`); built in
     `into` when given (a field of the response: a large state is not copied again)."""
     values = state.get("values") or {}
@@ -421,10 +494,16 @@ def state_to_proto(state: dict[str, Any], granularity: int = run_pb2.GRANULARITY
 def assistant_to_proto(assistant: Assistant) -> assistant_pb2.Assistant:
     schemas = assistant.schemas()
     return assistant_pb2.Assistant(
-        assistant_id=assistant.assistant_id, graph_id=assistant.graph_id, name=assistant.graph_id,
-        description=assistant.description, input_schema=to_struct(schemas["input"]),
-        output_schema=to_struct(schemas["output"]), config_schema=to_struct(schemas["config"]), nodes=assistant.nodes,
-        context_schema=to_struct(schemas["context"]) if assistant.context_schema else None)
+        assistant_id=assistant.assistant_id,
+        graph_id=assistant.graph_id,
+        name=assistant.graph_id,
+        description=assistant.description,
+        input_schema=to_struct(schemas["input"]),
+        output_schema=to_struct(schemas["output"]),
+        config_schema=to_struct(schemas["config"]),
+        nodes=assistant.nodes,
+        context_schema=to_struct(schemas["context"]) if assistant.context_schema else None,
+    )
 
 
 def fill_end(message, end: dict[str, Any], granularity: int):
@@ -440,9 +519,15 @@ _PHASES = {"started": event_pb2.TASK_PHASE_STARTED, "finished": event_pb2.TASK_P
 
 
 def _task_event(d: dict[str, Any]) -> event_pb2.TaskEvent:
-    message = event_pb2.TaskEvent(id=d["id"], name=d["name"], step=d["step"], phase=_PHASES[d["phase"]],
-                                  error=d.get("error", ""), interrupts=[_interrupt(i) for i in d.get("interrupts", ())],
-                                  triggers=d.get("triggers", ()))
+    message = event_pb2.TaskEvent(
+        id=d["id"],
+        name=d["name"],
+        step=d["step"],
+        phase=_PHASES[d["phase"]],
+        error=d.get("error", ""),
+        interrupts=[_interrupt(i) for i in d.get("interrupts", ())],
+        triggers=d.get("triggers", ()),
+    )
     if "input" in d:  # events stored before tasks carried them have neither
         message.input.CopyFrom(to_value(d["input"]))
     if "result" in d:
@@ -453,8 +538,9 @@ def _task_event(d: dict[str, Any]) -> event_pb2.TaskEvent:
 
 
 def _message_event(d: dict[str, Any]) -> event_pb2.MessageEvent:
-    message = event_pb2.MessageEvent(message_id=d["message_id"], delta=d["delta"], message=to_struct(d["message"]),
-                                     node=d["node"], step=d["step"])
+    message = event_pb2.MessageEvent(
+        message_id=d["message_id"], delta=d["delta"], message=to_struct(d["message"]), node=d["node"], step=d["step"]
+    )
     if "metadata" in d:
         fill_struct(message.metadata, d["metadata"])
     return message
@@ -470,8 +556,9 @@ def _debug_event(d: dict[str, Any]) -> event_pb2.DebugEvent:
 
 
 def _langchain_event(d: dict[str, Any]) -> event_pb2.LangChainEvent:
-    message = event_pb2.LangChainEvent(event=d["event"], name=d["name"], run_id=d["run_id"],
-                                       parent_ids=d["parent_ids"], tags=d["tags"])
+    message = event_pb2.LangChainEvent(
+        event=d["event"], name=d["name"], run_id=d["run_id"], parent_ids=d["parent_ids"], tags=d["tags"]
+    )
     fill_struct(message.metadata, d["metadata"])
     fill_struct(message.data, d["data"])
     return message

@@ -54,6 +54,7 @@ def _mark_span(status: grpc.Status) -> None:
 def rpc(method):
     """Decorate a servicer method (unary or server-streaming) with the error mapping."""
     if inspect.isasyncgenfunction(method):
+
         @functools.wraps(method)
         async def streaming(self, request, context):
             try:
@@ -61,6 +62,7 @@ def rpc(method):
                     yield response
             except Exception as exc:  # noqa: BLE001 - every error gets a status
                 await _abort(context, exc)
+
         return streaming
 
     @functools.wraps(method)
@@ -69,4 +71,5 @@ def rpc(method):
             return await method(self, request, context)
         except Exception as exc:  # noqa: BLE001
             await _abort(context, exc)
+
     return unary

@@ -33,8 +33,16 @@ class DatabaseHealth(health.aio.HealthServicer):
     `min_interval` while NOT_SERVING, so that SERVING comes back soon after the database).
     """
 
-    def __init__(self, dsn: str, pool: Pool, availability: Availability, *, budget: float = 1.0,
-                 min_interval: float = 1.0, watch_interval: float = 2.0):
+    def __init__(
+        self,
+        dsn: str,
+        pool: Pool,
+        availability: Availability,
+        *,
+        budget: float = 1.0,
+        min_interval: float = 1.0,
+        watch_interval: float = 2.0,
+    ):
         super().__init__()
         self._prober = Prober(dsn, budget)
         self._pool, self._availability, self._budget = pool, availability, budget
@@ -75,7 +83,7 @@ class DatabaseHealth(health.aio.HealthServicer):
                 conn.bound_next(max(deadline - time.monotonic(), 0.001))
                 await conn.execute("SELECT 1")
             return True
-        except Exception:  # PoolTimeout, NoAnswer, a broken connection: not yet
+        except Exception:  # noqa: BLE001 - PoolTimeout, NoAnswer, a broken connection: not yet
             return False
 
     async def _publish(self, status) -> None:

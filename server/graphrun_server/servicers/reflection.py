@@ -27,16 +27,19 @@ class DocumentedReflection(reflection.aio.ReflectionServicer):
     def __init__(self, service_names: list[str]):
         super().__init__(service_names)
         data = resources.files("graphrun.v1").joinpath("descriptors.binpb").read_bytes()
-        self._documented = {file.name: file.SerializeToString()
-                            for file in descriptor_pb2.FileDescriptorSet.FromString(data).file
-                            if file.name.startswith("graphrun/")}
+        self._documented = {
+            file.name: file.SerializeToString()
+            for file in descriptor_pb2.FileDescriptorSet.FromString(data).file
+            if file.name.startswith("graphrun/")
+        }
 
     async def ServerReflectionInfo(self, request_iterator, context):
         async for response in super().ServerReflectionInfo(request_iterator, context):
             if response.HasField("file_descriptor_response"):
                 files = response.file_descriptor_response.file_descriptor_proto
-                files[:] = [self._documented.get(descriptor_pb2.FileDescriptorProto.FromString(raw).name, raw)
-                            for raw in files]
+                files[:] = [
+                    self._documented.get(descriptor_pb2.FileDescriptorProto.FromString(raw).name, raw) for raw in files
+                ]
             yield response
 
 
@@ -70,9 +73,17 @@ def enable(server: grpc.aio.Server, service_names: list[str]) -> None:
     _add_v1_descriptors(descriptor_pool.Default())
     servicer = DocumentedReflection([*service_names, V1_SERVICE_NAME, reflection.SERVICE_NAME])
     reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(V1_SERVICE_NAME, {
-        "ServerReflectionInfo": grpc.stream_stream_rpc_method_handler(
-            servicer.ServerReflectionInfo,
-            request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
-            response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString),
-    }),))
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                V1_SERVICE_NAME,
+                {
+                    "ServerReflectionInfo": grpc.stream_stream_rpc_method_handler(
+                        servicer.ServerReflectionInfo,
+                        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+                        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+                    ),
+                },
+            ),
+        )
+    )

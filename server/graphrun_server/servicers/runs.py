@@ -13,9 +13,17 @@ from ..errors import FieldViolation, GraphrunError, InvalidArgument, RunFailure,
 from ..events import RunEvent
 from ..runner import GraphRunner
 from ..storage.records import RunRecord
-from .convert import (MAX_PAGE_SIZE, RUN_STATUS, duration_seconds, event_to_proto, fill_end, parse_run_spec,
-                      require_uuid, run_to_proto)
 from ..webhooks import WebhookPolicy
+from .convert import (
+    MAX_PAGE_SIZE,
+    RUN_STATUS,
+    duration_seconds,
+    event_to_proto,
+    fill_end,
+    parse_run_spec,
+    require_uuid,
+    run_to_proto,
+)
 from .errors import DATABASE_ERRORS, rpc
 
 RUN_ID_KEY = "graphrun-run-id"
@@ -35,8 +43,10 @@ class RunStillRunning(GraphrunError):
     reason = "RUN_STILL_RUNNING"
 
     def __init__(self, run: RunRecord):
-        super().__init__(f"the deadline passed; run {run.run_id} continues in the background",
-                         metadata={"run_id": run.run_id, "thread_id": run.thread_id})
+        super().__init__(
+            f"the deadline passed; run {run.run_id} continues in the background",
+            metadata={"run_id": run.run_id, "thread_id": run.thread_id},
+        )
 
 
 def _deadline(context: grpc.aio.ServicerContext, timeout: float | None = None) -> float | None:
@@ -92,8 +102,12 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             run = await asyncio.shield(submitting)
         except asyncio.CancelledError:  # the caller left while the run was being recorded
             if request.on_disconnect == "cancel":
-                submitting.add_done_callback(lambda t: t.cancelled() or t.exception() or self.runner.cancel_soon(
-                    t.result().run_id, "interrupt", "the caller went away"))
+
+                def cancel_once_recorded(t: asyncio.Future) -> None:
+                    if not t.cancelled() and t.exception() is None:
+                        self.runner.cancel_soon(t.result().run_id, "interrupt", "the caller went away")
+
+                submitting.add_done_callback(cancel_once_recorded)
             raise
         detached = [False]
         if run.on_disconnect == "cancel":
@@ -101,8 +115,11 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
 
             def done(ctx) -> None:  # the call ended before the run's end reached the caller
                 if not detached[0]:
-                    action, why = (("timeout", "the caller's deadline passed") if _deadline_passed(ctx)
-                                   else ("interrupt", "the caller went away"))
+                    action, why = (
+                        ("timeout", "the caller's deadline passed")
+                        if _deadline_passed(ctx)
+                        else ("interrupt", "the caller went away")
+                    )
                     loop.call_soon_threadsafe(self.runner.cancel_soon, run.run_id, action, why)
 
             context.add_done_callback(done)
@@ -134,8 +151,16 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         _raise_if_failed(response.run, run)
         return response
 
-    async def _events(self, run: RunRecord, after: int, granularity: int, deadline: float | None,
-                      *, stop_at_deadline: bool, call_deadline: bool = True):
+    async def _events(
+        self,
+        run: RunRecord,
+        after: int,
+        granularity: int,
+        deadline: float | None,
+        *,
+        stop_at_deadline: bool,
+        call_deadline: bool = True,
+    ):
         """Forward the run's events; at the deadline stop the run (or not), then forward the rest.
         `call_deadline`: the deadline is the call's own, not the run's `spec.timeout`."""
         position = after
@@ -157,8 +182,9 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         deadline = _deadline(context, _spec_timeout(request.spec))
         call_deadline = _call_deadline_first(context, _spec_timeout(request.spec))
         try:
-            async for event in self._events(run, 0, request.spec.granularity, deadline, stop_at_deadline=True,
-                                            call_deadline=call_deadline):
+            async for event in self._events(
+                run, 0, request.spec.granularity, deadline, stop_at_deadline=True, call_deadline=call_deadline
+            ):
                 last = event
                 if event.HasField("end"):
                     detached[0] = True
@@ -195,8 +221,11 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         statuses = []
         for i, status in enumerate(request.statuses):
             if status not in _STATUS_NAMES:
-                raise invalid(f"statuses[{i}]", f"{status} is not a run status to filter by; expected one of "
-                                                + ", ".join(run_pb2.RunStatus.Name(v) for v in _STATUS_NAMES))
+                raise invalid(
+                    f"statuses[{i}]",
+                    f"{status} is not a run status to filter by; expected one of "
+                    + ", ".join(run_pb2.RunStatus.Name(v) for v in _STATUS_NAMES),
+                )
             statuses.append(_STATUS_NAMES[status])
         runs, token = await self.runner.list_runs(thread_id, statuses, request.page_size or 20, request.page_token)
         return pb.RunServiceListResponse(runs=[run_to_proto(r) for r in runs], next_page_token=token)
@@ -205,10 +234,14 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     async def Cancel(self, request, context):
         run_id = require_uuid(request.run_id, "run_id")
         if request.action not in _CANCEL_ACTIONS:
-            raise invalid("action", f"unknown value {request.action}; expected one of "
-                                    + ", ".join(pb.CancelAction.Name(v) for v in _CANCEL_ACTIONS))
-        run = await self.runner.cancel(run_id, _CANCEL_ACTIONS[request.action], "cancelled by RunService.Cancel",
-                                       wait=request.wait)
+            raise invalid(
+                "action",
+                f"unknown value {request.action}; expected one of "
+                + ", ".join(pb.CancelAction.Name(v) for v in _CANCEL_ACTIONS),
+            )
+        run = await self.runner.cancel(
+            run_id, _CANCEL_ACTIONS[request.action], "cancelled by RunService.Cancel", wait=request.wait
+        )
         return pb.RunServiceCancelResponse(run=run_to_proto(run))
 
     @rpc
@@ -217,16 +250,21 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         if request.after_sequence < 0:
             raise invalid("after_sequence", "must not be negative")
         if request.granularity not in run_pb2.Granularity.values():
-            raise invalid("granularity", f"unknown value {request.granularity}; expected one of "
-                                         + ", ".join(run_pb2.Granularity.keys()))
+            raise invalid(
+                "granularity",
+                f"unknown value {request.granularity}; expected one of " + ", ".join(run_pb2.Granularity.keys()),
+            )
         run = await self.runner.get_run(run_id)
         stored = await self.runner.last_sequence(run_id)
         if request.after_sequence > stored or (run.ended and 0 < stored <= request.after_sequence):
-            raise invalid("after_sequence", f"run {run_id} has {stored} events"
-                          + (", the last its end" if run.ended else " so far"))
+            raise invalid(
+                "after_sequence",
+                f"run {run_id} has {stored} events" + (", the last its end" if run.ended else " so far"),
+            )
         last = None
-        async for event in self._events(run, request.after_sequence, request.granularity, _deadline(context),
-                                        stop_at_deadline=False):
+        async for event in self._events(
+            run, request.after_sequence, request.granularity, _deadline(context), stop_at_deadline=False
+        ):
             last = event
             yield pb.RunServiceJoinResponse(event=event)
         _raise_if_failed(_ended(last), run)
@@ -241,8 +279,12 @@ def _raise_if_failed(ended: run_pb2.Run | None, run: RunRecord) -> None:
     """After the end of a run that did not succeed or pause: fail the call (never OK)."""
     if ended is None:
         return
-    status = {run_pb2.RUN_STATUS_ERROR: "error", run_pb2.RUN_STATUS_TIMEOUT: "timeout",
-              run_pb2.RUN_STATUS_CANCELLED: "cancelled"}.get(ended.status)
+    status = {
+        run_pb2.RUN_STATUS_ERROR: "error",
+        run_pb2.RUN_STATUS_TIMEOUT: "timeout",
+        run_pb2.RUN_STATUS_CANCELLED: "cancelled",
+    }.get(ended.status)
     if status:
-        raise RunFailure(status, ended.run_id or run.run_id, ended.thread_id or run.thread_id,
-                         ended.error.type, ended.error.message)
+        raise RunFailure(
+            status, ended.run_id or run.run_id, ended.thread_id or run.thread_id, ended.error.type, ended.error.message
+        )

@@ -76,8 +76,13 @@ class NamespaceNotOwned(GraphrunError):
         super().__init__(f"namespace: {self.description}", metadata={"field": "namespace", "owner_label": own})
 
     def details(self) -> list:
-        return [error_details_pb2.BadRequest(field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field="namespace", description=self.description)])]
+        return [
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field="namespace", description=self.description)
+                ]
+            )
+        ]
 
 
 # -- validation ---------------------------------------------------------------------------
@@ -159,9 +164,14 @@ def _index(request, violations: list[FieldViolation]) -> list[str] | bool | None
         elif _utf8_len(path) > MAX_INDEX_FIELD_BYTES:
             violations.append(FieldViolation(f"index_fields[{i}]", f"is longer than {MAX_INDEX_FIELD_BYTES} bytes"))
         elif path.strip() == "$":
-            violations.append(FieldViolation(f"index_fields[{i}]", "'$' embeds nothing in a put (LangGraph); "
-                                             "INDEX_MODE_DEFAULT embeds the whole value when store.index.fields "
-                                             "is not set"))
+            violations.append(
+                FieldViolation(
+                    f"index_fields[{i}]",
+                    "'$' embeds nothing in a put (LangGraph); "
+                    "INDEX_MODE_DEFAULT embeds the whole value when store.index.fields "
+                    "is not set",
+                )
+            )
     return fields
 
 
@@ -174,8 +184,13 @@ def _ttl_minutes(request, violations: list[FieldViolation]):
     if seconds == 0 and nanos == 0:
         return None
     if nanos or seconds % 60 or not 0 < seconds // 60 <= MAX_TTL_MINUTES:
-        violations.append(FieldViolation("ttl", "must be a whole number of minutes (LangGraph keeps TTLs in minutes), "
-                                                f"from 1 to {MAX_TTL_MINUTES} (100 years), or 0 (never expires)"))
+        violations.append(
+            FieldViolation(
+                "ttl",
+                "must be a whole number of minutes (LangGraph keeps TTLs in minutes), "
+                f"from 1 to {MAX_TTL_MINUTES} (100 years), or 0 (never expires)",
+            )
+        )
         return NOT_PROVIDED
     return seconds // 60
 
@@ -188,9 +203,12 @@ def _filter(request, violations: list[FieldViolation]) -> dict[str, Any] | None:
         if isinstance(condition, dict):  # LangGraph reads an object as operators, never as a value
             for operator in condition:
                 if operator not in FILTER_OPERATORS:
-                    violations.append(FieldViolation(
-                        f"filter.{key}.{operator}",
-                        f"unknown operator; an object in a filter holds operators ({', '.join(FILTER_OPERATORS)})"))
+                    violations.append(
+                        FieldViolation(
+                            f"filter.{key}.{operator}",
+                            f"unknown operator; an object in a filter holds operators ({', '.join(FILTER_OPERATORS)})",
+                        )
+                    )
     return value or None
 
 
@@ -221,8 +239,12 @@ def _timestamp(value) -> timestamp_pb2.Timestamp:
 
 
 def _item(item: Item) -> store_pb2.Item:
-    message = store_pb2.Item(namespace=item.namespace, key=item.key, created_at=_timestamp(item.created_at),
-                             updated_at=_timestamp(item.updated_at))
+    message = store_pb2.Item(
+        namespace=item.namespace,
+        key=item.key,
+        created_at=_timestamp(item.created_at),
+        updated_at=_timestamp(item.updated_at),
+    )
     fill_struct(message.value, item.value)
     message.value.SetInParent()  # {} is a value too
     return message
@@ -285,8 +307,8 @@ class StoreServicer(store_service_pb2_grpc.StoreServiceServicer):
         own = _own_label()
         # LangGraph's delete says nothing of a missing item; ask first, so a missing item (or another
         # caller's) is NOT_FOUND. Reading does not refresh the TTL of an item about to go.
-        if (own is not None and namespace[0] != own
-                or await self.store.aget(namespace, key, refresh_ttl=False) is None):
+        foreign = own is not None and namespace[0] != own
+        if foreign or await self.store.aget(namespace, key, refresh_ttl=False) is None:
             raise ItemNotFound(namespace, key)
         await self.store.adelete(namespace, key)
         return pb.StoreServiceDeleteItemResponse()
@@ -306,8 +328,14 @@ class StoreServicer(store_service_pb2_grpc.StoreServiceServicer):
                 prefix = (own,)
             elif prefix[0] != own:
                 return pb.StoreServiceSearchItemsResponse()
-        items = await self.store.asearch(prefix, query=request.query or None, filter=filter_, limit=limit,
-                                         offset=offset, refresh_ttl=_refresh(request))
+        items = await self.store.asearch(
+            prefix,
+            query=request.query or None,
+            filter=filter_,
+            limit=limit,
+            offset=offset,
+            refresh_ttl=_refresh(request),
+        )
         return pb.StoreServiceSearchItemsResponse(items=[_search_item(item) for item in items])
 
     @rpc
@@ -327,8 +355,13 @@ class StoreServicer(store_service_pb2_grpc.StoreServiceServicer):
                 prefix = (own, *prefix[1:])
             elif prefix[0] != own:
                 return pb.StoreServiceListNamespacesResponse()
-        namespaces = await self.store.alist_namespaces(prefix=prefix or None, suffix=suffix or None,
-                                                       max_depth=request.max_depth or None, limit=limit,
-                                                       offset=offset)
+        namespaces = await self.store.alist_namespaces(
+            prefix=prefix or None,
+            suffix=suffix or None,
+            max_depth=request.max_depth or None,
+            limit=limit,
+            offset=offset,
+        )
         return pb.StoreServiceListNamespacesResponse(
-            namespaces=[store_pb2.Namespace(labels=namespace) for namespace in namespaces])
+            namespaces=[store_pb2.Namespace(labels=namespace) for namespace in namespaces]
+        )

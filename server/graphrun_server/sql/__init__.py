@@ -43,16 +43,18 @@ def render(text: str, source: str = "<sql>") -> str:
         try:
             return names[match.group(1)]
         except KeyError:
-            raise ValueError(f"{source}: {{{{{match.group(1)}}}}} is not a SQLSTATE_ or REASON_ constant "
-                             "of graphrun_server.errors") from None
+            raise ValueError(
+                f"{source}: {{{{{match.group(1)}}}}} is not a SQLSTATE_ or REASON_ constant of graphrun_server.errors"
+            ) from None
 
     return _PLACEHOLDER.sub(value, text)
 
 
 def function_files() -> list[tuple[str, str]]:
     """(file name, SQL as written) of every function file, in name order."""
-    files = [(entry.name, entry.read_text()) for entry in resources.files(__name__).iterdir()
-             if entry.name.endswith(".sql")]
+    files = [
+        (entry.name, entry.read_text()) for entry in resources.files(__name__).iterdir() if entry.name.endswith(".sql")
+    ]
     return sorted(files)
 
 

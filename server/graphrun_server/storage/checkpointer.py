@@ -60,8 +60,9 @@ def _fenced(sql: str) -> str:
     """Upstream's `INSERT ... VALUES (%s, ...)` as `INSERT ... SELECT %s, ... WHERE graphrun_fenced(%s, %s)`:
     the row is written only if the run's attempt still owns the run (else GR001 aborts the
     write's transaction, with everything else in its pipeline)."""
-    fenced, count = re.subn(r"VALUES\s*\(((?:%s,\s*)*%s)\)",
-                            r"SELECT \1 WHERE graphrun_fenced(%s::uuid, %s::integer)", sql)
+    fenced, count = re.subn(
+        r"VALUES\s*\(((?:%s,\s*)*%s)\)", r"SELECT \1 WHERE graphrun_fenced(%s::uuid, %s::integer)", sql
+    )
     if count != 1:  # upstream changed its SQL: fail at start-up, not with unfenced writes
         raise RuntimeError(f"cannot fence this checkpoint statement: {sql}")
     return fenced
@@ -155,13 +156,18 @@ class RunCheckpoints:
     def knows_empty(self, config) -> bool:
         """True when the thread certainly has no checkpoint yet: the run created it and has not
         written. (No one else writes into a thread while a run holds it: it is BUSY.)"""
-        return (self.new_thread and self.latest is None and not self.written
-                and not config["configurable"].get("checkpoint_id"))
+        return (
+            self.new_thread
+            and self.latest is None
+            and not self.written
+            and not config["configurable"].get("checkpoint_id")
+        )
 
     def stored(self, config, checkpoint, metadata: dict[str, Any]) -> None:
         conf = config["configurable"]
-        self.latest = StoredCheckpoint(str(conf["thread_id"]), checkpoint["id"], conf.get("checkpoint_id"),
-                                       checkpoint["ts"], metadata)
+        self.latest = StoredCheckpoint(
+            str(conf["thread_id"]), checkpoint["id"], conf.get("checkpoint_id"), checkpoint["ts"], metadata
+        )
 
 
 class CheckpointedRun(Protocol):
@@ -342,10 +348,20 @@ class FencedPostgresSaver(AsyncPostgresSaver):
                     answer = cur.connection.cursor(row_factory=dict_row)
                     await answer.execute(rider.query, rider.params)
                 if blob_versions := {k: v for k, v in new_versions.items() if k in blob_values}:
-                    await cur.executemany(self.UPSERT_CHECKPOINT_BLOBS_SQL, await _dump(
-                        self._dump_blobs, blob_values.values(), thread_id, checkpoint_ns, blob_values, blob_versions))
-                row = (thread_id, checkpoint_ns, checkpoint["id"], configurable.get("checkpoint_id"), Jsonb(copy),
-                       Jsonb(stored_metadata))
+                    await cur.executemany(
+                        self.UPSERT_CHECKPOINT_BLOBS_SQL,
+                        await _dump(
+                            self._dump_blobs, blob_values.values(), thread_id, checkpoint_ns, blob_values, blob_versions
+                        ),
+                    )
+                row = (
+                    thread_id,
+                    checkpoint_ns,
+                    checkpoint["id"],
+                    configurable.get("checkpoint_id"),
+                    Jsonb(copy),
+                    Jsonb(stored_metadata),
+                )
                 if fence is None:
                     await cur.execute(self.UPSERT_CHECKPOINTS_SQL, row)
                 else:
@@ -364,15 +380,24 @@ class FencedPostgresSaver(AsyncPostgresSaver):
             recorder.stored(config, checkpoint, stored_metadata)
             if finished is not None:
                 recorder.finished = finished
-        return {"configurable": {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns,
-                                 "checkpoint_id": checkpoint["id"]}}
+        return {
+            "configurable": {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns, "checkpoint_id": checkpoint["id"]}
+        }
 
     async def _aput_writes(self, config, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str):
         """Upstream's `aput_writes`, serializing through `_dump`, fenced in each row's INSERT."""
         upsert = all(w[0] in WRITES_IDX_MAP for w in writes)
         configurable = config["configurable"]
-        params = await _dump(self._dump_writes, (v for _, v in writes), configurable["thread_id"],
-                             configurable["checkpoint_ns"], configurable["checkpoint_id"], task_id, task_path, writes)
+        params = await _dump(
+            self._dump_writes,
+            (v for _, v in writes),
+            configurable["thread_id"],
+            configurable["checkpoint_ns"],
+            configurable["checkpoint_id"],
+            task_id,
+            task_path,
+            writes,
+        )
         if (fence := _fence(config)) is None:
             query = self.UPSERT_CHECKPOINT_WRITES_SQL if upsert else self.INSERT_CHECKPOINT_WRITES_SQL
         else:

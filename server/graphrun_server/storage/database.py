@@ -6,8 +6,8 @@ import asyncio
 import logging
 import os
 import pathlib
-import stat
 import select
+import stat
 import time
 from importlib import resources
 
@@ -103,8 +103,7 @@ def _hung_up(conn: psycopg.AsyncConnection) -> bool:
     return bool(poller.poll(0))
 
 
-def make_pool(dsn: str, *, max_size: int = 20, timeout: float = 5.0,
-              availability: Availability | None = None) -> Pool:
+def make_pool(dsn: str, *, max_size: int = 20, timeout: float = 5.0, availability: Availability | None = None) -> Pool:
     """A pool whose connections suit both graphrun's queries and AsyncPostgresSaver.
 
     The saver needs autocommit and dict rows. prepare_threshold=0 (as LangGraph's
@@ -175,7 +174,9 @@ async def migrate(pool: AsyncConnectionPool, checkpointer_setup) -> None:
 
 async def _migrate(pool: AsyncConnectionPool, checkpointer_setup) -> None:
     async with pool.connection() as conn:
-        while not (await (await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (_MIGRATION_LOCK,))).fetchone())["ok"]:
+        while not (await (await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (_MIGRATION_LOCK,))).fetchone())[
+            "ok"
+        ]:
             await asyncio.sleep(0.1)
         try:
             await conn.execute(
@@ -193,7 +194,8 @@ async def _migrate(pool: AsyncConnectionPool, checkpointer_setup) -> None:
                 for version, name, sql in pending:
                     await conn.execute(sql, prepare=False)
                     await conn.execute(
-                        "INSERT INTO graphrun_schema_migration (version, name) VALUES (%s, %s)", (version, name))
+                        "INSERT INTO graphrun_schema_migration (version, name) VALUES (%s, %s)", (version, name)
+                    )
                 if not newer:
                     for _name, sql in sql_source.functions():
                         await conn.execute(sql, prepare=False)
@@ -201,11 +203,17 @@ async def _migrate(pool: AsyncConnectionPool, checkpointer_setup) -> None:
             for _version, name, _sql in pending:
                 log.info("applied migration %s", name)
             if newer:
-                log.warning("the database was migrated by a newer graphrun (migrations %s): its SQL functions "
-                            "are left as that version defined them", ", ".join(map(str, newer)))
+                log.warning(
+                    "the database was migrated by a newer graphrun (migrations %s): its SQL functions "
+                    "are left as that version defined them",
+                    ", ".join(map(str, newer)),
+                )
             elif orphans:
-                log.warning("functions no file of graphrun_server/sql defines are still in the database: %s "
-                            "(a changed signature needs a migration that drops the old one)", ", ".join(orphans))
+                log.warning(
+                    "functions no file of graphrun_server/sql defines are still in the database: %s "
+                    "(a changed signature needs a migration that drops the old one)",
+                    ", ".join(orphans),
+                )
             await checkpointer_setup()
         finally:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
@@ -234,14 +242,17 @@ class Prober:
                 try:
                     if self._conn is None or self._conn.closed:
                         # Cancelling a connection attempt sends nothing to the server: wait_for is safe here.
-                        self._conn = await asyncio.wait_for(BoundedAsyncConnection.connect(
-                            self._dsn, autocommit=True, **link_params(self._dsn, self._budget)),
-                            max(deadline - time.monotonic(), 0.001))
+                        self._conn = await asyncio.wait_for(
+                            BoundedAsyncConnection.connect(
+                                self._dsn, autocommit=True, **link_params(self._dsn, self._budget)
+                            ),
+                            max(deadline - time.monotonic(), 0.001),
+                        )
                         self._conn.budget = self._budget
                     self._conn.bound_next(max(deadline - time.monotonic(), 0.001))
                     await self._conn.execute("SELECT 1")
                     return True
-                except Exception as exc:  # psycopg errors, OSError, TimeoutError
+                except Exception as exc:  # noqa: BLE001 - psycopg errors, OSError, TimeoutError
                     log.debug("database ping failed: %s", type(exc).__name__)
                     await self._drop()
                     if time.monotonic() >= deadline:

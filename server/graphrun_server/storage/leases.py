@@ -42,7 +42,8 @@ RENEW_SQL = """
 UPDATE graphrun_run r
    SET lease_expires_at = now() + make_interval(secs => %(lease)s), updated_at = now(),
        current_node = coalesce(v.node, r.current_node), step = coalesce(v.step, r.step)
-  FROM unnest(%(ids)s::uuid[], %(attempts)s::int[], %(nodes)s::text[], %(steps)s::int[]) AS v(run_id, attempt, node, step)
+  FROM unnest(%(ids)s::uuid[], %(attempts)s::int[], %(nodes)s::text[], %(steps)s::int[])
+       AS v(run_id, attempt, node, step)
  WHERE r.run_id = v.run_id AND r.attempt = v.attempt AND r.status = 'running' AND r.lease_owner = %(owner)s
 RETURNING r.run_id::text AS run_id, r.cancel_action
 """
@@ -56,8 +57,14 @@ class LeaseKeeper:
     """Renews the leases of `runs()` and reports back through `report(lost, cancels)`: the runs
     whose lease was lost or given up (run id -> attempt) and the cancels asked of runs it kept."""
 
-    def __init__(self, dsn: str, owner: str, lease_seconds: float, runs: RunsView,
-                 report: Callable[[dict[str, int], dict[str, str]], None]):
+    def __init__(
+        self,
+        dsn: str,
+        owner: str,
+        lease_seconds: float,
+        runs: RunsView,
+        report: Callable[[dict[str, int], dict[str, str]], None],
+    ):
         self._dsn, self._owner, self._lease = dsn, owner, lease_seconds
         self._runs, self._report = runs, report
         self._give_up_after = lease_seconds * GIVE_UP
@@ -68,8 +75,10 @@ class LeaseKeeper:
         self._confirmed: dict[tuple[str, int], float] = {}  # (run, attempt) -> send time of its last renewal
         self._given_up: set[tuple[str, int]] = set()  # reported: not renewed, not reported again
         self._failing_since: float | None = None
-        self._threads = [threading.Thread(target=self._renew_loop, name="graphrun-leases", daemon=True),
-                         threading.Thread(target=self._clock, name="graphrun-lease-clock", daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._renew_loop, name="graphrun-leases", daemon=True),
+            threading.Thread(target=self._clock, name="graphrun-lease-clock", daemon=True),
+        ]
 
     def start(self) -> None:
         for thread in self._threads:
@@ -104,7 +113,10 @@ class LeaseKeeper:
         with self._lock:
             for run_id, (attempt, _node, _step, leased_at) in runs.items():
                 key = (run_id, attempt)
-                if key not in self._given_up and now - max(leased_at, self._confirmed.get(key, leased_at)) >= self._give_up_after:
+                if (
+                    key not in self._given_up
+                    and now - max(leased_at, self._confirmed.get(key, leased_at)) >= self._give_up_after
+                ):
                     self._given_up.add(key)
                     expired[run_id] = attempt
             current = {(run_id, v[0]) for run_id, v in runs.items()}
@@ -133,7 +145,7 @@ class LeaseKeeper:
                 if conn is None or conn.closed:
                     conn = self._connect()
                 self._renew(conn, sent)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - counted by _failed; the next renewal reconnects
                 self._failed(exc)
                 if conn is not None:
                     conn.close()
@@ -157,10 +169,17 @@ class LeaseKeeper:
             conn.execute("SELECT 1")  # keeps the connection known to work
             return
         ids = list(runs)
-        rows = conn.execute(RENEW_SQL, {
-            "lease": self._lease, "owner": self._owner, "ids": ids,
-            "attempts": [runs[i][0] for i in ids], "nodes": [runs[i][1] for i in ids],
-            "steps": [runs[i][2] for i in ids]}).fetchall()
+        rows = conn.execute(
+            RENEW_SQL,
+            {
+                "lease": self._lease,
+                "owner": self._owner,
+                "ids": ids,
+                "attempts": [runs[i][0] for i in ids],
+                "nodes": [runs[i][1] for i in ids],
+                "steps": [runs[i][2] for i in ids],
+            },
+        ).fetchall()
         kept = {r[0] for r in rows}
         lost = {}
         with self._lock:
@@ -179,8 +198,12 @@ class LeaseKeeper:
         """One line when renewals start failing, not one per attempt."""
         if self._failing_since is None:
             self._failing_since = time.monotonic()
-            log.warning("lease renewal failed (%s); runs not renewed for %.0f%% of a lease (%.1f s) stop here",
-                        type(exc).__name__, GIVE_UP * 100, self._give_up_after)
+            log.warning(
+                "lease renewal failed (%s); runs not renewed for %.0f%% of a lease (%.1f s) stop here",
+                type(exc).__name__,
+                GIVE_UP * 100,
+                self._give_up_after,
+            )
 
     def _recovered(self) -> None:
         if self._failing_since is not None:

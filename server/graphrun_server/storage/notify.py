@@ -71,7 +71,7 @@ class Notifications:
                         await conn.execute("SELECT 1")  # a quiet while: is anyone still there?
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure: reconnect
                 self.connected.clear()
                 if lost_at is None:
                     lost_at = time.monotonic()
@@ -80,8 +80,7 @@ class Notifications:
                 backoff = min(backoff * 2, 1.0)
 
     async def _connect(self) -> BoundedAsyncConnection:
-        conn = await BoundedAsyncConnection.connect(self._dsn, autocommit=True,
-                                                    **link_params(self._dsn, self._budget))
+        conn = await BoundedAsyncConnection.connect(self._dsn, autocommit=True, **link_params(self._dsn, self._budget))
         conn.budget = self._budget
         return conn
 
@@ -90,5 +89,5 @@ class Notifications:
             self._task.cancel()
             try:
                 await self._task
-            except (asyncio.CancelledError, Exception):
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping: what ended the listener no longer matters
                 pass

@@ -24,9 +24,17 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from ..auth import caller, owner_filter
-from ..errors import (REASON_THREAD_INTERRUPTED, SQLSTATE_THREAD_BUSY, SQLSTATE_THREAD_INTERRUPTED,
-                      SQLSTATE_THREAD_NOT_FOUND, ThreadAlreadyExists, ThreadBusy, ThreadInterrupted, ThreadNotFound,
-                      invalid)
+from ..errors import (
+    REASON_THREAD_INTERRUPTED,
+    SQLSTATE_THREAD_BUSY,
+    SQLSTATE_THREAD_INTERRUPTED,
+    SQLSTATE_THREAD_NOT_FOUND,
+    ThreadAlreadyExists,
+    ThreadBusy,
+    ThreadInterrupted,
+    ThreadNotFound,
+    invalid,
+)
 from ..events import END, RunEvent
 from .checkpointer import Rider
 
@@ -96,8 +104,10 @@ def _thread(row: dict) -> ThreadRecord:
 
 
 def _run(row: dict) -> RunRecord:
-    return RunRecord(**{k: v for k, v in row.items() if k in _RUN_FIELDS} | {
-        "run_id": str(row["run_id"]), "thread_id": str(row["thread_id"])})
+    return RunRecord(
+        **{k: v for k, v in row.items() if k in _RUN_FIELDS}
+        | {"run_id": str(row["run_id"]), "thread_id": str(row["thread_id"])}
+    )
 
 
 # A subgraph event's namespace, stored in its data: graphrun_finish_run and append_events take
@@ -168,8 +178,7 @@ def decode_token(token: str, field_path: str) -> list[str]:
 
 
 # A thread idle past its time-to-live: its own, else the default (`%(minutes)s`, NULL for none).
-_EXPIRED = ("status <> 'busy' AND updated_at + make_interval(secs => 60 * coalesce(ttl_minutes, %(minutes)s)) "
-            "< now()")
+_EXPIRED = "status <> 'busy' AND updated_at + make_interval(secs => 60 * coalesce(ttl_minutes, %(minutes)s)) < now()"
 
 # LangGraph's checkpoint tables (langgraph-checkpoint-postgres) and their columns but thread_id: a
 # thread's copy is its rows under another thread id.
@@ -223,29 +232,35 @@ class Records:
 
     # -- threads ----------------------------------------------------------------------
 
-    async def create_thread(self, thread_id: str | None, metadata: dict,
-                            ttl: tuple[float, str] | None = None) -> ThreadRecord:
+    async def create_thread(
+        self, thread_id: str | None, metadata: dict, ttl: tuple[float, str] | None = None
+    ) -> ThreadRecord:
         thread_id = thread_id or str(uuid.uuid4())
         owner = _caller()
         if owner is not None:
             metadata = {**metadata, "owner": owner}  # as the seed's contract shows it
         minutes, strategy = ttl or (None, None)
-        row = await self._one("INSERT INTO graphrun_thread (thread_id, metadata, owner, ttl_minutes, ttl_strategy)"
-                              " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING *",
-                              (thread_id, Jsonb(metadata), owner, minutes, strategy))
+        row = await self._one(
+            "INSERT INTO graphrun_thread (thread_id, metadata, owner, ttl_minutes, ttl_strategy)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING *",
+            (thread_id, Jsonb(metadata), owner, minutes, strategy),
+        )
         if row is None:
             raise ThreadAlreadyExists(thread_id)
         return _thread(row)
 
     async def get_thread(self, thread_id: str) -> ThreadRecord:
-        row = await self._one("SELECT * FROM graphrun_thread WHERE thread_id = %s"
-                              " AND (%s::text IS NULL OR owner = %s)", (thread_id, owner_filter(), owner_filter()))
+        row = await self._one(
+            "SELECT * FROM graphrun_thread WHERE thread_id = %s AND (%s::text IS NULL OR owner = %s)",
+            (thread_id, owner_filter(), owner_filter()),
+        )
         if row is None:
             raise ThreadNotFound(thread_id)
         return _thread(row)
 
-    async def list_threads(self, statuses: list[str], metadata: dict, assistant_id: str | None, page_size: int,
-                           page_token: str) -> tuple[list[ThreadRecord], str]:
+    async def list_threads(
+        self, statuses: list[str], metadata: dict, assistant_id: str | None, page_size: int, page_token: str
+    ) -> tuple[list[ThreadRecord], str]:
         """The caller's threads, newest first; the token names the last one returned."""
         after = _page_after(page_token)
         owner = owner_filter()
@@ -256,12 +271,21 @@ class Records:
                AND (cardinality(%(statuses)s::text[]) = 0 OR status = ANY(%(statuses)s::text[]))
                AND (%(metadata)s::jsonb = '{{}}'::jsonb OR metadata @> %(metadata)s::jsonb)
                AND (%(assistant_id)s::text IS NULL OR assistant_id = %(assistant_id)s)
-               AND (%(after_time)s::timestamptz IS NULL OR (created_at, thread_id) < (%(after_time)s, %(after_id)s::uuid))
+               AND (%(after_time)s::timestamptz IS NULL
+                    OR (created_at, thread_id) < (%(after_time)s, %(after_id)s::uuid))
              ORDER BY created_at DESC, thread_id DESC
              LIMIT %(limit)s
-            """, {"owner": owner, "statuses": statuses, "metadata": Jsonb(metadata), "assistant_id": assistant_id,
-                  "limit": page_size + 1, "after_time": after[0] if after else None,
-                  "after_id": after[1] if after else None})
+            """,
+            {
+                "owner": owner,
+                "statuses": statuses,
+                "metadata": Jsonb(metadata),
+                "assistant_id": assistant_id,
+                "limit": page_size + 1,
+                "after_time": after[0] if after else None,
+                "after_id": after[1] if after else None,
+            },
+        )
         threads = [_thread(r) for r in rows[:page_size]]
         token = encode_token(threads[-1].created_at.isoformat(), threads[-1].thread_id) if len(rows) > page_size else ""
         return threads, token
@@ -285,7 +309,9 @@ class Records:
                  WHERE thread_id = %(source)s AND (%(seen)s::text IS NULL OR owner = %(seen)s)
                     ON CONFLICT DO NOTHING
                 RETURNING *
-                """, {"target": target, "source": source, "owner": owner, "seen": owner_filter()})
+                """,
+                {"target": target, "source": source, "owner": owner, "seen": owner_filter()},
+            )
             row = await cur.fetchone()
             if row is None:
                 exists = await conn.execute("SELECT 1 FROM graphrun_thread WHERE thread_id = %s", (target,))
@@ -293,8 +319,11 @@ class Records:
                     raise ThreadAlreadyExists(target)
                 raise ThreadNotFound(source)
             for table, columns in _CHECKPOINT_TABLES:
-                await conn.execute(f"INSERT INTO {table} (thread_id, {columns}) "  # noqa: S608 - our own names
-                                   f"SELECT %s, {columns} FROM {table} WHERE thread_id = %s", (target, source))
+                await conn.execute(
+                    f"INSERT INTO {table} (thread_id, {columns}) "  # our own names, from _CHECKPOINT_TABLES
+                    f"SELECT %s, {columns} FROM {table} WHERE thread_id = %s",
+                    (target, source),
+                )
         return _thread(row)
 
     async def expired_threads(self, default: tuple[float, str] | None, limit: int) -> list[tuple[str, str]]:
@@ -305,14 +334,18 @@ class Records:
             f"""
             SELECT thread_id::text AS thread_id, coalesce(ttl_strategy, %(strategy)s) AS strategy
               FROM graphrun_thread WHERE {_EXPIRED} ORDER BY updated_at LIMIT %(limit)s
-            """, {"minutes": minutes, "strategy": strategy, "limit": limit})
+            """,
+            {"minutes": minutes, "strategy": strategy, "limit": limit},
+        )
         return [(r["thread_id"], r["strategy"]) for r in rows]
 
     async def still_expired(self, thread_id: str, default: tuple[float, str] | None) -> bool:
         """Whether the thread is still idle past its time-to-live (checked again under its lock: a run
         may have come and gone since it was listed)."""
-        row = await self._one(f"SELECT 1 AS yes FROM graphrun_thread WHERE thread_id = %(thread_id)s AND {_EXPIRED}",
-                              {"thread_id": thread_id, "minutes": (default or (None,))[0]})
+        row = await self._one(
+            f"SELECT 1 AS yes FROM graphrun_thread WHERE thread_id = %(thread_id)s AND {_EXPIRED}",
+            {"thread_id": thread_id, "minutes": (default or (None,))[0]},
+        )
         return row is not None
 
     async def touch_thread(self, thread_id: str) -> None:
@@ -326,23 +359,52 @@ class Records:
 
     async def delete_thread(self, thread_id: str) -> None:
         async with self.pool.connection() as conn:
-            cur = await conn.execute("DELETE FROM graphrun_thread WHERE thread_id = %s"
-                                     " AND (%s::text IS NULL OR owner = %s)", (thread_id, owner_filter(), owner_filter()))
+            cur = await conn.execute(
+                "DELETE FROM graphrun_thread WHERE thread_id = %s AND (%s::text IS NULL OR owner = %s)",
+                (thread_id, owner_filter(), owner_filter()),
+            )
         if cur.rowcount == 0:
             raise ThreadNotFound(thread_id)
 
     # -- runs ---------------------------------------------------------------------------
 
     @staticmethod
-    def begin_run_statement(*, run_id: str, thread_id: str, create_thread: bool, assistant_id: str,
-                            multitask_strategy: str, on_disconnect: str, spec: dict, metadata: dict,
-                            delay: float, has_input: bool, owner: str | None, lease: float) -> tuple[str, tuple]:
+    def begin_run_statement(
+        *,
+        run_id: str,
+        thread_id: str,
+        create_thread: bool,
+        assistant_id: str,
+        multitask_strategy: str,
+        on_disconnect: str,
+        spec: dict,
+        metadata: dict,
+        delay: float,
+        has_input: bool,
+        owner: str | None,
+        lease: float,
+    ) -> tuple[str, tuple]:
         """The query that accepts a run (graphrun_begin_run) and its parameters: RUNNING and leased
         to `owner` when it can start at once and owner is given, else PENDING for any replica's workers."""
-        return (f"SELECT {_RUN_COLUMNS_BUT_SPEC} FROM graphrun_begin_run(%s, %s, %s, %s, %s, %s, %s, %s,"
-                " make_interval(secs => %s), %s, %s, make_interval(secs => %s), %s)",
-                (run_id, thread_id, create_thread, assistant_id, multitask_strategy, on_disconnect, Jsonb(spec),
-                 Jsonb(metadata), delay, has_input, owner, lease, _caller()))
+        return (
+            f"SELECT {_RUN_COLUMNS_BUT_SPEC} FROM graphrun_begin_run(%s, %s, %s, %s, %s, %s, %s, %s,"
+            " make_interval(secs => %s), %s, %s, make_interval(secs => %s), %s)",
+            (
+                run_id,
+                thread_id,
+                create_thread,
+                assistant_id,
+                multitask_strategy,
+                on_disconnect,
+                Jsonb(spec),
+                Jsonb(metadata),
+                delay,
+                has_input,
+                owner,
+                lease,
+                _caller(),
+            ),
+        )
 
     async def begin_run(self, *, thread_id: str, spec: dict, **kwargs) -> RunRecord:
         """Accept a run on its own round trip (see `begin_run_statement`)."""
@@ -427,20 +489,40 @@ class Records:
             )
             SELECT (SELECT count(*) FROM owner) AS owned,
                    (SELECT pg_notify('graphrun_event', %(run_id)s::text) FROM stored LIMIT 1) AS notified
-            """, {"run_id": run_id, "attempt": attempt, "events": Jsonb(event_batch(events))})
+            """,
+            {"run_id": run_id, "attempt": attempt, "events": Jsonb(event_batch(events))},
+        )
         return bool(row and row["owned"])
 
     @staticmethod
-    def finish_run_statement(run_id: str, attempt: int, status: str, error: dict | None, node: str | None,
-                             step: int | None, events: list[RunEvent]) -> tuple[str, tuple]:
+    def finish_run_statement(
+        run_id: str,
+        attempt: int,
+        status: str,
+        error: dict | None,
+        node: str | None,
+        step: int | None,
+        events: list[RunEvent],
+    ) -> tuple[str, tuple]:
         """The query that records a run's end with its last events (graphrun_finish_run)."""
         seqs, kinds, data = event_rows(events)
-        return (f"SELECT {_RUN_COLUMNS_BUT_SPEC} FROM graphrun_finish_run("
-                "%s, %s, %s, %s, %s, %s, %s::bigint[], %s::text[], %s::jsonb[])",
-                (run_id, attempt, status, Jsonb(error) if error else None, node, step, seqs, kinds, data))
+        return (
+            f"SELECT {_RUN_COLUMNS_BUT_SPEC} FROM graphrun_finish_run("
+            "%s, %s, %s, %s, %s, %s, %s::bigint[], %s::text[], %s::jsonb[])",
+            (run_id, attempt, status, Jsonb(error) if error else None, node, step, seqs, kinds, data),
+        )
 
-    async def finish_run(self, run_id: str, attempt: int, status: str, error: dict | None, node: str | None,
-                         step: int | None, events: list[RunEvent], spec: dict[str, Any]) -> RunRecord | None:
+    async def finish_run(
+        self,
+        run_id: str,
+        attempt: int,
+        status: str,
+        error: dict | None,
+        node: str | None,
+        step: int | None,
+        events: list[RunEvent],
+        spec: dict[str, Any],
+    ) -> RunRecord | None:
         """Record the end with the last events. None: fenced off."""
         row = await self._one(*self.finish_run_statement(run_id, attempt, status, error, node, step, events))
         return run_record(row, spec)
@@ -456,7 +538,9 @@ class Records:
                  WHERE run_id = %s AND attempt = %s AND status = 'running' RETURNING run_id
             )
             SELECT run_id, pg_notify('graphrun_run', run_id::text) AS notified FROM released
-            """, (run_id, attempt))
+            """,
+            (run_id, attempt),
+        )
         return row is not None
 
     async def cancel_run(self, run_id: str, action: str, message: str) -> RunRecord | None:
@@ -464,14 +548,17 @@ class Records:
         return _run(row) if row and row["run_id"] else None
 
     async def get_run(self, run_id: str) -> RunRecord | None:
-        row = await self._one("SELECT r.*, to_jsonb(w) AS webhook FROM graphrun_run r"
-                              " LEFT JOIN graphrun_webhook w USING (run_id)"
-                              " WHERE r.run_id = %s AND (%s::text IS NULL OR r.owner = %s)",
-                              (run_id, owner_filter(), owner_filter()))
+        row = await self._one(
+            "SELECT r.*, to_jsonb(w) AS webhook FROM graphrun_run r"
+            " LEFT JOIN graphrun_webhook w USING (run_id)"
+            " WHERE r.run_id = %s AND (%s::text IS NULL OR r.owner = %s)",
+            (run_id, owner_filter(), owner_filter()),
+        )
         return _run(row) if row else None
 
-    async def list_runs(self, thread_id: str | None, statuses: list[str], page_size: int,
-                        page_token: str) -> tuple[list[RunRecord], str]:
+    async def list_runs(
+        self, thread_id: str | None, statuses: list[str], page_size: int, page_token: str
+    ) -> tuple[list[RunRecord], str]:
         after = _page_after(page_token)
         rows = await self._all(
             """
@@ -482,8 +569,16 @@ class Records:
                AND (%(owner)s::text IS NULL OR owner = %(owner)s)
              ORDER BY created_at DESC, run_id DESC
              LIMIT %(limit)s
-            """, {"thread_id": thread_id, "statuses": statuses, "limit": page_size + 1, "owner": owner_filter(),
-                  "after_time": after[0] if after else None, "after_id": after[1] if after else None})
+            """,
+            {
+                "thread_id": thread_id,
+                "statuses": statuses,
+                "limit": page_size + 1,
+                "owner": owner_filter(),
+                "after_time": after[0] if after else None,
+                "after_id": after[1] if after else None,
+            },
+        )
         runs = [_run(r) for r in rows[:page_size]]
         token = encode_token(runs[-1].created_at.isoformat(), runs[-1].run_id) if len(rows) > page_size else ""
         return runs, token
@@ -493,13 +588,17 @@ class Records:
         return row["n"]
 
     async def last_sequence(self, run_id: str) -> int:
-        row = await self._one("SELECT coalesce(max(sequence), 0) AS n FROM graphrun_run_event WHERE run_id = %s",
-                              (run_id,))
+        row = await self._one(
+            "SELECT coalesce(max(sequence), 0) AS n FROM graphrun_run_event WHERE run_id = %s", (run_id,)
+        )
         return row["n"]
 
     async def read_events(self, run_id: str, after: int) -> list[RunEvent]:
-        rows = await self._all("SELECT sequence, kind, data, namespace, created_at FROM graphrun_run_event"
-                               " WHERE run_id = %s AND sequence > %s ORDER BY sequence", (run_id, after))
+        rows = await self._all(
+            "SELECT sequence, kind, data, namespace, created_at FROM graphrun_run_event"
+            " WHERE run_id = %s AND sequence > %s ORDER BY sequence",
+            (run_id, after),
+        )
         return [_stored_event(r) for r in rows]
 
     async def delete_run_checkpoints(self, thread_id: str, run_id: str) -> int:
@@ -516,10 +615,12 @@ class Records:
         closes and the lock goes with it.
         """
         async with self.pool.connection() as conn:
-            cur = await conn.execute("SELECT pg_try_advisory_lock(graphrun_thread_lock_key(%s)) AS locked,"
-                                     " (SELECT status FROM graphrun_thread WHERE thread_id = %s"
-                                     "   AND (%s::text IS NULL OR owner = %s)) AS status",
-                                     (thread_id, thread_id, owner_filter(), owner_filter()))
+            cur = await conn.execute(
+                "SELECT pg_try_advisory_lock(graphrun_thread_lock_key(%s)) AS locked,"
+                " (SELECT status FROM graphrun_thread WHERE thread_id = %s"
+                "   AND (%s::text IS NULL OR owner = %s)) AS status",
+                (thread_id, thread_id, owner_filter(), owner_filter()),
+            )
             row = await cur.fetchone()
             if not row["locked"]:
                 raise ThreadBusy(thread_id)
@@ -534,13 +635,17 @@ class Records:
 
     async def set_thread_status(self, thread_id: str, status: str) -> None:
         async with self.pool.connection() as conn:
-            await conn.execute("UPDATE graphrun_thread SET status = %s, updated_at = now()"
-                               " WHERE thread_id = %s AND status <> 'busy'", (status, thread_id))
+            await conn.execute(
+                "UPDATE graphrun_thread SET status = %s, updated_at = now() WHERE thread_id = %s AND status <> 'busy'",
+                (status, thread_id),
+            )
 
     async def prune_events(self, older_than: float) -> int:
         """Delete the events of runs that ended more than `older_than` seconds ago."""
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 "DELETE FROM graphrun_run_event e USING graphrun_run r WHERE e.run_id = r.run_id"
-                " AND r.ended_at < now() - make_interval(secs => %s)", (older_than,))
+                " AND r.ended_at < now() - make_interval(secs => %s)",
+                (older_than,),
+            )
             return cur.rowcount

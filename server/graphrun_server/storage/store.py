@@ -22,7 +22,7 @@ import asyncio
 import importlib.util
 import logging
 import pathlib
-from typing import Any
+from typing import Any, ClassVar
 
 from langgraph.store.postgres import AsyncPostgresStore
 
@@ -46,7 +46,7 @@ def index_config(index: Any, base_dir: pathlib.Path) -> dict[str, Any] | None:
         raise StoreConfigError(f"store.index.dims must be a positive integer, not {dims!r}")
     fields = index.get("fields")
     if fields is not None and (not isinstance(fields, list) or not all(isinstance(f, str) for f in fields)):
-        raise StoreConfigError("store.index.fields must be a list of JSON paths (e.g. [\"text\", \"$\"])")
+        raise StoreConfigError('store.index.fields must be a list of JSON paths (e.g. ["text", "$"])')
     config = {k: v for k, v in index.items() if k not in ("embed",)}
     config["embed"] = _embeddings(index["embed"], base_dir)
     return config
@@ -67,9 +67,11 @@ def _embeddings(embed: Any, base_dir: pathlib.Path):
         try:
             from langchain.embeddings import init_embeddings
         except ImportError:
-            raise StoreConfigError(f"store.index.embed {embed!r} names a LangChain embeddings provider, which needs "
-                                   "the langchain package: pip install langchain (and the provider's package), "
-                                   "or use './file.py:function'") from None
+            raise StoreConfigError(
+                f"store.index.embed {embed!r} names a LangChain embeddings provider, which needs "
+                "the langchain package: pip install langchain (and the provider's package), "
+                "or use './file.py:function'"
+            ) from None
         try:
             return init_embeddings(embed)
         except Exception as exc:
@@ -104,8 +106,12 @@ def ttl_config(ttl: Any) -> dict[str, Any] | None:
         raise StoreConfigError(f"store.ttl has unknown keys: {', '.join(sorted(unknown))}")
     default = ttl.get("default_ttl")
     if default is not None and default != int(default):  # LangGraph stores TTLs in an integer column
-        log.warning("store.ttl.default_ttl %s: LangGraph keeps an item's TTL in whole minutes, so a read that "
-                    "refreshes it restarts it from %d minutes", default, round(default))
+        log.warning(
+            "store.ttl.default_ttl %s: LangGraph keeps an item's TTL in whole minutes, so a read that "
+            "refreshes it restarts it from %d minutes",
+            default,
+            round(default),
+        )
     return dict(ttl)
 
 
@@ -119,12 +125,14 @@ class GraphrunStore(AsyncPostgresStore):
     LangGraph's text comparison, and `$eq`/`$ne` its jsonb equality.
     """
 
-    _NUMERIC = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+    _NUMERIC: ClassVar[dict[str, str]] = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 
     def _get_filter_condition(self, key: str, op: str, value: Any) -> tuple[str, list]:
         if op in self._NUMERIC and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return (f"CASE WHEN jsonb_typeof(value->%s) = 'number' "
-                    f"THEN (value->>%s)::numeric {self._NUMERIC[op]} %s::numeric ELSE false END"), [key, key, value]
+            return (
+                f"CASE WHEN jsonb_typeof(value->%s) = 'number' "
+                f"THEN (value->>%s)::numeric {self._NUMERIC[op]} %s::numeric ELSE false END"
+            ), [key, key, value]
         return super()._get_filter_condition(key, op, value)
 
 
@@ -141,19 +149,21 @@ async def setup_store(store: AsyncPostgresStore, pool) -> None:
     index needs pgvector, which the embedded PostgreSQL bundles; another server may lack it."""
     if store.index_config:
         async with pool.connection() as conn:
-            row = await (await conn.execute(
-                "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector') AS ok")).fetchone()
+            row = await (
+                await conn.execute("SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector') AS ok")
+            ).fetchone()
         if not row["ok"]:
             raise StoreConfigError(
                 "store.index needs the pgvector extension, which this PostgreSQL server does not have: install it "
                 "(e.g. apt-get install postgresql-<version>-pgvector, or the pgvector/pgvector image), or serve "
-                "without a database URL to use the embedded PostgreSQL, which bundles it")
+                "without a database URL to use the embedded PostgreSQL, which bundles it"
+            )
     await store.setup()
 
 
 # Any fixed 64-bit number other than the migration lock's (storage/database.py): held by the
 # replica sweeping the Store's expired items.
-SWEEP_LOCK = 0x6772_7374_6f72_6531  # "grstore1"
+SWEEP_LOCK = 0x6772_7374_6F72_6531  # "grstore1"
 
 
 class TTLSweeper:
@@ -203,8 +213,9 @@ class TTLSweeper:
         None when another replica held the lock or the sweep failed (logged by error type)."""
         try:
             async with self.pool.connection() as conn:
-                locked = (await (await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok",
-                                                    (SWEEP_LOCK,))).fetchone())["ok"]
+                locked = (
+                    await (await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (SWEEP_LOCK,))).fetchone()
+                )["ok"]
                 if not locked:
                     log.debug("store TTL sweep skipped: another replica is sweeping")
                     return None
