@@ -10,10 +10,10 @@ then: a thread in use is never deleted.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from .errors import ThreadBusy, ThreadNotFound
+from .periodic import Periodic, one_replica
 from .project import ThreadTtl
 
 log = logging.getLogger(__name__)
@@ -22,47 +22,28 @@ SWEEP_LOCK = 0x6772_7474_6C00  # "grttl": the advisory lock one replica's sweep 
 DEFAULT_SWEEP_MINUTES = 5.0
 
 
-class ThreadSweeper:
+class ThreadSweeper(Periodic):
+    name = "graphrun-thread-ttl-sweep"
+
     def __init__(self, threads, records, pool, ttl: ThreadTtl | None):
         self.threads, self.records, self.pool = threads, records, pool
         self.default = (ttl.minutes, ttl.strategy) if ttl and ttl.minutes else None
         self.interval = 60 * (ttl.sweep_minutes if ttl else DEFAULT_SWEEP_MINUTES)
         self.limit = ttl.sweep_limit if ttl else 1000
-        self._task: asyncio.Task | None = None
 
-    def start(self) -> ThreadSweeper:
-        self._task = asyncio.create_task(self._run(), name="graphrun-thread-ttl-sweep")
-        return self
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            await self.sweep()
+    async def tick(self) -> None:
+        await self.sweep()
 
     async def sweep(self) -> int | None:
         """Apply the TTL of every expired thread (up to the limit) unless another replica is
         sweeping: how many threads were deleted or pruned, or None when it did not sweep."""
         try:
-            async with self.pool.connection() as conn:
-                if not (await (await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (SWEEP_LOCK,))).fetchone())[
-                    "ok"
-                ]:
+            async with one_replica(self.pool, SWEEP_LOCK) as locked:
+                if not locked:
                     return None
-                try:
-                    done = 0
-                    for thread_id, strategy in await self.records.expired_threads(self.default, self.limit):
-                        done += await self._expire(thread_id, strategy)
-                finally:
-                    await conn.execute("SELECT pg_advisory_unlock(%s)", (SWEEP_LOCK,))
+                done = 0
+                for thread_id, strategy in await self.records.expired_threads(self.default, self.limit):
+                    done += await self._expire(thread_id, strategy)
         except Exception as exc:  # noqa: BLE001 - the next round tries again
             log.warning("thread TTL sweep failed: %s", type(exc).__name__)
             return None

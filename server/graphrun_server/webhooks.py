@@ -31,6 +31,7 @@ import httpx
 from google.protobuf import json_format
 
 from .errors import FieldViolation, InvalidArgument
+from .periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -88,34 +89,21 @@ async def public_address(host: str, port: int, policy: WebhookPolicy) -> str:
     return addresses[0]
 
 
-class WebhookSender:
+class WebhookSender(Periodic):
     """Delivers the due webhooks of the outbox, on every replica."""
+
+    name = "graphrun-webhooks"
+    interval = POLL_SECONDS
 
     def __init__(self, pool, policy: WebhookPolicy, payload):
         self.pool, self.policy = pool, policy
         self.payload = payload  # async (run_id) -> dict: the run and its final state, as JSON
-        self._task: asyncio.Task | None = None
 
-    def start(self) -> WebhookSender:
-        self._task = asyncio.create_task(self._run(), name="graphrun-webhooks")
-        return self
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.deliver_due()
-            except Exception as exc:  # noqa: BLE001 - the next round tries again
-                log.warning("webhook delivery round failed: %s", type(exc).__name__)
-            await asyncio.sleep(POLL_SECONDS)
+    async def tick(self) -> None:
+        try:
+            await self.deliver_due()
+        except Exception as exc:  # noqa: BLE001 - the next round tries again
+            log.warning("webhook delivery round failed: %s", type(exc).__name__)
 
     async def deliver_due(self) -> int:
         """Send every due webhook (leased to this replica for a minute); how many were tried."""

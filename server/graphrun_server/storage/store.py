@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 from langgraph.store.postgres import AsyncPostgresStore
 
+from ..periodic import Periodic, one_replica
 from ..project import import_reference
 
 log = logging.getLogger(__name__)
@@ -166,32 +167,19 @@ async def setup_store(store: AsyncPostgresStore, pool) -> None:
 SWEEP_LOCK = 0x6772_7374_6F72_6531  # "grstore1"
 
 
-class TTLSweeper:
+class TTLSweeper(Periodic):
     """Every `interval` seconds, delete the Store's expired items: on one replica at a time.
 
-    Each replica runs one; a sweep takes `SWEEP_LOCK` with `pg_try_advisory_lock` on a pooled
-    connection held for the sweep (never waiting for it), so when several replicas' sweeps
-    coincide, one deletes and the others skip that round. LangGraph's own sweeper
+    Each replica runs one; a sweep takes `SWEEP_LOCK` (`one_replica`), so when several replicas'
+    sweeps coincide, one deletes and the others skip that round. LangGraph's own sweeper
     (`start_ttl_sweeper`) has no such lock: every replica would sweep.
     """
 
+    name = "graphrun-store-ttl-sweep"
+
     def __init__(self, store: AsyncPostgresStore, pool, interval: float):
         self.store, self.pool, self.interval = store, pool, interval
-        self._task: asyncio.Task | None = None
         self._waiters: list[asyncio.Future] = []
-
-    def start(self) -> TTLSweeper:
-        self._task = asyncio.create_task(self._run(), name="graphrun-store-ttl-sweep")
-        return self
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
 
     async def next_sweep(self) -> int | None:
         """The outcome of the next sweep this sweeper attempts (see `sweep`)."""
@@ -199,45 +187,27 @@ class TTLSweeper:
         self._waiters.append(waiter)
         return await waiter
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            outcome = await self.sweep()
-            waiters, self._waiters = self._waiters, []
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(outcome)
+    async def tick(self) -> None:
+        outcome = await self.sweep()
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(outcome)
 
     async def sweep(self) -> int | None:
         """Delete the expired items unless another replica is sweeping: the number deleted, or
         None when another replica held the lock or the sweep failed (logged by error type)."""
         try:
-            async with self.pool.connection() as conn:
-                locked = (
-                    await (await conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (SWEEP_LOCK,))).fetchone()
-                )["ok"]
+            async with one_replica(self.pool, SWEEP_LOCK) as locked:
                 if not locked:
                     log.debug("store TTL sweep skipped: another replica is sweeping")
                     return None
-                try:
-                    deleted = await self.store.sweep_ttl()
-                finally:
-                    await _unlock(conn)
+                deleted = await self.store.sweep_ttl()
         except Exception as exc:  # noqa: BLE001 - the next round tries again
             log.warning("store TTL sweep failed: %s", type(exc).__name__)
             return None
         log.log(logging.INFO if deleted else logging.DEBUG, "store TTL sweep deleted %d expired items", deleted)
         return deleted
-
-
-async def _unlock(conn) -> None:
-    """Release SWEEP_LOCK; a connection that cannot is closed (which releases it), so the pool
-    does not keep a connection holding it and stop every replica's sweeps."""
-    try:
-        await conn.execute("SELECT pg_advisory_unlock(%s)", (SWEEP_LOCK,))
-    except BaseException:
-        await conn.close()
-        raise
 
 
 def ttl_sweeper(store: AsyncPostgresStore, pool) -> TTLSweeper | None:
