@@ -53,6 +53,8 @@ RULES = [
     (re.compile(r"\b__aenter__\b"), "__enter__"),
     (re.compile(r"\b__aexit__\b"), "__exit__"),
     (re.compile(r"\bgrpc\.aio\."), "grpc."),
+    (re.compile(r"\basyncio\.sleep\b"), "time.sleep"),
+    (re.compile(r"^import asyncio$"), "import time"),
 ]
 LEFTOVER = re.compile(r"\b(async|await|aio|asyncio|anext|aclose)\b")
 # An async generator cannot `yield from`; the sync one should.

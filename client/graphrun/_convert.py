@@ -10,9 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Unpack, cast
 
+import grpc
 from google.protobuf import duration_pb2, json_format, struct_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor
 from google.protobuf.message import Message
@@ -211,6 +213,8 @@ def run_spec(
         spec.timeout.CopyFrom(_duration(o["timeout"]))
     if o.get("webhook"):
         spec.webhook = o["webhook"]
+    # A run-starting call is retried with its request id: the server answers a repeat with the same run.
+    spec.request_id = o.get("request_id") or str(uuid.uuid4())
     return spec
 
 
@@ -365,6 +369,23 @@ IDEMPOTENT_METHODS: tuple[tuple[str, str], ...] = (
     ("graphrun.v1.StoreService", "ListNamespaces"),
     ("grpc.health.v1.Health", "Check"),
 )
+
+# A call that starts a run carries a request id (`run_spec`), so it is retried too — by the clients
+# themselves (`retrying`), since gRPC stops retrying once the server has sent the run id in the
+# initial metadata, which it does before the run executes.
+RUN_RETRIES = 4  # attempts of Wait, Stream and Create: the first and three more
+RUN_RETRY_BACKOFF = (0.1, 2.0)  # seconds: the first wait, and the longest (doubling)
+
+
+def retry_delays() -> list[float]:
+    low, high = RUN_RETRY_BACKOFF
+    return [min(low * 2**i, high) for i in range(RUN_RETRIES - 1)]
+
+
+def retryable(exc: grpc.RpcError) -> bool:
+    """A run-starting call that failed this way may be sent again with its request id."""
+    return exc.code() == grpc.StatusCode.UNAVAILABLE
+
 
 SERVICE_CONFIG: dict[str, Any] = {
     "methodConfig": [

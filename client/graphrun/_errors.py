@@ -36,6 +36,7 @@ __all__ = [
     "QueueFullError",
     "ReadOnlyScopeError",
     "ReplicaBusyError",
+    "RequestIdReusedError",
     "ResourceExhaustedError",
     "RunCancelledError",
     "RunFailedError",
@@ -175,6 +176,10 @@ class ThreadAlreadyExistsError(AlreadyExistsError):
     """`THREAD_ALREADY_EXISTS`: `create_thread` with a taken id."""
 
 
+class RequestIdReusedError(AlreadyExistsError):
+    """`REQUEST_ID_REUSED`: a `request_id` that already started a different run."""
+
+
 class AbortedError(GraphrunError):
     """The call conflicted with the thread's runs, or its run failed (see `reason`)."""
 
@@ -300,6 +305,7 @@ BY_REASON: dict[str, type[GraphrunError]] = {
     "NAMESPACE_NOT_OWNED": NamespaceNotOwnedError,
     "READ_ONLY_SCOPE": ReadOnlyScopeError,
     "THREAD_ALREADY_EXISTS": ThreadAlreadyExistsError,
+    "REQUEST_ID_REUSED": RequestIdReusedError,
     "THREAD_BUSY": ThreadBusyError,
     "RUN_FAILED": RunFailedError,
     "RUN_TIMEOUT": RunTimeoutError,

@@ -9,6 +9,7 @@ that already runs an event loop (from a worker thread).
 
 from __future__ import annotations
 
+import time
 import functools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
@@ -68,8 +69,10 @@ class Client:
 
     Calls that only read (thread, state, history, run and assistant lookups,
     `join` until its first event, `health`) are retried by gRPC when they fail
-    `UNAVAILABLE`; calls that start or change something (`wait`, `stream`,
-    `create_run`, `cancel_run`, …) never are, so a run is not started twice.
+    `UNAVAILABLE`. Calls that start a run (`wait`, `stream`, `create_run`) carry a
+    request id (the caller's `request_id`, else one the client makes) and are sent
+    again with it: the server answers a repeat with the run the first call started,
+    so a run is not started twice. Other calls that change something are not retried.
     Keepalive pings check the connection every 5 min 20 s while calls are open.
     `options` (gRPC channel options) override these defaults.
     """
@@ -112,20 +115,47 @@ class Client:
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from exc
 
-    def _follow(self, method: Any, request: Any, deadline: float | None) -> Iterator[Event]:
-        """The events of a Stream or Join call; its failure raised naming the run (from its `metadata` event)."""
-        call = method(request, metadata=self._metadata, timeout=deadline)
+    def _starting(self, method: Any, request: Any, timeout: float | None = None) -> Any:
+        """A call that starts a run (Wait, Create), sent again with its request id while the
+        server is unavailable: a repeat gets the run the first call started, never a second."""
+        delays = c.retry_delays()
+        while True:
+            try:
+                return method(request, metadata=self._metadata, timeout=timeout)
+            except grpc.RpcError as exc:
+                if not delays or not c.retryable(exc):
+                    raise from_rpc_error(exc) from exc
+            time.sleep(delays.pop(0))
+
+    def _follow(
+        self, method: Any, request: Any, deadline: float | None, *, retry: bool = False
+    ) -> Iterator[Event]:
+        """The events of a Stream or Join call; its failure raised naming the run (from its `metadata` event).
+
+        With `retry` (a Stream, whose request carries a request id) a call the server could not
+        finish is sent again: it follows the same run from its start, and what was already
+        yielded is skipped by sequence number."""
         run_id = thread_id = None
-        try:
-            for response in call:
-                event = c.event(response.event)
-                if event.kind == "metadata":
-                    run_id, thread_id = event.data.get("run_id"), event.data.get("thread_id")
-                yield event
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc, run_id=run_id, thread_id=thread_id) from exc
-        finally:
-            call.cancel()
+        seen = 0
+        delays = c.retry_delays() if retry else []
+        while True:
+            call = method(request, metadata=self._metadata, timeout=deadline)
+            try:
+                for response in call:
+                    event = c.event(response.event)
+                    if event.sequence <= seen:
+                        continue
+                    seen = event.sequence
+                    if event.kind == "metadata":
+                        run_id, thread_id = event.data.get("run_id"), event.data.get("thread_id")
+                    yield event
+                return
+            except grpc.RpcError as exc:
+                if not delays or not c.retryable(exc):
+                    raise from_rpc_error(exc, run_id=run_id, thread_id=thread_id) from exc
+            finally:
+                call.cancel()
+            time.sleep(delays.pop(0))
 
     # -- runs ---------------------------------------------------------------------
     #
@@ -151,7 +181,8 @@ class Client:
         `RunFailedError` / `RunTimeoutError` / `RunCancelledError` carrying `run_id` and `thread_id`.
         """
         request = c.wait_request(c.run_spec(assistant_id, input, on_disconnect=on_disconnect, **options))
-        return c.run_result(self._unary(self._runs.Wait, request, deadline))
+        response = self._starting(self._runs.Wait, request, deadline)
+        return c.run_result(response)
 
     def stream(
         self,
@@ -174,7 +205,7 @@ class Client:
         the next iteration. Leaving the loop early cancels the call (and the run).
         """
         spec = c.run_spec(assistant_id, input, on_disconnect=on_disconnect, **options)
-        return self._follow(self._runs.Stream, c.stream_request(spec, stream_mode, subgraphs), deadline)
+        return self._follow(self._runs.Stream, c.stream_request(spec, stream_mode, subgraphs), deadline, retry=True)
 
     # -- background runs ------------------------------------------------------------
     #
@@ -200,7 +231,7 @@ class Client:
         `join(run["run_id"])`, look it up with `get_run`, stop it with `cancel_run`.
         """
         request = c.create_request(c.run_spec(assistant_id, input, **options), stream_mode, start_delay, subgraphs)
-        response = self._unary(self._runs.Create, request, deadline)
+        response = self._starting(self._runs.Create, request, deadline)
         return c.to_dict(response.run)
 
     def get_run(self, run_id: str) -> dict[str, Any]:

@@ -87,6 +87,9 @@ class RunOptions(TypedDict, total=False):
     """When checkpoints are written (LangGraph's durability; default `sync`)."""
     webhook: str | None
     """A URL POSTed to, signed, when the run ends (the server must allow its host)."""
+    request_id: str | None
+    """Makes the request idempotent: the same id again gets the run the first request started. The
+    client sets one when none is given, and retries the call with it when the server is unavailable."""
 
 
 def status_name(run: Mapping[str, Any] | str) -> str:

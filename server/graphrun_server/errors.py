@@ -164,6 +164,19 @@ class CheckpointNamespaceNotFound(NotFound):
         )
 
 
+class RequestIdReused(GraphrunError):
+    """The caller sent another run under a request id it used for a different one."""
+
+    code = grpc.StatusCode.ALREADY_EXISTS
+    reason = "REQUEST_ID_REUSED"
+
+    def __init__(self, request_id: str, run_id: str):
+        super().__init__(
+            f"request_id {request_id!r} already started run {run_id} with a different spec",
+            metadata={"request_id": request_id, "run_id": run_id},
+        )
+
+
 class ThreadAlreadyExists(GraphrunError):
     code = grpc.StatusCode.ALREADY_EXISTS
     reason = "THREAD_ALREADY_EXISTS"

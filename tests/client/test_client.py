@@ -414,19 +414,23 @@ class _FlakyThreads(thread_service_pb2_grpc.ThreadServiceServicer):
 
 
 class _FlakyRuns(run_service_pb2_grpc.RunServiceServicer):
-    """RunService.Wait fails UNAVAILABLE once, then would succeed: a retry would start the run twice."""
+    """RunService.Wait fails UNAVAILABLE once, then succeeds; keeps each attempt's request id."""
 
     def __init__(self) -> None:
         self.attempts = 0
+        self.request_ids: list[str] = []
 
     async def Wait(self, request, context):
         self.attempts += 1
+        self.request_ids.append(request.spec.request_id)
         if self.attempts == 1:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "restarting")
         return run_service_pb2.RunServiceWaitResponse()
 
 
-async def test_idempotent_calls_are_retried_and_runs_are_not() -> None:
+async def test_reads_are_retried_and_runs_are_retried_with_one_request_id() -> None:
+    """A run is sent again only with the request id of its first try: the server answers that
+    with the run the first try started (tests/runs/test_idempotent.py), never a second run."""
     threads, runs = _FlakyThreads(), _FlakyRuns()
     fake = grpc.aio.server()
     thread_service_pb2_grpc.add_ThreadServiceServicer_to_server(threads, fake)
@@ -438,17 +442,15 @@ async def test_idempotent_calls_are_retried_and_runs_are_not() -> None:
         async with AsyncClient(f"127.0.0.1:{port}") as client:
             assert (await client.get_thread(thread_id))["thread_id"] == thread_id
             assert threads.attempts == 2  # failed once, retried by gRPC, answered
-            with pytest.raises(UnavailableError):
-                await client.wait("agent", ask())
-            assert runs.attempts == 1  # not retried: the run could have started
+            await client.wait("agent", ask())
+            assert runs.attempts == 2 and runs.request_ids[0] and len(set(runs.request_ids)) == 1
 
-        runs.attempts = 0
+        runs.attempts, runs.request_ids = 0, []
         with Client(f"127.0.0.1:{port}") as sync_client:
             assert (await in_thread(sync_client.get_thread, thread_id))["thread_id"] == thread_id
             assert threads.attempts == 4
-            with pytest.raises(UnavailableError):
-                await in_thread(sync_client.wait, "agent", ask())
-            assert runs.attempts == 1
+            await in_thread(sync_client.wait, "agent", ask(), request_id="mine-1")
+            assert runs.attempts == 2 and runs.request_ids == ["mine-1", "mine-1"]
     finally:
         await fake.stop(None)
 
@@ -687,13 +689,13 @@ async def test_unreachable_server_is_unavailable() -> None:
 def test_run_spec_from_plain_values() -> None:
     spec = _convert.run_spec("agent", {"n": 1}, thread_id="t", config={"tags": ["x"]}, multitask_strategy="reject",
                              if_not_exists="create", granularity="partial", durability="exit", timeout=1.5,
-                             on_disconnect="continue", interrupt_after=("a",))
+                             on_disconnect="continue", interrupt_after=("a",), request_id="r-1")
     assert _convert.to_dict(spec) | {"input": None} == {
         "assistant_id": "agent", "thread_id": "t", "input": None, "config": {"tags": ["x"]},
         "multitask_strategy": "reject", "if_not_exists": "create",
         "granularity": "partial", "durability": "exit", "timeout": "1.500s",
         "on_disconnect": "continue", "interrupt_before": [], "interrupt_after": ["a"],
-        "checkpoint_id": "", "webhook": ""}
+        "checkpoint_id": "", "webhook": "", "request_id": "r-1"}
     assert _convert.to_dict(spec)["input"] == {"n": 1}
     command = _convert.run_spec("agent", command={"resume": {"ok": True}, "update": {"k": "v"}, "goto": "node"}).command
     assert _convert.to_dict(command) == {"resume": {"ok": True}, "update": {"k": "v"}, "goto": ["node"]}

@@ -15,6 +15,7 @@ import inspect
 import pathlib
 import re
 import threading
+import uuid
 from concurrent import futures
 from typing import Any, get_args
 
@@ -70,7 +71,10 @@ def test_the_generator_moves_aligned_lines_with_their_bracket_and_refuses_leftov
         "        yield from value\n"
     )
     with pytest.raises(SystemExit, match="_async.py:3 keeps 'asyncio'"):
-        gen_sync_client.generate('"""Docs."""\n\nawait asyncio.sleep(1)\n', phrases={})
+        gen_sync_client.generate('"""Docs."""\n\nawait asyncio.gather(a, b)\n', phrases={})
+    # The one asyncio call it knows: a pause between retries.
+    assert gen_sync_client.generate('"""Docs."""\nimport asyncio\nawait asyncio.sleep(1)\n', phrases={}).endswith(
+        "import time\ntime.sleep(1)\n")
 
 
 # -- the same methods, parameters and annotations ---------------------------------------------
@@ -144,6 +148,7 @@ class _Recorder(grpc.GenericRpcHandler):
     `get_run(MISSING_RUN)`, which fails NOT_FOUND as graphrun does; keeps each call's request."""
 
     def __init__(self) -> None:
+        self.given_request_id = RUN_OPTIONS["request_id"]
         self.calls: list[tuple[str, dict[str, Any], str | None, bool]] = []
         self.lock = threading.Lock()
         self.classes = _request_classes()
@@ -151,8 +156,14 @@ class _Recorder(grpc.GenericRpcHandler):
     def _record(self, method: str, request: bytes, context: grpc.ServicerContext) -> Any:
         message = self.classes[method].FromString(request)
         metadata = dict(context.invocation_metadata())
+        sent = json_format.MessageToDict(message)
+        spec = sent.get("spec", {})
+        if spec.get("requestId") and spec["requestId"] != self.given_request_id:
+            # A request id the client made up (a fresh UUID each call): compared as present, not by value.
+            uuid.UUID(spec["requestId"])
+            spec["requestId"] = "<made by the client>"
         with self.lock:
-            self.calls.append((method, json_format.MessageToDict(message), metadata.get("authorization"),
+            self.calls.append((method, sent, metadata.get("authorization"),
                                context.time_remaining() is not None and context.time_remaining() < 3600))
         if method.endswith("RunService/Get") and message.run_id == MISSING_RUN:
             info = error_details_pb2.ErrorInfo(reason="RUN_NOT_FOUND", domain="graphrun",
@@ -195,7 +206,7 @@ RUN_OPTIONS: RunOptions = {
     "config": {"tags": ["t"], "recursion_limit": 7}, "context": {"user": "u"}, "metadata": {"m": 1},
     "interrupt_before": ["a"], "interrupt_after": ("b", "c"), "multitask_strategy": "enqueue",
     "if_not_exists": "create", "checkpoint_id": "1f0", "granularity": "partial", "timeout": 2.5,
-    "durability": "EXIT", "webhook": "https://hooks.example.com/done",
+    "durability": "EXIT", "webhook": "https://hooks.example.com/done", "request_id": "retry-safe-1",
 }
 
 # One call of every public method, with options that change the request; (method, args, kwargs).

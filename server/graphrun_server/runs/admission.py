@@ -13,8 +13,10 @@ import datetime as dt
 import uuid
 from typing import Any
 
+import psycopg
+
 from ..auth import caller
-from ..errors import QueueFull, ReplicaBusy
+from ..errors import QueueFull, ReplicaBusy, RequestIdReused, RunNotFound
 from ..input_check import check_input
 from ..registry import Assistant, Registry
 from ..storage.checkpointer import Rider
@@ -23,6 +25,17 @@ from .checks import check_request, check_thread_state
 from .local import LocalRuns, Phase
 from .request import RunRequest
 from .state import ActiveRun, StopReason, log
+
+# Request ids name runs: a caller's request id always gives the same run id (`_run_id`).
+REQUEST_IDS = uuid.UUID("6d3f7a52-4a8e-4c61-9f1d-2f7c4b0c9a11")
+
+
+def _run_id(req: RunRequest) -> str:
+    """A new run's id: random, or derived from the caller and its request id, so that a repeated
+    request finds the run its first one started (graphrun_run's primary key refuses a second)."""
+    if not req.request_id:
+        return str(uuid.uuid4())
+    return str(uuid.uuid5(REQUEST_IDS, f"{caller.get() or ''}\x00{req.request_id}"))
 
 
 class NotAdmitted(Exception):
@@ -52,7 +65,34 @@ class Admission:
         can_run_here = not self.local.draining and not at_capacity
         if not can_run_here and (pending := await self.records.count_pending()) >= settings.max_pending_runs:
             raise QueueFull(pending)
-        run_id, thread_id, spec = str(uuid.uuid4()), req.thread_id or str(uuid.uuid4()), req.to_json()
+        run_id, thread_id, spec = _run_id(req), req.thread_id or str(uuid.uuid4()), req.to_json()
+        try:
+            return await self._accept(req, assistant, run_id, thread_id, spec, start_delay, can_run_here)
+        except psycopg.errors.UniqueViolation as exc:
+            if not req.request_id or exc.diag.constraint_name != "graphrun_run_pkey":
+                raise
+        return await self._repeated(req, run_id, spec)  # the same request again: the run it started
+
+    async def _repeated(self, req: RunRequest, run_id: str, spec: dict[str, Any]) -> RunRecord:
+        """The run an earlier request with this request id started, if it asked for the same."""
+        run = await self.records.get_run(run_id)
+        if run is None:  # gone meanwhile (its thread was deleted): nothing to give back
+            raise RunNotFound(run_id)
+        if run.spec != spec:
+            raise RequestIdReused(req.request_id or "", run_id)
+        return run
+
+    async def _accept(
+        self,
+        req: RunRequest,
+        assistant: Assistant,
+        run_id: str,
+        thread_id: str,
+        spec: dict[str, Any],
+        start_delay: float,
+        can_run_here: bool,
+    ) -> RunRecord:
+        settings = self.local.settings
         acceptance = dict(
             run_id=run_id,
             thread_id=thread_id,
@@ -70,7 +110,7 @@ class Admission:
         )
         if can_run_here and start_delay <= 0:
             provisional = self._provisional(run_id, thread_id, assistant, req, spec)
-            if not req.thread_id and req.durability != "exit":
+            if not req.thread_id and req.durability != "exit" and not req.request_id:
                 # A thread of its own: nothing can refuse the run (but an outage), so its acceptance
                 # rides on its first checkpoint write (with `exit` that is the last: too late).
                 rider = Rider(

@@ -235,6 +235,10 @@ def parse_run_spec(
             v.append(FieldViolation(f"spec.{name}", f"has more than {MAX_LIST_ITEMS} entries"))
     if len(stream_modes or []) > MAX_LIST_ITEMS:
         v.append(FieldViolation("stream_mode", f"has more than {MAX_LIST_ITEMS} entries"))
+    if len(spec.request_id) > 128 or "\x00" in spec.request_id:
+        v.append(FieldViolation("spec.request_id", "must be at most 128 characters, without NUL"))
+    if len(spec.webhook) > 2048 or "\x00" in spec.webhook:
+        v.append(FieldViolation("spec.webhook", "must be at most 2048 characters, without NUL"))
     given = [name for name in ("input", "input_value", "command") if spec.HasField(name)]
     for name in given[1:]:
         v.append(
@@ -301,6 +305,7 @@ def parse_run_spec(
         stream_modes=modes,
         subgraphs=subgraphs,
         webhook=spec.webhook or None,
+        request_id=spec.request_id or None,
         timeout=timeout,
         on_disconnect=_ON_DISCONNECT[spec.on_disconnect],
         context=context,
