@@ -196,6 +196,7 @@ def run_spec(
         granularity=_enum(o.get("granularity"), run_pb2.Granularity, "granularity"),
         durability=_enum(o.get("durability"), run_pb2.Durability, "durability"),
         on_disconnect=_enum(on_disconnect, run_pb2.OnDisconnect, "on_disconnect"),
+        on_completion=_enum(o.get("on_completion"), run_pb2.OnCompletion, "on_completion"),
     )
     if isinstance(input, Mapping):
         spec.input.CopyFrom(to_struct(input))

@@ -45,6 +45,7 @@ IfNotExists = Literal["reject", "create"]
 Granularity = Literal["low", "partial", "full"]
 Durability = Literal["sync", "async", "exit"]
 OnDisconnect = Literal["cancel", "continue"]
+OnCompletion = Literal["keep", "delete"]
 CancelAction = Literal["interrupt", "rollback"]
 StreamMode = Literal[
     "values", "updates", "messages", "messages-tuple", "custom", "tasks", "checkpoints", "debug", "events"
@@ -87,6 +88,8 @@ class RunOptions(TypedDict, total=False):
     """When checkpoints are written (LangGraph's durability; default `sync`)."""
     webhook: str | None
     """A URL POSTed to, signed, when the run ends (the server must allow its host)."""
+    on_completion: OnCompletion | int | None
+    """`delete`: a stateless run, whose new thread is deleted with the run once it ended (default `keep`)."""
     request_id: str | None
     """Makes the request idempotent: the same id again gets the run the first request started. The
     client sets one when none is given, and retries the call with it when the server is unavailable."""

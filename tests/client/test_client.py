@@ -695,7 +695,7 @@ def test_run_spec_from_plain_values() -> None:
         "multitask_strategy": "reject", "if_not_exists": "create",
         "granularity": "partial", "durability": "exit", "timeout": "1.500s",
         "on_disconnect": "continue", "interrupt_before": [], "interrupt_after": ["a"],
-        "checkpoint_id": "", "webhook": "", "request_id": "r-1"}
+        "checkpoint_id": "", "webhook": "", "request_id": "r-1", "on_completion": "unspecified"}
     assert _convert.to_dict(spec)["input"] == {"n": 1}
     command = _convert.run_spec("agent", command={"resume": {"ok": True}, "update": {"k": "v"}, "goto": "node"}).command
     assert _convert.to_dict(command) == {"resume": {"ok": True}, "update": {"k": "v"}, "goto": ["node"]}

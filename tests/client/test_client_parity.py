@@ -207,6 +207,7 @@ RUN_OPTIONS: RunOptions = {
     "interrupt_before": ["a"], "interrupt_after": ("b", "c"), "multitask_strategy": "enqueue",
     "if_not_exists": "create", "checkpoint_id": "1f0", "granularity": "partial", "timeout": 2.5,
     "durability": "EXIT", "webhook": "https://hooks.example.com/done", "request_id": "retry-safe-1",
+    "on_completion": "keep",
 }
 
 # One call of every public method, with options that change the request; (method, args, kwargs).

@@ -32,6 +32,7 @@ class RunRequest:
     context: dict[str, Any] | None = None  # as the caller sent it: each attempt builds the graph's from it
     webhook: str | None = None  # POSTed to when the run ends (the SQL of its end queues it; webhooks.py sends it)
     request_id: str | None = None  # makes the request idempotent: its run's id follows from it (admission.py)
+    on_completion: str = "keep"  # "delete": a stateless run, whose thread goes when it ends (settling.py)
 
     def to_json(self) -> dict[str, Any]:
         return to_json({k: v for k, v in self.__dict__.items() if v is not None})

@@ -91,6 +91,10 @@ class Settlement:
                 return
             active.record = finished
             state = state if state and state.get("checkpoint") else None
+            if active.request.on_completion == "delete":
+                # A stateless run: the thread it made goes before its end reaches the followers here
+                # (from memory), so whoever got the answer finds nothing left.
+                await self.records.forget_thread(run.thread_id)
             active.log.publish(
                 ev.RunEvent(end.sequence, ev.END, {**end.data, "run": finished, "state": state}, end.time)
             )

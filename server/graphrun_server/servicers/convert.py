@@ -46,6 +46,11 @@ _DURABILITY = {
     run_pb2.DURABILITY_ASYNC: "async",
     run_pb2.DURABILITY_EXIT: "exit",
 }
+_ON_COMPLETION = {
+    run_pb2.ON_COMPLETION_UNSPECIFIED: "keep",
+    run_pb2.ON_COMPLETION_KEEP: "keep",
+    run_pb2.ON_COMPLETION_DELETE: "delete",
+}
 _ON_DISCONNECT = {
     run_pb2.ON_DISCONNECT_UNSPECIFIED: "cancel",
     run_pb2.ON_DISCONNECT_CANCEL: "cancel",
@@ -213,8 +218,23 @@ def parse_run_spec(
         ("granularity", run_pb2.Granularity),
         ("durability", run_pb2.Durability),
         ("on_disconnect", run_pb2.OnDisconnect),
+        ("on_completion", run_pb2.OnCompletion),
     ):
         _check_enum(getattr(spec, name), enum_type, f"spec.{name}", v)
+    if spec.on_completion == run_pb2.ON_COMPLETION_DELETE:
+        if spec.thread_id:
+            v.append(
+                FieldViolation(
+                    "spec.on_completion", "DELETE is for a run on a thread of its own: leave spec.thread_id empty"
+                )
+            )
+        if spec.webhook:
+            v.append(
+                FieldViolation(
+                    "spec.on_completion",
+                    "DELETE cannot be combined with spec.webhook (the run it would report is deleted)",
+                )
+            )
     for name, limit in (
         ("input", MAX_INPUT_BYTES),
         ("input_value", MAX_INPUT_BYTES),
@@ -306,6 +326,7 @@ def parse_run_spec(
         subgraphs=subgraphs,
         webhook=spec.webhook or None,
         request_id=spec.request_id or None,
+        on_completion=_ON_COMPLETION.get(spec.on_completion, "keep"),
         timeout=timeout,
         on_disconnect=_ON_DISCONNECT[spec.on_disconnect],
         context=context,

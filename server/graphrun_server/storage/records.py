@@ -353,6 +353,14 @@ class Records:
         async with self.pool.connection() as conn:
             await conn.execute("UPDATE graphrun_thread SET updated_at = now() WHERE thread_id = %s", (thread_id,))
 
+    async def forget_thread(self, thread_id: str) -> None:
+        """Delete a thread with its runs, their events and its checkpoints, in one transaction (a
+        stateless run's thread once it ended: no run of it is in flight)."""
+        async with self.pool.connection() as conn, conn.transaction():
+            for table, _columns in _CHECKPOINT_TABLES:
+                await conn.execute(f"DELETE FROM {table} WHERE thread_id = %s", (thread_id,))
+            await conn.execute("DELETE FROM graphrun_thread WHERE thread_id = %s", (thread_id,))
+
     async def count_checkpoints(self, thread_id: str) -> int:
         row = await self._one("SELECT count(*) AS n FROM checkpoints WHERE thread_id = %s", (thread_id,))
         return row["n"]

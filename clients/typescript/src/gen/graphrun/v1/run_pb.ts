@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file graphrun/v1/run.proto.
  */
 export const file_graphrun_v1_run: GenFile = /*@__PURE__*/
-  fileDesc("ChVncmFwaHJ1bi92MS9ydW4ucHJvdG8SC2dyYXBocnVuLnYxIscECgNSdW4SDgoGcnVuX2lkGAEgASgJEhEKCXRocmVhZF9pZBgCIAEoCRIUCgxhc3Npc3RhbnRfaWQYAyABKAkSJgoGc3RhdHVzGAQgASgOMhYuZ3JhcGhydW4udjEuUnVuU3RhdHVzEg8KB2F0dGVtcHQYBSABKAUSKQoIbWV0YWRhdGEYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiQKBWVycm9yGAcgASgLMhUuZ3JhcGhydW4udjEuUnVuRXJyb3ISLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOgoSbXVsdGl0YXNrX3N0cmF0ZWd5GAogASgOMh4uZ3JhcGhydW4udjEuTXVsdGl0YXNrU3RyYXRlZ3kSLgoKc3RhcnRlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGN1cnJlbnRfbm9kZRgNIAEoCRIMCgRzdGVwGA4gASgDEjAKDW9uX2Rpc2Nvbm5lY3QYDyABKA4yGS5ncmFwaHJ1bi52MS5PbkRpc2Nvbm5lY3QSLQoHd2ViaG9vaxgQIAEoCzIcLmdyYXBocnVuLnYxLldlYmhvb2tEZWxpdmVyeSLXAQoPV2ViaG9va0RlbGl2ZXJ5EgsKA3VybBgBIAEoCRIqCgZzdGF0dXMYAiABKA4yGi5ncmFwaHJ1bi52MS5XZWJob29rU3RhdHVzEhAKCGF0dGVtcHRzGAMgASgFEhIKCmxhc3RfZXJyb3IYBCABKAkSMAoMZGVsaXZlcmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9uZXh0X2F0dGVtcHRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjkKCFJ1bkVycm9yEgwKBHR5cGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIOCgZyZWFzb24YAyABKAkiwgUKB1J1blNwZWMSEQoJdGhyZWFkX2lkGAEgASgJEhQKDGFzc2lzdGFudF9pZBgCIAEoCRImCgVpbnB1dBgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJQoHY29tbWFuZBgEIAEoCzIULmdyYXBocnVuLnYxLkNvbW1hbmQSJwoGY29uZmlnGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIpCghtZXRhZGF0YRgGIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSGAoQaW50ZXJydXB0X2JlZm9yZRgHIAMoCRIXCg9pbnRlcnJ1cHRfYWZ0ZXIYCCADKAkSOgoSbXVsdGl0YXNrX3N0cmF0ZWd5GAkgASgOMh4uZ3JhcGhydW4udjEuTXVsdGl0YXNrU3RyYXRlZ3kSLwoNaWZfbm90X2V4aXN0cxgKIAEoDjIYLmdyYXBocnVuLnYxLklmTm90RXhpc3RzEhUKDWNoZWNrcG9pbnRfaWQYCyABKAkSLQoLZ3JhbnVsYXJpdHkYDCABKA4yGC5ncmFwaHJ1bi52MS5HcmFudWxhcml0eRIqCgd0aW1lb3V0GA0gASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEisKCmR1cmFiaWxpdHkYDiABKA4yFy5ncmFwaHJ1bi52MS5EdXJhYmlsaXR5EjAKDW9uX2Rpc2Nvbm5lY3QYDyABKA4yGS5ncmFwaHJ1bi52MS5PbkRpc2Nvbm5lY3QSKAoHY29udGV4dBgQIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSKwoLaW5wdXRfdmFsdWUYESABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSDwoHd2ViaG9vaxgSIAEoCRISCgpyZXF1ZXN0X2lkGBMgASgJImgKB0NvbW1hbmQSJgoGcmVzdW1lGAEgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEicKBnVwZGF0ZRgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDAoEZ290bxgDIAMoCSqEAQoNV2ViaG9va1N0YXR1cxIeChpXRUJIT09LX1NUQVRVU19VTlNQRUNJRklFRBAAEhoKFldFQkhPT0tfU1RBVFVTX1BFTkRJTkcQARIcChhXRUJIT09LX1NUQVRVU19ERUxJVkVSRUQQAhIZChVXRUJIT09LX1NUQVRVU19GQUlMRUQQAyrTAQoJUnVuU3RhdHVzEhoKFlJVTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJSVU5fU1RBVFVTX1BFTkRJTkcQARIWChJSVU5fU1RBVFVTX1JVTk5JTkcQAhIWChJSVU5fU1RBVFVTX1NVQ0NFU1MQAxIUChBSVU5fU1RBVFVTX0VSUk9SEAQSFgoSUlVOX1NUQVRVU19USU1FT1VUEAUSGgoWUlVOX1NUQVRVU19JTlRFUlJVUFRFRBAGEhgKFFJVTl9TVEFUVVNfQ0FOQ0VMTEVEEAcqYwoMT25EaXNjb25uZWN0Eh0KGU9OX0RJU0NPTk5FQ1RfVU5TUEVDSUZJRUQQABIYChRPTl9ESVNDT05ORUNUX0NBTkNFTBABEhoKFk9OX0RJU0NPTk5FQ1RfQ09OVElOVUUQAiq5AQoRTXVsdGl0YXNrU3RyYXRlZ3kSIgoeTVVMVElUQVNLX1NUUkFURUdZX1VOU1BFQ0lGSUVEEAASHQoZTVVMVElUQVNLX1NUUkFURUdZX1JFSkVDVBABEiAKHE1VTFRJVEFTS19TVFJBVEVHWV9JTlRFUlJVUFQQAhIfChtNVUxUSVRBU0tfU1RSQVRFR1lfUk9MTEJBQ0sQAxIeChpNVUxUSVRBU0tfU1RSQVRFR1lfRU5RVUVVRRAEKmAKC0lmTm90RXhpc3RzEh0KGUlGX05PVF9FWElTVFNfVU5TUEVDSUZJRUQQABIYChRJRl9OT1RfRVhJU1RTX1JFSkVDVBABEhgKFElGX05PVF9FWElTVFNfQ1JFQVRFEAIqbgoLR3JhbnVsYXJpdHkSGwoXR1JBTlVMQVJJVFlfVU5TUEVDSUZJRUQQABITCg9HUkFOVUxBUklUWV9MT1cQARIXChNHUkFOVUxBUklUWV9QQVJUSUFMEAISFAoQR1JBTlVMQVJJVFlfRlVMTBADKmgKCkR1cmFiaWxpdHkSGgoWRFVSQUJJTElUWV9VTlNQRUNJRklFRBAAEhMKD0RVUkFCSUxJVFlfU1lOQxABEhQKEERVUkFCSUxJVFlfQVNZTkMQAhITCg9EVVJBQklMSVRZX0VYSVQQA0KEAQoPZGV2LmdyYXBocnVuLnYxQghSdW5Qcm90b1ABWjpnaXRodWIuY29tL2dyYXBocnVuL2dyYXBocnVuL2dlbi9nby9ncmFwaHJ1bi92MTtncmFwaHJ1bnYxqgILR3JhcGhydW4uVjHKAgtHcmFwaHJ1blxWMeoCDEdyYXBocnVuOjpWMWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChVncmFwaHJ1bi92MS9ydW4ucHJvdG8SC2dyYXBocnVuLnYxIscECgNSdW4SDgoGcnVuX2lkGAEgASgJEhEKCXRocmVhZF9pZBgCIAEoCRIUCgxhc3Npc3RhbnRfaWQYAyABKAkSJgoGc3RhdHVzGAQgASgOMhYuZ3JhcGhydW4udjEuUnVuU3RhdHVzEg8KB2F0dGVtcHQYBSABKAUSKQoIbWV0YWRhdGEYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiQKBWVycm9yGAcgASgLMhUuZ3JhcGhydW4udjEuUnVuRXJyb3ISLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOgoSbXVsdGl0YXNrX3N0cmF0ZWd5GAogASgOMh4uZ3JhcGhydW4udjEuTXVsdGl0YXNrU3RyYXRlZ3kSLgoKc3RhcnRlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGN1cnJlbnRfbm9kZRgNIAEoCRIMCgRzdGVwGA4gASgDEjAKDW9uX2Rpc2Nvbm5lY3QYDyABKA4yGS5ncmFwaHJ1bi52MS5PbkRpc2Nvbm5lY3QSLQoHd2ViaG9vaxgQIAEoCzIcLmdyYXBocnVuLnYxLldlYmhvb2tEZWxpdmVyeSLXAQoPV2ViaG9va0RlbGl2ZXJ5EgsKA3VybBgBIAEoCRIqCgZzdGF0dXMYAiABKA4yGi5ncmFwaHJ1bi52MS5XZWJob29rU3RhdHVzEhAKCGF0dGVtcHRzGAMgASgFEhIKCmxhc3RfZXJyb3IYBCABKAkSMAoMZGVsaXZlcmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9uZXh0X2F0dGVtcHRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjkKCFJ1bkVycm9yEgwKBHR5cGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIOCgZyZWFzb24YAyABKAki9AUKB1J1blNwZWMSEQoJdGhyZWFkX2lkGAEgASgJEhQKDGFzc2lzdGFudF9pZBgCIAEoCRImCgVpbnB1dBgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJQoHY29tbWFuZBgEIAEoCzIULmdyYXBocnVuLnYxLkNvbW1hbmQSJwoGY29uZmlnGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIpCghtZXRhZGF0YRgGIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSGAoQaW50ZXJydXB0X2JlZm9yZRgHIAMoCRIXCg9pbnRlcnJ1cHRfYWZ0ZXIYCCADKAkSOgoSbXVsdGl0YXNrX3N0cmF0ZWd5GAkgASgOMh4uZ3JhcGhydW4udjEuTXVsdGl0YXNrU3RyYXRlZ3kSLwoNaWZfbm90X2V4aXN0cxgKIAEoDjIYLmdyYXBocnVuLnYxLklmTm90RXhpc3RzEhUKDWNoZWNrcG9pbnRfaWQYCyABKAkSLQoLZ3JhbnVsYXJpdHkYDCABKA4yGC5ncmFwaHJ1bi52MS5HcmFudWxhcml0eRIqCgd0aW1lb3V0GA0gASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEisKCmR1cmFiaWxpdHkYDiABKA4yFy5ncmFwaHJ1bi52MS5EdXJhYmlsaXR5EjAKDW9uX2Rpc2Nvbm5lY3QYDyABKA4yGS5ncmFwaHJ1bi52MS5PbkRpc2Nvbm5lY3QSKAoHY29udGV4dBgQIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSKwoLaW5wdXRfdmFsdWUYESABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSDwoHd2ViaG9vaxgSIAEoCRISCgpyZXF1ZXN0X2lkGBMgASgJEjAKDW9uX2NvbXBsZXRpb24YFCABKA4yGS5ncmFwaHJ1bi52MS5PbkNvbXBsZXRpb24iaAoHQ29tbWFuZBImCgZyZXN1bWUYASABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSJwoGdXBkYXRlGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIMCgRnb3RvGAMgAygJKoQBCg1XZWJob29rU3RhdHVzEh4KGldFQkhPT0tfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGgoWV0VCSE9PS19TVEFUVVNfUEVORElORxABEhwKGFdFQkhPT0tfU1RBVFVTX0RFTElWRVJFRBACEhkKFVdFQkhPT0tfU1RBVFVTX0ZBSUxFRBADKtMBCglSdW5TdGF0dXMSGgoWUlVOX1NUQVRVU19VTlNQRUNJRklFRBAAEhYKElJVTl9TVEFUVVNfUEVORElORxABEhYKElJVTl9TVEFUVVNfUlVOTklORxACEhYKElJVTl9TVEFUVVNfU1VDQ0VTUxADEhQKEFJVTl9TVEFUVVNfRVJST1IQBBIWChJSVU5fU1RBVFVTX1RJTUVPVVQQBRIaChZSVU5fU1RBVFVTX0lOVEVSUlVQVEVEEAYSGAoUUlVOX1NUQVRVU19DQU5DRUxMRUQQBypfCgxPbkNvbXBsZXRpb24SHQoZT05fQ09NUExFVElPTl9VTlNQRUNJRklFRBAAEhYKEk9OX0NPTVBMRVRJT05fS0VFUBABEhgKFE9OX0NPTVBMRVRJT05fREVMRVRFEAIqYwoMT25EaXNjb25uZWN0Eh0KGU9OX0RJU0NPTk5FQ1RfVU5TUEVDSUZJRUQQABIYChRPTl9ESVNDT05ORUNUX0NBTkNFTBABEhoKFk9OX0RJU0NPTk5FQ1RfQ09OVElOVUUQAiq5AQoRTXVsdGl0YXNrU3RyYXRlZ3kSIgoeTVVMVElUQVNLX1NUUkFURUdZX1VOU1BFQ0lGSUVEEAASHQoZTVVMVElUQVNLX1NUUkFURUdZX1JFSkVDVBABEiAKHE1VTFRJVEFTS19TVFJBVEVHWV9JTlRFUlJVUFQQAhIfChtNVUxUSVRBU0tfU1RSQVRFR1lfUk9MTEJBQ0sQAxIeChpNVUxUSVRBU0tfU1RSQVRFR1lfRU5RVUVVRRAEKmAKC0lmTm90RXhpc3RzEh0KGUlGX05PVF9FWElTVFNfVU5TUEVDSUZJRUQQABIYChRJRl9OT1RfRVhJU1RTX1JFSkVDVBABEhgKFElGX05PVF9FWElTVFNfQ1JFQVRFEAIqbgoLR3JhbnVsYXJpdHkSGwoXR1JBTlVMQVJJVFlfVU5TUEVDSUZJRUQQABITCg9HUkFOVUxBUklUWV9MT1cQARIXChNHUkFOVUxBUklUWV9QQVJUSUFMEAISFAoQR1JBTlVMQVJJVFlfRlVMTBADKmgKCkR1cmFiaWxpdHkSGgoWRFVSQUJJTElUWV9VTlNQRUNJRklFRBAAEhMKD0RVUkFCSUxJVFlfU1lOQxABEhQKEERVUkFCSUxJVFlfQVNZTkMQAhITCg9EVVJBQklMSVRZX0VYSVQQA0KEAQoPZGV2LmdyYXBocnVuLnYxQghSdW5Qcm90b1ABWjpnaXRodWIuY29tL2dyYXBocnVuL2dyYXBocnVuL2dlbi9nby9ncmFwaHJ1bi92MTtncmFwaHJ1bnYxqgILR3JhcGhydW4uVjHKAgtHcmFwaHJ1blxWMeoCDEdyYXBocnVuOjpWMWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * A run: one execution of a graph on a thread. Runs are durable records in
@@ -431,6 +431,13 @@ export type RunSpec = Message<"graphrun.v1.RunSpec"> & {
    * @generated from field: string request_id = 19;
    */
   requestId: string;
+
+  /**
+   * What happens to the run's thread when the run ends. Unspecified: KEEP.
+   *
+   * @generated from field: graphrun.v1.OnCompletion on_completion = 20;
+   */
+  onCompletion: OnCompletion;
 };
 
 /**
@@ -592,6 +599,45 @@ export const RunStatusSchema: GenEnum<RunStatus> = /*@__PURE__*/
   enumDesc(file_graphrun_v1_run, 1);
 
 /**
+ * What happens to a run's thread when the run ends.
+ *
+ * @generated from enum graphrun.v1.OnCompletion
+ */
+export enum OnCompletion {
+  /**
+   * Same as KEEP.
+   *
+   * @generated from enum value: ON_COMPLETION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The thread stays, with its checkpoints, for later runs and reads.
+   *
+   * @generated from enum value: ON_COMPLETION_KEEP = 1;
+   */
+  KEEP = 1,
+
+  /**
+   * A stateless run, as LangGraph's `/runs/wait` without a thread: the
+   * thread the run created is deleted with the run and its checkpoints when
+   * the run ends, before its answer (`Wait`'s response, `Stream`'s `end`
+   * event) goes out; afterwards neither can be looked up (a `Join` from
+   * another replica finds nothing). Needs an empty `thread_id`, and no
+   * `webhook`.
+   *
+   * @generated from enum value: ON_COMPLETION_DELETE = 2;
+   */
+  DELETE = 2,
+}
+
+/**
+ * Describes the enum graphrun.v1.OnCompletion.
+ */
+export const OnCompletionSchema: GenEnum<OnCompletion> = /*@__PURE__*/
+  enumDesc(file_graphrun_v1_run, 2);
+
+/**
  * What happens to a run when the call that started it goes away.
  *
  * @generated from enum graphrun.v1.OnDisconnect
@@ -625,7 +671,7 @@ export enum OnDisconnect {
  * Describes the enum graphrun.v1.OnDisconnect.
  */
 export const OnDisconnectSchema: GenEnum<OnDisconnect> = /*@__PURE__*/
-  enumDesc(file_graphrun_v1_run, 2);
+  enumDesc(file_graphrun_v1_run, 3);
 
 /**
  * What to do when a thread already has a run in flight.
@@ -676,7 +722,7 @@ export enum MultitaskStrategy {
  * Describes the enum graphrun.v1.MultitaskStrategy.
  */
 export const MultitaskStrategySchema: GenEnum<MultitaskStrategy> = /*@__PURE__*/
-  enumDesc(file_graphrun_v1_run, 3);
+  enumDesc(file_graphrun_v1_run, 4);
 
 /**
  * What to do when a run names a thread that does not exist.
@@ -710,7 +756,7 @@ export enum IfNotExists {
  * Describes the enum graphrun.v1.IfNotExists.
  */
 export const IfNotExistsSchema: GenEnum<IfNotExists> = /*@__PURE__*/
-  enumDesc(file_graphrun_v1_run, 4);
+  enumDesc(file_graphrun_v1_run, 5);
 
 /**
  * How much of the thread state a run returns.
@@ -752,7 +798,7 @@ export enum Granularity {
  * Describes the enum graphrun.v1.Granularity.
  */
 export const GranularitySchema: GenEnum<Granularity> = /*@__PURE__*/
-  enumDesc(file_graphrun_v1_run, 5);
+  enumDesc(file_graphrun_v1_run, 6);
 
 /**
  * When a run writes its checkpoints (LangGraph's `durability`).
@@ -795,5 +841,5 @@ export enum Durability {
  * Describes the enum graphrun.v1.Durability.
  */
 export const DurabilitySchema: GenEnum<Durability> = /*@__PURE__*/
-  enumDesc(file_graphrun_v1_run, 6);
+  enumDesc(file_graphrun_v1_run, 7);
 
