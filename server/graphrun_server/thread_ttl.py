@@ -57,8 +57,7 @@ class ThreadSweeper(Periodic):
                 if not await self.records.still_expired(thread_id, self.default):
                     return 0
                 if strategy == "delete":
-                    await self.threads.checkpointer.adelete_thread(thread_id)
-                    await self.records.delete_thread(thread_id)
+                    await self.records.forget_thread(thread_id)  # thread, runs, events, checkpoints: one transaction
                 else:
                     await self.threads.checkpointer.aprune([thread_id], strategy="keep_latest")
                     await self.records.touch_thread(thread_id)

@@ -11,7 +11,7 @@ from graphrun.v1 import run_pb2, run_service_pb2 as pb, run_service_pb2_grpc
 
 from ..errors import FieldViolation, GraphrunError, InvalidArgument, RunFailure, invalid
 from ..events import RunEvent
-from ..runner import GraphRunner
+from ..runner import GraphRunner, RunRequest
 from ..storage.records import RunRecord
 from ..webhooks import WebhookPolicy
 from .convert import (
@@ -84,6 +84,13 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         self.runner = runner
         self.webhooks = webhooks or WebhookPolicy(None, None)
 
+    def _parse(self, spec, stream_modes: list[str] | None, subgraphs: bool) -> RunRequest:
+        """The run a RunSpec asks for, its webhook's host checked against the allow-list."""
+        request = parse_run_spec(spec, stream_modes, subgraphs=subgraphs)
+        if request.webhook:
+            self.webhooks.check(request.webhook, "spec.webhook")
+        return request
+
     async def _submit(self, spec, stream_modes, context, subgraphs: bool = False) -> tuple[RunRecord, list[bool]]:
         """Start the run; if the call goes away before the run's end was detached, stop the
         run (on_disconnect CANCEL). Returns the run and a flag to set once the run no longer
@@ -94,9 +101,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         The watch is a done-callback on the call, not an `except CancelledError`: a client
         that leaves while a response is being written cancels gRPC's write, outside our code.
         """
-        request = parse_run_spec(spec, stream_modes, subgraphs=subgraphs)
-        if request.webhook:
-            self.webhooks.check(request.webhook, "spec.webhook")
+        request = self._parse(spec, stream_modes, subgraphs)
         submitting = asyncio.ensure_future(self.runner.submit(request, queue=False))
         try:
             run = await asyncio.shield(submitting)
@@ -200,9 +205,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         delay = duration_seconds(request.start_delay, "start_delay", violations) or 0.0
         if violations:
             raise InvalidArgument(violations)
-        spec = parse_run_spec(request.spec, list(request.stream_mode), subgraphs=request.subgraphs)
-        if spec.webhook:
-            self.webhooks.check(spec.webhook, "spec.webhook")
+        spec = self._parse(request.spec, list(request.stream_mode), request.subgraphs)
         spec.on_disconnect = "continue"
         run = await self.runner.submit(spec, start_delay=delay)
         return pb.RunServiceCreateResponse(run=run_to_proto(run))
