@@ -83,16 +83,18 @@ class RunServiceGetResponse(_message.Message):
     def __init__(self, run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ...) -> None: ...
 
 class RunServiceListRequest(_message.Message):
-    __slots__ = ("thread_id", "statuses", "page_size", "page_token")
+    __slots__ = ("thread_id", "statuses", "page_size", "page_token", "cron_id")
     THREAD_ID_FIELD_NUMBER: _ClassVar[int]
     STATUSES_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    CRON_ID_FIELD_NUMBER: _ClassVar[int]
     thread_id: str
     statuses: _containers.RepeatedScalarFieldContainer[_run_pb2.RunStatus]
     page_size: int
     page_token: str
-    def __init__(self, thread_id: _Optional[str] = ..., statuses: _Optional[_Iterable[_Union[_run_pb2.RunStatus, str]]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    cron_id: str
+    def __init__(self, thread_id: _Optional[str] = ..., statuses: _Optional[_Iterable[_Union[_run_pb2.RunStatus, str]]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., cron_id: _Optional[str] = ...) -> None: ...
 
 class RunServiceListResponse(_message.Message):
     __slots__ = ("runs", "next_page_token")
