@@ -23,6 +23,8 @@ from psycopg.conninfo import conninfo_to_dict
 from graphrun.v1 import (
     assistant_service_pb2,
     assistant_service_pb2_grpc,
+    cron_service_pb2,
+    cron_service_pb2_grpc,
     run_service_pb2,
     run_service_pb2_grpc,
     store_service_pb2,
@@ -33,6 +35,7 @@ from graphrun.v1 import (
 
 from . import settings as settings_declared
 from .auth import Authenticator, AuthInterceptor, AuthSettings, check_listen_address
+from .crons import Crons, CronScheduler
 from .interceptors import DecodeGuard
 from .observability import logs, tracing
 from .observability.metrics import Metrics
@@ -41,6 +44,7 @@ from .registry import GraphLoadError, Registry
 from .runner import GraphRunner, RunnerSettings
 from .servicers import reflection
 from .servicers.assistants import AssistantServicer
+from .servicers.crons import CronServicer
 from .servicers.health import DatabaseHealth
 from .servicers.runs import RunServicer
 from .servicers.store import StoreServicer
@@ -48,6 +52,7 @@ from .servicers.threads import ThreadServicer
 from .startup import check_database, read_pem
 from .storage.availability import Availability
 from .storage.checkpointer import FencedPostgresSaver
+from .storage.crons import CronStore
 from .storage.database import make_pool, migrate, start_embedded
 from .storage.notify import Notifications
 from .storage.records import Records
@@ -80,6 +85,8 @@ class Settings:
     max_attempts: int = 3
     max_blocking_seconds: float = 5.0  # a run holding the event loop longer fails (0: never)
     event_retention_seconds: float = 24 * 3600.0
+    crons: bool = True  # run the cron scheduler here (crons.py)
+    cron_interval: float = 30.0  # the longest the cron scheduler sleeps between rounds
     workers: int = 1
     share_port: bool = False  # listen on a port other processes listen on too (set for --workers' processes)
     tls_cert: str | None = None  # PEM files; with both, the server speaks TLS only
@@ -131,6 +138,7 @@ class App:
     store_sweeper: object = None  # deletes the Store's expired items (store.ttl.sweep_interval_minutes)
     thread_sweeper: ThreadSweeper | None = None  # applies threads' time-to-live (thread_ttl.py)
     webhook_sender: WebhookSender | None = None  # delivers completion webhooks (webhooks.py)
+    cron_scheduler: CronScheduler | None = None  # starts crons' runs at their ticks (crons.py)
     graph_ids: list[str] = field(default_factory=list)
 
     async def start(self) -> App:
@@ -224,6 +232,12 @@ class App:
         )
         assistant_service_pb2_grpc.add_AssistantServiceServicer_to_server(AssistantServicer(registry), server)
         store_service_pb2_grpc.add_StoreServiceServicer_to_server(StoreServicer(self.store), server)
+        cron_store = CronStore(pool)
+        if s.crons:
+            self.cron_scheduler = CronScheduler(cron_store, self.runner, s.cron_interval, s.lease_seconds)
+        cron_service_pb2_grpc.add_CronServiceServicer_to_server(
+            CronServicer(Crons(cron_store, self.runner, self.cron_scheduler), webhook_policy), server
+        )
         self._health = DatabaseHealth(dsn, pool, availability)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable(
@@ -233,6 +247,7 @@ class App:
                 thread_service_pb2.DESCRIPTOR.services_by_name["ThreadService"].full_name,
                 assistant_service_pb2.DESCRIPTOR.services_by_name["AssistantService"].full_name,
                 store_service_pb2.DESCRIPTOR.services_by_name["StoreService"].full_name,
+                cron_service_pb2.DESCRIPTOR.services_by_name["CronService"].full_name,
                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             ],
         )
@@ -260,6 +275,8 @@ class App:
         self.thread_sweeper.start()
         if webhook_policy.patterns:  # a replica that allows no webhooks sends none (it would refuse every host)
             self.webhook_sender.start()
+        if self.cron_scheduler:
+            self.cron_scheduler.start()
         if self.metrics:
             self.metrics_port = self.metrics.serve(s.metrics_host, s.metrics_port)
         return self
@@ -293,6 +310,8 @@ class App:
             await self.thread_sweeper.stop()
         if self.webhook_sender:
             await self.webhook_sender.stop()
+        if self.cron_scheduler:
+            await self.cron_scheduler.stop()
         if self._health:
             await self._health.drain()
         stopping = asyncio.create_task(self.server.stop(grace)) if self.server else None

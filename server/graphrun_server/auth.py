@@ -52,6 +52,8 @@ READ_METHODS = frozenset(
         "/graphrun.v1.ThreadService/List",
         "/graphrun.v1.ThreadService/GetState",
         "/graphrun.v1.ThreadService/GetHistory",
+        "/graphrun.v1.CronService/Get",
+        "/graphrun.v1.CronService/List",
         "/graphrun.v1.AssistantService/List",
         "/graphrun.v1.AssistantService/Get",
         "/graphrun.v1.StoreService/GetItem",

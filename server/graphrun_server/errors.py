@@ -8,6 +8,8 @@ code alone whether retrying may help (see the README's error table).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import grpc
@@ -122,6 +124,16 @@ def invalid(field_path: str, description: str) -> InvalidArgument:
     return InvalidArgument(FieldViolation(field_path, description))
 
 
+@contextlib.contextmanager
+def field_prefix(prefix: str) -> Iterator[None]:
+    """Name the fields of an InvalidArgument raised inside from a message one level up: the
+    RunSpec checks say `spec.input`, a cron's is `cron.spec.input`."""
+    try:
+        yield
+    except InvalidArgument as exc:
+        raise InvalidArgument([FieldViolation(prefix + v.field, v.description) for v in exc.violations]) from None
+
+
 class NotFound(GraphrunError):
     code = grpc.StatusCode.NOT_FOUND
 
@@ -162,6 +174,21 @@ class CheckpointNamespaceNotFound(NotFound):
             "task's namespace, as GetState's Task.checkpoint_ns shows it)",
             metadata={"thread_id": thread_id, "checkpoint_ns": checkpoint_ns},
         )
+
+
+class CronNotFound(NotFound):
+    reason = "CRON_NOT_FOUND"
+
+    def __init__(self, cron_id: str):
+        super().__init__(f"cron {cron_id} not found", metadata={"cron_id": cron_id})
+
+
+class CronAlreadyExists(GraphrunError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+    reason = "CRON_ALREADY_EXISTS"
+
+    def __init__(self, cron_id: str):
+        super().__init__(f"cron {cron_id} already exists", metadata={"cron_id": cron_id})
 
 
 class RequestIdReused(GraphrunError):

@@ -1,5 +1,6 @@
 """Background work that repeats on every replica: the Store's and the threads' TTL sweeps, the
-webhook sender. `Periodic` owns the task; `one_replica` lets a round run on one replica at a time."""
+webhook sender, the cron scheduler. `Periodic` owns the task; `one_replica` lets a round run on
+one replica at a time."""
 
 from __future__ import annotations
 
@@ -9,15 +10,23 @@ from collections.abc import AsyncIterator
 
 
 class Periodic:
-    """Calls `tick()` every `interval` seconds, from `start()` until `stop()`."""
+    """Calls `tick()` every `interval` seconds, from `start()` until `stop()`; sooner when `tick`
+    asks for it (it returns the seconds until the next round) or someone calls `wake()`."""
 
     name = "graphrun-periodic"
     interval: float = 60.0
     _task: asyncio.Task | None = None
+    _woken: asyncio.Event | None = None
 
     def start(self):
+        self._woken = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name=self.name)
         return self
+
+    def wake(self) -> None:
+        """Run a round now instead of at its time (from the event loop's thread)."""
+        if self._woken is not None:
+            self._woken.set()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -27,11 +36,17 @@ class Periodic:
             self._task = None
 
     async def _run(self) -> None:
+        assert self._woken is not None
+        delay = self.interval
         while True:
-            await asyncio.sleep(self.interval)
-            await self.tick()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), delay)
+            self._woken.clear()  # before the round: a wake-up during it brings another at once
+            after = await self.tick()
+            delay = self.interval if after is None else max(0.0, min(after, self.interval))
 
-    async def tick(self) -> None:
+    async def tick(self) -> float | None:
+        """One round; returns how soon the next one is wanted (None: after `interval`, which also caps it)."""
         raise NotImplementedError
 
 

@@ -109,6 +109,11 @@ class GraphRunner:
         """
         return await self._admission.submit(req, start_delay, queue=queue)
 
+    async def check(self, req: RunRequest) -> None:
+        """What `submit` would refuse of the run before recording it (its assistant, nodes, context,
+        input), without recording it: a cron's run is checked so when the cron is created."""
+        await self._admission.check(req)
+
     def follow(self, run_id: str, after: int = 0, deadline: float | None = None) -> AsyncIterator[ev.RunEvent]:
         """The run's events numbered after `after`, up to its end, from wherever it runs. Raises
         RunNotFound, TimeoutError (deadline, event-loop time), or ServerDraining."""
@@ -140,11 +145,11 @@ class GraphRunner:
         return run
 
     async def list_runs(
-        self, thread_id: str | None, statuses: list[str], page_size: int, page_token: str
+        self, thread_id: str | None, statuses: list[str], page_size: int, page_token: str, cron_id: str | None = None
     ) -> tuple[list[RunRecord], str]:
-        """A page of the caller's runs, newest first; ThreadNotFound for a thread that does not exist
-        (or is another caller's), as GetState and GetHistory answer."""
-        runs, token = await self._records.list_runs(thread_id, statuses, page_size, page_token)
+        """A page of the caller's runs (of one cron's ticks, with `cron_id`), newest first; ThreadNotFound
+        for a thread that does not exist (or is another caller's), as GetState and GetHistory answer."""
+        runs, token = await self._records.list_runs(thread_id, statuses, page_size, page_token, cron_id)
         if thread_id and not runs:  # no runs, or no such thread
             await self._records.get_thread(thread_id)
         return runs, token

@@ -177,6 +177,20 @@ SETTINGS: tuple[Setting, ...] = (
         float,
         bounds=(0, 365 * 86400),
     ),
+    Setting(
+        "GRAPHRUN_CRONS",
+        "`false`: this replica starts no crons' runs (it still serves CronService; other replicas run them)",
+        "crons",
+        choices={"true": True, "false": False},
+    ),
+    Setting(
+        "GRAPHRUN_CRON_INTERVAL",
+        "the longest the cron scheduler sleeps: it wakes at the next tick it knows of and when this "
+        "replica creates or changes a cron, and sees another replica's new cron within this",
+        "cron_interval",
+        float,
+        bounds=(0.05, 3600),
+    ),
     # -- security
     Setting("GRAPHRUN_TLS_CERT", "PEM certificate chain: with the key, the server speaks TLS only", "tls_cert"),
     Setting("GRAPHRUN_TLS_KEY", "PEM private key of the certificate", "tls_key"),

@@ -53,11 +53,7 @@ class Admission:
         A replica executing its maximum of runs queues new ones for any replica (`queue`,
         background runs) or refuses them with ReplicaBusy (a caller waiting for the run).
         """
-        assistant = self.registry.get(req.assistant_id)
-        check_request(assistant, req)
-        await check_input(assistant, req.input, req.input_field or "input", req.thread_id, req.checkpoint_id)
-        if req.thread_id and (req.checkpoint_id or (req.command and "resume" in req.command)):
-            await check_thread_state(self.records, self.checkpointer, assistant, req)
+        assistant = await self.check(req)
         settings = self.local.settings
         at_capacity = not self.local.has_room()
         if at_capacity and not queue:
@@ -72,6 +68,16 @@ class Admission:
             if not req.request_id or exc.diag.constraint_name != "graphrun_run_pkey":
                 raise
         return await self._repeated(req, run_id, spec)  # the same request again: the run it started
+
+    async def check(self, req: RunRequest) -> Assistant:
+        """What the graph and the thread would refuse, before anything is recorded: the run's
+        assistant (AssistantNotFound), its nodes, context, input and resume (InvalidArgument)."""
+        assistant = self.registry.get(req.assistant_id)
+        check_request(assistant, req)
+        await check_input(assistant, req.input, req.input_field or "input", req.thread_id, req.checkpoint_id)
+        if req.thread_id and (req.checkpoint_id or (req.command and "resume" in req.command)):
+            await check_thread_state(self.records, self.checkpointer, assistant, req)
+        return assistant
 
     async def _repeated(self, req: RunRequest, run_id: str, spec: dict[str, Any]) -> RunRecord:
         """The run an earlier request with this request id started, if it asked for the same."""

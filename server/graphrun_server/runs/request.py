@@ -33,6 +33,7 @@ class RunRequest:
     webhook: str | None = None  # POSTed to when the run ends (the SQL of its end queues it; webhooks.py sends it)
     request_id: str | None = None  # makes the request idempotent: its run's id follows from it (admission.py)
     on_completion: str = "keep"  # "delete": a stateless run, whose thread goes when it ends (settling.py)
+    cron_id: str | None = None  # the cron whose tick started the run (crons.py): Run.cron_id, List's filter
 
     def to_json(self) -> dict[str, Any]:
         return to_json({k: v for k, v in self.__dict__.items() if v is not None})

@@ -11,12 +11,13 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from langgraph._internal._constants import NS_END, NS_SEP
 
-from graphrun.v1 import assistant_pb2, event_pb2, run_pb2, state_pb2, thread_pb2
+from graphrun.v1 import assistant_pb2, cron_pb2, event_pb2, run_pb2, state_pb2, thread_pb2
 
 from ..errors import FieldViolation, InvalidArgument
 from ..events import RunEvent
 from ..registry import Assistant
 from ..runner import RunRequest
+from ..storage.crons import CronRecord
 from ..storage.records import RunRecord, ThreadRecord
 from ..stream_events import MODE_ALIASES, STREAM_MODES
 from ..wire import from_struct_value
@@ -416,6 +417,7 @@ def run_to_proto(run: RunRecord) -> run_pb2.Run:
         current_node=run.current_node or "",
         step=run.step or 0,
         on_disconnect=_ON_DISCONNECT_ENUM.get(run.on_disconnect, run_pb2.ON_DISCONNECT_UNSPECIFIED),
+        cron_id=(run.spec or {}).get("cron_id") or "",
     )
     if run.error:
         message.error.CopyFrom(
@@ -448,6 +450,61 @@ _WEBHOOK_STATUS = {
 
 
 _TTL_STRATEGIES = {"delete": thread_pb2.TTL_STRATEGY_DELETE, "keep_latest": thread_pb2.TTL_STRATEGY_KEEP_LATEST}
+_DURABILITY_ENUM = {"sync": run_pb2.DURABILITY_SYNC, "async": run_pb2.DURABILITY_ASYNC, "exit": run_pb2.DURABILITY_EXIT}
+_ON_COMPLETION_ENUM = {"keep": run_pb2.ON_COMPLETION_KEEP, "delete": run_pb2.ON_COMPLETION_DELETE}
+
+
+def run_spec_to_proto(req: RunRequest) -> run_pb2.RunSpec:
+    """A stored run request as the RunSpec that asks for it (what `parse_run_spec` read), for the
+    fields a cron's runs may have."""
+    spec = run_pb2.RunSpec(
+        assistant_id=req.assistant_id,
+        thread_id=req.thread_id or "",
+        interrupt_before=req.interrupt_before,
+        interrupt_after=req.interrupt_after,
+        multitask_strategy=_STRATEGY_ENUM.get(req.multitask_strategy, run_pb2.MULTITASK_STRATEGY_UNSPECIFIED),
+        durability=_DURABILITY_ENUM.get(req.durability, run_pb2.DURABILITY_UNSPECIFIED),
+        webhook=req.webhook or "",
+        on_completion=_ON_COMPLETION_ENUM.get(req.on_completion, run_pb2.ON_COMPLETION_UNSPECIFIED),
+    )
+    if req.input_field == "input_value":
+        spec.input_value.CopyFrom(to_value(req.input))
+    elif req.input is not None:
+        fill_struct(spec.input, req.input)
+    for name in ("config", "metadata"):
+        if getattr(req, name):
+            fill_struct(getattr(spec, name), getattr(req, name))
+    if req.context is not None:
+        spec.context.SetInParent()
+        fill_struct(spec.context, req.context)
+    if req.timeout:
+        spec.timeout.FromTimedelta(dt.timedelta(seconds=req.timeout))
+    return spec
+
+
+def cron_to_proto(cron: CronRecord) -> cron_pb2.Cron:
+    req = RunRequest.from_json(cron.spec)
+    message = cron_pb2.Cron(
+        cron_id=cron.cron_id,
+        schedule=cron.schedule,
+        timezone=cron.timezone,
+        spec=run_spec_to_proto(req),
+        stream_mode=req.stream_modes,
+        subgraphs=req.subgraphs,
+        end_time=_timestamp(cron.end_time),
+        paused=cron.paused,
+        metadata=to_struct(cron.metadata),
+        next_run_time=_timestamp(cron.next_run_at),
+        last_run_id=cron.last_run_id or "",
+        last_tick_time=_timestamp(cron.last_tick_at),
+        created_at=_timestamp(cron.created_at),
+        updated_at=_timestamp(cron.updated_at),
+    )
+    if skip := cron.last_skip:
+        message.last_skip.CopyFrom(
+            cron_pb2.CronSkip(tick_time=_timestamp(skip["tick_at"]), reason=skip["reason"], message=skip["message"])
+        )
+    return message
 
 
 def thread_to_proto(thread: ThreadRecord, default_ttl_minutes: float | None = None) -> thread_pb2.Thread:

@@ -219,6 +219,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
     @rpc
     async def List(self, request, context):
         thread_id = require_uuid(request.thread_id, "thread_id") if request.thread_id else None
+        cron_id = require_uuid(request.cron_id, "cron_id") if request.cron_id else None
         if not 0 <= request.page_size <= MAX_PAGE_SIZE:
             raise invalid("page_size", f"must be between 1 and {MAX_PAGE_SIZE} (0 for 20)")
         statuses = []
@@ -230,7 +231,9 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
                     + ", ".join(run_pb2.RunStatus.Name(v) for v in _STATUS_NAMES),
                 )
             statuses.append(_STATUS_NAMES[status])
-        runs, token = await self.runner.list_runs(thread_id, statuses, request.page_size or 20, request.page_token)
+        runs, token = await self.runner.list_runs(
+            thread_id, statuses, request.page_size or 20, request.page_token, cron_id
+        )
         return pb.RunServiceListResponse(runs=[run_to_proto(r) for r in runs], next_page_token=token)
 
     @rpc

@@ -565,13 +565,16 @@ class Records:
         return _run(row) if row else None
 
     async def list_runs(
-        self, thread_id: str | None, statuses: list[str], page_size: int, page_token: str
+        self, thread_id: str | None, statuses: list[str], page_size: int, page_token: str, cron_id: str | None = None
     ) -> tuple[list[RunRecord], str]:
         after = _page_after(page_token)
+        # A cron's runs carry its id in their spec (RunRequest.cron_id; index graphrun_run_by_cron).
+        by_cron = "spec ? 'cron_id' AND spec->>'cron_id' = %(cron_id)s" if cron_id else "TRUE"
         rows = await self._all(
-            """
+            f"""
             SELECT * FROM graphrun_run
-             WHERE (%(thread_id)s::uuid IS NULL OR thread_id = %(thread_id)s::uuid)
+             WHERE {by_cron}
+               AND (%(thread_id)s::uuid IS NULL OR thread_id = %(thread_id)s::uuid)
                AND (cardinality(%(statuses)s::text[]) = 0 OR status = ANY(%(statuses)s::text[]))
                AND (%(after_time)s::timestamptz IS NULL OR (created_at, run_id) < (%(after_time)s, %(after_id)s::uuid))
                AND (%(owner)s::text IS NULL OR owner = %(owner)s)
@@ -580,6 +583,7 @@ class Records:
             """,
             {
                 "thread_id": thread_id,
+                "cron_id": cron_id,
                 "statuses": statuses,
                 "limit": page_size + 1,
                 "owner": owner_filter(),
