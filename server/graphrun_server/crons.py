@@ -126,7 +126,7 @@ class Crons:
         if violations:
             raise InvalidArgument(violations)
         req: RunRequest = values["spec"]
-        req.cron_id, req.on_disconnect, req.request_id = cron_id, "continue", None
+        req.cron_id, req.on_disconnect, req.request_id, req.cron_tick = cron_id, "continue", None, None
         if req.thread_id:
             await self.store.check_thread(req.thread_id, owner)
         with field_prefix("cron."):
@@ -200,7 +200,8 @@ class CronScheduler(Periodic):
     async def _start(self, cron: CronRecord, tick: dt.datetime) -> tuple[str | None, dict[str, Any] | None]:
         """Submit the tick's run as the cron's owner: (its id, None), or (None, why it was refused)."""
         req = RunRequest.from_json(cron.spec)
-        req.request_id = f"cron:{cron.cron_id}:{tick.astimezone(dt.UTC).isoformat()}"  # the tick's run id
+        req.cron_tick = tick.astimezone(dt.UTC).isoformat()
+        req.request_id = f"cron:{cron.cron_id}:{req.cron_tick}"  # the tick's run id follows from it
         token = caller.set(cron.owner)
         try:
             run = await self.runner.submit(req)

@@ -105,7 +105,7 @@ DURABILITY_ASYNC: Durability
 DURABILITY_EXIT: Durability
 
 class Run(_message.Message):
-    __slots__ = ("run_id", "thread_id", "assistant_id", "status", "attempt", "metadata", "error", "created_at", "updated_at", "multitask_strategy", "started_at", "ended_at", "current_node", "step", "on_disconnect", "webhook", "cron_id")
+    __slots__ = ("run_id", "thread_id", "assistant_id", "status", "attempt", "metadata", "error", "created_at", "updated_at", "multitask_strategy", "started_at", "ended_at", "current_node", "step", "on_disconnect", "webhook", "cron_id", "cron_tick_time")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     THREAD_ID_FIELD_NUMBER: _ClassVar[int]
     ASSISTANT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -123,6 +123,7 @@ class Run(_message.Message):
     ON_DISCONNECT_FIELD_NUMBER: _ClassVar[int]
     WEBHOOK_FIELD_NUMBER: _ClassVar[int]
     CRON_ID_FIELD_NUMBER: _ClassVar[int]
+    CRON_TICK_TIME_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     thread_id: str
     assistant_id: str
@@ -140,7 +141,8 @@ class Run(_message.Message):
     on_disconnect: OnDisconnect
     webhook: WebhookDelivery
     cron_id: str
-    def __init__(self, run_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., assistant_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., attempt: _Optional[int] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[_Union[RunError, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., multitask_strategy: _Optional[_Union[MultitaskStrategy, str]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_node: _Optional[str] = ..., step: _Optional[int] = ..., on_disconnect: _Optional[_Union[OnDisconnect, str]] = ..., webhook: _Optional[_Union[WebhookDelivery, _Mapping]] = ..., cron_id: _Optional[str] = ...) -> None: ...
+    cron_tick_time: _timestamp_pb2.Timestamp
+    def __init__(self, run_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., assistant_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., attempt: _Optional[int] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[_Union[RunError, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., multitask_strategy: _Optional[_Union[MultitaskStrategy, str]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_node: _Optional[str] = ..., step: _Optional[int] = ..., on_disconnect: _Optional[_Union[OnDisconnect, str]] = ..., webhook: _Optional[_Union[WebhookDelivery, _Mapping]] = ..., cron_id: _Optional[str] = ..., cron_tick_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class WebhookDelivery(_message.Message):
     __slots__ = ("url", "status", "attempts", "last_error", "delivered_at", "next_attempt_at")

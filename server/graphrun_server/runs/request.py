@@ -34,6 +34,7 @@ class RunRequest:
     request_id: str | None = None  # makes the request idempotent: its run's id follows from it (admission.py)
     on_completion: str = "keep"  # "delete": a stateless run, whose thread goes when it ends (settling.py)
     cron_id: str | None = None  # the cron whose tick started the run (crons.py): Run.cron_id, List's filter
+    cron_tick: str | None = None  # that tick's scheduled time (ISO 8601, UTC): Run.cron_tick_time
 
     def to_json(self) -> dict[str, Any]:
         return to_json({k: v for k, v in self.__dict__.items() if v is not None})

@@ -418,6 +418,7 @@ def run_to_proto(run: RunRecord) -> run_pb2.Run:
         step=run.step or 0,
         on_disconnect=_ON_DISCONNECT_ENUM.get(run.on_disconnect, run_pb2.ON_DISCONNECT_UNSPECIFIED),
         cron_id=(run.spec or {}).get("cron_id") or "",
+        cron_tick_time=_timestamp((run.spec or {}).get("cron_tick")),
     )
     if run.error:
         message.error.CopyFrom(
