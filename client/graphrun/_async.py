@@ -10,6 +10,7 @@ its request, converting its response) lives in `_convert.py`.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from types import TracebackType
@@ -35,6 +36,8 @@ from ._types import (
 from .v1 import (
     assistant_service_pb2 as assistant_pb,
     assistant_service_pb2_grpc,
+    cron_service_pb2 as cron_pb,
+    cron_service_pb2_grpc,
     run_service_pb2 as run_pb,
     run_service_pb2_grpc,
     store_service_pb2_grpc,
@@ -245,13 +248,16 @@ class AsyncClient:
         statuses: RunStatus | Iterable[RunStatus | int] | None = None,
         page_size: int | None = None,
         page_token: str | None = None,
+        *,
+        cron_id: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         """One page of runs, newest first, and the token of the next page (None at the end).
 
         `thread_id` limits the list to one thread; `statuses` to runs in these
-        statuses, named in lowercase (`"pending"`, `"running"`, `"success"`…).
+        statuses, named in lowercase (`"pending"`, `"running"`, `"success"`…);
+        `cron_id` to the runs that cron's ticks started.
         """
-        request = c.list_runs_request(thread_id, statuses, page_size, page_token)
+        request = c.list_runs_request(thread_id, statuses, page_size, page_token, cron_id)
         response = await self._unary(self._runs.List, request)
         return [c.to_dict(r) for r in response.runs], response.next_page_token or None
 
@@ -302,6 +308,107 @@ class AsyncClient:
         Leaving the loop early ends only this call, not the run.
         """
         return self._follow(self._runs.Join, c.join_request(run_id, after_sequence, granularity), deadline)
+
+    # -- crons ----------------------------------------------------------------------
+    #
+    # A cron starts a run at each tick of its schedule (see `Cron` in cron.proto). The run is
+    # given as to `create_run`: the assistant, the input and the run options as keywords
+    # (`thread_id` for one thread every tick runs on; none: a new thread per tick). The cron's
+    # own metadata is `cron_metadata`; `metadata` is each run's, as elsewhere.
+
+    @functools.cached_property
+    def _crons(self) -> cron_service_pb2_grpc.CronServiceStub:
+        return cron_service_pb2_grpc.CronServiceStub(self._channel)
+
+    async def create_cron(
+        self,
+        schedule: str,
+        assistant_id: str,
+        input: Any = None,
+        *,
+        timezone: str | None = None,
+        end_time: dt.datetime | None = None,
+        paused: bool = False,
+        cron_metadata: Mapping[str, Any] | None = None,
+        stream_mode: StreamMode | Sequence[StreamMode] = ("values",),
+        subgraphs: bool = False,
+        cron_id: str | None = None,
+        **options: Unpack[RunOptions],
+    ) -> dict[str, Any]:
+        """Create a cron and return it (with its `next_run_time`).
+
+        `schedule` is a cron expression (5 fields, or 6 with seconds first: `*/10 * * * * *`)
+        read in `timezone` (an IANA name; default UTC); `end_time` (an aware datetime; naive
+        is UTC) ends it; `paused` creates it paused.
+        """
+        fields = {
+            "schedule": schedule,
+            "timezone": timezone,
+            "end_time": end_time,
+            "paused": paused,
+            "metadata": cron_metadata,
+        }
+        cron = c.cron_message(cron_id, fields, c.cron_spec(assistant_id, input, options), stream_mode, subgraphs)
+        response = await self._unary(self._crons.Create, cron_pb.CronServiceCreateRequest(cron=cron))
+        return c.to_dict(response.cron)
+
+    async def update_cron(
+        self,
+        cron_id: str,
+        *,
+        schedule: str | None = None,
+        timezone: str | None = None,
+        end_time: dt.datetime | None = None,
+        no_end_time: bool = False,
+        paused: bool | None = None,
+        cron_metadata: Mapping[str, Any] | None = None,
+        assistant_id: str | None = None,
+        input: Any = None,
+        stream_mode: StreamMode | Sequence[StreamMode] = ("values",),
+        subgraphs: bool = False,
+        **options: Unpack[RunOptions],
+    ) -> dict[str, Any]:
+        """Change what is given and return the cron: its schedule, time zone, end time
+        (`no_end_time=True` removes it), `paused` (False resumes it), `cron_metadata`; with
+        `assistant_id`, the run each tick starts (input, options, stream_mode and subgraphs as for
+        `create_cron`), replaced as a whole."""
+        if assistant_id is None and (options or input is not None):
+            raise TypeError("the input and run options replace the cron's run: give assistant_id too")
+        fields = {
+            "schedule": schedule,
+            "timezone": timezone,
+            "end_time": None if no_end_time else end_time,
+            "paused": paused,
+            "metadata": cron_metadata,
+        }
+        given = {name for name, value in fields.items() if value is not None} | ({"end_time"} if no_end_time else set())
+        spec = c.cron_spec(assistant_id, input, options) if assistant_id is not None else None
+        cron = c.cron_message(cron_id, fields, spec, stream_mode, subgraphs)
+        response = await self._unary(self._crons.Update, c.update_cron_request(cron, given, spec is not None))
+        return c.to_dict(response.cron)
+
+    async def get_cron(self, cron_id: str) -> dict[str, Any]:
+        """A cron (`NotFoundError`, reason `CRON_NOT_FOUND`, if there is none)."""
+        response = await self._unary(self._crons.Get, cron_pb.CronServiceGetRequest(cron_id=cron_id))
+        return c.to_dict(response.cron)
+
+    async def delete_cron(self, cron_id: str) -> None:
+        """Delete a cron: no more ticks (its runs stay)."""
+        await self._unary(self._crons.Delete, cron_pb.CronServiceDeleteRequest(cron_id=cron_id))
+
+    async def list_crons(
+        self,
+        assistant_id: str | None = None,
+        thread_id: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of the caller's crons, newest first, and the token of the next page (None at the
+        end); `assistant_id` and `thread_id` keep those whose runs execute it or run on it."""
+        response = await self._unary(
+            self._crons.List, c.list_crons_request(assistant_id, thread_id, page_size, page_token)
+        )
+        return [c.to_dict(cron) for cron in response.crons], response.next_page_token or None
 
     # -- threads ------------------------------------------------------------------
 

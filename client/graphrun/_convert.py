@@ -15,12 +15,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Unpack, cast
 
 import grpc
-from google.protobuf import duration_pb2, json_format, struct_pb2
+from google.protobuf import duration_pb2, field_mask_pb2, json_format, struct_pb2, timestamp_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor
 from google.protobuf.message import Message
 
 from ._types import Event, EventKind, OnDisconnect, RunOptions, RunResult
-from .v1 import event_pb2, run_pb2, run_service_pb2, store_pb2, store_service_pb2, thread_pb2, thread_service_pb2
+from .v1 import (
+    cron_pb2,
+    cron_service_pb2,
+    event_pb2,
+    run_pb2,
+    run_service_pb2,
+    store_pb2,
+    store_service_pb2,
+    thread_pb2,
+    thread_service_pb2,
+)
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 _COMMAND_KEYS = {"resume", "update", "goto"}
@@ -253,6 +263,7 @@ def list_runs_request(
     statuses: str | int | Iterable[str | int] | None,
     page_size: int | None,
     page_token: str | None,
+    cron_id: str | None = None,
 ) -> run_service_pb2.RunServiceListRequest:
     """`statuses` as lowercase names (`"running"`), full enum names or numbers; one or several."""
     if statuses is None:
@@ -266,6 +277,70 @@ def list_runs_request(
         page_size=page_size or 0,
         page_token=page_token or "",
         statuses=[_enum(s, run_pb2.RunStatus, "statuses") for s in wanted],
+        cron_id=cron_id or "",
+    )
+
+
+# -- crons ----------------------------------------------------------------------------------
+
+# Cron fields a client's update names by keyword; the run (`spec`) is replaced as a whole.
+CRON_FIELDS = ("schedule", "timezone", "end_time", "paused", "metadata")
+
+
+def _timestamp(moment: dt.datetime) -> timestamp_pb2.Timestamp:
+    """An aware datetime (a naive one is taken as UTC)."""
+    message = timestamp_pb2.Timestamp()
+    message.FromDatetime(moment)
+    return message
+
+
+def cron_spec(assistant_id: str, input: Any, options: Mapping[str, Any]) -> run_pb2.RunSpec:
+    """The RunSpec of a cron's runs: `run_spec` without the request id a cron has no use for (each
+    tick's run id follows from the cron and the tick)."""
+    spec = run_spec(assistant_id, input, **cast(RunOptions, options))
+    if not options.get("request_id"):
+        spec.ClearField("request_id")
+    return spec
+
+
+def cron_message(
+    cron_id: str | None,
+    fields: Mapping[str, Any],
+    spec: run_pb2.RunSpec | None,
+    stream_mode: str | Sequence[str] | None,
+    subgraphs: bool | None,
+) -> cron_pb2.Cron:
+    """A Cron with `fields` (schedule, timezone, end_time, paused, metadata: those given) and the run."""
+    cron = cron_pb2.Cron(
+        cron_id=cron_id or "",
+        schedule=fields.get("schedule") or "",
+        timezone=fields.get("timezone") or "",
+        paused=bool(fields.get("paused")),
+    )
+    if fields.get("end_time") is not None:
+        cron.end_time.CopyFrom(_timestamp(fields["end_time"]))
+    if fields.get("metadata") is not None:
+        cron.metadata.CopyFrom(to_struct(fields["metadata"]))
+    if spec is not None:
+        cron.spec.CopyFrom(spec)
+        cron.stream_mode.extend(stream_modes(stream_mode))
+        cron.subgraphs = bool(subgraphs)
+    return cron
+
+
+def update_cron_request(cron: cron_pb2.Cron, fields: Iterable[str], replaces_run: bool) -> Any:
+    paths = [f for f in CRON_FIELDS if f in fields] + (["spec", "stream_mode", "subgraphs"] if replaces_run else [])
+    return cron_service_pb2.CronServiceUpdateRequest(cron=cron, update_mask=field_mask_pb2.FieldMask(paths=paths))
+
+
+def list_crons_request(
+    assistant_id: str | None, thread_id: str | None, page_size: int | None, page_token: str | None
+) -> cron_service_pb2.CronServiceListRequest:
+    return cron_service_pb2.CronServiceListRequest(
+        assistant_id=assistant_id or "",
+        thread_id=thread_id or "",
+        page_size=page_size or 0,
+        page_token=page_token or "",
     )
 
 
@@ -365,6 +440,8 @@ IDEMPOTENT_METHODS: tuple[tuple[str, str], ...] = (
     ("graphrun.v1.RunService", "Get"),
     ("graphrun.v1.RunService", "List"),
     ("graphrun.v1.RunService", "Join"),
+    ("graphrun.v1.CronService", "Get"),
+    ("graphrun.v1.CronService", "List"),
     ("graphrun.v1.StoreService", "GetItem"),
     ("graphrun.v1.StoreService", "SearchItems"),
     ("graphrun.v1.StoreService", "ListNamespaces"),

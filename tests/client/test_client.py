@@ -8,6 +8,7 @@ that loop runs: the blocking `Client` is always driven from a worker thread
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import socket
 import uuid
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from graphrun import (AsyncClient, Client, Event, GraphrunError, InvalidArgument
 from graphrun import _convert
 from graphrun.v1 import (assistant_service_pb2, event_pb2, run_service_pb2, run_service_pb2_grpc, thread_pb2,
                          thread_service_pb2, thread_service_pb2_grpc)
-from graphrun.v1 import store_service_pb2
+from graphrun.v1 import cron_service_pb2, store_service_pb2
 from support.helpers import open_gate
 
 QUESTION = "Wann wurde die Heizungsanlage gewartet?"
@@ -457,19 +458,70 @@ async def test_reads_are_retried_and_runs_are_retried_with_one_request_id() -> N
 
 def test_retry_policy_names_real_read_only_methods() -> None:
     methods = {(service.full_name, method.name)
-               for module in (run_service_pb2, thread_service_pb2, assistant_service_pb2, store_service_pb2, health_pb2)
+               for module in (run_service_pb2, thread_service_pb2, assistant_service_pb2, store_service_pb2,
+                              cron_service_pb2, health_pb2)
                for service in module.DESCRIPTOR.services_by_name.values() for method in service.methods}
     retried = set(_convert.IDEMPOTENT_METHODS)
     assert retried <= methods  # a typo would silently disable the retry
     never = {("graphrun.v1.RunService", m) for m in ("Wait", "Stream", "Create", "Cancel")} | {
         ("graphrun.v1.ThreadService", m) for m in ("Create", "Delete", "UpdateState")} | {
-        ("graphrun.v1.StoreService", m) for m in ("PutItem", "DeleteItem")}
+        ("graphrun.v1.StoreService", m) for m in ("PutItem", "DeleteItem")} | {
+        ("graphrun.v1.CronService", m) for m in ("Create", "Update", "Delete")}
     assert not retried & never
     options = dict(_convert.channel_options())
     assert options["grpc.enable_retries"] == 1
     # No keepalive faster than a default gRPC server accepts (5 min), no pings on idle connections.
     assert options["grpc.keepalive_time_ms"] > 300_000 and options["grpc.keepalive_permit_without_calls"] == 0
     assert dict(_convert.channel_options([("grpc.keepalive_time_ms", 60_000)]))["grpc.keepalive_time_ms"] == 60_000
+
+
+# -- crons --------------------------------------------------------------------------------
+
+
+async def test_async_cron_lifecycle(client: AsyncClient) -> None:
+    end = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=3 * 366)
+    cron = await client.create_cron("0 0 1 1 *", "steps", {"log": ["yearly"]}, timezone="Europe/Berlin",
+                                    end_time=end, cron_metadata={"team": "ops"}, metadata={"run": "m"},
+                                    multitask_strategy="enqueue", stream_mode="updates")
+    cron_id = cron["cron_id"]
+    assert cron["schedule"] == "0 0 1 1 *" and cron["timezone"] == "Europe/Berlin"
+    assert cron["metadata"] == {"team": "ops"} and cron["spec"]["metadata"] == {"run": "m"}
+    assert cron["spec"]["multitask_strategy"] == "enqueue" and cron["spec"]["input"] == {"log": ["yearly"]}
+    assert cron["stream_mode"] == ["updates"] and cron["paused"] is False
+    assert dt.datetime.fromisoformat(cron["end_time"]) == end and cron["next_run_time"]
+    assert await client.get_cron(cron_id) == cron
+
+    paused = await client.update_cron(cron_id, paused=True, no_end_time=True)
+    assert paused["paused"] is True and "next_run_time" not in paused and "end_time" not in paused
+    assert paused["spec"] == cron["spec"] and paused["metadata"] == cron["metadata"]
+    replaced = await client.update_cron(cron_id, assistant_id="agent", input={"messages": []}, paused=False)
+    assert replaced["spec"]["assistant_id"] == "agent" and replaced["stream_mode"] == ["values"]
+    assert replaced["next_run_time"]
+    with pytest.raises(TypeError, match="assistant_id"):
+        await client.update_cron(cron_id, input={"x": 1})
+
+    listed, token = await client.list_crons(assistant_id="agent", page_size=1000)
+    assert cron_id in {c["cron_id"] for c in listed} and token is None
+    assert await client.list_runs(cron_id=cron_id) == ([], None)
+    with pytest.raises(InvalidArgumentError) as bad:
+        await client.create_cron("not a schedule", "steps", {})
+    assert "cron.schedule" in dict(bad.value.field_violations)
+    await client.delete_cron(cron_id)
+    with pytest.raises(NotFoundError) as gone:
+        await client.get_cron(cron_id)
+    assert gone.value.reason == "CRON_NOT_FOUND"
+
+
+async def test_sync_cron_lifecycle(sync_client: Client) -> None:
+    thread = await in_thread(sync_client.create_thread)
+    cron = await in_thread(sync_client.create_cron, "@yearly", "steps", thread_id=thread["thread_id"])
+    assert cron["spec"]["thread_id"] == thread["thread_id"] and cron["timezone"] == "UTC"
+    listed, _ = await in_thread(sync_client.list_crons, thread_id=thread["thread_id"])
+    assert [c["cron_id"] for c in listed] == [cron["cron_id"]]
+    changed = await in_thread(sync_client.update_cron, cron["cron_id"], schedule="0 6 * * *")
+    assert changed["schedule"] == "0 6 * * *" and changed["next_run_time"] != cron["next_run_time"]
+    await in_thread(sync_client.delete_cron, cron["cron_id"])
+    assert (await in_thread(sync_client.list_crons, thread_id=thread["thread_id"])) == ([], None)
 
 
 # -- threads ------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ response (or, for one run id, an error) and keeps what it was sent.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import importlib.util
 import inspect
 import pathlib
@@ -137,7 +138,7 @@ def _request_classes() -> dict[str, Any]:
     pool = descriptor_pool.Default()
     classes = {}
     for service in ("graphrun.v1.RunService", "graphrun.v1.ThreadService", "graphrun.v1.AssistantService",
-                    "graphrun.v1.StoreService", "grpc.health.v1.Health"):
+                    "graphrun.v1.StoreService", "graphrun.v1.CronService", "grpc.health.v1.Health"):
         for method in pool.FindServiceByName(service).methods:
             classes[f"/{service}/{method.name}"] = message_factory.GetMessageClass(method.input_type)
     return classes
@@ -221,6 +222,7 @@ CALLS: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
                                         "start_delay": 1.5, "deadline": 30}),
     ("get_run", ("r1",), {}),
     ("list_runs", ("t1", ["running", "RUN_STATUS_SUCCESS", 4], 5, "tok"), {}),
+    ("list_runs", (), {"cron_id": "c1"}),
     ("iter_runs", ("t1", "pending", 7), {}),
     ("cancel_run", ("r1", "rollback", True), {}),
     ("join", ("r1", 4, "low"), {"deadline": 30}),
@@ -236,6 +238,16 @@ CALLS: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
     ("get_history", ("t1", 3, "tok"), {"checkpoint_ns": "child:1"}),
     ("iter_history", ("t1", 3), {"checkpoint_ns": "child:1"}),
     ("update_state", ("t1", {"k": "v"}, "node", "c1"), {"checkpoint_ns": "child:1"}),
+    ("create_cron", ("*/5 * * * * *", "agent", {"x": 1}),
+     {"timezone": "Europe/Berlin", "end_time": dt.datetime(2031, 1, 2, 3, 4, 5, tzinfo=dt.UTC), "paused": True,
+      "cron_metadata": {"team": "ops"}, "stream_mode": ["updates"], "subgraphs": True, "cron_id": "c1",
+      "thread_id": "t1", "metadata": {"m": 1}, "multitask_strategy": "enqueue", "timeout": 9}),
+    ("update_cron", ("c1",), {"schedule": "@daily", "paused": False, "no_end_time": True}),
+    ("update_cron", ("c1",), {"assistant_id": "agent", "input": {"x": 2}, "stream_mode": "values",
+                              "end_time": dt.datetime(2031, 1, 2), "cron_metadata": {}}),
+    ("get_cron", ("c1",), {}),
+    ("delete_cron", ("c1",), {}),
+    ("list_crons", ("agent", "t1", 4, "tok"), {}),
     ("list_assistants", (), {}),
     ("get_assistant", ("agent",), {}),
     ("health", ("graphrun.v1.RunService",), {}),
