@@ -23,6 +23,8 @@ __all__ = [
     "AssistantNotFoundError",
     "CheckpointNamespaceNotFoundError",
     "CheckpointNotFoundError",
+    "CronAlreadyExistsError",
+    "CronNotFoundError",
     "DatabaseUnavailableError",
     "FailedPreconditionError",
     "GraphrunError",
@@ -155,6 +157,10 @@ class ItemNotFoundError(NotFoundError):
     """`ITEM_NOT_FOUND`: no Store item under that namespace and key."""
 
 
+class CronNotFoundError(NotFoundError):
+    """`CRON_NOT_FOUND`: no such cron (`get_cron`, `update_cron`, `delete_cron`)."""
+
+
 class PermissionDeniedError(GraphrunError):
     """The caller may not do this (e.g. put a Store item under another caller's namespace)."""
 
@@ -174,6 +180,10 @@ class AlreadyExistsError(GraphrunError):
 
 class ThreadAlreadyExistsError(AlreadyExistsError):
     """`THREAD_ALREADY_EXISTS`: `create_thread` with a taken id."""
+
+
+class CronAlreadyExistsError(AlreadyExistsError):
+    """`CRON_ALREADY_EXISTS`: `create_cron` with a `cron_id` that is taken."""
 
 
 class RequestIdReusedError(AlreadyExistsError):
@@ -302,9 +312,11 @@ BY_REASON: dict[str, type[GraphrunError]] = {
     "CHECKPOINT_NS_NOT_FOUND": CheckpointNamespaceNotFoundError,
     "RUN_NOT_FOUND": RunNotFoundError,
     "ITEM_NOT_FOUND": ItemNotFoundError,
+    "CRON_NOT_FOUND": CronNotFoundError,
     "NAMESPACE_NOT_OWNED": NamespaceNotOwnedError,
     "READ_ONLY_SCOPE": ReadOnlyScopeError,
     "THREAD_ALREADY_EXISTS": ThreadAlreadyExistsError,
+    "CRON_ALREADY_EXISTS": CronAlreadyExistsError,
     "REQUEST_ID_REUSED": RequestIdReusedError,
     "THREAD_BUSY": ThreadBusyError,
     "RUN_FAILED": RunFailedError,

@@ -127,10 +127,11 @@ class Crons:
             raise InvalidArgument(violations)
         req: RunRequest = values["spec"]
         req.cron_id, req.on_disconnect, req.request_id, req.cron_tick = cron_id, "continue", None, None
-        if req.thread_id:
-            await self.store.check_thread(req.thread_id, owner)
-        with field_prefix("cron."):
-            await self.runner.check(req)
+        if "spec" in changed:  # a cron whose graph went away can still be paused, moved or deleted
+            if req.thread_id:
+                await self.store.check_thread(req.thread_id, owner)
+            with field_prefix("cron."):
+                await self.runner.check(req)
         next_run_at = None if values["paused"] or (end_time and first and first > end_time) else first
         written = {
             "schedule": values["schedule"],

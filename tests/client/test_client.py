@@ -21,7 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
-from graphrun import (AsyncClient, Client, Event, GraphrunError, InvalidArgumentError, NotFoundError,
+from graphrun import (AsyncClient, Client, CronNotFoundError, Event, GraphrunError, InvalidArgumentError, NotFoundError,
                       RunCancelledError, RunFailedError, RunResult, RunStillRunningError, RunTimeoutError,
                       ThreadInterruptedError, ThreadNotFoundError, UnavailableError, status_name)
 from graphrun import _convert
@@ -507,9 +507,9 @@ async def test_async_cron_lifecycle(client: AsyncClient) -> None:
         await client.create_cron("not a schedule", "steps", {})
     assert "cron.schedule" in dict(bad.value.field_violations)
     await client.delete_cron(cron_id)
-    with pytest.raises(NotFoundError) as gone:
+    with pytest.raises(CronNotFoundError) as gone:
         await client.get_cron(cron_id)
-    assert gone.value.reason == "CRON_NOT_FOUND"
+    assert gone.value.reason == "CRON_NOT_FOUND" and isinstance(gone.value, NotFoundError)
 
 
 async def test_sync_cron_lifecycle(sync_client: Client) -> None:

@@ -256,3 +256,20 @@ async def test_a_paused_cron_starts_nothing_and_resumes_from_now(server):
     runs = await until(lambda: server.runs_of(cron.cron_id), "the resumed cron ran")
     await server.delete(cron.cron_id)
     assert runs[-1].cron_tick_time == resumed.next_run_time  # the ticks it slept through are not made up
+
+
+async def test_a_tick_whose_run_is_refused_is_skipped_and_the_cron_can_still_be_changed(server):
+    cron = await server.create(EVERY_SECOND, paused=True)
+    # As if the graph had left the server's configuration since the cron was made.
+    server.sql("UPDATE graphrun_cron SET assistant_id = 'gone', spec = jsonb_set(spec, '{assistant_id}', '\"gone\"')"
+               " WHERE cron_id = %s", cron.cron_id)
+    paths = field_mask_pb2.FieldMask(paths=["paused"])
+    await server.crons.Update(pb.CronServiceUpdateRequest(cron=cron_pb2.Cron(cron_id=cron.cron_id), update_mask=paths),
+                              timeout=TIMEOUT)
+    skipped = await until(lambda: _skipped(server, cron.cron_id), "a tick was skipped")
+    assert skipped.last_skip.reason == "ASSISTANT_NOT_FOUND" and not skipped.last_run_id
+    paused = await server.crons.Update(pb.CronServiceUpdateRequest(
+        cron=cron_pb2.Cron(cron_id=cron.cron_id, paused=True), update_mask=paths), timeout=TIMEOUT)
+    assert paused.cron.paused and not paused.cron.HasField("next_run_time")
+    assert await server.runs_of(cron.cron_id) == []
+    await server.delete(cron.cron_id)

@@ -98,13 +98,8 @@ class CronServicer(cron_service_pb2_grpc.CronServiceServicer):
 
     @rpc
     async def Create(self, request, context):
-        violations: list[FieldViolation] = []
-        check_uuid(request.cron.cron_id, "cron.cron_id", violations, required=False)
-        if violations:
-            raise InvalidArgument(violations)
-        values = self._values(request.cron, set(FIELDS))
         cron_id = require_uuid(request.cron.cron_id, "cron.cron_id") if request.cron.cron_id else None
-        cron = await self.crons.create(cron_id, values)
+        cron = await self.crons.create(cron_id, self._values(request.cron, set(FIELDS)))
         return pb.CronServiceCreateResponse(cron=cron_to_proto(cron))
 
     @rpc

@@ -53,9 +53,9 @@ export type Cron = Message<"graphrun.v1.Cron"> & {
 
   /**
    * The IANA time zone the schedule is read in, e.g. `Europe/Berlin`. Empty:
-   * `UTC`. Across a daylight-saving change, a tick at a time that does not
-   * exist comes at the first time after it, and one at a time that occurs
-   * twice comes once (as Debian's cron does). An unknown zone is
+   * `UTC`. Across a daylight-saving change a 5-field schedule at a fixed time
+   * follows Debian's cron: a tick in the hour the change skips comes right
+   * after it, one in the hour that occurs twice comes once. An unknown zone is
    * INVALID_ARGUMENT naming `cron.timezone`.
    *
    * @generated from field: string timezone = 3;
@@ -67,9 +67,9 @@ export type Cron = Message<"graphrun.v1.Cron"> & {
    * (required), `input`, `config`, `context`, `metadata`, interrupts,
    * `multitask_strategy`, `timeout`, `durability`, `webhook`,
    * `on_completion`. `thread_id` names the thread every tick runs on (it must
-   * exist, and the cron is deleted with it); empty: each tick's run gets a new
-   * thread. Checked as `RunService.Create` checks it, at `Create` and
-   * `Update` and again at each tick. A tick while the thread has a run in
+   * exist, and the cron is deleted with it, whether by `ThreadService.Delete`,
+   * `Prune` or its time-to-live); empty: each tick's run gets a new thread. Checked as `RunService.Create` checks it, at `Create` and
+   * `Update` (when it changes the spec) and again at each tick. A tick while the thread has a run in
    * flight follows `multitask_strategy`: REJECT (the default) skips the tick
    * (see `last_skip`), ENQUEUE queues its run, INTERRUPT and ROLLBACK replace
    * the run in flight. `command`, `checkpoint_id`, `request_id`,
@@ -97,10 +97,10 @@ export type Cron = Message<"graphrun.v1.Cron"> & {
   subgraphs: boolean;
 
   /**
-   * No tick after this time: a tick later than it (a late one included) starts
-   * no run. Unset: the cron ticks until it is deleted. At `Create` and
-   * `Update`, a time in the past, or before the schedule's first tick, is
-   * INVALID_ARGUMENT.
+   * No run starts after this time: a tick later than it, or a late tick found
+   * only after it, starts none. Unset: the cron ticks until it is deleted. At
+   * `Create`, and at an `Update` of the schedule, time zone or end time, a time
+   * in the past or before the schedule's first tick is INVALID_ARGUMENT.
    *
    * @generated from field: google.protobuf.Timestamp end_time = 7;
    */

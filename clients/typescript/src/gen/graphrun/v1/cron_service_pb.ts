@@ -117,9 +117,10 @@ export type CronServiceUpdateRequest = Message<"graphrun.v1.CronServiceUpdateReq
   /**
    * The fields to change: `schedule`, `timezone`, `spec`, `stream_mode`,
    * `subgraphs`, `end_time`, `paused`, `metadata` (a field named but left
-   * unset is cleared or takes its default). Empty or `*`: all of them, as a
-   * full replacement. Another path is INVALID_ARGUMENT naming
-   * `update_mask.paths[i]`.
+   * unset is cleared or takes its default). `spec`, `stream_mode` and
+   * `subgraphs` replace the run as a whole: naming any of them sets all three.
+   * Empty or `*`: all of them, as a full replacement. Another path is
+   * INVALID_ARGUMENT naming `update_mask.paths[i]`.
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */
