@@ -39,8 +39,11 @@ class Periodic:
         assert self._woken is not None
         delay = self.interval
         while True:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancel (stop()) that
+            # comes as the wait ends, and the task would go on forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._woken.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._woken.wait()
             self._woken.clear()  # before the round: a wake-up during it brings another at once
             after = await self.tick()
             delay = self.interval if after is None else max(0.0, min(after, self.interval))
