@@ -513,15 +513,14 @@ async def test_async_cron_lifecycle(client: AsyncClient) -> None:
 
 
 async def test_sync_cron_lifecycle(sync_client: Client) -> None:
-    thread = await in_thread(sync_client.create_thread)
-    cron = await in_thread(sync_client.create_cron, "@yearly", "steps", thread_id=thread["thread_id"])
-    assert cron["spec"]["thread_id"] == thread["thread_id"] and cron["timezone"] == "UTC"
-    listed, _ = await in_thread(sync_client.list_crons, thread_id=thread["thread_id"])
+    cron = await in_thread(sync_client.create_cron, "@yearly", "tool_error", {"messages": []})
+    assert cron["spec"]["assistant_id"] == "tool_error" and cron["timezone"] == "UTC" and not cron["spec"]["thread_id"]
+    listed, _ = await in_thread(sync_client.list_crons, assistant_id="tool_error")
     assert [c["cron_id"] for c in listed] == [cron["cron_id"]]
     changed = await in_thread(sync_client.update_cron, cron["cron_id"], schedule="0 6 * * *")
     assert changed["schedule"] == "0 6 * * *" and changed["next_run_time"] != cron["next_run_time"]
     await in_thread(sync_client.delete_cron, cron["cron_id"])
-    assert (await in_thread(sync_client.list_crons, thread_id=thread["thread_id"])) == ([], None)
+    assert (await in_thread(sync_client.list_crons, assistant_id="tool_error")) == ([], None)
 
 
 # -- threads ------------------------------------------------------------------------------
