@@ -47,7 +47,8 @@ async def sql_dsn(admin_dsn):
 @pytest.fixture
 def conn(sql_dsn):
     with psycopg.connect(sql_dsn, autocommit=True, row_factory=dict_row) as c:
-        c.execute("TRUNCATE graphrun_thread, graphrun_run, graphrun_run_event, graphrun_webhook, checkpoints, checkpoint_writes")
+        c.execute("TRUNCATE graphrun_thread, graphrun_run, graphrun_run_event, graphrun_webhook, graphrun_cron, checkpoints,"
+                  " checkpoint_writes")
         yield c
 
 
