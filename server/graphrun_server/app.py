@@ -78,6 +78,7 @@ class Settings:
     max_pending_runs: int = 10_000
     lease_seconds: float = 30.0
     max_attempts: int = 3
+    event_write_interval: float = 0.0
     max_blocking_seconds: float = 5.0  # a run holding the event loop longer fails (0: never)
     event_retention_seconds: float = 24 * 3600.0
     workers: int = 1
@@ -197,6 +198,7 @@ class App:
                 max_pending_runs=s.max_pending_runs,
                 lease_seconds=s.lease_seconds,
                 max_attempts=s.max_attempts,
+                event_write_interval=s.event_write_interval,
             ),
             metrics=self.metrics,
             tracer=tracing.tracer(self.tracer_provider),

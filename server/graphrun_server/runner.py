@@ -98,6 +98,7 @@ class GraphRunner:
         """Stop the worker and the lease thread (after drain, or in tests)."""
         await self._stopping.hand_back_all()
         await self._claims.stop()
+        await self._fanout.writer.close()
 
     # -- runs ------------------------------------------------------------------------------
 

@@ -477,30 +477,21 @@ class Records:
         return Claim(_run(row), row["last_sequence"], row["previous_status"], requested_at)
 
     async def append_events(self, run_id: str, attempt: int, events: list[RunEvent]) -> bool:
-        """Store events while the run executes (fenced), and wake followers on other replicas.
+        """Store one run's events while it executes (fenced); False if the attempt no longer owns
+        the run. See `append_event_groups`."""
+        return run_id in await self.append_event_groups({run_id: (attempt, events)})
 
-        The batch travels as one JSON array of `[sequence, kind, data]` (one `json.dumps`, in C)
-        rather than three arrays psycopg would write element by element in Python: that was a
-        tenth of a streaming replica's CPU."""
-        row = await self._one(
-            """
-            WITH owner AS (  -- fenced like checkpoint writes (see graphrun_fence)
-                SELECT 1 FROM graphrun_run
-                 WHERE pg_advisory_xact_lock_shared(graphrun_run_lock_key(%(run_id)s)) IS NOT NULL
-                   AND run_id = %(run_id)s AND attempt = %(attempt)s AND status = 'running'
-            ), stored AS (
-                INSERT INTO graphrun_run_event (run_id, sequence, kind, data)
-                SELECT %(run_id)s, (e->>0)::bigint, e->>1, e->2
-                  FROM owner, jsonb_array_elements(%(events)s::jsonb) AS e
-                    ON CONFLICT DO NOTHING
-                RETURNING sequence
-            )
-            SELECT (SELECT count(*) FROM owner) AS owned,
-                   (SELECT pg_notify('graphrun_event', %(run_id)s::text) FROM stored LIMIT 1) AS notified
-            """,
-            {"run_id": run_id, "attempt": attempt, "events": Jsonb(event_batch(events))},
-        )
-        return bool(row and row["owned"])
+    async def append_event_groups(self, groups: dict[str, tuple[int, list[RunEvent]]]) -> set[str]:
+        """Store the events of several executing runs in one transaction (graphrun_append_events,
+        fenced run by run), and wake followers on other replicas. Returns the runs whose attempt
+        still owned them (nothing was stored for the others).
+
+        The batch travels as one JSON document (one `json.dumps`, in C) rather than arrays
+        psycopg would write element by element in Python: that was a tenth of a streaming
+        replica's CPU."""
+        payload = [[run_id, attempt, event_batch(events)] for run_id, (attempt, events) in groups.items()]
+        row = await self._one("SELECT graphrun_append_events(%s::jsonb) AS owned", (Jsonb(payload),))
+        return {str(run_id) for run_id in (row["owned"] if row else [])}
 
     @staticmethod
     def finish_run_statement(
