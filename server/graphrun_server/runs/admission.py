@@ -153,6 +153,9 @@ class Admission:
             admitted.set_exception(NotAdmitted())
             return
         active.record = begun.result()
+        if active.stored == 0:  # its metadata event was stored with its acceptance (begin_run_statement)
+            active.stored = 1
+            active.log.mark_durable(1)
         if active.rider is not None:  # accepted with its first checkpoint write: leased then
             active.leased_at = max(active.leased_at, active.rider.taken_at)
         try:

@@ -393,10 +393,21 @@ class Records:
         lease: float,
     ) -> tuple[str, tuple]:
         """The query that accepts a run (graphrun_begin_run) and its parameters: RUNNING and leased
-        to `owner` when it can start at once and owner is given, else PENDING for any replica's workers."""
+        to `owner` when it can start at once and owner is given, else PENDING for any replica's workers.
+
+        A run that starts at once has its first event, `metadata`, stored in the same transaction
+        (as `runs.execution.metadata_event` makes it): a stream's first event is then released
+        when the acceptance is, instead of one write later."""
         return (
-            f"SELECT {_RUN_COLUMNS_BUT_SPEC} FROM graphrun_begin_run(%s, %s, %s, %s, %s, %s, %s, %s,"
-            " make_interval(secs => %s), %s, %s, make_interval(secs => %s), %s)",
+            f"WITH begun AS (SELECT {_RUN_COLUMNS_BUT_SPEC} FROM graphrun_begin_run(%s, %s, %s, %s, %s, %s, %s, %s,"
+            " make_interval(secs => %s), %s, %s, make_interval(secs => %s), %s)),"
+            " announced AS (INSERT INTO graphrun_run_event (run_id, sequence, kind, data)"
+            " SELECT run_id, 1, 'metadata', jsonb_build_object('run_id', run_id::text, 'thread_id', thread_id::text,"
+            " 'assistant_id', assistant_id, 'attempt', attempt)"
+            " FROM begun WHERE status = 'running' AND attempt = 1 AND lease_owner IS NOT NULL"
+            " ON CONFLICT DO NOTHING RETURNING run_id)"
+            " SELECT begun.*, (SELECT pg_notify('graphrun_event', run_id::text) FROM announced) AS announced"
+            " FROM begun",
             (
                 run_id,
                 thread_id,
