@@ -42,6 +42,24 @@ def test_the_quick_benchmark_prints_its_tables_and_a_wait_saves_round_trips(admi
     assert float(cost["graphrun Wait"][0]) < float(cost["in-process ainvoke"][0]), cost
 
 
+def test_the_stream_join_and_growth_tables_have_every_row_beside_in_process(admin_dsn):
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench", "--quick", "--only", "stream,join,growth"], cwd=ROOT,
+        env={**os.environ, "GRAPHRUN_BENCH_ADMIN_DSN": admin_dsn}, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    tokens = table_rows(done.stdout, "### Token events through Stream")
+    assert set(tokens) == {"1 stream", "100 concurrent streams"}
+    for count, graphrun, here, ratio in tokens.values():
+        assert int(count) > 0 and float(graphrun) > 0 and float(here) > 0 and float(ratio) > 0
+    first = table_rows(done.stdout, "### Stream latency")
+    assert first["time to first token (agent, demo model)"][2]  # the in-process column is filled
+    joined = table_rows(done.stdout, "### Join through replica B")
+    assert set(joined) == {"paced", "tokens"} and all(int(cells[0]) > 0 for cells in joined.values())
+    growth = table_rows(done.stdout, "### Wait latency as a thread grows")
+    assert {"10"} <= set(growth) and all(len(cells) == 5 for cells in growth.values())
+
+
 def test_the_ab_script_compares_two_trees_in_both_start_orders(admin_dsn):
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.ab", "--old", str(ROOT), "--graph", "chat", "-n", "3", "--rounds", "1"],
