@@ -31,7 +31,7 @@ from graphrun.v1 import (
     thread_service_pb2_grpc,
 )
 
-from . import settings as settings_declared
+from . import input_check, settings as settings_declared
 from .auth import Authenticator, AuthInterceptor, AuthSettings, check_listen_address
 from .interceptors import DecodeGuard
 from .observability import logs, tracing
@@ -78,7 +78,7 @@ class Settings:
     max_pending_runs: int = 10_000
     lease_seconds: float = 30.0
     max_attempts: int = 3
-    event_write_interval: float = 0.0
+    event_write_interval: float = 0.005
     max_blocking_seconds: float = 5.0  # a run holding the event loop longer fails (0: never)
     event_retention_seconds: float = 24 * 3600.0
     workers: int = 1
@@ -171,6 +171,7 @@ class App:
 
             await migrate(pool, setup)
             registry = await Registry.load(project, checkpointer, self.store)
+            input_check.prepare(registry.all())
             self.graph_ids = [a.assistant_id for a in registry.all()]
         except (StoreConfigError, GraphLoadError) as exc:
             await self._close_database()
