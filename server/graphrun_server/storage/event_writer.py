@@ -93,10 +93,16 @@ class EventWriter:
                 owned = await self.records.append_event_groups(
                     {run_id: (p.attempt, p.events) for run_id, p in batch.items()}
                 )
-            except Exception as exc:  # noqa: BLE001 - each run's flusher retries its own batch
-                for p in batch.values():
-                    if not p.done.done():
+            except BaseException as exc:  # each run's flusher retries its own batch (a flusher
+                for p in batch.values():  # left waiting would hold its run's end forever)
+                    if p.done.done():
+                        continue
+                    if isinstance(exc, Exception):
                         p.done.set_exception(exc)
+                    else:
+                        p.done.cancel()
+                if not isinstance(exc, Exception):
+                    raise
                 continue
             for run_id, p in batch.items():
                 if not p.done.done():
