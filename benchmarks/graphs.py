@@ -47,19 +47,6 @@ class TokenState(MessagesState, total=False):
     n: int
 
 
-def _tokens():
-    async def speak(state: TokenState) -> dict:
-        words = " ".join(f"w{i}" for i in range(int(state.get("n", 100))))
-        model = GenericFakeChatModel(messages=iter([AIMessage(words)]))
-        return {"messages": [await model.ainvoke(state["messages"])]}
-
-    builder = StateGraph(TokenState)
-    builder.add_node("speak", speak)
-    builder.add_edge(START, "speak")
-    builder.add_edge("speak", END)
-    return builder
-
-
 class PacedChatModel(GenericFakeChatModel):
     """The fake model's tokens, one every `pause` seconds (on the event loop, no thread hop)."""
 
@@ -77,13 +64,18 @@ class PacedState(TokenState, total=False):
     pause: float
 
 
-def _paced():
+def _speaker(paced: bool):
+    """One node whose fake model streams `n` words: at once, or one every `pause` seconds."""
+
     async def speak(state: PacedState) -> dict:
-        words = " ".join(f"w{i}" for i in range(int(state.get("n", 100))))
-        model = PacedChatModel(messages=iter([AIMessage(words)]), pause=float(state.get("pause", 0.005)))
+        words = AIMessage(" ".join(f"w{i}" for i in range(int(state.get("n", 100)))))
+        if paced:
+            model = PacedChatModel(messages=iter([words]), pause=float(state.get("pause", 0.005)))
+        else:
+            model = GenericFakeChatModel(messages=iter([words]))
         return {"messages": [await model.ainvoke(state["messages"])]}
 
-    builder = StateGraph(PacedState)
+    builder = StateGraph(PacedState if paced else TokenState)
     builder.add_node("speak", speak)
     builder.add_edge(START, "speak")
     builder.add_edge("speak", END)
@@ -102,4 +94,4 @@ def _hang():
     return builder
 
 
-pair, chat, tokens, paced, hang = _pair(), _chat(), _tokens(), _paced(), _hang()
+pair, chat, tokens, paced, hang = _pair(), _chat(), _speaker(False), _speaker(True), _hang()
