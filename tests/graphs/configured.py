@@ -3,10 +3,14 @@
 Its one node writes, under `seen`, the runtime context it got (a dataclass: `user` required, the
 rest with defaults), the caller's `configurable` values (the keys the server and LangGraph set
 left out), the tags, the recursion limit, and the assistant and graph ids LangGraph Server puts in
-the run's metadata.
+the run's metadata. With `gate` in its input it first waits for the test to open that gate (as
+tests/graphs/durable.py's nodes do), so a test can queue another run behind it.
 """
 
 import dataclasses
+import os
+
+import psycopg
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import START, StateGraph
@@ -25,17 +29,33 @@ class Persona:
 
 
 class State(TypedDict, total=False):
-    question: str
+    gate: str
     seen: dict
 
 
-def show(state: State, config: RunnableConfig, runtime: Runtime[Persona]) -> State:
+async def wait_for_gate(name: str) -> None:
+    async with await psycopg.AsyncConnection.connect(os.environ["GRAPHRUN_TEST_DSN"], autocommit=True) as conn:
+        await conn.execute("LISTEN test_gate")
+        await conn.execute("INSERT INTO test_gate_waiter (name) VALUES (%s)", (name,))
+        await conn.execute("SELECT pg_notify('test_gate_waiter', %s)", (name,))
+        cur = await conn.execute("SELECT 1 FROM test_gate WHERE name = %s", (name,))
+        if await cur.fetchone():
+            return
+        async for note in conn.notifies():
+            if note.payload == name:
+                return
+
+
+async def show(state: State, config: RunnableConfig, runtime: Runtime[Persona]) -> State:
+    if state.get("gate"):
+        await wait_for_gate(state["gate"])
     configurable = {
         k: v
         for k, v in config["configurable"].items()
         if not k.startswith("__") and k not in _SET_BY_THE_SERVER and isinstance(v, (str, int, float, bool, list))
     }
     return {
+        "gate": "",
         "seen": {
             "context": dataclasses.asdict(runtime.context),
             "configurable": configurable,
