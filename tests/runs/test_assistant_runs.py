@@ -145,3 +145,21 @@ async def test_a_repeated_request_gets_its_first_run_even_after_an_update(assist
         await runs.Wait(wait_request(assistant_id=assistant_id, input={"gate": ""}, request_id=request_id),
                         timeout=TIMEOUT)
     assert details(reused.value)["reason"] == "REQUEST_ID_REUSED"
+
+
+async def test_deleting_an_assistant_leaves_its_runs_in_flight_and_queued_alone(assistants, runs, database_url):
+    assistant_id = await _create(assistants)
+    gate = f"assistant-{uuid.uuid4()}"
+    running = await runs.Create(rpb.RunServiceCreateRequest(spec=spec(assistant_id=assistant_id,
+                                                                      input={"gate": gate})), timeout=TIMEOUT)
+    await reached_gate(database_url, gate)
+    queued = await runs.Create(rpb.RunServiceCreateRequest(spec=spec(
+        assistant_id=assistant_id, thread_id=running.run.thread_id, input={},
+        multitask_strategy="MULTITASK_STRATEGY_ENQUEUE")), timeout=TIMEOUT)
+    await assistants.Delete(apb.AssistantServiceDeleteRequest(assistant_id=assistant_id), timeout=TIMEOUT)
+    open_gate(database_url, gate)
+    for run_id in (running.run.run_id, queued.run.run_id):
+        events = [e async for e in runs.Join(rpb.RunServiceJoinRequest(run_id=run_id), timeout=TIMEOUT)]
+        end = events[-1].event.end
+        assert end.run.status == run_pb2.RUN_STATUS_SUCCESS and end.run.assistant_id == assistant_id
+        assert _seen(end)["configurable"]["tone"] == "terse" and _seen(end)["context"]["model"] == "large"
