@@ -32,6 +32,7 @@ from graphrun.v1 import (
 )
 
 from . import input_check, settings as settings_declared
+from .assistants import Assistants
 from .auth import Authenticator, AuthInterceptor, AuthSettings, check_listen_address
 from .interceptors import DecodeGuard
 from .observability import logs, tracing
@@ -46,6 +47,7 @@ from .servicers.runs import RunServicer
 from .servicers.store import StoreServicer
 from .servicers.threads import ThreadServicer
 from .startup import check_database, read_pem
+from .storage.assistants import AssistantRecords
 from .storage.availability import Availability
 from .storage.checkpointer import FencedPostgresSaver
 from .storage.database import make_pool, migrate, start_embedded
@@ -203,6 +205,7 @@ class App:
             ),
             metrics=self.metrics,
             tracer=tracing.tracer(self.tracer_provider),
+            assistants=Assistants(registry, AssistantRecords(pool), webhook_policy),
         )
 
         interceptors.append(DecodeGuard())  # innermost: authentication answers first
@@ -225,7 +228,9 @@ class App:
         thread_service_pb2_grpc.add_ThreadServiceServicer_to_server(
             ThreadServicer(threads, project.thread_ttl.minutes if project.thread_ttl else None), server
         )
-        assistant_service_pb2_grpc.add_AssistantServiceServicer_to_server(AssistantServicer(registry), server)
+        assistant_service_pb2_grpc.add_AssistantServiceServicer_to_server(
+            AssistantServicer(self.runner.assistants, webhook_policy), server
+        )
         store_service_pb2_grpc.add_StoreServiceServicer_to_server(StoreServicer(self.store), server)
         self._health = DatabaseHealth(dsn, pool, availability)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)

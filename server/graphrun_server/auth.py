@@ -54,6 +54,7 @@ READ_METHODS = frozenset(
         "/graphrun.v1.ThreadService/GetHistory",
         "/graphrun.v1.AssistantService/List",
         "/graphrun.v1.AssistantService/Get",
+        "/graphrun.v1.AssistantService/ListVersions",
         "/graphrun.v1.StoreService/GetItem",
         "/graphrun.v1.StoreService/SearchItems",
         "/graphrun.v1.StoreService/ListNamespaces",

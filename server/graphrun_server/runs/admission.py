@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
+import json
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -25,6 +27,9 @@ from .checks import check_request, check_thread_state
 from .local import LocalRuns, Phase
 from .request import RunRequest
 from .state import ActiveRun, StopReason, log
+
+if TYPE_CHECKING:
+    from ..assistants import Assistants
 
 # Request ids name runs: a caller's request id always gives the same run id (`_run_id`).
 REQUEST_IDS = uuid.UUID("6d3f7a52-4a8e-4c61-9f1d-2f7c4b0c9a11")
@@ -42,10 +47,19 @@ class NotAdmitted(Exception):
     """The database did not let a run that was started here ahead of its answer run here."""
 
 
+def _digest(req: RunRequest) -> str:
+    """The request as the caller sent it, for comparing a repeat of its request id: the stored spec
+    is the effective one, which changes with the assistant."""
+    return hashlib.sha256(json.dumps(req.to_json(), sort_keys=True).encode()).hexdigest()
+
+
 class Admission:
-    def __init__(self, local: LocalRuns, records: Records, registry: Registry, checkpointer, claims):
+    def __init__(
+        self, local: LocalRuns, records: Records, registry: Registry, checkpointer, claims, assistants: Assistants
+    ):
         self.local, self.records, self.registry, self.checkpointer = local, records, registry, checkpointer
         self.claims = claims  # claims.Claims: starts and registers the runs admitted here
+        self.assistants = assistants  # resolves what the run names into its graph and effective request
 
     async def submit(self, req: RunRequest, start_delay: float = 0.0, *, queue: bool = True) -> RunRecord:
         """Validate against the graph and thread, record the run, and start it here if it can start now.
@@ -53,7 +67,9 @@ class Admission:
         A replica executing its maximum of runs queues new ones for any replica (`queue`,
         background runs) or refuses them with ReplicaBusy (a caller waiting for the run).
         """
-        assistant = self.registry.get(req.assistant_id)
+        if req.request_id:
+            req.request_digest = _digest(req)
+        assistant, req = await self.assistants.resolve(req)
         check_request(assistant, req)
         await check_input(assistant, req.input, req.input_field or "input", req.thread_id, req.checkpoint_id)
         if req.thread_id and (req.checkpoint_id or (req.command and "resume" in req.command)):
@@ -78,7 +94,9 @@ class Admission:
         run = await self.records.get_run(run_id)
         if run is None:  # gone meanwhile (its thread was deleted): nothing to give back
             raise RunNotFound(run_id)
-        if run.spec != spec:
+        if ("request_digest" in run.spec and run.spec["request_digest"] != req.request_digest) or (
+            "request_digest" not in run.spec and run.spec != spec  # a run recorded before digests
+        ):
             raise RequestIdReused(req.request_id or "", run_id)
         return run
 
@@ -97,7 +115,9 @@ class Admission:
             run_id=run_id,
             thread_id=thread_id,
             create_thread=req.create_thread or not req.thread_id,
-            assistant_id=assistant.assistant_id,
+            assistant_id=req.assistant_id,
+            graph_id=assistant.graph_id,
+            assistant_version=req.assistant_version,
             multitask_strategy=req.multitask_strategy,
             on_disconnect=req.on_disconnect,
             spec=spec,
@@ -179,7 +199,9 @@ class Admission:
         return RunRecord(
             run_id=run_id,
             thread_id=thread_id,
-            assistant_id=assistant.assistant_id,
+            assistant_id=req.assistant_id,
+            graph_id=assistant.graph_id,
+            assistant_version=req.assistant_version,
             status="running",
             attempt=1,
             multitask_strategy=req.multitask_strategy,

@@ -78,7 +78,7 @@ class Execution:
                 and run.attempt == 1
             ):
                 raise ThreadInterrupted(run.thread_id)  # queued behind a run that ended asking a question
-            assistant = self.registry.get(run.assistant_id)
+            assistant = self.registry.get(run.graph)
             if req.timeout:
                 timer = asyncio.get_running_loop().call_later(
                     req.timeout, active.stop, StopReason.TIMEOUT, "the run's timeout passed"
@@ -233,7 +233,7 @@ class Execution:
             **req.metadata,
             "run_id": run.run_id,
             "thread_id": run.thread_id,
-            "assistant_id": assistant.assistant_id,
+            "assistant_id": run.assistant_id,
             "graph_id": assistant.graph_id,
         }
         config["run_id"] = uuid.UUID(run.run_id)

@@ -160,7 +160,7 @@ class Fanout:
         if run is None or not checkpoint_id:
             return None
         try:
-            graph = self.registry.get(run.assistant_id).graph
+            graph = self.registry.get(run.graph).graph
             state = snapshot_to_json(await graph.aget_state(graph_config(run.thread_id, checkpoint_id)))
         except Exception:  # noqa: BLE001 - the caller goes without the state
             log.warning("run %s: could not read the thread's state", run.run_id, exc_info=True)
