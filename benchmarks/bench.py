@@ -9,7 +9,7 @@ says otherwise). Calls of both are interleaved.
 
     python -m benchmarks.bench [--quick] [--only latency,throughput,...]   (from the repository's root)
 
-Sections: latency, durability, throughput, workers, stream, growth, dbsize, memory, cost.
+Sections: latency, durability, throughput, workers, stream, join, growth, dbsize, memory, cost.
 """
 
 from __future__ import annotations
@@ -125,8 +125,8 @@ class Service:
         self.stub = run_service_pb2_grpc.RunServiceStub(replica.channel)
         self.health = health_pb2_grpc.HealthStub(replica.channel)
 
-    async def wait(self, graph: str, input: dict, thread_id: str = "", durability: str = "sync"):
-        return await self.stub.Wait(pb.RunServiceWaitRequest(spec=spec(graph, input, thread_id, durability)))
+    async def wait(self, graph: str, input: dict, thread_id: str = "", durability: str = "sync", **extra):
+        return await self.stub.Wait(pb.RunServiceWaitRequest(spec=spec(graph, input, thread_id, durability, **extra)))
 
     async def bare_call(self):
         """A gRPC round trip that does (almost) nothing: a health check, answered from memory."""
@@ -264,7 +264,8 @@ async def stream(svc: Service, local: InProcess, n: int) -> None:
                 local_token.append(time.perf_counter() - start)
                 break
     rows = [["bare gRPC round trip (health)", ms(pct(bare, 50)), ms(pct(bare, 95)), "", ""],
-            ["time to first event (agent)", ms(pct(first_event, 50)), ms(pct(first_event, 95)), "", ""],
+            ["time to first event (agent)", ms(pct(first_event, 50)), ms(pct(first_event, 95)), "",
+             f"+{ms(pct(first_event, 50) - pct(bare, 50))} over the bare round trip"],
             ["time to first token (agent, demo model)", ms(pct(first_token, 50)), ms(pct(first_token, 95)),
              ms(pct(local_token, 50)), f"+{ms(pct(first_token, 50) - pct(local_token, 50))}"]]
     table(f"Stream latency (ms, n={n})", ["", "graphrun p50", "graphrun p95", "in-process p50", "difference"], rows)
@@ -307,24 +308,50 @@ async def _together(one, count: int, streams: int = 100) -> tuple[int, float]:
 
 
 async def growth(svc: Service, local: InProcess, turns: int) -> None:
-    """One thread through graphrun and one in-process, a turn of each in turn: the state (and
-    what each checkpoint write and Wait answer carries) grows by two messages a turn."""
-    threads = {"graphrun": str(uuid.uuid4()), "in-process": str(uuid.uuid4())}
+    """One thread through graphrun per granularity and one in-process, a turn of each in turn:
+    the state (and what each checkpoint write and Wait answer carries) grows by two messages a
+    turn. LOW answers the conversation (`values.messages`); FULL every channel and the tasks."""
+    threads = {"LOW": str(uuid.uuid4()), "FULL": str(uuid.uuid4()), "in-process": str(uuid.uuid4())}
     samples: dict[str, dict[int, float]] = {name: {} for name in threads}
     for turn in range(1, turns + 1):
         message = {"messages": [{"role": "user", "content": f"turn {turn}"}]}
-        for name, call in (("graphrun", lambda: svc.wait("chat", message, threads["graphrun"])),
-                           ("in-process", lambda: local.invoke("chat", message, threads["in-process"]))):
+        calls = {"LOW": lambda: svc.wait("chat", message, threads["LOW"], granularity="GRANULARITY_LOW"),
+                 "FULL": lambda: svc.wait("chat", message, threads["FULL"], granularity="GRANULARITY_FULL"),
+                 "in-process": lambda: local.invoke("chat", message, threads["in-process"])}
+        for name in _ORDER.sample(list(calls), len(calls)):
             start = time.perf_counter()
-            await call()
+            await calls[name]()
             samples[name][turn] = time.perf_counter() - start
     rows = []
     for mark in (m for m in (1, 10, 50, 100, 200) if m <= turns):
         window = range(max(1, mark - 4), mark + 1)
-        g, l = (statistics.median(samples[name][t] for t in window) for name in threads)
-        rows.append([mark, ms(g), ms(l), f"{g / l:.2f}"])
+        low, full, here = (statistics.median(samples[name][t] for t in window) for name in threads)
+        rows.append([mark, ms(low), ms(full), ms(here), f"{low / here:.2f}", f"{full / here:.2f}"])
     table("Wait latency as a thread grows (chat graph, 2 messages per turn; median of 5 turns)",
-          ["turn", "graphrun ms", "in-process ms", "ratio"], rows)
+          ["turn", "graphrun LOW ms", "graphrun FULL ms", "in-process ms", "ratio LOW", "ratio FULL"], rows)
+
+
+async def join(dsn: str, svc: Service, runs: int) -> None:
+    """A run streaming on replica A (the benchmark's), joined through replica B: how long after
+    an event happened on A (its `event_time`) a client of B has it. `paced` sends a token every
+    5 ms, as a model would; `tokens` sends them as fast as the CPU allows (a burst)."""
+    other = await Replica("join-b", dsn, CONFIG).start()
+    try:
+        joined = run_service_pb2_grpc.RunServiceStub(other.channel)
+        rows = []
+        for graph, extra in (("paced", {"pause": 0.005}), ("tokens", {})):
+            lags: list[float] = []
+            for _ in range(runs):
+                run = (await svc.stub.Create(pb.RunServiceCreateRequest(
+                    spec=spec(graph, {"n": 100, "messages": [{"role": "user", "content": "go"}], **extra}),
+                    stream_mode=["messages"]))).run
+                async for response in joined.Join(pb.RunServiceJoinRequest(run_id=run.run_id)):
+                    lags.append(time.time() - response.event.event_time.ToNanoseconds() / 1e9)
+            rows.append([graph, len(lags), ms(pct(lags, 50)), ms(pct(lags, 95)), ms(pct(lags, 99))])
+        table("Join through replica B of a run streaming on A: event on A -> client of B (ms)",
+              ["graph", "events", "p50", "p95", "p99"], rows)
+    finally:
+        await other.close()
 
 
 async def dbsize(svc: Service, dsn: str, n: int, target: int) -> None:
@@ -469,7 +496,7 @@ async def cost(dsn: str, n: int) -> None:
           ["", "round trips", "KiB sent", "KiB received", "transactions", "rows written", "WAL KiB"], rows)
 
 
-SECTIONS = ("latency", "durability", "throughput", "workers", "stream", "growth", "dbsize", "memory", "cost")
+SECTIONS = ("latency", "durability", "throughput", "workers", "stream", "join", "growth", "dbsize", "memory", "cost")
 
 
 async def main() -> None:
@@ -497,6 +524,8 @@ async def main() -> None:
                 await throughput(svc, local, seconds)
             if "stream" in only:
                 await stream(svc, local, 10 if quick else 50)
+            if "join" in only:
+                await join(dsn, svc, 5 if quick else 20)
             if "growth" in only:
                 await growth(svc, local, 20 if quick else 200)
             if "dbsize" in only:

@@ -4,6 +4,8 @@
 - `chat`: one node appending a user/ai message pair per turn, so a thread's state grows.
 - `tokens`: one node whose fake chat model streams `n` tokens (stream mode `messages`).
 - `hang`: one node that waits until its run is cancelled (for open-stream memory).
+- `paced`: like `tokens`, but a token every `pause` seconds, as a model sends them (for the
+  latency of each token rather than the rate of a burst).
 """
 
 import asyncio
@@ -45,13 +47,35 @@ class TokenState(MessagesState, total=False):
     n: int
 
 
-def _tokens():
-    async def speak(state: TokenState) -> dict:
-        words = " ".join(f"w{i}" for i in range(int(state.get("n", 100))))
-        model = GenericFakeChatModel(messages=iter([AIMessage(words)]))
+class PacedChatModel(GenericFakeChatModel):
+    """The fake model's tokens, one every `pause` seconds (on the event loop, no thread hop)."""
+
+    pause: float = 0.005
+
+    async def _astream(self, messages, stop=None, run_manager=None, **kwargs):
+        for chunk in self._stream(messages, stop=stop, **kwargs):
+            await asyncio.sleep(self.pause)
+            if run_manager is not None:
+                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+
+
+class PacedState(TokenState, total=False):
+    pause: float
+
+
+def _speaker(paced: bool):
+    """One node whose fake model streams `n` words: at once, or one every `pause` seconds."""
+
+    async def speak(state: PacedState) -> dict:
+        words = AIMessage(" ".join(f"w{i}" for i in range(int(state.get("n", 100)))))
+        if paced:
+            model = PacedChatModel(messages=iter([words]), pause=float(state.get("pause", 0.005)))
+        else:
+            model = GenericFakeChatModel(messages=iter([words]))
         return {"messages": [await model.ainvoke(state["messages"])]}
 
-    builder = StateGraph(TokenState)
+    builder = StateGraph(PacedState if paced else TokenState)
     builder.add_node("speak", speak)
     builder.add_edge(START, "speak")
     builder.add_edge("speak", END)
@@ -70,4 +94,4 @@ def _hang():
     return builder
 
 
-pair, chat, tokens, hang = _pair(), _chat(), _tokens(), _hang()
+pair, chat, tokens, paced, hang = _pair(), _chat(), _speaker(False), _speaker(True), _hang()

@@ -53,7 +53,8 @@ def scratch_database(admin_dsn: str):
     dsn = psycopg.conninfo.make_conninfo(**info)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE test_gate (name text PRIMARY KEY)")
-        conn.execute("CREATE TABLE test_gate_waiter (name text, at timestamptz DEFAULT clock_timestamp())")
+        conn.execute("CREATE TABLE test_gate_waiter"
+                     " (name text, task_key text, at timestamptz DEFAULT clock_timestamp())")
         conn.execute("CREATE TABLE test_side_effect"
                      " (run_id text, node text, attempt int, at timestamptz DEFAULT clock_timestamp())")
     try:

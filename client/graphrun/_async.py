@@ -566,13 +566,119 @@ class AsyncClient:
 
     # -- assistants and health ------------------------------------------------------
 
-    async def list_assistants(self) -> list[dict[str, Any]]:
-        response = await self._unary(self._assistants.List, assistant_pb.AssistantServiceListRequest())
-        return [c.to_dict(a) for a in response.assistants]
+    async def list_assistants(
+        self,
+        graph_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of assistants, and the token of the next page (None at the end): each graph's
+        default assistant first (its id is the graph id), then the caller's own, newest first.
+
+        `graph_id` keeps the assistants of one graph; `metadata` those whose metadata contains these
+        values (which leaves the defaults out).
+        """
+        request = c.list_assistants_request(graph_id, metadata, page_size, page_token)
+        response = await self._unary(self._assistants.List, request)
+        return [c.to_dict(a) for a in response.assistants], response.next_page_token or None
+
+    async def iter_assistants(
+        self, graph_id: str | None = None, metadata: Mapping[str, Any] | None = None, page_size: int | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every matching assistant, in `list_assistants`' order, fetching pages as needed."""
+        token: str | None = None
+        while True:
+            assistants, token = await self.list_assistants(graph_id, metadata, page_size, token)
+            for assistant in assistants:
+                yield assistant
+            if not token:
+                return
 
     async def get_assistant(self, assistant_id: str) -> dict[str, Any]:
+        """An assistant at its current version, with its graph's nodes and JSON schemas."""
         request = assistant_pb.AssistantServiceGetRequest(assistant_id=assistant_id)
         response = await self._unary(self._assistants.Get, request)
+        return c.to_dict(response.assistant)
+
+    async def create_assistant(
+        self,
+        graph_id: str,
+        *,
+        assistant_id: str | None = None,
+        name: str | None = None,
+        description: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        webhook: str | None = None,
+    ) -> dict[str, Any]:
+        """A new assistant of a served graph, at version 1 (with a server-picked id unless
+        `assistant_id` is given). Its `config` and `context` are the defaults its runs' own are merged
+        over; `webhook` is the completion webhook of its runs that name none."""
+        request = c.assistant_fields(
+            assistant_pb.AssistantServiceCreateRequest(graph_id=graph_id, assistant_id=assistant_id or ""),
+            {
+                "name": name,
+                "description": description,
+                "config": config,
+                "context": context,
+                "metadata": metadata,
+                "webhook": webhook,
+            },
+        )
+        response = await self._unary(self._assistants.Create, request)
+        return c.to_dict(response.assistant)
+
+    async def update_assistant(
+        self,
+        assistant_id: str,
+        *,
+        graph_id: str | None = None,
+        name: str | None = None,
+        description: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        webhook: str | None = None,
+    ) -> dict[str, Any]:
+        """Write the assistant's next version and make it current: the options given replace the
+        current version's values (`{}` or `""` clears one), the others are kept."""
+        request = c.assistant_fields(
+            assistant_pb.AssistantServiceUpdateRequest(assistant_id=assistant_id),
+            {
+                "graph_id": graph_id,
+                "name": name,
+                "description": description,
+                "config": config,
+                "context": context,
+                "metadata": metadata,
+                "webhook": webhook,
+            },
+        )
+        response = await self._unary(self._assistants.Update, request)
+        return c.to_dict(response.assistant)
+
+    async def delete_assistant(self, assistant_id: str) -> None:
+        """Delete an assistant with all its versions (runs in flight keep running)."""
+        await self._unary(
+            self._assistants.Delete, assistant_pb.AssistantServiceDeleteRequest(assistant_id=assistant_id)
+        )
+
+    async def list_assistant_versions(
+        self, assistant_id: str, page_size: int | None = None, page_token: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of the assistant's versions, newest first, and the token of the next page (None at the end)."""
+        request = assistant_pb.AssistantServiceListVersionsRequest(
+            assistant_id=assistant_id, page_size=page_size or 0, page_token=page_token or ""
+        )
+        response = await self._unary(self._assistants.ListVersions, request)
+        return [c.to_dict(v) for v in response.versions], response.next_page_token or None
+
+    async def set_latest_assistant_version(self, assistant_id: str, version: int) -> dict[str, Any]:
+        """Make an existing version of the assistant its current one; the assistant at that version."""
+        request = assistant_pb.AssistantServiceSetLatestRequest(assistant_id=assistant_id, version=version)
+        response = await self._unary(self._assistants.SetLatest, request)
         return c.to_dict(response.assistant)
 
     async def health(self, service: str = "") -> str:

@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 
 from ._types import Event, EventKind, OnDisconnect, RunOptions, RunResult
 from .v1 import (
+    assistant_service_pb2,
     cron_pb2,
     cron_service_pb2,
     event_pb2,
@@ -224,6 +225,8 @@ def run_spec(
         spec.timeout.CopyFrom(_duration(o["timeout"]))
     if o.get("webhook"):
         spec.webhook = o["webhook"]
+    if o.get("assistant_version"):
+        spec.assistant_version = o["assistant_version"]
     # A run-starting call is retried with its request id: the server answers a repeat with the same run.
     spec.request_id = o.get("request_id") or str(uuid.uuid4())
     return spec
@@ -375,6 +378,27 @@ def list_threads_request(
     )
 
 
+def assistant_fields(request: Any, fields: Mapping[str, Any]) -> Any:
+    """Set an assistant's fields on a Create or Update request: each one given and not None (JSON
+    objects as Structs)."""
+    for name, value in fields.items():
+        if value is None:
+            continue
+        if name in ("config", "context", "metadata"):
+            getattr(request, name).CopyFrom(to_struct(value))
+        else:
+            setattr(request, name, value)
+    return request
+
+
+def list_assistants_request(
+    graph_id: str | None, metadata: Mapping[str, Any] | None, page_size: int | None, page_token: str | None
+) -> assistant_service_pb2.AssistantServiceListRequest:
+    return assistant_service_pb2.AssistantServiceListRequest(
+        graph_id=graph_id or "", metadata=to_struct(metadata), page_size=page_size or 0, page_token=page_token or ""
+    )
+
+
 def cancel_request(run_id: str, action: str | int | None, wait: bool) -> run_service_pb2.RunServiceCancelRequest:
     return run_service_pb2.RunServiceCancelRequest(
         run_id=run_id, action=_enum(action, run_service_pb2.CancelAction, "action"), wait=wait
@@ -437,6 +461,7 @@ IDEMPOTENT_METHODS: tuple[tuple[str, str], ...] = (
     ("graphrun.v1.ThreadService", "GetHistory"),
     ("graphrun.v1.AssistantService", "List"),
     ("graphrun.v1.AssistantService", "Get"),
+    ("graphrun.v1.AssistantService", "ListVersions"),
     ("graphrun.v1.RunService", "Get"),
     ("graphrun.v1.RunService", "List"),
     ("graphrun.v1.RunService", "Join"),

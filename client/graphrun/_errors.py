@@ -134,7 +134,13 @@ class NotFoundError(GraphrunError):
 
 
 class AssistantNotFoundError(NotFoundError):
-    """`ASSISTANT_NOT_FOUND`: no graph of that id is served (see `list_assistants`)."""
+    """`ASSISTANT_NOT_FOUND`: no graph of that id is served, and no assistant of the caller's has it
+    (see `list_assistants`)."""
+
+
+class AssistantVersionNotFoundError(NotFoundError):
+    """`ASSISTANT_VERSION_NOT_FOUND`: the assistant has no such version (`set_latest_assistant_version`,
+    a run's `assistant_version`)."""
 
 
 class ThreadNotFoundError(NotFoundError):
@@ -180,6 +186,10 @@ class AlreadyExistsError(GraphrunError):
 
 class ThreadAlreadyExistsError(AlreadyExistsError):
     """`THREAD_ALREADY_EXISTS`: `create_thread` with a taken id."""
+
+
+class AssistantAlreadyExistsError(AlreadyExistsError):
+    """`ASSISTANT_ALREADY_EXISTS`: `create_assistant` with a taken id."""
 
 
 class CronAlreadyExistsError(AlreadyExistsError):
@@ -228,6 +238,10 @@ class ThreadInterruptedError(FailedPreconditionError):
 
 class ThreadHasNoAssistantError(FailedPreconditionError):
     """`THREAD_HAS_NO_ASSISTANT`: `update_state` on a thread that never ran a graph."""
+
+
+class GraphNotServedError(FailedPreconditionError):
+    """`GRAPH_NOT_SERVED`: a run of an assistant whose graph the server no longer serves."""
 
 
 class PruneRefusedError(FailedPreconditionError):
@@ -307,6 +321,9 @@ _BY_CODE: dict[grpc.StatusCode, type[GraphrunError]] = {
 BY_REASON: dict[str, type[GraphrunError]] = {
     "INVALID_ARGUMENT": InvalidArgumentError,
     "ASSISTANT_NOT_FOUND": AssistantNotFoundError,
+    "ASSISTANT_VERSION_NOT_FOUND": AssistantVersionNotFoundError,
+    "ASSISTANT_ALREADY_EXISTS": AssistantAlreadyExistsError,
+    "GRAPH_NOT_SERVED": GraphNotServedError,
     "THREAD_NOT_FOUND": ThreadNotFoundError,
     "CHECKPOINT_NOT_FOUND": CheckpointNotFoundError,
     "CHECKPOINT_NS_NOT_FOUND": CheckpointNamespaceNotFoundError,

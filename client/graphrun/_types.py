@@ -93,6 +93,8 @@ class RunOptions(TypedDict, total=False):
     request_id: str | None
     """Makes the request idempotent: the same id again gets the run the first request started. The
     client sets one when none is given, and retries the call with it when the server is unavailable."""
+    assistant_version: int | None
+    """Run this version of the assistant (`list_assistant_versions`) instead of its current one."""
 
 
 def status_name(run: Mapping[str, Any] | str) -> str:

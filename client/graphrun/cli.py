@@ -466,6 +466,8 @@ def _run_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     kwargs["interrupt_before"] = _node_names("--interrupt-before", args.interrupt_before)
     kwargs["interrupt_after"] = _node_names("--interrupt-after", args.interrupt_after)
     kwargs["timeout"] = args.timeout
+    if args.assistant_version is not None:
+        kwargs["assistant_version"] = args.assistant_version
     return kwargs
 
 
@@ -972,21 +974,92 @@ def cmd_threads_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_assistants_list(args: argparse.Namespace) -> int:
+    limit = getattr(args, "limit", 100)
+    if limit < 1:
+        raise _UsageError("--limit must be at least 1")
+    metadata = _json_object("--metadata", getattr(args, "metadata", None))
+    assistants: list[dict[str, Any]] = []
     with _client(args) as client:
-        assistants = client.list_assistants()
+        for assistant in client.iter_assistants(getattr(args, "graph", None), metadata, page_size=min(limit, 1000)):
+            assistants.append(assistant)
+            if len(assistants) >= limit:
+                break
     if args.json:
         _print_json(assistants)
         return 0
     width = max((len(a["assistant_id"]) for a in assistants), default=0)
     for a in assistants:
         nodes = _dim("nodes: " + ", ".join(a.get("nodes", [])))
-        print(f"{a['assistant_id']:<{width}}  {a.get('description', '')}  {nodes}")
+        if a["assistant_id"] == a.get("graph_id"):  # a graph's own
+            print(f"{a['assistant_id']:<{width}}  {a.get('description', '')}  {nodes}")
+        else:
+            about = " ".join(x for x in (a.get("name", ""), _dim(a.get("description", ""))) if x)
+            print(f"{a['assistant_id']:<{width}}  {a.get('graph_id', '')} v{a.get('version', 1)}  {about}")
     return 0
 
 
 def cmd_assistants_get(args: argparse.Namespace) -> int:
     with _client(args) as client:
         _print_json(client.get_assistant(args.assistant_id))
+    return 0
+
+
+def _assistant_fields(args: argparse.Namespace) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "name": args.name,
+        "description": args.description,
+        "webhook": args.webhook,
+    }
+    for option, key in (("--config", "config"), ("--context", "context"), ("--metadata", "metadata")):
+        fields[key] = _json_object(option, getattr(args, key))
+    return fields
+
+
+def _print_assistant(args: argparse.Namespace, assistant: dict[str, Any]) -> None:
+    if args.json:
+        _print_json(assistant)
+    else:
+        print(f"{assistant['assistant_id']}  version {assistant.get('version', 1)}")
+
+
+def cmd_assistants_create(args: argparse.Namespace) -> int:
+    fields = _assistant_fields(args)
+    with _client(args) as client:
+        assistant = client.create_assistant(args.graph, assistant_id=args.assistant_id, **fields)
+    _print_assistant(args, assistant)
+    return 0
+
+
+def cmd_assistants_update(args: argparse.Namespace) -> int:
+    fields = _assistant_fields(args)
+    with _client(args) as client:
+        assistant = client.update_assistant(args.assistant_id, graph_id=args.graph, **fields)
+    _print_assistant(args, assistant)
+    return 0
+
+
+def cmd_assistants_delete(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        client.delete_assistant(args.assistant_id)
+    print(f"deleted {args.assistant_id}")
+    return 0
+
+
+def cmd_assistants_versions(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        versions, _ = client.list_assistant_versions(args.assistant_id, page_size=min(args.limit, 1000))
+    if args.json:
+        _print_json(versions)
+        return 0
+    for v in versions:
+        print(f"v{v['version']:<4} {v.get('graph_id', '')}  {v.get('name', '')}  {_dim(v.get('created_at', ''))}")
+    return 0
+
+
+def cmd_assistants_set_latest(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        assistant = client.set_latest_assistant_version(args.assistant_id, args.version)
+    _print_assistant(args, assistant)
     return 0
 
 
@@ -1111,8 +1184,14 @@ def _add_run_arguments(run: argparse.ArgumentParser, *, streams: bool) -> None:
     run.add_argument(
         "--assistant",
         metavar="ID",
-        help=f"assistant (graph) id (default: with --thread, the assistant of the thread's latest run; "
-        f"else {DEFAULT_ASSISTANT})",
+        help=f"assistant: a graph id or a created assistant's id (default: with --thread, the assistant of "
+        f"the thread's latest run; else {DEFAULT_ASSISTANT})",
+    )
+    run.add_argument(
+        "--assistant-version",
+        metavar="N",
+        type=int,
+        help="run this version of the assistant (default: its current one)",
     )
     run.add_argument("--resume", metavar="VALUE", help="answer the thread's interrupt (JSON or text)")
     run.add_argument(
@@ -1302,16 +1381,59 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--page-size", type=int, default=100, help="states fetched per call (default 100)")
 
     assistants = commands.add_parser(
-        "assistants", help="list the graphs the server serves (default: list)", parents=client_parents
+        "assistants",
+        help="the graphs the server serves, and assistants: a graph with its own config (default: list)",
+        parents=client_parents,
     )
     assistants.set_defaults(handler=cmd_assistants_list)
     assistant_commands = assistants.add_subparsers(dest="assistants_command", metavar="COMMAND")
-    assistant_commands.add_parser("list", help="list assistants", parents=client_parents).set_defaults(
-        handler=cmd_assistants_list
+    list_assistants = assistant_commands.add_parser(
+        "list", help="list assistants: each graph's own, then yours, newest first", parents=client_parents
     )
+    list_assistants.add_argument("--graph", metavar="ID", help="only assistants of this graph")
+    list_assistants.add_argument(
+        "--metadata", metavar="JSON", help="only assistants whose metadata contains this JSON object"
+    )
+    list_assistants.add_argument("--limit", type=int, default=100, help="show at most this many (default 100)")
+    list_assistants.set_defaults(handler=cmd_assistants_list)
     get = assistant_commands.add_parser("get", help="show one assistant as JSON", parents=client_parents)
     get.add_argument("assistant_id", metavar="ID")
     get.set_defaults(handler=cmd_assistants_get)
+    for name, handler, text in (
+        ("create", cmd_assistants_create, "create an assistant of a graph; prints its id"),
+        ("update", cmd_assistants_update, "write an assistant's next version (options given replace, others stay)"),
+    ):
+        sub = assistant_commands.add_parser(name, help=text, parents=client_parents)
+        if name == "create":
+            sub.add_argument("--graph", required=True, metavar="ID", help="the graph it runs")
+            sub.add_argument("--assistant-id", metavar="ID", help="the id to use (default: the server picks one)")
+        else:
+            sub.add_argument("assistant_id", metavar="ID")
+            sub.add_argument("--graph", metavar="ID", help="run another graph")
+        sub.add_argument("--name", help="a human-readable name")
+        sub.add_argument("--description", help="what it does")
+        sub.add_argument("--config", metavar="JSON", help="its config: configurable, tags, recursion_limit")
+        sub.add_argument("--context", metavar="JSON", help="its runtime context defaults, a JSON object")
+        sub.add_argument("--metadata", metavar="JSON", help="metadata, a JSON object")
+        sub.add_argument("--webhook", metavar="URL", help="the completion webhook of its runs that name none")
+        sub.set_defaults(handler=handler)
+    delete = assistant_commands.add_parser(
+        "delete", help="delete an assistant and its versions", parents=client_parents
+    )
+    delete.add_argument("assistant_id", metavar="ID")
+    delete.set_defaults(handler=cmd_assistants_delete)
+    versions = assistant_commands.add_parser(
+        "versions", help="list an assistant's versions, newest first", parents=client_parents
+    )
+    versions.add_argument("assistant_id", metavar="ID")
+    versions.add_argument("--limit", type=int, default=20, help="show at most this many (default 20)")
+    versions.set_defaults(handler=cmd_assistants_versions)
+    set_latest = assistant_commands.add_parser(
+        "set-latest", help="make a version of an assistant its current one", parents=client_parents
+    )
+    set_latest.add_argument("assistant_id", metavar="ID")
+    set_latest.add_argument("version", type=int)
+    set_latest.set_defaults(handler=cmd_assistants_set_latest)
 
     health = commands.add_parser(
         "health", help="check the server's health; exit 1 unless SERVING", parents=[connection]

@@ -33,7 +33,8 @@ from graphrun.v1 import (
     thread_service_pb2_grpc,
 )
 
-from . import settings as settings_declared
+from . import input_check, settings as settings_declared
+from .assistants import Assistants
 from .auth import Authenticator, AuthInterceptor, AuthSettings, check_listen_address
 from .crons import Crons, CronScheduler
 from .interceptors import DecodeGuard
@@ -50,6 +51,7 @@ from .servicers.runs import RunServicer
 from .servicers.store import StoreServicer
 from .servicers.threads import ThreadServicer
 from .startup import check_database, read_pem
+from .storage.assistants import AssistantRecords
 from .storage.availability import Availability
 from .storage.checkpointer import FencedPostgresSaver
 from .storage.crons import CronStore
@@ -83,6 +85,7 @@ class Settings:
     max_pending_runs: int = 10_000
     lease_seconds: float = 30.0
     max_attempts: int = 3
+    event_write_interval: float = 0.005
     max_blocking_seconds: float = 5.0  # a run holding the event loop longer fails (0: never)
     event_retention_seconds: float = 24 * 3600.0
     crons: bool = True  # run the cron scheduler here (crons.py)
@@ -178,6 +181,7 @@ class App:
 
             await migrate(pool, setup)
             registry = await Registry.load(project, checkpointer, self.store)
+            input_check.prepare(registry.all())
             self.graph_ids = [a.assistant_id for a in registry.all()]
         except (StoreConfigError, GraphLoadError) as exc:
             await self._close_database()
@@ -205,9 +209,11 @@ class App:
                 max_pending_runs=s.max_pending_runs,
                 lease_seconds=s.lease_seconds,
                 max_attempts=s.max_attempts,
+                event_write_interval=s.event_write_interval,
             ),
             metrics=self.metrics,
             tracer=tracing.tracer(self.tracer_provider),
+            assistants=Assistants(registry, AssistantRecords(pool), webhook_policy),
         )
 
         interceptors.append(DecodeGuard())  # innermost: authentication answers first
@@ -230,7 +236,9 @@ class App:
         thread_service_pb2_grpc.add_ThreadServiceServicer_to_server(
             ThreadServicer(threads, project.thread_ttl.minutes if project.thread_ttl else None), server
         )
-        assistant_service_pb2_grpc.add_AssistantServiceServicer_to_server(AssistantServicer(registry), server)
+        assistant_service_pb2_grpc.add_AssistantServiceServicer_to_server(
+            AssistantServicer(self.runner.assistants, webhook_policy), server
+        )
         store_service_pb2_grpc.add_StoreServiceServicer_to_server(StoreServicer(self.store), server)
         cron_store = CronStore(pool)
         if s.crons:

@@ -56,6 +56,7 @@ READ_METHODS = frozenset(
         "/graphrun.v1.CronService/List",
         "/graphrun.v1.AssistantService/List",
         "/graphrun.v1.AssistantService/Get",
+        "/graphrun.v1.AssistantService/ListVersions",
         "/graphrun.v1.StoreService/GetItem",
         "/graphrun.v1.StoreService/SearchItems",
         "/graphrun.v1.StoreService/ListNamespaces",

@@ -63,8 +63,10 @@ def select(schema: type | None, context: dict[str, Any] | None, configurable: di
     return {k: v for k, v in context.items() if k in names}
 
 
-def violations(schema: type | None, values: dict[str, Any] | None, path: str = "spec.context") -> list[FieldViolation]:
-    """What the schema refuses in the values `select` chose."""
+def violations(
+    schema: type | None, values: dict[str, Any] | None, path: str = "spec.context", *, partial: bool = False
+) -> list[FieldViolation]:
+    """What the schema refuses in the values `select` chose (`partial`: all but missing fields)."""
     if schema is None or values is None:
         return []
     try:
@@ -72,7 +74,7 @@ def violations(schema: type | None, values: dict[str, Any] | None, path: str = "
     except ValidationError as exc:
         out = []
         for error in exc.errors(include_url=False):
-            if error["type"] == "missing" and is_typeddict(schema):
+            if error["type"] == "missing" and (partial or is_typeddict(schema)):
                 continue  # LangGraph hands a TypedDict context over as it is: a node may not need the key
             where = ".".join(str(part) for part in error["loc"])
             out.append(FieldViolation(f"{path}.{where}" if where else path, error["msg"]))

@@ -152,6 +152,38 @@ class AssistantNotFound(NotFound):
         super().__init__(f"assistant {assistant_id!r} not found", metadata={"assistant_id": assistant_id})
 
 
+class AssistantVersionNotFound(NotFound):
+    reason = "ASSISTANT_VERSION_NOT_FOUND"
+
+    def __init__(self, assistant_id: str, version: int):
+        super().__init__(
+            f"assistant {assistant_id!r} has no version {version}",
+            metadata={"assistant_id": assistant_id, "version": str(version)},
+        )
+
+
+class AssistantAlreadyExists(GraphrunError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+    reason = "ASSISTANT_ALREADY_EXISTS"
+
+    def __init__(self, assistant_id: str):
+        super().__init__(f"assistant {assistant_id} already exists", metadata={"assistant_id": assistant_id})
+
+
+class GraphNotServed(GraphrunError):
+    """A created assistant names a graph this server no longer serves (its project changed)."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "GRAPH_NOT_SERVED"
+
+    def __init__(self, assistant_id: str, graph_id: str):
+        super().__init__(
+            f"assistant {assistant_id} runs graph {graph_id!r}, which this server does not serve; "
+            "update the assistant to a served graph_id",
+            metadata={"assistant_id": assistant_id, "graph_id": graph_id},
+        )
+
+
 class CheckpointNotFound(NotFound):
     reason = "CHECKPOINT_NOT_FOUND"
 

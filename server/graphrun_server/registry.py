@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Assistant:
-    """A served graph. Today assistant id == graph id."""
+    """A served graph (its default assistant's id is the graph id; assistants.py has the others)."""
 
     graph_id: str
     graph: Pregel  # for schemas and state reads; a run executes `source.for_run(...)`'s
@@ -71,8 +71,19 @@ class Assistant:
         """The object the graph reads as `runtime.context`, from `run_context`'s values."""
         return run_context.build(self.context_schema, values)
 
-    def context_violations(self, context: dict[str, Any] | None, configurable: dict[str, Any]) -> list[FieldViolation]:
-        return run_context.violations(self.context_schema, self.run_context(context, configurable))
+    def context_violations(
+        self,
+        context: dict[str, Any] | None,
+        configurable: dict[str, Any],
+        path: str = "spec.context",
+        *,
+        partial: bool = False,
+    ) -> list[FieldViolation]:
+        """What the graph's context schema refuses in a run's context (`partial`: an assistant's,
+        which may leave required fields to its runs)."""
+        return run_context.violations(
+            self.context_schema, self.run_context(context, configurable), path, partial=partial
+        )
 
     def message_violations(self, values: Any, path: str) -> list[FieldViolation]:
         """What the graph's `add_messages` channels would refuse in values (a role it does not

@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator
 from opentelemetry import trace
 
 from . import events as ev
+from .assistants import Assistants
 from .errors import RunNotFound
 from .observability.metrics import Metrics
 from .registry import Registry
@@ -41,6 +42,7 @@ from .runs.local import LocalRuns, RunnerSettings
 from .runs.request import RunRequest, graph_config
 from .runs.settling import Settlement
 from .runs.stopping import Stopping
+from .storage.assistants import AssistantRecords
 from .storage.notify import Notifications
 from .storage.records import Records, RunRecord
 
@@ -60,8 +62,12 @@ class GraphRunner:
         settings: RunnerSettings | None = None,
         metrics: Metrics | None = None,
         tracer: trace.Tracer | None = None,
+        assistants: Assistants | None = None,
     ):
         self.registry = registry
+        # What runs name: a graph's default assistant or a created one (without: created ones in the
+        # same database, webhooks off).
+        self.assistants = assistants or Assistants(registry, AssistantRecords(records.pool))
         self.checkpointer = checkpointer
         self.settings = settings or RunnerSettings()
         self._records = records
@@ -74,7 +80,7 @@ class GraphRunner:
             local, registry, records, checkpointer, self._settlement, tracer, nudge=lambda: self._claims.nudge()
         )
         self._claims = Claims(local, records, self._execution, self._fanout, tracer, dsn)
-        self._admission = Admission(local, records, registry, checkpointer, self._claims)
+        self._admission = Admission(local, records, registry, checkpointer, self._claims, self.assistants)
         self._stopping = Stopping(local, records, self._fanout)
 
     @property
@@ -98,6 +104,7 @@ class GraphRunner:
         """Stop the worker and the lease thread (after drain, or in tests)."""
         await self._stopping.hand_back_all()
         await self._claims.stop()
+        await self._fanout.writer.close()
 
     # -- runs ------------------------------------------------------------------------------
 

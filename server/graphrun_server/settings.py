@@ -171,6 +171,15 @@ SETTINGS: tuple[Setting, ...] = (
         bounds=(0, 3600),
     ),
     Setting(
+        "GRAPHRUN_EVENT_WRITE_INTERVAL",
+        "least seconds between two writes of run events (one transaction for every run's new events): "
+        "while events keep coming, each write waits this long after the last and takes all that came; "
+        "0: write as soon as the last write ends",
+        "event_write_interval",
+        float,
+        bounds=(0, 1),
+    ),
+    Setting(
         "GRAPHRUN_EVENT_RETENTION_SECONDS",
         "how long a run's events stay after it ends (pruned hourly)",
         "event_retention_seconds",

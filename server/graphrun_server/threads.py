@@ -119,7 +119,7 @@ class Threads:
         return await self.records.get_thread(thread_id), before - await self.records.count_checkpoints(thread_id)
 
     def _assistant(self, thread: ThreadRecord) -> Assistant | None:
-        return self.registry.get(thread.assistant_id) if thread.assistant_id else None
+        return self.registry.get(thread.graph) if thread.graph else None
 
     async def _existing_checkpoint(self, thread_id: str, checkpoint_id: str | None) -> None:
         if checkpoint_id and await self.checkpointer.aget_tuple(graph_config(thread_id, checkpoint_id)) is None:

@@ -331,7 +331,8 @@ async def test_assistants_and_health(target: str, capsys, monkeypatch) -> None:
     code, out, _ = await cli(capsys, "--target", target, "assistants", "list")
     assert code == 0
     ids = [line.split()[0] for line in out.splitlines()]
-    assert ids == sorted(ids) and {"agent", "approval", "steps", "tool_error"} <= set(ids)
+    graphs = ids[: len([i for i in ids if not _is_uuid(i)])]  # each graph's own first, then created ones
+    assert graphs == sorted(graphs) and {"agent", "approval", "steps", "tool_error"} <= set(graphs)
     code, bare, _ = await cli(capsys, "--target", target, "assistants")  # no subcommand: list
     assert (code, bare) == (0, out)
     code, out, _ = await cli(capsys, "--target", target, "assistants", "--json")
@@ -343,6 +344,38 @@ async def test_assistants_and_health(target: str, capsys, monkeypatch) -> None:
     monkeypatch.setenv("GRAPHRUN_TOKEN", "t0ken")
     code, out, _ = await cli(capsys, "health")
     assert (code, out.strip()) == (0, "SERVING")
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        return bool(uuid.UUID(text))
+    except ValueError:
+        return False
+
+
+async def test_assistants_commands(target: str, capsys) -> None:
+    code, out, _ = await cli(capsys, "--target", target, "assistants", "create", "--graph", "configured",
+                             "--name", "Terse", "--context", '{"user": "ada", "model": "one"}',
+                             "--metadata", '{"suite": "cli"}')
+    assert code == 0
+    assistant_id, _, version = out.split()
+    assert _is_uuid(assistant_id) and version == "1"
+    code, out, _ = await cli(capsys, "--target", target, "assistants", "update", assistant_id,
+                             "--context", '{"user": "ada", "model": "two"}', "--json")
+    assert code == 0 and json.loads(out)["version"] == 2 and json.loads(out)["name"] == "Terse"
+    code, out, _ = await cli(capsys, "--target", target, "assistants", "versions", assistant_id)
+    assert code == 0 and [line.split()[0] for line in out.splitlines()] == ["v2", "v1"]
+    code, out, _ = await cli(capsys, "--target", target, "wait", "--assistant", assistant_id,
+                             "--assistant-version", "1", "--input", "{}", "--json")
+    assert code == 0 and json.loads(out)["state"]["values"]["seen"]["context"]["model"] == "one"
+    code, out, _ = await cli(capsys, "--target", target, "assistants", "set-latest", assistant_id, "1")
+    assert (code, out.split()) == (0, [assistant_id, "version", "1"])
+    code, out, _ = await cli(capsys, "--target", target, "assistants", "list", "--metadata", '{"suite": "cli"}')
+    assert code == 0 and out.split()[:3] == [assistant_id, "configured", "v1"]
+    code, out, _ = await cli(capsys, "--target", target, "assistants", "delete", assistant_id)
+    assert (code, out.strip()) == (0, f"deleted {assistant_id}")
+    code, _, err = await cli(capsys, "--target", target, "assistants", "get", assistant_id)
+    assert code == 1 and "ASSISTANT_NOT_FOUND" in err
 
 
 async def test_unreachable_server(capsys) -> None:

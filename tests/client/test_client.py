@@ -746,7 +746,8 @@ def test_run_spec_from_plain_values() -> None:
         "multitask_strategy": "reject", "if_not_exists": "create",
         "granularity": "partial", "durability": "exit", "timeout": "1.500s",
         "on_disconnect": "continue", "interrupt_before": [], "interrupt_after": ["a"],
-        "checkpoint_id": "", "webhook": "", "request_id": "r-1", "on_completion": "unspecified"}
+        "checkpoint_id": "", "webhook": "", "request_id": "r-1", "on_completion": "unspecified",
+        "assistant_version": 0}
     assert _convert.to_dict(spec)["input"] == {"n": 1}
     command = _convert.run_spec("agent", command={"resume": {"ok": True}, "update": {"k": "v"}, "goto": "node"}).command
     assert _convert.to_dict(command) == {"resume": {"ok": True}, "update": {"k": "v"}, "goto": ["node"]}
@@ -763,8 +764,8 @@ def test_bad_options_fail_before_the_call() -> None:
 
 
 async def test_assistants_and_health(client: AsyncClient, sync_client: Client) -> None:
-    assistants = await client.list_assistants()
-    ids = [a["assistant_id"] for a in assistants]
+    assistants, _ = await client.list_assistants(page_size=1000)
+    ids = [a["assistant_id"] for a in assistants if a["assistant_id"] == a["graph_id"]]  # the graphs' own, first
     assert ids == sorted(ids) and {"agent", "approval", "steps", "tool_error"} <= set(ids)
     agent = await client.get_assistant("agent")
     assert {"agent", "tools"} <= set(agent["nodes"])
@@ -772,8 +773,32 @@ async def test_assistants_and_health(client: AsyncClient, sync_client: Client) -
     assert await client.health() == "SERVING"
     assert await client.health("graphrun.v1.RunService") == "SERVING"
     assert await in_thread(sync_client.health) == "SERVING"
-    assert [a["assistant_id"] for a in await in_thread(sync_client.list_assistants)] == [
+    assert [a["assistant_id"] for a in (await in_thread(sync_client.list_assistants, page_size=1000))[0]] == [
         a["assistant_id"] for a in assistants]
+
+
+async def test_assistants_are_created_updated_pinned_and_deleted(client: AsyncClient, sync_client: Client) -> None:
+    made = await client.create_assistant("configured", name="Terse", config={"configurable": {"tone": "terse"}},
+                                         context={"user": "ada", "model": "one"}, metadata={"suite": "client"})
+    assistant_id = made["assistant_id"]
+    assert (made["version"], made["name"], made["context"]) == (1, "Terse", {"user": "ada", "model": "one"})
+    second = await client.update_assistant(assistant_id, context={"user": "ada", "model": "two"})
+    assert second["version"] == 2 and second["name"] == "Terse"  # what was not given is kept
+    versions, token = await client.list_assistant_versions(assistant_id, page_size=1)
+    assert [v["version"] for v in versions] == [2] and token
+    assert [v["version"] for v in (await client.list_assistant_versions(assistant_id, page_token=token))[0]] == [1]
+    pinned = await client.wait(assistant_id, {}, assistant_version=1)
+    assert pinned.run["assistant_version"] == 1 and pinned.values["seen"]["context"]["model"] == "one"
+    current = await in_thread(sync_client.wait, assistant_id, {})
+    assert current.run["assistant_version"] == 2 and current.values["seen"]["context"]["model"] == "two"
+    back = await client.set_latest_assistant_version(assistant_id, 1)
+    assert back["version"] == 1 and (await client.get_assistant(assistant_id))["context"]["model"] == "one"
+    listed = [a["assistant_id"] async for a in client.iter_assistants(metadata={"suite": "client"}, page_size=1)]
+    assert assistant_id in listed and "configured" not in listed
+    await client.delete_assistant(assistant_id)
+    with pytest.raises(NotFoundError) as gone:
+        await client.get_assistant(assistant_id)
+    assert gone.value.reason == "ASSISTANT_NOT_FOUND"
 
 
 class _RecordingHealth(health.aio.HealthServicer):

@@ -208,7 +208,7 @@ RUN_OPTIONS: RunOptions = {
     "interrupt_before": ["a"], "interrupt_after": ("b", "c"), "multitask_strategy": "enqueue",
     "if_not_exists": "create", "checkpoint_id": "1f0", "granularity": "partial", "timeout": 2.5,
     "durability": "EXIT", "webhook": "https://hooks.example.com/done", "request_id": "retry-safe-1",
-    "on_completion": "keep",
+    "on_completion": "keep", "assistant_version": 3,
 }
 
 # One call of every public method, with options that change the request; (method, args, kwargs).
@@ -249,7 +249,17 @@ CALLS: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
     ("delete_cron", ("c1",), {}),
     ("list_crons", ("agent", "t1", 4, "tok"), {}),
     ("list_assistants", (), {}),
+    ("list_assistants", ("agent", {"team": "docs"}, 5, "tok"), {}),
+    ("iter_assistants", ("agent", None, 2), {}),
     ("get_assistant", ("agent",), {}),
+    ("create_assistant", ("agent",), {"assistant_id": "a1", "name": "n", "description": "d",
+                                      "config": {"tags": ["t"]}, "context": {"user": "u"}, "metadata": {"m": 1},
+                                      "webhook": "https://hooks.example.com/a"}),
+    ("update_assistant", ("a1",), {"graph_id": "steps", "config": {}, "webhook": ""}),
+    ("update_assistant", ("a1",), {"name": "only the name"}),
+    ("delete_assistant", ("a1",), {}),
+    ("list_assistant_versions", ("a1", 2, "tok"), {}),
+    ("set_latest_assistant_version", ("a1", 2), {}),
     ("health", ("graphrun.v1.RunService",), {}),
     ("put_item", (("users", "u"), "k", {"v": 1}), {"index": ["v"], "ttl": 5}),
     ("get_item", (["users", "u"], "k"), {"refresh_ttl": False}),

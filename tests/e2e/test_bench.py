@@ -26,20 +26,41 @@ def table_rows(output: str, title: str) -> dict[str, list[str]]:
     return rows
 
 
-def test_the_quick_benchmark_prints_its_tables_and_a_wait_saves_round_trips(admin_dsn):
+def quick_bench(admin_dsn: str, sections: str) -> str:
+    """What `benchmarks.bench --quick --only <sections>` prints (it must succeed)."""
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench", "--quick", "--only", "latency,cost"], cwd=ROOT,
-        env={**os.environ, "GRAPHRUN_BENCH_ADMIN_DSN": admin_dsn}, capture_output=True, text=True, timeout=300)
+        [sys.executable, "-m", "benchmarks.bench", "--quick", "--only", sections], cwd=ROOT,
+        env={**os.environ, "GRAPHRUN_BENCH_ADMIN_DSN": admin_dsn}, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
 
-    latency = table_rows(done.stdout, "### Wait latency")
+
+def test_the_quick_benchmark_prints_its_tables_and_a_wait_saves_round_trips(admin_dsn):
+    out = quick_bench(admin_dsn, "latency,cost")
+
+    latency = table_rows(out, "### Wait latency")
     assert set(latency) == {"pair", "agent"}
     for cells in latency.values():  # every column measured (the overhead may be negative)
         figures = [float(c) for c in cells]
         assert len(figures) == 9 and min(figures[:6] + figures[8:]) > 0, cells
 
-    cost = table_rows(done.stdout, "### Database work per run")
+    cost = table_rows(out, "### Database work per run")
     assert float(cost["graphrun Wait"][0]) < float(cost["in-process ainvoke"][0]), cost
+
+
+def test_the_stream_join_and_growth_tables_have_every_row_beside_in_process(admin_dsn):
+    out = quick_bench(admin_dsn, "stream,join,growth")
+
+    tokens = table_rows(out, "### Token events through Stream")
+    assert set(tokens) == {"1 stream", "100 concurrent streams"}
+    for count, graphrun, here, ratio in tokens.values():
+        assert int(count) > 0 and float(graphrun) > 0 and float(here) > 0 and float(ratio) > 0
+    first = table_rows(out, "### Stream latency")
+    assert first["time to first token (agent, demo model)"][2]  # the in-process column is filled
+    joined = table_rows(out, "### Join through replica B")
+    assert set(joined) == {"paced", "tokens"} and all(int(cells[0]) > 0 for cells in joined.values())
+    growth = table_rows(out, "### Wait latency as a thread grows")
+    assert {"10"} <= set(growth) and all(len(cells) == 5 for cells in growth.values())
 
 
 def test_the_ab_script_compares_two_trees_in_both_start_orders(admin_dsn):

@@ -129,6 +129,14 @@ async def test_a_killed_replica_s_run_is_finished_by_another_without_redoing_ste
 
     # Completed steps ran once: n1 and n2 in attempt 1, n3 and n4 only in attempt 2.
     assert side_effects(cluster_db, run.run_id) == {"n1": [1], "n2": [1], "n3": [2], "n4": [2]}
+    # n3 started in both attempts under one task key (README: "A key for each task"), so a tool
+    # it called can tell the second call from a new one.
+    with psycopg.connect(cluster_db) as conn:
+        keys = dict(conn.execute("SELECT name, task_key FROM test_gate_waiter WHERE name LIKE %s",
+                                 (f"{run.run_id}-%",)).fetchall())
+    assert set(keys) == {f"{run.run_id}-1", f"{run.run_id}-2"}
+    assert keys[f"{run.run_id}-1"] == keys[f"{run.run_id}-2"]
+    assert keys[f"{run.run_id}-1"].startswith(f"{run.run_id}:n3:")
     state = await b.threads.GetState(tpb.ThreadServiceGetStateRequest(thread_id=run.thread_id), timeout=TIMEOUT)
     assert to_dict(state.state.values)["log"] == ["k:n1", "k:n2", "k:n3", "k:n4"]
     print(f"takeover after SIGKILL: {takeover:.2f}s (lease {LEASE}s)")

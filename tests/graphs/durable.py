@@ -5,7 +5,8 @@ Each node appends `tag:node` to `log` and, on completion, records a side effect
 can count how often each step really ran. `gates` maps a node to a gate name
 template ("{run_id}", "{attempt}" are filled in): the node waits until the test
 opens that gate (a row in `test_gate` plus NOTIFY), then finishes; it announces that it waits
-(a row in `test_gate_waiter` plus NOTIFY), so a test can tell where an attempt is.
+(a row in `test_gate_waiter`, with the task's key, plus NOTIFY), so a test can tell where an
+attempt is.
 The test database comes from GRAPHRUN_TEST_DSN. With GRAPHRUN_TEST_STEP_LOG set,
 each node also appends when it starts and when it stops (finished, failed or
 cancelled) to that file, one JSON line each with the system's monotonic clock
@@ -31,11 +32,11 @@ class State(TypedDict, total=False):
     tag: str
 
 
-async def wait_for_gate(name: str) -> None:
+async def wait_for_gate(name: str, task_key: str = "") -> None:
     async with await psycopg.AsyncConnection.connect(os.environ["GRAPHRUN_TEST_DSN"], autocommit=True) as conn:
         await conn.execute("LISTEN test_gate")
         # Tell the test this node waits here (tests/helpers.py: reached_gate).
-        await conn.execute("INSERT INTO test_gate_waiter (name) VALUES (%s)", (name,))
+        await conn.execute("INSERT INTO test_gate_waiter (name, task_key) VALUES (%s, %s)", (name, task_key))
         await conn.execute("SELECT pg_notify('test_gate_waiter', %s)", (name,))
         cur = await conn.execute("SELECT 1 FROM test_gate WHERE name = %s", (name,))
         if await cur.fetchone():
@@ -68,7 +69,9 @@ def _node(name: str):
         try:
             gate = (state.get("gates") or {}).get(name)
             if gate:
-                await wait_for_gate(gate.format(run_id=run_id, attempt=attempt))
+                # The task's key, as the README tells nodes to make it: the same in every attempt.
+                task_key = f"{config['metadata']['run_id']}:{config['configurable']['checkpoint_ns']}"
+                await wait_for_gate(gate.format(run_id=run_id, attempt=attempt), task_key)
             await record(run_id, name, attempt)
         finally:
             note_step(run_id, name, attempt, "end")

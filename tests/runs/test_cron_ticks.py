@@ -11,9 +11,10 @@ import datetime as dt
 import grpc
 import psycopg
 import pytest
-from google.protobuf import field_mask_pb2, json_format
+from google.protobuf import field_mask_pb2, json_format, struct_pb2
 
 from conftest import GRAPHS_CONFIG, scratch_database
+from graphrun.v1 import assistant_service_pb2 as apb, assistant_service_pb2_grpc
 from graphrun.v1 import cron_pb2, cron_service_pb2 as pb, cron_service_pb2_grpc, run_pb2, run_service_pb2 as rpb
 from graphrun.v1 import run_service_pb2_grpc, thread_service_pb2 as tpb, thread_service_pb2_grpc
 from graphrun_server.app import App, Settings
@@ -29,6 +30,7 @@ class Server:
         self.crons = cron_service_pb2_grpc.CronServiceStub(channel)
         self.runs = run_service_pb2_grpc.RunServiceStub(channel)
         self.threads = thread_service_pb2_grpc.ThreadServiceStub(channel)
+        self.assistants = assistant_service_pb2_grpc.AssistantServiceStub(channel)
 
     async def create(self, schedule: str, **fields) -> cron_pb2.Cron:
         fields.setdefault("spec", {"assistant_id": "steps", "input": {}})
@@ -273,3 +275,20 @@ async def test_a_tick_whose_run_is_refused_is_skipped_and_the_cron_can_still_be_
     assert paused.cron.paused and not paused.cron.HasField("next_run_time")
     assert await server.runs_of(cron.cron_id) == []
     await server.delete(cron.cron_id)
+
+
+async def test_a_cron_of_a_created_assistant_runs_its_current_version(server):
+    created = await server.assistants.Create(apb.AssistantServiceCreateRequest(
+        graph_id="steps", name="nightly", config=json_format.ParseDict({"tags": ["v1"]}, struct_pb2.Struct())),
+        timeout=TIMEOUT)
+    assistant_id = created.assistant.assistant_id
+    cron = await server.create(EVERY_SECOND, paused=True, spec={"assistant_id": assistant_id, "input": {}})
+    await server.assistants.Update(apb.AssistantServiceUpdateRequest(
+        assistant_id=assistant_id, config=json_format.ParseDict({"tags": ["v2"]}, struct_pb2.Struct())),
+        timeout=TIMEOUT)
+    await server.crons.Update(pb.CronServiceUpdateRequest(
+        cron=cron_pb2.Cron(cron_id=cron.cron_id), update_mask=field_mask_pb2.FieldMask(paths=["paused"])),
+        timeout=TIMEOUT)
+    run = (await until(lambda: server.runs_of(cron.cron_id), "the cron ran"))[-1]
+    await server.delete(cron.cron_id)
+    assert run.assistant_id == assistant_id and run.graph_id == "steps" and run.assistant_version == 2

@@ -5,7 +5,7 @@ import asyncio
 import grpc
 import pytest
 
-from graphrun.v1 import event_pb2, run_pb2, thread_service_pb2
+from graphrun.v1 import event_pb2, run_pb2, run_service_pb2, thread_service_pb2
 from support.helpers import TIMEOUT, details, messages, question, stream_request, to_dict, wait_request
 
 
@@ -31,6 +31,20 @@ async def test_events_are_numbered_from_metadata_to_end(runs):
                      ("third", started, 3), ("third", finished, 3)]
     values = [to_dict(e.values.values).get("log") for e in events if e.HasField("values")]
     assert values[-1] == ["first", "second", "third"]
+
+
+async def test_a_joined_stream_replays_from_storage_what_the_live_stream_sent(runs):
+    """The metadata event is stored with the run's acceptance (one write less before a stream
+    starts), the rest as they come: a Join after the end reads them all back, alike."""
+    live = await _collect(runs.Stream(stream_request(["values", "updates"], assistant_id="steps", input={}),
+                                      timeout=TIMEOUT))
+    run_id = live[0].metadata.run_id
+    stored = await _collect(runs.Join(run_service_pb2.RunServiceJoinRequest(run_id=run_id), timeout=TIMEOUT))
+    assert [e.WhichOneof("attributes") for e in stored] == [e.WhichOneof("attributes") for e in live]
+    assert stored[0].metadata == live[0].metadata and stored[0].sequence == 1
+    for replayed, sent in zip(stored[1:-1], live[1:-1]):
+        replayed.ClearField("event_time"), sent.ClearField("event_time")
+        assert replayed == sent
 
 
 async def test_default_mode_is_values(runs):

@@ -16,7 +16,8 @@ import pytest
 from google.protobuf import duration_pb2
 
 from conftest import GRAPHS_CONFIG
-from graphrun.v1 import run_pb2, run_service_pb2 as pb, run_service_pb2_grpc
+from graphrun.v1 import assistant_service_pb2 as apb, assistant_service_pb2_grpc, run_pb2, run_service_pb2 as pb
+from graphrun.v1 import run_service_pb2_grpc
 from graphrun_server.app import App, Settings
 from support.helpers import TIMEOUT, details, spec, wait_request
 
@@ -65,14 +66,20 @@ def receiver():
 
 
 @pytest.fixture(scope="module")
-async def served(database_url):
+async def served_channel(database_url):
+    """A server allowing webhooks, on the database of the session's server (which allows none)."""
     app = await App(Settings(port=0, database_url=database_url, config=GRAPHS_CONFIG,
                              webhook_allowed_hosts="127.0.0.1, *.example.com, local*", webhook_secret=SECRET)).start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
-            yield run_service_pb2_grpc.RunServiceStub(channel)
+            yield channel
     finally:
         await app.stop(grace=1)
+
+
+@pytest.fixture(scope="module")
+def served(served_channel):
+    return run_service_pb2_grpc.RunServiceStub(served_channel)
 
 
 async def _delivered(runs, run_id: str) -> run_pb2.Run:
@@ -160,3 +167,29 @@ async def test_allowed_hosts_need_a_signing_key(database_url):
     with pytest.raises(SystemExit, match="GRAPHRUN_WEBHOOK_SECRET"):
         await App(Settings(port=0, database_url=database_url, config=GRAPHS_CONFIG,
                            webhook_allowed_hosts="hooks.example.com")).start()
+
+
+async def test_an_assistants_webhook_is_the_default_for_its_runs(served_channel, receiver, runs):
+    served_assistants = assistant_service_pb2_grpc.AssistantServiceStub(served_channel)
+    served_runs = run_service_pb2_grpc.RunServiceStub(served_channel)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await served_assistants.Create(apb.AssistantServiceCreateRequest(graph_id="steps", webhook="https://evil.test/x"),
+                                       timeout=TIMEOUT)
+    assert "is not in GRAPHRUN_WEBHOOK_ALLOWED_HOSTS" in details(refused.value)["violations"]["webhook"]
+    created = await served_assistants.Create(apb.AssistantServiceCreateRequest(graph_id="steps", webhook=receiver.url),
+                                             timeout=TIMEOUT)
+    assert created.assistant.webhook == receiver.url
+    assistant_id = created.assistant.assistant_id
+    done = await served_runs.Wait(wait_request(assistant_id=assistant_id, input={}), timeout=TIMEOUT)
+    [(headers, body)] = await receiver.wait_for(1)
+    assert headers["graphrun-webhook-id"] == done.run.run_id and done.run.webhook.url == receiver.url
+    assert json.loads(body)["run"]["assistant_id"] == assistant_id
+    stateless = await served_runs.Wait(wait_request(assistant_id=assistant_id, input={},
+                                                    on_completion="ON_COMPLETION_DELETE"), timeout=TIMEOUT)
+    assert not stateless.run.HasField("webhook")  # nothing left to report: the default does not apply
+
+    # The session's server shares the database but allows no webhooks: it refuses the assistant's runs.
+    with pytest.raises(grpc.aio.AioRpcError) as off:
+        await runs.Wait(wait_request(assistant_id=assistant_id, input={}), timeout=TIMEOUT)
+    assert off.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "webhooks are off" in details(off.value)["violations"]["spec.assistant_id"]

@@ -72,7 +72,8 @@ class Method:
 
 _WRITERS = {"RunService/Wait", "RunService/Stream", "RunService/Create", "RunService/Cancel",
             "ThreadService/Create", "ThreadService/Delete", "ThreadService/UpdateState", "ThreadService/Copy",
-            "ThreadService/Prune"}
+            "ThreadService/Prune", "AssistantService/Create", "AssistantService/Update", "AssistantService/Delete",
+            "AssistantService/SetLatest"}
 
 
 def _methods() -> dict[str, Method]:
@@ -105,6 +106,7 @@ class Pool:
         self.threads: list[str] = []
         self.interrupted: list[str] = []
         self.runs: list[str] = []
+        self.assistants: list[str] = []  # created ones (a graph's own has its graph's id)
         self.checkpoints: list[str] = []
         self.nodes: dict[str, list[str]] = {}
         self.hanging: set[str] = set()  # threads whose state says `hang_at`: any later run there would hang
@@ -295,7 +297,7 @@ BAD_CONFIG = st.one_of(
 
 RUN_SPEC_FIELDS = ["assistant_id", "thread_id", "input", "command", "config", "metadata", "interrupt_before",
                    "interrupt_after", "multitask_strategy", "if_not_exists", "checkpoint_id", "granularity",
-                   "timeout", "durability", "on_disconnect"]
+                   "timeout", "durability", "on_disconnect", "assistant_version"]
 
 
 @st.composite
@@ -312,7 +314,11 @@ def run_specs(draw, hangs: bool = True) -> run_pb2.RunSpec:
 
     spec = run_pb2.RunSpec()
     assistant = draw(st.sampled_from(ASSISTANTS))
-    spec.assistant_id = draw(st.one_of(ids(), st.just("nobody"))) if bad("assistant_id") else assistant
+    spec.assistant_id = draw(st.one_of(ids("assistants"), st.just("nobody"))) if bad("assistant_id") else assistant
+    if bad("assistant_version"):
+        spec.assistant_version = draw(INT32)
+    elif draw(st.integers(0, 9)) == 0:
+        spec.assistant_version = 1  # a graph's own assistant has its version 1
     # Threads: a new one, one that exists (maybe waiting on an interrupt), or a fresh id to create.
     target = draw(st.sampled_from(["new", "new", "existing", "existing", "interrupted", "create"]))
     if bad("thread_id"):
@@ -389,6 +395,38 @@ def page_tokens(*own: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     forged = st.tuples(st.one_of(stamp, TEXT), st.one_of(UUIDS, TEXT)).map(lambda t: b64("|".join(t)))
     return st.one_of(st.just(""), st.just(""), TEXT, forged, TEXT.map(b64), NUL_TEXT.map(b64),
                      st.builds(lambda: b64("\x00")), *own)
+
+
+ASSISTANT_FIELDS = ["graph_id", "name", "description", "config", "context", "metadata", "webhook"]
+
+
+@st.composite
+def assistant_fields(draw) -> dict[str, Any]:
+    """Values for an assistant's fields: mostly valid (graphs that run quickly), some not."""
+    return {
+        "graph_id": draw(st.one_of(st.sampled_from(ASSISTANTS), st.sampled_from(ASSISTANTS), st.just(""), TEXT,
+                                   NUL_TEXT, LONG_TEXT)),
+        "name": draw(st.one_of(TEXT, NUL_TEXT, LONG_TEXT)),
+        "description": draw(st.one_of(TEXT, LONG_TEXT)),
+        "config": draw(st.one_of(VALID_CONFIG, VALID_CONFIG, BAD_CONFIG)),
+        "context": draw(st.one_of(st.just({}), objects(CLEAN_JSON), objects(), BIG_OBJECT)),
+        "metadata": draw(st.one_of(st.dictionaries(CLEAN_KEYS, CLEAN_JSON, max_size=3), objects(), BIG_OBJECT)),
+        "webhook": draw(st.one_of(st.just(""), TEXT, st.just("https://hooks.example.com/x"), LONG_TEXT)),
+    }
+
+
+def _assistant_request(request, fields: set[str], values: dict[str, Any]):
+    """A Create or Update request setting `fields` (Create: graph_id mostly set)."""
+    if isinstance(request, assistant_service_pb2.AssistantServiceCreateRequest) and values["graph_id"] in ASSISTANTS:
+        fields = fields | {"graph_id"}
+    for name in fields:
+        value = values[name]
+        if name in ("config", "context", "metadata"):
+            getattr(request, name).CopyFrom(to_struct(value))
+        else:
+            setattr(request, name, value)
+    return request
+
 
 
 def requests_for(name: str, hangs: bool = True) -> st.SearchStrategy:
@@ -469,16 +507,42 @@ def requests_for(name: str, hangs: bool = True) -> st.SearchStrategy:
                                        st.sampled_from(["__start__", "__end__", "__interrupt__"])),
                              st.one_of(st.just(""), st.just(""), ids("checkpoints")), NAMESPACES)
         case "AssistantService/List":
-            return st.just(A.AssistantServiceListRequest())
+            token = st.integers(-1, 30).map(lambda n: base64.urlsafe_b64encode(f"graphs|{n}".encode()).decode())
+            return st.builds(A.AssistantServiceListRequest,
+                             graph_id=st.one_of(st.just(""), st.sampled_from(ASSISTANTS), TEXT, NUL_TEXT, LONG_TEXT),
+                             metadata=st.one_of(st.just({}), objects(), objects(CLEAN_JSON), BIG_OBJECT).map(to_struct),
+                             page_size=st.one_of(st.integers(0, 5), INT32), page_token=page_tokens(token))
         case "AssistantService/Get":
             return st.builds(A.AssistantServiceGetRequest, assistant_id=st.one_of(
-                st.sampled_from(ASSISTANTS + ["durable"]), ids()))
+                st.sampled_from(ASSISTANTS + ["durable"]), ids("assistants")))
+        case "AssistantService/Create":
+            return st.builds(lambda fields, values, i: _assistant_request(
+                A.AssistantServiceCreateRequest(assistant_id=i), fields, values),
+                st.sets(st.sampled_from(ASSISTANT_FIELDS)), assistant_fields(),
+                st.one_of(st.just(""), st.just(""), st.just(""), UUIDS, pooled("assistants"), TEXT))
+        case "AssistantService/Update":
+            return st.builds(lambda fields, values, i: _assistant_request(
+                A.AssistantServiceUpdateRequest(assistant_id=i), fields, values),
+                st.sets(st.sampled_from(ASSISTANT_FIELDS)), assistant_fields(),
+                st.one_of(ids("assistants"), st.sampled_from(ASSISTANTS)))
+        case "AssistantService/Delete":
+            return st.builds(A.AssistantServiceDeleteRequest, assistant_id=st.one_of(
+                UUIDS, TEXT, st.just(""), st.sampled_from(ASSISTANTS), pooled("assistants")))
+        case "AssistantService/ListVersions":
+            token = st.integers(-1, 5).map(lambda n: base64.urlsafe_b64encode(str(n).encode()).decode())
+            return st.builds(A.AssistantServiceListVersionsRequest,
+                             assistant_id=st.one_of(ids("assistants"), st.sampled_from(ASSISTANTS)),
+                             page_size=st.one_of(st.integers(0, 5), INT32), page_token=page_tokens(token))
+        case "AssistantService/SetLatest":
+            return st.builds(A.AssistantServiceSetLatestRequest,
+                             assistant_id=st.one_of(ids("assistants"), st.sampled_from(ASSISTANTS)),
+                             version=st.one_of(st.integers(-1, 4), INT32))
     raise AssertionError(name)
 
 
 def calls() -> st.SearchStrategy[Call]:
     # Run-starting calls get more weight: they reach the most code.
-    weights = {"RunService/Wait": 4, "RunService/Stream": 3, "RunService/Create": 3}
+    weights = {"RunService/Wait": 4, "RunService/Stream": 3, "RunService/Create": 3, "RunService/Join": 2}
     strategies = {name: requests_for(name) for name in METHODS}
     names = [name for name in METHODS for _ in range(weights.get(name, 1))]
     return st.sampled_from(names).flatmap(lambda name: strategies[name].map(lambda r: Call(name, r)))
@@ -668,8 +732,10 @@ class Fuzzer:
         row = self.db.execute(
             "SELECT (SELECT count(*) FROM graphrun_thread), (SELECT count(*) FROM graphrun_run),"
             " (SELECT count(*) FROM checkpoints),"
-            " (SELECT count(*) FROM graphrun_run WHERE status IN ('pending', 'running'))").fetchone()
-        return dict(zip(("threads", "runs", "checkpoints", "in_flight"), row))
+            " (SELECT count(*) FROM graphrun_run WHERE status IN ('pending', 'running')),"
+            " (SELECT count(*) FROM graphrun_assistant), (SELECT count(*) FROM graphrun_assistant_version),"
+            " (SELECT coalesce(sum(version), 0) FROM graphrun_assistant)").fetchone()
+        return dict(zip(("threads", "runs", "checkpoints", "in_flight", "assistants", "versions", "current"), row))
 
     def check(self, name: str, request) -> Outcome:
         """Send one request and check every property of its answer."""
@@ -700,7 +766,8 @@ class Fuzzer:
         unchanged = not method.writes or outcome.code in NO_WRITE_CODES or (
             outcome.code == grpc.StatusCode.ABORTED and rich_status(outcome.error)["reason"] == "THREAD_BUSY")
         if unchanged:
-            self.expect((after["threads"], after["runs"]) == (before["threads"], before["runs"]),
+            written = ("threads", "runs", "assistants", "versions", "current")
+            self.expect([after[k] for k in written] == [before[k] for k in written],
                         f"rows written: {what} {before} {after}")
             if before["in_flight"] == after["in_flight"] == 0:
                 self.expect(after["checkpoints"] == before["checkpoints"], f"checkpoints written: {what}")
@@ -743,6 +810,9 @@ class Fuzzer:
                     POOL.add("interrupted", run.thread_id)
             for thread in _find(response, "Thread"):
                 POOL.add("threads", thread.thread_id)
+            for assistant in _find(response, "Assistant"):
+                if assistant.assistant_id != assistant.graph_id:
+                    POOL.add("assistants", assistant.assistant_id)
             for ref in _find(response, "CheckpointRef"):
                 POOL.add("checkpoints", ref.checkpoint_id)
         if name == "RunService/Create" and outcome.code == OK:

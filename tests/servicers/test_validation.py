@@ -328,7 +328,7 @@ async def test_undecodable_request_is_invalid_argument_with_decode_guard(server)
 
     guarded = grpc.aio.server(interceptors=[DecodeGuard()])
     run_service_pb2_grpc.add_RunServiceServicer_to_server(RunServicer(server.runner), guarded)
-    assistant_service_pb2_grpc.add_AssistantServiceServicer_to_server(AssistantServicer(server.runner.registry),
+    assistant_service_pb2_grpc.add_AssistantServiceServicer_to_server(AssistantServicer(server.runner.assistants),
                                                                       guarded)
     port = guarded.add_insecure_port("127.0.0.1:0")
     await guarded.start()

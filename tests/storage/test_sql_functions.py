@@ -9,6 +9,7 @@ exist ("replica-a", "replica-b"): nothing executes them.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 
@@ -651,6 +652,45 @@ async def test_events_are_stored_by_the_owning_attempt_only(conn, records, liste
     assert await records.append_events(run_id, 2, [RunEvent(1, "values", {"n": 9})]) is True  # a retried flush
     assert events(conn, run_id) == [(1, "values", {"n": 1})]
     assert listener.heard(conn) == [("graphrun_event", run_id)]  # only for the flush that stored something
+
+
+async def test_one_group_write_stores_each_run_fenced_on_its_own(conn, records, listener):
+    _, mine = running(conn, attempt=2)
+    _, taken_over = running(conn, attempt=3)
+    _, ended = running(conn)
+    finish(conn, ended, 1)
+    listener.heard(conn)  # what the set-up said
+    owned = await records.append_event_groups({
+        mine: (2, [RunEvent(1, "values", {"n": 1}), RunEvent(2, "custom", {"c": 2}, namespace=("sub:1",))]),
+        taken_over: (2, [RunEvent(1, "values", {"stale": True})]),
+        ended: (1, [RunEvent(1, "values", {"late": True})]),
+    })
+    assert owned == {mine}
+    assert events(conn, mine) == [(1, "values", {"n": 1}), (2, "custom", {"c": 2, "__namespace": ["sub:1"]})]
+    assert events(conn, taken_over) == [] and events(conn, ended) == []
+    assert listener.heard(conn) == [("graphrun_event", mine)]
+
+
+async def test_the_event_writer_groups_what_runs_hand_it_while_a_write_is_out(conn, records, listener):
+    """Several runs' batches sent while a write is in flight go out together in the next one,
+    and each caller learns whether its run still owned the write."""
+    from graphrun_server.storage.event_writer import EventWriter
+
+    _, first = running(conn)
+    _, second = running(conn, attempt=2)
+    writer = EventWriter(records, 0.0)
+    try:
+        answers = await asyncio.gather(
+            writer.append(first, 1, [RunEvent(1, "values", {"n": 1})]),
+            writer.append(second, 2, [RunEvent(1, "values", {"n": 2})]),
+        )
+        stale = await writer.append(second, 1, [RunEvent(2, "values", {"stale": True})])
+    finally:
+        await writer.close()
+    assert answers == [True, True] and stale is False
+    assert events(conn, first) == [(1, "values", {"n": 1})]
+    assert events(conn, second) == [(1, "values", {"n": 2})]
+    assert sorted(listener.heard(conn)) == sorted([("graphrun_event", first), ("graphrun_event", second)])
 
 
 async def test_pruning_removes_the_events_of_runs_that_ended_long_ago(conn, records):

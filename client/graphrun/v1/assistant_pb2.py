@@ -23,9 +23,10 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bgraphrun/v1/assistant.proto\x12\x0bgraphrun.v1\x1a\x1cgoogle/protobuf/struct.proto\"\xa5\x02\n\tAssistant\x12\x14\n\x0c\x61ssistant_id\x18\x01 \x01(\t\x12\x10\n\x08graph_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12-\n\x0cinput_schema\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\routput_schema\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\rconfig_schema\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05nodes\x18\x08 \x03(\t\x12/\n\x0e\x63ontext_schema\x18\t \x01(\x0b\x32\x17.google.protobuf.StructB\x8a\x01\n\x0f\x64\x65v.graphrun.v1B\x0e\x41ssistantProtoP\x01Z:github.com/graphrun/graphrun/gen/go/graphrun/v1;graphrunv1\xaa\x02\x0bGraphrun.V1\xca\x02\x0bGraphrun\\V1\xea\x02\x0cGraphrun::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bgraphrun/v1/assistant.proto\x12\x0bgraphrun.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x04\n\tAssistant\x12\x14\n\x0c\x61ssistant_id\x18\x01 \x01(\t\x12\x10\n\x08graph_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12-\n\x0cinput_schema\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\routput_schema\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\rconfig_schema\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05nodes\x18\x08 \x03(\t\x12/\n\x0e\x63ontext_schema\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12\'\n\x06\x63onfig\x18\n \x01(\x0b\x32\x17.google.protobuf.Struct\x12(\n\x07\x63ontext\x18\x0b \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x08metadata\x18\x0c \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07version\x18\r \x01(\x05\x12\x0f\n\x07webhook\x18\x0e \x01(\t\x12.\n\ncreated_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xad\x02\n\x10\x41ssistantVersion\x12\x14\n\x0c\x61ssistant_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x10\n\x08graph_id\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\'\n\x06\x63onfig\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12(\n\x07\x63ontext\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x08metadata\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07webhook\x18\t \x01(\t\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x8a\x01\n\x0f\x64\x65v.graphrun.v1B\x0e\x41ssistantProtoP\x01Z:github.com/graphrun/graphrun/gen/go/graphrun/v1;graphrunv1\xaa\x02\x0bGraphrun.V1\xca\x02\x0bGraphrun\\V1\xea\x02\x0cGraphrun::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,6 +34,8 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'graphrun.v1.assistant_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\017dev.graphrun.v1B\016AssistantProtoP\001Z:github.com/graphrun/graphrun/gen/go/graphrun/v1;graphrunv1\252\002\013Graphrun.V1\312\002\013Graphrun\\V1\352\002\014Graphrun::V1'
-  _globals['_ASSISTANT']._serialized_start=75
-  _globals['_ASSISTANT']._serialized_end=368
+  _globals['_ASSISTANT']._serialized_start=108
+  _globals['_ASSISTANT']._serialized_end=657
+  _globals['_ASSISTANTVERSION']._serialized_start=660
+  _globals['_ASSISTANTVERSION']._serialized_end=961
 # @@protoc_insertion_point(module_scope)

@@ -22,10 +22,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from graphrun.v1 import assistant_pb2 as graphrun_dot_v1_dot_assistant__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#graphrun/v1/assistant_service.proto\x12\x0bgraphrun.v1\x1a\x1bgraphrun/v1/assistant.proto\"\x1d\n\x1b\x41ssistantServiceListRequest\"J\n\x1c\x41ssistantServiceListResponse\x12*\n\nassistants\x18\x01 \x03(\x0b\x32\x16.graphrun.v1.Assistant\"2\n\x1a\x41ssistantServiceGetRequest\x12\x14\n\x0c\x61ssistant_id\x18\x01 \x01(\t\"H\n\x1b\x41ssistantServiceGetResponse\x12)\n\tassistant\x18\x01 \x01(\x0b\x32\x16.graphrun.v1.Assistant2\xc9\x01\n\x10\x41ssistantService\x12[\n\x04List\x12(.graphrun.v1.AssistantServiceListRequest\x1a).graphrun.v1.AssistantServiceListResponse\x12X\n\x03Get\x12\'.graphrun.v1.AssistantServiceGetRequest\x1a(.graphrun.v1.AssistantServiceGetResponseB\x91\x01\n\x0f\x64\x65v.graphrun.v1B\x15\x41ssistantServiceProtoP\x01Z:github.com/graphrun/graphrun/gen/go/graphrun/v1;graphrunv1\xaa\x02\x0bGraphrun.V1\xca\x02\x0bGraphrun\\V1\xea\x02\x0cGraphrun::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#graphrun/v1/assistant_service.proto\x12\x0bgraphrun.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1bgraphrun/v1/assistant.proto\"\x81\x01\n\x1b\x41ssistantServiceListRequest\x12\x10\n\x08graph_id\x18\x01 \x01(\t\x12)\n\x08metadata\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"c\n\x1c\x41ssistantServiceListResponse\x12*\n\nassistants\x18\x01 \x03(\x0b\x32\x16.graphrun.v1.Assistant\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"2\n\x1a\x41ssistantServiceGetRequest\x12\x14\n\x0c\x61ssistant_id\x18\x01 \x01(\t\"H\n\x1b\x41ssistantServiceGetResponse\x12)\n\tassistant\x18\x01 \x01(\x0b\x32\x16.graphrun.v1.Assistant\"\xf9\x01\n\x1d\x41ssistantServiceCreateRequest\x12\x14\n\x0c\x61ssistant_id\x18\x01 \x01(\t\x12\x10\n\x08graph_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\'\n\x06\x63onfig\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12(\n\x07\x63ontext\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x08metadata\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07webhook\x18\x08 \x01(\t\"K\n\x1e\x41ssistantServiceCreateResponse\x12)\n\tassistant\x18\x01 \x01(\x0b\x32\x16.graphrun.v1.Assistant\"\xbf\x02\n\x1d\x41ssistantServiceUpdateRequest\x12\x14\n\x0c\x61ssistant_id\x18\x01 \x01(\t\x12\x15\n\x08graph_id\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x11\n\x04name\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x18\n\x0b\x64\x65scription\x18\x04 \x01(\tH\x02\x88\x01\x01\x12\'\n\x06\x63onfig\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12(\n\x07\x63ontext\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x08metadata\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x14\n\x07webhook\x18\x08 \x01(\tH\x03\x88\x01\x01\x42\x0b\n\t_graph_idB\x07\n\x05_nameB\x0e\n\x0c_descriptionB\n\n\x08_webhook\"K\n\x1e\x41ssistantServiceUpdateResponse\x12)\n\tassistant\x18\x01 \x01(\x0b\x32\x16.graphrun.v1.Assistant\"5\n\x1d\x41ssistantServiceDeleteRequest\x12\x14\n\x0c\x61ssistant_id\x18\x01 \x01(\t\" \n\x1e\x41ssistantServiceDeleteResponse\"b\n#AssistantServiceListVersionsRequest\x12\x14\n\x0c\x61ssistant_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"p\n$AssistantServiceListVersionsResponse\x12/\n\x08versions\x18\x01 \x03(\x0b\x32\x1d.graphrun.v1.AssistantVersion\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"I\n AssistantServiceSetLatestRequest\x12\x14\n\x0c\x61ssistant_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\"N\n!AssistantServiceSetLatestResponse\x12)\n\tassistant\x18\x01 \x01(\x0b\x32\x16.graphrun.v1.Assistant2\xd3\x05\n\x10\x41ssistantService\x12[\n\x04List\x12(.graphrun.v1.AssistantServiceListRequest\x1a).graphrun.v1.AssistantServiceListResponse\x12X\n\x03Get\x12\'.graphrun.v1.AssistantServiceGetRequest\x1a(.graphrun.v1.AssistantServiceGetResponse\x12\x61\n\x06\x43reate\x12*.graphrun.v1.AssistantServiceCreateRequest\x1a+.graphrun.v1.AssistantServiceCreateResponse\x12\x61\n\x06Update\x12*.graphrun.v1.AssistantServiceUpdateRequest\x1a+.graphrun.v1.AssistantServiceUpdateResponse\x12\x61\n\x06\x44\x65lete\x12*.graphrun.v1.AssistantServiceDeleteRequest\x1a+.graphrun.v1.AssistantServiceDeleteResponse\x12s\n\x0cListVersions\x12\x30.graphrun.v1.AssistantServiceListVersionsRequest\x1a\x31.graphrun.v1.AssistantServiceListVersionsResponse\x12j\n\tSetLatest\x12-.graphrun.v1.AssistantServiceSetLatestRequest\x1a..graphrun.v1.AssistantServiceSetLatestResponseB\x91\x01\n\x0f\x64\x65v.graphrun.v1B\x15\x41ssistantServiceProtoP\x01Z:github.com/graphrun/graphrun/gen/go/graphrun/v1;graphrunv1\xaa\x02\x0bGraphrun.V1\xca\x02\x0bGraphrun\\V1\xea\x02\x0cGraphrun::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,14 +34,34 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'graphrun.v1.assistant_servi
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\017dev.graphrun.v1B\025AssistantServiceProtoP\001Z:github.com/graphrun/graphrun/gen/go/graphrun/v1;graphrunv1\252\002\013Graphrun.V1\312\002\013Graphrun\\V1\352\002\014Graphrun::V1'
-  _globals['_ASSISTANTSERVICELISTREQUEST']._serialized_start=81
-  _globals['_ASSISTANTSERVICELISTREQUEST']._serialized_end=110
-  _globals['_ASSISTANTSERVICELISTRESPONSE']._serialized_start=112
-  _globals['_ASSISTANTSERVICELISTRESPONSE']._serialized_end=186
-  _globals['_ASSISTANTSERVICEGETREQUEST']._serialized_start=188
-  _globals['_ASSISTANTSERVICEGETREQUEST']._serialized_end=238
-  _globals['_ASSISTANTSERVICEGETRESPONSE']._serialized_start=240
-  _globals['_ASSISTANTSERVICEGETRESPONSE']._serialized_end=312
-  _globals['_ASSISTANTSERVICE']._serialized_start=315
-  _globals['_ASSISTANTSERVICE']._serialized_end=516
+  _globals['_ASSISTANTSERVICELISTREQUEST']._serialized_start=112
+  _globals['_ASSISTANTSERVICELISTREQUEST']._serialized_end=241
+  _globals['_ASSISTANTSERVICELISTRESPONSE']._serialized_start=243
+  _globals['_ASSISTANTSERVICELISTRESPONSE']._serialized_end=342
+  _globals['_ASSISTANTSERVICEGETREQUEST']._serialized_start=344
+  _globals['_ASSISTANTSERVICEGETREQUEST']._serialized_end=394
+  _globals['_ASSISTANTSERVICEGETRESPONSE']._serialized_start=396
+  _globals['_ASSISTANTSERVICEGETRESPONSE']._serialized_end=468
+  _globals['_ASSISTANTSERVICECREATEREQUEST']._serialized_start=471
+  _globals['_ASSISTANTSERVICECREATEREQUEST']._serialized_end=720
+  _globals['_ASSISTANTSERVICECREATERESPONSE']._serialized_start=722
+  _globals['_ASSISTANTSERVICECREATERESPONSE']._serialized_end=797
+  _globals['_ASSISTANTSERVICEUPDATEREQUEST']._serialized_start=800
+  _globals['_ASSISTANTSERVICEUPDATEREQUEST']._serialized_end=1119
+  _globals['_ASSISTANTSERVICEUPDATERESPONSE']._serialized_start=1121
+  _globals['_ASSISTANTSERVICEUPDATERESPONSE']._serialized_end=1196
+  _globals['_ASSISTANTSERVICEDELETEREQUEST']._serialized_start=1198
+  _globals['_ASSISTANTSERVICEDELETEREQUEST']._serialized_end=1251
+  _globals['_ASSISTANTSERVICEDELETERESPONSE']._serialized_start=1253
+  _globals['_ASSISTANTSERVICEDELETERESPONSE']._serialized_end=1285
+  _globals['_ASSISTANTSERVICELISTVERSIONSREQUEST']._serialized_start=1287
+  _globals['_ASSISTANTSERVICELISTVERSIONSREQUEST']._serialized_end=1385
+  _globals['_ASSISTANTSERVICELISTVERSIONSRESPONSE']._serialized_start=1387
+  _globals['_ASSISTANTSERVICELISTVERSIONSRESPONSE']._serialized_end=1499
+  _globals['_ASSISTANTSERVICESETLATESTREQUEST']._serialized_start=1501
+  _globals['_ASSISTANTSERVICESETLATESTREQUEST']._serialized_end=1574
+  _globals['_ASSISTANTSERVICESETLATESTRESPONSE']._serialized_start=1576
+  _globals['_ASSISTANTSERVICESETLATESTRESPONSE']._serialized_end=1654
+  _globals['_ASSISTANTSERVICE']._serialized_start=1657
+  _globals['_ASSISTANTSERVICE']._serialized_end=2380
 # @@protoc_insertion_point(module_scope)

@@ -26,7 +26,11 @@ if _version_not_supported:
 
 
 class AssistantServiceStub:
-    """Lists the graphs this server serves.
+    """The graphs this server serves, and assistants: a graph with a configuration
+    of its own, versioned. Created assistants belong to their creator (another
+    caller's read as if they did not exist, NOT_FOUND); each graph's default
+    assistant (id: the graph id) is everyone's and cannot be changed: `Update`,
+    `Delete` and `SetLatest` on it are INVALID_ARGUMENT naming `assistant_id`.
     """
 
     def __init__(self, channel):
@@ -45,21 +49,95 @@ class AssistantServiceStub:
                 request_serializer=graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceGetRequest.SerializeToString,
                 response_deserializer=graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceGetResponse.FromString,
                 _registered_method=True)
+        self.Create = channel.unary_unary(
+                '/graphrun.v1.AssistantService/Create',
+                request_serializer=graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceCreateRequest.SerializeToString,
+                response_deserializer=graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceCreateResponse.FromString,
+                _registered_method=True)
+        self.Update = channel.unary_unary(
+                '/graphrun.v1.AssistantService/Update',
+                request_serializer=graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceUpdateRequest.SerializeToString,
+                response_deserializer=graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceUpdateResponse.FromString,
+                _registered_method=True)
+        self.Delete = channel.unary_unary(
+                '/graphrun.v1.AssistantService/Delete',
+                request_serializer=graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceDeleteRequest.SerializeToString,
+                response_deserializer=graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceDeleteResponse.FromString,
+                _registered_method=True)
+        self.ListVersions = channel.unary_unary(
+                '/graphrun.v1.AssistantService/ListVersions',
+                request_serializer=graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceListVersionsRequest.SerializeToString,
+                response_deserializer=graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceListVersionsResponse.FromString,
+                _registered_method=True)
+        self.SetLatest = channel.unary_unary(
+                '/graphrun.v1.AssistantService/SetLatest',
+                request_serializer=graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceSetLatestRequest.SerializeToString,
+                response_deserializer=graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceSetLatestResponse.FromString,
+                _registered_method=True)
 
 
 class AssistantServiceServicer:
-    """Lists the graphs this server serves.
+    """The graphs this server serves, and assistants: a graph with a configuration
+    of its own, versioned. Created assistants belong to their creator (another
+    caller's read as if they did not exist, NOT_FOUND); each graph's default
+    assistant (id: the graph id) is everyone's and cannot be changed: `Update`,
+    `Delete` and `SetLatest` on it are INVALID_ARGUMENT naming `assistant_id`.
     """
 
     def List(self, request, context):
-        """Returns every assistant, ordered by id.
+        """Returns a page of assistants: the graphs' default assistants first (by
+        graph id), then the caller's created ones, newest first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Get(self, request, context):
-        """Returns one assistant. NOT_FOUND if the id is unknown.
+        """Returns one assistant at its current version. NOT_FOUND if the id is
+        unknown.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Create(self, request, context):
+        """Creates an assistant of a served graph, at version 1. ALREADY_EXISTS when
+        `assistant_id` is given and taken.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Update(self, request, context):
+        """Writes the assistant's next version: the current version's fields with
+        the ones the request sets, and makes it current. Runs that pinned an
+        earlier version keep running that one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Delete(self, request, context):
+        """Deletes an assistant and all its versions. Runs in flight keep running
+        what they started with; new runs naming it are NOT_FOUND. Threads keep
+        their checkpoints.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListVersions(self, request, context):
+        """Returns the assistant's versions, newest first, one page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetLatest(self, request, context):
+        """Makes an existing version the current one (runs that pin none execute
+        it). NOT_FOUND (reason `ASSISTANT_VERSION_NOT_FOUND`) for a version the
+        assistant does not have. The next `Update` still writes the highest
+        version plus one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -78,6 +156,31 @@ def add_AssistantServiceServicer_to_server(servicer, server):
                     request_deserializer=graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceGetRequest.FromString,
                     response_serializer=graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceGetResponse.SerializeToString,
             ),
+            'Create': grpc.unary_unary_rpc_method_handler(
+                    servicer.Create,
+                    request_deserializer=graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceCreateRequest.FromString,
+                    response_serializer=graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceCreateResponse.SerializeToString,
+            ),
+            'Update': grpc.unary_unary_rpc_method_handler(
+                    servicer.Update,
+                    request_deserializer=graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceUpdateRequest.FromString,
+                    response_serializer=graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceUpdateResponse.SerializeToString,
+            ),
+            'Delete': grpc.unary_unary_rpc_method_handler(
+                    servicer.Delete,
+                    request_deserializer=graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceDeleteRequest.FromString,
+                    response_serializer=graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceDeleteResponse.SerializeToString,
+            ),
+            'ListVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListVersions,
+                    request_deserializer=graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceListVersionsRequest.FromString,
+                    response_serializer=graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceListVersionsResponse.SerializeToString,
+            ),
+            'SetLatest': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetLatest,
+                    request_deserializer=graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceSetLatestRequest.FromString,
+                    response_serializer=graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceSetLatestResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'graphrun.v1.AssistantService', rpc_method_handlers)
@@ -87,7 +190,11 @@ def add_AssistantServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AssistantService:
-    """Lists the graphs this server serves.
+    """The graphs this server serves, and assistants: a graph with a configuration
+    of its own, versioned. Created assistants belong to their creator (another
+    caller's read as if they did not exist, NOT_FOUND); each graph's default
+    assistant (id: the graph id) is everyone's and cannot be changed: `Update`,
+    `Delete` and `SetLatest` on it are INVALID_ARGUMENT naming `assistant_id`.
     """
 
     @staticmethod
@@ -134,6 +241,141 @@ class AssistantService:
             '/graphrun.v1.AssistantService/Get',
             graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceGetRequest.SerializeToString,
             graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceGetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Create(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphrun.v1.AssistantService/Create',
+            graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceCreateRequest.SerializeToString,
+            graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceCreateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Update(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphrun.v1.AssistantService/Update',
+            graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceUpdateRequest.SerializeToString,
+            graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceUpdateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Delete(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphrun.v1.AssistantService/Delete',
+            graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceDeleteRequest.SerializeToString,
+            graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceDeleteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphrun.v1.AssistantService/ListVersions',
+            graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceListVersionsRequest.SerializeToString,
+            graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceListVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetLatest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/graphrun.v1.AssistantService/SetLatest',
+            graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceSetLatestRequest.SerializeToString,
+            graphrun_dot_v1_dot_assistant__service__pb2.AssistantServiceSetLatestResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -105,7 +105,7 @@ DURABILITY_ASYNC: Durability
 DURABILITY_EXIT: Durability
 
 class Run(_message.Message):
-    __slots__ = ("run_id", "thread_id", "assistant_id", "status", "attempt", "metadata", "error", "created_at", "updated_at", "multitask_strategy", "started_at", "ended_at", "current_node", "step", "on_disconnect", "webhook", "cron_id", "cron_tick_time")
+    __slots__ = ("run_id", "thread_id", "assistant_id", "status", "attempt", "metadata", "error", "created_at", "updated_at", "multitask_strategy", "started_at", "ended_at", "current_node", "step", "on_disconnect", "webhook", "assistant_version", "graph_id", "cron_id", "cron_tick_time")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     THREAD_ID_FIELD_NUMBER: _ClassVar[int]
     ASSISTANT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -122,6 +122,8 @@ class Run(_message.Message):
     STEP_FIELD_NUMBER: _ClassVar[int]
     ON_DISCONNECT_FIELD_NUMBER: _ClassVar[int]
     WEBHOOK_FIELD_NUMBER: _ClassVar[int]
+    ASSISTANT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    GRAPH_ID_FIELD_NUMBER: _ClassVar[int]
     CRON_ID_FIELD_NUMBER: _ClassVar[int]
     CRON_TICK_TIME_FIELD_NUMBER: _ClassVar[int]
     run_id: str
@@ -140,9 +142,11 @@ class Run(_message.Message):
     step: int
     on_disconnect: OnDisconnect
     webhook: WebhookDelivery
+    assistant_version: int
+    graph_id: str
     cron_id: str
     cron_tick_time: _timestamp_pb2.Timestamp
-    def __init__(self, run_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., assistant_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., attempt: _Optional[int] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[_Union[RunError, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., multitask_strategy: _Optional[_Union[MultitaskStrategy, str]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_node: _Optional[str] = ..., step: _Optional[int] = ..., on_disconnect: _Optional[_Union[OnDisconnect, str]] = ..., webhook: _Optional[_Union[WebhookDelivery, _Mapping]] = ..., cron_id: _Optional[str] = ..., cron_tick_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, run_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., assistant_id: _Optional[str] = ..., status: _Optional[_Union[RunStatus, str]] = ..., attempt: _Optional[int] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[_Union[RunError, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., multitask_strategy: _Optional[_Union[MultitaskStrategy, str]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., current_node: _Optional[str] = ..., step: _Optional[int] = ..., on_disconnect: _Optional[_Union[OnDisconnect, str]] = ..., webhook: _Optional[_Union[WebhookDelivery, _Mapping]] = ..., assistant_version: _Optional[int] = ..., graph_id: _Optional[str] = ..., cron_id: _Optional[str] = ..., cron_tick_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class WebhookDelivery(_message.Message):
     __slots__ = ("url", "status", "attempts", "last_error", "delivered_at", "next_attempt_at")
@@ -171,7 +175,7 @@ class RunError(_message.Message):
     def __init__(self, type: _Optional[str] = ..., message: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class RunSpec(_message.Message):
-    __slots__ = ("thread_id", "assistant_id", "input", "command", "config", "metadata", "interrupt_before", "interrupt_after", "multitask_strategy", "if_not_exists", "checkpoint_id", "granularity", "timeout", "durability", "on_disconnect", "context", "input_value", "webhook", "request_id", "on_completion")
+    __slots__ = ("thread_id", "assistant_id", "input", "command", "config", "metadata", "interrupt_before", "interrupt_after", "multitask_strategy", "if_not_exists", "checkpoint_id", "granularity", "timeout", "durability", "on_disconnect", "context", "input_value", "webhook", "request_id", "on_completion", "assistant_version")
     THREAD_ID_FIELD_NUMBER: _ClassVar[int]
     ASSISTANT_ID_FIELD_NUMBER: _ClassVar[int]
     INPUT_FIELD_NUMBER: _ClassVar[int]
@@ -192,6 +196,7 @@ class RunSpec(_message.Message):
     WEBHOOK_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ON_COMPLETION_FIELD_NUMBER: _ClassVar[int]
+    ASSISTANT_VERSION_FIELD_NUMBER: _ClassVar[int]
     thread_id: str
     assistant_id: str
     input: _struct_pb2.Struct
@@ -212,7 +217,8 @@ class RunSpec(_message.Message):
     webhook: str
     request_id: str
     on_completion: OnCompletion
-    def __init__(self, thread_id: _Optional[str] = ..., assistant_id: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., command: _Optional[_Union[Command, _Mapping]] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., interrupt_before: _Optional[_Iterable[str]] = ..., interrupt_after: _Optional[_Iterable[str]] = ..., multitask_strategy: _Optional[_Union[MultitaskStrategy, str]] = ..., if_not_exists: _Optional[_Union[IfNotExists, str]] = ..., checkpoint_id: _Optional[str] = ..., granularity: _Optional[_Union[Granularity, str]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., durability: _Optional[_Union[Durability, str]] = ..., on_disconnect: _Optional[_Union[OnDisconnect, str]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., input_value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., webhook: _Optional[str] = ..., request_id: _Optional[str] = ..., on_completion: _Optional[_Union[OnCompletion, str]] = ...) -> None: ...
+    assistant_version: int
+    def __init__(self, thread_id: _Optional[str] = ..., assistant_id: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., command: _Optional[_Union[Command, _Mapping]] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., interrupt_before: _Optional[_Iterable[str]] = ..., interrupt_after: _Optional[_Iterable[str]] = ..., multitask_strategy: _Optional[_Union[MultitaskStrategy, str]] = ..., if_not_exists: _Optional[_Union[IfNotExists, str]] = ..., checkpoint_id: _Optional[str] = ..., granularity: _Optional[_Union[Granularity, str]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., durability: _Optional[_Union[Durability, str]] = ..., on_disconnect: _Optional[_Union[OnDisconnect, str]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., input_value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., webhook: _Optional[str] = ..., request_id: _Optional[str] = ..., on_completion: _Optional[_Union[OnCompletion, str]] = ..., assistant_version: _Optional[int] = ...) -> None: ...
 
 class Command(_message.Message):
     __slots__ = ("resume", "update", "goto")

@@ -27,7 +27,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18graphrun/v1/thread.proto\x12\x0bgraphrun.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x02\n\x06Thread\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12.\n\ncreated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x08metadata\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x06status\x18\x05 \x01(\x0e\x32\x19.graphrun.v1.ThreadStatus\x12\x14\n\x0c\x61ssistant_id\x18\x06 \x01(\t\x12#\n\x03ttl\x18\x07 \x01(\x0b\x32\x16.graphrun.v1.ThreadTtl\x12.\n\nexpires_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"_\n\tThreadTtl\x12&\n\x03ttl\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12*\n\x08strategy\x18\x02 \x01(\x0e\x32\x18.graphrun.v1.TtlStrategy*b\n\x0bTtlStrategy\x12\x1c\n\x18TTL_STRATEGY_UNSPECIFIED\x10\x00\x12\x17\n\x13TTL_STRATEGY_DELETE\x10\x01\x12\x1c\n\x18TTL_STRATEGY_KEEP_LATEST\x10\x02*\x95\x01\n\x0cThreadStatus\x12\x1d\n\x19THREAD_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12THREAD_STATUS_IDLE\x10\x01\x12\x16\n\x12THREAD_STATUS_BUSY\x10\x02\x12\x1d\n\x19THREAD_STATUS_INTERRUPTED\x10\x03\x12\x17\n\x13THREAD_STATUS_ERROR\x10\x04\x42\x87\x01\n\x0f\x64\x65v.graphrun.v1B\x0bThreadProtoP\x01Z:github.com/graphrun/graphrun/gen/go/graphrun/v1;graphrunv1\xaa\x02\x0bGraphrun.V1\xca\x02\x0bGraphrun\\V1\xea\x02\x0cGraphrun::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18graphrun/v1/thread.proto\x12\x0bgraphrun.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xce\x02\n\x06Thread\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12.\n\ncreated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x08metadata\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\x06status\x18\x05 \x01(\x0e\x32\x19.graphrun.v1.ThreadStatus\x12\x14\n\x0c\x61ssistant_id\x18\x06 \x01(\t\x12#\n\x03ttl\x18\x07 \x01(\x0b\x32\x16.graphrun.v1.ThreadTtl\x12.\n\nexpires_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08graph_id\x18\t \x01(\t\"_\n\tThreadTtl\x12&\n\x03ttl\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12*\n\x08strategy\x18\x02 \x01(\x0e\x32\x18.graphrun.v1.TtlStrategy*b\n\x0bTtlStrategy\x12\x1c\n\x18TTL_STRATEGY_UNSPECIFIED\x10\x00\x12\x17\n\x13TTL_STRATEGY_DELETE\x10\x01\x12\x1c\n\x18TTL_STRATEGY_KEEP_LATEST\x10\x02*\x95\x01\n\x0cThreadStatus\x12\x1d\n\x19THREAD_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12THREAD_STATUS_IDLE\x10\x01\x12\x16\n\x12THREAD_STATUS_BUSY\x10\x02\x12\x1d\n\x19THREAD_STATUS_INTERRUPTED\x10\x03\x12\x17\n\x13THREAD_STATUS_ERROR\x10\x04\x42\x87\x01\n\x0f\x64\x65v.graphrun.v1B\x0bThreadProtoP\x01Z:github.com/graphrun/graphrun/gen/go/graphrun/v1;graphrunv1\xaa\x02\x0bGraphrun.V1\xca\x02\x0bGraphrun\\V1\xea\x02\x0cGraphrun::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,12 +35,12 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'graphrun.v1.thread_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\017dev.graphrun.v1B\013ThreadProtoP\001Z:github.com/graphrun/graphrun/gen/go/graphrun/v1;graphrunv1\252\002\013Graphrun.V1\312\002\013Graphrun\\V1\352\002\014Graphrun::V1'
-  _globals['_TTLSTRATEGY']._serialized_start=552
-  _globals['_TTLSTRATEGY']._serialized_end=650
-  _globals['_THREADSTATUS']._serialized_start=653
-  _globals['_THREADSTATUS']._serialized_end=802
+  _globals['_TTLSTRATEGY']._serialized_start=570
+  _globals['_TTLSTRATEGY']._serialized_end=668
+  _globals['_THREADSTATUS']._serialized_start=671
+  _globals['_THREADSTATUS']._serialized_end=820
   _globals['_THREAD']._serialized_start=137
-  _globals['_THREAD']._serialized_end=453
-  _globals['_THREADTTL']._serialized_start=455
-  _globals['_THREADTTL']._serialized_end=550
+  _globals['_THREAD']._serialized_end=471
+  _globals['_THREADTTL']._serialized_start=473
+  _globals['_THREADTTL']._serialized_end=568
 # @@protoc_insertion_point(module_scope)

@@ -34,7 +34,7 @@ THREAD_STATUS_INTERRUPTED: ThreadStatus
 THREAD_STATUS_ERROR: ThreadStatus
 
 class Thread(_message.Message):
-    __slots__ = ("thread_id", "created_at", "updated_at", "metadata", "status", "assistant_id", "ttl", "expires_at")
+    __slots__ = ("thread_id", "created_at", "updated_at", "metadata", "status", "assistant_id", "ttl", "expires_at", "graph_id")
     THREAD_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +43,7 @@ class Thread(_message.Message):
     ASSISTANT_ID_FIELD_NUMBER: _ClassVar[int]
     TTL_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    GRAPH_ID_FIELD_NUMBER: _ClassVar[int]
     thread_id: str
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
@@ -51,7 +52,8 @@ class Thread(_message.Message):
     assistant_id: str
     ttl: ThreadTtl
     expires_at: _timestamp_pb2.Timestamp
-    def __init__(self, thread_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., status: _Optional[_Union[ThreadStatus, str]] = ..., assistant_id: _Optional[str] = ..., ttl: _Optional[_Union[ThreadTtl, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    graph_id: str
+    def __init__(self, thread_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., status: _Optional[_Union[ThreadStatus, str]] = ..., assistant_id: _Optional[str] = ..., ttl: _Optional[_Union[ThreadTtl, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., graph_id: _Optional[str] = ...) -> None: ...
 
 class ThreadTtl(_message.Message):
     __slots__ = ("ttl", "strategy")

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
+import json
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -25,6 +27,9 @@ from .checks import check_request, check_thread_state
 from .local import LocalRuns, Phase
 from .request import RunRequest
 from .state import ActiveRun, StopReason, log
+
+if TYPE_CHECKING:
+    from ..assistants import Assistants
 
 # Request ids name runs: a caller's request id always gives the same run id (`_run_id`).
 REQUEST_IDS = uuid.UUID("6d3f7a52-4a8e-4c61-9f1d-2f7c4b0c9a11")
@@ -42,10 +47,19 @@ class NotAdmitted(Exception):
     """The database did not let a run that was started here ahead of its answer run here."""
 
 
+def _digest(req: RunRequest) -> str:
+    """The request as the caller sent it, for comparing a repeat of its request id: the stored spec
+    is the effective one, which changes with the assistant."""
+    return hashlib.sha256(json.dumps(req.to_json(), sort_keys=True).encode()).hexdigest()
+
+
 class Admission:
-    def __init__(self, local: LocalRuns, records: Records, registry: Registry, checkpointer, claims):
+    def __init__(
+        self, local: LocalRuns, records: Records, registry: Registry, checkpointer, claims, assistants: Assistants
+    ):
         self.local, self.records, self.registry, self.checkpointer = local, records, registry, checkpointer
         self.claims = claims  # claims.Claims: starts and registers the runs admitted here
+        self.assistants = assistants  # resolves what the run names into its graph and effective request
 
     async def submit(self, req: RunRequest, start_delay: float = 0.0, *, queue: bool = True) -> RunRecord:
         """Validate against the graph and thread, record the run, and start it here if it can start now.
@@ -53,7 +67,9 @@ class Admission:
         A replica executing its maximum of runs queues new ones for any replica (`queue`,
         background runs) or refuses them with ReplicaBusy (a caller waiting for the run).
         """
-        assistant = await self.check(req)
+        if req.request_id:
+            req.request_digest = _digest(req)
+        assistant, req = await self.check(req)
         settings = self.local.settings
         at_capacity = not self.local.has_room()
         if at_capacity and not queue:
@@ -69,22 +85,25 @@ class Admission:
                 raise
         return await self._repeated(req, run_id, spec)  # the same request again: the run it started
 
-    async def check(self, req: RunRequest) -> Assistant:
+    async def check(self, req: RunRequest) -> tuple[Assistant, RunRequest]:
         """What the graph and the thread would refuse, before anything is recorded: the run's
-        assistant (AssistantNotFound), its nodes, context, input and resume (InvalidArgument)."""
-        assistant = self.registry.get(req.assistant_id)
+        assistant (AssistantNotFound), its nodes, context, input and resume (InvalidArgument). The
+        graph, and the effective request (the assistant's config, context and webhook merged in)."""
+        assistant, req = await self.assistants.resolve(req)
         check_request(assistant, req)
         await check_input(assistant, req.input, req.input_field or "input", req.thread_id, req.checkpoint_id)
         if req.thread_id and (req.checkpoint_id or (req.command and "resume" in req.command)):
             await check_thread_state(self.records, self.checkpointer, assistant, req)
-        return assistant
+        return assistant, req
 
     async def _repeated(self, req: RunRequest, run_id: str, spec: dict[str, Any]) -> RunRecord:
         """The run an earlier request with this request id started, if it asked for the same."""
         run = await self.records.get_run(run_id)
         if run is None:  # gone meanwhile (its thread was deleted): nothing to give back
             raise RunNotFound(run_id)
-        if run.spec != spec:
+        if ("request_digest" in run.spec and run.spec["request_digest"] != req.request_digest) or (
+            "request_digest" not in run.spec and run.spec != spec  # a run recorded before digests
+        ):
             raise RequestIdReused(req.request_id or "", run_id)
         return run
 
@@ -103,7 +122,9 @@ class Admission:
             run_id=run_id,
             thread_id=thread_id,
             create_thread=req.create_thread or not req.thread_id,
-            assistant_id=assistant.assistant_id,
+            assistant_id=req.assistant_id,
+            graph_id=assistant.graph_id,
+            assistant_version=req.assistant_version,
             multitask_strategy=req.multitask_strategy,
             on_disconnect=req.on_disconnect,
             spec=spec,
@@ -159,6 +180,9 @@ class Admission:
             admitted.set_exception(NotAdmitted())
             return
         active.record = begun.result()
+        if active.stored == 0:  # its metadata event was stored with its acceptance (begin_run_statement)
+            active.stored = 1
+            active.log.mark_durable(1)
         if active.rider is not None:  # accepted with its first checkpoint write: leased then
             active.leased_at = max(active.leased_at, active.rider.taken_at)
         try:
@@ -182,7 +206,9 @@ class Admission:
         return RunRecord(
             run_id=run_id,
             thread_id=thread_id,
-            assistant_id=assistant.assistant_id,
+            assistant_id=req.assistant_id,
+            graph_id=assistant.graph_id,
+            assistant_version=req.assistant_version,
             status="running",
             attempt=1,
             multitask_strategy=req.multitask_strategy,

@@ -24,7 +24,7 @@ from ..errors import RUN_FAILURE_CODES, SQLSTATE_NOT_OWNER, DatabaseUnavailable,
 from ..registry import Assistant, Registry
 from ..snapshots import may_have_next_tasks, snapshot_to_json
 from ..storage.checkpointer import RUN_KEY, CheckpointedRun
-from ..storage.records import Claim, Records
+from ..storage.records import Claim, Records, RunRecord
 from ..stream_events import EventTranslator, chunks as stream_chunks
 from .admission import NotAdmitted, wait_admitted
 from .local import LocalRuns
@@ -33,6 +33,12 @@ from .settling import Settlement
 from .state import STOP_ERROR_TYPE, STOP_STATUS, ActiveRun, RunState, StopReason, log
 
 DEFAULT_RECURSION_LIMIT = 25
+
+
+def metadata_event(run: RunRecord) -> dict[str, Any]:
+    """An attempt's first event. A run accepted to start here at once has it stored with its
+    acceptance, built by the same query (`Records.begin_run_statement`): keep the two alike."""
+    return {"run_id": run.run_id, "thread_id": run.thread_id, "assistant_id": run.assistant_id, "attempt": run.attempt}
 
 
 class Execution:
@@ -56,15 +62,7 @@ class Execution:
         if active.state is RunState.STARTING:  # else STOPPING: stopped before it began (see ActiveRun.stop)
             active.transition(RunState.EXECUTING)
         try:
-            active.log.append(
-                ev.METADATA,
-                {
-                    "run_id": run.run_id,
-                    "thread_id": run.thread_id,
-                    "assistant_id": run.assistant_id,
-                    "attempt": run.attempt,
-                },
-            )
+            active.log.append(ev.METADATA, metadata_event(run))
             if run.cancel_action or active.state is RunState.STOPPING:  # cancelled while no replica ran it,
                 raise asyncio.CancelledError  # or stopped before its task began
             if run.attempt - run.handoffs > self.local.settings.max_attempts:  # hand-backs are not failures
@@ -80,7 +78,7 @@ class Execution:
                 and run.attempt == 1
             ):
                 raise ThreadInterrupted(run.thread_id)  # queued behind a run that ended asking a question
-            assistant = self.registry.get(run.assistant_id)
+            assistant = self.registry.get(run.graph)
             if req.timeout:
                 timer = asyncio.get_running_loop().call_later(
                     req.timeout, active.stop, StopReason.TIMEOUT, "the run's timeout passed"
@@ -235,7 +233,7 @@ class Execution:
             **req.metadata,
             "run_id": run.run_id,
             "thread_id": run.thread_id,
-            "assistant_id": assistant.assistant_id,
+            "assistant_id": run.assistant_id,
             "graph_id": assistant.graph_id,
         }
         config["run_id"] = uuid.UUID(run.run_id)

@@ -16,6 +16,7 @@ from .. import events as ev
 from ..errors import RunNotFound, ServerDraining
 from ..registry import Registry
 from ..snapshots import snapshot_to_json
+from ..storage.event_writer import EventWriter
 from ..storage.records import Records, RunRecord
 from .local import LocalRuns
 from .request import graph_config
@@ -25,6 +26,7 @@ from .state import ActiveRun, StopReason, log
 class Fanout:
     def __init__(self, local: LocalRuns, records: Records, registry: Registry):
         self.local, self.records, self.registry = local, records, registry
+        self.writer = EventWriter(records, local.settings.event_write_interval)
         self._waiters: dict[str, set[asyncio.Event]] = {}
 
     def start_flusher(self, active: ActiveRun) -> None:
@@ -43,7 +45,8 @@ class Fanout:
         """Store the run's events as they come, for followers here and on other replicas.
 
         Each store takes every event appended since the last one (so batches grow
-        by themselves while a store is in flight); followers see events once stored.
+        by themselves while a store is in flight), in the replica's next group write
+        (EventWriter); followers see events once stored.
         Stops when the run settles, which stores the rest with the end event.
         """
         backoff = 0.05
@@ -65,7 +68,7 @@ class Fanout:
         if not batch:
             return True
         try:
-            owned = await self.records.append_events(active.run_id, active.attempt, batch)
+            owned = await self.writer.append(active.run_id, active.attempt, batch)
         except Exception as exc:  # noqa: BLE001 - kept in the log: the next flush stores them
             log.warning("run %s: storing events failed (%s); will retry", active.run_id, type(exc).__name__)
             return False
@@ -157,7 +160,7 @@ class Fanout:
         if run is None or not checkpoint_id:
             return None
         try:
-            graph = self.registry.get(run.assistant_id).graph
+            graph = self.registry.get(run.graph).graph
             state = snapshot_to_json(await graph.aget_state(graph_config(run.thread_id, checkpoint_id)))
         except Exception:  # noqa: BLE001 - the caller goes without the state
             log.warning("run %s: could not read the thread's state", run.run_id, exc_info=True)

@@ -22,6 +22,7 @@ class RunnerSettings:
     max_pending_runs: int = 10_000  # runs waiting in the database (all replicas) before RESOURCE_EXHAUSTED
     lease_seconds: float = 30.0
     max_attempts: int = 3
+    event_write_interval: float = 0.005  # least time between two group writes of events (EventWriter)
 
 
 class Phase(enum.Enum):

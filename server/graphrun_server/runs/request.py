@@ -12,7 +12,7 @@ from ..wire import to_json
 class RunRequest:
     """A validated run specification (what `RunSpec` says, in Python terms); stored as the run's spec."""
 
-    assistant_id: str
+    assistant_id: str  # as the caller named it: a graph id, or a created assistant's id
     thread_id: str | None = None
     input: Any = None  # any JSON value; None: no input (continue from the checkpoint)
     input_field: str | None = None  # "input_value" when it came in that field (errors name it); else "input"
@@ -33,6 +33,12 @@ class RunRequest:
     webhook: str | None = None  # POSTed to when the run ends (the SQL of its end queues it; webhooks.py sends it)
     request_id: str | None = None  # makes the request idempotent: its run's id follows from it (admission.py)
     on_completion: str = "keep"  # "delete": a stateless run, whose thread goes when it ends (settling.py)
+    # The assistant's version to run: pinned by the caller, or (once admitted) the one it runs. What
+    # admission stores is the effective request: the assistant's config, context and webhook merged
+    # in (assistants.py), and the graph they belong to.
+    assistant_version: int | None = None
+    graph_id: str | None = None
+    request_digest: str | None = None  # the request as sent, for a repeat of its request_id to compare
     cron_id: str | None = None  # the cron whose tick started the run (crons.py): Run.cron_id, List's filter
     cron_tick: str | None = None  # that tick's scheduled time (ISO 8601, UTC): Run.cron_tick_time
 

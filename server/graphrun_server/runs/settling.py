@@ -184,7 +184,7 @@ class Settlement:
 
     async def _final_state(self, active: ActiveRun) -> dict | None:
         try:
-            assistant = self.registry.get(active.record.assistant_id)
+            assistant = self.registry.get(active.record.graph)
             return snapshot_to_json(await assistant.graph.aget_state(graph_config(active.thread_id)))
         except Exception as exc:  # noqa: BLE001 - its type only: a reducer's message may quote the run's input
             log.warning("run %s: could not read the final state: %s", active.run_id, type(exc).__name__)

@@ -17,6 +17,7 @@ from ..errors import FieldViolation, InvalidArgument
 from ..events import RunEvent
 from ..registry import Assistant
 from ..runner import RunRequest
+from ..storage.assistants import AssistantRecord
 from ..storage.crons import CronRecord
 from ..storage.records import RunRecord, ThreadRecord
 from ..stream_events import MODE_ALIASES, STREAM_MODES
@@ -164,31 +165,32 @@ def _check_enum(value: int, enum_type, field_path: str, violations: list[FieldVi
         )
 
 
-def _parse_config(config: dict[str, Any], violations: list[FieldViolation]) -> None:
+def check_config(config: dict[str, Any], violations: list[FieldViolation], path: str = "spec.config") -> None:
+    """A LangGraph RunnableConfig as a run (or an assistant, `path` "config") may give it."""
     for key in sorted(set(config) - ALLOWED_CONFIG_KEYS):
         violations.append(
-            FieldViolation(f"spec.config.{key}", f"unknown key; allowed: {', '.join(sorted(ALLOWED_CONFIG_KEYS))}")
+            FieldViolation(f"{path}.{key}", f"unknown key; allowed: {', '.join(sorted(ALLOWED_CONFIG_KEYS))}")
         )
     configurable = config.get("configurable", {})
     if not isinstance(configurable, dict):
-        violations.append(FieldViolation("spec.config.configurable", "must be an object"))
+        violations.append(FieldViolation(f"{path}.configurable", "must be an object"))
     else:
         for key in sorted(k for k in configurable if k in RESERVED_CONFIGURABLE or k.startswith("__")):
             violations.append(
                 FieldViolation(
-                    f"spec.config.configurable.{key}",
+                    f"{path}.configurable.{key}",
                     "is reserved for the server and LangGraph; use the spec's own fields",
                 )
             )
     tags = config.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        violations.append(FieldViolation("spec.config.tags", "must be a list of strings"))
+        violations.append(FieldViolation(f"{path}.tags", "must be a list of strings"))
     limit = config.get("recursion_limit")
     if limit is not None and (
         not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_RECURSION_LIMIT
     ):
         violations.append(
-            FieldViolation("spec.config.recursion_limit", f"must be an integer from 1 to {MAX_RECURSION_LIMIT}")
+            FieldViolation(f"{path}.recursion_limit", f"must be an integer from 1 to {MAX_RECURSION_LIMIT}")
         )
 
 
@@ -292,7 +294,9 @@ def parse_run_spec(
             else FieldViolation("spec.input", "is required for a new thread (give spec.thread_id to continue one)")
         )
     config = struct_to_dict(spec.config, "spec.config")
-    _parse_config(config, v)
+    check_config(config, v)
+    if spec.assistant_version < 0:
+        v.append(FieldViolation("spec.assistant_version", "must not be negative (0: the assistant's current version)"))
     context = struct_to_dict(spec.context, "spec.context") if spec.HasField("context") else None
     metadata = struct_to_dict(spec.metadata, "spec.metadata")
     timeout = duration_seconds(spec.timeout, "spec.timeout", v) if spec.HasField("timeout") else None
@@ -331,6 +335,7 @@ def parse_run_spec(
         timeout=timeout,
         on_disconnect=_ON_DISCONNECT[spec.on_disconnect],
         context=context,
+        assistant_version=spec.assistant_version or None,
     )
 
 
@@ -417,6 +422,8 @@ def run_to_proto(run: RunRecord) -> run_pb2.Run:
         current_node=run.current_node or "",
         step=run.step or 0,
         on_disconnect=_ON_DISCONNECT_ENUM.get(run.on_disconnect, run_pb2.ON_DISCONNECT_UNSPECIFIED),
+        assistant_version=run.assistant_version or 0,
+        graph_id=run.graph,
         cron_id=(run.spec or {}).get("cron_id") or "",
         cron_tick_time=_timestamp((run.spec or {}).get("cron_tick")),
     )
@@ -460,6 +467,7 @@ def run_spec_to_proto(req: RunRequest) -> run_pb2.RunSpec:
     fields a cron's runs may have."""
     spec = run_pb2.RunSpec(
         assistant_id=req.assistant_id,
+        assistant_version=req.assistant_version or 0,
         thread_id=req.thread_id or "",
         interrupt_before=req.interrupt_before,
         interrupt_after=req.interrupt_after,
@@ -517,6 +525,7 @@ def thread_to_proto(thread: ThreadRecord, default_ttl_minutes: float | None = No
         metadata=to_struct(thread.metadata),
         status=_THREAD_STATUS[thread.status],
         assistant_id=thread.assistant_id or "",
+        graph_id=thread.graph or "",
     )
     if thread.ttl_minutes:
         message.ttl.ttl.FromTimedelta(dt.timedelta(minutes=thread.ttl_minutes))
@@ -575,18 +584,55 @@ def state_to_proto(
     return message
 
 
-def assistant_to_proto(assistant: Assistant) -> assistant_pb2.Assistant:
-    schemas = assistant.schemas()
+def graph_to_proto(graph: Assistant) -> assistant_pb2.Assistant:
+    """What an assistant shows of its graph: node names and JSON schemas."""
+    schemas = graph.schemas()
     return assistant_pb2.Assistant(
-        assistant_id=assistant.assistant_id,
-        graph_id=assistant.graph_id,
-        name=assistant.graph_id,
-        description=assistant.description,
+        graph_id=graph.graph_id,
         input_schema=to_struct(schemas["input"]),
         output_schema=to_struct(schemas["output"]),
         config_schema=to_struct(schemas["config"]),
-        nodes=assistant.nodes,
-        context_schema=to_struct(schemas["context"]) if assistant.context_schema else None,
+        nodes=graph.nodes,
+        context_schema=to_struct(schemas["context"]) if graph.context_schema else None,
+    )
+
+
+def assistant_to_proto(record: AssistantRecord, graph: assistant_pb2.Assistant | None) -> assistant_pb2.Assistant:
+    """An assistant at its current version, with its graph's part (`graph_to_proto`) when served."""
+    message = assistant_pb2.Assistant()
+    if graph is not None:
+        message.CopyFrom(graph)
+    message.assistant_id = record.assistant_id
+    message.graph_id = record.graph_id
+    message.name = record.name
+    message.description = record.description
+    message.version = record.version
+    message.webhook = record.webhook or ""
+    if record.config:
+        fill_struct(message.config, record.config)
+    if record.context:
+        fill_struct(message.context, record.context)
+    if record.metadata:
+        fill_struct(message.metadata, record.metadata)
+    if record.created_at:
+        message.created_at.CopyFrom(_timestamp(record.created_at))
+    if record.updated_at:
+        message.updated_at.CopyFrom(_timestamp(record.updated_at))
+    return message
+
+
+def assistant_version_to_proto(record: AssistantRecord) -> assistant_pb2.AssistantVersion:
+    return assistant_pb2.AssistantVersion(
+        assistant_id=record.assistant_id,
+        version=record.version,
+        graph_id=record.graph_id,
+        name=record.name,
+        description=record.description,
+        config=to_struct(record.config),
+        context=to_struct(record.context),
+        metadata=to_struct(record.metadata),
+        webhook=record.webhook or "",
+        created_at=_timestamp(record.created_at),
     )
 
 

@@ -137,7 +137,7 @@ class ThreadServicer(thread_service_pb2_grpc.ThreadServiceServicer):
         if request.metadata.ByteSize() > MAX_SMALL_BYTES:
             violations.append(FieldViolation("metadata", f"is larger than {MAX_SMALL_BYTES} bytes"))
         if len(request.assistant_id) > 256 or "\x00" in request.assistant_id:
-            violations.append(FieldViolation("assistant_id", "must be a graph id: at most 256 characters, no NUL"))
+            violations.append(FieldViolation("assistant_id", "must be an assistant id: at most 256 characters, no NUL"))
         if violations:
             raise InvalidArgument(violations)
         threads, token = await self.threads.list(

@@ -7,6 +7,9 @@
 -- from the start (nothing else can be in flight on it, and it cannot wait on an
 -- interrupt), so it is inserted as such and the lookups, the row lock and the
 -- second update of the thread are skipped.
+-- p_assistant_id is the id the run named (a graph id, or a created assistant's), p_graph_id
+-- the graph it executes and p_assistant_version the assistant's version it runs; the thread
+-- remembers the first two (its latest run's).
 -- Errors (storage/records.py turns them into graphrun's):
 --   SQLSTATE_THREAD_NOT_FOUND    no such thread, or another caller's;
 --   SQLSTATE_THREAD_BUSY         a run in flight under REJECT (DETAIL: its run id), or
@@ -15,7 +18,8 @@
 CREATE OR REPLACE FUNCTION graphrun_begin_run(
     p_run_id uuid, p_thread_id uuid, p_create boolean, p_assistant_id text, p_strategy text,
     p_on_disconnect text, p_spec jsonb, p_metadata jsonb, p_delay interval, p_has_input boolean,
-    p_owner text, p_lease interval, p_caller text DEFAULT NULL
+    p_owner text, p_lease interval, p_caller text DEFAULT NULL, p_graph_id text DEFAULT NULL,
+    p_assistant_version integer DEFAULT NULL
 ) RETURNS SETOF graphrun_run
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -25,10 +29,10 @@ DECLARE
     v_created boolean := false;
 BEGIN
     IF p_create THEN
-        INSERT INTO graphrun_thread (thread_id, owner, metadata, status, assistant_id)
+        INSERT INTO graphrun_thread (thread_id, owner, metadata, status, assistant_id, graph_id)
         VALUES (p_thread_id, p_caller,
                 CASE WHEN p_caller IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('owner', p_caller) END,
-                'busy', p_assistant_id)
+                'busy', p_assistant_id, coalesce(p_graph_id, p_assistant_id))
         ON CONFLICT DO NOTHING;
         v_created := FOUND;
     END IF;
@@ -66,10 +70,10 @@ BEGIN
     v_start := p_owner IS NOT NULL AND p_delay <= interval '0' AND (v_created OR NOT EXISTS (
         SELECT 1 FROM graphrun_run WHERE thread_id = p_thread_id AND status IN ('pending', 'running')));
     RETURN QUERY
-    INSERT INTO graphrun_run (run_id, thread_id, assistant_id, status, attempt, multitask_strategy,
-                              on_disconnect, spec, metadata, not_before, lease_owner, lease_expires_at,
-                              started_at, owner)
-    VALUES (p_run_id, p_thread_id, p_assistant_id,
+    INSERT INTO graphrun_run (run_id, thread_id, assistant_id, graph_id, assistant_version, status, attempt,
+                              multitask_strategy, on_disconnect, spec, metadata, not_before, lease_owner,
+                              lease_expires_at, started_at, owner)
+    VALUES (p_run_id, p_thread_id, p_assistant_id, coalesce(p_graph_id, p_assistant_id), p_assistant_version,
             CASE WHEN v_start THEN 'running' ELSE 'pending' END,
             CASE WHEN v_start THEN 1 ELSE 0 END,
             p_strategy, p_on_disconnect, p_spec, p_metadata, now() + greatest(p_delay, interval '0'),
@@ -79,7 +83,8 @@ BEGIN
             p_caller)
     RETURNING *;
     IF NOT v_created THEN
-        UPDATE graphrun_thread SET status = 'busy', assistant_id = p_assistant_id, updated_at = now()
+        UPDATE graphrun_thread SET status = 'busy', assistant_id = p_assistant_id,
+               graph_id = coalesce(p_graph_id, p_assistant_id), updated_at = now()
          WHERE thread_id = p_thread_id;
     END IF;
     IF NOT v_start THEN

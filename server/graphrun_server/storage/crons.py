@@ -20,7 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ..auth import caller, owner_filter
 from ..errors import CronAlreadyExists, CronNotFound, ThreadNotFound
-from .records import _page_after, encode_token
+from .records import encode_token, page_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +151,7 @@ class CronStore:
         self, assistant_id: str | None, thread_id: str | None, page_size: int, page_token: str
     ) -> tuple[list[CronRecord], str]:
         """The caller's crons, newest first; the token names the last one returned."""
-        after = _page_after(page_token)
+        after = page_after(page_token)
         rows = await self._all(
             """
             SELECT * FROM graphrun_cron

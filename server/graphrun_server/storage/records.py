@@ -50,6 +50,12 @@ class ThreadRecord:
     owner: str | None = None
     ttl_minutes: float | None = None  # its own time-to-live (minutes after `updated_at`), if it has one
     ttl_strategy: str | None = None
+    graph_id: str | None = None  # the graph of its latest run (None on threads from before assistants were stored)
+
+    @property
+    def graph(self) -> str | None:
+        """The graph its state is read with: its latest run's."""
+        return self.graph_id or self.assistant_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +84,13 @@ class RunRecord:
     owner: str | None = None
     handoffs: int = 0  # clean hand-backs (drain, database outage): executions that did not fail
     webhook: dict[str, Any] | None = None  # its webhook's delivery (graphrun_webhook), where read with it
+    graph_id: str | None = None  # the graph it executes (None on runs from before assistants were stored)
+    assistant_version: int | None = None  # the version of its assistant it runs
+
+    @property
+    def graph(self) -> str:
+        """The graph it executes: `assistant_id` names a created assistant or, before those, the graph."""
+        return self.graph_id or self.assistant_id
 
     @property
     def ended(self) -> bool:
@@ -189,7 +202,7 @@ _CHECKPOINT_TABLES = (
 )
 
 
-def _page_after(page_token: str) -> list | None:
+def page_after(page_token: str) -> list | None:
     """The (created_at, id) a page token names: the last row of the previous page."""
     if not page_token:
         return None
@@ -262,7 +275,7 @@ class Records:
         self, statuses: list[str], metadata: dict, assistant_id: str | None, page_size: int, page_token: str
     ) -> tuple[list[ThreadRecord], str]:
         """The caller's threads, newest first; the token names the last one returned."""
-        after = _page_after(page_token)
+        after = page_after(page_token)
         owner = owner_filter()
         rows = await self._all(
             f"""
@@ -300,11 +313,11 @@ class Records:
             cur = await conn.execute(
                 """
                 INSERT INTO graphrun_thread (thread_id, metadata, owner, status, assistant_id, ttl_minutes,
-                                             ttl_strategy)
+                                             ttl_strategy, graph_id)
                 SELECT %(target)s, CASE WHEN %(owner)s::text IS NULL THEN metadata
                                         ELSE metadata || jsonb_build_object('owner', %(owner)s::text) END,
                        %(owner)s, CASE WHEN status = 'busy' THEN 'idle' ELSE status END, assistant_id, ttl_minutes,
-                       ttl_strategy
+                       ttl_strategy, graph_id
                   FROM graphrun_thread
                  WHERE thread_id = %(source)s AND (%(seen)s::text IS NULL OR owner = %(seen)s)
                     ON CONFLICT DO NOTHING
@@ -383,6 +396,8 @@ class Records:
         thread_id: str,
         create_thread: bool,
         assistant_id: str,
+        graph_id: str | None = None,
+        assistant_version: int | None = None,
         multitask_strategy: str,
         on_disconnect: str,
         spec: dict,
@@ -393,10 +408,23 @@ class Records:
         lease: float,
     ) -> tuple[str, tuple]:
         """The query that accepts a run (graphrun_begin_run) and its parameters: RUNNING and leased
-        to `owner` when it can start at once and owner is given, else PENDING for any replica's workers."""
+        to `owner` when it can start at once and owner is given, else PENDING for any replica's workers.
+
+        `assistant_id` is what the run named; `graph_id` (default: the same) the graph it executes.
+
+        A run that starts at once has its first event, `metadata`, stored in the same transaction
+        (as `runs.execution.metadata_event` makes it): a stream's first event is then released
+        when the acceptance is, instead of one write later."""
         return (
-            f"SELECT {_RUN_COLUMNS_BUT_SPEC} FROM graphrun_begin_run(%s, %s, %s, %s, %s, %s, %s, %s,"
-            " make_interval(secs => %s), %s, %s, make_interval(secs => %s), %s)",
+            f"WITH begun AS (SELECT {_RUN_COLUMNS_BUT_SPEC} FROM graphrun_begin_run(%s, %s, %s, %s, %s, %s, %s, %s,"
+            " make_interval(secs => %s), %s, %s, make_interval(secs => %s), %s, %s, %s)),"
+            " announced AS (INSERT INTO graphrun_run_event (run_id, sequence, kind, data)"
+            " SELECT run_id, 1, 'metadata', jsonb_build_object('run_id', run_id::text, 'thread_id', thread_id::text,"
+            " 'assistant_id', assistant_id, 'attempt', attempt)"
+            " FROM begun WHERE status = 'running' AND attempt = 1 AND lease_owner IS NOT NULL"
+            " ON CONFLICT DO NOTHING RETURNING run_id)"
+            " SELECT begun.*, (SELECT pg_notify('graphrun_event', run_id::text) FROM announced) AS announced"
+            " FROM begun",
             (
                 run_id,
                 thread_id,
@@ -411,6 +439,8 @@ class Records:
                 owner,
                 lease,
                 _caller(),
+                graph_id,
+                assistant_version,
             ),
         )
 
@@ -477,30 +507,21 @@ class Records:
         return Claim(_run(row), row["last_sequence"], row["previous_status"], requested_at)
 
     async def append_events(self, run_id: str, attempt: int, events: list[RunEvent]) -> bool:
-        """Store events while the run executes (fenced), and wake followers on other replicas.
+        """Store one run's events while it executes (fenced); False if the attempt no longer owns
+        the run. See `append_event_groups`."""
+        return run_id in await self.append_event_groups({run_id: (attempt, events)})
 
-        The batch travels as one JSON array of `[sequence, kind, data]` (one `json.dumps`, in C)
-        rather than three arrays psycopg would write element by element in Python: that was a
-        tenth of a streaming replica's CPU."""
-        row = await self._one(
-            """
-            WITH owner AS (  -- fenced like checkpoint writes (see graphrun_fence)
-                SELECT 1 FROM graphrun_run
-                 WHERE pg_advisory_xact_lock_shared(graphrun_run_lock_key(%(run_id)s)) IS NOT NULL
-                   AND run_id = %(run_id)s AND attempt = %(attempt)s AND status = 'running'
-            ), stored AS (
-                INSERT INTO graphrun_run_event (run_id, sequence, kind, data)
-                SELECT %(run_id)s, (e->>0)::bigint, e->>1, e->2
-                  FROM owner, jsonb_array_elements(%(events)s::jsonb) AS e
-                    ON CONFLICT DO NOTHING
-                RETURNING sequence
-            )
-            SELECT (SELECT count(*) FROM owner) AS owned,
-                   (SELECT pg_notify('graphrun_event', %(run_id)s::text) FROM stored LIMIT 1) AS notified
-            """,
-            {"run_id": run_id, "attempt": attempt, "events": Jsonb(event_batch(events))},
-        )
-        return bool(row and row["owned"])
+    async def append_event_groups(self, groups: dict[str, tuple[int, list[RunEvent]]]) -> set[str]:
+        """Store the events of several executing runs in one transaction (graphrun_append_events,
+        fenced run by run), and wake followers on other replicas. Returns the runs whose attempt
+        still owned them (nothing was stored for the others).
+
+        The batch travels as one JSON document (one `json.dumps`, in C) rather than arrays
+        psycopg would write element by element in Python: that was a tenth of a streaming
+        replica's CPU."""
+        payload = [[run_id, attempt, event_batch(events)] for run_id, (attempt, events) in groups.items()]
+        row = await self._one("SELECT graphrun_append_events(%s::jsonb) AS owned", (Jsonb(payload),))
+        return {str(run_id) for run_id in (row["owned"] if row else [])}
 
     @staticmethod
     def finish_run_statement(
@@ -567,7 +588,7 @@ class Records:
     async def list_runs(
         self, thread_id: str | None, statuses: list[str], page_size: int, page_token: str, cron_id: str | None = None
     ) -> tuple[list[RunRecord], str]:
-        after = _page_after(page_token)
+        after = page_after(page_token)
         # A cron's runs carry its id in their spec (RunRequest.cron_id; index graphrun_run_by_cron).
         by_cron = "spec ? 'cron_id' AND spec->>'cron_id' = %(cron_id)s" if cron_id else "TRUE"
         rows = await self._all(

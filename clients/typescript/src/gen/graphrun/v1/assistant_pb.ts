@@ -4,25 +4,30 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import { file_google_protobuf_struct } from "@bufbuild/protobuf/wkt";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file graphrun/v1/assistant.proto.
  */
 export const file_graphrun_v1_assistant: GenFile = /*@__PURE__*/
-  fileDesc("ChtncmFwaHJ1bi92MS9hc3Npc3RhbnQucHJvdG8SC2dyYXBocnVuLnYxIqUCCglBc3Npc3RhbnQSFAoMYXNzaXN0YW50X2lkGAEgASgJEhAKCGdyYXBoX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSEwoLZGVzY3JpcHRpb24YBCABKAkSLQoMaW5wdXRfc2NoZW1hGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIuCg1vdXRwdXRfc2NoZW1hGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIuCg1jb25maWdfc2NoZW1hGAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBINCgVub2RlcxgIIAMoCRIvCg5jb250ZXh0X3NjaGVtYRgJIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCigEKD2Rldi5ncmFwaHJ1bi52MUIOQXNzaXN0YW50UHJvdG9QAVo6Z2l0aHViLmNvbS9ncmFwaHJ1bi9ncmFwaHJ1bi9nZW4vZ28vZ3JhcGhydW4vdjE7Z3JhcGhydW52MaoCC0dyYXBocnVuLlYxygILR3JhcGhydW5cVjHqAgxHcmFwaHJ1bjo6VjFiBnByb3RvMw", [file_google_protobuf_struct]);
+  fileDesc("ChtncmFwaHJ1bi92MS9hc3Npc3RhbnQucHJvdG8SC2dyYXBocnVuLnYxIqUECglBc3Npc3RhbnQSFAoMYXNzaXN0YW50X2lkGAEgASgJEhAKCGdyYXBoX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSEwoLZGVzY3JpcHRpb24YBCABKAkSLQoMaW5wdXRfc2NoZW1hGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIuCg1vdXRwdXRfc2NoZW1hGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIuCg1jb25maWdfc2NoZW1hGAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBINCgVub2RlcxgIIAMoCRIvCg5jb250ZXh0X3NjaGVtYRgJIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJwoGY29uZmlnGAogASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIoCgdjb250ZXh0GAsgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIpCghtZXRhZGF0YRgMIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDwoHdmVyc2lvbhgNIAEoBRIPCgd3ZWJob29rGA4gASgJEi4KCmNyZWF0ZWRfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIq0CChBBc3Npc3RhbnRWZXJzaW9uEhQKDGFzc2lzdGFudF9pZBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgFEhAKCGdyYXBoX2lkGAMgASgJEgwKBG5hbWUYBCABKAkSEwoLZGVzY3JpcHRpb24YBSABKAkSJwoGY29uZmlnGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIoCgdjb250ZXh0GAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIpCghtZXRhZGF0YRgIIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDwoHd2ViaG9vaxgJIAEoCRIuCgpjcmVhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEKKAQoPZGV2LmdyYXBocnVuLnYxQg5Bc3Npc3RhbnRQcm90b1ABWjpnaXRodWIuY29tL2dyYXBocnVuL2dyYXBocnVuL2dlbi9nby9ncmFwaHJ1bi92MTtncmFwaHJ1bnYxqgILR3JhcGhydW4uVjHKAgtHcmFwaHJ1blxWMeoCDEdyYXBocnVuOjpWMWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
- * An assistant: a graph this server serves, with the JSON schemas clients in
- * other languages need to build its input and read its output.
+ * An assistant: a graph this server serves, with a configuration of its own,
+ * and the graph's JSON schemas clients in other languages need to build its
+ * input and read its output. Each graph has a default assistant whose id is
+ * the graph id (version 1, nothing configured; it cannot be changed);
+ * `AssistantService.Create` makes more, each with its own `config`,
+ * `context`, metadata and versions.
  *
  * @generated from message graphrun.v1.Assistant
  */
 export type Assistant = Message<"graphrun.v1.Assistant"> & {
   /**
-   * The id to pass as `RunSpec.assistant_id`. Today each configured graph is
-   * one assistant whose id is the graph id.
+   * The id to pass as `RunSpec.assistant_id`: the graph id for a graph's
+   * default assistant, a UUID for one made with `AssistantService.Create`.
    *
    * @generated from field: string assistant_id = 1;
    */
@@ -36,14 +41,15 @@ export type Assistant = Message<"graphrun.v1.Assistant"> & {
   graphId: string;
 
   /**
-   * A human-readable name.
+   * A human-readable name. A default assistant's is its graph id.
    *
    * @generated from field: string name = 3;
    */
   name: string;
 
   /**
-   * What the graph does, from the configuration or the graph's docstring.
+   * What the assistant does. A default assistant's is its graph's, from the
+   * configuration or the graph's docstring.
    *
    * @generated from field: string description = 4;
    */
@@ -86,6 +92,65 @@ export type Assistant = Message<"graphrun.v1.Assistant"> & {
    * @generated from field: google.protobuf.Struct context_schema = 9;
    */
   contextSchema?: JsonObject | undefined;
+
+  /**
+   * The assistant's LangGraph `RunnableConfig` as JSON (`configurable`,
+   * `tags`, `recursion_limit`), under which its runs' own `RunSpec.config` is
+   * merged: `configurable` key by key (the run's values win), `tags`
+   * concatenated, the run's `recursion_limit` if it sets one. Empty for a
+   * default assistant.
+   *
+   * @generated from field: google.protobuf.Struct config = 10;
+   */
+  config?: JsonObject | undefined;
+
+  /**
+   * The assistant's runtime context, under which its runs' own
+   * `RunSpec.context` is merged key by key (the run's values win). Empty for a
+   * default assistant.
+   *
+   * @generated from field: google.protobuf.Struct context = 11;
+   */
+  context?: JsonObject | undefined;
+
+  /**
+   * Metadata the creator attached, for `AssistantService.List` to filter by.
+   *
+   * @generated from field: google.protobuf.Struct metadata = 12;
+   */
+  metadata?: JsonObject | undefined;
+
+  /**
+   * The current version: 1 when created, one more with each
+   * `AssistantService.Update`, or the one `SetLatest` chose. Runs execute it
+   * unless they pin another (`RunSpec.assistant_version`).
+   *
+   * @generated from field: int32 version = 13;
+   */
+  version: number;
+
+  /**
+   * The completion webhook its runs use when they name none
+   * (`RunSpec.webhook`). Empty: none.
+   *
+   * @generated from field: string webhook = 14;
+   */
+  webhook: string;
+
+  /**
+   * When the assistant was created. Unset for a default assistant.
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 15;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * When its current version last changed (an Update or a SetLatest). Unset
+   * for a default assistant.
+   *
+   * @generated from field: google.protobuf.Timestamp updated_at = 16;
+   */
+  updatedAt?: Timestamp | undefined;
 };
 
 /**
@@ -94,4 +159,89 @@ export type Assistant = Message<"graphrun.v1.Assistant"> & {
  */
 export const AssistantSchema: GenMessage<Assistant> = /*@__PURE__*/
   messageDesc(file_graphrun_v1_assistant, 0);
+
+/**
+ * One version of an assistant, as `AssistantService.Update` wrote it (or
+ * `Create`, version 1). Versions never change; `SetLatest` makes one current.
+ *
+ * @generated from message graphrun.v1.AssistantVersion
+ */
+export type AssistantVersion = Message<"graphrun.v1.AssistantVersion"> & {
+  /**
+   * The assistant's id.
+   *
+   * @generated from field: string assistant_id = 1;
+   */
+  assistantId: string;
+
+  /**
+   * The version number: 1, 2, 3 …
+   *
+   * @generated from field: int32 version = 2;
+   */
+  version: number;
+
+  /**
+   * The graph this version runs.
+   *
+   * @generated from field: string graph_id = 3;
+   */
+  graphId: string;
+
+  /**
+   * The name at this version.
+   *
+   * @generated from field: string name = 4;
+   */
+  name: string;
+
+  /**
+   * The description at this version.
+   *
+   * @generated from field: string description = 5;
+   */
+  description: string;
+
+  /**
+   * The config at this version (see `Assistant.config`).
+   *
+   * @generated from field: google.protobuf.Struct config = 6;
+   */
+  config?: JsonObject | undefined;
+
+  /**
+   * The context at this version (see `Assistant.context`).
+   *
+   * @generated from field: google.protobuf.Struct context = 7;
+   */
+  context?: JsonObject | undefined;
+
+  /**
+   * The metadata at this version.
+   *
+   * @generated from field: google.protobuf.Struct metadata = 8;
+   */
+  metadata?: JsonObject | undefined;
+
+  /**
+   * The webhook at this version. Empty: none.
+   *
+   * @generated from field: string webhook = 9;
+   */
+  webhook: string;
+
+  /**
+   * When this version was written. Unset for a default assistant's.
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 10;
+   */
+  createdAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message graphrun.v1.AssistantVersion.
+ * Use `create(AssistantVersionSchema)` to create a new message.
+ */
+export const AssistantVersionSchema: GenMessage<AssistantVersion> = /*@__PURE__*/
+  messageDesc(file_graphrun_v1_assistant, 1);
 

@@ -4,15 +4,16 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Assistant } from "./assistant_pb.js";
+import { file_google_protobuf_struct } from "@bufbuild/protobuf/wkt";
+import type { Assistant, AssistantVersion } from "./assistant_pb.js";
 import { file_graphrun_v1_assistant } from "./assistant_pb.js";
-import type { Message } from "@bufbuild/protobuf";
+import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file graphrun/v1/assistant_service.proto.
  */
 export const file_graphrun_v1_assistant_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNncmFwaHJ1bi92MS9hc3Npc3RhbnRfc2VydmljZS5wcm90bxILZ3JhcGhydW4udjEiHQobQXNzaXN0YW50U2VydmljZUxpc3RSZXF1ZXN0IkoKHEFzc2lzdGFudFNlcnZpY2VMaXN0UmVzcG9uc2USKgoKYXNzaXN0YW50cxgBIAMoCzIWLmdyYXBocnVuLnYxLkFzc2lzdGFudCIyChpBc3Npc3RhbnRTZXJ2aWNlR2V0UmVxdWVzdBIUCgxhc3Npc3RhbnRfaWQYASABKAkiSAobQXNzaXN0YW50U2VydmljZUdldFJlc3BvbnNlEikKCWFzc2lzdGFudBgBIAEoCzIWLmdyYXBocnVuLnYxLkFzc2lzdGFudDLJAQoQQXNzaXN0YW50U2VydmljZRJbCgRMaXN0EiguZ3JhcGhydW4udjEuQXNzaXN0YW50U2VydmljZUxpc3RSZXF1ZXN0GikuZ3JhcGhydW4udjEuQXNzaXN0YW50U2VydmljZUxpc3RSZXNwb25zZRJYCgNHZXQSJy5ncmFwaHJ1bi52MS5Bc3Npc3RhbnRTZXJ2aWNlR2V0UmVxdWVzdBooLmdyYXBocnVuLnYxLkFzc2lzdGFudFNlcnZpY2VHZXRSZXNwb25zZUKRAQoPZGV2LmdyYXBocnVuLnYxQhVBc3Npc3RhbnRTZXJ2aWNlUHJvdG9QAVo6Z2l0aHViLmNvbS9ncmFwaHJ1bi9ncmFwaHJ1bi9nZW4vZ28vZ3JhcGhydW4vdjE7Z3JhcGhydW52MaoCC0dyYXBocnVuLlYxygILR3JhcGhydW5cVjHqAgxHcmFwaHJ1bjo6VjFiBnByb3RvMw", [file_graphrun_v1_assistant]);
+  fileDesc("CiNncmFwaHJ1bi92MS9hc3Npc3RhbnRfc2VydmljZS5wcm90bxILZ3JhcGhydW4udjEigQEKG0Fzc2lzdGFudFNlcnZpY2VMaXN0UmVxdWVzdBIQCghncmFwaF9pZBgBIAEoCRIpCghtZXRhZGF0YRgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkiYwocQXNzaXN0YW50U2VydmljZUxpc3RSZXNwb25zZRIqCgphc3Npc3RhbnRzGAEgAygLMhYuZ3JhcGhydW4udjEuQXNzaXN0YW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIyChpBc3Npc3RhbnRTZXJ2aWNlR2V0UmVxdWVzdBIUCgxhc3Npc3RhbnRfaWQYASABKAkiSAobQXNzaXN0YW50U2VydmljZUdldFJlc3BvbnNlEikKCWFzc2lzdGFudBgBIAEoCzIWLmdyYXBocnVuLnYxLkFzc2lzdGFudCL5AQodQXNzaXN0YW50U2VydmljZUNyZWF0ZVJlcXVlc3QSFAoMYXNzaXN0YW50X2lkGAEgASgJEhAKCGdyYXBoX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSEwoLZGVzY3JpcHRpb24YBCABKAkSJwoGY29uZmlnGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIoCgdjb250ZXh0GAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIpCghtZXRhZGF0YRgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDwoHd2ViaG9vaxgIIAEoCSJLCh5Bc3Npc3RhbnRTZXJ2aWNlQ3JlYXRlUmVzcG9uc2USKQoJYXNzaXN0YW50GAEgASgLMhYuZ3JhcGhydW4udjEuQXNzaXN0YW50Ir8CCh1Bc3Npc3RhbnRTZXJ2aWNlVXBkYXRlUmVxdWVzdBIUCgxhc3Npc3RhbnRfaWQYASABKAkSFQoIZ3JhcGhfaWQYAiABKAlIAIgBARIRCgRuYW1lGAMgASgJSAGIAQESGAoLZGVzY3JpcHRpb24YBCABKAlIAogBARInCgZjb25maWcYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EigKB2NvbnRleHQYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EikKCG1ldGFkYXRhGAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIUCgd3ZWJob29rGAggASgJSAOIAQFCCwoJX2dyYXBoX2lkQgcKBV9uYW1lQg4KDF9kZXNjcmlwdGlvbkIKCghfd2ViaG9vayJLCh5Bc3Npc3RhbnRTZXJ2aWNlVXBkYXRlUmVzcG9uc2USKQoJYXNzaXN0YW50GAEgASgLMhYuZ3JhcGhydW4udjEuQXNzaXN0YW50IjUKHUFzc2lzdGFudFNlcnZpY2VEZWxldGVSZXF1ZXN0EhQKDGFzc2lzdGFudF9pZBgBIAEoCSIgCh5Bc3Npc3RhbnRTZXJ2aWNlRGVsZXRlUmVzcG9uc2UiYgojQXNzaXN0YW50U2VydmljZUxpc3RWZXJzaW9uc1JlcXVlc3QSFAoMYXNzaXN0YW50X2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJInAKJEFzc2lzdGFudFNlcnZpY2VMaXN0VmVyc2lvbnNSZXNwb25zZRIvCgh2ZXJzaW9ucxgBIAMoCzIdLmdyYXBocnVuLnYxLkFzc2lzdGFudFZlcnNpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkkKIEFzc2lzdGFudFNlcnZpY2VTZXRMYXRlc3RSZXF1ZXN0EhQKDGFzc2lzdGFudF9pZBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgFIk4KIUFzc2lzdGFudFNlcnZpY2VTZXRMYXRlc3RSZXNwb25zZRIpCglhc3Npc3RhbnQYASABKAsyFi5ncmFwaHJ1bi52MS5Bc3Npc3RhbnQy0wUKEEFzc2lzdGFudFNlcnZpY2USWwoETGlzdBIoLmdyYXBocnVuLnYxLkFzc2lzdGFudFNlcnZpY2VMaXN0UmVxdWVzdBopLmdyYXBocnVuLnYxLkFzc2lzdGFudFNlcnZpY2VMaXN0UmVzcG9uc2USWAoDR2V0EicuZ3JhcGhydW4udjEuQXNzaXN0YW50U2VydmljZUdldFJlcXVlc3QaKC5ncmFwaHJ1bi52MS5Bc3Npc3RhbnRTZXJ2aWNlR2V0UmVzcG9uc2USYQoGQ3JlYXRlEiouZ3JhcGhydW4udjEuQXNzaXN0YW50U2VydmljZUNyZWF0ZVJlcXVlc3QaKy5ncmFwaHJ1bi52MS5Bc3Npc3RhbnRTZXJ2aWNlQ3JlYXRlUmVzcG9uc2USYQoGVXBkYXRlEiouZ3JhcGhydW4udjEuQXNzaXN0YW50U2VydmljZVVwZGF0ZVJlcXVlc3QaKy5ncmFwaHJ1bi52MS5Bc3Npc3RhbnRTZXJ2aWNlVXBkYXRlUmVzcG9uc2USYQoGRGVsZXRlEiouZ3JhcGhydW4udjEuQXNzaXN0YW50U2VydmljZURlbGV0ZVJlcXVlc3QaKy5ncmFwaHJ1bi52MS5Bc3Npc3RhbnRTZXJ2aWNlRGVsZXRlUmVzcG9uc2UScwoMTGlzdFZlcnNpb25zEjAuZ3JhcGhydW4udjEuQXNzaXN0YW50U2VydmljZUxpc3RWZXJzaW9uc1JlcXVlc3QaMS5ncmFwaHJ1bi52MS5Bc3Npc3RhbnRTZXJ2aWNlTGlzdFZlcnNpb25zUmVzcG9uc2USagoJU2V0TGF0ZXN0Ei0uZ3JhcGhydW4udjEuQXNzaXN0YW50U2VydmljZVNldExhdGVzdFJlcXVlc3QaLi5ncmFwaHJ1bi52MS5Bc3Npc3RhbnRTZXJ2aWNlU2V0TGF0ZXN0UmVzcG9uc2VCkQEKD2Rldi5ncmFwaHJ1bi52MUIVQXNzaXN0YW50U2VydmljZVByb3RvUAFaOmdpdGh1Yi5jb20vZ3JhcGhydW4vZ3JhcGhydW4vZ2VuL2dvL2dyYXBocnVuL3YxO2dyYXBocnVudjGqAgtHcmFwaHJ1bi5WMcoCC0dyYXBocnVuXFYx6gIMR3JhcGhydW46OlYxYgZwcm90bzM", [file_google_protobuf_struct, file_graphrun_v1_assistant]);
 
 /**
  * Request of `AssistantService.List`.
@@ -20,6 +21,36 @@ export const file_graphrun_v1_assistant_service: GenFile = /*@__PURE__*/
  * @generated from message graphrun.v1.AssistantServiceListRequest
  */
 export type AssistantServiceListRequest = Message<"graphrun.v1.AssistantServiceListRequest"> & {
+  /**
+   * Only assistants of this graph. Empty: any.
+   *
+   * @generated from field: string graph_id = 1;
+   */
+  graphId: string;
+
+  /**
+   * Only assistants whose metadata contains this object: each key present
+   * with an equal value (as PostgreSQL's `@>`). Default assistants have no
+   * metadata, so a non-empty filter leaves them out. Unset or empty: any.
+   *
+   * @generated from field: google.protobuf.Struct metadata = 2;
+   */
+  metadata?: JsonObject | undefined;
+
+  /**
+   * The most assistants to return, 1 to 1000. Zero: 100.
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * `next_page_token` of the previous page, with the same filters. Empty:
+   * start at the first.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
 };
 
 /**
@@ -41,6 +72,13 @@ export type AssistantServiceListResponse = Message<"graphrun.v1.AssistantService
    * @generated from field: repeated graphrun.v1.Assistant assistants = 1;
    */
   assistants: Assistant[];
+
+  /**
+   * Pass as `page_token` to get the next page. Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
 };
 
 /**
@@ -93,13 +131,356 @@ export const AssistantServiceGetResponseSchema: GenMessage<AssistantServiceGetRe
   messageDesc(file_graphrun_v1_assistant_service, 3);
 
 /**
- * Lists the graphs this server serves.
+ * Request of `AssistantService.Create`.
+ *
+ * @generated from message graphrun.v1.AssistantServiceCreateRequest
+ */
+export type AssistantServiceCreateRequest = Message<"graphrun.v1.AssistantServiceCreateRequest"> & {
+  /**
+   * The id to give the assistant (a UUID). Empty: the server picks one.
+   *
+   * @generated from field: string assistant_id = 1;
+   */
+  assistantId: string;
+
+  /**
+   * The graph it runs: a graph id this server serves (see `List`). Required.
+   *
+   * @generated from field: string graph_id = 2;
+   */
+  graphId: string;
+
+  /**
+   * A human-readable name. At most 256 characters.
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * What it does. At most 4096 characters.
+   *
+   * @generated from field: string description = 4;
+   */
+  description: string;
+
+  /**
+   * LangGraph `RunnableConfig` as JSON, checked as `RunSpec.config` is:
+   * `configurable` (without the keys the server sets), `tags`,
+   * `recursion_limit`. At most 64 KiB.
+   *
+   * @generated from field: google.protobuf.Struct config = 5;
+   */
+  config?: JsonObject | undefined;
+
+  /**
+   * Runtime context defaults, checked against the graph's `context_schema`
+   * (a field of the wrong type is INVALID_ARGUMENT naming
+   * `context.<field>`); fields the schema requires may be left to the runs.
+   * At most 64 KiB.
+   *
+   * @generated from field: google.protobuf.Struct context = 6;
+   */
+  context?: JsonObject | undefined;
+
+  /**
+   * Metadata to attach. At most 64 KiB.
+   *
+   * @generated from field: google.protobuf.Struct metadata = 7;
+   */
+  metadata?: JsonObject | undefined;
+
+  /**
+   * A completion webhook for its runs that name none, allowed as
+   * `RunSpec.webhook` is (`GRAPHRUN_WEBHOOK_ALLOWED_HOSTS`).
+   *
+   * @generated from field: string webhook = 8;
+   */
+  webhook: string;
+};
+
+/**
+ * Describes the message graphrun.v1.AssistantServiceCreateRequest.
+ * Use `create(AssistantServiceCreateRequestSchema)` to create a new message.
+ */
+export const AssistantServiceCreateRequestSchema: GenMessage<AssistantServiceCreateRequest> = /*@__PURE__*/
+  messageDesc(file_graphrun_v1_assistant_service, 4);
+
+/**
+ * Response of `AssistantService.Create`.
+ *
+ * @generated from message graphrun.v1.AssistantServiceCreateResponse
+ */
+export type AssistantServiceCreateResponse = Message<"graphrun.v1.AssistantServiceCreateResponse"> & {
+  /**
+   * The new assistant, at version 1.
+   *
+   * @generated from field: graphrun.v1.Assistant assistant = 1;
+   */
+  assistant?: Assistant | undefined;
+};
+
+/**
+ * Describes the message graphrun.v1.AssistantServiceCreateResponse.
+ * Use `create(AssistantServiceCreateResponseSchema)` to create a new message.
+ */
+export const AssistantServiceCreateResponseSchema: GenMessage<AssistantServiceCreateResponse> = /*@__PURE__*/
+  messageDesc(file_graphrun_v1_assistant_service, 5);
+
+/**
+ * Request of `AssistantService.Update`. Fields left unset keep the current
+ * version's value; set ones replace it (an empty value clears it).
+ *
+ * @generated from message graphrun.v1.AssistantServiceUpdateRequest
+ */
+export type AssistantServiceUpdateRequest = Message<"graphrun.v1.AssistantServiceUpdateRequest"> & {
+  /**
+   * The assistant's id. Required.
+   *
+   * @generated from field: string assistant_id = 1;
+   */
+  assistantId: string;
+
+  /**
+   * Another served graph to run. The context (given or kept) is checked
+   * against its schema.
+   *
+   * @generated from field: optional string graph_id = 2;
+   */
+  graphId?: string | undefined;
+
+  /**
+   * A new name.
+   *
+   * @generated from field: optional string name = 3;
+   */
+  name?: string | undefined;
+
+  /**
+   * A new description.
+   *
+   * @generated from field: optional string description = 4;
+   */
+  description?: string | undefined;
+
+  /**
+   * A new config, replacing the current one (checked as in `Create`).
+   *
+   * @generated from field: google.protobuf.Struct config = 5;
+   */
+  config?: JsonObject | undefined;
+
+  /**
+   * A new context, replacing the current one (checked as in `Create`).
+   *
+   * @generated from field: google.protobuf.Struct context = 6;
+   */
+  context?: JsonObject | undefined;
+
+  /**
+   * New metadata, replacing the current metadata.
+   *
+   * @generated from field: google.protobuf.Struct metadata = 7;
+   */
+  metadata?: JsonObject | undefined;
+
+  /**
+   * A new webhook; empty removes it.
+   *
+   * @generated from field: optional string webhook = 8;
+   */
+  webhook?: string | undefined;
+};
+
+/**
+ * Describes the message graphrun.v1.AssistantServiceUpdateRequest.
+ * Use `create(AssistantServiceUpdateRequestSchema)` to create a new message.
+ */
+export const AssistantServiceUpdateRequestSchema: GenMessage<AssistantServiceUpdateRequest> = /*@__PURE__*/
+  messageDesc(file_graphrun_v1_assistant_service, 6);
+
+/**
+ * Response of `AssistantService.Update`.
+ *
+ * @generated from message graphrun.v1.AssistantServiceUpdateResponse
+ */
+export type AssistantServiceUpdateResponse = Message<"graphrun.v1.AssistantServiceUpdateResponse"> & {
+  /**
+   * The assistant at its new version.
+   *
+   * @generated from field: graphrun.v1.Assistant assistant = 1;
+   */
+  assistant?: Assistant | undefined;
+};
+
+/**
+ * Describes the message graphrun.v1.AssistantServiceUpdateResponse.
+ * Use `create(AssistantServiceUpdateResponseSchema)` to create a new message.
+ */
+export const AssistantServiceUpdateResponseSchema: GenMessage<AssistantServiceUpdateResponse> = /*@__PURE__*/
+  messageDesc(file_graphrun_v1_assistant_service, 7);
+
+/**
+ * Request of `AssistantService.Delete`.
+ *
+ * @generated from message graphrun.v1.AssistantServiceDeleteRequest
+ */
+export type AssistantServiceDeleteRequest = Message<"graphrun.v1.AssistantServiceDeleteRequest"> & {
+  /**
+   * The assistant's id.
+   *
+   * @generated from field: string assistant_id = 1;
+   */
+  assistantId: string;
+};
+
+/**
+ * Describes the message graphrun.v1.AssistantServiceDeleteRequest.
+ * Use `create(AssistantServiceDeleteRequestSchema)` to create a new message.
+ */
+export const AssistantServiceDeleteRequestSchema: GenMessage<AssistantServiceDeleteRequest> = /*@__PURE__*/
+  messageDesc(file_graphrun_v1_assistant_service, 8);
+
+/**
+ * Response of `AssistantService.Delete`.
+ *
+ * @generated from message graphrun.v1.AssistantServiceDeleteResponse
+ */
+export type AssistantServiceDeleteResponse = Message<"graphrun.v1.AssistantServiceDeleteResponse"> & {
+};
+
+/**
+ * Describes the message graphrun.v1.AssistantServiceDeleteResponse.
+ * Use `create(AssistantServiceDeleteResponseSchema)` to create a new message.
+ */
+export const AssistantServiceDeleteResponseSchema: GenMessage<AssistantServiceDeleteResponse> = /*@__PURE__*/
+  messageDesc(file_graphrun_v1_assistant_service, 9);
+
+/**
+ * Request of `AssistantService.ListVersions`.
+ *
+ * @generated from message graphrun.v1.AssistantServiceListVersionsRequest
+ */
+export type AssistantServiceListVersionsRequest = Message<"graphrun.v1.AssistantServiceListVersionsRequest"> & {
+  /**
+   * The assistant's id.
+   *
+   * @generated from field: string assistant_id = 1;
+   */
+  assistantId: string;
+
+  /**
+   * The most versions to return, 1 to 1000. Zero: 20.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * `next_page_token` of the previous page. Empty: start at the newest.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message graphrun.v1.AssistantServiceListVersionsRequest.
+ * Use `create(AssistantServiceListVersionsRequestSchema)` to create a new message.
+ */
+export const AssistantServiceListVersionsRequestSchema: GenMessage<AssistantServiceListVersionsRequest> = /*@__PURE__*/
+  messageDesc(file_graphrun_v1_assistant_service, 10);
+
+/**
+ * Response of `AssistantService.ListVersions`.
+ *
+ * @generated from message graphrun.v1.AssistantServiceListVersionsResponse
+ */
+export type AssistantServiceListVersionsResponse = Message<"graphrun.v1.AssistantServiceListVersionsResponse"> & {
+  /**
+   * The versions, newest first.
+   *
+   * @generated from field: repeated graphrun.v1.AssistantVersion versions = 1;
+   */
+  versions: AssistantVersion[];
+
+  /**
+   * Pass as `page_token` to get the next page. Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message graphrun.v1.AssistantServiceListVersionsResponse.
+ * Use `create(AssistantServiceListVersionsResponseSchema)` to create a new message.
+ */
+export const AssistantServiceListVersionsResponseSchema: GenMessage<AssistantServiceListVersionsResponse> = /*@__PURE__*/
+  messageDesc(file_graphrun_v1_assistant_service, 11);
+
+/**
+ * Request of `AssistantService.SetLatest`.
+ *
+ * @generated from message graphrun.v1.AssistantServiceSetLatestRequest
+ */
+export type AssistantServiceSetLatestRequest = Message<"graphrun.v1.AssistantServiceSetLatestRequest"> & {
+  /**
+   * The assistant's id.
+   *
+   * @generated from field: string assistant_id = 1;
+   */
+  assistantId: string;
+
+  /**
+   * The version to make current (1 or more).
+   *
+   * @generated from field: int32 version = 2;
+   */
+  version: number;
+};
+
+/**
+ * Describes the message graphrun.v1.AssistantServiceSetLatestRequest.
+ * Use `create(AssistantServiceSetLatestRequestSchema)` to create a new message.
+ */
+export const AssistantServiceSetLatestRequestSchema: GenMessage<AssistantServiceSetLatestRequest> = /*@__PURE__*/
+  messageDesc(file_graphrun_v1_assistant_service, 12);
+
+/**
+ * Response of `AssistantService.SetLatest`.
+ *
+ * @generated from message graphrun.v1.AssistantServiceSetLatestResponse
+ */
+export type AssistantServiceSetLatestResponse = Message<"graphrun.v1.AssistantServiceSetLatestResponse"> & {
+  /**
+   * The assistant at that version.
+   *
+   * @generated from field: graphrun.v1.Assistant assistant = 1;
+   */
+  assistant?: Assistant | undefined;
+};
+
+/**
+ * Describes the message graphrun.v1.AssistantServiceSetLatestResponse.
+ * Use `create(AssistantServiceSetLatestResponseSchema)` to create a new message.
+ */
+export const AssistantServiceSetLatestResponseSchema: GenMessage<AssistantServiceSetLatestResponse> = /*@__PURE__*/
+  messageDesc(file_graphrun_v1_assistant_service, 13);
+
+/**
+ * The graphs this server serves, and assistants: a graph with a configuration
+ * of its own, versioned. Created assistants belong to their creator (another
+ * caller's read as if they did not exist, NOT_FOUND); each graph's default
+ * assistant (id: the graph id) is everyone's and cannot be changed: `Update`,
+ * `Delete` and `SetLatest` on it are INVALID_ARGUMENT naming `assistant_id`.
  *
  * @generated from service graphrun.v1.AssistantService
  */
 export const AssistantService: GenService<{
   /**
-   * Returns every assistant, ordered by id.
+   * Returns a page of assistants: the graphs' default assistants first (by
+   * graph id), then the caller's created ones, newest first.
    *
    * @generated from rpc graphrun.v1.AssistantService.List
    */
@@ -109,7 +490,8 @@ export const AssistantService: GenService<{
     output: typeof AssistantServiceListResponseSchema;
   },
   /**
-   * Returns one assistant. NOT_FOUND if the id is unknown.
+   * Returns one assistant at its current version. NOT_FOUND if the id is
+   * unknown.
    *
    * @generated from rpc graphrun.v1.AssistantService.Get
    */
@@ -117,6 +499,64 @@ export const AssistantService: GenService<{
     methodKind: "unary";
     input: typeof AssistantServiceGetRequestSchema;
     output: typeof AssistantServiceGetResponseSchema;
+  },
+  /**
+   * Creates an assistant of a served graph, at version 1. ALREADY_EXISTS when
+   * `assistant_id` is given and taken.
+   *
+   * @generated from rpc graphrun.v1.AssistantService.Create
+   */
+  create: {
+    methodKind: "unary";
+    input: typeof AssistantServiceCreateRequestSchema;
+    output: typeof AssistantServiceCreateResponseSchema;
+  },
+  /**
+   * Writes the assistant's next version: the current version's fields with
+   * the ones the request sets, and makes it current. Runs that pinned an
+   * earlier version keep running that one.
+   *
+   * @generated from rpc graphrun.v1.AssistantService.Update
+   */
+  update: {
+    methodKind: "unary";
+    input: typeof AssistantServiceUpdateRequestSchema;
+    output: typeof AssistantServiceUpdateResponseSchema;
+  },
+  /**
+   * Deletes an assistant and all its versions. Runs in flight keep running
+   * what they started with; new runs naming it are NOT_FOUND. Threads keep
+   * their checkpoints.
+   *
+   * @generated from rpc graphrun.v1.AssistantService.Delete
+   */
+  delete: {
+    methodKind: "unary";
+    input: typeof AssistantServiceDeleteRequestSchema;
+    output: typeof AssistantServiceDeleteResponseSchema;
+  },
+  /**
+   * Returns the assistant's versions, newest first, one page at a time.
+   *
+   * @generated from rpc graphrun.v1.AssistantService.ListVersions
+   */
+  listVersions: {
+    methodKind: "unary";
+    input: typeof AssistantServiceListVersionsRequestSchema;
+    output: typeof AssistantServiceListVersionsResponseSchema;
+  },
+  /**
+   * Makes an existing version the current one (runs that pin none execute
+   * it). NOT_FOUND (reason `ASSISTANT_VERSION_NOT_FOUND`) for a version the
+   * assistant does not have. The next `Update` still writes the highest
+   * version plus one.
+   *
+   * @generated from rpc graphrun.v1.AssistantService.SetLatest
+   */
+  setLatest: {
+    methodKind: "unary";
+    input: typeof AssistantServiceSetLatestRequestSchema;
+    output: typeof AssistantServiceSetLatestResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_graphrun_v1_assistant_service, 0);

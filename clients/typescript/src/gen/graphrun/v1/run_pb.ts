@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file graphrun/v1/run.proto.
  */
 export const file_graphrun_v1_run: GenFile = /*@__PURE__*/
-  fileDesc("ChVncmFwaHJ1bi92MS9ydW4ucHJvdG8SC2dyYXBocnVuLnYxIowFCgNSdW4SDgoGcnVuX2lkGAEgASgJEhEKCXRocmVhZF9pZBgCIAEoCRIUCgxhc3Npc3RhbnRfaWQYAyABKAkSJgoGc3RhdHVzGAQgASgOMhYuZ3JhcGhydW4udjEuUnVuU3RhdHVzEg8KB2F0dGVtcHQYBSABKAUSKQoIbWV0YWRhdGEYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiQKBWVycm9yGAcgASgLMhUuZ3JhcGhydW4udjEuUnVuRXJyb3ISLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOgoSbXVsdGl0YXNrX3N0cmF0ZWd5GAogASgOMh4uZ3JhcGhydW4udjEuTXVsdGl0YXNrU3RyYXRlZ3kSLgoKc3RhcnRlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGN1cnJlbnRfbm9kZRgNIAEoCRIMCgRzdGVwGA4gASgDEjAKDW9uX2Rpc2Nvbm5lY3QYDyABKA4yGS5ncmFwaHJ1bi52MS5PbkRpc2Nvbm5lY3QSLQoHd2ViaG9vaxgQIAEoCzIcLmdyYXBocnVuLnYxLldlYmhvb2tEZWxpdmVyeRIPCgdjcm9uX2lkGBEgASgJEjIKDmNyb25fdGlja190aW1lGBIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLXAQoPV2ViaG9va0RlbGl2ZXJ5EgsKA3VybBgBIAEoCRIqCgZzdGF0dXMYAiABKA4yGi5ncmFwaHJ1bi52MS5XZWJob29rU3RhdHVzEhAKCGF0dGVtcHRzGAMgASgFEhIKCmxhc3RfZXJyb3IYBCABKAkSMAoMZGVsaXZlcmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9uZXh0X2F0dGVtcHRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjkKCFJ1bkVycm9yEgwKBHR5cGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIOCgZyZWFzb24YAyABKAki9AUKB1J1blNwZWMSEQoJdGhyZWFkX2lkGAEgASgJEhQKDGFzc2lzdGFudF9pZBgCIAEoCRImCgVpbnB1dBgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJQoHY29tbWFuZBgEIAEoCzIULmdyYXBocnVuLnYxLkNvbW1hbmQSJwoGY29uZmlnGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIpCghtZXRhZGF0YRgGIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSGAoQaW50ZXJydXB0X2JlZm9yZRgHIAMoCRIXCg9pbnRlcnJ1cHRfYWZ0ZXIYCCADKAkSOgoSbXVsdGl0YXNrX3N0cmF0ZWd5GAkgASgOMh4uZ3JhcGhydW4udjEuTXVsdGl0YXNrU3RyYXRlZ3kSLwoNaWZfbm90X2V4aXN0cxgKIAEoDjIYLmdyYXBocnVuLnYxLklmTm90RXhpc3RzEhUKDWNoZWNrcG9pbnRfaWQYCyABKAkSLQoLZ3JhbnVsYXJpdHkYDCABKA4yGC5ncmFwaHJ1bi52MS5HcmFudWxhcml0eRIqCgd0aW1lb3V0GA0gASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEisKCmR1cmFiaWxpdHkYDiABKA4yFy5ncmFwaHJ1bi52MS5EdXJhYmlsaXR5EjAKDW9uX2Rpc2Nvbm5lY3QYDyABKA4yGS5ncmFwaHJ1bi52MS5PbkRpc2Nvbm5lY3QSKAoHY29udGV4dBgQIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSKwoLaW5wdXRfdmFsdWUYESABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSDwoHd2ViaG9vaxgSIAEoCRISCgpyZXF1ZXN0X2lkGBMgASgJEjAKDW9uX2NvbXBsZXRpb24YFCABKA4yGS5ncmFwaHJ1bi52MS5PbkNvbXBsZXRpb24iaAoHQ29tbWFuZBImCgZyZXN1bWUYASABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSJwoGdXBkYXRlGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIMCgRnb3RvGAMgAygJKoQBCg1XZWJob29rU3RhdHVzEh4KGldFQkhPT0tfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGgoWV0VCSE9PS19TVEFUVVNfUEVORElORxABEhwKGFdFQkhPT0tfU1RBVFVTX0RFTElWRVJFRBACEhkKFVdFQkhPT0tfU1RBVFVTX0ZBSUxFRBADKtMBCglSdW5TdGF0dXMSGgoWUlVOX1NUQVRVU19VTlNQRUNJRklFRBAAEhYKElJVTl9TVEFUVVNfUEVORElORxABEhYKElJVTl9TVEFUVVNfUlVOTklORxACEhYKElJVTl9TVEFUVVNfU1VDQ0VTUxADEhQKEFJVTl9TVEFUVVNfRVJST1IQBBIWChJSVU5fU1RBVFVTX1RJTUVPVVQQBRIaChZSVU5fU1RBVFVTX0lOVEVSUlVQVEVEEAYSGAoUUlVOX1NUQVRVU19DQU5DRUxMRUQQBypfCgxPbkNvbXBsZXRpb24SHQoZT05fQ09NUExFVElPTl9VTlNQRUNJRklFRBAAEhYKEk9OX0NPTVBMRVRJT05fS0VFUBABEhgKFE9OX0NPTVBMRVRJT05fREVMRVRFEAIqYwoMT25EaXNjb25uZWN0Eh0KGU9OX0RJU0NPTk5FQ1RfVU5TUEVDSUZJRUQQABIYChRPTl9ESVNDT05ORUNUX0NBTkNFTBABEhoKFk9OX0RJU0NPTk5FQ1RfQ09OVElOVUUQAiq5AQoRTXVsdGl0YXNrU3RyYXRlZ3kSIgoeTVVMVElUQVNLX1NUUkFURUdZX1VOU1BFQ0lGSUVEEAASHQoZTVVMVElUQVNLX1NUUkFURUdZX1JFSkVDVBABEiAKHE1VTFRJVEFTS19TVFJBVEVHWV9JTlRFUlJVUFQQAhIfChtNVUxUSVRBU0tfU1RSQVRFR1lfUk9MTEJBQ0sQAxIeChpNVUxUSVRBU0tfU1RSQVRFR1lfRU5RVUVVRRAEKmAKC0lmTm90RXhpc3RzEh0KGUlGX05PVF9FWElTVFNfVU5TUEVDSUZJRUQQABIYChRJRl9OT1RfRVhJU1RTX1JFSkVDVBABEhgKFElGX05PVF9FWElTVFNfQ1JFQVRFEAIqbgoLR3JhbnVsYXJpdHkSGwoXR1JBTlVMQVJJVFlfVU5TUEVDSUZJRUQQABITCg9HUkFOVUxBUklUWV9MT1cQARIXChNHUkFOVUxBUklUWV9QQVJUSUFMEAISFAoQR1JBTlVMQVJJVFlfRlVMTBADKmgKCkR1cmFiaWxpdHkSGgoWRFVSQUJJTElUWV9VTlNQRUNJRklFRBAAEhMKD0RVUkFCSUxJVFlfU1lOQxABEhQKEERVUkFCSUxJVFlfQVNZTkMQAhITCg9EVVJBQklMSVRZX0VYSVQQA0KEAQoPZGV2LmdyYXBocnVuLnYxQghSdW5Qcm90b1ABWjpnaXRodWIuY29tL2dyYXBocnVuL2dyYXBocnVuL2dlbi9nby9ncmFwaHJ1bi92MTtncmFwaHJ1bnYxqgILR3JhcGhydW4uVjHKAgtHcmFwaHJ1blxWMeoCDEdyYXBocnVuOjpWMWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChVncmFwaHJ1bi92MS9ydW4ucHJvdG8SC2dyYXBocnVuLnYxIrkFCgNSdW4SDgoGcnVuX2lkGAEgASgJEhEKCXRocmVhZF9pZBgCIAEoCRIUCgxhc3Npc3RhbnRfaWQYAyABKAkSJgoGc3RhdHVzGAQgASgOMhYuZ3JhcGhydW4udjEuUnVuU3RhdHVzEg8KB2F0dGVtcHQYBSABKAUSKQoIbWV0YWRhdGEYBiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiQKBWVycm9yGAcgASgLMhUuZ3JhcGhydW4udjEuUnVuRXJyb3ISLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOgoSbXVsdGl0YXNrX3N0cmF0ZWd5GAogASgOMh4uZ3JhcGhydW4udjEuTXVsdGl0YXNrU3RyYXRlZ3kSLgoKc3RhcnRlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGN1cnJlbnRfbm9kZRgNIAEoCRIMCgRzdGVwGA4gASgDEjAKDW9uX2Rpc2Nvbm5lY3QYDyABKA4yGS5ncmFwaHJ1bi52MS5PbkRpc2Nvbm5lY3QSLQoHd2ViaG9vaxgQIAEoCzIcLmdyYXBocnVuLnYxLldlYmhvb2tEZWxpdmVyeRIZChFhc3Npc3RhbnRfdmVyc2lvbhgRIAEoBRIQCghncmFwaF9pZBgSIAEoCRIPCgdjcm9uX2lkGBMgASgJEjIKDmNyb25fdGlja190aW1lGBQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLXAQoPV2ViaG9va0RlbGl2ZXJ5EgsKA3VybBgBIAEoCRIqCgZzdGF0dXMYAiABKA4yGi5ncmFwaHJ1bi52MS5XZWJob29rU3RhdHVzEhAKCGF0dGVtcHRzGAMgASgFEhIKCmxhc3RfZXJyb3IYBCABKAkSMAoMZGVsaXZlcmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9uZXh0X2F0dGVtcHRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjkKCFJ1bkVycm9yEgwKBHR5cGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIOCgZyZWFzb24YAyABKAkijwYKB1J1blNwZWMSEQoJdGhyZWFkX2lkGAEgASgJEhQKDGFzc2lzdGFudF9pZBgCIAEoCRImCgVpbnB1dBgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJQoHY29tbWFuZBgEIAEoCzIULmdyYXBocnVuLnYxLkNvbW1hbmQSJwoGY29uZmlnGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIpCghtZXRhZGF0YRgGIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSGAoQaW50ZXJydXB0X2JlZm9yZRgHIAMoCRIXCg9pbnRlcnJ1cHRfYWZ0ZXIYCCADKAkSOgoSbXVsdGl0YXNrX3N0cmF0ZWd5GAkgASgOMh4uZ3JhcGhydW4udjEuTXVsdGl0YXNrU3RyYXRlZ3kSLwoNaWZfbm90X2V4aXN0cxgKIAEoDjIYLmdyYXBocnVuLnYxLklmTm90RXhpc3RzEhUKDWNoZWNrcG9pbnRfaWQYCyABKAkSLQoLZ3JhbnVsYXJpdHkYDCABKA4yGC5ncmFwaHJ1bi52MS5HcmFudWxhcml0eRIqCgd0aW1lb3V0GA0gASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEisKCmR1cmFiaWxpdHkYDiABKA4yFy5ncmFwaHJ1bi52MS5EdXJhYmlsaXR5EjAKDW9uX2Rpc2Nvbm5lY3QYDyABKA4yGS5ncmFwaHJ1bi52MS5PbkRpc2Nvbm5lY3QSKAoHY29udGV4dBgQIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSKwoLaW5wdXRfdmFsdWUYESABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSDwoHd2ViaG9vaxgSIAEoCRISCgpyZXF1ZXN0X2lkGBMgASgJEjAKDW9uX2NvbXBsZXRpb24YFCABKA4yGS5ncmFwaHJ1bi52MS5PbkNvbXBsZXRpb24SGQoRYXNzaXN0YW50X3ZlcnNpb24YFSABKAUiaAoHQ29tbWFuZBImCgZyZXN1bWUYASABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSJwoGdXBkYXRlGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIMCgRnb3RvGAMgAygJKoQBCg1XZWJob29rU3RhdHVzEh4KGldFQkhPT0tfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGgoWV0VCSE9PS19TVEFUVVNfUEVORElORxABEhwKGFdFQkhPT0tfU1RBVFVTX0RFTElWRVJFRBACEhkKFVdFQkhPT0tfU1RBVFVTX0ZBSUxFRBADKtMBCglSdW5TdGF0dXMSGgoWUlVOX1NUQVRVU19VTlNQRUNJRklFRBAAEhYKElJVTl9TVEFUVVNfUEVORElORxABEhYKElJVTl9TVEFUVVNfUlVOTklORxACEhYKElJVTl9TVEFUVVNfU1VDQ0VTUxADEhQKEFJVTl9TVEFUVVNfRVJST1IQBBIWChJSVU5fU1RBVFVTX1RJTUVPVVQQBRIaChZSVU5fU1RBVFVTX0lOVEVSUlVQVEVEEAYSGAoUUlVOX1NUQVRVU19DQU5DRUxMRUQQBypfCgxPbkNvbXBsZXRpb24SHQoZT05fQ09NUExFVElPTl9VTlNQRUNJRklFRBAAEhYKEk9OX0NPTVBMRVRJT05fS0VFUBABEhgKFE9OX0NPTVBMRVRJT05fREVMRVRFEAIqYwoMT25EaXNjb25uZWN0Eh0KGU9OX0RJU0NPTk5FQ1RfVU5TUEVDSUZJRUQQABIYChRPTl9ESVNDT05ORUNUX0NBTkNFTBABEhoKFk9OX0RJU0NPTk5FQ1RfQ09OVElOVUUQAiq5AQoRTXVsdGl0YXNrU3RyYXRlZ3kSIgoeTVVMVElUQVNLX1NUUkFURUdZX1VOU1BFQ0lGSUVEEAASHQoZTVVMVElUQVNLX1NUUkFURUdZX1JFSkVDVBABEiAKHE1VTFRJVEFTS19TVFJBVEVHWV9JTlRFUlJVUFQQAhIfChtNVUxUSVRBU0tfU1RSQVRFR1lfUk9MTEJBQ0sQAxIeChpNVUxUSVRBU0tfU1RSQVRFR1lfRU5RVUVVRRAEKmAKC0lmTm90RXhpc3RzEh0KGUlGX05PVF9FWElTVFNfVU5TUEVDSUZJRUQQABIYChRJRl9OT1RfRVhJU1RTX1JFSkVDVBABEhgKFElGX05PVF9FWElTVFNfQ1JFQVRFEAIqbgoLR3JhbnVsYXJpdHkSGwoXR1JBTlVMQVJJVFlfVU5TUEVDSUZJRUQQABITCg9HUkFOVUxBUklUWV9MT1cQARIXChNHUkFOVUxBUklUWV9QQVJUSUFMEAISFAoQR1JBTlVMQVJJVFlfRlVMTBADKmgKCkR1cmFiaWxpdHkSGgoWRFVSQUJJTElUWV9VTlNQRUNJRklFRBAAEhMKD0RVUkFCSUxJVFlfU1lOQxABEhQKEERVUkFCSUxJVFlfQVNZTkMQAhITCg9EVVJBQklMSVRZX0VYSVQQA0KEAQoPZGV2LmdyYXBocnVuLnYxQghSdW5Qcm90b1ABWjpnaXRodWIuY29tL2dyYXBocnVuL2dyYXBocnVuL2dlbi9nby9ncmFwaHJ1bi92MTtncmFwaHJ1bnYxqgILR3JhcGhydW4uVjHKAgtHcmFwaHJ1blxWMeoCDEdyYXBocnVuOjpWMWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * A run: one execution of a graph on a thread. Runs are durable records in
@@ -38,7 +38,8 @@ export type Run = Message<"graphrun.v1.Run"> & {
   threadId: string;
 
   /**
-   * The assistant (graph) the run executes.
+   * The assistant the run executes, as its spec named it: a graph id (the
+   * graph's default assistant) or a created assistant's id.
    *
    * @generated from field: string assistant_id = 3;
    */
@@ -131,17 +132,35 @@ export type Run = Message<"graphrun.v1.Run"> & {
   onDisconnect: OnDisconnect;
 
   /**
-   * The delivery of the run's webhook, when it names one.
+   * The delivery of the run's webhook, when it names one (or its assistant
+   * does).
    *
    * @generated from field: graphrun.v1.WebhookDelivery webhook = 16;
    */
   webhook?: WebhookDelivery | undefined;
 
   /**
+   * The version of the assistant the run executes: the one its spec pinned,
+   * else the assistant's current version when the run was accepted. 1 for a
+   * graph's default assistant. Unset (0) for runs accepted before assistants
+   * had versions.
+   *
+   * @generated from field: int32 assistant_version = 17;
+   */
+  assistantVersion: number;
+
+  /**
+   * The graph the run executes (its assistant's).
+   *
+   * @generated from field: string graph_id = 18;
+   */
+  graphId: string;
+
+  /**
    * The cron whose tick started the run (see `CronService`). Empty for a run
    * a caller started.
    *
-   * @generated from field: string cron_id = 17;
+   * @generated from field: string cron_id = 19;
    */
   cronId: string;
 
@@ -149,7 +168,7 @@ export type Run = Message<"graphrun.v1.Run"> & {
    * The scheduled time of the cron's tick that started the run (one run per
    * tick). Unset for a run a caller started.
    *
-   * @generated from field: google.protobuf.Timestamp cron_tick_time = 18;
+   * @generated from field: google.protobuf.Timestamp cron_tick_time = 20;
    */
   cronTickTime?: Timestamp | undefined;
 };
@@ -270,8 +289,14 @@ export type RunSpec = Message<"graphrun.v1.RunSpec"> & {
   threadId: string;
 
   /**
-   * The assistant to run: a graph id from the server's configuration (see
-   * `AssistantService.List`). Required.
+   * The assistant to run: a graph id from the server's configuration (the
+   * graph's default assistant) or the id of an assistant made with
+   * `AssistantService.Create` (see `AssistantService.List`). Required; an
+   * unknown one (or another caller's) is NOT_FOUND. A created assistant's
+   * `config` and `context` are merged under this spec's own (see
+   * `Assistant.config`), and its `webhook` applies unless `webhook` is set.
+   * The run stores the merged spec, so it runs the same even if the
+   * assistant changes while it is queued or taken over.
    *
    * @generated from field: string assistant_id = 2;
    */
@@ -450,10 +475,21 @@ export type RunSpec = Message<"graphrun.v1.RunSpec"> & {
 
   /**
    * What happens to the run's thread when the run ends. Unspecified: KEEP.
+   * With DELETE, the assistant's webhook does not apply.
    *
    * @generated from field: graphrun.v1.OnCompletion on_completion = 20;
    */
   onCompletion: OnCompletion;
+
+  /**
+   * Run this version of the assistant (see `AssistantService.ListVersions`)
+   * instead of its current one. Zero: the current one. A version the
+   * assistant does not have is NOT_FOUND (reason
+   * `ASSISTANT_VERSION_NOT_FOUND`); negative is INVALID_ARGUMENT.
+   *
+   * @generated from field: int32 assistant_version = 21;
+   */
+  assistantVersion: number;
 };
 
 /**

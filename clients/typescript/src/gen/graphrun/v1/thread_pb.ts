@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file graphrun/v1/thread.proto.
  */
 export const file_graphrun_v1_thread: GenFile = /*@__PURE__*/
-  fileDesc("ChhncmFwaHJ1bi92MS90aHJlYWQucHJvdG8SC2dyYXBocnVuLnYxIrwCCgZUaHJlYWQSEQoJdGhyZWFkX2lkGAEgASgJEi4KCmNyZWF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKCG1ldGFkYXRhGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIpCgZzdGF0dXMYBSABKA4yGS5ncmFwaHJ1bi52MS5UaHJlYWRTdGF0dXMSFAoMYXNzaXN0YW50X2lkGAYgASgJEiMKA3R0bBgHIAEoCzIWLmdyYXBocnVuLnYxLlRocmVhZFR0bBIuCgpleHBpcmVzX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJfCglUaHJlYWRUdGwSJgoDdHRsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEioKCHN0cmF0ZWd5GAIgASgOMhguZ3JhcGhydW4udjEuVHRsU3RyYXRlZ3kqYgoLVHRsU3RyYXRlZ3kSHAoYVFRMX1NUUkFURUdZX1VOU1BFQ0lGSUVEEAASFwoTVFRMX1NUUkFURUdZX0RFTEVURRABEhwKGFRUTF9TVFJBVEVHWV9LRUVQX0xBVEVTVBACKpUBCgxUaHJlYWRTdGF0dXMSHQoZVEhSRUFEX1NUQVRVU19VTlNQRUNJRklFRBAAEhYKElRIUkVBRF9TVEFUVVNfSURMRRABEhYKElRIUkVBRF9TVEFUVVNfQlVTWRACEh0KGVRIUkVBRF9TVEFUVVNfSU5URVJSVVBURUQQAxIXChNUSFJFQURfU1RBVFVTX0VSUk9SEARChwEKD2Rldi5ncmFwaHJ1bi52MUILVGhyZWFkUHJvdG9QAVo6Z2l0aHViLmNvbS9ncmFwaHJ1bi9ncmFwaHJ1bi9nZW4vZ28vZ3JhcGhydW4vdjE7Z3JhcGhydW52MaoCC0dyYXBocnVuLlYxygILR3JhcGhydW5cVjHqAgxHcmFwaHJ1bjo6VjFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChhncmFwaHJ1bi92MS90aHJlYWQucHJvdG8SC2dyYXBocnVuLnYxIs4CCgZUaHJlYWQSEQoJdGhyZWFkX2lkGAEgASgJEi4KCmNyZWF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKCG1ldGFkYXRhGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIpCgZzdGF0dXMYBSABKA4yGS5ncmFwaHJ1bi52MS5UaHJlYWRTdGF0dXMSFAoMYXNzaXN0YW50X2lkGAYgASgJEiMKA3R0bBgHIAEoCzIWLmdyYXBocnVuLnYxLlRocmVhZFR0bBIuCgpleHBpcmVzX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghncmFwaF9pZBgJIAEoCSJfCglUaHJlYWRUdGwSJgoDdHRsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEioKCHN0cmF0ZWd5GAIgASgOMhguZ3JhcGhydW4udjEuVHRsU3RyYXRlZ3kqYgoLVHRsU3RyYXRlZ3kSHAoYVFRMX1NUUkFURUdZX1VOU1BFQ0lGSUVEEAASFwoTVFRMX1NUUkFURUdZX0RFTEVURRABEhwKGFRUTF9TVFJBVEVHWV9LRUVQX0xBVEVTVBACKpUBCgxUaHJlYWRTdGF0dXMSHQoZVEhSRUFEX1NUQVRVU19VTlNQRUNJRklFRBAAEhYKElRIUkVBRF9TVEFUVVNfSURMRRABEhYKElRIUkVBRF9TVEFUVVNfQlVTWRACEh0KGVRIUkVBRF9TVEFUVVNfSU5URVJSVVBURUQQAxIXChNUSFJFQURfU1RBVFVTX0VSUk9SEARChwEKD2Rldi5ncmFwaHJ1bi52MUILVGhyZWFkUHJvdG9QAVo6Z2l0aHViLmNvbS9ncmFwaHJ1bi9ncmFwaHJ1bi9nZW4vZ28vZ3JhcGhydW4vdjE7Z3JhcGhydW52MaoCC0dyYXBocnVuLlYxygILR3JhcGhydW5cVjHqAgxHcmFwaHJ1bjo6VjFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * A thread: a conversation whose state LangGraph checkpoints after each step.
@@ -57,7 +57,8 @@ export type Thread = Message<"graphrun.v1.Thread"> & {
   status: ThreadStatus;
 
   /**
-   * The assistant of the thread's latest run; empty before its first run.
+   * The assistant of the thread's latest run, as that run named it (a graph
+   * id or a created assistant's id); empty before its first run.
    *
    * @generated from field: string assistant_id = 6;
    */
@@ -79,6 +80,14 @@ export type Thread = Message<"graphrun.v1.Thread"> & {
    * @generated from field: google.protobuf.Timestamp expires_at = 8;
    */
   expiresAt?: Timestamp | undefined;
+
+  /**
+   * The graph of the thread's latest run, which reads its state; empty
+   * before its first run.
+   *
+   * @generated from field: string graph_id = 9;
+   */
+  graphId: string;
 };
 
 /**

@@ -392,8 +392,8 @@ export type ThreadServiceListRequest = Message<"graphrun.v1.ThreadServiceListReq
   metadata?: JsonObject | undefined;
 
   /**
-   * Only threads whose latest run executed this assistant (graph id). Empty:
-   * any.
+   * Only threads whose latest run executed this assistant, as that run named
+   * it (a graph id or a created assistant's id). Empty: any.
    *
    * @generated from field: string assistant_id = 3;
    */
