@@ -64,7 +64,8 @@ export type Cron = Message<"graphrun.v1.Cron"> & {
 
   /**
    * The run each tick starts, as `RunService.Create` takes it: `assistant_id`
-   * (required), `input`, `config`, `context`, `metadata`, interrupts,
+   * (required; a created assistant runs the version current at each tick
+   * unless `assistant_version` pins one), `input`, `config`, `context`, `metadata`, interrupts,
    * `multitask_strategy`, `timeout`, `durability`, `webhook`,
    * `on_completion`. `thread_id` names the thread every tick runs on (it must
    * exist, and the cron is deleted with it, whether by `ThreadService.Delete`,
