@@ -114,6 +114,7 @@ async def test_a_killed_replica_s_run_is_finished_by_another_without_redoing_ste
     run = (await a.runs.Create(durable("k", gate_at="n3"), timeout=TIMEOUT)).run
     watch = join(b, run.run_id)
     before = await read_until(watch, started("n3"))
+    await reached_gate(cluster_db, f"{run.run_id}-1")  # n3 holds its task key (below) when killed
 
     a.signal(signal.SIGKILL)
     killed = time.monotonic()
