@@ -134,6 +134,7 @@ class Admission:
             has_input=req.input is not None and not req.checkpoint_id,
             owner=settings.owner if can_run_here else None,
             lease=settings.lease_seconds,
+            announce=bool(req.stream_modes),
         )
         if can_run_here and start_delay <= 0:
             provisional = self._provisional(run_id, thread_id, assistant, req, spec)
@@ -180,7 +181,8 @@ class Admission:
             admitted.set_exception(NotAdmitted())
             return
         active.record = begun.result()
-        if active.stored == 0:  # its metadata event was stored with its acceptance (begin_run_statement)
+        if active.stored == 0 and active.request.stream_modes:  # its metadata event was stored with
+            # its acceptance (begin_run_statement)
             active.stored = 1
             active.log.mark_durable(1)
         if active.rider is not None:  # accepted with its first checkpoint write: leased then

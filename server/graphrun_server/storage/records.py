@@ -406,22 +406,24 @@ class Records:
         has_input: bool,
         owner: str | None,
         lease: float,
+        announce: bool = False,
     ) -> tuple[str, tuple]:
         """The query that accepts a run (graphrun_begin_run) and its parameters: RUNNING and leased
         to `owner` when it can start at once and owner is given, else PENDING for any replica's workers.
 
         `assistant_id` is what the run named; `graph_id` (default: the same) the graph it executes.
 
-        A run that starts at once has its first event, `metadata`, stored in the same transaction
-        (as `runs.execution.metadata_event` makes it): a stream's first event is then released
-        when the acceptance is, instead of one write later."""
+        With `announce` (a run with stream modes), a run that starts at once has its first event,
+        `metadata`, stored in the same transaction (as `runs.execution.metadata_event` makes it):
+        a stream's first event is then released when the acceptance is, instead of one write
+        later. A run without stream modes (Wait's) stores it with its end, as no one follows it."""
         return (
             f"WITH begun AS (SELECT {_RUN_COLUMNS_BUT_SPEC} FROM graphrun_begin_run(%s, %s, %s, %s, %s, %s, %s, %s,"
             " make_interval(secs => %s), %s, %s, make_interval(secs => %s), %s, %s, %s)),"
             " announced AS (INSERT INTO graphrun_run_event (run_id, sequence, kind, data)"
             " SELECT run_id, 1, 'metadata', jsonb_build_object('run_id', run_id::text, 'thread_id', thread_id::text,"
             " 'assistant_id', assistant_id, 'attempt', attempt)"
-            " FROM begun WHERE status = 'running' AND attempt = 1 AND lease_owner IS NOT NULL"
+            " FROM begun WHERE %s AND status = 'running' AND attempt = 1 AND lease_owner IS NOT NULL"
             " ON CONFLICT DO NOTHING RETURNING run_id)"
             " SELECT begun.*, (SELECT pg_notify('graphrun_event', run_id::text) FROM announced) AS announced"
             " FROM begun",
@@ -441,6 +443,7 @@ class Records:
                 _caller(),
                 graph_id,
                 assistant_version,
+                announce,
             ),
         )
 
