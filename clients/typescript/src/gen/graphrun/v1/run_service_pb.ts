@@ -156,13 +156,12 @@ export type RunServiceCreateRequest = Message<"graphrun.v1.RunServiceCreateReque
    * Wait this long before starting the run. At most 30 days; negative or
    * longer is INVALID_ARGUMENT.
    *
-   * Also record the events from inside subgraphs for `Join`, as in
-   *
    * @generated from field: google.protobuf.Duration start_delay = 3;
    */
   startDelay?: Duration | undefined;
 
   /**
+   * Also record the events from inside subgraphs for `Join`, as in
    * `RunServiceStreamRequest`.
    *
    * @generated from field: bool subgraphs = 4;
