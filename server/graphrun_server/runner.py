@@ -80,7 +80,7 @@ class GraphRunner:
             local, registry, records, checkpointer, self._settlement, tracer, nudge=lambda: self._claims.nudge()
         )
         self._claims = Claims(local, records, self._execution, self._fanout, tracer, dsn)
-        self._admission = Admission(local, records, registry, checkpointer, self._claims, self.assistants)
+        self._admission = Admission(local, records, checkpointer, self._claims, self.assistants)
         self._stopping = Stopping(local, records, self._fanout)
 
     @property

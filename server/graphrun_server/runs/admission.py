@@ -20,7 +20,7 @@ import psycopg
 from ..auth import caller
 from ..errors import QueueFull, ReplicaBusy, RequestIdReused, RunNotFound
 from ..input_check import check_input
-from ..registry import Assistant, Registry
+from ..registry import Assistant
 from ..storage.checkpointer import Rider
 from ..storage.records import Claim, Records, RunRecord
 from .checks import check_request, check_thread_state
@@ -54,10 +54,8 @@ def _digest(req: RunRequest) -> str:
 
 
 class Admission:
-    def __init__(
-        self, local: LocalRuns, records: Records, registry: Registry, checkpointer, claims, assistants: Assistants
-    ):
-        self.local, self.records, self.registry, self.checkpointer = local, records, registry, checkpointer
+    def __init__(self, local: LocalRuns, records: Records, checkpointer, claims, assistants: Assistants):
+        self.local, self.records, self.checkpointer = local, records, checkpointer
         self.claims = claims  # claims.Claims: starts and registers the runs admitted here
         self.assistants = assistants  # resolves what the run names into its graph and effective request
 
