@@ -13,15 +13,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
-from psycopg import AsyncConnection
-from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
 from ..auth import caller, owner_filter
 from ..errors import AssistantAlreadyExists, AssistantNotFound, AssistantVersionNotFound
+from .queries import Queries
 
 # What a version of an assistant says (graphrun_assistant and graphrun_assistant_version both hold them).
 FIELDS = ("graph_id", "name", "description", "config", "context", "metadata", "webhook")
@@ -61,22 +59,8 @@ def _values(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: Jsonb(fields[k]) if k in _JSON_FIELDS else fields[k] for k in FIELDS}
 
 
-class AssistantRecords:
+class AssistantRecords(Queries):
     """Queries on graphrun_assistant and graphrun_assistant_version."""
-
-    def __init__(self, pool: AsyncConnectionPool):
-        # The pool's connections make dict rows (database.make_pool); its type does not say so.
-        self.pool = cast("AsyncConnectionPool[AsyncConnection[DictRow]]", pool)
-
-    async def _one(self, sql: str, params: Any = None) -> dict | None:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(sql, params)
-            return await cur.fetchone()
-
-    async def _all(self, sql: str, params: Any = None) -> list[dict]:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(sql, params)
-            return await cur.fetchall()
 
     async def create(self, assistant_id: str, fields: dict[str, Any]) -> AssistantRecord:
         """The assistant at version 1, owned by the caller; the assistant and its first version in

@@ -14,12 +14,11 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
 from ..auth import caller, owner_filter
 from ..errors import CronAlreadyExists, CronNotFound, ThreadNotFound
+from .queries import Queries
 from .records import encode_token, page_after
 
 
@@ -61,20 +60,7 @@ def _params(values: dict[str, Any]) -> dict[str, Any]:
     return {k: Jsonb(v) if k in ("spec", "metadata") else v for k, v in values.items()}
 
 
-class CronStore:
-    def __init__(self, pool: AsyncConnectionPool):
-        self.pool = pool
-
-    async def _one(self, sql: str, params: Any = None) -> dict[str, Any] | None:
-        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(sql, params)
-            return await cur.fetchone()
-
-    async def _all(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
-        async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(sql, params)
-            return await cur.fetchall()
-
+class CronStore(Queries):
     # -- the API's ----------------------------------------------------------------------
 
     async def check_thread(self, thread_id: str, owner: str | None) -> None:

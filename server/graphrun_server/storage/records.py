@@ -21,7 +21,6 @@ from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
 from ..auth import caller, owner_filter
 from ..errors import (
@@ -37,6 +36,7 @@ from ..errors import (
 )
 from ..events import END, RunEvent
 from .checkpointer import Rider
+from .queries import Queries
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +220,7 @@ def _caller() -> str | None:
     return caller.get()
 
 
-class Records:
+class Records(Queries):
     """Queries on graphrun_thread, graphrun_run and graphrun_run_event.
 
     Every thread and run lookup is scoped to the authenticated caller of the current
@@ -229,19 +229,6 @@ class Records:
     is None and nothing is filtered; the runner's own work (claims, takeovers) runs
     outside any call and is not filtered either.
     """
-
-    def __init__(self, pool: AsyncConnectionPool):
-        self.pool = pool
-
-    async def _one(self, sql: str, params: Any = None) -> dict | None:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(sql, params)
-            return await cur.fetchone()
-
-    async def _all(self, sql: str, params: Any = None) -> list[dict]:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(sql, params)
-            return await cur.fetchall()
 
     # -- threads ----------------------------------------------------------------------
 
