@@ -177,12 +177,11 @@ class AssistantRecords(Queries):
 
     async def delete(self, assistant_id: str) -> None:
         """The assistant and all its versions. Runs keep what they ran (their effective spec)."""
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                f"DELETE FROM graphrun_assistant a WHERE a.assistant_id = %(id)s AND {_SEEN}",
-                {"id": assistant_id, "seen": owner_filter()},
-            )
-        if cur.rowcount == 0:
+        deleted = await self._count(
+            f"DELETE FROM graphrun_assistant a WHERE a.assistant_id = %(id)s AND {_SEEN}",
+            {"id": assistant_id, "seen": owner_filter()},
+        )
+        if deleted == 0:
             raise AssistantNotFound(assistant_id)
 
     async def list_versions(self, assistant_id: str, limit: int, before: int | None) -> list[AssistantRecord]:

@@ -9,7 +9,6 @@ crons.py.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -73,8 +72,7 @@ class CronStore(Queries):
         if row is None:
             raise ThreadNotFound(thread_id)
 
-    async def create(self, cron_id: str | None, values: dict[str, Any], next_run_at: dt.datetime | None) -> CronRecord:
-        cron_id = cron_id or str(uuid.uuid4())
+    async def create(self, cron_id: str, values: dict[str, Any], next_run_at: dt.datetime | None) -> CronRecord:
         columns = ", ".join(WRITABLE)
         try:
             row = await self._one(
@@ -125,12 +123,11 @@ class CronStore(Queries):
         return _cron(row)
 
     async def delete(self, cron_id: str) -> None:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "DELETE FROM graphrun_cron WHERE cron_id = %s AND (%s::text IS NULL OR owner = %s)",
-                (cron_id, owner_filter(), owner_filter()),
-            )
-        if cur.rowcount == 0:
+        deleted = await self._count(
+            "DELETE FROM graphrun_cron WHERE cron_id = %s AND (%s::text IS NULL OR owner = %s)",
+            (cron_id, owner_filter(), owner_filter()),
+        )
+        if deleted == 0:
             raise CronNotFound(cron_id)
 
     async def list_crons(
@@ -196,24 +193,23 @@ class CronStore(Queries):
         """Record how the tick at `tick` went and move the cron on to `next_run_at`, unless the tick
         is no longer its next one (an Update moved it, or another replica finished it after this
         one's claim lapsed). Whether it was recorded."""
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                """
-                UPDATE graphrun_cron
-                   SET next_run_at = %(next)s, claimed_until = NULL, last_tick_at = %(tick)s,
-                       last_run_id = coalesce(%(run_id)s::uuid, last_run_id),
-                       last_skip = coalesce(%(skip)s, last_skip)
-                 WHERE cron_id = %(cron_id)s AND next_run_at = %(tick)s
-                """,
-                {
-                    "cron_id": cron_id,
-                    "tick": tick,
-                    "next": next_run_at,
-                    "run_id": run_id,
-                    "skip": Jsonb(skip) if skip else None,
-                },
-            )
-            return cur.rowcount == 1
+        recorded = await self._count(
+            """
+            UPDATE graphrun_cron
+               SET next_run_at = %(next)s, claimed_until = NULL, last_tick_at = %(tick)s,
+                   last_run_id = coalesce(%(run_id)s::uuid, last_run_id),
+                   last_skip = coalesce(%(skip)s, last_skip)
+             WHERE cron_id = %(cron_id)s AND next_run_at = %(tick)s
+            """,
+            {
+                "cron_id": cron_id,
+                "tick": tick,
+                "next": next_run_at,
+                "run_id": run_id,
+                "skip": Jsonb(skip) if skip else None,
+            },
+        )
+        return recorded == 1
 
     async def seconds_until_due(self) -> float | None:
         """How long until the earliest tick any replica may take (a claimed one: until its claim

@@ -25,3 +25,9 @@ class Queries:
         async with self.pool.connection() as conn:
             cur = await conn.execute(sql, params)
             return await cur.fetchall()
+
+    async def _count(self, sql: str, params: Any = None) -> int:
+        """How many rows the statement (an UPDATE or DELETE) touched."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(sql, params)
+            return cur.rowcount

@@ -366,12 +366,11 @@ class Records(Queries):
         return row["n"]
 
     async def delete_thread(self, thread_id: str) -> None:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "DELETE FROM graphrun_thread WHERE thread_id = %s AND (%s::text IS NULL OR owner = %s)",
-                (thread_id, owner_filter(), owner_filter()),
-            )
-        if cur.rowcount == 0:
+        deleted = await self._count(
+            "DELETE FROM graphrun_thread WHERE thread_id = %s AND (%s::text IS NULL OR owner = %s)",
+            (thread_id, owner_filter(), owner_filter()),
+        )
+        if deleted == 0:
             raise ThreadNotFound(thread_id)
 
     # -- runs ---------------------------------------------------------------------------
@@ -665,10 +664,8 @@ class Records(Queries):
 
     async def prune_events(self, older_than: float) -> int:
         """Delete the events of runs that ended more than `older_than` seconds ago."""
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "DELETE FROM graphrun_run_event e USING graphrun_run r WHERE e.run_id = r.run_id"
-                " AND r.ended_at < now() - make_interval(secs => %s)",
-                (older_than,),
-            )
-            return cur.rowcount
+        return await self._count(
+            "DELETE FROM graphrun_run_event e USING graphrun_run r WHERE e.run_id = r.run_id"
+            " AND r.ended_at < now() - make_interval(secs => %s)",
+            (older_than,),
+        )
