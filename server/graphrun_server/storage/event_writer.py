@@ -33,17 +33,6 @@ class _Pending:
     done: asyncio.Future[bool]
 
 
-def _pass_on(answer: asyncio.Future[bool], to: asyncio.Future[bool]) -> None:
-    if to.done():
-        return
-    if answer.cancelled():
-        to.cancel()
-    elif (exc := answer.exception()) is not None:
-        to.set_exception(exc)
-    else:
-        to.set_result(answer.result())
-
-
 class EventWriter:
     def __init__(self, records: Records, min_interval: float):
         self.records, self.min_interval = records, min_interval
@@ -55,14 +44,17 @@ class EventWriter:
         """Store a run's events with the next write. False if the run is no longer this attempt's
         (fenced, as `Records.append_events`); raises what the write raised.
 
-        A run has one batch waiting at a time (its flusher awaits this); a batch sent while one
-        waits (a flusher that was cancelled left it) replaces it, and both get its answer."""
+        A run's flusher has one batch waiting at a time. Two attempts of one run may both have
+        one here (this replica took its own run over): the newer attempt's is written, the older
+        gets False, as the database would answer it."""
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._write_forever(), name="event-writer")
-        done = asyncio.get_running_loop().create_future()
         previous = self._pending.get(run_id)
-        if previous is not None:
-            done.add_done_callback(lambda answer: _pass_on(answer, previous.done))
+        if previous is not None and not previous.done.done():
+            if previous.attempt > attempt:
+                return False
+            previous.done.set_result(False)
+        done = asyncio.get_running_loop().create_future()
         self._pending[run_id] = _Pending(attempt, events, done)
         self._queued.set()
         return await done
