@@ -3,7 +3,8 @@
 Why a run may start before the database answers: LangGraph's set-up overlaps the round trip
 that accepts the run, and nothing the run writes is stored before the answer (the
 checkpointer waits for it). A run the database refuses or queues is dropped here, with no
-events; a run on a thread it creates has its acceptance ride on its first checkpoint write.
+events; a run on a thread it creates has its acceptance ride on its first checkpoint write, a
+run on an existing thread on its first checkpoint read.
 """
 
 from __future__ import annotations
@@ -136,9 +137,15 @@ class Admission:
         )
         if can_run_here and start_delay <= 0:
             provisional = self._provisional(run_id, thread_id, assistant, req, spec)
-            if not req.thread_id and req.durability != "exit" and not req.request_id:
-                # A thread of its own: nothing can refuse the run (but an outage), so its acceptance
-                # rides on its first checkpoint write (with `exit` that is the last: too late).
+            if (req.thread_id and not req.stream_modes) or (
+                not req.thread_id and req.durability != "exit" and not req.request_id
+            ):
+                # Its acceptance rides on its first checkpoint read (LangGraph reads an existing
+                # thread before any node runs; the read waits for the answer) or, on a thread of
+                # its own (nothing but an outage can refuse it), on its first write (with `exit`
+                # that is the last: too late). Not the read of a streamed run: its first event
+                # (stored with the acceptance) would wait for LangGraph's set-up, which the
+                # acceptance sent at once overlaps.
                 rider = Rider(
                     *self.records.begin_run_statement(**acceptance), asyncio.get_running_loop().create_future()
                 )
@@ -161,7 +168,11 @@ class Admission:
         can refuse) the acceptance goes out with the run's first checkpoint write instead, one
         round trip less (FencedPostgresSaver.aput). With `sync` durability a StateGraph's nodes
         still run only after that write (LangGraph's input step waits for it); with `async` the
-        first nodes may start meanwhile, and none of their writes is stored before it.
+        first nodes may start meanwhile, and none of their writes is stored before it. A run on
+        an existing thread, without stream modes, sends its rider ahead of its first checkpoint read
+        instead, in the same
+        pipeline (FencedPostgresSaver.aget_tuple): the read waits for the answer, so no node runs
+        before it.
         """
         begun = asyncio.ensure_future(begin)  # sent first; the set-up below overlaps it too
         admitted = asyncio.get_running_loop().create_future()

@@ -21,8 +21,8 @@ Four changes to `AsyncPostgresSaver` and one translation, nothing else:
   records in its `RunCheckpoints` what each write stored (so the runner can
   answer with the final state without reading it back), answers the first read
   of a thread the run itself created without a query (there is nothing to read
-  yet), sends its acceptance (a `Rider`) in the pipeline of its first write and
-  its end in the transaction of its last, and tells it when a write was refused.
+  yet), sends its acceptance (a `Rider`) in the pipeline of its first read or write
+  and its end in the transaction of its last, and tells it when a write was refused.
 
 And one translation: a database that cannot be reached (a lost connection, no
 connection within the pool's timeout) raises `DatabaseUnavailable`, so the
@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import psycopg
-from langgraph.checkpoint.base import WRITES_IDX_MAP, get_serializable_checkpoint_metadata
+from langgraph.checkpoint.base import WRITES_IDX_MAP, get_checkpoint_id, get_serializable_checkpoint_metadata
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from psycopg.rows import dict_row
@@ -93,11 +93,12 @@ class StoredCheckpoint:
 
 @dataclass(eq=False)
 class Rider:
-    """A statement that rides in the pipeline of a run's first checkpoint write.
+    """A statement that rides in the pipeline of a run's first checkpoint read or write.
 
-    A run on a thread it creates sends its acceptance (graphrun_begin_run) this way:
-    one round trip, and one transaction with that checkpoint, so both are stored or
-    neither. If the run ends before writing a checkpoint, it is sent on its own.
+    A run sends its acceptance (graphrun_begin_run) this way: on a thread it creates, with
+    its first write (one transaction with that checkpoint, so both are stored or neither);
+    on an existing thread, ahead of LangGraph's first read of it. One round trip either way.
+    If the run ends before reading or writing a checkpoint, it is sent on its own.
     """
 
     query: str
@@ -190,7 +191,7 @@ class CheckpointedRun(Protocol):
 
     @property
     def rider(self) -> Rider | None:
-        """The run's acceptance, when it rides on the run's first checkpoint write."""
+        """The run's acceptance, when it rides on the run's first checkpoint read or write."""
         ...
 
     async def admitted(self) -> None:
@@ -298,13 +299,47 @@ class FencedPostgresSaver(AsyncPostgresSaver):
 
     async def aget_tuple(self, config):
         run, recorder = _run(config), _recorder(config)
-        # LangGraph reads first, before any node runs: a run not yet accepted waits here, unless
-        # its acceptance rides on its first write (a thread it creates: nothing can refuse it).
-        if run is not None and (recorder is None or run.rider is None):
+        rider = run.rider if run is not None and recorder is not None else None
+        if rider is not None and recorder.knows_empty(config):
+            return None  # a thread the run creates: its acceptance rides on its first write
+        if rider is not None and rider.take():
+            # LangGraph reads first, before any node runs: the run's acceptance goes ahead of that
+            # read in one pipeline. Its answer must arrive even if this read is cancelled.
+            rider.sending = asyncio.ensure_future(self._aget_tuple(config, rider))
+            rider.sending.add_done_callback(_retrieved)
+            try:
+                value = await asyncio.shield(rider.sending)
+            finally:
+                await run.admitted()  # NotAdmitted if the database refused or queued the run
+            if value is not None and value["checkpoint"]["v"] < 4 and value["parent_checkpoint_id"]:
+                return await super().aget_tuple(config)  # upstream migrates its pending sends
+            return None if value is None else await self._load_checkpoint_tuple(value)
+        if run is not None:  # a run not yet accepted waits here
             await run.admitted()
         if recorder is not None and recorder.knows_empty(config):
             return None
         return await super().aget_tuple(config)
+
+    async def _aget_tuple(self, config, rider: Rider) -> dict | None:
+        """Upstream's query of `aget_tuple` (its row, not yet loaded), with a rider ahead of it in
+        the same pipeline: one round trip, one transaction, the read seeing the run accepted."""
+        configurable = config["configurable"]
+        args: tuple[Any, ...] = (configurable["thread_id"], configurable.get("checkpoint_ns", ""))
+        if checkpoint_id := get_checkpoint_id(config):
+            args, where = (*args, checkpoint_id), "WHERE thread_id = %s AND checkpoint_ns = %s AND checkpoint_id = %s"
+        else:
+            where = "WHERE thread_id = %s AND checkpoint_ns = %s ORDER BY checkpoint_id DESC LIMIT 1"
+        try:
+            async with self._cursor(pipeline=True) as cur:
+                answer = cur.connection.cursor(row_factory=dict_row)
+                await answer.execute(rider.query, rider.params)
+                read = cur.connection.cursor(binary=True, row_factory=dict_row)  # read after the Sync
+                await read.execute(self.SELECT_SQL + where, args)
+            rider.answered(await answer.fetchone())
+        except BaseException as exc:
+            rider.failed(exc)
+            raise
+        return await read.fetchone()
 
     async def aput(self, config, checkpoint, metadata, new_versions):
         run, recorder = _run(config), _recorder(config)
