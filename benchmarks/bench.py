@@ -9,7 +9,7 @@ says otherwise). Calls of both are interleaved.
 
     python -m benchmarks.bench [--quick] [--only latency,throughput,...]   (from the repository's root)
 
-Sections: latency, durability, throughput, workers, stream, join, growth, dbsize, memory, cost.
+Sections: latency, durability, throughput, workers, stream, join, growth, dbsize, memory, cost, cpu.
 """
 
 from __future__ import annotations
@@ -506,7 +506,53 @@ async def cost(dsn: str, n: int) -> None:
           ["", "round trips", "KiB sent", "KiB received", "transactions", "rows written", "WAL KiB"], rows)
 
 
-SECTIONS = ("latency", "durability", "throughput", "workers", "stream", "join", "growth", "dbsize", "memory", "cost")
+def _postgres_cpu() -> float | None:
+    """CPU seconds of every PostgreSQL process on this machine (None: none visible, a remote one)."""
+    total, seen = 0.0, False
+    for proc in psutil.process_iter(["name"]):
+        if (proc.info["name"] or "").startswith("postgres"):
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                total, seen = total + times.user + times.system, True
+    return total if seen else None
+
+
+async def cpu(svc: Service, local: InProcess, n: int) -> None:
+    """CPU per run of each process a run involves, graphrun beside in-process: where a run's
+    cost goes besides the wall clock (the client's gRPC, the server's event loop and threads,
+    PostgreSQL's backends, whose statements are on the run's path). PostgreSQL's figure counts
+    every process of the local server, so it is only meaningful on an otherwise idle one."""
+    me, server = psutil.Process(), psutil.Process(svc.replica.proc.pid)
+
+    def seconds(proc: psutil.Process) -> float:
+        times = proc.cpu_times()
+        return times.user + times.system
+
+    threads = {"graphrun": str(uuid.uuid4()), "in-process": str(uuid.uuid4())}
+    turn = {"messages": [{"role": "user", "content": "again"}]}
+    rows = []
+    for name, call in (("graphrun Wait, trivial graph", lambda: svc.wait("pair", {"log": []})),
+                       ("in-process ainvoke, trivial graph", lambda: local.invoke("pair", {"log": []})),
+                       ("graphrun Wait, a turn of a thread (chat)",
+                        lambda: svc.wait("chat", turn, threads["graphrun"], granularity="GRANULARITY_LOW")),
+                       ("in-process ainvoke, a turn of a thread (chat)",
+                        lambda: local.invoke("chat", turn, threads["in-process"]))):
+        for _ in range(20):
+            await call()
+        before = (time.perf_counter(), seconds(me), seconds(server), _postgres_cpu())
+        for _ in range(n):
+            await call()
+        after = (time.perf_counter(), seconds(me), seconds(server), _postgres_cpu())
+        wall, client, served = ((b - a) / n * 1000 for a, b in zip(before[:3], after[:3]))
+        database = "" if before[3] is None or after[3] is None else ms((after[3] - before[3]) / n)
+        graphrun = name.startswith("graphrun")
+        rows.append([name, f"{wall:.2f}", f"{client:.2f}", f"{served:.2f}" if graphrun else "", database])
+    table(f"CPU per run (ms, n={n}): the calling process (for in-process, the run itself), the server, PostgreSQL",
+          ["", "wall", "caller CPU", "server CPU", "PostgreSQL CPU"], rows)
+
+
+SECTIONS = ("latency", "durability", "throughput", "workers", "stream", "join", "growth", "dbsize", "memory", "cost",
+            "cpu")
 
 
 async def main() -> None:
@@ -538,6 +584,8 @@ async def main() -> None:
                 await join(dsn, svc, 5 if quick else 20)
             if "growth" in only:
                 await growth(svc, local, 20 if quick else 200)
+            if "cpu" in only:
+                await cpu(svc, local, n)
             if "dbsize" in only:
                 await dbsize(svc, dsn, n, 10_000 if quick else 100_000)
         finally:

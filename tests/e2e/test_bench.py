@@ -37,7 +37,7 @@ def quick_bench(admin_dsn: str, sections: str) -> str:
 
 
 def test_the_quick_benchmark_prints_its_tables_and_a_wait_saves_round_trips(admin_dsn):
-    out = quick_bench(admin_dsn, "latency,cost")
+    out = quick_bench(admin_dsn, "latency,cost,cpu")
 
     latency = table_rows(out, "### Wait latency")
     assert set(latency) == {"pair", "agent"}
@@ -51,6 +51,12 @@ def test_the_quick_benchmark_prints_its_tables_and_a_wait_saves_round_trips(admi
     # (the fraction above in-process's is the server's lease renewals and claim queries meanwhile).
     turn = "a turn of a thread (chat)"
     assert float(cost[f"graphrun Wait, {turn}"][0]) < float(cost[f"in-process ainvoke, {turn}"][0]) + 1, cost
+
+    cpu = table_rows(out, "### CPU per run")
+    assert len(cpu) == 4, cpu
+    for name, (wall, caller, server, database) in cpu.items():  # each process's share is measured
+        assert float(wall) > 0 and float(caller) > 0, cpu
+        assert (float(server or 0) > 0) == name.startswith("graphrun"), cpu
 
 
 def test_the_stream_join_and_growth_tables_have_every_row_beside_in_process(admin_dsn):
