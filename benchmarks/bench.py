@@ -467,6 +467,19 @@ class RoundTripCounter:
         await asyncio.gather(*self.pumps, return_exceptions=True)
 
 
+def _run_kinds(svc: Service, local: InProcess) -> list[tuple[str, callable]]:
+    """The runs whose cost `cost` and `cpu` measure: the trivial graph on a new thread, and a turn
+    of a thread that grows (`chat`), each through graphrun and in-process."""
+    threads = {"graphrun": str(uuid.uuid4()), "in-process": str(uuid.uuid4())}
+    turn = {"messages": [{"role": "user", "content": "again"}]}
+    return [("graphrun Wait", lambda: svc.wait("pair", {"log": []})),
+            ("in-process ainvoke", lambda: local.invoke("pair", {"log": []})),
+            ("graphrun Wait, a turn of a thread (chat)",
+             lambda: svc.wait("chat", turn, threads["graphrun"], granularity="GRANULARITY_LOW")),
+            ("in-process ainvoke, a turn of a thread (chat)",
+             lambda: local.invoke("chat", turn, threads["in-process"]))]
+
+
 async def cost(dsn: str, n: int) -> None:
     """Database work per run: round trips and bytes on the wire (counted by a proxy), and
     transactions, rows and WAL from PostgreSQL's own statistics (flushed about once a second)."""
@@ -476,15 +489,8 @@ async def cost(dsn: str, n: int) -> None:
     local = await InProcess(proxied).open()
     svc = Service(replica)
     rows = []
-    threads = {"graphrun": str(uuid.uuid4()), "in-process": str(uuid.uuid4())}
-    turn = {"messages": [{"role": "user", "content": "again"}]}
     try:
-        for name, call in (("graphrun Wait", lambda: svc.wait("pair", {"log": []})),
-                           ("in-process ainvoke", lambda: local.invoke("pair", {"log": []})),
-                           ("graphrun Wait, a turn of a thread (chat)",
-                            lambda: svc.wait("chat", turn, threads["graphrun"], granularity="GRANULARITY_LOW")),
-                           ("in-process ainvoke, a turn of a thread (chat)",
-                            lambda: local.invoke("chat", turn, threads["in-process"]))):
+        for name, call in _run_kinds(svc, local):
             for _ in range(20):
                 await call()
             await asyncio.sleep(1.5)  # the statistics collector's flush, not synchronisation
@@ -528,15 +534,8 @@ async def cpu(svc: Service, local: InProcess, n: int) -> None:
         times = proc.cpu_times()
         return times.user + times.system
 
-    threads = {"graphrun": str(uuid.uuid4()), "in-process": str(uuid.uuid4())}
-    turn = {"messages": [{"role": "user", "content": "again"}]}
     rows = []
-    for name, call in (("graphrun Wait, trivial graph", lambda: svc.wait("pair", {"log": []})),
-                       ("in-process ainvoke, trivial graph", lambda: local.invoke("pair", {"log": []})),
-                       ("graphrun Wait, a turn of a thread (chat)",
-                        lambda: svc.wait("chat", turn, threads["graphrun"], granularity="GRANULARITY_LOW")),
-                       ("in-process ainvoke, a turn of a thread (chat)",
-                        lambda: local.invoke("chat", turn, threads["in-process"]))):
+    for name, call in _run_kinds(svc, local):
         for _ in range(20):
             await call()
         before = (time.perf_counter(), seconds(me), seconds(server), _postgres_cpu())
@@ -547,7 +546,8 @@ async def cpu(svc: Service, local: InProcess, n: int) -> None:
         database = "" if before[3] is None or after[3] is None else ms((after[3] - before[3]) / n)
         graphrun = name.startswith("graphrun")
         rows.append([name, f"{wall:.2f}", f"{client:.2f}", f"{served:.2f}" if graphrun else "", database])
-    table(f"CPU per run (ms, n={n}): the calling process (for in-process, the run itself), the server, PostgreSQL",
+    table(f"CPU per run (ms, n={n}; trivial graph on a new thread, a turn of a thread that grows): the calling "
+          "process (for in-process, the run itself), the server, PostgreSQL",
           ["", "wall", "caller CPU", "server CPU", "PostgreSQL CPU"], rows)
 
 
