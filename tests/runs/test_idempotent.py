@@ -32,6 +32,18 @@ async def test_a_repeated_wait_gets_the_first_run_and_runs_the_graph_once(runs, 
     assert side_effects(database_url, first.run.run_id) == ONCE
 
 
+async def test_a_repeated_wait_on_an_existing_thread_gets_the_first_run_and_runs_the_graph_once(runs, database_url):
+    # A Wait on an existing thread sends its acceptance in the pipeline of LangGraph's first read:
+    # the repeat's acceptance fails there, and the repeat follows the first run instead.
+    thread_id = (await runs.Wait(wait_request(**_durable(str(uuid.uuid4()))), timeout=TIMEOUT)).run.thread_id
+    request_id = str(uuid.uuid4())
+    first = await runs.Wait(wait_request(**_durable(request_id, thread_id=thread_id)), timeout=TIMEOUT)
+    again = await runs.Wait(wait_request(**_durable(request_id, thread_id=thread_id)), timeout=TIMEOUT)
+    assert again.run.run_id == first.run.run_id and again.run.status == run_pb2.RUN_STATUS_SUCCESS
+    assert first.run.thread_id == thread_id and again.state.values == first.state.values
+    assert side_effects(database_url, first.run.run_id) == ONCE
+
+
 async def test_concurrent_duplicates_share_one_run(runs, database_url):
     request_id = str(uuid.uuid4())
     replies = await asyncio.gather(*(runs.Wait(wait_request(**_durable(request_id)), timeout=TIMEOUT)

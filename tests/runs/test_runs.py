@@ -253,10 +253,13 @@ async def test_a_state_holding_a_nul_character_is_stored_and_returned(runs):
     assert to_dict(done.state.values)["log"][-1] == "third\ufffd"
 
 
-async def test_a_refused_or_queued_run_runs_no_node_before_its_turn(runs, db, database_url):
+@pytest.mark.parametrize("durability", ["DURABILITY_SYNC", "DURABILITY_ASYNC"])
+async def test_a_refused_or_queued_run_runs_no_node_before_its_turn(runs, db, database_url, durability):
     """A run meant to start at once gets its graph ready while the database records it; a run
     the database refuses must leave no trace, and one it queues must run in its turn, once.
-    (The later runs open no gates: the thread's state still holds the first run's.)"""
+    (The later runs open no gates: the thread's state still holds the first run's.) A Wait's run
+    on an existing thread learns the database's answer with LangGraph's first read, and must not
+    go on with what it read; with `async` durability no checkpoint write would stop its nodes."""
     since = db.execute("SELECT now() AS t").fetchone()["t"]
     first = (await runs.Create(pb.RunServiceCreateRequest(spec=_gated("held", node="n1")), timeout=TIMEOUT)).run
     busy = {"assistant_id": "durable", "thread_id": first.thread_id}
@@ -267,8 +270,8 @@ async def test_a_refused_or_queued_run_runs_no_node_before_its_turn(runs, db, da
     queued = (await runs.Create(pb.RunServiceCreateRequest(spec=spec(**enqueue, input={"tag": "queued", "gates": {}})),
                                 timeout=TIMEOUT)).run
     assert queued.status == run_pb2.RUN_STATUS_PENDING
-    waited = asyncio.ensure_future(runs.Wait(wait_request(**enqueue, input={"tag": "waited", "gates": {}}),
-                                             timeout=TIMEOUT))
+    waited = asyncio.ensure_future(runs.Wait(wait_request(**enqueue, input={"tag": "waited", "gates": {}},
+                                                          durability=durability), timeout=TIMEOUT))
     listing = pb.RunServiceListRequest(thread_id=first.thread_id)
     while len((await runs.List(listing, timeout=TIMEOUT)).runs) < 3:  # the Wait's run is recorded (queued)
         assert not waited.done()
