@@ -888,13 +888,31 @@ RAW_PER_METHOD = settings(FUZZ, max_examples=20)
 TRIED: collections.Counter[str] = collections.Counter()  # requests sent by this module's tests
 
 
-def _fuzz(fuzzer: Fuzzer, property_tests) -> dict[str, Any]:
-    """Seed, run hypothesis properties over the server, then settle and check what is left."""
+MIN_RUNS_STARTED = 150  # generated requests that ran a graph in `test_fuzz_every_rpc`
+
+
+def _minimum(name: str) -> int:
+    """How many requests each RPC is sent at least (hypothesis sends a request without fields once)."""
+    return 5 if METHODS[name].request.DESCRIPTOR.fields else 1
+
+
+def _fuzz(fuzzer: Fuzzer, property_tests, top_up=None) -> dict[str, Any]:
+    """Seed, run hypothesis properties over the server, then settle and check what is left.
+    `top_up(name)`, if given, is a property sending more requests to an RPC the others sent
+    fewer than its minimum: what hypothesis draws from a mix depends on what the server answered
+    (the ids it hands out, the calls that timed out), so a rare RPC may be drawn too seldom."""
     since = fuzzer.db.execute("SELECT now()").fetchone()[0]
     started = time.monotonic()
     seed(fuzzer)
     for property_test in property_tests:
         property_test()
+    for name in METHODS if top_up else ():
+        if fuzzer.tried[name] < _minimum(name):
+            top_up(name)()
+    for _ in range(10) if top_up else ():  # and runs: how many started depends on timing too
+        if fuzzer.runs_started >= MIN_RUNS_STARTED:
+            break
+        top_up("RunService/Wait")()
     if COLLECT:
         for key, text in fuzzer.failures.items():
             print(f"\n=== {key}\n{text}")
@@ -927,19 +945,26 @@ def _report(record_property, label: str, summary: dict[str, Any]) -> None:
     record_property(f"{label}_requests", summary["requests"])
 
 
-async def _fuzz_server(server, database_url, record_property, label: str, fuzz_settings, strategies):
-    """Send each strategy's calls to the server under `fuzz_settings`; report and return the counts."""
+async def _fuzz_server(server, database_url, record_property, label: str, fuzz_settings, strategies,
+                       top_up: bool = False):
+    """Send each strategy's calls to the server under `fuzz_settings` (then, with `top_up`, more to
+    any RPC sent fewer than its minimum); report and return the counts."""
     fuzzer = Fuzzer(server.port, database_url)
 
-    def property_test(strategy):
-        @fuzz_settings
+    def property_test(strategy, test_settings=fuzz_settings):
+        @test_settings
         @given(strategy)
         def test(call):
             fuzzer.check(call.name, call.request)
         return test
 
+    def more_of(name: str):
+        strategy = requests_for(name).map(lambda request: Call(name, request))
+        return property_test(strategy, settings(fuzz_settings, max_examples=max(10, 2 * _minimum(name))))
+
     try:
-        summary = await asyncio.to_thread(_fuzz, fuzzer, [property_test(s) for s in strategies])
+        summary = await asyncio.to_thread(_fuzz, fuzzer, [property_test(s) for s in strategies],
+                                          more_of if top_up else None)
     finally:
         fuzzer.close()
     _report(record_property, label, summary)
@@ -948,11 +973,11 @@ async def _fuzz_server(server, database_url, record_property, label: str, fuzz_s
 
 async def test_fuzz_every_rpc(server, database_url, record_property):
     """Generated requests to every RPC: no INTERNAL/UNKNOWN, no busy thread, no partial write."""
-    fuzzer, summary = await _fuzz_server(server, database_url, record_property, "fuzz", FUZZ, [calls()])
+    fuzzer, summary = await _fuzz_server(server, database_url, record_property, "fuzz", FUZZ, [calls()], top_up=True)
     assert summary["requests"] >= 1000
-    assert summary["runs_started"] >= 150, "too few generated requests ran a graph"
-    for name, method in METHODS.items():  # hypothesis sends a request without fields once
-        assert fuzzer.tried[name] >= (5 if method.request.DESCRIPTOR.fields else 1), f"{name}: {fuzzer.tried[name]}"
+    assert summary["runs_started"] >= MIN_RUNS_STARTED, "too few generated requests ran a graph"
+    for name in METHODS:
+        assert fuzzer.tried[name] >= _minimum(name), f"{name}: {fuzzer.tried[name]}"
 
 
 async def test_fuzz_raw_bytes(server, database_url, record_property):
