@@ -169,10 +169,9 @@ class Admission:
         round trip less (FencedPostgresSaver.aput). With `sync` durability a StateGraph's nodes
         still run only after that write (LangGraph's input step waits for it); with `async` the
         first nodes may start meanwhile, and none of their writes is stored before it. A run on
-        an existing thread, without stream modes, sends its rider ahead of its first checkpoint read
-        instead, in the same
-        pipeline (FencedPostgresSaver.aget_tuple): the read waits for the answer, so no node runs
-        before it.
+        an existing thread, without stream modes, sends its rider ahead of its first checkpoint
+        read instead, in the same pipeline (FencedPostgresSaver.aget_tuple): the read waits for
+        the answer, so no node runs before it.
         """
         begun = asyncio.ensure_future(begin)  # sent first; the set-up below overlaps it too
         admitted = asyncio.get_running_loop().create_future()
