@@ -286,6 +286,7 @@ class App:
         if self.cron_scheduler:
             self.cron_scheduler.start()
         if self.metrics:
+            self.metrics.watch_loop(asyncio.get_running_loop())
             self.metrics_port = self.metrics.serve(s.metrics_host, s.metrics_port)
         return self
 

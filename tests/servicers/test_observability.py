@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from conftest import GRAPHS_CONFIG, scratch_database
 from graphrun.v1 import run_service_pb2_grpc
 from graphrun_server.app import App, Settings
+from graphrun_server.observability.metrics import LOOP_LAG_INTERVAL
 from graphrun_server.observability.tracing import make_provider
 from support.helpers import question, stream_request, wait_request
 from support.replicas import Replica
@@ -64,6 +65,23 @@ async def test_metrics_count_rpcs_runs_streams_and_the_pool(observed):
     assert m["graphrun_active_streams"] == 0 and m["graphrun_runs_executing"] == 0
     assert m['graphrun_db_pool_connections{state="open"}'] >= 1
     assert "graphrun_queue_depth" in m
+    assert "graphrun_event_loop_lag_seconds_count" in m and "graphrun_event_loop_lag_seconds_sum" in m
+
+
+async def test_the_event_loop_lag_counts_a_stall(observed):
+    """A loop held by blocking code runs its timers late: the lag histogram sees it."""
+    app, _, _ = observed
+    before = await asyncio.to_thread(_scrape, app.metrics_port)
+    over = 'graphrun_event_loop_lag_seconds_bucket{le="0.1"}'
+    time.sleep(2 * LOOP_LAG_INTERVAL)  # noqa: ASYNC251 - the stall under test (the server shares this loop)
+    loop = asyncio.get_running_loop()
+    ran = loop.create_future()
+    loop.call_at(loop.time(), ran.set_result, None)  # runs after the timers due before it: the lag's beat
+    await ran
+    after = await asyncio.to_thread(_scrape, app.metrics_port)
+    count = "graphrun_event_loop_lag_seconds_count"
+    stalled = (after[count] - after[over]) - (before[count] - before[over])
+    assert stalled >= 1, (before, after)
 
 
 async def test_traces_have_a_span_per_call_run_and_node(observed):

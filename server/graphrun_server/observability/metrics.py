@@ -2,7 +2,8 @@
 
 Each server has its own registry (several servers may share a process in tests).
 RPC figures come from a server interceptor; run figures from the runner; pool
-figures are read from psycopg_pool when Prometheus scrapes.
+figures are read from psycopg_pool when Prometheus scrapes; the event loop's lag from a
+timer on the loop.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from ..interceptors import wrap
 
 _RPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 _RUN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+LOOP_LAG_INTERVAL = 0.25  # seconds between two measurements of the loop's lag
 
 
 def _code(context: grpc.aio.ServicerContext, exc: BaseException | None) -> str:
@@ -48,7 +51,14 @@ class Metrics:
         self.executing = Gauge("graphrun_runs_executing", "Runs executing on this replica", registry=r)
         self.queue = Gauge("graphrun_queue_depth", "Runs pending in the database (all replicas)", registry=r)
         self.pool = Gauge("graphrun_db_pool_connections", "Database pool connections, by state", ["state"], registry=r)
+        self.loop_lag = Histogram(
+            "graphrun_event_loop_lag_seconds",
+            "How late the event loop ran a timer that was due (measured every 0.25 s)",
+            buckets=_LAG_BUCKETS,
+            registry=r,
+        )
         self._http = None
+        self._lag_timer: asyncio.TimerHandle | None = None
 
     def watch_pool(self, pool) -> None:
         def stat(key: str):
@@ -57,6 +67,20 @@ class Metrics:
         self.pool.labels("open").set_function(stat("pool_size"))
         self.pool.labels("idle").set_function(stat("pool_available"))
         self.pool.labels("waiting").set_function(stat("requests_waiting"))
+
+    def watch_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Measure the event loop's lag: how late a timer runs. Every run, stream and call of the
+        replica shares the loop, and gRPC's Python server takes up new calls on it, one at a time:
+        a loop that has more work than it can do takes calls up late, and gRPC cancels a call it
+        has held 30 s without the server taking it up (the caller sees CANCELLED)."""
+
+        def beat(due: float) -> None:
+            now = loop.time()
+            self.loop_lag.observe(max(0.0, now - due))
+            self._lag_timer = loop.call_at(now + LOOP_LAG_INTERVAL, beat, now + LOOP_LAG_INTERVAL)
+
+        due = loop.time() + LOOP_LAG_INTERVAL
+        self._lag_timer = loop.call_at(due, beat, due)
 
     def run_finished(self, status: str, seconds: float) -> None:
         self.runs.labels(status).inc()
@@ -74,6 +98,8 @@ class Metrics:
         return self._http.server_port
 
     def close(self) -> None:
+        if self._lag_timer is not None:
+            self._lag_timer.cancel()
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()
