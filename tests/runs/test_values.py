@@ -54,8 +54,12 @@ async def test_task_events_carry_the_interrupts_the_state_lists(runs, threads, g
     state = await _state(threads, end.run.thread_id)
     finished = [to_dict(e.task) for e in events
                 if e.HasField("task") and e.task.phase == event_pb2.TASK_PHASE_FINISHED]
-    from_events = sorted((i["id"], str(i["value"])) for task in finished for i in task.get("interrupts", []))
-    from_state = sorted((i["id"], str(i["value"])) for i in state["interrupts"])
+    # A value's keys compared, not their order: a Struct's fields are a map, read back in any order.
+    def interrupt(i: dict) -> tuple[str, str]:
+        return i["id"], json.dumps(i["value"], sort_keys=True)
+
+    from_events = sorted(interrupt(i) for task in finished for i in task.get("interrupts", []))
+    from_state = sorted(interrupt(i) for i in state["interrupts"])
     assert len(from_state) == asked and all(i for i, _ in from_state)
     assert from_events == from_state
     by_task = {t["id"]: t["interrupts"] for t in state["tasks"] if t.get("interrupts")}

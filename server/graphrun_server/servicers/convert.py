@@ -667,13 +667,12 @@ def _task_event(d: dict[str, Any]) -> event_pb2.TaskEvent:
     return message
 
 
-def _message_event(d: dict[str, Any]) -> event_pb2.MessageEvent:
-    message = event_pb2.MessageEvent(
-        message_id=d["message_id"], delta=d["delta"], message=to_struct(d["message"]), node=d["node"], step=d["step"]
-    )
+def _fill_message_event(message: event_pb2.MessageEvent, d: dict[str, Any]) -> None:
+    """In place: a streamed token is the event sent most often, and each copy of a message costs."""
+    message.message_id, message.delta, message.node, message.step = d["message_id"], d["delta"], d["node"], d["step"]
+    fill_struct(message.message, d["message"])
     if "metadata" in d:
         fill_struct(message.metadata, d["metadata"])
-    return message
 
 
 def _debug_event(d: dict[str, Any]) -> event_pb2.DebugEvent:
@@ -694,8 +693,12 @@ def _langchain_event(d: dict[str, Any]) -> event_pb2.LangChainEvent:
     return message
 
 
-def event_to_proto(event: RunEvent, granularity: int) -> event_pb2.RunEvent:
-    message = event_pb2.RunEvent(sequence=event.sequence, event_time=_timestamp(event.time), namespace=event.namespace)
+def event_to_proto(event: RunEvent, granularity: int, into: event_pb2.RunEvent | None = None) -> event_pb2.RunEvent:
+    """The event as its message, filled `into` the given one (a response's field: no copy) or a new one."""
+    message = event_pb2.RunEvent() if into is None else into
+    message.sequence = event.sequence
+    message.event_time.FromNanoseconds(int(event.time * 1e9))
+    message.namespace.extend(event.namespace)
     d = event.data
     if event.kind == "metadata":
         message.metadata.CopyFrom(event_pb2.RunMetadataEvent(**d))
@@ -704,7 +707,7 @@ def event_to_proto(event: RunEvent, granularity: int) -> event_pb2.RunEvent:
     elif event.kind == "updates":
         message.updates.CopyFrom(event_pb2.UpdatesEvent(node=d["node"], update=to_value(d["update"])))
     elif event.kind == "message":
-        message.message.CopyFrom(_message_event(d))
+        _fill_message_event(message.message, d)
     elif event.kind == "custom":
         message.custom.CopyFrom(event_pb2.CustomEvent(data=to_value(d["data"])))
     elif event.kind == "task":

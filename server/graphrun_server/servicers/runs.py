@@ -158,6 +158,7 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
 
     async def _events(
         self,
+        response,
         run: RunRecord,
         after: int,
         granularity: int,
@@ -166,19 +167,22 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         stop_at_deadline: bool,
         call_deadline: bool = True,
     ):
-        """Forward the run's events; at the deadline stop the run (or not), then forward the rest.
-        `call_deadline`: the deadline is the call's own, not the run's `spec.timeout`."""
+        """Forward the run's events, each as a new `response` message (its `event` filled in place);
+        at the deadline stop the run (or not), then forward the rest. `call_deadline`: the
+        deadline is the call's own, not the run's `spec.timeout`."""
         position = after
         try:
             async for event in self.runner.follow(run.run_id, after, deadline):
                 position = event.sequence
-                yield event_to_proto(event, granularity)
+                event_to_proto(event, granularity, into=(answer := response()).event)
+                yield answer
         except TimeoutError:
             if not stop_at_deadline:
                 raise RunStillRunning(run) from None
             await self._stop_at_deadline(run, call_deadline)
             async for event in self.runner.follow(run.run_id, position):
-                yield event_to_proto(event, granularity)
+                event_to_proto(event, granularity, into=(answer := response()).event)
+                yield answer
 
     @rpc
     async def Stream(self, request, context) -> AsyncIterator[pb.RunServiceStreamResponse]:
@@ -187,13 +191,19 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         deadline = _deadline(context, _spec_timeout(request.spec))
         call_deadline = _call_deadline_first(context, _spec_timeout(request.spec))
         try:
-            async for event in self._events(
-                run, 0, request.spec.granularity, deadline, stop_at_deadline=True, call_deadline=call_deadline
+            async for response in self._events(
+                pb.RunServiceStreamResponse,
+                run,
+                0,
+                request.spec.granularity,
+                deadline,
+                stop_at_deadline=True,
+                call_deadline=call_deadline,
             ):
-                last = event
-                if event.HasField("end"):
+                last = response.event
+                if last.HasField("end"):
                     detached[0] = True
-                yield pb.RunServiceStreamResponse(event=event)
+                yield response
         except DATABASE_ERRORS:
             detached[0] = True  # the database, not the caller, ends this call: the run goes on
             raise
@@ -268,11 +278,16 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
                 f"run {run_id} has {stored} events" + (", the last its end" if run.ended else " so far"),
             )
         last = None
-        async for event in self._events(
-            run, request.after_sequence, request.granularity, _deadline(context), stop_at_deadline=False
+        async for response in self._events(
+            pb.RunServiceJoinResponse,
+            run,
+            request.after_sequence,
+            request.granularity,
+            _deadline(context),
+            stop_at_deadline=False,
         ):
-            last = event
-            yield pb.RunServiceJoinResponse(event=event)
+            last = response.event
+            yield response
         _raise_if_failed(_ended(last), run)
 
 
