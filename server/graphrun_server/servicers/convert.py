@@ -393,6 +393,11 @@ def to_value(value: Any) -> struct_pb2.Value:
     return message
 
 
+def _fill_time(target: timestamp_pb2.Timestamp, seconds: float) -> None:
+    """A Unix time in seconds (a float, as events keep it) into `target`."""
+    target.FromNanoseconds(int(seconds * 1e9))
+
+
 def _timestamp(value: dt.datetime | str | float | None) -> timestamp_pb2.Timestamp | None:
     if value is None:
         return None
@@ -400,7 +405,7 @@ def _timestamp(value: dt.datetime | str | float | None) -> timestamp_pb2.Timesta
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value)
     if isinstance(value, float):
-        ts.FromNanoseconds(int(value * 1e9))
+        _fill_time(ts, value)
     else:
         ts.FromDatetime(value)
     return ts
@@ -693,11 +698,10 @@ def _langchain_event(d: dict[str, Any]) -> event_pb2.LangChainEvent:
     return message
 
 
-def event_to_proto(event: RunEvent, granularity: int, into: event_pb2.RunEvent | None = None) -> event_pb2.RunEvent:
-    """The event as its message, filled `into` the given one (a response's field: no copy) or a new one."""
-    message = event_pb2.RunEvent() if into is None else into
+def fill_event(message: event_pb2.RunEvent, event: RunEvent, granularity: int) -> None:
+    """The event into `message`, in place (a response's field: no copy of it)."""
     message.sequence = event.sequence
-    message.event_time.FromNanoseconds(int(event.time * 1e9))
+    _fill_time(message.event_time, event.time)
     message.namespace.extend(event.namespace)
     d = event.data
     if event.kind == "metadata":
@@ -722,4 +726,3 @@ def event_to_proto(event: RunEvent, granularity: int, into: event_pb2.RunEvent |
         fill_end(message.end, d, granularity)
     else:
         raise ValueError(f"unknown event kind {event.kind}")
-    return message

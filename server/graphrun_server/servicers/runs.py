@@ -18,8 +18,8 @@ from .convert import (
     MAX_PAGE_SIZE,
     RUN_STATUS,
     duration_seconds,
-    event_to_proto,
     fill_end,
+    fill_event,
     parse_run_spec,
     require_uuid,
     run_to_proto,
@@ -170,19 +170,23 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         """Forward the run's events, each as a new `response` message (its `event` filled in place);
         at the deadline stop the run (or not), then forward the rest. `call_deadline`: the
         deadline is the call's own, not the run's `spec.timeout`."""
+
+        def answer(event):
+            message = response()
+            fill_event(message.event, event, granularity)
+            return message
+
         position = after
         try:
             async for event in self.runner.follow(run.run_id, after, deadline):
                 position = event.sequence
-                event_to_proto(event, granularity, into=(answer := response()).event)
-                yield answer
+                yield answer(event)
         except TimeoutError:
             if not stop_at_deadline:
                 raise RunStillRunning(run) from None
             await self._stop_at_deadline(run, call_deadline)
             async for event in self.runner.follow(run.run_id, position):
-                event_to_proto(event, granularity, into=(answer := response()).event)
-                yield answer
+                yield answer(event)
 
     @rpc
     async def Stream(self, request, context) -> AsyncIterator[pb.RunServiceStreamResponse]:
