@@ -249,11 +249,11 @@ async def stream(svc: Service, local: InProcess, n: int) -> None:
         start = time.perf_counter()
         got_event = got_token = False
         async for response in svc.stub.Stream(pb.RunServiceStreamRequest(
-                spec=spec("agent", QUESTION), stream_mode=["messages"])):
+                spec=spec("agent", QUESTION), stream_mode=["messages"], batch_events=True)):
             if not got_event:
                 first_event.append(time.perf_counter() - start)
                 got_event = True
-            if not got_token and response.event.HasField("message") and response.event.message.delta:
+            if not got_token and any(e.HasField("message") and e.message.delta for e in response.events):
                 first_token.append(time.perf_counter() - start)
                 got_token = True  # read on to the end: the next stream must not share the loop with this run
         start, got_token = time.perf_counter(), False
@@ -270,13 +270,16 @@ async def stream(svc: Service, local: InProcess, n: int) -> None:
              ms(pct(local_token, 50)), f"+{ms(pct(first_token, 50) - pct(local_token, 50))}"]]
     table(f"Stream latency (ms, n={n})", ["", "graphrun p50", "graphrun p95", "in-process p50", "difference"], rows)
 
-    async def tokens(count: int) -> tuple[int, float]:
+    async def tokens(count: int, batch: bool = True) -> tuple[int, float]:
+        """Token events through one Stream, read as graphrun's clients read them (`batch_events`:
+        events ready together come in one response), or one event per response (grpcurl's way)."""
         received, start = 0, time.perf_counter()
         async for response in svc.stub.Stream(pb.RunServiceStreamRequest(
                 spec=spec("tokens", {"n": count, "messages": [{"role": "user", "content": "go"}]}),
-                stream_mode=["messages"])):
-            if response.event.HasField("message") and response.event.message.delta:
-                received += 1
+                stream_mode=["messages"], batch_events=batch)):
+            for event in response.events or (response.event,):
+                if event.HasField("message") and event.message.delta:
+                    received += 1
         return received, time.perf_counter() - start
 
     async def local_tokens(count: int) -> tuple[int, float]:
@@ -295,6 +298,11 @@ async def stream(svc: Service, local: InProcess, n: int) -> None:
     # core's limit) is cancelled, which a loop saturated by 100 token bursts on 2 cores can reach.
     for label, remote, here in (("1 stream", lambda: tokens(5000), lambda: local_tokens(5000)),
                                 ("100 concurrent streams", lambda: _together(tokens, 200),
+                                 lambda: _together(local_tokens, 200)),
+                                ("1 stream, one event per response", lambda: tokens(5000, batch=False),
+                                 lambda: local_tokens(5000)),
+                                ("100 streams, one event per response",
+                                 lambda: _together(lambda n: tokens(n, batch=False), 200),
                                  lambda: _together(local_tokens, 200))):
         g_count, g_t = await remote()
         l_count, l_t = await here()
@@ -337,7 +345,8 @@ async def growth(svc: Service, local: InProcess, turns: int) -> None:
 async def join(dsn: str, svc: Service, runs: int) -> None:
     """A run streaming on replica A (the benchmark's), joined through replica B: how long after
     an event happened on A (its `event_time`) a client of B has it. `paced` sends a token every
-    5 ms, as a model would; `tokens` sends them as fast as the CPU allows (a burst)."""
+    5 ms, as a model would; `tokens` sends them as fast as the CPU allows (a burst). Read as
+    graphrun's clients read (`batch_events`)."""
     other = await Replica("join-b", dsn, CONFIG).start()
     try:
         joined = run_service_pb2_grpc.RunServiceStub(other.channel)
@@ -348,8 +357,9 @@ async def join(dsn: str, svc: Service, runs: int) -> None:
                 run = (await svc.stub.Create(pb.RunServiceCreateRequest(
                     spec=spec(graph, {"n": 100, "messages": [{"role": "user", "content": "go"}], **extra}),
                     stream_mode=["messages"]))).run
-                async for response in joined.Join(pb.RunServiceJoinRequest(run_id=run.run_id)):
-                    lags.append(time.time() - response.event.event_time.ToNanoseconds() / 1e9)
+                async for response in joined.Join(pb.RunServiceJoinRequest(run_id=run.run_id, batch_events=True)):
+                    now = time.time()
+                    lags.extend(now - e.event_time.ToNanoseconds() / 1e9 for e in response.events)
             rows.append([graph, len(lags), ms(pct(lags, 50)), ms(pct(lags, 95)), ms(pct(lags, 99))])
         table("Join through replica B of a run streaming on A: event on A -> client of B (ms)",
               ["graph", "events", "p50", "p95", "p99"], rows)

@@ -27,8 +27,9 @@ async def main() -> None:
                 run = (await a.runs.Create(pb.RunServiceCreateRequest(
                     spec=spec("tokens", {"n": 200, "messages": [{"role": "user", "content": "go"}]}),
                     stream_mode=["messages"]))).run
-                async for response in b.runs.Join(pb.RunServiceJoinRequest(run_id=run.run_id)):
-                    lags.append(time.time() - response.event.event_time.ToNanoseconds() / 1e9)
+                async for response in b.runs.Join(pb.RunServiceJoinRequest(run_id=run.run_id, batch_events=True)):
+                    now = time.time()
+                    lags.extend(now - e.event_time.ToNanoseconds() / 1e9 for e in response.events)
             table("Join from another replica: event produced on A -> received on B (ms)",
                   ["events", "p50", "p95", "p99"],
                   [[len(lags), f"{pct(lags, 50) * 1000:.1f}", f"{pct(lags, 95) * 1000:.1f}",

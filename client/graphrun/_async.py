@@ -145,13 +145,14 @@ class AsyncClient:
             call = method(request, metadata=self._metadata, timeout=deadline)
             try:
                 async for response in call:
-                    event = c.event(response.event)
-                    if event.sequence <= seen:
-                        continue
-                    seen = event.sequence
-                    if event.kind == "metadata":
-                        run_id, thread_id = event.data.get("run_id"), event.data.get("thread_id")
-                    yield event
+                    for message in c.response_events(response):
+                        event = c.event(message)
+                        if event.sequence <= seen:
+                            continue
+                        seen = event.sequence
+                        if event.kind == "metadata":
+                            run_id, thread_id = event.data.get("run_id"), event.data.get("thread_id")
+                        yield event
                 return
             except grpc.RpcError as exc:
                 if not delays or not c.retryable(exc):

@@ -246,8 +246,16 @@ def stream_request(
     spec: run_pb2.RunSpec, stream_mode: str | Sequence[str] | None, subgraphs: bool = False
 ) -> run_service_pb2.RunServiceStreamRequest:
     return run_service_pb2.RunServiceStreamRequest(
-        spec=spec, stream_mode=stream_modes(stream_mode), subgraphs=subgraphs
+        spec=spec, stream_mode=stream_modes(stream_mode), subgraphs=subgraphs, batch_events=True
     )
+
+
+def response_events(
+    response: run_service_pb2.RunServiceStreamResponse | run_service_pb2.RunServiceJoinResponse,
+) -> Sequence[event_pb2.RunEvent]:
+    """The events of a Stream or Join response: the client asks for them batched (`batch_events`:
+    several a response when they come faster than one at a time), and yields them one by one."""
+    return response.events or (response.event,)
 
 
 def create_request(
@@ -412,6 +420,7 @@ def join_request(
         run_id=run_id,
         after_sequence=after_sequence or 0,
         granularity=_enum(granularity, run_pb2.Granularity, "granularity"),
+        batch_events=True,
     )
 
 

@@ -117,8 +117,10 @@ class EventLog:
         except TimeoutError:
             pass
 
-    async def follow(self, after: int, deadline: float | None = None) -> AsyncIterator[RunEvent]:
-        """Yield the stored events numbered after `after` (>= base), then new ones, up to the end event.
+    async def follow(self, after: int, deadline: float | None = None) -> AsyncIterator[list[RunEvent]]:
+        """Yield the stored events numbered after `after` (>= base), then new ones, up to the end
+        event: each time, every event released since the last (in order, never empty), so a
+        reader that fell behind takes up what waits in one go.
 
         Raises RunMoved if the attempt leaves this replica, and TimeoutError when
         the deadline (event-loop time) passes while waiting. The wait never spans
@@ -128,11 +130,12 @@ class EventLog:
         position = after
         while True:
             changed = self._changed
-            for event in self.since(position, durable_only=True):
-                position = event.sequence
-                yield event
-                if event.kind == END:
+            if batch := self.since(position, durable_only=True):
+                position = batch[-1].sequence
+                yield batch
+                if batch[-1].kind == END:
                     return
+                continue
             if self.closed is not None:
                 raise self.closed
             timeout = None if deadline is None else deadline - loop.time()

@@ -121,9 +121,10 @@ class GraphRunner:
         input), without recording it: a cron's run is checked so when the cron is created."""
         await self._admission.check(req)
 
-    def follow(self, run_id: str, after: int = 0, deadline: float | None = None) -> AsyncIterator[ev.RunEvent]:
-        """The run's events numbered after `after`, up to its end, from wherever it runs. Raises
-        RunNotFound, TimeoutError (deadline, event-loop time), or ServerDraining."""
+    def follow(self, run_id: str, after: int = 0, deadline: float | None = None) -> AsyncIterator[list[ev.RunEvent]]:
+        """The run's events numbered after `after`, up to its end, from wherever it runs, in
+        batches of what is there at once. Raises RunNotFound, TimeoutError (deadline,
+        event-loop time), or ServerDraining."""
         return self._fanout.follow(run_id, after, deadline)
 
     async def wait_end(self, run_id: str, deadline: float | None = None) -> ev.RunEvent:

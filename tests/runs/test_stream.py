@@ -162,3 +162,60 @@ async def test_a_second_run_on_a_busy_thread_is_rejected(runs):
     info = details(caught.value)
     assert info["reason"] == "THREAD_BUSY" and info["metadata"]["run_id"] == first.event.metadata.run_id
     call.cancel()
+
+
+def _flat(responses) -> list[event_pb2.RunEvent]:
+    return [e for r in responses for e in r.events]
+
+
+def _without_times(events) -> list[event_pb2.RunEvent]:
+    for e in events:
+        e.ClearField("event_time")
+    return events
+
+
+BURST = {"messages": [{"role": "user", "content": "go"}], "n": 400, "size": 100_000}
+
+
+async def test_batched_events_are_the_events_in_order_in_fewer_responses(runs):
+    """With `batch_events` a Stream's responses carry its events in `events`: each event once,
+    in order, none skipped, the same events a Join without it replays one by one."""
+    request = stream_request(["messages", "values"], assistant_id="burst", input=BURST)
+    request.batch_events = True
+    responses = [r async for r in runs.Stream(request, timeout=TIMEOUT)]
+    assert all(r.events and not r.HasField("event") for r in responses)
+    events = _flat(responses)
+    assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+    assert events[0].HasField("metadata") and events[-1].HasField("end")
+    assert events[-1].end.run.status == run_pb2.RUN_STATUS_SUCCESS
+    deltas = [e.message for e in events if e.HasField("message") and e.message.delta]
+    assert len(deltas) == 2 * BURST["n"] - 1  # the words and the spaces between them
+    one_by_one = await _collect(runs.Join(run_service_pb2.RunServiceJoinRequest(run_id=events[0].metadata.run_id),
+                                          timeout=TIMEOUT))
+    assert _without_times(events[1:-1]) == _without_times(one_by_one[1:-1])
+
+
+async def test_a_batched_join_groups_what_it_reads_up_to_64_kib_a_response(runs):
+    """A Join of a run that ended reads its events at once: they come in few responses, none of
+    several events above 64 KiB; the state's `values` event (100 KB) comes alone."""
+    request = stream_request(["messages", "values"], assistant_id="burst", input=BURST)
+    run_id = (await _collect(runs.Stream(request, timeout=TIMEOUT)))[0].metadata.run_id
+    one_by_one = await _collect(runs.Join(run_service_pb2.RunServiceJoinRequest(run_id=run_id), timeout=TIMEOUT))
+    responses = [r async for r in runs.Join(
+        run_service_pb2.RunServiceJoinRequest(run_id=run_id, batch_events=True), timeout=TIMEOUT)]
+    assert _flat(responses) == one_by_one
+    assert len(responses) < len(one_by_one) / 10
+    for r in responses:
+        if len(r.events) > 1:
+            assert r.ByteSize() < 64 * 1024
+    big = [r for r in responses if any(e.HasField("values") and "blob" in to_dict(e.values.values) and
+                                       len(to_dict(e.values.values)["blob"]) == BURST["size"] for e in r.events)]
+    assert len(big) == 1 and len(big[0].events) == 1 and big[0].ByteSize() > 64 * 1024
+
+
+async def test_a_batched_join_from_a_later_event_starts_there(runs):
+    request = stream_request(["messages"], assistant_id="burst", input={**BURST, "size": 0})
+    live = await _collect(runs.Stream(request, timeout=TIMEOUT))
+    responses = [r async for r in runs.Join(run_service_pb2.RunServiceJoinRequest(
+        run_id=live[0].metadata.run_id, after_sequence=100, batch_events=True), timeout=TIMEOUT)]
+    assert [e.sequence for e in _flat(responses)] == [e.sequence for e in live[100:]]

@@ -28,7 +28,7 @@ from graphrun.v1 import run_pb2 as graphrun_dot_v1_dot_run__pb2
 from graphrun.v1 import state_pb2 as graphrun_dot_v1_dot_state__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dgraphrun/v1/run_service.proto\x12\x0bgraphrun.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x17graphrun/v1/event.proto\x1a\x15graphrun/v1/run.proto\x1a\x17graphrun/v1/state.proto\";\n\x15RunServiceWaitRequest\x12\"\n\x04spec\x18\x01 \x01(\x0b\x32\x14.graphrun.v1.RunSpec\"`\n\x16RunServiceWaitResponse\x12\x1d\n\x03run\x18\x01 \x01(\x0b\x32\x10.graphrun.v1.Run\x12\'\n\x05state\x18\x02 \x01(\x0b\x32\x18.graphrun.v1.ThreadState\"e\n\x17RunServiceStreamRequest\x12\"\n\x04spec\x18\x01 \x01(\x0b\x32\x14.graphrun.v1.RunSpec\x12\x13\n\x0bstream_mode\x18\x02 \x03(\t\x12\x11\n\tsubgraphs\x18\x03 \x01(\x08\"@\n\x18RunServiceStreamResponse\x12$\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x15.graphrun.v1.RunEvent\"\x95\x01\n\x17RunServiceCreateRequest\x12\"\n\x04spec\x18\x01 \x01(\x0b\x32\x14.graphrun.v1.RunSpec\x12\x13\n\x0bstream_mode\x18\x02 \x03(\t\x12.\n\x0bstart_delay\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\tsubgraphs\x18\x04 \x01(\x08\"9\n\x18RunServiceCreateResponse\x12\x1d\n\x03run\x18\x01 \x01(\x0b\x32\x10.graphrun.v1.Run\"&\n\x14RunServiceGetRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"6\n\x15RunServiceGetResponse\x12\x1d\n\x03run\x18\x01 \x01(\x0b\x32\x10.graphrun.v1.Run\"\x8c\x01\n\x15RunServiceListRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12(\n\x08statuses\x18\x02 \x03(\x0e\x32\x16.graphrun.v1.RunStatus\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\x12\x0f\n\x07\x63ron_id\x18\x05 \x01(\t\"Q\n\x16RunServiceListResponse\x12\x1e\n\x04runs\x18\x01 \x03(\x0b\x32\x10.graphrun.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"b\n\x17RunServiceCancelRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12)\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x19.graphrun.v1.CancelAction\x12\x0c\n\x04wait\x18\x03 \x01(\x08\"9\n\x18RunServiceCancelResponse\x12\x1d\n\x03run\x18\x01 \x01(\x0b\x32\x10.graphrun.v1.Run\"n\n\x15RunServiceJoinRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x12-\n\x0bgranularity\x18\x03 \x01(\x0e\x32\x18.graphrun.v1.Granularity\">\n\x16RunServiceJoinResponse\x12$\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x15.graphrun.v1.RunEvent*f\n\x0c\x43\x61ncelAction\x12\x1d\n\x19\x43\x41NCEL_ACTION_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x43\x41NCEL_ACTION_INTERRUPT\x10\x01\x12\x1a\n\x16\x43\x41NCEL_ACTION_ROLLBACK\x10\x02\x32\xd6\x04\n\nRunService\x12O\n\x04Wait\x12\".graphrun.v1.RunServiceWaitRequest\x1a#.graphrun.v1.RunServiceWaitResponse\x12W\n\x06Stream\x12$.graphrun.v1.RunServiceStreamRequest\x1a%.graphrun.v1.RunServiceStreamResponse0\x01\x12U\n\x06\x43reate\x12$.graphrun.v1.RunServiceCreateRequest\x1a%.graphrun.v1.RunServiceCreateResponse\x12L\n\x03Get\x12!.graphrun.v1.RunServiceGetRequest\x1a\".graphrun.v1.RunServiceGetResponse\x12O\n\x04List\x12\".graphrun.v1.RunServiceListRequest\x1a#.graphrun.v1.RunServiceListResponse\x12U\n\x06\x43\x61ncel\x12$.graphrun.v1.RunServiceCancelRequest\x1a%.graphrun.v1.RunServiceCancelResponse\x12Q\n\x04Join\x12\".graphrun.v1.RunServiceJoinRequest\x1a#.graphrun.v1.RunServiceJoinResponse0\x01\x42\x8b\x01\n\x0f\x64\x65v.graphrun.v1B\x0fRunServiceProtoP\x01Z:github.com/graphrun/graphrun/gen/go/graphrun/v1;graphrunv1\xaa\x02\x0bGraphrun.V1\xca\x02\x0bGraphrun\\V1\xea\x02\x0cGraphrun::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dgraphrun/v1/run_service.proto\x12\x0bgraphrun.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x17graphrun/v1/event.proto\x1a\x15graphrun/v1/run.proto\x1a\x17graphrun/v1/state.proto\";\n\x15RunServiceWaitRequest\x12\"\n\x04spec\x18\x01 \x01(\x0b\x32\x14.graphrun.v1.RunSpec\"`\n\x16RunServiceWaitResponse\x12\x1d\n\x03run\x18\x01 \x01(\x0b\x32\x10.graphrun.v1.Run\x12\'\n\x05state\x18\x02 \x01(\x0b\x32\x18.graphrun.v1.ThreadState\"{\n\x17RunServiceStreamRequest\x12\"\n\x04spec\x18\x01 \x01(\x0b\x32\x14.graphrun.v1.RunSpec\x12\x13\n\x0bstream_mode\x18\x02 \x03(\t\x12\x11\n\tsubgraphs\x18\x03 \x01(\x08\x12\x14\n\x0c\x62\x61tch_events\x18\x04 \x01(\x08\"g\n\x18RunServiceStreamResponse\x12$\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x15.graphrun.v1.RunEvent\x12%\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x15.graphrun.v1.RunEvent\"\x95\x01\n\x17RunServiceCreateRequest\x12\"\n\x04spec\x18\x01 \x01(\x0b\x32\x14.graphrun.v1.RunSpec\x12\x13\n\x0bstream_mode\x18\x02 \x03(\t\x12.\n\x0bstart_delay\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\tsubgraphs\x18\x04 \x01(\x08\"9\n\x18RunServiceCreateResponse\x12\x1d\n\x03run\x18\x01 \x01(\x0b\x32\x10.graphrun.v1.Run\"&\n\x14RunServiceGetRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"6\n\x15RunServiceGetResponse\x12\x1d\n\x03run\x18\x01 \x01(\x0b\x32\x10.graphrun.v1.Run\"\x8c\x01\n\x15RunServiceListRequest\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12(\n\x08statuses\x18\x02 \x03(\x0e\x32\x16.graphrun.v1.RunStatus\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\x12\x0f\n\x07\x63ron_id\x18\x05 \x01(\t\"Q\n\x16RunServiceListResponse\x12\x1e\n\x04runs\x18\x01 \x03(\x0b\x32\x10.graphrun.v1.Run\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"b\n\x17RunServiceCancelRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12)\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x19.graphrun.v1.CancelAction\x12\x0c\n\x04wait\x18\x03 \x01(\x08\"9\n\x18RunServiceCancelResponse\x12\x1d\n\x03run\x18\x01 \x01(\x0b\x32\x10.graphrun.v1.Run\"\x84\x01\n\x15RunServiceJoinRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x03\x12-\n\x0bgranularity\x18\x03 \x01(\x0e\x32\x18.graphrun.v1.Granularity\x12\x14\n\x0c\x62\x61tch_events\x18\x04 \x01(\x08\"e\n\x16RunServiceJoinResponse\x12$\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x15.graphrun.v1.RunEvent\x12%\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x15.graphrun.v1.RunEvent*f\n\x0c\x43\x61ncelAction\x12\x1d\n\x19\x43\x41NCEL_ACTION_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x43\x41NCEL_ACTION_INTERRUPT\x10\x01\x12\x1a\n\x16\x43\x41NCEL_ACTION_ROLLBACK\x10\x02\x32\xd6\x04\n\nRunService\x12O\n\x04Wait\x12\".graphrun.v1.RunServiceWaitRequest\x1a#.graphrun.v1.RunServiceWaitResponse\x12W\n\x06Stream\x12$.graphrun.v1.RunServiceStreamRequest\x1a%.graphrun.v1.RunServiceStreamResponse0\x01\x12U\n\x06\x43reate\x12$.graphrun.v1.RunServiceCreateRequest\x1a%.graphrun.v1.RunServiceCreateResponse\x12L\n\x03Get\x12!.graphrun.v1.RunServiceGetRequest\x1a\".graphrun.v1.RunServiceGetResponse\x12O\n\x04List\x12\".graphrun.v1.RunServiceListRequest\x1a#.graphrun.v1.RunServiceListResponse\x12U\n\x06\x43\x61ncel\x12$.graphrun.v1.RunServiceCancelRequest\x1a%.graphrun.v1.RunServiceCancelResponse\x12Q\n\x04Join\x12\".graphrun.v1.RunServiceJoinRequest\x1a#.graphrun.v1.RunServiceJoinResponse0\x01\x42\x8b\x01\n\x0f\x64\x65v.graphrun.v1B\x0fRunServiceProtoP\x01Z:github.com/graphrun/graphrun/gen/go/graphrun/v1;graphrunv1\xaa\x02\x0bGraphrun.V1\xca\x02\x0bGraphrun\\V1\xea\x02\x0cGraphrun::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,36 +36,36 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'graphrun.v1.run_service_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\017dev.graphrun.v1B\017RunServiceProtoP\001Z:github.com/graphrun/graphrun/gen/go/graphrun/v1;graphrunv1\252\002\013Graphrun.V1\312\002\013Graphrun\\V1\352\002\014Graphrun::V1'
-  _globals['_CANCELACTION']._serialized_start=1347
-  _globals['_CANCELACTION']._serialized_end=1449
+  _globals['_CANCELACTION']._serialized_start=1470
+  _globals['_CANCELACTION']._serialized_end=1572
   _globals['_RUNSERVICEWAITREQUEST']._serialized_start=151
   _globals['_RUNSERVICEWAITREQUEST']._serialized_end=210
   _globals['_RUNSERVICEWAITRESPONSE']._serialized_start=212
   _globals['_RUNSERVICEWAITRESPONSE']._serialized_end=308
   _globals['_RUNSERVICESTREAMREQUEST']._serialized_start=310
-  _globals['_RUNSERVICESTREAMREQUEST']._serialized_end=411
-  _globals['_RUNSERVICESTREAMRESPONSE']._serialized_start=413
-  _globals['_RUNSERVICESTREAMRESPONSE']._serialized_end=477
-  _globals['_RUNSERVICECREATEREQUEST']._serialized_start=480
-  _globals['_RUNSERVICECREATEREQUEST']._serialized_end=629
-  _globals['_RUNSERVICECREATERESPONSE']._serialized_start=631
-  _globals['_RUNSERVICECREATERESPONSE']._serialized_end=688
-  _globals['_RUNSERVICEGETREQUEST']._serialized_start=690
-  _globals['_RUNSERVICEGETREQUEST']._serialized_end=728
-  _globals['_RUNSERVICEGETRESPONSE']._serialized_start=730
-  _globals['_RUNSERVICEGETRESPONSE']._serialized_end=784
-  _globals['_RUNSERVICELISTREQUEST']._serialized_start=787
-  _globals['_RUNSERVICELISTREQUEST']._serialized_end=927
-  _globals['_RUNSERVICELISTRESPONSE']._serialized_start=929
-  _globals['_RUNSERVICELISTRESPONSE']._serialized_end=1010
-  _globals['_RUNSERVICECANCELREQUEST']._serialized_start=1012
-  _globals['_RUNSERVICECANCELREQUEST']._serialized_end=1110
-  _globals['_RUNSERVICECANCELRESPONSE']._serialized_start=1112
-  _globals['_RUNSERVICECANCELRESPONSE']._serialized_end=1169
-  _globals['_RUNSERVICEJOINREQUEST']._serialized_start=1171
-  _globals['_RUNSERVICEJOINREQUEST']._serialized_end=1281
-  _globals['_RUNSERVICEJOINRESPONSE']._serialized_start=1283
-  _globals['_RUNSERVICEJOINRESPONSE']._serialized_end=1345
-  _globals['_RUNSERVICE']._serialized_start=1452
-  _globals['_RUNSERVICE']._serialized_end=2050
+  _globals['_RUNSERVICESTREAMREQUEST']._serialized_end=433
+  _globals['_RUNSERVICESTREAMRESPONSE']._serialized_start=435
+  _globals['_RUNSERVICESTREAMRESPONSE']._serialized_end=538
+  _globals['_RUNSERVICECREATEREQUEST']._serialized_start=541
+  _globals['_RUNSERVICECREATEREQUEST']._serialized_end=690
+  _globals['_RUNSERVICECREATERESPONSE']._serialized_start=692
+  _globals['_RUNSERVICECREATERESPONSE']._serialized_end=749
+  _globals['_RUNSERVICEGETREQUEST']._serialized_start=751
+  _globals['_RUNSERVICEGETREQUEST']._serialized_end=789
+  _globals['_RUNSERVICEGETRESPONSE']._serialized_start=791
+  _globals['_RUNSERVICEGETRESPONSE']._serialized_end=845
+  _globals['_RUNSERVICELISTREQUEST']._serialized_start=848
+  _globals['_RUNSERVICELISTREQUEST']._serialized_end=988
+  _globals['_RUNSERVICELISTRESPONSE']._serialized_start=990
+  _globals['_RUNSERVICELISTRESPONSE']._serialized_end=1071
+  _globals['_RUNSERVICECANCELREQUEST']._serialized_start=1073
+  _globals['_RUNSERVICECANCELREQUEST']._serialized_end=1171
+  _globals['_RUNSERVICECANCELRESPONSE']._serialized_start=1173
+  _globals['_RUNSERVICECANCELRESPONSE']._serialized_end=1230
+  _globals['_RUNSERVICEJOINREQUEST']._serialized_start=1233
+  _globals['_RUNSERVICEJOINREQUEST']._serialized_end=1365
+  _globals['_RUNSERVICEJOINRESPONSE']._serialized_start=1367
+  _globals['_RUNSERVICEJOINRESPONSE']._serialized_end=1468
+  _globals['_RUNSERVICE']._serialized_start=1575
+  _globals['_RUNSERVICE']._serialized_end=2173
 # @@protoc_insertion_point(module_scope)

@@ -37,20 +37,24 @@ class RunServiceWaitResponse(_message.Message):
     def __init__(self, run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ..., state: _Optional[_Union[_state_pb2.ThreadState, _Mapping]] = ...) -> None: ...
 
 class RunServiceStreamRequest(_message.Message):
-    __slots__ = ("spec", "stream_mode", "subgraphs")
+    __slots__ = ("spec", "stream_mode", "subgraphs", "batch_events")
     SPEC_FIELD_NUMBER: _ClassVar[int]
     STREAM_MODE_FIELD_NUMBER: _ClassVar[int]
     SUBGRAPHS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_EVENTS_FIELD_NUMBER: _ClassVar[int]
     spec: _run_pb2.RunSpec
     stream_mode: _containers.RepeatedScalarFieldContainer[str]
     subgraphs: bool
-    def __init__(self, spec: _Optional[_Union[_run_pb2.RunSpec, _Mapping]] = ..., stream_mode: _Optional[_Iterable[str]] = ..., subgraphs: _Optional[bool] = ...) -> None: ...
+    batch_events: bool
+    def __init__(self, spec: _Optional[_Union[_run_pb2.RunSpec, _Mapping]] = ..., stream_mode: _Optional[_Iterable[str]] = ..., subgraphs: _Optional[bool] = ..., batch_events: _Optional[bool] = ...) -> None: ...
 
 class RunServiceStreamResponse(_message.Message):
-    __slots__ = ("event",)
+    __slots__ = ("event", "events")
     EVENT_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
     event: _event_pb2.RunEvent
-    def __init__(self, event: _Optional[_Union[_event_pb2.RunEvent, _Mapping]] = ...) -> None: ...
+    events: _containers.RepeatedCompositeFieldContainer[_event_pb2.RunEvent]
+    def __init__(self, event: _Optional[_Union[_event_pb2.RunEvent, _Mapping]] = ..., events: _Optional[_Iterable[_Union[_event_pb2.RunEvent, _Mapping]]] = ...) -> None: ...
 
 class RunServiceCreateRequest(_message.Message):
     __slots__ = ("spec", "stream_mode", "start_delay", "subgraphs")
@@ -121,17 +125,21 @@ class RunServiceCancelResponse(_message.Message):
     def __init__(self, run: _Optional[_Union[_run_pb2.Run, _Mapping]] = ...) -> None: ...
 
 class RunServiceJoinRequest(_message.Message):
-    __slots__ = ("run_id", "after_sequence", "granularity")
+    __slots__ = ("run_id", "after_sequence", "granularity", "batch_events")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     GRANULARITY_FIELD_NUMBER: _ClassVar[int]
+    BATCH_EVENTS_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     after_sequence: int
     granularity: _run_pb2.Granularity
-    def __init__(self, run_id: _Optional[str] = ..., after_sequence: _Optional[int] = ..., granularity: _Optional[_Union[_run_pb2.Granularity, str]] = ...) -> None: ...
+    batch_events: bool
+    def __init__(self, run_id: _Optional[str] = ..., after_sequence: _Optional[int] = ..., granularity: _Optional[_Union[_run_pb2.Granularity, str]] = ..., batch_events: _Optional[bool] = ...) -> None: ...
 
 class RunServiceJoinResponse(_message.Message):
-    __slots__ = ("event",)
+    __slots__ = ("event", "events")
     EVENT_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
     event: _event_pb2.RunEvent
-    def __init__(self, event: _Optional[_Union[_event_pb2.RunEvent, _Mapping]] = ...) -> None: ...
+    events: _containers.RepeatedCompositeFieldContainer[_event_pb2.RunEvent]
+    def __init__(self, event: _Optional[_Union[_event_pb2.RunEvent, _Mapping]] = ..., events: _Optional[_Iterable[_Union[_event_pb2.RunEvent, _Mapping]]] = ...) -> None: ...

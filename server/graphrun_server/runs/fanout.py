@@ -89,8 +89,11 @@ class Fanout:
         for waiter in self._waiters.get(run_id, ()):
             waiter.set()
 
-    async def follow(self, run_id: str, after: int = 0, deadline: float | None = None) -> AsyncIterator[ev.RunEvent]:
-        """Yield the run's events numbered after `after`, up to its end event, from wherever it runs.
+    async def follow(
+        self, run_id: str, after: int = 0, deadline: float | None = None
+    ) -> AsyncIterator[list[ev.RunEvent]]:
+        """Yield the run's events numbered after `after`, up to its end event, from wherever it
+        runs: in batches of what is there to read at once (in order, never empty).
 
         Local attempts are followed in memory; others through the database, woken by
         NOTIFY. Raises RunNotFound, TimeoutError (deadline, event-loop time), or
@@ -102,9 +105,9 @@ class Fanout:
             active = self.local.get(run_id)
             if active is not None and active.log.closed is None and position >= active.log.base:
                 try:
-                    async for event in active.log.follow(position, deadline):
-                        position = event.sequence
-                        yield event
+                    async for batch in active.log.follow(position, deadline):
+                        position = batch[-1].sequence
+                        yield batch
                     return
                 except ev.RunMoved as moved:
                     if moved.reason == "handoff" and self.local.draining:
@@ -120,20 +123,17 @@ class Fanout:
                         raise RunNotFound(run_id)
                     if run.ended:  # its end event was stored before we read, or pruned since
                         stored = await self.records.read_events(run_id, position) or [self._pruned_end(run, position)]
-                for event in stored:
-                    if event.kind == ev.END and "run" not in event.data:
+                if stored:
+                    end = stored[-1]  # an end event is a run's last
+                    if end.kind == ev.END and "run" not in end.data:
                         run = await self.records.get_run(run_id)
-                        state = await self._state_at(run, event.data.get("checkpoint_id"))
-                        event = ev.RunEvent(
-                            event.sequence,
-                            event.kind,
-                            {**event.data, "run": run, "state": state},
-                            event.time,
-                            event.namespace,
+                        state = await self._state_at(run, end.data.get("checkpoint_id"))
+                        stored[-1] = ev.RunEvent(
+                            end.sequence, end.kind, {**end.data, "run": run, "state": state}, end.time, end.namespace
                         )
-                    position = event.sequence
-                    yield event
-                    if event.kind == ev.END:
+                    position = end.sequence
+                    yield stored
+                    if end.kind == ev.END:
                         return
                 if stored or ((here := self.local.get(run_id)) is not None and here.log.closed is None):
                     continue
@@ -179,7 +179,7 @@ class Fanout:
 
     async def wait_end(self, run_id: str, deadline: float | None = None) -> ev.RunEvent:
         """The run's end event, waiting for it (see `follow` for the errors)."""
-        async for event in self.follow(run_id, 0, deadline):
-            if event.kind == ev.END:
-                return event
+        async for batch in self.follow(run_id, 0, deadline):
+            if batch[-1].kind == ev.END:
+                return batch[-1]
         raise RuntimeError(f"run {run_id} ended without an end event")

@@ -164,29 +164,28 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
         granularity: int,
         deadline: float | None,
         *,
+        batch: bool,
         stop_at_deadline: bool,
         call_deadline: bool = True,
     ):
-        """Forward the run's events, each as a new `response` message (its `event` filled in place);
-        at the deadline stop the run (or not), then forward the rest. `call_deadline`: the
-        deadline is the call's own, not the run's `spec.timeout`."""
-
-        def answer(event):
-            message = response()
-            fill_event(message.event, event, granularity)
-            return message
-
+        """Forward the run's events as `response` messages (`_one_each`, or with `batch` the
+        request's `batch_events`, `_together`); at the deadline stop the run (or not), then
+        forward the rest. `call_deadline`: the deadline is the call's own, not the run's
+        `spec.timeout`."""
+        pack = _together if batch else _one_each
         position = after
         try:
-            async for event in self.runner.follow(run.run_id, after, deadline):
-                position = event.sequence
-                yield answer(event)
+            async for events in self.runner.follow(run.run_id, after, deadline):
+                position = events[-1].sequence
+                for message in pack(response, events, granularity):
+                    yield message
         except TimeoutError:
             if not stop_at_deadline:
                 raise RunStillRunning(run) from None
             await self._stop_at_deadline(run, call_deadline)
-            async for event in self.runner.follow(run.run_id, position):
-                yield answer(event)
+            async for events in self.runner.follow(run.run_id, position):
+                for message in pack(response, events, granularity):
+                    yield message
 
     @rpc
     async def Stream(self, request, context) -> AsyncIterator[pb.RunServiceStreamResponse]:
@@ -201,10 +200,11 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
                 0,
                 request.spec.granularity,
                 deadline,
+                batch=request.batch_events,
                 stop_at_deadline=True,
                 call_deadline=call_deadline,
             ):
-                last = response.event
+                last = _last_event(response)
                 if last.HasField("end"):
                     detached[0] = True
                 yield response
@@ -288,11 +288,48 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             request.after_sequence,
             request.granularity,
             _deadline(context),
+            batch=request.batch_events,
             stop_at_deadline=False,
         ):
-            last = response.event
+            last = _last_event(response)
             yield response
         _raise_if_failed(_ended(last), run)
+
+
+# With `batch_events`, a response of several events stays below 64 KiB (its events' sizes and
+# each one's field tag and length); an event larger than that goes alone.
+BATCH_BYTES = 64 * 1024
+_EVENT_FIELD_OVERHEAD = 4  # the `events` field's tag and a length of up to 3 bytes (< 2 MiB)
+
+
+def _one_each(response, events: list[RunEvent], granularity: int):
+    """Each event in a `response` of its own (its `event` filled in place)."""
+    for event in events:
+        message = response()
+        fill_event(message.event, event, granularity)
+        yield message
+
+
+def _together(response, events: list[RunEvent], granularity: int):
+    """The events in as few `response`s as BATCH_BYTES allows (`events`, filled in place).
+    They were read together: nothing is held back to fill a response."""
+    message, size = response(), 0
+    for event in events:
+        added = message.events.add()
+        fill_event(added, event, granularity)
+        grown = added.ByteSize() + _EVENT_FIELD_OVERHEAD
+        if size and size + grown > BATCH_BYTES:  # it opens the next response
+            moved = message.events.pop()
+            yield message
+            message, size = response(), 0
+            message.events.append(moved)
+        size += grown
+    yield message
+
+
+def _last_event(response):
+    """The last event a Stream or Join response carries."""
+    return response.events[-1] if response.events else response.event
 
 
 def _ended(last) -> run_pb2.Run | None:

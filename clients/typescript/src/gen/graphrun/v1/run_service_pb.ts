@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file graphrun/v1/run_service.proto.
  */
 export const file_graphrun_v1_run_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1ncmFwaHJ1bi92MS9ydW5fc2VydmljZS5wcm90bxILZ3JhcGhydW4udjEiOwoVUnVuU2VydmljZVdhaXRSZXF1ZXN0EiIKBHNwZWMYASABKAsyFC5ncmFwaHJ1bi52MS5SdW5TcGVjImAKFlJ1blNlcnZpY2VXYWl0UmVzcG9uc2USHQoDcnVuGAEgASgLMhAuZ3JhcGhydW4udjEuUnVuEicKBXN0YXRlGAIgASgLMhguZ3JhcGhydW4udjEuVGhyZWFkU3RhdGUiZQoXUnVuU2VydmljZVN0cmVhbVJlcXVlc3QSIgoEc3BlYxgBIAEoCzIULmdyYXBocnVuLnYxLlJ1blNwZWMSEwoLc3RyZWFtX21vZGUYAiADKAkSEQoJc3ViZ3JhcGhzGAMgASgIIkAKGFJ1blNlcnZpY2VTdHJlYW1SZXNwb25zZRIkCgVldmVudBgBIAEoCzIVLmdyYXBocnVuLnYxLlJ1bkV2ZW50IpUBChdSdW5TZXJ2aWNlQ3JlYXRlUmVxdWVzdBIiCgRzcGVjGAEgASgLMhQuZ3JhcGhydW4udjEuUnVuU3BlYxITCgtzdHJlYW1fbW9kZRgCIAMoCRIuCgtzdGFydF9kZWxheRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIRCglzdWJncmFwaHMYBCABKAgiOQoYUnVuU2VydmljZUNyZWF0ZVJlc3BvbnNlEh0KA3J1bhgBIAEoCzIQLmdyYXBocnVuLnYxLlJ1biImChRSdW5TZXJ2aWNlR2V0UmVxdWVzdBIOCgZydW5faWQYASABKAkiNgoVUnVuU2VydmljZUdldFJlc3BvbnNlEh0KA3J1bhgBIAEoCzIQLmdyYXBocnVuLnYxLlJ1biKMAQoVUnVuU2VydmljZUxpc3RSZXF1ZXN0EhEKCXRocmVhZF9pZBgBIAEoCRIoCghzdGF0dXNlcxgCIAMoDjIWLmdyYXBocnVuLnYxLlJ1blN0YXR1cxIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCRIPCgdjcm9uX2lkGAUgASgJIlEKFlJ1blNlcnZpY2VMaXN0UmVzcG9uc2USHgoEcnVucxgBIAMoCzIQLmdyYXBocnVuLnYxLlJ1bhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiYgoXUnVuU2VydmljZUNhbmNlbFJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEikKBmFjdGlvbhgCIAEoDjIZLmdyYXBocnVuLnYxLkNhbmNlbEFjdGlvbhIMCgR3YWl0GAMgASgIIjkKGFJ1blNlcnZpY2VDYW5jZWxSZXNwb25zZRIdCgNydW4YASABKAsyEC5ncmFwaHJ1bi52MS5SdW4ibgoVUnVuU2VydmljZUpvaW5SZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIWCg5hZnRlcl9zZXF1ZW5jZRgCIAEoAxItCgtncmFudWxhcml0eRgDIAEoDjIYLmdyYXBocnVuLnYxLkdyYW51bGFyaXR5Ij4KFlJ1blNlcnZpY2VKb2luUmVzcG9uc2USJAoFZXZlbnQYASABKAsyFS5ncmFwaHJ1bi52MS5SdW5FdmVudCpmCgxDYW5jZWxBY3Rpb24SHQoZQ0FOQ0VMX0FDVElPTl9VTlNQRUNJRklFRBAAEhsKF0NBTkNFTF9BQ1RJT05fSU5URVJSVVBUEAESGgoWQ0FOQ0VMX0FDVElPTl9ST0xMQkFDSxACMtYECgpSdW5TZXJ2aWNlEk8KBFdhaXQSIi5ncmFwaHJ1bi52MS5SdW5TZXJ2aWNlV2FpdFJlcXVlc3QaIy5ncmFwaHJ1bi52MS5SdW5TZXJ2aWNlV2FpdFJlc3BvbnNlElcKBlN0cmVhbRIkLmdyYXBocnVuLnYxLlJ1blNlcnZpY2VTdHJlYW1SZXF1ZXN0GiUuZ3JhcGhydW4udjEuUnVuU2VydmljZVN0cmVhbVJlc3BvbnNlMAESVQoGQ3JlYXRlEiQuZ3JhcGhydW4udjEuUnVuU2VydmljZUNyZWF0ZVJlcXVlc3QaJS5ncmFwaHJ1bi52MS5SdW5TZXJ2aWNlQ3JlYXRlUmVzcG9uc2USTAoDR2V0EiEuZ3JhcGhydW4udjEuUnVuU2VydmljZUdldFJlcXVlc3QaIi5ncmFwaHJ1bi52MS5SdW5TZXJ2aWNlR2V0UmVzcG9uc2USTwoETGlzdBIiLmdyYXBocnVuLnYxLlJ1blNlcnZpY2VMaXN0UmVxdWVzdBojLmdyYXBocnVuLnYxLlJ1blNlcnZpY2VMaXN0UmVzcG9uc2USVQoGQ2FuY2VsEiQuZ3JhcGhydW4udjEuUnVuU2VydmljZUNhbmNlbFJlcXVlc3QaJS5ncmFwaHJ1bi52MS5SdW5TZXJ2aWNlQ2FuY2VsUmVzcG9uc2USUQoESm9pbhIiLmdyYXBocnVuLnYxLlJ1blNlcnZpY2VKb2luUmVxdWVzdBojLmdyYXBocnVuLnYxLlJ1blNlcnZpY2VKb2luUmVzcG9uc2UwAUKLAQoPZGV2LmdyYXBocnVuLnYxQg9SdW5TZXJ2aWNlUHJvdG9QAVo6Z2l0aHViLmNvbS9ncmFwaHJ1bi9ncmFwaHJ1bi9nZW4vZ28vZ3JhcGhydW4vdjE7Z3JhcGhydW52MaoCC0dyYXBocnVuLlYxygILR3JhcGhydW5cVjHqAgxHcmFwaHJ1bjo6VjFiBnByb3RvMw", [file_google_protobuf_duration, file_graphrun_v1_event, file_graphrun_v1_run, file_graphrun_v1_state]);
+  fileDesc("Ch1ncmFwaHJ1bi92MS9ydW5fc2VydmljZS5wcm90bxILZ3JhcGhydW4udjEiOwoVUnVuU2VydmljZVdhaXRSZXF1ZXN0EiIKBHNwZWMYASABKAsyFC5ncmFwaHJ1bi52MS5SdW5TcGVjImAKFlJ1blNlcnZpY2VXYWl0UmVzcG9uc2USHQoDcnVuGAEgASgLMhAuZ3JhcGhydW4udjEuUnVuEicKBXN0YXRlGAIgASgLMhguZ3JhcGhydW4udjEuVGhyZWFkU3RhdGUiewoXUnVuU2VydmljZVN0cmVhbVJlcXVlc3QSIgoEc3BlYxgBIAEoCzIULmdyYXBocnVuLnYxLlJ1blNwZWMSEwoLc3RyZWFtX21vZGUYAiADKAkSEQoJc3ViZ3JhcGhzGAMgASgIEhQKDGJhdGNoX2V2ZW50cxgEIAEoCCJnChhSdW5TZXJ2aWNlU3RyZWFtUmVzcG9uc2USJAoFZXZlbnQYASABKAsyFS5ncmFwaHJ1bi52MS5SdW5FdmVudBIlCgZldmVudHMYAiADKAsyFS5ncmFwaHJ1bi52MS5SdW5FdmVudCKVAQoXUnVuU2VydmljZUNyZWF0ZVJlcXVlc3QSIgoEc3BlYxgBIAEoCzIULmdyYXBocnVuLnYxLlJ1blNwZWMSEwoLc3RyZWFtX21vZGUYAiADKAkSLgoLc3RhcnRfZGVsYXkYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEQoJc3ViZ3JhcGhzGAQgASgIIjkKGFJ1blNlcnZpY2VDcmVhdGVSZXNwb25zZRIdCgNydW4YASABKAsyEC5ncmFwaHJ1bi52MS5SdW4iJgoUUnVuU2VydmljZUdldFJlcXVlc3QSDgoGcnVuX2lkGAEgASgJIjYKFVJ1blNlcnZpY2VHZXRSZXNwb25zZRIdCgNydW4YASABKAsyEC5ncmFwaHJ1bi52MS5SdW4ijAEKFVJ1blNlcnZpY2VMaXN0UmVxdWVzdBIRCgl0aHJlYWRfaWQYASABKAkSKAoIc3RhdHVzZXMYAiADKA4yFi5ncmFwaHJ1bi52MS5SdW5TdGF0dXMSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkSDwoHY3Jvbl9pZBgFIAEoCSJRChZSdW5TZXJ2aWNlTGlzdFJlc3BvbnNlEh4KBHJ1bnMYASADKAsyEC5ncmFwaHJ1bi52MS5SdW4SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImIKF1J1blNlcnZpY2VDYW5jZWxSZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIpCgZhY3Rpb24YAiABKA4yGS5ncmFwaHJ1bi52MS5DYW5jZWxBY3Rpb24SDAoEd2FpdBgDIAEoCCI5ChhSdW5TZXJ2aWNlQ2FuY2VsUmVzcG9uc2USHQoDcnVuGAEgASgLMhAuZ3JhcGhydW4udjEuUnVuIoQBChVSdW5TZXJ2aWNlSm9pblJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEhYKDmFmdGVyX3NlcXVlbmNlGAIgASgDEi0KC2dyYW51bGFyaXR5GAMgASgOMhguZ3JhcGhydW4udjEuR3JhbnVsYXJpdHkSFAoMYmF0Y2hfZXZlbnRzGAQgASgIImUKFlJ1blNlcnZpY2VKb2luUmVzcG9uc2USJAoFZXZlbnQYASABKAsyFS5ncmFwaHJ1bi52MS5SdW5FdmVudBIlCgZldmVudHMYAiADKAsyFS5ncmFwaHJ1bi52MS5SdW5FdmVudCpmCgxDYW5jZWxBY3Rpb24SHQoZQ0FOQ0VMX0FDVElPTl9VTlNQRUNJRklFRBAAEhsKF0NBTkNFTF9BQ1RJT05fSU5URVJSVVBUEAESGgoWQ0FOQ0VMX0FDVElPTl9ST0xMQkFDSxACMtYECgpSdW5TZXJ2aWNlEk8KBFdhaXQSIi5ncmFwaHJ1bi52MS5SdW5TZXJ2aWNlV2FpdFJlcXVlc3QaIy5ncmFwaHJ1bi52MS5SdW5TZXJ2aWNlV2FpdFJlc3BvbnNlElcKBlN0cmVhbRIkLmdyYXBocnVuLnYxLlJ1blNlcnZpY2VTdHJlYW1SZXF1ZXN0GiUuZ3JhcGhydW4udjEuUnVuU2VydmljZVN0cmVhbVJlc3BvbnNlMAESVQoGQ3JlYXRlEiQuZ3JhcGhydW4udjEuUnVuU2VydmljZUNyZWF0ZVJlcXVlc3QaJS5ncmFwaHJ1bi52MS5SdW5TZXJ2aWNlQ3JlYXRlUmVzcG9uc2USTAoDR2V0EiEuZ3JhcGhydW4udjEuUnVuU2VydmljZUdldFJlcXVlc3QaIi5ncmFwaHJ1bi52MS5SdW5TZXJ2aWNlR2V0UmVzcG9uc2USTwoETGlzdBIiLmdyYXBocnVuLnYxLlJ1blNlcnZpY2VMaXN0UmVxdWVzdBojLmdyYXBocnVuLnYxLlJ1blNlcnZpY2VMaXN0UmVzcG9uc2USVQoGQ2FuY2VsEiQuZ3JhcGhydW4udjEuUnVuU2VydmljZUNhbmNlbFJlcXVlc3QaJS5ncmFwaHJ1bi52MS5SdW5TZXJ2aWNlQ2FuY2VsUmVzcG9uc2USUQoESm9pbhIiLmdyYXBocnVuLnYxLlJ1blNlcnZpY2VKb2luUmVxdWVzdBojLmdyYXBocnVuLnYxLlJ1blNlcnZpY2VKb2luUmVzcG9uc2UwAUKLAQoPZGV2LmdyYXBocnVuLnYxQg9SdW5TZXJ2aWNlUHJvdG9QAVo6Z2l0aHViLmNvbS9ncmFwaHJ1bi9ncmFwaHJ1bi9nZW4vZ28vZ3JhcGhydW4vdjE7Z3JhcGhydW52MaoCC0dyYXBocnVuLlYxygILR3JhcGhydW5cVjHqAgxHcmFwaHJ1bjo6VjFiBnByb3RvMw", [file_google_protobuf_duration, file_graphrun_v1_event, file_graphrun_v1_run, file_graphrun_v1_state]);
 
 /**
  * Request of `RunService.Wait`.
@@ -100,6 +100,17 @@ export type RunServiceStreamRequest = Message<"graphrun.v1.RunServiceStreamReque
    * @generated from field: bool subgraphs = 3;
    */
   subgraphs: boolean;
+
+  /**
+   * Let a response carry several events, in `events`. Events that are ready
+   * together (a burst of tokens, a reader that fell behind) then travel in
+   * one response instead of one each, which costs the server and the client
+   * less per event; an event is never held back to fill a response. Without
+   * it, each response carries one event, in `event`.
+   *
+   * @generated from field: bool batch_events = 4;
+   */
+  batchEvents: boolean;
 };
 
 /**
@@ -110,17 +121,27 @@ export const RunServiceStreamRequestSchema: GenMessage<RunServiceStreamRequest> 
   messageDesc(file_graphrun_v1_run_service, 2);
 
 /**
- * Response of `RunService.Stream`: one event.
+ * Response of `RunService.Stream`: one event, or with `batch_events`
+ * several.
  *
  * @generated from message graphrun.v1.RunServiceStreamResponse
  */
 export type RunServiceStreamResponse = Message<"graphrun.v1.RunServiceStreamResponse"> & {
   /**
-   * The event.
+   * The event, unless the request set `batch_events`.
    *
    * @generated from field: graphrun.v1.RunEvent event = 1;
    */
   event?: RunEvent | undefined;
+
+  /**
+   * With `batch_events`: one or more events, in order (ascending
+   * `sequence`, none skipped). A response of several events stays below
+   * 64 KiB unless it is one event alone.
+   *
+   * @generated from field: repeated graphrun.v1.RunEvent events = 2;
+   */
+  events: RunEvent[];
 };
 
 /**
@@ -402,6 +423,14 @@ export type RunServiceJoinRequest = Message<"graphrun.v1.RunServiceJoinRequest">
    * @generated from field: graphrun.v1.Granularity granularity = 3;
    */
   granularity: Granularity;
+
+  /**
+   * Let a response carry several events, in `events`, as
+   * `RunServiceStreamRequest.batch_events`.
+   *
+   * @generated from field: bool batch_events = 4;
+   */
+  batchEvents: boolean;
 };
 
 /**
@@ -412,17 +441,25 @@ export const RunServiceJoinRequestSchema: GenMessage<RunServiceJoinRequest> = /*
   messageDesc(file_graphrun_v1_run_service, 12);
 
 /**
- * Response of `RunService.Join`: one event.
+ * Response of `RunService.Join`: one event, or with `batch_events` several.
  *
  * @generated from message graphrun.v1.RunServiceJoinResponse
  */
 export type RunServiceJoinResponse = Message<"graphrun.v1.RunServiceJoinResponse"> & {
   /**
-   * The event.
+   * The event, unless the request set `batch_events`.
    *
    * @generated from field: graphrun.v1.RunEvent event = 1;
    */
   event?: RunEvent | undefined;
+
+  /**
+   * With `batch_events`: one or more events, in order, as in
+   * `RunServiceStreamResponse.events`.
+   *
+   * @generated from field: repeated graphrun.v1.RunEvent events = 2;
+   */
+  events: RunEvent[];
 };
 
 /**
