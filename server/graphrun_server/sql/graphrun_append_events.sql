@@ -1,30 +1,32 @@
 -- Stores the events of several executing runs in one statement (storage/event_writer.py's group
 -- commit): `p_groups` is a JSON array of `[run_id, attempt, [[sequence, kind, data], ...]]`.
--- Each run is fenced as checkpoint writes are (graphrun_fence): its shared advisory lock first,
--- then its row read afresh (a statement of its own, so it sees a takeover that committed while
--- the lock was awaited); a run this attempt no longer owns gets nothing stored. Returns the ids
--- of the runs it stored for, and wakes followers on other replicas (NOTIFY graphrun_event).
+-- Each run is fenced as checkpoint writes are (graphrun_fence): its shared advisory lock first
+-- (all of them in one statement, in run id order), then its row read afresh (a statement of its
+-- own, so it sees a takeover that committed while a lock was awaited); a run this attempt no
+-- longer owns gets nothing stored. Returns the ids of the runs it stored for, and wakes followers
+-- on other replicas (NOTIFY graphrun_event). Set-based, not run by run: a replica streaming for a
+-- hundred runs writes a hundred runs' events at a time, a token or two each.
 CREATE OR REPLACE FUNCTION graphrun_append_events(p_groups jsonb) RETURNS uuid[]
 LANGUAGE plpgsql AS $$
 DECLARE
-    g jsonb;
-    v_run uuid;
-    v_stored bigint;
-    v_owned uuid[] := '{}';
+    v_owned uuid[];
+    v_notified bigint;
 BEGIN
-    FOR g IN SELECT value FROM jsonb_array_elements(p_groups) ORDER BY value->>0 LOOP
-        v_run := (g->>0)::uuid;
-        PERFORM pg_advisory_xact_lock_shared(graphrun_run_lock_key(v_run));
-        PERFORM 1 FROM graphrun_run WHERE run_id = v_run AND attempt = (g->>1)::integer AND status = 'running';
-        CONTINUE WHEN NOT FOUND;
-        v_owned := v_owned || v_run;
+    PERFORM pg_advisory_xact_lock_shared(graphrun_run_lock_key(g.run_id))
+       FROM (SELECT (value->>0)::uuid AS run_id FROM jsonb_array_elements(p_groups) ORDER BY 1) AS g;
+    SELECT coalesce(array_agg(r.run_id), '{}') INTO v_owned
+      FROM jsonb_array_elements(p_groups) AS g
+      JOIN graphrun_run AS r
+        ON r.run_id = (g.value->>0)::uuid AND r.attempt = (g.value->>1)::integer AND r.status = 'running';
+    WITH stored AS (
         INSERT INTO graphrun_run_event (run_id, sequence, kind, data)
-        SELECT v_run, (e->>0)::bigint, e->>1, e->2 FROM jsonb_array_elements(g->2) AS e
-            ON CONFLICT DO NOTHING;
-        GET DIAGNOSTICS v_stored = ROW_COUNT;
-        IF v_stored > 0 THEN
-            PERFORM pg_notify('graphrun_event', v_run::text);
-        END IF;
-    END LOOP;
+        SELECT (g.value->>0)::uuid, (e->>0)::bigint, e->>1, e->2
+          FROM jsonb_array_elements(p_groups) AS g, jsonb_array_elements(g.value->2) AS e
+         WHERE (g.value->>0)::uuid = ANY (v_owned)
+            ON CONFLICT DO NOTHING  -- a retried write whose answer was lost
+        RETURNING run_id
+    )
+    SELECT count(pg_notify('graphrun_event', run_id::text)) INTO v_notified  -- runs with new rows only
+      FROM (SELECT DISTINCT run_id FROM stored) AS fresh;
     RETURN v_owned;
 END $$;
