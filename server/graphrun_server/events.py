@@ -122,9 +122,9 @@ class EventLog:
         event: each time, every event released since the last (in order, never empty), so a
         reader that fell behind takes up what waits in one go.
 
-        Raises RunMoved if the attempt leaves this replica, and TimeoutError when
-        the deadline (event-loop time) passes while waiting. The wait never spans
-        a `yield`, so a caller may follow again from the last event it got.
+        Raises RunMoved if the attempt leaves this replica, and TimeoutError once the
+        deadline (event-loop time) has passed, while waiting or between batches. The wait
+        never spans a `yield`, so a caller may follow again from the last event it got.
         """
         loop = asyncio.get_running_loop()
         position = after
@@ -135,6 +135,8 @@ class EventLog:
                 yield batch
                 if batch[-1].kind == END:
                     return
+                if deadline is not None and loop.time() >= deadline:
+                    raise TimeoutError  # a reader that never catches up still stops at its deadline
                 continue
             if self.closed is not None:
                 raise self.closed

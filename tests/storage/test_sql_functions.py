@@ -671,6 +671,20 @@ async def test_one_group_write_stores_each_run_fenced_on_its_own(conn, records, 
     assert listener.heard(conn) == [("graphrun_event", mine)]
 
 
+def test_a_stale_attempts_group_beside_the_owners_stores_nothing(conn, listener):
+    """The fence holds group by group, not run by run: a stale attempt's events for a run
+    stay out even beside the owning attempt's in the same write."""
+    _, run_id = running(conn, attempt=2)
+    listener.heard(conn)
+    owned = conn.execute("SELECT graphrun_append_events(%s) AS owned", (Jsonb([
+        [run_id, 1, [[1, "values", {"stale": True}], [2, "values", {"stale": True}]]],
+        [run_id, 2, [[1, "values", {"n": 1}]]],
+    ]),)).fetchone()["owned"]
+    assert [str(r) for r in owned] == [run_id]
+    assert events(conn, run_id) == [(1, "values", {"n": 1})]
+    assert listener.heard(conn) == [("graphrun_event", run_id)]
+
+
 async def test_the_event_writer_groups_what_runs_hand_it_while_a_write_is_out(conn, records, listener):
     """Several runs' batches sent while a write is in flight go out together in the next one,
     and each caller learns whether its run still owned the write."""

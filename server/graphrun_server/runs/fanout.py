@@ -135,6 +135,8 @@ class Fanout:
                     yield stored
                     if end.kind == ev.END:
                         return
+                    if deadline is not None and loop.time() >= deadline:
+                        raise TimeoutError  # a reader that never catches up still stops at its deadline
                 if stored or ((here := self.local.get(run_id)) is not None and here.log.closed is None):
                     continue
                 if self.local.draining:  # shutting down: the caller follows the run through another replica

@@ -313,12 +313,14 @@ def _one_each(response, events: list[RunEvent], granularity: int):
 def _together(response, events: list[RunEvent], granularity: int):
     """The events in as few `response`s as BATCH_BYTES allows (`events`, filled in place).
     They were read together: nothing is held back to fill a response."""
+    if not events:
+        return
     message, size = response(), 0
     for event in events:
         added = message.events.add()
         fill_event(added, event, granularity)
         grown = added.ByteSize() + _EVENT_FIELD_OVERHEAD
-        if size and size + grown > BATCH_BYTES:  # it opens the next response
+        if size and size + grown >= BATCH_BYTES:  # it opens the next response
             moved = message.events.pop()
             yield message
             message, size = response(), 0

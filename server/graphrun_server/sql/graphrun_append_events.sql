@@ -9,24 +9,24 @@
 CREATE OR REPLACE FUNCTION graphrun_append_events(p_groups jsonb) RETURNS uuid[]
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_owned uuid[];
+    v_owned integer[];  -- the groups (by position in p_groups) whose attempt still owns its run
     v_notified bigint;
 BEGIN
     PERFORM pg_advisory_xact_lock_shared(graphrun_run_lock_key(g.run_id))
        FROM (SELECT (value->>0)::uuid AS run_id FROM jsonb_array_elements(p_groups) ORDER BY 1) AS g;
-    SELECT coalesce(array_agg(r.run_id), '{}') INTO v_owned
-      FROM jsonb_array_elements(p_groups) AS g
+    SELECT coalesce(array_agg(g.n), '{}') INTO v_owned
+      FROM jsonb_array_elements(p_groups) WITH ORDINALITY AS g(value, n)
       JOIN graphrun_run AS r
         ON r.run_id = (g.value->>0)::uuid AND r.attempt = (g.value->>1)::integer AND r.status = 'running';
     WITH stored AS (
         INSERT INTO graphrun_run_event (run_id, sequence, kind, data)
         SELECT (g.value->>0)::uuid, (e->>0)::bigint, e->>1, e->2
-          FROM jsonb_array_elements(p_groups) AS g, jsonb_array_elements(g.value->2) AS e
-         WHERE (g.value->>0)::uuid = ANY (v_owned)
+          FROM jsonb_array_elements(p_groups) WITH ORDINALITY AS g(value, n), jsonb_array_elements(g.value->2) AS e
+         WHERE g.n = ANY (v_owned)
             ON CONFLICT DO NOTHING  -- a retried write whose answer was lost
         RETURNING run_id
     )
     SELECT count(pg_notify('graphrun_event', run_id::text)) INTO v_notified  -- runs with new rows only
       FROM (SELECT DISTINCT run_id FROM stored) AS fresh;
-    RETURN v_owned;
+    RETURN ARRAY(SELECT (p_groups->(n - 1)->>0)::uuid FROM unnest(v_owned) AS n);
 END $$;
