@@ -14,11 +14,13 @@ import base64
 import binascii
 import contextlib
 import datetime as dt
+import json
 import time
 import uuid
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 
@@ -145,6 +147,16 @@ def event_rows(events: list[RunEvent]) -> tuple[list[int], list[str], list[Jsonb
 def event_batch(events: list[RunEvent]) -> list[list]:
     """Events as `[sequence, kind, data]` triples, stored as `event_rows` stores them."""
     return [[e.sequence, e.kind, _stored_data(e)] for e in events]
+
+
+def _json_text(value: Any) -> str:
+    """JSON-safe `value` as JSON text, by orjson (a fifth of `json.dumps`' time on a batch of
+    token events, which a replica streaming for many runs writes every few milliseconds). An
+    integer beyond 64 bits, which orjson refuses, falls back to `json.dumps`."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value)
 
 
 def _stored_data(e: RunEvent) -> dict:
@@ -505,11 +517,10 @@ class Records(Queries):
         fenced run by run), and wake followers on other replicas. Returns the runs whose attempt
         still owned them (nothing was stored for the others).
 
-        The batch travels as one JSON document (one `json.dumps`, in C) rather than arrays
-        psycopg would write element by element in Python: that was a tenth of a streaming
-        replica's CPU."""
+        The batch travels as one JSON document (`_json_text`) rather than arrays psycopg would
+        write element by element in Python: that was a tenth of a streaming replica's CPU."""
         payload = [[run_id, attempt, event_batch(events)] for run_id, (attempt, events) in groups.items()]
-        row = await self._one("SELECT graphrun_append_events(%s::jsonb) AS owned", (Jsonb(payload),))
+        row = await self._one("SELECT graphrun_append_events(%s::jsonb) AS owned", (_json_text(payload),))
         return {str(run_id) for run_id in (row["owned"] if row else [])}
 
     @staticmethod
