@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +61,7 @@ class EventLog:
         self._changed = asyncio.Event()
         self.closed: BaseException | None = None  # RunMoved, once the attempt left this replica
         self.ended = asyncio.get_running_loop().create_future()
+        self.on_publish: Callable[[], None] | None = None  # told of each event (the event writer's mark)
 
     @property
     def last_sequence(self) -> int:
@@ -80,6 +81,8 @@ class EventLog:
         self._events.append(event)
         if event.kind == END:
             self.ended.set_result(event)
+        if self.on_publish is not None:
+            self.on_publish()
         self._wake()
         return event
 
@@ -95,10 +98,6 @@ class EventLog:
             self.durable = sequence
             self._wake()
 
-    def poke(self) -> None:
-        """Wake everyone waiting on the log (its writer is about to stop)."""
-        self._wake()
-
     def _wake(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
@@ -106,16 +105,6 @@ class EventLog:
     def since(self, sequence: int, durable_only: bool = False) -> list[RunEvent]:
         end = self.durable - self.base if durable_only else len(self._events)
         return self._events[max(sequence - self.base, 0) : end]
-
-    async def wait_beyond(self, sequence: int, timeout: float | None = None) -> None:
-        """Return once there are events after `sequence`, the log closed or was poked, or timeout passed."""
-        changed = self._changed
-        if self.last_sequence > sequence or self.closed is not None:
-            return
-        try:
-            await asyncio.wait_for(changed.wait(), timeout)
-        except TimeoutError:
-            pass
 
     async def follow(self, after: int, deadline: float | None = None) -> AsyncIterator[list[RunEvent]]:
         """Yield the stored events numbered after `after` (>= base), then new ones, up to the end

@@ -75,7 +75,7 @@ class GraphRunner:
         tracer = tracer or trace.NoOpTracer()
         self._local = local = LocalRuns(self.settings, metrics)
         self._fanout = Fanout(local, records, registry)
-        self._settlement = Settlement(local, records, registry, metrics)
+        self._settlement = Settlement(local, records, registry, metrics, self._fanout.writer)
         self._execution = Execution(
             local, registry, records, checkpointer, self._settlement, tracer, nudge=lambda: self._claims.nudge()
         )

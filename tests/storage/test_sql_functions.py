@@ -685,25 +685,52 @@ def test_a_stale_attempts_group_beside_the_owners_stores_nothing(conn, listener)
     assert listener.heard(conn) == [("graphrun_event", run_id)]
 
 
-async def test_the_event_writer_groups_what_runs_hand_it_while_a_write_is_out(conn, records, listener):
-    """Several runs' batches sent while a write is in flight go out together in the next one,
-    and each caller learns whether its run still owned the write."""
+class _Attempt:
+    """An attempt's events as the event writer sees them (runs/fanout.py's _RunEvents)."""
+
+    def __init__(self, run_id: str, attempt: int, events: list[RunEvent]):
+        self.run_id, self.attempt, self.events, self.stored_up_to, self.was_lost = run_id, attempt, events, 0, False
+        self.answered = asyncio.Event()
+
+    def unstored(self) -> list[RunEvent]:
+        return [e for e in self.events if e.sequence > self.stored_up_to]
+
+    def stored(self, sequence: int) -> None:
+        self.stored_up_to = sequence
+        self.answered.set()
+
+    def lost(self) -> None:
+        self.was_lost = True
+        self.answered.set()
+
+
+async def test_the_event_writer_stores_every_marked_runs_events_in_one_write(conn, records, listener):
+    """Runs attached together go out in one write; each attempt learns what was stored of its
+    events, or that its run is another attempt's; a detached attempt's events are not written."""
     from graphrun_server.storage.event_writer import EventWriter
 
     _, first = running(conn)
     _, second = running(conn, attempt=2)
+    _, third = running(conn)
     writer = EventWriter(records, 0.0)
+    ones = [_Attempt(first, 1, [RunEvent(1, "values", {"n": 1})]),
+            _Attempt(second, 2, [RunEvent(1, "values", {"n": 2}), RunEvent(2, "custom", {"c": 2})])]
+    detached = _Attempt(third, 1, [RunEvent(1, "values", {"n": 3})])
     try:
-        answers = await asyncio.gather(
-            writer.append(first, 1, [RunEvent(1, "values", {"n": 1})]),
-            writer.append(second, 2, [RunEvent(1, "values", {"n": 2})]),
-        )
-        stale = await writer.append(second, 1, [RunEvent(2, "values", {"stale": True})])
+        for attempt in (*ones, detached):
+            writer.attach(attempt)
+        await writer.detach(third, 1)
+        await asyncio.gather(*(a.answered.wait() for a in ones))
+        stale = _Attempt(second, 1, [RunEvent(3, "values", {"stale": True})])
+        writer.attach(stale)  # an older attempt of `second` (as after this replica re-claimed its own run)
+        await stale.answered.wait()
     finally:
         await writer.close()
-    assert answers == [True, True] and stale is False
+    assert [a.stored_up_to for a in ones] == [1, 2] and not any(a.was_lost for a in ones)
+    assert stale.was_lost and stale.stored_up_to == 0
     assert events(conn, first) == [(1, "values", {"n": 1})]
-    assert events(conn, second) == [(1, "values", {"n": 2})]
+    assert events(conn, second) == [(1, "values", {"n": 2}), (2, "custom", {"c": 2})]
+    assert events(conn, third) == []
     assert sorted(listener.heard(conn)) == sorted([("graphrun_event", first), ("graphrun_event", second)])
 
 

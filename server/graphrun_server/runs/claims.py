@@ -130,5 +130,5 @@ class Claims:
                 "graphrun.attempt": run.attempt,
             },
         )
-        self.fanout.start_flusher(active)
+        self.fanout.start_storing(active)
         self.fanout.wake_followers(run.run_id)

@@ -23,61 +23,53 @@ from .request import graph_config
 from .state import ActiveRun, StopReason, log
 
 
+class _RunEvents:
+    """An executing attempt's events as the event writer sees them (storage.event_writer.EventSource)."""
+
+    __slots__ = ("active",)
+
+    def __init__(self, active: ActiveRun):
+        self.active = active
+
+    @property
+    def run_id(self) -> str:
+        return self.active.run_id
+
+    @property
+    def attempt(self) -> int:
+        return self.active.attempt
+
+    def unstored(self) -> list[ev.RunEvent]:
+        return self.active.log.since(self.active.stored)
+
+    def stored(self, sequence: int) -> None:
+        if sequence > self.active.stored:
+            self.active.stored = sequence
+            self.active.log.mark_durable(sequence)
+
+    def lost(self) -> None:
+        self.active.stop(StopReason.LOST, "another replica took the run over")
+
+
 class Fanout:
     def __init__(self, local: LocalRuns, records: Records, registry: Registry):
         self.local, self.records, self.registry = local, records, registry
         self.writer = EventWriter(records, local.settings.event_write_interval)
         self._waiters: dict[str, set[asyncio.Event]] = {}
 
-    def start_flusher(self, active: ActiveRun) -> None:
-        """Runs started by Wait (no stream modes) store their two events when they end."""
+    def start_storing(self, active: ActiveRun) -> None:
+        """A streaming run's events are stored as they come (EventWriter), for followers here and
+        on other replicas; runs started by Wait (no stream modes) store their two when they end.
+        Settling stops it (`EventWriter.detach`) and stores the rest with the end event."""
         if active.request.stream_modes:
-            active.flusher = asyncio.create_task(
-                self._flush_events(active), name=f"events-{active.run_id}", context=active.context.copy()
-            )
+            source = _RunEvents(active)
+            active.log.on_publish = lambda: self.writer.mark(source)
+            self.writer.attach(source)
 
     def wake_all(self) -> None:
         """Every follower looks again (draining: streams of runs executing elsewhere end now)."""
         for run_id in list(self._waiters):
             self.wake_followers(run_id)
-
-    async def _flush_events(self, active: ActiveRun) -> None:
-        """Store the run's events as they come, for followers here and on other replicas.
-
-        Each store takes every event appended since the last one (so batches grow
-        by themselves while a store is in flight), in the replica's next group write
-        (EventWriter); followers see events once stored.
-        Stops when the run settles, which stores the rest with the end event.
-        """
-        backoff = 0.05
-        while not active.settling.is_set():
-            await active.log.wait_beyond(active.stored)
-            if active.settling.is_set():
-                return
-            if await self._store_pending_events(active):
-                backoff = 0.05
-            else:
-                try:  # the database is unreachable: retry later, unless the run settles first
-                    await asyncio.wait_for(active.settling.wait(), backoff)
-                except TimeoutError:
-                    backoff = min(backoff * 2, 2.0)
-
-    async def _store_pending_events(self, active: ActiveRun) -> bool:
-        """Store the events not stored yet. False if that failed (or the run was lost)."""
-        batch = active.log.since(active.stored)
-        if not batch:
-            return True
-        try:
-            owned = await self.writer.append(active.run_id, active.attempt, batch)
-        except Exception as exc:  # noqa: BLE001 - kept in the log: the next flush stores them
-            log.warning("run %s: storing events failed (%s); will retry", active.run_id, type(exc).__name__)
-            return False
-        if not owned:
-            active.stop(StopReason.LOST, "another replica took the run over")
-            return False
-        active.stored = batch[-1].sequence
-        active.log.mark_durable(active.stored)
-        return True
 
     def on_event_note(self, payload: str | None) -> None:
         if payload is None:  # reconnected: anything may have happened

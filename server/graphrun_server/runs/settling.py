@@ -18,6 +18,7 @@ from .. import events as ev
 from ..observability.metrics import Metrics
 from ..registry import Registry
 from ..snapshots import snapshot_to_json
+from ..storage.event_writer import EventWriter
 from ..storage.records import Records, run_record
 from ..wire import to_json
 from .local import LocalRuns
@@ -26,8 +27,11 @@ from .state import MOVES, ActiveRun, RunState, StopReason, log
 
 
 class Settlement:
-    def __init__(self, local: LocalRuns, records: Records, registry: Registry, metrics: Metrics | None):
+    def __init__(
+        self, local: LocalRuns, records: Records, registry: Registry, metrics: Metrics | None, writer: EventWriter
+    ):
         self.local, self.records, self.registry, self.metrics = local, records, registry, metrics
+        self.writer = writer  # stores streaming runs' events as they come
 
     async def settle(self, active: ActiveRun, status: str, error: dict | None, state: dict | None) -> None:
         """Record how the attempt ended — finished, handed back, or lost — and tell the followers."""
@@ -39,9 +43,7 @@ class Settlement:
             status, error = "success", None
         error = to_json(error) if error else None
         try:
-            active.log.poke()  # the flusher stops (it watches `settling`)
-            if active.flusher:
-                await asyncio.shield(active.flusher)
+            await asyncio.shield(self.writer.detach(active.run_id, active.attempt))  # the rest goes below
             if active.reason is StopReason.LOST:
                 log.warning(
                     "run %s attempt %s lost to another replica; stopped here without writing", run.run_id, run.attempt

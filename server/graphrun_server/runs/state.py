@@ -120,8 +120,6 @@ class ActiveRun:
     started: float = field(default_factory=time.monotonic)
     leased_at: float = field(default_factory=time.monotonic)  # its lease was asked for then: set no earlier
     stored: int = 0  # events up to this sequence are in the database
-    flusher: asyncio.Task | None = None
-    settling: asyncio.Event = field(default_factory=asyncio.Event)  # set on entering SETTLING
     context: Any = None  # the contextvars.Context its tasks run in
     ending: ev.RunEvent | None = None  # its end event, when recorded with its last checkpoint
 
@@ -164,8 +162,6 @@ class ActiveRun:
         if to not in LEGAL[self.state]:
             raise IllegalTransition(f"run {self.run_id} attempt {self.attempt}: {self.state.name} -> {to.name}")
         self.state = to
-        if to is RunState.SETTLING:
-            self.settling.set()
         if fact or (reason is not None and self.reason is None):
             self.reason, self.message = reason, message if reason is not None else ""
             return True
