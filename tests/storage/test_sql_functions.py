@@ -700,7 +700,7 @@ class _Attempt:
         self.answered.set()
 
     def lost(self) -> None:
-        self.was_lost = True
+        self.was_lost, self.lost_calls = True, getattr(self, "lost_calls", 0) + 1
         self.answered.set()
 
 
@@ -732,6 +732,68 @@ async def test_the_event_writer_stores_every_marked_runs_events_in_one_write(con
     assert events(conn, second) == [(1, "values", {"n": 2}), (2, "custom", {"c": 2})]
     assert events(conn, third) == []
     assert sorted(listener.heard(conn)) == sorted([("graphrun_event", first), ("graphrun_event", second)])
+
+
+class _GatedRecords:
+    """Records whose event writes wait at a gate (to hold one in flight) and are counted."""
+
+    def __init__(self, records: Records):
+        self.records, self.writes = records, 0
+        self.entered, self.gate = asyncio.Event(), asyncio.Event()
+
+    async def append_event_groups(self, groups):
+        self.writes += 1
+        self.entered.set()
+        await self.gate.wait()
+        return await self.records.append_event_groups(groups)
+
+
+async def test_an_attempt_the_write_found_lost_is_not_written_again(conn, records):
+    from graphrun_server.storage.event_writer import EventWriter
+
+    _, run_id = running(conn, attempt=2)
+    _, other = running(conn)
+    gated = _GatedRecords(records)
+    gated.gate.set()
+    writer = EventWriter(gated, 0.0)
+    stale = _Attempt(run_id, 1, [RunEvent(1, "values", {"stale": True})])
+    live = _Attempt(other, 1, [RunEvent(1, "values", {"n": 1})])
+    try:
+        writer.attach(stale)
+        await stale.answered.wait()
+        stale.events.append(RunEvent(2, "values", {"stale": True}))
+        writer.mark(stale)  # its log keeps marking it until it has stopped
+        writer.attach(live)  # the next write: it would carry the lost attempt's events again
+        await live.answered.wait()
+    finally:
+        await writer.close()
+    assert stale.lost_calls == 1 and live.stored_up_to == 1 and gated.writes == 2
+
+
+async def test_detaching_an_attempt_waits_for_its_write_in_flight_even_once_replaced(conn, records):
+    """Settling an attempt that a newer attempt on this replica replaced still waits for the
+    write of its events that is out: nothing of the attempt is written once it settles."""
+    from graphrun_server.storage.event_writer import EventWriter
+
+    _, run_id = running(conn, attempt=2)
+    gated = _GatedRecords(records)
+    writer = EventWriter(gated, 0.0)
+    older = _Attempt(run_id, 1, [RunEvent(1, "values", {"stale": True})])
+    newer = _Attempt(run_id, 2, [RunEvent(1, "values", {"n": 1})])
+    try:
+        writer.attach(older)
+        await gated.entered.wait()  # older's write is out
+        writer.attach(newer)
+        detaching = asyncio.ensure_future(writer.detach(run_id, 1))
+        await asyncio.sleep(0)
+        assert not detaching.done()
+        gated.gate.set()
+        await detaching
+        assert older.answered.is_set() and older.was_lost
+        await newer.answered.wait()
+    finally:
+        await writer.close()
+    assert newer.stored_up_to == 1 and events(conn, run_id) == [(1, "values", {"n": 1})]
 
 
 async def test_pruning_removes_the_events_of_runs_that_ended_long_ago(conn, records):

@@ -82,11 +82,11 @@ class EventWriter:
         """Store nothing more of this attempt's events; return once no write of them is in flight
         (what that write stored, the attempt has learnt by then)."""
         source = self._sources.get(run_id)
-        if source is None or source.attempt != attempt:
-            return
-        del self._sources[run_id]
-        self._marked.pop(run_id, None)
-        while self._writing.get(run_id) is source and self._written is not None:
+        if source is not None and source.attempt == attempt:
+            del self._sources[run_id]
+            self._marked.pop(run_id, None)
+        # Even an attempt a newer one replaced here may still have a write out.
+        while (writing := self._writing.get(run_id)) is not None and writing.attempt == attempt and self._written:
             await asyncio.shield(self._written)
 
     async def close(self) -> None:
@@ -101,7 +101,7 @@ class EventWriter:
         last_start, pause = float("-inf"), 0.0
         while True:
             await self._queued.wait()
-            rest = max(self.min_interval - (loop.time() - last_start), pause)
+            rest = max(self.min_interval, pause) - (loop.time() - last_start)
             if rest > 0:  # events keep coming (or the database failed the last write): let more gather
                 await asyncio.sleep(rest)
             self._queued.clear()
@@ -129,8 +129,11 @@ class EventWriter:
                 for run_id, (s, events) in groups.items():
                     if run_id in owned:
                         s.stored(events[-1].sequence)
-                    else:
-                        s.lost()
+                        continue
+                    if self._sources.get(run_id) is s:  # nothing more of it is written: it stops
+                        del self._sources[run_id]
+                        self._marked.pop(run_id, None)
+                    s.lost()
             finally:
                 self._writing = {}
                 self._written.set_result(None)
