@@ -22,6 +22,7 @@ runs stream. While the database fails the writes, they are retried with a growin
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from typing import Protocol
 
@@ -65,8 +66,8 @@ class EventWriter:
     def attach(self, source: EventSource) -> None:
         """Store `source`'s events from now on (the events it has already included). A newer
         attempt of the same run takes the older one's place."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._write_forever(), name="event-writer")
+        if self._task is None or self._task.done():  # in a context of its own, not the first run's
+            self._task = asyncio.create_task(self._write_forever(), name="event-writer", context=contextvars.Context())
         self._sources[source.run_id] = source
         self._marked.pop(source.run_id, None)
         if source.unstored():
