@@ -435,8 +435,8 @@ def requests_for(name: str, hangs: bool = True) -> st.SearchStrategy:
         case "RunService/Wait":
             return st.builds(lambda s: R.RunServiceWaitRequest(spec=s), run_specs(hangs))
         case "RunService/Stream":
-            return st.builds(lambda s, m: R.RunServiceStreamRequest(spec=s, stream_mode=m), run_specs(hangs),
-                             MODE_LISTS)
+            return st.builds(lambda s, m, b: R.RunServiceStreamRequest(spec=s, stream_mode=m, batch_events=b),
+                             run_specs(hangs), MODE_LISTS, st.booleans())
         case "RunService/Create":
             def create(spec, modes, delay):
                 request = R.RunServiceCreateRequest(spec=spec, stream_mode=modes)
@@ -458,7 +458,7 @@ def requests_for(name: str, hangs: bool = True) -> st.SearchStrategy:
         case "RunService/Join":
             return st.builds(R.RunServiceJoinRequest, run_id=ids("runs", "threads"),
                              after_sequence=st.one_of(st.integers(0, 6), INT64),
-                             granularity=enum_values(run_pb2.Granularity))
+                             granularity=enum_values(run_pb2.Granularity), batch_events=st.booleans())
         case "ThreadService/Create":
             return st.builds(T.ThreadServiceCreateRequest,
                              thread_id=st.one_of(st.just(""), UUIDS, ids("threads")),
@@ -785,7 +785,9 @@ class Fuzzer:
         if name == "RunService/Wait" and outcome.code == OK:
             self.expect(outcome.responses[0].run.status in ENDED_OK, f"OK for a failed run: {what}")
         if name in ("RunService/Stream", "RunService/Join") and outcome.responses:
-            events = [r.event for r in outcome.responses]
+            self.expect(all(r.HasField("event") != bool(r.events) for r in outcome.responses),
+                        f"a response with no event, or with both fields: {what}")
+            events = [e for r in outcome.responses for e in (r.events or [r.event])]
             first = events[0].sequence
             self.expect([e.sequence for e in events] == list(range(first, first + len(events))), f"gaps: {what}")
             if name == "RunService/Stream":
