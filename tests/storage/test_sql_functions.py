@@ -686,7 +686,7 @@ def test_a_stale_attempts_group_beside_the_owners_stores_nothing(conn, listener)
 
 
 class _Attempt:
-    """An attempt's events as the event writer sees them (runs/fanout.py's _RunEvents)."""
+    """An attempt's events as the event writer sees them (as runs/state.py's ActiveRun gives them)."""
 
     def __init__(self, run_id: str, attempt: int, events: list[RunEvent]):
         self.run_id, self.attempt, self.events, self.stored_up_to, self.was_lost = run_id, attempt, events, 0, False
@@ -695,11 +695,11 @@ class _Attempt:
     def unstored(self) -> list[RunEvent]:
         return [e for e in self.events if e.sequence > self.stored_up_to]
 
-    def stored(self, sequence: int) -> None:
+    def events_stored(self, sequence: int) -> None:
         self.stored_up_to = sequence
         self.answered.set()
 
-    def lost(self) -> None:
+    def fenced_off(self) -> None:
         self.was_lost, self.lost_calls = True, getattr(self, "lost_calls", 0) + 1
         self.answered.set()
 

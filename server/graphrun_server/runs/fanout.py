@@ -20,35 +20,7 @@ from ..storage.event_writer import EventWriter
 from ..storage.records import Records, RunRecord
 from .local import LocalRuns
 from .request import graph_config
-from .state import ActiveRun, StopReason, log
-
-
-class _RunEvents:
-    """An executing attempt's events as the event writer sees them (storage.event_writer.EventSource)."""
-
-    __slots__ = ("active",)
-
-    def __init__(self, active: ActiveRun):
-        self.active = active
-
-    @property
-    def run_id(self) -> str:
-        return self.active.run_id
-
-    @property
-    def attempt(self) -> int:
-        return self.active.attempt
-
-    def unstored(self) -> list[ev.RunEvent]:
-        return self.active.log.since(self.active.stored)
-
-    def stored(self, sequence: int) -> None:
-        if sequence > self.active.stored:
-            self.active.stored = sequence
-            self.active.log.mark_durable(sequence)
-
-    def lost(self) -> None:
-        self.active.stop(StopReason.LOST, "another replica took the run over")
+from .state import ActiveRun, log
 
 
 class Fanout:
@@ -62,9 +34,8 @@ class Fanout:
         on other replicas; runs started by Wait (no stream modes) store their two when they end.
         Settling stops it (`EventWriter.detach`) and stores the rest with the end event."""
         if active.request.stream_modes:
-            source = _RunEvents(active)
-            active.log.on_publish = lambda: self.writer.mark(source)
-            self.writer.attach(source)
+            active.log.on_publish = lambda: self.writer.mark(active)
+            self.writer.attach(active)
 
     def wake_all(self) -> None:
         """Every follower looks again (draining: streams of runs executing elsewhere end now)."""

@@ -151,6 +151,16 @@ class ActiveRun:
     def fenced_off(self) -> None:
         self.stop(StopReason.LOST, "another replica took the run over")
 
+    # -- what the event writer asks of it (storage.event_writer.EventSource) -----------------
+
+    def unstored(self) -> list[ev.RunEvent]:
+        return self.log.since(self.stored)
+
+    def events_stored(self, sequence: int) -> None:
+        if sequence > self.stored:
+            self.stored = sequence
+            self.log.mark_durable(sequence)
+
     # -- its life cycle ---------------------------------------------------------------------
 
     def transition(

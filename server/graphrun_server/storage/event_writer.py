@@ -35,7 +35,7 @@ _RETRY_FIRST, _RETRY_MOST = 0.05, 2.0
 
 
 class EventSource(Protocol):
-    """One execution attempt of a run whose events the writer stores (runs/fanout.py)."""
+    """One execution attempt of a run whose events the writer stores (runs/state.py's ActiveRun)."""
 
     @property
     def run_id(self) -> str: ...
@@ -46,10 +46,10 @@ class EventSource(Protocol):
     def unstored(self) -> list[RunEvent]:
         """Its events not stored yet, in order."""
 
-    def stored(self, sequence: int) -> None:
+    def events_stored(self, sequence: int) -> None:
         """Its events up to `sequence` are stored."""
 
-    def lost(self) -> None:
+    def fenced_off(self) -> None:
         """The write found the run owned by another attempt: nothing of it was stored."""
 
 
@@ -129,12 +129,12 @@ class EventWriter:
                 pause = 0.0
                 for run_id, (s, events) in groups.items():
                     if run_id in owned:
-                        s.stored(events[-1].sequence)
+                        s.events_stored(events[-1].sequence)
                         continue
                     if self._sources.get(run_id) is s:  # nothing more of it is written: it stops
                         del self._sources[run_id]
                         self._marked.pop(run_id, None)
-                    s.lost()
+                    s.fenced_off()
             finally:
                 self._writing = {}
                 self._written.set_result(None)
