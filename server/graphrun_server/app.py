@@ -58,6 +58,7 @@ from .storage.crons import CronStore
 from .storage.database import make_pool, migrate, start_embedded
 from .storage.notify import Notifications
 from .storage.records import Records
+from .storage.serde import CachingSerializer
 from .storage.store import StoreConfigError, make_store, setup_store, ttl_sweeper
 from .thread_ttl import ThreadSweeper
 from .threads import Threads
@@ -87,6 +88,7 @@ class Settings:
     max_attempts: int = 3
     event_write_interval: float = 0.005
     max_blocking_seconds: float = 5.0  # a run holding the event loop longer fails (0: never)
+    message_cache_mb: float = 64.0  # decoded checkpoint messages kept for the next read (storage/serde.py)
     event_retention_seconds: float = 24 * 3600.0
     crons: bool = True  # run the cron scheduler here (crons.py)
     cron_interval: float = 30.0  # the longest the cron scheduler sleeps between rounds
@@ -171,7 +173,7 @@ class App:
         availability = Availability()
         pool = self._pool = make_pool(dsn, max_size=s.pool_size, timeout=s.db_timeout, availability=availability)
         await pool.open(wait=True, timeout=30)
-        checkpointer = FencedPostgresSaver(pool)
+        checkpointer = FencedPostgresSaver(pool, serde=CachingSerializer(cache_bytes=int(s.message_cache_mb * 2**20)))
         try:
             self.store = make_store(pool, project.store, project.base_dir)
 

@@ -180,6 +180,14 @@ SETTINGS: tuple[Setting, ...] = (
         bounds=(0, 1),
     ),
     Setting(
+        "GRAPHRUN_MESSAGE_CACHE_MB",
+        "memory for LangChain messages decoded from checkpoints, kept for the next read of the same "
+        "thread (a turn of a long conversation then decodes only its new messages); 0: none",
+        "message_cache_mb",
+        float,
+        bounds=(0, 1_000_000),
+    ),
+    Setting(
         "GRAPHRUN_EVENT_RETENTION_SECONDS",
         "how long a run's events stay after it ends (pruned hourly)",
         "event_retention_seconds",

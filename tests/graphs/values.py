@@ -8,16 +8,20 @@
 - `streams_chunks`: a chat model streams a message in chunks carrying tool-call chunks,
   usage and response metadata.
 - `odd_values`: a state with a value of each non-JSON type the README's table names.
+- `meddles`: a node that notes what the conversation's messages say, then changes them in
+  place without writing them back (which LangGraph does not store): each turn must see them
+  as stored, however the server reads them.
 """
 
 import dataclasses
 import datetime as dt
 import decimal
 import enum
+import operator
 import typing
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (AIMessage, AIMessageChunk, BaseMessage, ChatMessage, FunctionMessage,
@@ -185,3 +189,24 @@ def _write_odd_values(state: Odd) -> dict:
 odd_values = StateGraph(Odd)
 odd_values.add_node("write", _write_odd_values)
 odd_values.add_edge(START, "write")
+
+
+class Meddled(MessagesState, total=False):
+    seen: Annotated[list, operator.add]
+
+
+def _meddle(state: Meddled) -> dict:
+    """Notes each message (content, kwargs, tool calls), then changes every part of each in place."""
+    seen = [[m.id, m.content, dict(m.additional_kwargs), [dict(c) for c in getattr(m, "tool_calls", [])]]
+            for m in state["messages"]]
+    for message in state["messages"]:
+        message.content = "changed in place"
+        message.additional_kwargs["meddled"] = True
+        for call in getattr(message, "tool_calls", []):
+            call["args"]["meddled"] = True
+    return {"seen": [seen]}
+
+
+meddles = StateGraph(Meddled)
+meddles.add_node("meddle", _meddle)
+meddles.add_edge(START, "meddle")

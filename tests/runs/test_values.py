@@ -7,6 +7,7 @@ import json
 import math
 import pathlib
 import sys
+import uuid
 
 import grpc
 import pytest
@@ -147,6 +148,44 @@ async def test_messages_sent_as_input_or_command_update_are_the_messages_langgra
                                            command={"update": {"messages": wire}}))
     assert messages(updated.state) == [message_to_json(m) for m in expected]
     assert _dumps(await _held_by_server("keeps_messages", server, started.run.thread_id)) == _dumps(expected)
+
+
+async def test_a_conversation_read_turn_after_turn_holds_what_langgraph_holds(runs, server):
+    """The server keeps decoded messages for the next read of a thread (storage/serde.py): each
+    later turn reads them from there, and must get what LangGraph itself reads back."""
+    thread_id = str(uuid.uuid4())
+    graph, config = _in_process("keeps_messages", server), {"configurable": {"thread_id": "in-process"}}
+    for turn in range(3):
+        wire = [{**message_to_json(m), "id": f"{m.id}-{turn}"} for m in every_kind()]
+        await graph.ainvoke({"messages": convert_to_messages([message_from_json(m) for m in wire])}, config)
+        waited = await runs.Wait(wait_request(assistant_id="keeps_messages", thread_id=thread_id,
+                                              if_not_exists="IF_NOT_EXISTS_CREATE",
+                                              input={"messages": wire}))
+        assert waited.run.status == run_pb2.RUN_STATUS_SUCCESS, waited.run.error
+    expected = (await graph.aget_state(config)).values["messages"]
+    assert len(expected) == 3 * len(every_kind())
+    for _ in range(2):  # read twice: the second read is all kept messages
+        held = await _held_by_server("keeps_messages", server, thread_id)
+        assert _dumps(held) == _dumps(expected)
+        assert [m.model_fields_set for m in held] == [m.model_fields_set for m in expected]
+    assert messages(waited.state) == [message_to_json(m) for m in expected]
+
+
+async def test_messages_changed_in_place_and_not_written_back_are_read_as_stored(runs, server):
+    """A node that changes messages in place without returning them changes nothing LangGraph
+    stores: the next turn reads them as they were, also where the server kept them decoded."""
+    thread_id = str(uuid.uuid4())
+    graph, config = _in_process("meddles", server), {"configurable": {"thread_id": "in-process"}}
+    for turn in range(4):
+        said = {"role": "ai", "content": f"turn {turn}", "id": f"ai-{turn}", "additional_kwargs": {"turn": "x"},
+                "tool_calls": [{"name": "search", "args": {"q": "roof"}, "id": f"call-{turn}"}]}
+        await graph.ainvoke({"messages": [message_from_json(said)]}, config)
+        waited = await runs.Wait(wait_request(assistant_id="meddles", thread_id=thread_id, input={"messages": [said]},
+                                              if_not_exists="IF_NOT_EXISTS_CREATE"))
+        assert waited.run.status == run_pb2.RUN_STATUS_SUCCESS, waited.run.error
+    expected = (await graph.aget_state(config)).values["seen"]
+    assert expected[-1][0][1] == "turn 0" and "meddled" not in expected[-1][0][2]  # as stored, each turn
+    assert to_dict(waited.state.values)["seen"] == json.loads(json.dumps(expected))
 
 
 async def test_streamed_chunks_carry_every_field(runs, server):
