@@ -33,7 +33,7 @@ from graphrun.v1 import (
     thread_service_pb2_grpc,
 )
 
-from . import input_check, settings as settings_declared
+from . import input_check, settings as settings_declared, wire
 from .assistants import Assistants
 from .auth import Authenticator, AuthInterceptor, AuthSettings, check_listen_address
 from .crons import Crons, CronScheduler
@@ -173,7 +173,9 @@ class App:
         availability = Availability()
         pool = self._pool = make_pool(dsn, max_size=s.pool_size, timeout=s.db_timeout, availability=availability)
         await pool.open(wait=True, timeout=30)
-        checkpointer = FencedPostgresSaver(pool, serde=CachingSerializer(cache_bytes=int(s.message_cache_mb * 2**20)))
+        kept = int(s.message_cache_mb * 2**20 / 2)  # half for decoded messages, half for converted ones
+        checkpointer = FencedPostgresSaver(pool, serde=CachingSerializer(cache_bytes=kept))
+        wire.converted = wire.ConvertedMessages(kept // wire.BYTES_PER_CONVERTED)
         try:
             self.store = make_store(pool, project.store, project.base_dir)
 

@@ -19,6 +19,7 @@ import enum
 import json
 import math
 import numbers
+import threading
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -26,11 +27,75 @@ from typing import Any
 from langchain_core.messages import BaseMessage, BaseMessageChunk
 from pydantic_core import to_jsonable_python
 
+from .copies import copy_dict
+
 # LangChain message type -> the seed contract's role.
 _ROLES = {"human": "user", "ai": "ai", "tool": "tool", "system": "system", "function": "function"}
 
 
+class WireMessage(dict):
+    """A message in the wire shape, as `message_to_json` remembers it (see `ConvertedMessages`).
+    A dict like any other to its readers, which never change it: the same one answers every
+    call that holds the message. `encoded` and `framed` are its protobuf forms (a `Value`, and one
+    element of a `ListValue`), made once by the servicers (servicers/convert.py)."""
+
+    __slots__ = ("encoded", "framed")
+    encoded: bytes
+    framed: bytes
+
+
+class ConvertedMessages:
+    """A message's wire shape, kept for the next answer that holds it: a long conversation's
+    state is answered whole every turn, and all but its newest messages were converted before.
+
+    Keyed by the message's class and id, and valid while the message's fields are equal to
+    those it had when converted (a copy of them is kept to compare): a message changed, or
+    another message under the same id, is converted anew. Values equal as Python compares them
+    are taken as the same (1 and 1.0 both read as a number on the wire; only True versus 1
+    would be missed). Chunks are not kept (each streamed chunk of a message shares its id).
+    The first kept go first beyond `limit` messages."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._kept: dict[tuple[type, str | None], tuple[dict, dict | None, WireMessage]] = {}
+        self._lock = threading.Lock()
+
+    def convert(self, msg: BaseMessage) -> dict[str, Any]:
+        key = (type(msg), msg.id)
+        fields, extra = msg.__dict__, msg.__pydantic_extra__
+        kept = self._kept.get(key)  # no lock: a dict lookup is atomic
+        if kept is not None and kept[0] == fields and kept[1] == extra:
+            return kept[2]
+        wire = WireMessage(_message_to_json(msg))
+        entry = (copy_dict(fields), None if extra is None else copy_dict(extra), wire)
+        with self._lock:
+            self._kept.pop(key, None)  # kept anew: the newest
+            self._kept[key] = entry
+            while len(self._kept) > self.limit:
+                del self._kept[next(iter(self._kept))]
+        return wire
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+
+# What a kept message costs (its wire shape, a copy of its fields, its protobuf form): measured
+# ~1.5 KB for chat messages.
+BYTES_PER_CONVERTED = 1536
+
+# Sized once at start-up (app.py); 0 keeps nothing.
+converted = ConvertedMessages(0)
+
+
 def message_to_json(msg: BaseMessage) -> dict[str, Any]:
+    """A LangChain message (or chunk) in the wire shape, with every field it carries (see
+    `_message_to_json`); a message with an id, as converted before if it did not change since."""
+    if converted.limit and msg.id is not None and not isinstance(msg, BaseMessageChunk):
+        return converted.convert(msg)
+    return _message_to_json(msg)
+
+
+def _message_to_json(msg: BaseMessage) -> dict[str, Any]:
     """A LangChain message (or chunk) in the wire shape, with every field it carries.
 
     Fields are read from the model's `__dict__` (then its extras: LangChain messages allow
@@ -102,14 +167,14 @@ def to_json(value: Any) -> Any:
 
 def _other_to_json(value: Any) -> Any:
     """Everything but the exact JSON types, as the README's table says."""
+    if isinstance(value, BaseMessage):  # first: a state holds hundreds of them
+        return message_to_json(value)
     if isinstance(value, str):  # a str subclass (a str-valued Enum too): its string
         return to_json(str.__str__(value))
     if isinstance(value, int):  # an int subclass (an IntEnum too): its number
         return int(value)
     if isinstance(value, float):
         return float(value) if math.isfinite(value) else _NON_FINITE[str(float(value))]
-    if isinstance(value, BaseMessage):
-        return message_to_json(value)
     if isinstance(value, Mapping):
         return {_key(k): to_json(v) for k, v in value.items()}
     if isinstance(value, tuple) and hasattr(value, "_asdict"):  # a NamedTuple: an object of its fields

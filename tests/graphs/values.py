@@ -8,6 +8,8 @@
 - `streams_chunks`: a chat model streams a message in chunks carrying tool-call chunks,
   usage and response metadata.
 - `odd_values`: a state with a value of each non-JSON type the README's table names.
+- `edits_in_place`: a node drafts a message, the next changes that message object in place and
+  returns it: each `values` event shows the message as it was then.
 - `meddles`: a node that notes what the conversation's messages say, then changes them in
   place without writing them back (which LangGraph does not store): each turn must see them
   as stored, however the server reads them.
@@ -210,3 +212,21 @@ def _meddle(state: Meddled) -> dict:
 meddles = StateGraph(Meddled)
 meddles.add_node("meddle", _meddle)
 meddles.add_edge(START, "meddle")
+
+
+def _draft(state: MessagesState) -> dict:
+    return {"messages": [AIMessage("draft", id="edited", additional_kwargs={"stage": "draft"})]}
+
+
+def _edit(state: MessagesState) -> dict:
+    message = state["messages"][-1]
+    message.content = "final"
+    message.additional_kwargs["stage"] = "final"
+    return {"messages": [message]}
+
+
+edits_in_place = StateGraph(MessagesState)
+edits_in_place.add_node("draft", _draft)
+edits_in_place.add_node("edit", _edit)
+edits_in_place.add_edge(START, "draft")
+edits_in_place.add_edge("draft", "edit")

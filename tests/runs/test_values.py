@@ -18,6 +18,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from graphrun.v1 import event_pb2, run_pb2, thread_pb2, thread_service_pb2 as tpb
 from graphrun_server.incoming import message_from_json
 from graphrun_server.task_errors import task_error_text
+from graphrun_server import wire
 from graphrun_server.wire import message_to_json, to_json
 from support.helpers import messages, question, stream_request, to_dict, wait_request
 
@@ -156,11 +157,11 @@ async def test_a_conversation_read_turn_after_turn_holds_what_langgraph_holds(ru
     thread_id = str(uuid.uuid4())
     graph, config = _in_process("keeps_messages", server), {"configurable": {"thread_id": "in-process"}}
     for turn in range(3):
-        wire = [{**message_to_json(m), "id": f"{m.id}-{turn}"} for m in every_kind()]
-        await graph.ainvoke({"messages": convert_to_messages([message_from_json(m) for m in wire])}, config)
+        sent = [{**message_to_json(m), "id": f"{m.id}-{turn}"} for m in every_kind()]
+        await graph.ainvoke({"messages": convert_to_messages([message_from_json(m) for m in sent])}, config)
         waited = await runs.Wait(wait_request(assistant_id="keeps_messages", thread_id=thread_id,
                                               if_not_exists="IF_NOT_EXISTS_CREATE",
-                                              input={"messages": wire}))
+                                              input={"messages": sent}))
         assert waited.run.status == run_pb2.RUN_STATUS_SUCCESS, waited.run.error
     expected = (await graph.aget_state(config)).values["messages"]
     assert len(expected) == 3 * len(every_kind())
@@ -168,7 +169,37 @@ async def test_a_conversation_read_turn_after_turn_holds_what_langgraph_holds(ru
         held = await _held_by_server("keeps_messages", server, thread_id)
         assert _dumps(held) == _dumps(expected)
         assert [m.model_fields_set for m in held] == [m.model_fields_set for m in expected]
-    assert messages(waited.state) == [message_to_json(m) for m in expected]
+    assert messages(waited.state) == [wire._message_to_json(m) for m in expected]  # not as kept (wire.py)
+
+
+async def test_a_message_replaced_under_its_id_is_answered_as_it_is_now(runs, threads):
+    """Answers convert each message once and answer it so while it stays the same (wire.py): a
+    message LangGraph replaced (same id, other fields) is answered as it is now."""
+    thread_id = str(uuid.uuid4())
+    first = {"role": "user", "content": "first", "id": "replaced", "additional_kwargs": {"n": "one"}}
+    versions = [first, {**first, "content": "second"}, {**first, "content": "second", "additional_kwargs": {"n": "two"}}]
+    for version in versions:
+        waited = await runs.Wait(wait_request(assistant_id="keeps_messages", thread_id=thread_id,
+                                              if_not_exists="IF_NOT_EXISTS_CREATE", input={"messages": [version]}))
+        assert waited.run.status == run_pb2.RUN_STATUS_SUCCESS, waited.run.error
+        for answered in (messages(waited.state), (await _state(threads, thread_id))["values"]["messages"]):
+            assert [(m["id"], m["content"], m["additional_kwargs"]) for m in answered] == [
+                ("replaced", version["content"], version["additional_kwargs"])]
+
+
+async def test_a_message_changed_in_place_between_steps_is_streamed_as_it_was_each_time(runs, server):
+    graph, config = _in_process("edits_in_place", server), {"configurable": {"thread_id": "in-process"}}
+    input = {"messages": [{"role": "user", "content": "write"}]}
+    expected = [[wire._message_to_json(m) for m in values["messages"]]  # converted as each comes
+                async for values in graph.astream(input, config, stream_mode="values")]
+    assert [m[-1]["content"] for m in expected] == ["write", "draft", "final"]
+    events = await _collect(runs.Stream(stream_request(["values"], assistant_id="edits_in_place", input=input)))
+    streamed = [to_dict(e.values.values)["messages"] for e in events if e.HasField("values")]
+
+    def without_input_ids(states: list[list[dict]]) -> list[list[dict]]:  # LangGraph gives input new ids
+        return [[{**m, "id": None} if m["type"] == "human" else m for m in state] for state in states]
+
+    assert without_input_ids(streamed) == without_input_ids(expected)
 
 
 async def test_messages_changed_in_place_and_not_written_back_are_read_as_stored(runs, server):

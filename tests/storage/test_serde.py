@@ -32,13 +32,13 @@ def test_decoding_twice_gives_langgraphs_messages_each_time_and_never_the_same_o
     assert serde.loads_typed(stored)[2].tool_calls[0]["args"]["query"] == "roof"
 
 
-def test_the_least_recently_read_messages_go_first_beyond_the_limit():
+def test_the_first_kept_go_first_beyond_the_limit_and_a_message_read_again_is_kept_again():
     encoded = [JsonPlusSerializer().dumps_typed([HumanMessage(f"message {i}", id=str(i))]) for i in range(50)]
     one = len(encoded[0][1]) * BYTES_PER_ENCODED_BYTE  # about: the list's header adds a byte or two
     serde = CachingSerializer(cache_bytes=10 * one)
     for stored in encoded:
         serde.loads_typed(stored)
-        serde.loads_typed(encoded[0])  # read again and again: kept
+        serde.loads_typed(encoded[0])  # read again and again: kept again once dropped
     assert serde.messages.size <= serde.messages.limit
     assert 5 <= len(serde.messages) <= 10
     own_bytes = [ormsgpack.unpackb(stored[1], ext_hook=lambda _code, data: data)[0] for stored in encoded]

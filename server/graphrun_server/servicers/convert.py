@@ -21,7 +21,7 @@ from ..storage.assistants import AssistantRecord
 from ..storage.crons import CronRecord
 from ..storage.records import RunRecord, ThreadRecord
 from ..stream_events import MODE_ALIASES, STREAM_MODES
-from ..wire import from_struct_value
+from ..wire import WireMessage, from_struct_value
 
 MAX_RECURSION_LIMIT = 10_000
 MAX_DURATION_SECONDS = 30 * 24 * 3600  # timeouts and start delays beyond a month are mistakes
@@ -361,12 +361,17 @@ def _fill_value(target: struct_pb2.Value, value: Any) -> None:
         else:
             target.struct_value.SetInParent()
     elif kind is list:
-        if value:
+        if not value:
+            target.list_value.SetInParent()
+        elif all(type(item) is WireMessage for item in value):  # a conversation: parsed at once
+            target.list_value.MergeFromString(b"".join(_framed(item) for item in value))
+        else:
             add = target.list_value.values.add
             for item in value:
                 _fill_value(add(), item)
-        else:
-            target.list_value.SetInParent()
+    elif kind is WireMessage:
+        _framed(value)
+        target.MergeFromString(value.encoded)
     elif value is None:
         target.null_value = struct_pb2.NULL_VALUE
     elif kind is bool:
@@ -381,6 +386,31 @@ def _fill_value(target: struct_pb2.Value, value: Any) -> None:
         target.number_value = value
     else:
         raise ValueError(f"a {kind.__name__} is not a JSON value")
+
+
+def _framed(message: WireMessage) -> bytes:
+    """A remembered message as one element of a `ListValue` (its field 1: tag, length, `Value`),
+    made the first time it is answered: the next answers holding it copy bytes."""
+    try:
+        return message.framed
+    except AttributeError:
+        value = struct_pb2.Value()
+        fill_struct(value.struct_value, message)
+        message.encoded = value.SerializeToString()
+        message.framed = _LIST_ELEMENT + _varint(len(message.encoded)) + message.encoded
+        return message.framed
+
+
+_LIST_ELEMENT = b"\x0a"  # ListValue.values: field 1, length-delimited
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 def to_struct(value: Mapping[str, Any] | None) -> struct_pb2.Struct:

@@ -10,8 +10,8 @@ nothing mutable (a node that changes a message in place changes its copy only, a
 a message read anew).
 
 What is kept: LangChain's own message classes only (every allowlist of LangGraph's serializer
-allows them), keyed by their exact encoded bytes, the least recently used dropped first beyond
-a size in bytes. A serializer LangGraph derives with another allowlist (strict msgpack mode)
+allows them), keyed by their exact encoded bytes, the first kept dropped first beyond a size
+in bytes. A serializer LangGraph derives with another allowlist (strict msgpack mode)
 keeps its own. Writing is LangGraph's serializer unchanged: what is stored stays what LangGraph
 writes and reads.
 """
@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from langchain_core.messages import BaseMessage
 from langgraph.checkpoint.serde.jsonplus import EXT_PYDANTIC_V2, JsonPlusSerializer
+
+from ..copies import copy_dict
 
 # A message's encoded bytes above this are not kept: rare, and each would crowd out many others.
 LARGEST_KEPT = 256 * 1024
@@ -33,38 +34,7 @@ LARGEST_KEPT = 256 * 1024
 # dicts, sets and strings; measured ~4x the encoding for chat messages).
 BYTES_PER_ENCODED_BYTE = 5
 
-_IMMUTABLE = frozenset({str, int, float, bool, type(None)})
 _set = object.__setattr__
-
-
-def _copy_dict(source: dict) -> dict:
-    """A deep copy of JSON-shaped data (what messages hold), without `copy.deepcopy`'s bookkeeping:
-    a message's fields are a dozen values, mostly strings, None and empty containers."""
-    out = {}
-    for key, value in source.items():
-        kind = type(value)
-        if kind in _IMMUTABLE:
-            out[key] = value
-        elif kind is dict:
-            out[key] = _copy_dict(value) if value else {}
-        elif kind is list:
-            out[key] = _copy_list(value) if value else []
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def _copy_list(source: list) -> list:
-    return [
-        value
-        if type(value) in _IMMUTABLE
-        else _copy_dict(value)
-        if type(value) is dict
-        else _copy_list(value)
-        if type(value) is list
-        else copy.deepcopy(value)
-        for value in source
-    ]
 
 
 def fresh_copy(message: BaseMessage) -> BaseMessage:
@@ -72,9 +42,9 @@ def fresh_copy(message: BaseMessage) -> BaseMessage:
     runs, the fields given stay those given), in a third of the time."""
     cls = type(message)
     clone = cls.__new__(cls)
-    _set(clone, "__dict__", _copy_dict(message.__dict__))
+    _set(clone, "__dict__", copy_dict(message.__dict__))
     extra = message.__pydantic_extra__
-    _set(clone, "__pydantic_extra__", None if extra is None else _copy_dict(extra))
+    _set(clone, "__pydantic_extra__", None if extra is None else copy_dict(extra))
     _set(clone, "__pydantic_fields_set__", set(message.__pydantic_fields_set__))
     private = message.__pydantic_private__
     _set(clone, "__pydantic_private__", None if private is None else copy.deepcopy(private))
@@ -83,20 +53,18 @@ def fresh_copy(message: BaseMessage) -> BaseMessage:
 
 class DecodedMessages:
     """Encoded message → the message LangGraph decoded from it (never handed out: callers get
-    copies); least recently used out first beyond `limit` bytes (see BYTES_PER_ENCODED_BYTE).
-    Thread-safe: LangGraph's synchronous API decodes on worker threads."""
+    copies); the first kept go first beyond `limit` bytes (see BYTES_PER_ENCODED_BYTE): a hot
+    message dropped is decoded and kept again at its next read. Reading takes no lock (a dict
+    lookup is atomic); keeping does, as LangGraph's synchronous API decodes on worker threads."""
 
     def __init__(self, limit: int):
         self.limit = limit
         self.size = 0
-        self._kept: OrderedDict[bytes, BaseMessage] = OrderedDict()
+        self._kept: dict[bytes, BaseMessage] = {}
         self._lock = threading.Lock()
 
     def get(self, encoded: bytes) -> BaseMessage | None:
-        with self._lock:
-            message = self._kept.get(encoded)
-            if message is not None:
-                self._kept.move_to_end(encoded)
+        message = self._kept.get(encoded)
         return None if message is None else fresh_copy(message)
 
     def put(self, encoded: bytes, message: BaseMessage) -> None:
@@ -107,8 +75,9 @@ class DecodedMessages:
             self._kept[encoded] = kept
             self.size += len(encoded) * BYTES_PER_ENCODED_BYTE
             while self.size > self.limit and self._kept:
-                old, _ = self._kept.popitem(last=False)
-                self.size -= len(old) * BYTES_PER_ENCODED_BYTE
+                oldest = next(iter(self._kept))
+                del self._kept[oldest]
+                self.size -= len(oldest) * BYTES_PER_ENCODED_BYTE
 
     def __len__(self) -> int:
         return len(self._kept)
