@@ -1,6 +1,9 @@
-"""How long `message_to_json` takes for a 200-message conversation (it runs for every message
-of every answer), for plain messages and for messages carrying what real providers attach
-(`response_metadata`, `usage_metadata`, `additional_kwargs`, tool calls).
+"""What a long conversation costs a turn per message, beyond running the graph: LangGraph's
+checkpoint read decoding it, and the answer converting it (to JSON, then into the protobuf
+`Struct`). Each for plain messages and for messages carrying what real providers attach
+(`response_metadata`, `usage_metadata`, `additional_kwargs`, tool calls); each the first time
+(LangGraph's decoding; every message converted) and as a later turn finds them (kept: see
+storage/serde.py and wire.py).
 
     python -m benchmarks.message_json
 """
@@ -10,8 +13,11 @@ from __future__ import annotations
 import timeit
 
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
-from graphrun_server.wire import message_to_json
+from graphrun_server import wire
+from graphrun_server.servicers.convert import to_struct
+from graphrun_server.storage.serde import CachingSerializer
 
 
 def conversation(n: int = 200, provider_fields: bool = False) -> list:
@@ -30,11 +36,27 @@ def conversation(n: int = 200, provider_fields: bool = False) -> list:
     return out[:n]
 
 
+def _best(call, number: int = 50) -> float:
+    """ms per call, best of 7."""
+    return min(timeit.repeat(call, number=number, repeat=7)) / number * 1e3
+
+
 def main() -> None:
-    for label, provider_fields in (("plain", False), ("provider fields", True)):
-        messages = conversation(200, provider_fields)
-        runs = timeit.repeat(lambda: [message_to_json(m) for m in messages], number=200, repeat=7)
-        print(f"{label:>16}: {min(runs) / 200 * 1e3:.3f} ms per 200 messages (best of 7)")
+    print("ms per turn: | decode: LangGraph | kept | answer: convert all | kept")
+    for n in (200, 400):
+        for label, provider_fields in (("plain", False), ("provider fields", True)):
+            stored = JsonPlusSerializer().dumps_typed(conversation(n, provider_fields))
+            kept = CachingSerializer()
+            kept.loads_typed(stored)
+            decode = _best(lambda: JsonPlusSerializer().loads_typed(stored))  # noqa: B023 - called at once
+            decode_kept = _best(lambda: kept.loads_typed(stored))  # noqa: B023
+            messages = kept.loads_typed(stored)
+            wire.converted = wire.ConvertedMessages(0)
+            convert = _best(lambda: to_struct({"messages": wire.to_json(messages)}))  # noqa: B023
+            wire.converted = wire.ConvertedMessages(100_000)
+            to_struct({"messages": wire.to_json(messages)})
+            convert_kept = _best(lambda: to_struct({"messages": wire.to_json(messages)}))  # noqa: B023
+            print(f"{n} messages, {label:>15}: | {decode:.2f} | {decode_kept:.2f} | {convert:.2f} | {convert_kept:.2f}")
 
 
 if __name__ == "__main__":
