@@ -113,6 +113,25 @@ _RUN_FIELDS = {f.name for f in fields(RunRecord)}
 # begin_run and finish_run know the run's spec already: not sending it back saves bytes and parsing.
 _RUN_COLUMNS_BUT_SPEC = ", ".join(sorted(_RUN_FIELDS - {"spec", "webhook"}))  # webhook: another table
 
+# Two statements, not one with `announce` as a parameter: PostgreSQL plans a prepared statement
+# anew on each execution while that plan is cheaper than its generic one, and a parameter that
+# switches a CTE off made it so (0.24 ms of planning on each run's acceptance; 0.05 ms now).
+_BEGIN_RUN = (
+    "graphrun_begin_run(%s, %s, %s, %s, %s, %s, %s, %s, make_interval(secs => %s), %s, %s,"
+    " make_interval(secs => %s), %s, %s, %s)"
+)
+_BEGIN = f"SELECT {_RUN_COLUMNS_BUT_SPEC} FROM {_BEGIN_RUN}"
+_BEGIN_ANNOUNCED = (
+    f"WITH begun AS (SELECT {_RUN_COLUMNS_BUT_SPEC} FROM {_BEGIN_RUN}),"
+    " announced AS (INSERT INTO graphrun_run_event (run_id, sequence, kind, data)"
+    " SELECT run_id, 1, 'metadata', jsonb_build_object('run_id', run_id::text, 'thread_id', thread_id::text,"
+    " 'assistant_id', assistant_id, 'attempt', attempt)"
+    " FROM begun WHERE status = 'running' AND attempt = 1 AND lease_owner IS NOT NULL"
+    " ON CONFLICT DO NOTHING RETURNING run_id)"
+    " SELECT begun.*, (SELECT pg_notify('graphrun_event', run_id::text) FROM announced) AS announced"
+    " FROM begun"
+)
+
 
 def _thread(row: dict) -> ThreadRecord:
     return ThreadRecord(**{**row, "thread_id": str(row["thread_id"])})
@@ -415,35 +434,24 @@ class Records(Queries):
         `metadata`, stored in the same transaction (as `runs.execution.metadata_event` makes it):
         a stream's first event is then released when the acceptance is, instead of one write
         later. A run without stream modes (Wait's) stores it with its end, as no one follows it."""
-        return (
-            f"WITH begun AS (SELECT {_RUN_COLUMNS_BUT_SPEC} FROM graphrun_begin_run(%s, %s, %s, %s, %s, %s, %s, %s,"
-            " make_interval(secs => %s), %s, %s, make_interval(secs => %s), %s, %s, %s)),"
-            " announced AS (INSERT INTO graphrun_run_event (run_id, sequence, kind, data)"
-            " SELECT run_id, 1, 'metadata', jsonb_build_object('run_id', run_id::text, 'thread_id', thread_id::text,"
-            " 'assistant_id', assistant_id, 'attempt', attempt)"
-            " FROM begun WHERE %s AND status = 'running' AND attempt = 1 AND lease_owner IS NOT NULL"
-            " ON CONFLICT DO NOTHING RETURNING run_id)"
-            " SELECT begun.*, (SELECT pg_notify('graphrun_event', run_id::text) FROM announced) AS announced"
-            " FROM begun",
-            (
-                run_id,
-                thread_id,
-                create_thread,
-                assistant_id,
-                multitask_strategy,
-                on_disconnect,
-                Jsonb(spec),
-                Jsonb(metadata),
-                delay,
-                has_input,
-                owner,
-                lease,
-                _caller(),
-                graph_id,
-                assistant_version,
-                announce,
-            ),
+        params = (
+            run_id,
+            thread_id,
+            create_thread,
+            assistant_id,
+            multitask_strategy,
+            on_disconnect,
+            Jsonb(spec),
+            Jsonb(metadata),
+            delay,
+            has_input,
+            owner,
+            lease,
+            _caller(),
+            graph_id,
+            assistant_version,
         )
+        return (_BEGIN_ANNOUNCED if announce else _BEGIN), params
 
     async def begin_run(self, *, thread_id: str, spec: dict, **kwargs) -> RunRecord:
         """Accept a run on its own round trip (see `begin_run_statement`)."""
