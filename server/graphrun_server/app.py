@@ -88,7 +88,7 @@ class Settings:
     max_attempts: int = 3
     event_write_interval: float = 0.005
     max_blocking_seconds: float = 5.0  # a run holding the event loop longer fails (0: never)
-    message_cache_mb: float = 64.0  # decoded checkpoint messages kept for the next read (storage/serde.py)
+    message_cache_mb: float = 64.0  # messages kept decoded and converted for the next turn (storage/serde.py, wire.py)
     event_retention_seconds: float = 24 * 3600.0
     crons: bool = True  # run the cron scheduler here (crons.py)
     cron_interval: float = 30.0  # the longest the cron scheduler sleeps between rounds
@@ -174,7 +174,8 @@ class App:
         pool = self._pool = make_pool(dsn, max_size=s.pool_size, timeout=s.db_timeout, availability=availability)
         await pool.open(wait=True, timeout=30)
         kept = int(s.message_cache_mb * 2**20 / 2)  # half for decoded messages, half for converted ones
-        checkpointer = FencedPostgresSaver(pool, serde=CachingSerializer(cache_bytes=kept))
+        serde = CachingSerializer(cache_bytes=kept)
+        checkpointer = FencedPostgresSaver(pool, serde=serde)
         wire.converted = wire.ConvertedMessages(kept // wire.BYTES_PER_CONVERTED)
         try:
             self.store = make_store(pool, project.store, project.base_dir)
@@ -201,6 +202,7 @@ class App:
         if s.metrics_port is not None:
             self.metrics = Metrics()
             self.metrics.watch_pool(pool)
+            self.metrics.watch_messages(lambda: {"decoded": serde.messages, "converted": wire.converted})
             interceptors.append(self.metrics.interceptor())
         self.runner = GraphRunner(
             registry,

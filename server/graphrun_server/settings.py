@@ -182,7 +182,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "GRAPHRUN_MESSAGE_CACHE_MB",
         "memory for LangChain messages kept decoded (from checkpoints) and converted (for answers), half "
-        "each: a turn of a long conversation then decodes and converts only its new messages; 0: none",
+        "each, in each server process: a turn of a long conversation then decodes and converts only its "
+        "new messages; 0: none",
         "message_cache_mb",
         float,
         bounds=(0, 1_000_000),

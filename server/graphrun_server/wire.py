@@ -57,6 +57,7 @@ class ConvertedMessages:
 
     def __init__(self, limit: int):
         self.limit = limit
+        self.hits = self.misses = 0  # conversions answered as kept, and made anew (metrics)
         self._kept: dict[tuple[type, str | None], tuple[dict, dict | None, WireMessage]] = {}
         self._lock = threading.Lock()
 
@@ -65,7 +66,9 @@ class ConvertedMessages:
         fields, extra = msg.__dict__, msg.__pydantic_extra__
         kept = self._kept.get(key)  # no lock: a dict lookup is atomic
         if kept is not None and kept[0] == fields and kept[1] == extra:
+            self.hits += 1
             return kept[2]
+        self.misses += 1
         wire = WireMessage(_message_to_json(msg))
         entry = (copy_dict(fields), None if extra is None else copy_dict(extra), wire)
         with self._lock:

@@ -5,6 +5,7 @@ import json
 import re
 import time
 import urllib.request
+import uuid
 
 import grpc
 import pytest
@@ -15,7 +16,7 @@ from graphrun.v1 import run_service_pb2_grpc
 from graphrun_server.app import App, Settings
 from graphrun_server.observability.metrics import LOOP_LAG_INTERVAL
 from graphrun_server.observability.tracing import make_provider
-from support.helpers import question, stream_request, wait_request
+from support.helpers import messages, question, stream_request, wait_request
 from support.replicas import Replica
 
 
@@ -39,6 +40,26 @@ def _scrape(port: int) -> dict[str, float]:
             name, _, value = line.rpartition(" ")
             samples[name] = float(value)
     return samples
+
+
+async def test_metrics_show_how_often_a_turn_found_its_messages_kept(observed):
+    app, runs, _ = observed
+    thread_id = str(uuid.uuid4())
+    before = await asyncio.to_thread(_scrape, app.metrics_port)
+    for turn in range(3):  # the second reads the first turn's message; the third reads it kept
+        said = {"role": "user", "content": f"turn {turn}", "id": f"{thread_id}-{turn}"}
+        waited = await runs.Wait(wait_request(assistant_id="keeps_messages", thread_id=thread_id,
+                                              if_not_exists="IF_NOT_EXISTS_CREATE", input={"messages": [said]}))
+        assert len(messages(waited.state)) == turn + 1
+    after = await asyncio.to_thread(_scrape, app.metrics_port)
+
+    def grew(name: str) -> float:
+        return after.get(name, 0.0) - before.get(name, 0.0)
+
+    for cache in ("decoded", "converted"):
+        assert grew(f'graphrun_message_cache_lookups_total{{cache="{cache}",result="hit"}}') >= 1, cache
+        assert grew(f'graphrun_message_cache_lookups_total{{cache="{cache}",result="miss"}}') >= 1, cache
+        assert after[f'graphrun_message_cache_messages{{cache="{cache}"}}'] >= 1, cache
 
 
 async def test_metrics_count_rpcs_runs_streams_and_the_pool(observed):

@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable, Sized
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from ..interceptors import wrap
 
@@ -68,6 +70,13 @@ class Metrics:
         self.pool.labels("idle").set_function(stat("pool_available"))
         self.pool.labels("waiting").set_function(stat("requests_waiting"))
 
+    def watch_messages(self, caches: Callable[[], dict[str, Sized]]) -> None:
+        """Report the kept messages (`GRAPHRUN_MESSAGE_CACHE_MB`): how many are kept, and how many
+        reads and conversions found theirs kept (hit) or did the work (miss), by cache (`decoded`:
+        storage/serde.py, `converted`: wire.py). `caches` gives each cache's object (its `hits`,
+        `misses` and length) at each scrape."""
+        self.registry.register(_MessageCaches(caches))
+
     def watch_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """Measure the event loop's lag: how late a timer runs. Every run, stream and call of the
         replica shares the loop, and gRPC's Python server takes up new calls on it, one at a time:
@@ -106,6 +115,27 @@ class Metrics:
 
     def interceptor(self) -> grpc.aio.ServerInterceptor:
         return _RpcMetrics(self)
+
+
+class _MessageCaches:
+    """A collector read at each scrape: the caches count as they go, without Prometheus' locks."""
+
+    def __init__(self, caches: Callable[[], dict[str, Sized]]):
+        self._caches = caches
+
+    def collect(self):
+        lookups = CounterMetricFamily(
+            "graphrun_message_cache_lookups",
+            "Messages looked up in a cache of kept messages, by cache and result (hit: kept; miss: the work done)",
+            labels=["cache", "result"],
+        )
+        kept = GaugeMetricFamily("graphrun_message_cache_messages", "Messages kept, by cache", labels=["cache"])
+        for name, cache in self._caches().items():
+            lookups.add_metric([name, "hit"], getattr(cache, "hits", 0))
+            lookups.add_metric([name, "miss"], getattr(cache, "misses", 0))
+            kept.add_metric([name], len(cache))
+        yield lookups
+        yield kept
 
 
 class _RpcMetrics(grpc.aio.ServerInterceptor):

@@ -60,14 +60,19 @@ class DecodedMessages:
     def __init__(self, limit: int):
         self.limit = limit
         self.size = 0
+        self.hits = self.misses = 0  # reads of a kept message, and decodes of one not kept (metrics)
         self._kept: dict[bytes, BaseMessage] = {}
         self._lock = threading.Lock()
 
     def get(self, encoded: bytes) -> BaseMessage | None:
         message = self._kept.get(encoded)
-        return None if message is None else fresh_copy(message)
+        if message is None:
+            return None
+        self.hits += 1
+        return fresh_copy(message)
 
     def put(self, encoded: bytes, message: BaseMessage) -> None:
+        self.misses += 1
         kept = fresh_copy(message)  # the caller's copy is the graph's to change
         with self._lock:
             if encoded in self._kept:
