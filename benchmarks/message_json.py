@@ -53,7 +53,7 @@ def main() -> None:
             messages = kept.loads_typed(stored)
             wire.converted = wire.ConvertedMessages(0)
             convert = _best(lambda: to_struct({"messages": wire.to_json(messages)}))  # noqa: B023
-            wire.converted = wire.ConvertedMessages(100_000)
+            wire.converted = wire.ConvertedMessages(64 * 2**20)
             to_struct({"messages": wire.to_json(messages)})
             convert_kept = _best(lambda: to_struct({"messages": wire.to_json(messages)}))  # noqa: B023
             print(f"{n} messages, {label:>15}: | {decode:.2f} | {decode_kept:.2f} | {convert:.2f} | {convert_kept:.2f}")

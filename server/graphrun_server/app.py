@@ -176,7 +176,7 @@ class App:
         kept = int(s.message_cache_mb * 2**20 / 2)  # half for decoded messages, half for converted ones
         serde = CachingSerializer(cache_bytes=kept)
         checkpointer = FencedPostgresSaver(pool, serde=serde)
-        wire.converted = wire.ConvertedMessages(kept // wire.BYTES_PER_CONVERTED)
+        wire.converted = wire.ConvertedMessages(kept)
         try:
             self.store = make_store(pool, project.store, project.base_dir)
 

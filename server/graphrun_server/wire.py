@@ -17,17 +17,17 @@ import datetime as dt
 import decimal
 import enum
 import json
+import marshal
 import math
 import numbers
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
 from langchain_core.messages import BaseMessage, BaseMessageChunk
 from pydantic_core import to_jsonable_python
-
-from .copies import copy_dict
 
 # LangChain message type -> the seed contract's role.
 _ROLES = {"human": "user", "ai": "ai", "tool": "tool", "system": "system", "function": "function"}
@@ -36,55 +36,66 @@ _ROLES = {"human": "user", "ai": "ai", "tool": "tool", "system": "system", "func
 class WireMessage(dict):
     """A message in the wire shape, as `message_to_json` remembers it (see `ConvertedMessages`).
     A dict like any other to its readers, which never change it: the same one answers every
-    call that holds the message. `encoded` and `framed` are its protobuf forms (a `Value`, and one
-    element of a `ListValue`), made once by the servicers (servicers/convert.py)."""
+    call that holds the message. `encoded` is its protobuf `Value`, and `header` what makes
+    that one element of a `ListValue`; both made once, by the servicers (servicers/convert.py)."""
 
-    __slots__ = ("encoded", "framed")
+    __slots__ = ("encoded", "header")
     encoded: bytes
-    framed: bytes
+    header: bytes
 
 
 class ConvertedMessages:
     """A message's wire shape, kept for the next answer that holds it: a long conversation's
     state is answered whole every turn, and all but its newest messages were converted before.
 
-    Keyed by the message's class and id, and valid while the message's fields are equal to
-    those it had when converted (a copy of them is kept to compare): a message changed, or
-    another message under the same id, is converted anew. Values equal as Python compares them
-    are taken as the same (1 and 1.0 both read as a number on the wire; only True versus 1
-    would be missed). Chunks are not kept (each streamed chunk of a message shares its id).
-    The first kept go first beyond `limit` messages."""
+    Keyed by the message's class and id, and valid while its fields are what they were when it
+    was converted, type for type: they are compared as `marshal` writes them (which tells True
+    from 1, -0.0 from 0.0, a tuple from a list, and writes nothing but plain Python data). A
+    message changed, or another under the same id, is converted anew; a message holding anything
+    `marshal` refuses (a datetime, a Decimal, an object) is converted each time, as are chunks
+    (each streamed chunk of a message shares its id). The first kept go first beyond `limit`
+    bytes (an estimate: `BYTES_PER_KEPT_BYTE` for each byte of a message's fields as written)."""
 
     def __init__(self, limit: int):
         self.limit = limit
+        self.size = 0
         self.hits = self.misses = 0  # conversions answered as kept, and made anew (metrics)
-        self._kept: dict[tuple[type, str | None], tuple[dict, dict | None, WireMessage]] = {}
+        self._kept: OrderedDict[tuple[type, str | None], tuple[bytes, WireMessage]] = OrderedDict()
         self._lock = threading.Lock()
 
     def convert(self, msg: BaseMessage) -> dict[str, Any]:
         key = (type(msg), msg.id)
-        fields, extra = msg.__dict__, msg.__pydantic_extra__
+        try:  # before converting: a field changed meanwhile (another thread) is a miss next time
+            fields = marshal.dumps((msg.__dict__, msg.__pydantic_extra__), 2)
+        except ValueError:  # not plain Python data
+            return _message_to_json(msg)
         kept = self._kept.get(key)  # no lock: a dict lookup is atomic
-        if kept is not None and kept[0] == fields and kept[1] == extra:
+        if kept is not None and kept[0] == fields:
             self.hits += 1
-            return kept[2]
+            return kept[1]
         self.misses += 1
         wire = WireMessage(_message_to_json(msg))
-        entry = (copy_dict(fields), None if extra is None else copy_dict(extra), wire)
+        if len(fields) > LARGEST_KEPT:
+            return wire
         with self._lock:
-            self._kept.pop(key, None)  # kept anew: the newest
-            self._kept[key] = entry
-            while len(self._kept) > self.limit:
-                del self._kept[next(iter(self._kept))]
+            if (old := self._kept.pop(key, None)) is not None:
+                self.size -= len(old[0]) * BYTES_PER_KEPT_BYTE
+            self._kept[key] = (fields, wire)
+            self.size += len(fields) * BYTES_PER_KEPT_BYTE
+            while self.size > self.limit and self._kept:
+                _, (gone, _wire) = self._kept.popitem(last=False)
+                self.size -= len(gone) * BYTES_PER_KEPT_BYTE
         return wire
 
     def __len__(self) -> int:
         return len(self._kept)
 
 
-# What a kept message costs (its wire shape, a copy of its fields, its protobuf form): measured
-# ~1.5 KB for chat messages.
-BYTES_PER_CONVERTED = 1536
+# What a kept message costs per byte of its fields as `marshal` writes them: those bytes, its
+# wire shape (dicts; its strings are the message's own) and its protobuf form (~the same size).
+BYTES_PER_KEPT_BYTE = 4
+# A message whose fields take more is not kept: rare, and each would crowd out many others.
+LARGEST_KEPT = 256 * 1024
 
 # Sized once at start-up (app.py); 0 keeps nothing.
 converted = ConvertedMessages(0)

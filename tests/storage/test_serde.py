@@ -1,12 +1,13 @@
 """The checkpoint serializer decodes what LangGraph's decodes, remembers within its bounds, and
 keeps doing so for the serializers LangGraph derives from it (strict msgpack allowlists)."""
 
+import datetime as dt
 import pathlib
 import sys
 
 import ormsgpack
 
-from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 from graphrun_server.storage.serde import BYTES_PER_ENCODED_BYTE, CachingSerializer
@@ -46,14 +47,25 @@ def test_the_first_kept_go_first_beyond_the_limit_and_a_message_read_again_is_ke
     assert serde.messages.get(own_bytes[-1]) is not None
 
 
-def test_a_serializer_derived_with_a_strict_allowlist_remembers_too(monkeypatch):
+def test_a_serializer_derived_with_a_strict_allowlist_shares_what_is_kept():
     serde = CachingSerializer(allowed_msgpack_modules=None)  # strict: what LANGGRAPH_STRICT_MSGPACK sets
     derived = serde.with_msgpack_allowlist([("tests.somewhere", "Thing")])
-    assert derived is not serde and derived.messages is not serde.messages
+    assert derived is not serde and derived.messages is serde.messages
     stored = JsonPlusSerializer().dumps_typed([AIMessage("hi", id="a")])
     expected = _dumps(JsonPlusSerializer().loads_typed(stored))
-    assert _dumps(derived.loads_typed(stored)) == _dumps(derived.loads_typed(stored)) == expected
-    assert len(derived.messages) == 1
+    assert _dumps(serde.loads_typed(stored)) == expected
+    assert _dumps(derived.loads_typed(stored)) == expected and serde.messages.hits == 1
+
+
+def test_a_message_holding_more_than_plain_data_is_decoded_each_time():
+    held = [ToolMessage("found", tool_call_id="c", id="t", artifact={"when": dt.datetime(2026, 12, 7, tzinfo=dt.UTC)}),
+            HumanMessage("plain", id="h")]
+    stored = JsonPlusSerializer().dumps_typed(held)
+    serde = CachingSerializer()
+    first, second = serde.loads_typed(stored), serde.loads_typed(stored)
+    assert _dumps(first) == _dumps(second) == _dumps(JsonPlusSerializer().loads_typed(stored))
+    assert len(serde.messages) == 1 and serde.messages.hits == 1  # the plain one only
+    assert first[0].artifact["when"] is not second[0].artifact["when"] or first[0] is not second[0]
 
 
 def test_no_memory_no_remembering():

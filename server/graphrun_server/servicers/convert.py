@@ -364,14 +364,13 @@ def _fill_value(target: struct_pb2.Value, value: Any) -> None:
         if not value:
             target.list_value.SetInParent()
         elif all(type(item) is WireMessage for item in value):  # a conversation: parsed at once
-            target.list_value.MergeFromString(b"".join(_framed(item) for item in value))
+            target.list_value.MergeFromString(b"".join([part for item in value for part in _framed(item)]))
         else:
             add = target.list_value.values.add
             for item in value:
                 _fill_value(add(), item)
     elif kind is WireMessage:
-        _framed(value)
-        target.MergeFromString(value.encoded)
+        target.MergeFromString(_framed(value)[1])
     elif value is None:
         target.null_value = struct_pb2.NULL_VALUE
     elif kind is bool:
@@ -388,17 +387,17 @@ def _fill_value(target: struct_pb2.Value, value: Any) -> None:
         raise ValueError(f"a {kind.__name__} is not a JSON value")
 
 
-def _framed(message: WireMessage) -> bytes:
-    """A remembered message as one element of a `ListValue` (its field 1: tag, length, `Value`),
-    made the first time it is answered: the next answers holding it copy bytes."""
+def _framed(message: WireMessage) -> tuple[bytes, bytes]:
+    """A remembered message as one element of a `ListValue` (its field 1: tag and length, then the
+    `Value`), made the first time it is answered: the next answers holding it copy bytes."""
     try:
-        return message.framed
+        return message.header, message.encoded
     except AttributeError:
         value = struct_pb2.Value()
         fill_struct(value.struct_value, message)
         message.encoded = value.SerializeToString()
-        message.framed = _LIST_ELEMENT + _varint(len(message.encoded)) + message.encoded
-        return message.framed
+        message.header = _LIST_ELEMENT + _varint(len(message.encoded))
+        return message.header, message.encoded
 
 
 _LIST_ELEMENT = b"\x0a"  # ListValue.values: field 1, length-delimited
