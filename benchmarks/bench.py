@@ -335,10 +335,10 @@ async def growth(svc: Service, local: InProcess, turns: int) -> None:
             samples[name][turn] = time.perf_counter() - start
     rows = []
     for mark in (m for m in (1, 10, 50, 100, 200) if m <= turns):
-        window = range(max(1, mark - 4), mark + 1)
+        window = range(max(1, mark - 9), mark + 1)
         low, full, here = (statistics.median(samples[name][t] for t in window) for name in threads)
         rows.append([mark, ms(low), ms(full), ms(here), f"{low / here:.2f}", f"{full / here:.2f}"])
-    table("Wait latency as a thread grows (chat graph, 2 messages per turn; median of 5 turns)",
+    table("Wait latency as a thread grows (chat graph, 2 messages per turn; median of the 10 turns up to each)",
           ["turn", "graphrun LOW ms", "graphrun FULL ms", "in-process ms", "ratio LOW", "ratio FULL"], rows)
 
 
