@@ -20,14 +20,14 @@ import json
 import marshal
 import math
 import numbers
-import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
 from langchain_core.messages import BaseMessage, BaseMessageChunk
 from pydantic_core import to_jsonable_python
+
+from .bounded_cache import BoundedCache
 
 # LangChain message type -> the seed contract's role.
 _ROLES = {"human": "user", "ai": "ai", "tool": "tool", "system": "system", "function": "function"}
@@ -44,7 +44,7 @@ class WireMessage(dict):
     header: bytes
 
 
-class ConvertedMessages:
+class ConvertedMessages(BoundedCache[tuple[type, "str | None"], tuple[bytes, WireMessage]]):
     """A message's wire shape, kept for the next answer that holds it: a long conversation's
     state is answered whole every turn, and all but its newest messages were converted before.
 
@@ -54,14 +54,11 @@ class ConvertedMessages:
     message changed, or another under the same id, is converted anew; a message holding anything
     `marshal` refuses (a datetime, a Decimal, an object) is converted each time, as are chunks
     (each streamed chunk of a message shares its id). The first kept go first beyond `limit`
-    bytes (an estimate: `BYTES_PER_KEPT_BYTE` for each byte of a message's fields as written)."""
+    bytes (an estimate: `BYTES_PER_KEPT_BYTE` for each byte of a message's fields as written).
+    `hits`: conversions answered as kept; `misses`: made anew."""
 
     def __init__(self, limit: int):
-        self.limit = limit
-        self.size = 0
-        self.hits = self.misses = 0  # conversions answered as kept, and made anew (metrics)
-        self._kept: OrderedDict[tuple[type, str | None], tuple[bytes, WireMessage]] = OrderedDict()
-        self._lock = threading.Lock()
+        super().__init__(limit, lambda _key, kept: len(kept[0]) * BYTES_PER_KEPT_BYTE)
 
     def convert(self, msg: BaseMessage) -> dict[str, Any]:
         key = (type(msg), msg.id)
@@ -69,26 +66,15 @@ class ConvertedMessages:
             fields = marshal.dumps((msg.__dict__, msg.__pydantic_extra__), 2)
         except ValueError:  # not plain Python data
             return _message_to_json(msg)
-        kept = self._kept.get(key)  # no lock: a dict lookup is atomic
+        kept = self.get(key)
         if kept is not None and kept[0] == fields:
             self.hits += 1
             return kept[1]
         self.misses += 1
         wire = WireMessage(_message_to_json(msg))
-        if len(fields) > LARGEST_KEPT:
-            return wire
-        with self._lock:
-            if (old := self._kept.pop(key, None)) is not None:
-                self.size -= len(old[0]) * BYTES_PER_KEPT_BYTE
-            self._kept[key] = (fields, wire)
-            self.size += len(fields) * BYTES_PER_KEPT_BYTE
-            while self.size > self.limit and self._kept:
-                _, (gone, _wire) = self._kept.popitem(last=False)
-                self.size -= len(gone) * BYTES_PER_KEPT_BYTE
+        if len(fields) <= LARGEST_KEPT:
+            self.keep(key, (fields, wire))
         return wire
-
-    def __len__(self) -> int:
-        return len(self._kept)
 
 
 # What a kept message costs per byte of its fields as `marshal` writes them: those bytes, its

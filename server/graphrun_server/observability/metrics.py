@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sized
+from collections.abc import Callable
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from ..bounded_cache import BoundedCache
 from ..interceptors import wrap
 
 _RPC_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -70,11 +71,10 @@ class Metrics:
         self.pool.labels("idle").set_function(stat("pool_available"))
         self.pool.labels("waiting").set_function(stat("requests_waiting"))
 
-    def watch_messages(self, caches: Callable[[], dict[str, Sized]]) -> None:
+    def watch_messages(self, caches: Callable[[], dict[str, BoundedCache]]) -> None:
         """Report the kept messages (`GRAPHRUN_MESSAGE_CACHE_MB`): how many are kept, and how many
         reads and conversions found theirs kept (hit) or did the work (miss), by cache (`decoded`:
-        storage/serde.py, `converted`: wire.py). `caches` gives each cache's object (its `hits`,
-        `misses` and length) at each scrape."""
+        storage/serde.py, `converted`: wire.py). `caches` gives each cache at each scrape."""
         self.registry.register(_MessageCaches(caches))
 
     def watch_loop(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -120,7 +120,7 @@ class Metrics:
 class _MessageCaches:
     """A collector read at each scrape: the caches count as they go, without Prometheus' locks."""
 
-    def __init__(self, caches: Callable[[], dict[str, Sized]]):
+    def __init__(self, caches: Callable[[], dict[str, BoundedCache]]):
         self._caches = caches
 
     def collect(self):
@@ -131,8 +131,8 @@ class _MessageCaches:
         )
         kept = GaugeMetricFamily("graphrun_message_cache_messages", "Messages kept, by cache", labels=["cache"])
         for name, cache in self._caches().items():
-            lookups.add_metric([name, "hit"], getattr(cache, "hits", 0))
-            lookups.add_metric([name, "miss"], getattr(cache, "misses", 0))
+            lookups.add_metric([name, "hit"], cache.hits)
+            lookups.add_metric([name, "miss"], cache.misses)
             kept.add_metric([name], len(cache))
         yield lookups
         yield kept

@@ -21,13 +21,14 @@ LangGraph writes and reads.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
 from langchain_core.messages import BaseMessage
 from langgraph.checkpoint.serde.jsonplus import EXT_PYDANTIC_V2, JsonPlusSerializer
+
+from ..bounded_cache import BoundedCache
 
 # A message's encoded bytes above this are not kept: rare, and each would crowd out many others.
 LARGEST_KEPT = 256 * 1024
@@ -90,52 +91,18 @@ def fresh_copy(message: BaseMessage) -> BaseMessage:
     return clone
 
 
-class DecodedMessages:
-    """Encoded message → the message LangGraph decoded from it (never handed out: callers get
-    copies); the first kept go first beyond `limit` bytes (see BYTES_PER_ENCODED_BYTE): a hot
-    message dropped is decoded and kept again at its next read. Reading takes no lock (a dict
-    lookup is atomic); keeping does, as LangGraph's synchronous API decodes on worker threads."""
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        self.size = 0
-        self.hits = self.misses = 0  # reads of a kept message, and decodes of one not kept (metrics)
-        self._kept: OrderedDict[bytes, BaseMessage] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, encoded: bytes) -> BaseMessage | None:
-        message = self._kept.get(encoded)
-        if message is None:
-            return None
-        self.hits += 1
-        return fresh_copy(message)
-
-    def put(self, encoded: bytes, message: BaseMessage) -> None:
-        self.misses += 1
-        try:
-            kept = fresh_copy(message)  # the caller's copy is the graph's to change
-        except NotPlain:
-            return
-        with self._lock:
-            if encoded in self._kept:
-                return
-            self._kept[encoded] = kept
-            self.size += len(encoded) * BYTES_PER_ENCODED_BYTE
-            while self.size > self.limit and self._kept:
-                oldest, _ = self._kept.popitem(last=False)
-                self.size -= len(oldest) * BYTES_PER_ENCODED_BYTE
-
-    def __len__(self) -> int:
-        return len(self._kept)
+def _kept_cost(encoded: bytes, _message: BaseMessage) -> int:
+    return len(encoded) * BYTES_PER_ENCODED_BYTE
 
 
 class CachingSerializer(JsonPlusSerializer):
     """LangGraph's `JsonPlusSerializer` (same settings, same bytes written), whose decoding of
-    LangChain messages goes through `DecodedMessages` (`cache_bytes` 0: not at all)."""
+    LangChain messages goes through `messages`: encoded message → the message LangGraph decoded
+    from it, never handed out (readers get copies). `cache_bytes` 0: not at all."""
 
     def __init__(self, *args: Any, cache_bytes: int = 64 * 1024 * 1024, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.messages = DecodedMessages(cache_bytes)
+        self.messages: BoundedCache[bytes, BaseMessage] = BoundedCache(cache_bytes, _kept_cost)
         stock: Callable[[int, bytes], Any] | None = getattr(self, "_unpack_ext_hook", None)
         if stock is not None and cache_bytes > 0:
             self._unpack_ext_hook = self._remembering(stock)
@@ -152,11 +119,14 @@ class CachingSerializer(JsonPlusSerializer):
         def ext_hook(code: int, data: bytes) -> Any:
             if code != EXT_PYDANTIC_V2 or len(data) > LARGEST_KEPT:
                 return stock(code, data)
-            if (message := messages.get(data)) is not None:
-                return message
+            if (kept := messages.get(data)) is not None:
+                messages.hits += 1
+                return fresh_copy(kept)
             value = stock(code, data)
             if isinstance(value, BaseMessage) and type(value).__module__.startswith("langchain_core.messages."):
-                messages.put(data, value)
+                messages.misses += 1
+                with contextlib.suppress(NotPlain):
+                    messages.keep(data, fresh_copy(value))  # the decoded value is the graph's to change
             return value
 
         return ext_hook
