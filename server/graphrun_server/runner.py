@@ -25,6 +25,7 @@ is the state machine in runs/state.py.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from opentelemetry import trace
@@ -108,13 +109,17 @@ class GraphRunner:
 
     # -- runs ------------------------------------------------------------------------------
 
-    async def submit(self, req: RunRequest, start_delay: float = 0.0, *, queue: bool = True) -> RunRecord:
+    async def submit(
+        self, req: RunRequest, start_delay: float = 0.0, *, queue: bool = True, hold: asyncio.Future | None = None
+    ) -> RunRecord:
         """Validate against the graph and thread, record the run, and start it here if it can start now.
 
         A replica executing its maximum of runs queues new ones for any replica (`queue`,
-        background runs) or refuses them with ReplicaBusy (a caller waiting for the run).
+        background runs) or refuses them with ReplicaBusy (a caller waiting for the run). A run
+        that starts here writes no checkpoint (runs no node) before `hold` is done, for a short
+        while at most: a Stream's first event goes out first (runs/admission.py).
         """
-        return await self._admission.submit(req, start_delay, queue=queue)
+        return await self._admission.submit(req, start_delay, queue=queue, hold=hold)
 
     async def check(self, req: RunRequest) -> None:
         """What `submit` would refuse of the run before recording it (its assistant, nodes, context,

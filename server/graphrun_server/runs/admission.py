@@ -60,11 +60,14 @@ class Admission:
         self.claims = claims  # claims.Claims: starts and registers the runs admitted here
         self.assistants = assistants  # resolves what the run names into its graph and effective request
 
-    async def submit(self, req: RunRequest, start_delay: float = 0.0, *, queue: bool = True) -> RunRecord:
+    async def submit(
+        self, req: RunRequest, start_delay: float = 0.0, *, queue: bool = True, hold: asyncio.Future | None = None
+    ) -> RunRecord:
         """Validate against the graph and thread, record the run, and start it here if it can start now.
 
         A replica executing its maximum of runs queues new ones for any replica (`queue`,
-        background runs) or refuses them with ReplicaBusy (a caller waiting for the run).
+        background runs) or refuses them with ReplicaBusy (a caller waiting for the run). A run
+        started here at once writes nothing before `hold` is done (see `_begin_here`).
         """
         if req.request_id:
             req.request_digest = _digest(req)
@@ -78,7 +81,7 @@ class Admission:
             raise QueueFull(pending)
         run_id, thread_id, spec = _run_id(req), req.thread_id or str(uuid.uuid4()), req.to_json()
         try:
-            return await self._accept(req, assistant, run_id, thread_id, spec, start_delay, can_run_here)
+            return await self._accept(req, assistant, run_id, thread_id, spec, start_delay, can_run_here, hold)
         except psycopg.errors.UniqueViolation as exc:
             if not req.request_id or exc.diag.constraint_name != "graphrun_run_pkey":
                 raise
@@ -115,6 +118,7 @@ class Admission:
         spec: dict[str, Any],
         start_delay: float,
         can_run_here: bool,
+        hold: asyncio.Future | None,
     ) -> RunRecord:
         settings = self.local.settings
         acceptance = dict(
@@ -137,26 +141,26 @@ class Admission:
         )
         if can_run_here and start_delay <= 0:
             provisional = self._provisional(run_id, thread_id, assistant, req, spec)
-            if (req.thread_id and not req.stream_modes) or (
-                not req.thread_id and req.durability != "exit" and not req.request_id
-            ):
+            if not req.stream_modes and (req.thread_id or (req.durability != "exit" and not req.request_id)):
                 # Its acceptance rides on its first checkpoint read (LangGraph reads an existing
                 # thread before any node runs; the read waits for the answer) or, on a thread of
                 # its own (nothing but an outage can refuse it), on its first write (with `exit`
-                # that is the last: too late). Not the read of a streamed run: its first event
-                # (stored with the acceptance) would wait for LangGraph's set-up, which the
-                # acceptance sent at once overlaps.
+                # that is the last: too late). Not a streamed run's: its first event (stored with
+                # the acceptance) would wait for LangGraph's set-up and the read or write it rides
+                # on, which the acceptance sent at once overlaps.
                 rider = Rider(
                     *self.records.begin_run_statement(**acceptance), asyncio.get_running_loop().create_future()
                 )
-                return await self._begin_here(self.records.begun_run(rider, thread_id, spec), provisional, rider)
-            return await self._begin_here(self.records.begin_run(**acceptance), provisional)
+                return await self._begin_here(self.records.begun_run(rider, thread_id, spec), provisional, rider=rider)
+            return await self._begin_here(self.records.begin_run(**acceptance), provisional, hold=hold)
         record = await self.records.begin_run(**acceptance)
         if start_delay > 0:
             asyncio.get_running_loop().call_later(start_delay, self.local.wake.set)
         return record
 
-    async def _begin_here(self, begin, provisional: RunRecord, rider: Rider | None = None) -> RunRecord:
+    async def _begin_here(
+        self, begin, provisional: RunRecord, *, rider: Rider | None = None, hold: asyncio.Future | None = None
+    ) -> RunRecord:
         """Record a run that can start here at once, getting its graph ready meanwhile.
 
         The run's task starts as the database call goes out; LangGraph's set-up (configs,
@@ -172,11 +176,16 @@ class Admission:
         an existing thread, without stream modes, sends its rider ahead of its first checkpoint
         read instead, in the same pipeline (FencedPostgresSaver.aget_tuple): the read waits for
         the answer, so no node runs before it.
+
+        A run started by a Stream is `hold`-en before its first checkpoint write until the call's
+        first event is on its way (at most HOLD_LIMIT): LangGraph's steps hold the event loop
+        without a pause, and the call's initial metadata and first event would wait for them.
+        Its set-up and first read still overlap the round trip that sends them.
         """
         begun = asyncio.ensure_future(begin)  # sent first; the set-up below overlaps it too
         admitted = asyncio.get_running_loop().create_future()
         active = self.claims.prepare(Claim(provisional, 0, None), admitted)
-        active.rider = rider
+        active.rider, active.hold = rider, hold
         self.local.starting += 1
         begun.add_done_callback(lambda done: self._admit(active, done))
         return await asyncio.shield(begun)

@@ -91,7 +91,9 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
             self.webhooks.check(request.webhook, "spec.webhook")
         return request
 
-    async def _submit(self, spec, stream_modes, context, subgraphs: bool = False) -> tuple[RunRecord, list[bool]]:
+    async def _submit(
+        self, spec, stream_modes, context, subgraphs: bool = False, hold: asyncio.Future | None = None
+    ) -> tuple[RunRecord, list[bool]]:
         """Start the run; if the call goes away before the run's end was detached, stop the
         run (on_disconnect CANCEL). Returns the run and a flag to set once the run no longer
         follows the call: its end was detached, or the server ended the call because the
@@ -100,9 +102,10 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
 
         The watch is a done-callback on the call, not an `except CancelledError`: a client
         that leaves while a response is being written cancels gRPC's write, outside our code.
+        A run started here writes nothing before `hold` is done (GraphRunner.submit).
         """
         request = self._parse(spec, stream_modes, subgraphs)
-        submitting = asyncio.ensure_future(self.runner.submit(request, queue=False))
+        submitting = asyncio.ensure_future(self.runner.submit(request, queue=False, hold=hold))
         try:
             run = await asyncio.shield(submitting)
         except asyncio.CancelledError:  # the caller left while the run was being recorded
@@ -189,29 +192,38 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
 
     @rpc
     async def Stream(self, request, context) -> AsyncIterator[pb.RunServiceStreamResponse]:
-        run, detached = await self._submit(request.spec, list(request.stream_mode), context, request.subgraphs)
-        last = None
-        deadline = _deadline(context, _spec_timeout(request.spec))
-        call_deadline = _call_deadline_first(context, _spec_timeout(request.spec))
+        # The run takes the event loop for its steps only once the first event is on its way:
+        # sending the initial metadata and that event would otherwise wait for them.
+        first_out = asyncio.get_running_loop().create_future()
         try:
-            async for response in self._events(
-                pb.RunServiceStreamResponse,
-                run,
-                0,
-                request.spec.granularity,
-                deadline,
-                batch=request.batch_events,
-                stop_at_deadline=True,
-                call_deadline=call_deadline,
-            ):
-                last = _last_event(response)
-                if last.HasField("end"):
-                    detached[0] = True
-                yield response
-        except DATABASE_ERRORS:
-            detached[0] = True  # the database, not the caller, ends this call: the run goes on
-            raise
-        _raise_if_failed(_ended(last), run)
+            run, detached = await self._submit(
+                request.spec, list(request.stream_mode), context, request.subgraphs, hold=first_out
+            )
+            last = None
+            deadline = _deadline(context, _spec_timeout(request.spec))
+            call_deadline = _call_deadline_first(context, _spec_timeout(request.spec))
+            try:
+                async for response in self._events(
+                    pb.RunServiceStreamResponse,
+                    run,
+                    0,
+                    request.spec.granularity,
+                    deadline,
+                    batch=request.batch_events,
+                    stop_at_deadline=True,
+                    call_deadline=call_deadline,
+                ):
+                    last = _last_event(response)
+                    if last.HasField("end"):
+                        detached[0] = True
+                    _release(first_out)  # gRPC starts sending the response as this yields
+                    yield response
+            except DATABASE_ERRORS:
+                detached[0] = True  # the database, not the caller, ends this call: the run goes on
+                raise
+            _raise_if_failed(_ended(last), run)
+        finally:
+            _release(first_out)
 
     @rpc
     async def Create(self, request, context):
@@ -327,6 +339,11 @@ def _together(response, events: list[RunEvent], granularity: int):
             message.events.append(moved)
         size += grown
     yield message
+
+
+def _release(hold: asyncio.Future) -> None:
+    if not hold.done():
+        hold.set_result(None)
 
 
 def _last_event(response):

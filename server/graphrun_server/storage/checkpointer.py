@@ -199,6 +199,11 @@ class CheckpointedRun(Protocol):
         checkpoints, nor its subgraphs', is read or written before (a run may start early)."""
         ...
 
+    async def may_write(self) -> None:
+        """Return once the run may write a checkpoint: it was accepted (`admitted`), and anything
+        the runner holds its first write (so its first node) for has happened."""
+        ...
+
     def finish(self, checkpoint: dict) -> tuple[str, tuple] | None:
         """The statement (query, parameters) recording the run's end, if `checkpoint`, about to be
         written, certainly is its last; it then goes in that checkpoint's transaction."""
@@ -223,6 +228,9 @@ class FencedRun:
         return self.run_id, self.attempt
 
     async def admitted(self) -> None:
+        return None
+
+    async def may_write(self) -> None:
         return None
 
     def finish(self, checkpoint: dict) -> tuple[str, tuple] | None:
@@ -252,10 +260,10 @@ def _retrieved(task: asyncio.Task) -> None:
         task.exception()
 
 
-async def _admission(config) -> None:
-    """Wait until the database has accepted the run (see `CheckpointedRun.admitted`)."""
+async def _may_write(config) -> None:
+    """Wait until the run may write (see `CheckpointedRun.may_write`)."""
     if (run := _run(config)) is not None:
-        await run.admitted()
+        await run.may_write()
 
 
 def _in_flight(config):
@@ -314,10 +322,10 @@ class FencedPostgresSaver(AsyncPostgresSaver):
             if value is not None and value["checkpoint"]["v"] < 4 and value["parent_checkpoint_id"]:
                 return await super().aget_tuple(config)  # upstream migrates its pending sends
             return None if value is None else await self._load_checkpoint_tuple(value)
+        if recorder is not None and recorder.knows_empty(config):
+            return None  # a thread the run creates: nothing to read, accepted or not (its writes wait)
         if run is not None:  # a run not yet accepted waits here
             await run.admitted()
-        if recorder is not None and recorder.knows_empty(config):
-            return None
         return await super().aget_tuple(config)
 
     async def _aget_tuple(self, config, rider: Rider) -> dict | None:
@@ -350,11 +358,11 @@ class FencedPostgresSaver(AsyncPostgresSaver):
                 rider.sending = asyncio.ensure_future(self._aput(config, checkpoint, metadata, new_versions, rider))
                 rider.sending.add_done_callback(_retrieved)  # its error is the answer's, too
                 return await asyncio.shield(rider.sending)
-            await _admission(config)
+            await _may_write(config)
             return await self._aput(config, checkpoint, metadata, new_versions)
 
     async def aput_writes(self, config, writes, task_id, task_path=""):
-        await _admission(config)
+        await _may_write(config)
         with self._fencing(config), _in_flight(config):
             return await self._aput_writes(config, writes, task_id, task_path)
 
