@@ -78,7 +78,21 @@ class Pool(AsyncConnectionPool):
     poll() sees that without a round trip, where psycopg's `check_connection`
     costs one query per checkout. Such a connection is closed and the pool
     replaces it; the caller gets a live one and never sees the error.
+
+    A call gets the connection returned last, not (as psycopg's pool does) the one idle
+    longest: a run's round trips then go to the PostgreSQL backends that just ran, whose
+    processes and caches are warm, instead of each one to the coldest of the pool (an A/B of
+    a `Wait`, 4 rounds of 200 each: -0.19 ms on the trivial graph, -0.22 ms a chat turn). The
+    connections idle longest stay at the other end, where the pool's shrinking (`max_idle`)
+    closes them.
     """
+
+    async def _get_ready_connection(self, timeout: float | None):
+        conn = await super()._get_ready_connection(timeout)  # the one idle longest (psycopg_pool 3.2-3.3)
+        if conn is not None and self._pool:
+            self._pool.appendleft(conn)  # back where it was
+            conn = self._pool.pop()  # the one returned last
+        return conn
 
     async def getconn(self, timeout: float | None = None):
         budget = self.timeout if timeout is None else timeout
