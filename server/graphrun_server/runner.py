@@ -116,8 +116,9 @@ class GraphRunner:
 
         A replica executing its maximum of runs queues new ones for any replica (`queue`,
         background runs) or refuses them with ReplicaBusy (a caller waiting for the run). A run
-        that starts here writes no checkpoint (runs no node) before `hold` is done, for a short
-        while at most: a Stream's first event goes out first (runs/admission.py).
+        that starts here goes no further than its first checkpoint read or write (runs no node)
+        before `hold` is done, for a short while at most: a Stream's first event goes out first
+        (runs/admission.py).
         """
         return await self._admission.submit(req, start_delay, queue=queue, hold=hold)
 

@@ -4,7 +4,7 @@ Why a run may start before the database answers: LangGraph's set-up overlaps the
 that accepts the run, and nothing the run writes is stored before the answer (the
 checkpointer waits for it). A run the database refuses or queues is dropped here, with no
 events; a run on a thread it creates has its acceptance ride on its first checkpoint write, a
-run on an existing thread on its first checkpoint read.
+run on an existing thread on its first checkpoint read (sent ahead of LangGraph's asking).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ..storage.checkpointer import Rider
 from ..storage.records import Claim, Records, RunRecord
 from .checks import check_request, check_thread_state
 from .local import LocalRuns, Phase
-from .request import RunRequest
+from .request import RunRequest, graph_config
 from .state import ActiveRun, StopReason, log
 
 if TYPE_CHECKING:
@@ -141,17 +141,20 @@ class Admission:
         )
         if can_run_here and start_delay <= 0:
             provisional = self._provisional(run_id, thread_id, assistant, req, spec)
-            if not req.stream_modes and (req.thread_id or (req.durability != "exit" and not req.request_id)):
-                # Its acceptance rides on its first checkpoint read (LangGraph reads an existing
-                # thread before any node runs; the read waits for the answer) or, on a thread of
-                # its own (nothing but an outage can refuse it), on its first write (with `exit`
-                # that is the last: too late). Not a streamed run's: its first event (stored with
-                # the acceptance) would wait for LangGraph's set-up and the read or write it rides
-                # on, which the acceptance sent at once overlaps.
+            if req.thread_id or (not req.stream_modes and req.durability != "exit" and not req.request_id):
+                # Its acceptance rides on the read LangGraph makes first of an existing thread, sent
+                # now with it (the run's set-up overlaps their round trip; the read waits for the
+                # answer) or, on a thread of its own (nothing but an outage can refuse it), on its
+                # first write (with `exit` that is the last: too late). Not a streamed run's on a
+                # thread of its own: its first event (stored with the acceptance) would wait for
+                # LangGraph's set-up and that write, which the acceptance sent at once overlaps.
                 rider = Rider(
                     *self.records.begin_run_statement(**acceptance), asyncio.get_running_loop().create_future()
                 )
-                return await self._begin_here(self.records.begun_run(rider, thread_id, spec), provisional, rider=rider)
+                if req.thread_id:
+                    self.checkpointer.read_ahead(graph_config(thread_id, req.checkpoint_id), rider)
+                begun = self.records.begun_run(rider, thread_id, spec)
+                return await self._begin_here(begun, provisional, rider=rider, hold=hold)
             return await self._begin_here(self.records.begin_run(**acceptance), provisional, hold=hold)
         record = await self.records.begin_run(**acceptance)
         if start_delay > 0:
@@ -173,14 +176,14 @@ class Admission:
         round trip less (FencedPostgresSaver.aput). With `sync` durability a StateGraph's nodes
         still run only after that write (LangGraph's input step waits for it); with `async` the
         first nodes may start meanwhile, and none of their writes is stored before it. A run on
-        an existing thread, without stream modes, sends its rider ahead of its first checkpoint
-        read instead, in the same pipeline (FencedPostgresSaver.aget_tuple): the read waits for
-        the answer, so no node runs before it.
+        an existing thread sends its rider at once, ahead of the read LangGraph will make first, in
+        one pipeline (FencedPostgresSaver.read_ahead): LangGraph's set-up overlaps the round trip,
+        and its read waits for the answer, so no node runs before it.
 
-        A run started by a Stream is `hold`-en before its first checkpoint write until the call's
-        first event is on its way (at most HOLD_LIMIT): LangGraph's steps hold the event loop
-        without a pause, and the call's initial metadata and first event would wait for them.
-        Its set-up and first read still overlap the round trip that sends them.
+        A run started by a Stream is `hold`-en, once accepted, before loading what its first read
+        found and before its first checkpoint write, until the call's first event is on its way (at
+        most HOLD_LIMIT): LangGraph's loading and steps hold the event loop without a pause, and the
+        call's initial metadata and first event would wait for them.
         """
         begun = asyncio.ensure_future(begin)  # sent first; the set-up below overlaps it too
         admitted = asyncio.get_running_loop().create_future()

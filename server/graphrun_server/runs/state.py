@@ -95,9 +95,9 @@ class IllegalTransition(RuntimeError):
     """A bug: the runner moved an attempt in a way the life cycle does not have."""
 
 
-# The longest a run started by a Stream waits, before its first write, for the call's first event
-# to go out (runs/admission.py, `_begin_here`): far longer than a healthy send, short enough that a
-# caller that is slow to take it costs the run little.
+# The longest a run started by a Stream waits, once accepted, for the call's first event to go out
+# (runs/admission.py, `_begin_here`): far longer than a healthy send, short enough that a caller
+# that is slow to take it costs the run little.
 HOLD_LIMIT = 0.05
 
 
@@ -119,7 +119,7 @@ class ActiveRun:
     checkpoint: dict | None = None  # the last checkpoint the graph announced: its ref, `next` and values
     checkpoints: RunCheckpoints = field(default_factory=RunCheckpoints)  # what its checkpoint writes stored
     admission: asyncio.Future | None = None  # the database's answer, for a run started ahead of it
-    hold: asyncio.Future | None = None  # its first write waits for this (its Stream's first event going out)
+    hold: asyncio.Future | None = None  # it goes on past its first read or write once this is done
     rider: Rider | None = None  # its acceptance, when it rides on its first checkpoint write
     finisher: Callable[[dict], tuple[str, tuple] | None] | None = None  # see `finish`
     span: trace.Span = trace.INVALID_SPAN  # the run's trace span (a no-op unless tracing is on)
@@ -152,7 +152,7 @@ class ActiveRun:
         if self.admission is not None:
             await asyncio.shield(self.admission)  # a cancelled write must not cancel the answer
 
-    async def may_write(self) -> None:
+    async def may_proceed(self) -> None:
         await self.admitted()
         if (hold := self.hold) is not None:
             try:

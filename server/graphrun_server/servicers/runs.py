@@ -102,7 +102,8 @@ class RunServicer(run_service_pb2_grpc.RunServiceServicer):
 
         The watch is a done-callback on the call, not an `except CancelledError`: a client
         that leaves while a response is being written cancels gRPC's write, outside our code.
-        A run started here writes nothing before `hold` is done (GraphRunner.submit).
+        A run started here goes no further than its first read or write before `hold` is done
+        (GraphRunner.submit).
         """
         request = self._parse(spec, stream_modes, subgraphs)
         submitting = asyncio.ensure_future(self.runner.submit(request, queue=False, hold=hold))

@@ -97,8 +97,9 @@ class Rider:
 
     A run sends its acceptance (graphrun_begin_run) this way: on a thread it creates, with
     its first write (one transaction with that checkpoint, so both are stored or neither);
-    on an existing thread, ahead of LangGraph's first read of it. One round trip either way.
-    If the run ends before reading or writing a checkpoint, it is sent on its own.
+    on an existing thread, ahead of the read LangGraph makes first, sent as the run is
+    submitted (`read_ahead`) so that LangGraph's set-up overlaps the round trip. One round trip
+    either way. If the run ends before reading or writing a checkpoint, it is sent on its own.
     """
 
     query: str
@@ -107,6 +108,7 @@ class Rider:
     sent: bool = False
     sending: asyncio.Task | None = None  # the write carrying it (kept alive if its caller is cancelled)
     taken_at: float = 0.0  # monotonic time it was taken for sending: the run's lease is set after this
+    reads: tuple | None = None  # the read (`_read_key`) it was sent ahead of, until LangGraph makes it
 
     def take(self) -> bool:
         """Claim the sending of it (once)."""
@@ -199,9 +201,10 @@ class CheckpointedRun(Protocol):
         checkpoints, nor its subgraphs', is read or written before (a run may start early)."""
         ...
 
-    async def may_write(self) -> None:
-        """Return once the run may write a checkpoint: it was accepted (`admitted`), and anything
-        the runner holds its first write (so its first node) for has happened."""
+    async def may_proceed(self) -> None:
+        """Return once the run may go on past its first read or write: it was accepted
+        (`admitted`), and whatever the runner holds it for meanwhile is over (its Stream's first
+        event going out: LangGraph's steps would hold the event loop)."""
         ...
 
     def finish(self, checkpoint: dict) -> tuple[str, tuple] | None:
@@ -230,7 +233,7 @@ class FencedRun:
     async def admitted(self) -> None:
         return None
 
-    async def may_write(self) -> None:
+    async def may_proceed(self) -> None:
         return None
 
     def finish(self, checkpoint: dict) -> tuple[str, tuple] | None:
@@ -242,6 +245,12 @@ class FencedRun:
 
 def _run(config) -> CheckpointedRun | None:
     return config["configurable"].get(RUN_KEY)
+
+
+def _read_key(config) -> tuple:
+    """What `aget_tuple(config)` reads: a thread's namespace, at a checkpoint or its latest."""
+    configurable = config["configurable"]
+    return configurable["thread_id"], configurable.get("checkpoint_ns", ""), get_checkpoint_id(config)
 
 
 def _recorder(config) -> RunCheckpoints | None:
@@ -260,10 +269,10 @@ def _retrieved(task: asyncio.Task) -> None:
         task.exception()
 
 
-async def _may_write(config) -> None:
-    """Wait until the run may write (see `CheckpointedRun.may_write`)."""
+async def _may_proceed(config) -> None:
+    """Wait until the run may go on (see `CheckpointedRun.may_proceed`)."""
     if (run := _run(config)) is not None:
-        await run.may_write()
+        await run.may_proceed()
 
 
 def _in_flight(config):
@@ -305,6 +314,15 @@ class FencedPostgresSaver(AsyncPostgresSaver):
                 run.fenced_off()
             raise
 
+    def read_ahead(self, config, rider: Rider) -> None:
+        """Send `rider` now, ahead of the read of `config` (its latest checkpoint, or the one it
+        names) that a run's LangGraph makes first, in one pipeline: the answer waits for that read
+        (`aget_tuple`), and the run's set-up overlaps their round trip."""
+        if rider.take():
+            rider.reads = _read_key(config)
+            rider.sending = asyncio.ensure_future(self._aget_tuple(config, rider))
+            rider.sending.add_done_callback(_retrieved)  # its error is the answer's, too
+
     async def aget_tuple(self, config):
         run, recorder = _run(config), _recorder(config)
         rider = run.rider if run is not None and recorder is not None else None
@@ -313,12 +331,16 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         if rider is not None and rider.take():
             # LangGraph reads first, before any node runs: the run's acceptance goes ahead of that
             # read in one pipeline. Its answer must arrive even if this read is cancelled.
+            rider.reads = _read_key(config)
             rider.sending = asyncio.ensure_future(self._aget_tuple(config, rider))
             rider.sending.add_done_callback(_retrieved)
+        if rider is not None and rider.sending is not None and rider.reads == _read_key(config):
+            rider.reads = None  # once: a later read of the thread reads it afresh
             try:
                 value = await asyncio.shield(rider.sending)
             finally:
                 await run.admitted()  # NotAdmitted if the database refused or queued the run
+            await run.may_proceed()  # before loading what it read: that holds the event loop
             if value is not None and value["checkpoint"]["v"] < 4 and value["parent_checkpoint_id"]:
                 return await super().aget_tuple(config)  # upstream migrates its pending sends
             return None if value is None else await self._load_checkpoint_tuple(value)
@@ -358,11 +380,11 @@ class FencedPostgresSaver(AsyncPostgresSaver):
                 rider.sending = asyncio.ensure_future(self._aput(config, checkpoint, metadata, new_versions, rider))
                 rider.sending.add_done_callback(_retrieved)  # its error is the answer's, too
                 return await asyncio.shield(rider.sending)
-            await _may_write(config)
+            await _may_proceed(config)
             return await self._aput(config, checkpoint, metadata, new_versions)
 
     async def aput_writes(self, config, writes, task_id, task_path=""):
-        await _may_write(config)
+        await _may_proceed(config)
         with self._fencing(config), _in_flight(config):
             return await self._aput_writes(config, writes, task_id, task_path)
 
