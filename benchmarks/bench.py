@@ -106,7 +106,8 @@ class InProcess:
         await saver.setup()
         self.graphs = {"pair": graphs.pair.compile(checkpointer=saver), "chat": graphs.chat.compile(checkpointer=saver),
                        "agent": make_graph().copy(update={"checkpointer": saver}),
-                       "tokens": graphs.tokens.compile(checkpointer=saver)}
+                       "tokens": graphs.tokens.compile(checkpointer=saver),
+                       "paced": graphs.paced.compile(checkpointer=saver)}
         return self
 
     async def invoke(self, graph: str, input: dict, thread_id: str | None = None, durability: str = "sync"):
