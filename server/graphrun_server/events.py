@@ -129,7 +129,9 @@ class EventLog:
                 continue
             if self.closed is not None:
                 raise self.closed
-            timeout = None if deadline is None else deadline - loop.time()
-            if timeout is not None and timeout <= 0:
+            if deadline is not None and loop.time() >= deadline:
                 raise TimeoutError
-            await asyncio.wait_for(changed.wait(), timeout)
+            # Not wait_for: on Python 3.11 that wraps the wait in a task of its own, one more
+            # turn of the event loop (and a task) before each batch reaches a call with a deadline.
+            async with asyncio.timeout_at(deadline):
+                await changed.wait()

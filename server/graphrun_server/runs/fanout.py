@@ -108,7 +108,8 @@ class Fanout:
                 if timeout <= 0:
                     raise TimeoutError
                 try:  # NOTIFY wakes us; the timeout only covers a notification lost in a reconnect
-                    await asyncio.wait_for(waiter.wait(), timeout)
+                    async with asyncio.timeout(timeout):  # not wait_for: no task of its own (3.11)
+                        await waiter.wait()
                 except TimeoutError:
                     if deadline is not None and loop.time() >= deadline:
                         raise
