@@ -196,3 +196,15 @@ async def test_the_state_wait_answers_with_is_the_state_the_thread_reads_back(ru
     stored = await threads.GetState(thread_service_pb2.ThreadServiceGetStateRequest(thread_id=response.run.thread_id),
                                     timeout=TIMEOUT)
     assert to_dict(continued.state) == to_dict(stored.state)
+
+
+async def test_a_context_field_named_like_a_checkpoint_does_not_move_the_run(runs):
+    """A graph without a context schema takes any context, and its values show in `configurable`
+    as in LangGraph Server; not those named like the keys that say which thread and checkpoint
+    the run reads (a `checkpoint_id` there had the run start from a checkpoint that does not exist:
+    an empty state)."""
+    first = await runs.Wait(wait_request(assistant_id="steps", input={}), timeout=TIMEOUT)
+    again = await runs.Wait(wait_request(assistant_id="steps", thread_id=first.run.thread_id, input={},
+                                         context={"checkpoint_id": str(uuid.uuid4()), "checkpoint_ns": "elsewhere"}),
+                            timeout=TIMEOUT)
+    assert to_dict(again.state.values)["log"] == ["first", "second", "third"] * 2

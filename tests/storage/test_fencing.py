@@ -1,6 +1,7 @@
 """The checkpointer's fence: a replica that no longer owns a run cannot write into its thread."""
 
 import uuid
+from dataclasses import dataclass
 
 import psycopg
 import pytest
@@ -9,7 +10,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from graphrun_server.errors import SQLSTATE_NOT_OWNER
-from graphrun_server.storage.checkpointer import RUN_KEY, FencedPostgresSaver, FencedRun
+from graphrun_server.storage.checkpointer import RUN_KEY, FencedPostgresSaver, FencedRun, RunCheckpoints
 
 
 @pytest.fixture
@@ -113,3 +114,31 @@ async def test_a_refused_checkpoint_leaves_none_of_its_blobs(saver, db):
     assert caught.value.sqlstate == SQLSTATE_NOT_OWNER
     for table in ("checkpoints", "checkpoint_blobs"):
         assert db.execute(f"SELECT count(*) AS n FROM {table} WHERE thread_id = %s", (thread_id,)).fetchone()["n"] == 0
+
+
+class Refused(Exception):
+    """The database's answer to a run's acceptance: not accepted."""
+
+
+@dataclass(eq=False)
+class RefusedRun(FencedRun):
+    """A run started ahead of its acceptance, which the database then refused."""
+
+    async def admitted(self) -> None:
+        raise Refused
+
+
+@pytest.mark.parametrize("durability", ["sync", "async", "exit"])
+async def test_the_first_read_of_a_thread_the_run_creates_waits_for_its_acceptance_unless_the_first_write_does(
+        saver, durability):
+    """LangGraph runs no node of a run with `sync` durability before its first checkpoint write,
+    which waits for the run's acceptance: its first read (of a thread it creates: nothing to read)
+    answers at once. With `async` nodes run while that write is on its way, with `exit` it comes
+    last: the read waits for the answer, and a refused run goes no further."""
+    run = RefusedRun(str(uuid.uuid4()), 1, RunCheckpoints(new_thread=True, write_gates_nodes=durability == "sync"))
+    config = {"configurable": {"thread_id": str(uuid.uuid4()), "checkpoint_ns": "", RUN_KEY: run}}
+    if durability == "sync":
+        assert await saver.aget_tuple(config) is None
+    else:
+        with pytest.raises(Refused):
+            await saver.aget_tuple(config)

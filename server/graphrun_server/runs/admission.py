@@ -168,7 +168,8 @@ class Admission:
 
         The run's task starts as the database call goes out; LangGraph's set-up (configs,
         channels, the loop) overlaps the round trip, and the run waits for the answer before
-        its first checkpoint read, so no node runs before the run is accepted. A run the
+        its first checkpoint read (on a thread it creates, with `sync` durability, before its
+        first write, which LangGraph's nodes wait for), so no node runs before the run is accepted. A run the
         database refuses (a busy thread) or queues (`enqueue`) is dropped: no end, no events.
         The answer is acted on even if the caller is gone by then (a run the database recorded
         always executes). With a `rider` (a run on a thread it creates, which nothing but an outage

@@ -109,6 +109,7 @@ class Claims:
         active.admission = admitted  # cleared once the database accepted the run
         # Without a thread id the run's thread was created with it: empty until the run writes.
         active.checkpoints.new_thread = active.request.thread_id is None and run.attempt == 1
+        active.checkpoints.write_gates_nodes = active.request.durability == "sync"
         active.context = in_run_context(run.run_id, run.thread_id)  # the run's tasks log its ids
         active.context.run(watchdog.current_run.set, run.run_id)  # and answer for blocking the loop
         active.task = asyncio.create_task(

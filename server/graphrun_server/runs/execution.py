@@ -28,7 +28,7 @@ from ..storage.records import Claim, Records, RunRecord
 from ..stream_events import EventTranslator, chunks as stream_chunks
 from .admission import NotAdmitted, wait_admitted
 from .local import LocalRuns
-from .request import graph_config
+from .request import graph_config, reserved
 from .settling import Settlement
 from .state import STOP_ERROR_TYPE, STOP_STATUS, ActiveRun, RunState, StopReason, log
 
@@ -219,7 +219,8 @@ class Execution:
         context_values = assistant.run_context(req.context, configurable)
         config = graph_config(run.thread_id, None if resumed else req.checkpoint_id)
         config["configurable"] = {
-            **(context_values or {}),
+            # not the keys naming the thread and checkpoint: a context field named so would move the run
+            **{k: v for k, v in (context_values or {}).items() if not reserved(k)},
             **configurable,
             **config["configurable"],
             RUN_KEY: self._checkpointed(active),

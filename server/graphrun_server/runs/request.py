@@ -51,6 +51,16 @@ class RunRequest:
         return cls(**{k: v for k, v in spec.items() if k in known})
 
 
+# `configurable` keys LangGraph and the server set: a caller names a thread and checkpoint by the
+# spec's own fields. Also kept out of what a run's context adds to `configurable`.
+RESERVED_CONFIGURABLE = frozenset({"thread_id", "checkpoint_id", "checkpoint_ns", "checkpoint_map"})
+
+
+def reserved(key: str) -> bool:
+    """A `configurable` key a caller may not set (RESERVED_CONFIGURABLE, or LangGraph's `__…`)."""
+    return key in RESERVED_CONFIGURABLE or key.startswith("__")
+
+
 def graph_config(thread_id: str, checkpoint_id: str | None = None) -> dict[str, Any]:
     configurable = {"thread_id": thread_id, "checkpoint_ns": ""}
     if checkpoint_id:

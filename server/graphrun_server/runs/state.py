@@ -120,7 +120,7 @@ class ActiveRun:
     checkpoints: RunCheckpoints = field(default_factory=RunCheckpoints)  # what its checkpoint writes stored
     admission: asyncio.Future | None = None  # the database's answer, for a run started ahead of it
     hold: asyncio.Future | None = None  # it goes on past its first read or write once this is done
-    rider: Rider | None = None  # its acceptance, when it rides on its first checkpoint write
+    rider: Rider | None = None  # its acceptance, when it rides on its first checkpoint write or read
     finisher: Callable[[dict], tuple[str, tuple] | None] | None = None  # see `finish`
     span: trace.Span = trace.INVALID_SPAN  # the run's trace span (a no-op unless tracing is on)
     node_spans: dict[str, trace.Span] = field(default_factory=dict)
@@ -156,7 +156,8 @@ class ActiveRun:
         await self.admitted()
         if (hold := self.hold) is not None:
             try:
-                await asyncio.wait_for(asyncio.shield(hold), HOLD_LIMIT)
+                async with asyncio.timeout(HOLD_LIMIT):  # not wait_for: 3.11's may lose a stop's cancel
+                    await asyncio.shield(hold)
             except TimeoutError:
                 pass  # its caller is slow to take the first event: the run does not wait for it
             self.hold = None

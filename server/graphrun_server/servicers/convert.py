@@ -17,6 +17,7 @@ from ..errors import FieldViolation, InvalidArgument
 from ..events import RunEvent
 from ..registry import Assistant
 from ..runner import RunRequest
+from ..runs.request import reserved
 from ..storage.assistants import AssistantRecord
 from ..storage.crons import CronRecord
 from ..storage.records import RunRecord, ThreadRecord
@@ -32,7 +33,6 @@ MAX_PAGE_SIZE = 1000  # the most a List answers at once
 MAX_LIST_ITEMS = 100  # interrupt_before / interrupt_after / goto / stream_mode
 MAX_NAMESPACE_BYTES = 1024  # a checkpoint_ns: a few levels of `node:task_id`
 ALLOWED_CONFIG_KEYS = {"configurable", "tags", "recursion_limit"}
-RESERVED_CONFIGURABLE = {"thread_id", "checkpoint_id", "checkpoint_ns", "checkpoint_map"}
 
 _STRATEGIES = {
     run_pb2.MULTITASK_STRATEGY_UNSPECIFIED: "reject",
@@ -175,7 +175,7 @@ def check_config(config: dict[str, Any], violations: list[FieldViolation], path:
     if not isinstance(configurable, dict):
         violations.append(FieldViolation(f"{path}.configurable", "must be an object"))
     else:
-        for key in sorted(k for k in configurable if k in RESERVED_CONFIGURABLE or k.startswith("__")):
+        for key in sorted(k for k in configurable if reserved(k)):
             violations.append(
                 FieldViolation(
                     f"{path}.configurable.{key}",

@@ -17,12 +17,15 @@ Four changes to `AsyncPostgresSaver` and one translation, nothing else:
   so one big state does not stall the loop. `aput` and `aput_writes` are
   upstream's (langgraph-checkpoint-postgres 3.2) but for that choice.
 - Runs are known. A run's config carries the run (a `CheckpointedRun`, under
-  `RUN_KEY`): the saver waits for its acceptance before its first read or write,
+  `RUN_KEY`): the saver waits for its acceptance before its first read or write
+  (not a read of the thread it created when its first write keeps its nodes from running:
+  durability `sync`), and for what the runner holds it for before going on past them,
   records in its `RunCheckpoints` what each write stored (so the runner can
   answer with the final state without reading it back), answers the first read
   of a thread the run itself created without a query (there is nothing to read
-  yet), sends its acceptance (a `Rider`) in the pipeline of its first read or write
-  and its end in the transaction of its last, and tells it when a write was refused.
+  yet), sends its acceptance (a `Rider`) in the pipeline of its first write or ahead of
+  its first read (`read_ahead`: as the run is submitted), its end in the transaction of
+  its last write, and tells it when a write was refused.
 
 And one translation: a database that cannot be reached (a lost connection, no
 connection within the pool's timeout) raises `DatabaseUnavailable`, so the
@@ -131,6 +134,10 @@ class RunCheckpoints:
     """What one run wrote into its thread's root namespace (subgraphs' writes are not recorded)."""
 
     new_thread: bool = False  # the run created its thread (and this is its first attempt)
+    # Its nodes run only after its first checkpoint write, which waits for its acceptance
+    # (durability `sync`): its first read need not wait too. With `async` LangGraph runs nodes
+    # while that write is on its way, with `exit` it comes last.
+    write_gates_nodes: bool = False
     finished: dict | None = None  # the answer of its end's statement (`finish`), committed with its last checkpoint
     latest: StoredCheckpoint | None = None  # its last checkpoint (writes are stored in order)
     written: set[str] = field(default_factory=set)  # checkpoints that got pending writes
@@ -334,18 +341,21 @@ class FencedPostgresSaver(AsyncPostgresSaver):
             rider.reads = _read_key(config)
             rider.sending = asyncio.ensure_future(self._aget_tuple(config, rider))
             rider.sending.add_done_callback(_retrieved)
-        if rider is not None and rider.sending is not None and rider.reads == _read_key(config):
-            rider.reads = None  # once: a later read of the thread reads it afresh
-            try:
-                value = await asyncio.shield(rider.sending)
-            finally:
-                await run.admitted()  # NotAdmitted if the database refused or queued the run
-            await run.may_proceed()  # before loading what it read: that holds the event loop
-            if value is not None and value["checkpoint"]["v"] < 4 and value["parent_checkpoint_id"]:
-                return await super().aget_tuple(config)  # upstream migrates its pending sends
-            return None if value is None else await self._load_checkpoint_tuple(value)
+        if rider is not None and rider.reads is not None:  # the run's first read of its thread
+            ahead, rider.reads = rider.reads == _read_key(config), None  # any later read reads afresh
+            if ahead and rider.sending is not None:
+                try:
+                    value = await asyncio.shield(rider.sending)
+                finally:
+                    await run.admitted()  # NotAdmitted if the database refused or queued the run
+                await run.may_proceed()  # before loading what it read: that holds the event loop
+                if value is not None and value["checkpoint"]["v"] < 4 and value["parent_checkpoint_id"]:
+                    return await super().aget_tuple(config)  # upstream migrates its pending sends
+                return None if value is None else await self._load_checkpoint_tuple(value)
         if recorder is not None and recorder.knows_empty(config):
-            return None  # a thread the run creates: nothing to read, accepted or not (its writes wait)
+            if run is not None and not recorder.write_gates_nodes:
+                await run.admitted()  # nothing else would keep its nodes from running before the answer
+            return None  # a thread the run creates: nothing to read
         if run is not None:  # a run not yet accepted waits here
             await run.admitted()
         return await super().aget_tuple(config)
