@@ -5,13 +5,34 @@
 -- own, so it sees a takeover that committed while a lock was awaited); a run this attempt no
 -- longer owns gets nothing stored. Returns the ids of the runs it stored for, and wakes followers
 -- on other replicas (NOTIFY graphrun_event). Set-based, not run by run: a replica streaming for a
--- hundred runs writes a hundred runs' events at a time, a token or two each.
+-- hundred runs writes a hundred runs' events at a time, a token or two each. One group (a replica
+-- streaming one run, a stream's first token) takes a path of its own, the same steps without the
+-- sorting and the arrays: 0.33 ms a write instead of 0.46 (one event, a round trip included).
 CREATE OR REPLACE FUNCTION graphrun_append_events(p_groups jsonb) RETURNS uuid[]
 LANGUAGE plpgsql AS $$
 DECLARE
     v_owned integer[];  -- the groups (by position in p_groups) whose attempt still owns its run
     v_notified bigint;
+    v_run uuid;
+    v_stored integer;
 BEGIN
+    IF jsonb_array_length(p_groups) = 1 THEN
+        v_run := (p_groups->0->>0)::uuid;
+        PERFORM pg_advisory_xact_lock_shared(graphrun_run_lock_key(v_run));
+        PERFORM 1 FROM graphrun_run
+          WHERE run_id = v_run AND attempt = (p_groups->0->>1)::integer AND status = 'running';
+        IF NOT FOUND THEN
+            RETURN '{}';
+        END IF;
+        INSERT INTO graphrun_run_event (run_id, sequence, kind, data)
+        SELECT v_run, (e->>0)::bigint, e->>1, e->2 FROM jsonb_array_elements(p_groups->0->2) AS e
+            ON CONFLICT DO NOTHING;  -- a retried write whose answer was lost
+        GET DIAGNOSTICS v_stored = ROW_COUNT;
+        IF v_stored > 0 THEN
+            PERFORM pg_notify('graphrun_event', v_run::text);
+        END IF;
+        RETURN ARRAY[v_run];
+    END IF;
     PERFORM pg_advisory_xact_lock_shared(graphrun_run_lock_key(g.run_id))
        FROM (SELECT (value->>0)::uuid AS run_id FROM jsonb_array_elements(p_groups) ORDER BY 1) AS g;
     SELECT coalesce(array_agg(g.n), '{}') INTO v_owned
