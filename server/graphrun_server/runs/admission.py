@@ -67,7 +67,8 @@ class Admission:
 
         A replica executing its maximum of runs queues new ones for any replica (`queue`,
         background runs) or refuses them with ReplicaBusy (a caller waiting for the run). A run
-        started here at once writes nothing before `hold` is done (see `_begin_here`).
+        started here at once goes no further than its first read or write before `hold` is done
+        (see `_begin_here`).
         """
         if req.request_id:
             req.request_digest = _digest(req)
@@ -169,8 +170,9 @@ class Admission:
         The run's task starts as the database call goes out; LangGraph's set-up (configs,
         channels, the loop) overlaps the round trip, and the run waits for the answer before
         its first checkpoint read (on a thread it creates, with `sync` durability, before its
-        first write, which LangGraph's nodes wait for), so no node runs before the run is accepted. A run the
-        database refuses (a busy thread) or queues (`enqueue`) is dropped: no end, no events.
+        first write, which LangGraph's nodes wait for), so no node runs before the run is
+        accepted. A run the database refuses (a busy thread) or queues (`enqueue`) is dropped:
+        no end, no events.
         The answer is acted on even if the caller is gone by then (a run the database recorded
         always executes). With a `rider` (a run on a thread it creates, which nothing but an outage
         can refuse) the acceptance goes out with the run's first checkpoint write instead, one

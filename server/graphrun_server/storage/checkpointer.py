@@ -335,12 +335,11 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         rider = run.rider if run is not None and recorder is not None else None
         if rider is not None and recorder.knows_empty(config):
             return None  # a thread the run creates: its acceptance rides on its first write
-        if rider is not None and rider.take():
+        if rider is not None:
             # LangGraph reads first, before any node runs: the run's acceptance goes ahead of that
-            # read in one pipeline. Its answer must arrive even if this read is cancelled.
-            rider.reads = _read_key(config)
-            rider.sending = asyncio.ensure_future(self._aget_tuple(config, rider))
-            rider.sending.add_done_callback(_retrieved)
+            # read in one pipeline (unless it was sent ahead already). Its answer must arrive even
+            # if this read is cancelled.
+            self.read_ahead(config, rider)
         if rider is not None and rider.reads is not None:  # the run's first read of its thread
             ahead, rider.reads = rider.reads == _read_key(config), None  # any later read reads afresh
             if ahead and rider.sending is not None:
