@@ -72,7 +72,7 @@ async def test_writes_without_a_fence_are_not_checked(saver, db):
     assert db.execute("SELECT count(*) AS n FROM checkpoints WHERE thread_id = %s", (thread_id,)).fetchone()["n"] == 1
 
 
-@pytest.mark.parametrize("size", [3, 3000])  # serialized and loaded on the event loop / in a worker thread
+@pytest.mark.parametrize("size", [3, 10000])  # serialized and loaded on the event loop / in a worker thread
 async def test_small_and_large_values_round_trip(saver, db, size):
     from langgraph.checkpoint.base import create_checkpoint
 

@@ -10,12 +10,13 @@ Four changes to `AsyncPostgresSaver` and one translation, nothing else:
   in its WHERE clause: no extra statement), so a replica that lost its run to
   another (a stalled process, a lease that expired) cannot write into the
   thread any more.
-- Small writes are serialized on the event loop. Upstream hands every
-  serialization to a worker thread; for the few values of a typical step the
-  thread hop (a wake-up, a GIL hand-over, a loop wake-up) costs more than the
-  serialization, which holds the GIL either way. Large values still go to a thread,
-  so one big state does not stall the loop. `aput` and `aput_writes` are
-  upstream's (langgraph-checkpoint-postgres 3.2) but for that choice.
+- Writes are serialized, and pending writes loaded, on the event loop. Upstream hands
+  each to a worker thread; the thread hop (a wake-up, a GIL hand-over, a loop
+  wake-up) costs more than most of them, and the work holds the GIL either way, so
+  the loop waits for it in a thread too unless it takes longer than Python's switch
+  interval (5 ms). Only values that large still go to a thread, where the loop gets
+  the GIL back between slices. `aput` and `aput_writes` are upstream's
+  (langgraph-checkpoint-postgres 3.2) but for that choice.
 - Runs are known. A run's config carries the run (a `CheckpointedRun`, under
   `RUN_KEY`): the saver waits for its acceptance before its first read or write
   (not a read of the thread it created when its first write keeps its nodes from running:
@@ -56,10 +57,12 @@ from ..errors import SQLSTATE_NOT_OWNER, DatabaseUnavailable
 RUN_KEY = "__graphrun_run"  # configurable key: the CheckpointedRun; "__" keeps it out of checkpoint metadata
 
 # Serialize on the event loop when the values hold at most this many items (a list
-# or dict counts its length, anything else 1): microseconds of work.
-INLINE_DUMP_ITEMS = 64
-# Load a checkpoint's pending writes on the event loop when they are at most this many bytes.
-INLINE_LOAD_BYTES = 16 * 1024
+# or dict counts its length, anything else 1): ~2 ms for chat messages (~2 us each), below
+# the switch interval after which a thread would give the loop the GIL back.
+INLINE_DUMP_ITEMS = 1024
+# Load a checkpoint's pending writes on the event loop when they are at most this many bytes
+# (~20 ns a byte for chat messages: ~1.3 ms).
+INLINE_LOAD_BYTES = 64 * 1024
 
 
 def _fenced(sql: str) -> str:
