@@ -393,7 +393,7 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         than the loading."""
         writes = value["pending_writes"] or ()
         if len(writes) <= INLINE_DUMP_ITEMS and sum(len(w[3] or b"") for w in writes) <= INLINE_LOAD_BYTES:
-            return PostgresSaver._load_checkpoint_tuple(self, value)  # type: ignore[arg-type]
+            return PostgresSaver._load_checkpoint_tuple(self, value)
         return await super()._load_checkpoint_tuple(value)
 
     async def aput(self, config, checkpoint, metadata, new_versions):
