@@ -173,6 +173,29 @@ def test_a_run_on_a_thread_it_creates_starts_running_leased_to_its_replica(conn,
     assert listener.heard(conn) == []  # it runs here: no worker needs waking
 
 
+def test_a_streamed_runs_acceptance_stores_its_metadata_event_and_wakes_no_one(conn, listener):
+    # No follower can be waiting: the run cannot be found before this transaction commits.
+    run_id, thread_id = new_id(), new_id()
+    query, params = Records.begin_run_statement(
+        run_id=run_id, thread_id=thread_id, create_thread=True, assistant_id="steps", multitask_strategy="reject",
+        on_disconnect="cancel", spec={"input": {}}, metadata={}, delay=0.0, has_input=True, owner="replica-a",
+        lease=30.0, announce=True)
+    row = conn.execute(query, params).fetchone()
+    assert (str(row["run_id"]), row["status"], row["attempt"]) == (run_id, "running", 1)
+    stored = conn.execute("SELECT sequence, kind, data FROM graphrun_run_event WHERE run_id = %s", (run_id,)).fetchall()
+    assert stored == [{"sequence": 1, "kind": "metadata", "data": {
+        "run_id": run_id, "thread_id": thread_id, "assistant_id": "steps", "attempt": 1}}]
+    assert listener.heard(conn) == []
+    queued_id = new_id()  # a run that waits for a worker has no event yet, and wakes the workers
+    query, params = Records.begin_run_statement(
+        run_id=queued_id, thread_id=new_id(), create_thread=True, assistant_id="steps", multitask_strategy="reject",
+        on_disconnect="cancel", spec={"input": {}}, metadata={}, delay=0.0, has_input=True, owner=None,
+        lease=30.0, announce=True)
+    assert conn.execute(query, params).fetchone()["status"] == "pending"
+    assert conn.execute("SELECT count(*) AS n FROM graphrun_run_event WHERE run_id = %s", (queued_id,)).fetchone()["n"] == 0
+    assert listener.heard(conn) == [("graphrun_run", queued_id)]
+
+
 def test_a_run_without_a_replica_or_with_a_delay_waits_pending_and_wakes_the_workers(conn, listener):
     queued = begin(conn, new_id(), create=True, owner=None)
     assert (queued["status"], queued["attempt"], queued["lease_owner"], queued["started_at"]) == (

@@ -116,6 +116,10 @@ _RUN_COLUMNS_BUT_SPEC = ", ".join(sorted(_RUN_FIELDS - {"spec", "webhook"}))  # 
 # Two statements, not one with `announce` as a parameter: PostgreSQL plans a prepared statement
 # anew on each execution while that plan is cheaper than its generic one, and a parameter that
 # switches a CTE off made it so (0.24 ms of planning on each run's acceptance; 0.05 ms now).
+# The announced metadata event wakes no one (no NOTIFY graphrun_event): a follower can only find
+# the run once this transaction has committed, and then reads the event from the table; a
+# notification would only wake every replica's listener for nothing, on each streamed run's start.
+# (PostgreSQL executes a data-modifying WITH whether or not the query reads it.)
 _BEGIN_RUN = (
     "graphrun_begin_run(%s, %s, %s, %s, %s, %s, %s, %s, make_interval(secs => %s), %s, %s,"
     " make_interval(secs => %s), %s, %s, %s)"
@@ -127,9 +131,8 @@ _BEGIN_ANNOUNCED = (
     " SELECT run_id, 1, 'metadata', jsonb_build_object('run_id', run_id::text, 'thread_id', thread_id::text,"
     " 'assistant_id', assistant_id, 'attempt', attempt)"
     " FROM begun WHERE status = 'running' AND attempt = 1 AND lease_owner IS NOT NULL"
-    " ON CONFLICT DO NOTHING RETURNING run_id)"
-    " SELECT begun.*, (SELECT pg_notify('graphrun_event', run_id::text) FROM announced) AS announced"
-    " FROM begun"
+    " ON CONFLICT DO NOTHING)"
+    " SELECT * FROM begun"
 )
 
 
