@@ -9,9 +9,11 @@ run that fails at its first step and leaves its thread in ERROR:
   coercions (`"2"` is an int), the same errors, over the state the input would make (on a
   thread that holds values, those count: an input there may be a partial update).
 - Other states (TypedDict, dataclass) and the functional API's single value are checked against
-  the JSON schema: the type of each key set to a plain value (keys with a reducer take updates
-  of their own shape, and message keys LangChain's forms, which the schema does not describe:
-  registry's `message_violations` checks messages). A required key must be given, or held by the
+  the JSON schema: the type of each key set to a plain value, and for a key with a reducer
+  (which takes updates of its own shape) the update applied as LangGraph's input step applies
+  it: a reducer that refuses it (`operator.add` given an int for a list) refuses the input, and
+  what it makes must be of the key's type. Message keys take LangChain's forms, which the schema
+  does not describe: registry's `message_violations` checks them. A required key must be given, or held by the
   thread, where LangGraph itself would fail without it (a dataclass state, built at each node).
   A TypedDict state's keys LangGraph never demands: an input that sets some of them is a partial
   update of the state, legal in LangGraph, and only one that sets none, on a thread that holds
@@ -32,6 +34,7 @@ from typing import Any
 import jsonschema
 import pydantic
 from jsonschema.exceptions import ValidationError as SchemaError
+from langgraph.channels.binop import BinaryOperatorAggregate
 from langgraph.channels.last_value import LastValue
 from langgraph.pregel import Pregel
 
@@ -47,6 +50,7 @@ class _Contract:
     """What one graph takes as input (built once per served graph)."""
 
     keys: frozenset[str] | None  # the input's state keys; None: the input is one value (functional API)
+    reduced: frozenset[str]  # keys with a reducer (not messages): the update is applied, then checked
     required: tuple[str, ...]  # keys the schema requires
     demanded: bool  # LangGraph fails without the required keys (a dataclass state)
     model: type[pydantic.BaseModel] | None  # a pydantic input schema: it validates, not the JSON schema
@@ -79,8 +83,10 @@ async def check_input(
         if contract.model is not None:
             violations += await _model_violations(assistant, contract.model, value, path, thread_id, checkpoint_id)
         else:
-            plain = {k: v for k, v in value.items() if k in contract.keys}
-            violations += _schema_violations(contract.validator, plain, path)
+            state = {k: v for k, v in value.items() if k in contract.keys and k not in contract.reduced}
+            made, refused = await _reduced(assistant, contract, value, path, thread_id, checkpoint_id)
+            violations += refused
+            violations += _schema_violations(contract.validator, state | made, path)
             violations += await _missing(assistant, contract, value, path, thread_id, checkpoint_id)
     if violations:
         raise InvalidArgument(violations)
@@ -112,19 +118,21 @@ def _build_contract(assistant: Assistant) -> _Contract:
     graph = assistant.graph
     keys, input_type = _input_keys(graph)
     if keys is None:
-        return _Contract(None, (), False, None, _validator(assistant, schema))
+        return _Contract(None, frozenset(), (), False, None, _validator(assistant, schema))
     model = input_type if isinstance(input_type, type) and issubclass(input_type, pydantic.BaseModel) else None
     skip = message_channels(graph)
     plain = {k for k in keys if isinstance(graph.channels.get(k), LastValue) and k not in skip}
+    reduced = {k for k in keys if isinstance(graph.channels.get(k), BinaryOperatorAggregate) and k not in skip}
     typed = {
         **schema,
         "required": [],
-        "properties": {k: v for k, v in (schema.get("properties") or {}).items() if k in plain},
+        "properties": {k: v for k, v in (schema.get("properties") or {}).items() if k in plain | reduced},
     }
     typed.pop("additionalProperties", None)  # LangGraph drops keys the input schema lacks
     validator = _validator(assistant, typed) if model is None and typed["properties"] else None
     return _Contract(
         frozenset(keys),
+        frozenset(reduced),
         tuple(k for k in schema.get("required") or () if k in keys),
         dataclasses.is_dataclass(input_type),
         model,
@@ -272,7 +280,48 @@ async def _missing(
         missing = [k for k in missing if k not in held]
     elif contract.keys & held.keys():  # an empty update of a state the thread holds
         return []
+    else:  # any one key of the state would do
+        why = "is required unless the input sets another key of the state (it sets none, and the thread holds none)"
+        return [FieldViolation(_path(path, [k]), why) for k in missing]
     return [FieldViolation(_path(path, [k]), "is required") for k in missing]
+
+
+async def _reduced(
+    assistant: Assistant, contract: _Contract, value: dict, path: str, thread_id: str | None, checkpoint_id: str | None
+) -> tuple[dict[str, Any], list[FieldViolation]]:
+    """The input's keys that have a reducer, each applied to a fresh channel as LangGraph's input
+    step applies it: (what they make, to check against their types; the keys whose reducer refused
+    the update). A reducer that refuses it on a fresh channel is tried again over what the thread
+    holds (it may need a value to add to); what that makes is not type-checked (it includes the
+    thread's own values), nor is an update that a fresh channel takes as its value without the
+    reducer (a key whose type has no empty value, such as `list[str] | None`)."""
+    made, refused, held = {}, [], None
+    for key in contract.reduced & value.keys():
+        spec = assistant.graph.channels[key]
+        try:
+            fresh = spec.copy()
+            reduces = fresh.is_available()  # else (a type with no empty value) the update becomes the value
+            result = _apply(fresh, value[key])
+            if reduces:
+                made[key] = result
+            continue
+        except Exception as exc:  # noqa: BLE001 - the reducer's own error: the run would fail at its input step
+            reason = _reason(exc)
+        if thread_id and held is None:
+            held = await _thread_values(assistant, thread_id, checkpoint_id)
+        if held and key in held:
+            try:
+                _apply(spec.from_checkpoint(held[key]), value[key])
+                continue
+            except Exception as exc:  # noqa: BLE001 - as above
+                reason = _reason(exc)
+        refused.append(FieldViolation(_path(path, [key]), f"cannot update the state: {reason}"))
+    return made, refused
+
+
+def _apply(channel, update: Any) -> Any:
+    channel.update([update])
+    return channel.get()
 
 
 # -- pydantic states ------------------------------------------------------------------

@@ -32,7 +32,7 @@ from graphrun_server.wire import to_json
 from support.helpers import details, spec, stream_request, to_dict, wait_request
 
 PROJECT = pathlib.Path(__file__).parents[1] / "projects" / "inputs"
-GRAPHS = ("chat", "counter", "visits", "notes", "double", "total")
+GRAPHS = ("chat", "counter", "visits", "notes", "double", "total", "tally")
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +105,8 @@ ACCEPTED = [
     ("visits", {"name": "Ada"}),
     ("notes", {}),  # nothing required: an empty update is legal
     ("notes", {"tags": ["B", "a"]}),
+    ("notes", {"log": ["a", "b"]}),  # a key with a reducer: the update is a list, as the reducer adds it
+    ("tally", {"counts": {"a": 1}}),
     ("double", 21),
     ("double", 0),  # falsy, still input
     ("total", [1, 2, 3]),
@@ -124,8 +126,8 @@ async def test_input_langgraph_runs_is_run_to_the_same_state(served, local, grap
 
 REFUSED = [
     # The bug: `{}` ran a graph whose input schema requires `messages` (and failed at its node).
-    ("chat", {}, "spec.input.messages", "is required"),
-    ("chat", {"unknown": 1}, "spec.input.messages", "is required"),  # LangGraph drops unknown keys
+    ("chat", {}, "spec.input.messages", "is required unless the input sets another key of the state"),
+    ("chat", {"unknown": 1}, "spec.input.messages", "is required unless"),  # LangGraph drops unknown keys
     ("chat", 5, "spec.input_value", "must be a JSON object"),
     ("chat", {"messages": [{"role": "user", "content": "hi"}], "turns": "1"}, "spec.input.turns",
      "must be an integer, not a string"),
@@ -138,6 +140,10 @@ REFUSED = [
     ("counter", {"count": 1, "owner": {"name": "Ada"}}, "spec.input.owner.age", "is required"),
     ("visits", {"visits": 2}, "spec.input.name", "is required"),  # a dataclass is built at each node
     ("notes", {"tags": ["a", 1]}, "spec.input.tags[1]", "must be a string, not an integer"),
+    # The bug: a key with a reducer went unchecked, and the run failed at its input step.
+    ("notes", {"log": 5}, "spec.input.log", 'cannot update the state: can only concatenate list (not "int")'),
+    ("notes", {"log": "abc"}, "spec.input.log", "cannot update the state"),
+    ("tally", {"counts": "a"}, "spec.input.counts", "cannot update the state: 'a'"),  # counts nothing yet
     ("double", {"number": 2}, "spec.input", "must be an integer, not an object"),
     ("total", 3, "spec.input_value", "must be a list, not an integer"),
     ("total", [1, "two"], "spec.input_value[1]", "must be an integer, not a string"),
@@ -172,6 +178,20 @@ async def test_the_declared_type_is_held_to_where_python_would_run_anyway(served
     assert details(refused.value)["violations"] == {"spec.input_value": "must be an integer, not a string"}
 
 
+@pytest.mark.parametrize("graph, value, violations", [
+    ("notes", {"log": ["a", 1]}, {"spec.input.log[1]": "must be a string, not an integer"}),
+    ("tally", {"counts": {"a": "x"}}, {"spec.input.counts.a": "must be an integer, not a string"}),
+], ids=["list", "dict"])
+async def test_what_a_reducer_makes_is_held_to_the_keys_type(served, local, graph, value, violations):
+    """LangGraph adds `[1]` to a `list[str]` and runs; the key's declared type (and its schema) say
+    otherwise."""
+    await local[graph].ainvoke(value, _config())
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await served.runs.Wait(wait_request(assistant_id=graph, input=value), timeout=30)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert details(refused.value)["violations"] == violations
+
+
 # -- on a thread that holds values, an input may be a partial update --------------------------
 
 
@@ -194,6 +214,27 @@ async def test_a_partial_update_of_a_thread_holding_the_required_keys_runs_as_in
     reply = await served.runs.Wait(wait_request(assistant_id=graph, thread_id=thread_id, input=then), timeout=30)
     assert reply.run.status == run_pb2.RUN_STATUS_SUCCESS
     assert _comparable(to_dict(reply.state.values)) == await _in_process(local[graph], then, config)
+
+
+async def test_a_reducer_that_needs_the_threads_value_is_applied_over_it(served, local):
+    """`tally` counts a name once more only where it is counted already: on a new thread the
+    update fails (in-process too), on a thread that counts it, it runs."""
+    thread_id, config = await _thread_with(served, local, "tally", {"counts": {"a": 0}})
+    reply = await served.runs.Wait(wait_request(assistant_id="tally", thread_id=thread_id, input={"counts": "a"}),
+                                   timeout=30)
+    assert reply.run.status == run_pb2.RUN_STATUS_SUCCESS
+    assert _comparable(to_dict(reply.state.values)) == await _in_process(local["tally"], {"counts": "a"}, config)
+    assert to_dict(reply.state.values) == {"counts": {"a": 1}}
+
+    with pytest.raises(Exception):  # a name it does not count: in-process fails at the input step
+        await local["tally"].ainvoke({"counts": "b"}, config)
+    before = (await served.runs.List(run_pb.RunServiceListRequest(thread_id=thread_id), timeout=30)).runs
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await served.runs.Wait(wait_request(assistant_id="tally", thread_id=thread_id, input={"counts": "b"}),
+                               timeout=30)
+    assert details(refused.value)["violations"] == {"spec.input.counts": "cannot update the state: 'b'"}
+    after = (await served.runs.List(run_pb.RunServiceListRequest(thread_id=thread_id), timeout=30)).runs
+    assert [r.run_id for r in after] == [r.run_id for r in before]
 
 
 async def test_a_thread_lacking_a_required_key_still_refuses_an_input_without_it(served, local):

@@ -1,6 +1,7 @@
 """Graphs whose input graphrun checks before a run is recorded, one per kind of input schema.
 Each node uses what it is given, so that input the schema refuses also fails in-process."""
 
+import operator
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -65,11 +66,13 @@ visits = StateGraph(Visit).add_node(visit).add_edge(START, "visit").compile()
 
 
 class Notes(TypedDict, total=False):
-    """Optional keys: any partial input is a legal update."""
+    """Optional keys: any partial input is a legal update. `log` has a reducer: an update is
+    added to what it holds (a list: `operator.add` refuses anything else)."""
 
     title: str
     body: str
     tags: list[str]
+    log: Annotated[list[str], operator.add]
 
 
 def tidy(state: Notes) -> dict:
@@ -89,3 +92,22 @@ def double(number: int) -> int:
 def total(numbers: list[int]) -> int:
     """The functional API taking a list."""
     return sum(numbers)
+
+
+def tally_counts(counts: dict[str, int], update: dict[str, int] | str) -> dict[str, int]:
+    """A reducer taking updates of another shape than its value: counts to set, or a name to
+    count once more, which must be counted already (KeyError on a thread that does not count it)."""
+    if isinstance(update, dict):
+        return {**counts, **update}
+    return {**counts, update: counts[update] + 1}
+
+
+class Tally(TypedDict, total=False):
+    counts: Annotated[dict[str, int], tally_counts]
+
+
+def keep(state: Tally) -> dict:
+    return {}
+
+
+tally = StateGraph(Tally).add_node(keep).add_edge(START, "keep").compile()
