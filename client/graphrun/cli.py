@@ -188,7 +188,11 @@ def _values_text(values: dict[str, Any]) -> str:
     if not isinstance(messages, list):
         return _json(values)
     rest = {k: v for k, v in values.items() if k != "messages"}
-    return f"{_json(rest)} {_dim(f'· {len(messages)} messages')}"
+    return f"{_json(rest)} {_dim(f'· {_messages(len(messages))}')}"
+
+
+def _messages(count: int) -> str:
+    return "1 message" if count == 1 else f"{count} messages"
 
 
 def _state_line(state: dict[str, Any], with_step: bool = True) -> str:
@@ -961,7 +965,7 @@ def cmd_threads_history(args: argparse.Namespace) -> int:
         count = len((state.get("values") or {}).get("messages") or [])
         print(
             f"{checkpoint}  step {meta.get('step', '?'):>3}  {meta.get('source', ''):<6}  next {nxt:<12}"
-            f"  {count} messages  {_dim(state.get('created_at', ''))}"
+            f"  {_messages(count):>12}  {_dim(state.get('created_at', ''))}"
         )
     return 0
 

@@ -206,6 +206,7 @@ async def test_threads_commands(target: str, capsys) -> None:
     assert code == 0
     lines = out.strip().splitlines()
     assert len(lines) == 5 and "step   3" in lines[0] and "step  -1" in lines[-1]
+    assert "   4 messages  " in lines[0] and "    1 message  " in lines[-2]  # counted, aligned
     code, out, _ = await cli(capsys, "--target", target, "threads", "history", thread_id, "--json", "--limit", "2")
     assert len(json.loads(out)) == 2
 
