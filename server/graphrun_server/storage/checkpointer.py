@@ -294,6 +294,27 @@ def _in_flight(config):
     return run.checkpoints.in_flight() if run is not None else contextlib.nullcontext()
 
 
+@asynccontextmanager
+async def _pipeline(conn: psycopg.AsyncConnection) -> AsyncIterator[Any]:
+    """A cursor in a pipeline; a statement's error raised inside the block (psycopg reads the
+    answers that have come while it sends the next statement) is raised once the pipeline has
+    ended. Ending it with that error still in flight made psycopg log `error ignored terminating
+    <AsyncPipeline>: pipeline aborted` at WARNING, for a refused acceptance (a thread waiting on
+    an interrupt, a busy one) or a fenced-off write: a run's ordinary refusal read as trouble."""
+    failed: psycopg.Error | None = None
+    try:
+        async with conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
+            try:
+                yield cur
+            except psycopg.Error as exc:
+                failed = exc
+    except psycopg.Error:
+        if failed is None:
+            raise
+    if failed is not None:
+        raise failed
+
+
 class FencedPostgresSaver(AsyncPostgresSaver):
     FENCED_UPSERT_CHECKPOINTS_SQL = _fenced(AsyncPostgresSaver.UPSERT_CHECKPOINTS_SQL)
     FENCED_UPSERT_CHECKPOINT_WRITES_SQL = _fenced(AsyncPostgresSaver.UPSERT_CHECKPOINT_WRITES_SQL)
@@ -307,7 +328,7 @@ class FencedPostgresSaver(AsyncPostgresSaver):
                     # One round trip. With autocommit, the statements of a pipeline up to
                     # its Sync form one implicit transaction: the fence check and the
                     # writes commit together, and a failed fence undoes the writes.
-                    async with conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
+                    async with _pipeline(conn) as cur:
                         yield cur
                 else:
                     async with conn.cursor(binary=True, row_factory=dict_row) as cur:
