@@ -1510,9 +1510,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tell_commands_their_parser(parser: argparse.ArgumentParser) -> None:
+    """Each command's arguments carry its own parser, so that a usage error found while it runs
+    (bad JSON in `--input`) shows that command's usage, as argparse's own errors do."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                sub.set_defaults(usage_parser=sub)
+                _tell_commands_their_parser(sub)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `graphrun` command; returns the exit status."""
     parser = build_parser()
+    _tell_commands_their_parser(parser)
     args, unknown = parser.parse_known_args(argv)
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     if unknown and handler is not _no_server:
@@ -1526,7 +1537,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # here, so that a closed pipe is reported as such, not at interpreter exit
         return code
     except _UsageError as exc:
-        parser.error(str(exc))  # exits 2
+        getattr(args, "usage_parser", parser).error(str(exc))  # exits 2
     except GraphrunError as exc:
         with contextlib.suppress(BrokenPipeError):
             sys.stdout.flush()

@@ -400,6 +400,11 @@ async def test_usage_errors_exit_2(capsys) -> None:
             await asyncio.to_thread(main, argv)
         assert info.value.code == 2
     assert "usage: graphrun" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:  # found while the command runs: still that command's usage
+        await asyncio.to_thread(main, ["wait", "--input", "{bad"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: graphrun wait " in err and "graphrun wait: error: --input must be JSON" in err
 
 
 def test_serve_passes_only_given_options(monkeypatch) -> None:

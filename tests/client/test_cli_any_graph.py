@@ -228,7 +228,7 @@ async def test_bad_json_in_a_real_process_prints_one_line_and_no_traceback() -> 
     out, err = await process.communicate()
     assert process.returncode == 2 and out == b""
     assert err.decode().splitlines()[-1] == (
-        "graphrun: error: --metadata must be JSON: Expecting ',' delimiter: line 1 column 7 (char 6)")
+        "graphrun threads create: error: --metadata must be JSON: Expecting ',' delimiter: line 1 column 7 (char 6)")
     assert b"Traceback" not in err
 
 
