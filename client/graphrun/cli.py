@@ -1250,10 +1250,20 @@ def _add_run_arguments(run: argparse.ArgumentParser, *, streams: bool) -> None:
         )
 
 
+class _Parser(argparse.ArgumentParser):
+    """The command line's parser. Each command's parser (argparse makes them of their parent's
+    class) records itself in the arguments it parses, so that a usage error found while the
+    command runs (bad JSON in `--input`) shows that command's usage, as argparse's own errors do."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.set_defaults(usage_parser=self)
+
+
 def build_parser() -> argparse.ArgumentParser:
     # --target/--token are accepted before or after the subcommand; SUPPRESS keeps a
     # subcommand's absent flag from overwriting one given before it.
-    connection = argparse.ArgumentParser(add_help=False)
+    connection = _Parser(add_help=False)
     connection.add_argument(
         "--target", default=argparse.SUPPRESS, help=f"server address (env GRAPHRUN_TARGET, default {DEFAULT_TARGET})"
     )
@@ -1284,13 +1294,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="this client's private key, for mutual TLS (env GRAPHRUN_TLS_CLIENT_KEY)",
     )
-    as_json = argparse.ArgumentParser(add_help=False)
+    as_json = _Parser(add_help=False)
     as_json.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON instead of text")
     client_parents = [connection, as_json]
 
-    parser = argparse.ArgumentParser(
-        prog="graphrun", description="Run LangGraph graphs over gRPC.", parents=[connection]
-    )
+    parser = _Parser(prog="graphrun", description="Run LangGraph graphs over gRPC.", parents=[connection])
     parser.set_defaults(json=False)  # --json too may come before the subcommand (`assistants --json list`)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -1510,20 +1518,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _tell_commands_their_parser(parser: argparse.ArgumentParser) -> None:
-    """Each command's arguments carry its own parser, so that a usage error found while it runs
-    (bad JSON in `--input`) shows that command's usage, as argparse's own errors do."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                sub.set_defaults(usage_parser=sub)
-                _tell_commands_their_parser(sub)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `graphrun` command; returns the exit status."""
     parser = build_parser()
-    _tell_commands_their_parser(parser)
     args, unknown = parser.parse_known_args(argv)
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     if unknown and handler is not _no_server:
