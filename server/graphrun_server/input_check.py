@@ -276,14 +276,12 @@ async def _missing(
     if not missing or (not contract.demanded and contract.keys & value.keys()):  # a partial update
         return []
     held = await _thread_values(assistant, thread_id, checkpoint_id) if thread_id else {}
-    if contract.demanded:
-        missing = [k for k in missing if k not in held]
-    elif contract.keys & held.keys():  # an empty update of a state the thread holds
-        return []
-    else:  # any one key of the state would do
+    if not contract.demanded:  # a TypedDict state: any one of its keys would do
+        if contract.keys & held.keys():  # an empty update of a state the thread holds
+            return []
         why = "is required unless the input sets another key of the state (it sets none, and the thread holds none)"
         return [FieldViolation(_path(path, [k]), why) for k in missing]
-    return [FieldViolation(_path(path, [k]), "is required") for k in missing]
+    return [FieldViolation(_path(path, [k]), "is required") for k in missing if k not in held]
 
 
 async def _reduced(
