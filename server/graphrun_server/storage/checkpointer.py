@@ -57,9 +57,10 @@ from ..errors import SQLSTATE_NOT_OWNER, DatabaseUnavailable
 RUN_KEY = "__graphrun_run"  # configurable key: the CheckpointedRun; "__" keeps it out of checkpoint metadata
 
 # Serialize on the event loop when the values hold at most this many items (a list
-# or dict counts its length, anything else 1): ~2 ms for chat messages (~2 us each), below
-# the switch interval after which a thread would give the loop the GIL back.
-INLINE_DUMP_ITEMS = 1024
+# or dict counts its length, anything else 1), and load a read's pending writes there when they
+# are at most this many: ~2 ms for chat messages (~2 us each), below the switch interval after
+# which a thread would give the loop the GIL back.
+INLINE_ITEMS = 1024
 # Load a checkpoint's pending writes on the event loop when they are at most this many bytes
 # (~20 ns a byte for chat messages: ~1.3 ms).
 INLINE_LOAD_BYTES = 64 * 1024
@@ -84,7 +85,7 @@ def _items(values: Iterable[Any]) -> int:
 
 async def _dump(dump: Callable[..., list], values: Iterable[Any], *args: Any) -> list:
     """Run a serialization inline when its values are few, else in a worker thread."""
-    if _items(values) <= INLINE_DUMP_ITEMS:
+    if _items(values) <= INLINE_ITEMS:
         return dump(*args)
     return await asyncio.to_thread(dump, *args)
 
@@ -413,7 +414,7 @@ class FencedPostgresSaver(AsyncPostgresSaver):
         its hop (a wake-up, a GIL hand-over, a loop wake-up) cost every read of a thread more
         than the loading."""
         writes = value["pending_writes"] or ()
-        if len(writes) <= INLINE_DUMP_ITEMS and sum(len(w[3] or b"") for w in writes) <= INLINE_LOAD_BYTES:
+        if len(writes) <= INLINE_ITEMS and sum(len(w[3] or b"") for w in writes) <= INLINE_LOAD_BYTES:
             return PostgresSaver._load_checkpoint_tuple(self, value)
         return await super()._load_checkpoint_tuple(value)
 
