@@ -239,6 +239,28 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+async def first_event_and_token(svc: Service, graph: str, input: dict, thread_id: str = "") -> tuple[float, float]:
+    """Seconds from a `Stream`'s call to its first event and to its first token; read to its end
+    (the next stream must not share the loop with this run)."""
+    start, event, token = time.perf_counter(), None, None
+    async for response in svc.stub.Stream(pb.RunServiceStreamRequest(
+            spec=spec(graph, input, thread_id), stream_mode=["messages"], batch_events=True)):
+        event = event or time.perf_counter()
+        if token is None and any(e.HasField("message") and e.message.delta for e in response.events):
+            token = time.perf_counter()
+    return event - start, token - start
+
+
+async def local_first_token(graph, input: dict, thread_id: str | None = None) -> float:
+    """Seconds from in-process `astream(stream_mode="messages")` to its first token; read to its end."""
+    start, token = time.perf_counter(), None
+    config = {"configurable": {"thread_id": thread_id or str(uuid.uuid4())}}
+    async for message, _meta in graph.astream(input, config, stream_mode="messages", durability="sync"):
+        if token is None and isinstance(message, BaseMessageChunk):
+            token = time.perf_counter()
+    return token - start
+
+
 async def stream(svc: Service, local: InProcess, n: int) -> None:
     """Streams side by side with the same graphs in-process (`astream(stream_mode="messages")`
     on the stock saver): time to the first event and token, and token events per second."""
@@ -247,23 +269,10 @@ async def stream(svc: Service, local: InProcess, n: int) -> None:
         start = time.perf_counter()
         await svc.bare_call()
         bare.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        got_event = got_token = False
-        async for response in svc.stub.Stream(pb.RunServiceStreamRequest(
-                spec=spec("agent", QUESTION), stream_mode=["messages"], batch_events=True)):
-            if not got_event:
-                first_event.append(time.perf_counter() - start)
-                got_event = True
-            if not got_token and any(e.HasField("message") and e.message.delta for e in response.events):
-                first_token.append(time.perf_counter() - start)
-                got_token = True  # read on to the end: the next stream must not share the loop with this run
-        start, got_token = time.perf_counter(), False
-        config = {"configurable": {"thread_id": str(uuid.uuid4())}}
-        async for message, _meta in local.graphs["agent"].astream(QUESTION, config, stream_mode="messages",
-                                                                   durability="sync"):
-            if not got_token and isinstance(message, BaseMessageChunk):
-                local_token.append(time.perf_counter() - start)
-                got_token = True
+        event, token = await first_event_and_token(svc, "agent", QUESTION)
+        first_event.append(event)
+        first_token.append(token)
+        local_token.append(await local_first_token(local.graphs["agent"], QUESTION))
     rows = [["bare gRPC round trip (health)", ms(pct(bare, 50)), ms(pct(bare, 95)), "", ""],
             ["time to first event (agent)", ms(pct(first_event, 50)), ms(pct(first_event, 95)), "",
              f"+{ms(pct(first_event, 50) - pct(bare, 50))} over the bare round trip"],

@@ -20,33 +20,10 @@ import statistics
 import time
 import uuid
 
-from langchain_core.messages import BaseMessageChunk
-
 from benchmarks import bench
 from benchmarks.ab import HERE, replica
-from graphrun.v1 import run_service_pb2 as pb
 
 PACED = {"n": 20, "pause": 0.005, "messages": [{"role": "user", "content": "go"}]}
-
-
-async def stream(svc: bench.Service, graph: str, input: dict, thread_id: str) -> tuple[float, float]:
-    """(first event, first token) of one Stream, in ms; read to its end."""
-    start, event, token = time.perf_counter(), None, None
-    async for response in svc.stub.Stream(pb.RunServiceStreamRequest(
-            spec=bench.spec(graph, input, thread_id), stream_mode=["messages"], batch_events=True)):
-        event = event or time.perf_counter()
-        if token is None and any(e.HasField("message") and e.message.delta for e in response.events):
-            token = time.perf_counter()
-    return (event - start) * 1000, (token - start) * 1000
-
-
-async def local_stream(graph, input: dict, thread_id: str) -> float:
-    start, token = time.perf_counter(), None
-    config = {"configurable": {"thread_id": thread_id}}
-    async for message, _meta in graph.astream(input, config, stream_mode="messages", durability="sync"):
-        if token is None and isinstance(message, BaseMessageChunk):
-            token = time.perf_counter()
-    return (token - start) * 1000
 
 
 async def main() -> None:
@@ -75,17 +52,17 @@ async def main() -> None:
                 for side in sides:
                     thread_id = threads[side] if args.thread else str(uuid.uuid4())
                     if side == "in-process":
-                        token = await local_stream(graph, input, thread_id)
+                        token = await bench.local_first_token(graph, input, thread_id)
                         if i >= warmup:
-                            local_tokens.append(token)
+                            local_tokens.append(token * 1000)
                         continue
                     start = time.perf_counter()
                     await services[side].bare_call()
                     call = (time.perf_counter() - start) * 1000
-                    first = await stream(services[side], args.graph, input, thread_id)
+                    event, token = await bench.first_event_and_token(services[side], args.graph, input, thread_id)
                     if i >= warmup:
                         bare.append(call)
-                        firsts[side].append(first)
+                        firsts[side].append((event * 1000, token * 1000))
         finally:
             await local.close()
             for r in replicas.values():
